@@ -1,0 +1,3 @@
+from deepuad.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The fully connected autoencoder and the cosine reconstruction error h(x).
+
+Architecture (paper, Table 8): encoder widths e.g. [60, 30, 10], decoder the mirror.
+Hidden layers use the activation (tanh for tabular data, ReLU otherwise); the bottleneck
+and the output layer are linear, so the code and the reconstruction are not squashed into
+the activation's range (the input may be standard-scaled, i.e. outside [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def _mlp(widths: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(widths) - 2:  # no activation after the last layer
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, n_features: int, layers: tuple[int, ...] = (60, 30, 10), activation: str = "tanh"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        if n_features < 1 or not layers or min(layers) < 1:
+            raise ValueError(f"invalid architecture: {n_features} inputs, layers {list(layers)}")
+        widths = [n_features, *layers]
+        self.encoder = _mlp(widths, activation)
+        self.decoder = _mlp(widths[::-1], activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def cosine_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """h(x) = 1 - cos(x, x_hat) per row, in [0, 2]; an all-zero row scores 1 (no direction)."""
+    return 1.0 - nn.functional.cosine_similarity(x, x_hat, dim=1, eps=1e-8)
+
+
+@torch.no_grad()
+def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu"):
+    """Bottleneck codes and cosine errors of every row, in large batches without gradients.
+
+    ``X`` may live on the CPU (or be a NumPy/HDF5 array) while the model is on ``device``:
+    each batch is moved over, so scoring data larger than device memory works.
+    """
+    model.eval()
+    codes, errors = [], []
+    for start in range(0, len(X), batch_size):
+        batch = X[start : start + batch_size]
+        if not isinstance(batch, torch.Tensor):
+            batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        batch = batch.to(device, non_blocking=True)
+        code = model.encoder(batch)
+        errors.append(cosine_error(batch, model.decoder(code)).float().cpu())
+        codes.append(code.float().cpu())
+    model.train()
+    return torch.cat(codes).numpy(), torch.cat(errors).numpy()

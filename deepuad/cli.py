@@ -1,0 +1,281 @@
+"""The ``deepuad`` command line: parse, validate, call a stage, report.
+
+Exit codes (also in the README): see ``deepuad.errors``. Progress bars and warnings go to
+stderr, summaries to stdout (one JSON object with ``--json``), so scripts can parse stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deepuad import __version__
+from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, UsageError
+
+app = typer.Typer(
+    name="deepuad",
+    help="Deep end-to-end unsupervised anomaly detection, in stages: extract -> cluster -> train -> score.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+state = {"quiet": False, "debug": False}
+
+EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
+
+
+@app.callback()
+def _global(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, warnings or summaries (errors still go to stderr)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+):
+    """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
+
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
+    6 output not writable, 7 device unavailable, 130 interrupted.
+    """
+    if version:
+        stdout.print(f"deepuad {__version__}")
+        raise typer.Exit(0)
+    state["quiet"], state["debug"] = quiet, debug
+
+
+# --------------------------------------------------------------------------- helpers
+def _csv(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _layers(value: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise UsageError(f"--layers must be comma-separated integers like 60,30,10, got {value!r}") from None
+    if not layers or min(layers) < 1:
+        raise UsageError(f"--layers must be positive widths like 60,30,10, got {value!r}")
+    return layers
+
+
+class _Reporter:
+    """Rich progress on stderr; silent with --quiet or --json."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tasks: dict[str, int] = {}
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        )
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+
+    def __call__(self, description: str, completed: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if description not in self.tasks:
+            self.tasks[description] = self.bar.add_task(description, total=total or None)
+        self.bar.update(self.tasks[description], completed=completed, total=total or None)
+
+
+def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _Reporter(enabled=not state["quiet"] and not as_json) as reporter:
+            summary = function(progress=reporter, **kwargs)
+    for warning in caught:
+        if not state["quiet"] and issubclass(warning.category, UserWarning):
+            stderr.print(f"deepuad: warning: {warning.message}", markup=False, highlight=False)
+    _report(summary, as_json, title)
+    return summary
+
+
+def _report(summary: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(summary, sort_keys=True, default=str))
+        return
+    if state["quiet"]:
+        return
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    stdout.print(table)
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (the summary) on stdout instead of tables.")
+SEED_OPTION = typer.Option(0, "--seed", help="Random seed: same inputs + seed => same results on CPU.")
+DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+THREADS_OPTION = typer.Option(
+    None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
+)
+PERCENTILE_OPTION = typer.Option(
+    "clusters", "--percentile-over",
+    help="clusters: keep clusters below the (100-p)th percentile of cluster variances (the paper's words); "
+    "samples: keep lowest-variance clusters until they cover (100-p)% of rows.",
+)
+
+
+# --------------------------------------------------------------------------- extract
+@app.command(epilog="Example: deepuad extract kdd.csv --label-column label --anomaly-values normal. -o kdd.features.h5")
+def extract(
+    input: Path = typer.Argument(..., help="CSV/TSV with a header (optionally .gz), .npy, or .npz with arrays X and optional y."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <input stem>.features.h5 beside the input]."),
+    like: Optional[Path] = typer.Option(None, "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler)."),
+    categorical: Optional[str] = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric."),
+    drop: Optional[str] = typer.Option(None, "--drop", help="Comma-separated columns to ignore."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Ground-truth column: stored as y, never used as a feature."),
+    anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values", help="Comma-separated label values meaning anomaly (0/1 labels need none)."),
+    scale: str = typer.Option("minmax", "--scale", help="minmax, standard or none; fitted here and stored."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read per chunk (memory bound for big CSVs)."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of a CSV/TSV."),
+    compress: bool = typer.Option(False, "--compress", help="gzip-compress X in the HDF5 file."),
+    as_json: bool = JSON_OPTION,
+):
+    """Turn raw data into a features file: X (float32), optional y, and the fitted encoding."""
+    from deepuad import stages
+
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be >= 1, got {chunk_rows}")
+    _run_stage(
+        stages.extract, as_json, "extract", input_path=input, output=output, like=like, categorical=_csv(categorical),
+        drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None, scale=scale,
+        chunk_rows=chunk_rows, text_encoding=encoding, compress=compress,
+    )
+
+
+# --------------------------------------------------------------------------- cluster
+@app.command(epilog="Example: deepuad cluster kdd.features.h5 --p0 35 --method gmm --clusters 20")
+def cluster(
+    features: Path = typer.Argument(..., help="A features file from 'deepuad extract'."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <stem>.clusters.h5]."),
+    p0: float = typer.Option(35.0, "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out."),
+    method: str = typer.Option("gmm", "--method", help="Clustering method: gmm or kmeans."),
+    clusters: int = typer.Option(20, "--clusters", help="Number of clusters/components."),
+    percentile_over: str = PERCENTILE_OPTION,
+    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (recorded as fallback)."),
+    covariance: str = typer.Option("diag", "--covariance", help="GMM covariance type: diag (robust on one-hot data), full, tied, spherical."),
+    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="Fit on a random sample of this many rows, then assign all rows."),
+    seed: int = SEED_OPTION,
+    as_json: bool = JSON_OPTION,
+):
+    """Initial clustering: choose the first 'normal' training set from low-variance clusters."""
+    from deepuad import stages
+
+    _run_stage(
+        stages.cluster, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
+        p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed,
+        method_options={"covariance_type": covariance, "fit_sample": fit_sample},
+    )
+
+
+# --------------------------------------------------------------------------- train
+def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
+                   percentile_over, tol, min_fraction, seed) -> dict:
+    return dict(
+        p=p, r=r, epochs=epochs, batch_size=batch_size, lr=lr, layers=_layers(layers), activation=activation, loss=loss,
+        reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample, percentile_over=percentile_over,
+        tol=tol, min_fraction=min_fraction, seed=seed,
+    )
+
+
+@app.command(epilog="Example: deepuad train kdd.features.h5 kdd.clusters.h5 --p 30 --r 10 --epochs 200 --layers 60,30,10")
+def train(
+    features: Path = typer.Argument(..., help="The features file the clusters were made from."),
+    clusters: Path = typer.Argument(..., help="The clusters file from 'deepuad cluster'."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
+    p: float = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0)."),
+    r: int = typer.Option(10, "--r", help="Re-select the training set every r epochs."),
+    epochs: int = typer.Option(200, "--epochs", help="Epoch budget."),
+    batch_size: int = typer.Option(1024, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    layers: str = typer.Option("60,30,10", "--layers", help="Encoder widths; the decoder mirrors them."),
+    activation: str = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu."),
+    loss: str = typer.Option("mse", "--loss", help="Training loss: mse or cosine."),
+    reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="GMM components on z = [code; error]."),
+    reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample", help="Fit the re-selection GMM on this many random rows, assign all."),
+    percentile_over: str = PERCENTILE_OPTION,
+    tol: float = typer.Option(0.0, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's 'no change')."),
+    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
+    device: str = DEVICE_OPTION,
+    threads: Optional[int] = THREADS_OPTION,
+    seed: int = SEED_OPTION,
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in the output file."),
+    force: bool = typer.Option(False, "--force", help="Use a clusters file made from other features anyway."),
+    as_json: bool = JSON_OPTION,
+):
+    """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing."""
+    from deepuad import stages
+
+    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
+                             percentile_over, tol, min_fraction, seed)
+    _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
+               resume=resume, force=force, device=device, threads=threads, **options)
+
+
+# --------------------------------------------------------------------------- score
+@app.command(epilog="Example: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json")
+def score(
+    model: Path = typer.Argument(..., help="A model file from 'deepuad train'."),
+    features: Path = typer.Argument(..., help="Features to score (the training data, or new data made with extract --like)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <features stem>.scores.h5]."),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the model's p/100]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag rows with score above this value."),
+    device: str = DEVICE_OPTION,
+    threads: Optional[int] = THREADS_OPTION,
+    force: bool = typer.Option(False, "--force", help="Score features encoded differently from the training data anyway."),
+    as_json: bool = JSON_OPTION,
+):
+    """Score every row: h(x) = 1 - cos(x, decode(encode(x))), higher = more anomalous."""
+    from deepuad import stages
+
+    _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
+               contamination=contamination, threshold=threshold, force=force, device=device, threads=threads)
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args=argv, prog_name="deepuad", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except DeepUADError as error:
+        _fail(str(error), error.exit_code)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as error:
+        if _is_click_usage_error(error):
+            _fail(error.format_message().replace("\n", " "), getattr(error, "exit_code", EXIT_USAGE))
+        # anything else is a bug: one line unless --debug
+        if "--debug" in argv:
+            traceback.print_exc()
+        _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+
+
+def _is_click_usage_error(error: Exception) -> bool:
+    # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
+    return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

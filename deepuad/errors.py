@@ -1,0 +1,67 @@
+"""Errors that end a command with a one-line message and a documented exit code.
+
+The CLI turns a ``DeepUADError`` into ``deepuad: error: <message>`` on stderr and
+``sys.exit(error.exit_code)``; anything else is a bug (exit 1, traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Exit codes are part of the command contract: scripts branch on them. Never renumber.
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug in deepuad: please report it
+EXIT_USAGE = 2  # bad command line: unknown option, invalid value
+EXIT_INPUT = 3  # an input file is missing, unreadable, not what it should be, or corrupt
+EXIT_DATA = 4  # the data itself is unusable: NaN/inf, empty, wrong width, ...
+EXIT_STALE = 5  # artifacts do not belong together (made from other inputs or encoding)
+EXIT_OUTPUT = 6  # the output cannot be written (permissions, disk full, locked)
+EXIT_DEVICE = 7  # the requested device (e.g. CUDA) is not available
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "internal error (a bug; rerun with --debug and report it)",
+    EXIT_USAGE: "invalid command line or option value",
+    EXIT_INPUT: "input file missing, unreadable, of the wrong kind or corrupt",
+    EXIT_DATA: "unusable data (NaN/inf, empty, wrong width, ...)",
+    EXIT_STALE: "stale or mismatched artifacts (use --force where offered)",
+    EXIT_OUTPUT: "output cannot be written",
+    EXIT_DEVICE: "requested device not available",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+class DeepUADError(Exception):
+    """An expected failure: one line for the user, one exit code for scripts."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = None if path is None else str(path)
+        self.problem = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UsageError(DeepUADError):
+    exit_code = EXIT_USAGE
+
+
+class InputError(DeepUADError):
+    exit_code = EXIT_INPUT
+
+
+class DataError(DeepUADError):
+    exit_code = EXIT_DATA
+
+
+class StaleError(DeepUADError):
+    exit_code = EXIT_STALE
+
+
+class OutputError(DeepUADError):
+    exit_code = EXIT_OUTPUT
+
+
+class DeviceError(DeepUADError):
+    exit_code = EXIT_DEVICE

@@ -1,0 +1,548 @@
+"""The four stages (extract, cluster, train, score) as functions: read artifacts, call the
+algorithm, write artifacts, return a JSON-able summary. The CLI is a thin layer over these;
+they do no printing. Long loops report through ``progress(description, completed, total)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from deepuad import __version__
+from deepuad import artifacts as art
+from deepuad.errors import DataError, DeviceError, InputError, StaleError, UsageError
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(description: str, completed: int, total: int) -> None:
+    pass
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_output(input_path: str | Path, suffix: str) -> Path:
+    """``data/kdd.csv.gz`` + ``features`` -> ``data/kdd.features.h5``; ``x.features.h5`` + ``clusters``
+    -> ``x.clusters.h5`` (the stage suffix of an artifact is replaced, not stacked)."""
+    path = Path(input_path)
+    stem = path.name
+    for ending in (".gz", ".bz2", ".xz", ".zip", ".h5", ".csv", ".tsv", ".tab", ".txt", ".npz", ".npy"):
+        if stem.lower().endswith(ending):
+            stem = stem[: -len(ending)]
+    for kind in art.KINDS:
+        if stem.endswith("." + kind):
+            stem = stem[: -len(kind) - 1]
+    return path.with_name(f"{stem}.{suffix}.h5")
+
+
+def require_input_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("is not readable (permissions)", path)
+    if path.stat().st_size == 0:
+        raise InputError("is empty", path)
+    return path
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} asked for, but no CUDA GPU is available (use --device cpu or auto)")
+        return device
+    raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+
+
+def set_threads(threads: int | None) -> int:
+    """Pin torch and BLAS thread pools. Default: 1 thread on machines with <= 2 cores (spinning
+    OpenMP threads make a small net 50x slower when another process shares the CPU), else
+    half the cores, at most 8."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if threads is None:
+        cores = os.cpu_count() or 1
+        threads = 1 if cores <= 2 else min(8, cores // 2)
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    return threads
+
+
+def encoding_fingerprint(encoding: dict) -> str:
+    return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
+
+
+# =========================================================================== extract
+def extract(
+    input_path,
+    output=None,
+    like=None,
+    categorical=(),
+    drop=(),
+    label_column=None,
+    anomaly_values=None,
+    scale="minmax",
+    chunk_rows=100_000,
+    text_encoding="utf-8",
+    compress=False,
+    progress: Progress = _no_progress,
+) -> dict:
+    """CSV/TSV/.npy/.npz -> features artifact (X, y, feature_names, ids, encoding)."""
+    from deepuad.tabular import ArrayScaler, TabularEncoder, load_array_file, read_table_chunks
+
+    input_path = require_input_file(input_path)
+    output = art.check_output_path(output or default_output(input_path, "features"))
+    params = {
+        "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
+        "anomaly_values": anomaly_values, "scale": scale, "like": str(like) if like else None,
+    }
+    inputs = {"raw": {"path": str(input_path), "sha256": file_sha256(input_path)}}
+    like_encoding = None
+    if like:
+        with art.open_artifact(like, "features") as f:
+            like_encoding = art.read_json(f, "encoding")
+            inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
+
+    unseen: dict[str, int] = {}
+    if input_path.name.lower().endswith((".npy", ".npz")):
+        params["input_type"] = "numpy"
+        X, y = load_array_file(input_path)
+        if like_encoding is not None and not like_encoding.get("array"):
+            raise StaleError(f"{like} holds a table encoding; this input is a NumPy array", input_path)
+        scaler = ArrayScaler.from_dict(like_encoding) if like_encoding else ArrayScaler(scale).fit(X)
+        if X.shape[1] != len(scaler.offset_):
+            raise DataError(f"has {X.shape[1]} columns but {like} was fitted on {len(scaler.offset_)}", input_path)
+        encoding = scaler.to_dict()
+        encoding["feature_names"] = [f"x{i}" for i in range(X.shape[1])]
+        chunks = iter([(scaler.transform(X), y)])
+    else:
+        params["input_type"] = "table"
+        if like_encoding is not None:
+            if like_encoding.get("array"):
+                raise StaleError(f"{like} holds a NumPy-array encoding; this input is a table", input_path)
+            encoder = TabularEncoder.from_dict(like_encoding)
+        else:
+            encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale)
+            rows = 0
+            for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+                encoder.partial_fit(df, input_path)
+                rows += len(df)
+                progress("fitting encoding", rows, 0)
+            encoder.finish_fit(input_path)
+        encoding = encoder.to_dict()
+
+        def table_chunks():
+            for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+                X_chunk, unseen_chunk = encoder.transform(df, input_path)
+                for column, count in unseen_chunk.items():
+                    unseen[column] = unseen.get(column, 0) + count
+                yield X_chunk, encoder.labels(df, input_path)
+
+        chunks = table_chunks()
+    return write_features(output, chunks, encoding, params, inputs, compress, progress, unseen)
+
+
+def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, compress=False, progress=_no_progress,
+                   unseen: dict | None = None, ids=None, extra: dict | None = None) -> dict:
+    """Stream (X_chunk, y_chunk) pairs into a features artifact; returns the summary.
+
+    ``extra`` maps dataset names to whole arrays stored beside X (e.g. class_label, video)."""
+    feature_names = encoding["feature_names"]
+    n_rows, n_anomalies, has_y = 0, 0, None
+    with art.write_artifact(output, "features", params, inputs) as f:
+        width = len(feature_names)
+        X_out = f.create_dataset(
+            "X", shape=(0, width), maxshape=(None, width), dtype=np.float32,
+            chunks=(max(1, min(16384, (1 << 20) // (4 * width))), width),  # ~1 MiB chunks
+            **({"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}),
+        )
+        y_out = None
+        for X_chunk, y_chunk in chunks:
+            if X_chunk.shape[1] != width:
+                raise DataError(f"encoded width {X_chunk.shape[1]} != {width}", inputs["raw"]["path"])
+            if not np.isfinite(X_chunk).all():
+                raise DataError("scaling produced non-finite values (values too large for float32?)", inputs["raw"]["path"])
+            if has_y is None:
+                has_y = y_chunk is not None
+                if has_y:
+                    y_out = f.create_dataset("y", shape=(0,), maxshape=(None,), dtype=np.int8, chunks=(65536,))
+            X_out.resize(n_rows + len(X_chunk), axis=0)
+            X_out[n_rows:] = X_chunk
+            if has_y:
+                y_out.resize(n_rows + len(X_chunk), axis=0)
+                y_out[n_rows:] = y_chunk
+                n_anomalies += int(np.sum(y_chunk))
+            n_rows += len(X_chunk)
+            progress("encoding rows", n_rows, 0)
+        if n_rows == 0:
+            raise DataError("no data rows", inputs["raw"]["path"])
+        art.put(f, "feature_names", np.array(feature_names, dtype=object))
+        art.put(f, "ids", np.arange(n_rows, dtype=np.int64) if ids is None else ids, chunked=True)
+        for name, values in (extra or {}).items():
+            art.put(f, name, values)
+        art.put_json(f, "encoding", encoding, art.DESCRIPTIONS["encoding"])
+        f.attrs["encoding_fingerprint"] = encoding_fingerprint(encoding)
+        f.attrs["unseen_categories"] = json.dumps(unseen or {})
+    summary = {"output": str(output), "rows": n_rows, "features": len(feature_names), "labels": bool(has_y)}
+    if has_y:
+        summary["anomalies"] = n_anomalies
+    if unseen:
+        summary["unseen_categories"] = unseen
+    return summary
+
+
+# =========================================================================== loading
+def load_features(path, max_bytes: int = 8 << 30) -> dict:
+    """X (in memory), y, fingerprints of a features artifact; DataError on NaN/inf or no rows."""
+    with art.open_artifact(path, "features") as f:
+        X = art.read_array(f, "X", max_bytes)
+        y = art.read_array(f, "y") if "y" in f else None
+        fingerprint = str(f.attrs["fingerprint"])
+        encoding_fp = str(f.attrs.get("encoding_fingerprint", ""))
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"X is empty (shape {X.shape})", path)
+    if not np.isfinite(X).all():
+        raise DataError(f"X has {int((~np.isfinite(X)).any(axis=1).sum())} row(s) with NaN or infinite values", path)
+    if y is not None and len(y) != len(X):
+        raise InputError(f"y has {len(y)} entries but X has {len(X)} rows", path)
+    return {"X": np.asarray(X, dtype=np.float32), "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
+
+
+# =========================================================================== cluster
+def cluster(
+    features_path,
+    output=None,
+    method="gmm",
+    n_clusters=20,
+    p0=35.0,
+    percentile_over="clusters",
+    min_fraction=0.01,
+    seed=0,
+    method_options: dict | None = None,
+    progress: Progress = _no_progress,
+) -> dict:
+    """Initial clustering and selection C(X, p0) -> clusters artifact."""
+    from deepuad.clustering import METHODS
+    from deepuad.detector import initial_selection
+
+    if method not in METHODS:
+        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not 0 < p0 < 100:
+        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
+    if n_clusters < 1:
+        raise UsageError(f"--clusters must be >= 1, got {n_clusters}")
+    output = art.check_output_path(output or default_output(features_path, "clusters"))
+    features = load_features(features_path)
+    X, y = features["X"], features["y"]
+    options = {k: v for k, v in (method_options or {}).items() if v is not None}
+    params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
+              "min_fraction": min_fraction, "seed": seed, "method_options": options}
+    progress(f"clustering ({method})", 0, 1)
+    try:
+        selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
+    except ValueError as error:
+        raise DataError(f"clustering failed: {error}", features_path) from None
+    progress(f"clustering ({method})", 1, 1)
+    inputs = {"features": {"path": str(features_path), "fingerprint": features["fingerprint"]}}
+    with art.write_artifact(output, "clusters", params, inputs) as f:
+        art.put(f, "assignment", selection.labels, chunked=True)
+        art.put(f, "size", selection.sizes)
+        art.put(f, "variance", selection.variances)
+        art.put(f, "accepted", selection.accepted)
+        art.put(f, "selected", selection.selected, chunked=True)
+        f.attrs["threshold"] = selection.threshold
+        f.attrs["fallback"] = selection.fallback
+        f.attrs["n_rows"] = len(X)
+        if y is not None:
+            share = cluster_anomaly_share(selection.labels, y, len(selection.sizes))
+            art.put(f, "diagnostics/anomaly_share", share, "share of y == 1 in each cluster (diagnostic only)")
+            f.attrs["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
+    summary = {
+        "output": str(output), "rows": len(X), "clusters": int((selection.sizes > 0).sum()),
+        "accepted_clusters": int(selection.accepted.sum()), "selected": len(selection.selected),
+        "threshold": selection.threshold, "fallback": selection.fallback,
+        "unclustered": int((selection.labels < 0).sum()),
+    }
+    if y is not None:
+        summary["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
+        summary["data_anomaly_share"] = float(np.mean(y))
+    return summary
+
+
+def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) -> np.ndarray:
+    keep = labels >= 0
+    counts = np.bincount(labels[keep], minlength=n_clusters)
+    anomalies = np.bincount(labels[keep], weights=y[keep].astype(float), minlength=n_clusters)
+    return np.where(counts > 0, anomalies / np.maximum(counts, 1), np.nan)
+
+
+# =========================================================================== train
+TRAIN_PARAM_NAMES = (
+    "p0", "p", "r", "epochs", "batch_size", "lr", "layers", "activation", "loss", "reselect_clusters",
+    "reselect_fit_sample", "percentile_over", "tol", "min_fraction", "seed",
+)
+# parameters that may differ when resuming: more epochs, another device or thread count
+RESUME_MAY_CHANGE = ("epochs", "device", "threads")
+
+
+def train(
+    features_path,
+    clusters_path,
+    output=None,
+    resume=False,
+    force=False,
+    device="auto",
+    threads=None,
+    progress: Progress = _no_progress,
+    **train_params,
+) -> dict:
+    """Algorithm 1 from the clusters artifact's initial selection -> model artifact
+    (checkpointed at every re-selection, so ``resume=True`` continues a killed run)."""
+    from deepuad.detector import DeepUAD
+    from deepuad.metrics import ranking_metrics
+
+    detector = DeepUAD(**train_params)
+    try:
+        detector.check_params()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    output = art.check_output_path(output or default_output(features_path, "model"))
+    threads = set_threads(threads)
+    detector.device = resolve_device(device)
+    features = load_features(features_path)
+    X, y = features["X"], features["y"]
+    with art.open_artifact(clusters_path, "clusters") as f:
+        art.require_made_from(f, "features", features_path, features["fingerprint"], force)
+        selected = art.read_array(f, "selected").astype(np.int64)
+        clusters_fingerprint = str(f.attrs["fingerprint"])
+    if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
+        raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
+    params = {name: getattr(detector, name) for name in TRAIN_PARAM_NAMES}
+    params.update(layers=list(detector.layers), device=detector.device, threads=threads)
+    inputs = {
+        "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
+        "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
+    }
+
+    resume_state, diagnostics = None, {}
+    if resume and Path(output).exists():
+        resume_state, diagnostics = _load_checkpoint(output, params, inputs, len(X), X.shape[1], force)
+
+    def on_event(event: str, det: DeepUAD, info: dict) -> None:
+        if event == "epoch":
+            progress("training", info["epoch"], det.epochs)
+            return
+        iteration = info["iteration"]
+        if y is not None:  # diagnostics from labels the algorithm never sees
+            diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
+        _write_model(output, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
+
+    if y is not None and 0 not in diagnostics:
+        diagnostics[0] = {"selected_anomaly_share": float(np.mean(y[np.sort(selected)]))}
+    try:
+        detector.fit(X, initial=selected, callback=on_event, resume_state=resume_state)
+    except ValueError as error:
+        raise DataError(str(error), features_path) from None
+    final = {}
+    if y is not None:
+        final = ranking_metrics(y, detector.decision_scores_)
+    _write_model(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=True,
+                 final_metrics=final)
+    last = detector.iterations_[-1]
+    summary = {
+        "output": str(output), "rows": len(X), "epochs": detector.epoch_, "stop_reason": detector.stop_reason_,
+        "reselections": len(detector.iterations_) - 1, "selected": last.n_selected, "last_changed": last.n_changed,
+        "device": detector.device, "threads": threads, "resumed": resume_state is not None,
+    }
+    summary.update({f"train_{k}": v for k, v in final.items()})
+    return summary
+
+
+def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) -> dict:
+    from deepuad.metrics import binary_metrics
+
+    share = float(np.mean(y))
+    flagged = scores > np.quantile(scores, 1 - share) if 0 < share < 1 else np.zeros(len(y), bool)
+    metrics = binary_metrics(y, scores, flagged)
+    metrics["selected_anomaly_share"] = float(np.mean(y[selected]))
+    return metrics
+
+
+def _write_model(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None):
+    arrays, state = detector.get_state()
+    with art.write_artifact(path, "model", params, inputs) as f:
+        for name, values in arrays.items():
+            if name.startswith("iterations/"):  # sorted indices compress well: keep checkpoints small
+                f.create_dataset(name, data=values, compression="gzip", compression_opts=1, shuffle=True)
+            else:
+                f.create_dataset(name, data=values)
+        for record in state["iterations"]:
+            group = f[f"iterations/{record['iteration']}"]
+            group.attrs.update({k: v for k, v in record.items()})
+            group.attrs["n_selected"] = len(group["selected"])
+            for key, value in diagnostics.get(record["iteration"], {}).items():
+                group.attrs[key] = np.nan if value is None else value
+        f.attrs["architecture"] = json.dumps(
+            {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers), "activation": detector.activation}
+        )
+        f.attrs["state"] = json.dumps({k: v for k, v in state.items() if k != "iterations"})
+        f.attrs["iterations"] = json.dumps(state["iterations"])
+        f.attrs["n_rows"] = n_rows
+        f.attrs["encoding_fingerprint"] = encoding_fp
+        f.attrs["complete"] = complete
+        f.attrs["stop_reason"] = detector.stop_reason_ if complete else "interrupted (checkpoint)"
+        f.attrs["final_metrics"] = json.dumps(final_metrics or {})
+
+
+def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
+    with art.open_artifact(path, "model") as f:
+        old = art.params_of(f)
+        changed = sorted(k for k in set(old) | set(params) if k not in RESUME_MAY_CHANGE and old.get(k) != params.get(k))
+        if changed and not force:
+            raise StaleError(f"cannot --resume: parameters differ from the checkpoint ({', '.join(changed)})", path)
+        recorded = art.inputs_of(f)
+        for role in ("features", "clusters"):
+            if recorded.get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:
+                raise StaleError(f"cannot --resume: the checkpoint was made from a different {role} file", path)
+        if int(f.attrs["n_rows"]) != n_rows:
+            raise StaleError(f"cannot --resume: checkpoint has {int(f.attrs['n_rows'])} rows, features have {n_rows}", path)
+        architecture = art.attr_json(f, "architecture")
+        if architecture.get("n_features") != n_features:
+            raise StaleError(f"cannot --resume: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
+        arrays, state, diagnostics = _read_model_state(f)
+    return (arrays, state), diagnostics
+
+
+def _read_model_state(f: h5py.File):
+    arrays: dict[str, np.ndarray] = {}
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = art.read_array(f, name)
+
+    f.visititems(collect)
+    state = art.attr_json(f, "state")
+    state["iterations"] = art.attr_json(f, "iterations")
+    diagnostics = {}
+    for record in state["iterations"]:
+        group = f[f"iterations/{record['iteration']}"]
+        keys = ("auroc", "auprc", "f1", "precision", "recall", "anomaly_share", "selected_anomaly_share")
+        diagnostics[record["iteration"]] = {k: float(group.attrs[k]) for k in keys if k in group.attrs}
+    return arrays, state, diagnostics
+
+
+def load_model(path, device="cpu"):
+    """(DeepUAD ready to score, artifact attributes) from a model artifact; never unpickles."""
+    from deepuad.detector import DeepUAD
+
+    with art.open_artifact(path, "model") as f:
+        params = art.params_of(f)
+        architecture = art.attr_json(f, "architecture")
+        arrays, state, _ = _read_model_state(f)
+        meta = {
+            "fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", "")),
+            "complete": bool(f.attrs.get("complete", False)), "n_rows": int(f.attrs["n_rows"]), "params": params,
+            "architecture": architecture,
+        }
+    kwargs = {k: params[k] for k in TRAIN_PARAM_NAMES if k in params}
+    detector = DeepUAD(**kwargs, device=device)
+    detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
+    try:
+        detector._restore((arrays, state), int(architecture["n_features"]), meta["n_rows"])
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {error}", path) from None
+    return detector, meta
+
+
+# =========================================================================== score
+def score(
+    model_path,
+    features_path,
+    output=None,
+    contamination=None,
+    threshold=None,
+    force=False,
+    device="auto",
+    threads=None,
+    batch_rows=65536,
+    progress: Progress = _no_progress,
+) -> dict:
+    """h(x) for every row of a features artifact, streamed in chunks -> scores artifact."""
+    from deepuad.base import threshold_for_contamination
+    from deepuad.metrics import binary_metrics
+
+    if contamination is not None and threshold is not None:
+        raise UsageError("give --contamination or --threshold, not both")
+    if contamination is not None and not 0 < contamination <= 0.5:
+        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise UsageError(f"--threshold must be a finite number, got {threshold}")
+    output = art.check_output_path(output or default_output(features_path, "scores"))
+    set_threads(threads)
+    detector, model_meta = load_model(model_path, resolve_device(device))
+    if contamination is None and threshold is None:
+        contamination = detector.p / 100
+    with art.open_artifact(features_path, "features") as f:
+        features_fp = str(f.attrs["fingerprint"])
+        if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
+            raise StaleError(
+                f"is encoded differently from the data {model_path} was trained on; re-extract it with "
+                "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+        X = f["X"]
+        n_rows, width = X.shape
+        if width != model_meta["architecture"]["n_features"]:
+            raise DataError(f"has {width} features but the model expects {model_meta['architecture']['n_features']}", features_path)
+        if n_rows == 0:
+            raise DataError("has no rows", features_path)
+        y = art.read_array(f, "y") if "y" in f else None
+        params = {"contamination": contamination, "threshold": threshold, "device": detector.device}
+        inputs = {"model": {"path": str(model_path), "fingerprint": model_meta["fingerprint"]},
+                  "features": {"path": str(features_path), "fingerprint": features_fp}}
+        scores = np.empty(n_rows, dtype=np.float32)
+        for start in range(0, n_rows, batch_rows):
+            try:
+                chunk = X[start : start + batch_rows]
+            except (OSError, ValueError) as error:
+                raise InputError(f"X unreadable at rows {start}+ (corrupt?): {error}", features_path) from None
+            if not np.isfinite(chunk).all():
+                raise DataError(f"X has NaN or infinite values in rows {start}..{start + len(chunk) - 1}", features_path)
+            scores[start : start + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
+            progress("scoring", start + len(chunk), n_rows)
+    if threshold is None:
+        threshold = threshold_for_contamination(scores, contamination)
+    is_anomaly = (scores > threshold).astype(np.int8)
+    metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
+    with art.write_artifact(output, "scores", params, inputs) as f:
+        art.put(f, "score", scores, chunked=True)
+        art.put(f, "is_anomaly", is_anomaly, chunked=True)
+        if y is not None:
+            art.put(f, "y", y, chunked=True)
+        f.attrs["threshold"] = float(threshold)
+        f.attrs["contamination"] = np.nan if contamination is None else contamination
+        f.attrs["metrics"] = json.dumps(metrics)
+    summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
+    summary.update(metrics)
+    return summary

@@ -1,0 +1,291 @@
+"""Tabular input: CSV/TSV and NumPy files to a numeric matrix, with a reusable encoding.
+
+``TabularEncoder`` is fitted in one streaming pass over chunks of rows (so a CSV larger than
+memory can be encoded): numeric columns are kept, text columns are one-hot encoded with
+their sorted vocabulary, and a scaler (min-max, standard or none) is fitted on the encoded
+columns. Its ``to_dict()`` is plain JSON, stored in the features artifact, so that
+``extract --like`` encodes new data identically; categories unseen at fit time encode as
+all-zero one-hot rows and are counted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from deepuad.errors import DataError, InputError, UsageError
+
+SCALERS = ("minmax", "standard", "none")
+ENCODING_VERSION = 1
+
+
+def _separator(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    return "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
+
+
+def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_rows`` rows; every parse problem becomes an InputError."""
+    path = Path(path)
+    try:
+        reader = pd.read_csv(
+            path, sep=_separator(path), chunksize=chunk_rows, encoding=encoding,
+            skipinitialspace=True, low_memory=False, keep_default_na=False, na_values=[""],
+        )
+        with reader:
+            yield from reader
+    except UnicodeDecodeError as error:
+        raise InputError(f"is not valid {encoding} text (byte {error.start}); pass --encoding", path) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("is empty (no header, no rows)", path) from None
+    except pd.errors.ParserError as error:
+        raise InputError(f"malformed table: {str(error).strip().splitlines()[-1]}", path) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read as a table: {error}", path) from None
+
+
+class TabularEncoder:
+    """Columns -> float32 features: numeric kept, text one-hot, then scaled.
+
+    Parameters: ``categorical`` columns forced to one-hot, ``drop`` columns ignored,
+    ``label_column`` kept out of the features, ``anomaly_values`` (label values meaning
+    anomaly; None = labels must already be 0/1), ``scale`` in SCALERS.
+    Learned: ``numeric_columns_``, ``categorical_columns_``, ``vocabularies_``,
+    ``offset_``/``scale_`` (x_scaled = (x - offset_) / scale_), ``feature_names_``, ``n_rows_``.
+    """
+
+    def __init__(self, categorical=(), drop=(), label_column=None, anomaly_values=None, scale="minmax"):
+        if scale not in SCALERS:
+            raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
+        self.categorical = list(categorical)
+        self.drop = list(drop)
+        self.label_column = label_column
+        self.anomaly_values = None if anomaly_values is None else [str(v) for v in anomaly_values]
+        self.scale = scale
+
+    # ------------------------------------------------------------------ fitting
+    def partial_fit(self, df: pd.DataFrame, path) -> "TabularEncoder":
+        if not hasattr(self, "numeric_columns_"):
+            self._setup_columns(df, path)
+        self._check_columns(df, path, require_label=True)
+        for column in self.categorical_columns_:
+            counts = df[column].astype(str).value_counts()
+            vocabulary = self._counts.setdefault(column, {})
+            for value, count in counts.items():
+                vocabulary[value] = vocabulary.get(value, 0) + int(count)
+        numeric = self._numeric_block(df, path)
+        self._n += len(numeric)
+        self._sum += numeric.sum(axis=0)
+        self._sumsq += (numeric**2).sum(axis=0)
+        self._min = np.minimum(self._min, numeric.min(axis=0, initial=np.inf))
+        self._max = np.maximum(self._max, numeric.max(axis=0, initial=-np.inf))
+        return self
+
+    def _setup_columns(self, df: pd.DataFrame, path) -> None:
+        for name, columns in (("--categorical", self.categorical), ("--drop", self.drop)):
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                raise UsageError(f"{name} names column(s) not in {path}: {', '.join(map(str, missing))}")
+        if self.label_column is not None and self.label_column not in df.columns:
+            raise UsageError(f"label column {self.label_column!r} is not in {path}; columns are {', '.join(map(str, df.columns[:12]))}...")
+        features = [c for c in df.columns if c not in self.drop and c != self.label_column]
+        if not features:
+            raise DataError("no feature columns left after --drop and --label-column", path)
+        self.categorical_columns_ = [
+            c for c in features if c in self.categorical or not pd.api.types.is_numeric_dtype(df[c])
+        ]
+        self.numeric_columns_ = [c for c in features if c not in self.categorical_columns_]
+        self._counts: dict[str, dict[str, int]] = {}
+        width = len(self.numeric_columns_)
+        self._n = 0
+        self._sum, self._sumsq = np.zeros(width), np.zeros(width)
+        self._min, self._max = np.full(width, np.inf), np.full(width, -np.inf)
+
+    def finish_fit(self, path) -> "TabularEncoder":
+        """Turn the streamed statistics into vocabularies and scaler parameters."""
+        if not hasattr(self, "numeric_columns_") or self._n == 0:
+            raise DataError("has a header but no data rows", path)
+        self.n_rows_ = self._n
+        self.vocabularies_ = {c: sorted(self._counts.get(c, {})) for c in self.categorical_columns_}
+        names = [str(c) for c in self.numeric_columns_]
+        for column in self.categorical_columns_:
+            names += [f"{column}={value}" for value in self.vocabularies_[column]]
+        self.feature_names_ = names
+        # statistics of the one-hot columns follow from the category counts
+        n = self._n
+        onehot_mean = np.array([self._counts[c][v] / n for c in self.categorical_columns_ for v in self.vocabularies_[c]])
+        num_mean = self._sum / n
+        num_var = np.maximum(self._sumsq / n - num_mean**2, 0.0)
+        mean = np.concatenate([num_mean, onehot_mean])
+        std = np.sqrt(np.concatenate([num_var, onehot_mean * (1 - onehot_mean)]))
+        low = np.concatenate([self._min, (onehot_mean >= 1).astype(float) * 1.0])  # 0 unless always present
+        high = np.concatenate([self._max, (onehot_mean > 0).astype(float)])
+        if self.scale == "minmax":
+            offset, scale = low, high - low
+        elif self.scale == "standard":
+            offset, scale = mean, std
+        else:
+            offset, scale = np.zeros_like(mean), np.ones_like(mean)
+        scale = np.where(scale > 1e-12, scale, 1.0)  # constant columns: leave the scale alone
+        self.offset_, self.scale_ = offset, scale
+        return self
+
+    # ------------------------------------------------------------------ encoding
+    def transform(self, df: pd.DataFrame, path) -> tuple[np.ndarray, dict[str, int]]:
+        """(X float32, {column: rows with a category unseen at fit time})."""
+        self._check_columns(df, path, require_label=False)
+        blocks = [self._numeric_block(df, path)]
+        unseen: dict[str, int] = {}
+        for column in self.categorical_columns_:
+            vocabulary = self.vocabularies_[column]
+            values = df[column].astype(str).to_numpy()
+            position = pd.Index(vocabulary).get_indexer(values)
+            onehot = np.zeros((len(df), len(vocabulary)))
+            known = position >= 0
+            onehot[np.flatnonzero(known), position[known]] = 1.0
+            if (~known).any():
+                unseen[str(column)] = int((~known).sum())
+            blocks.append(onehot)
+        X = (np.concatenate(blocks, axis=1) - self.offset_) / self.scale_
+        return X.astype(np.float32), unseen
+
+    def labels(self, df: pd.DataFrame, path) -> np.ndarray | None:
+        """y (int8, 1 = anomaly) from the label column, or None when there is none."""
+        if self.label_column is None or self.label_column not in df.columns:
+            return None
+        raw = df[self.label_column]
+        if self.anomaly_values is not None:
+            return raw.astype(str).str.strip().isin(self.anomaly_values).to_numpy().astype(np.int8)
+        values = pd.to_numeric(raw, errors="coerce")
+        if values.isna().any() or not values.isin([0, 1]).all():
+            examples = ", ".join(map(str, raw[~values.isin([0, 1])].astype(str).unique()[:3]))
+            raise UsageError(
+                f"label column {self.label_column!r} in {path} has values other than 0/1 (e.g. {examples}); "
+                "say which mean anomaly with --anomaly-values"
+            )
+        return values.to_numpy().astype(np.int8)
+
+    def _check_columns(self, df: pd.DataFrame, path, require_label: bool) -> None:
+        needed = self.numeric_columns_ + self.categorical_columns_
+        if require_label and self.label_column is not None:
+            needed = needed + [self.label_column]
+        missing = [str(c) for c in needed if c not in df.columns]
+        if missing:
+            raise DataError(f"missing column(s) {', '.join(missing[:5])}", path)
+
+    def _numeric_block(self, df: pd.DataFrame, path) -> np.ndarray:
+        block = df[self.numeric_columns_].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            count = int(bad.any(axis=1).sum())
+            raise DataError(
+                f"{count} row(s) have missing, non-numeric or infinite values, first in column "
+                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {df.iloc[row][self.numeric_columns_[col]]!r})",
+                path,
+            )
+        return block
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return {
+            "encoding_version": ENCODING_VERSION,
+            "params": {"categorical": self.categorical, "drop": self.drop, "label_column": self.label_column,
+                       "anomaly_values": self.anomaly_values, "scale": self.scale},
+            "numeric_columns": [str(c) for c in self.numeric_columns_],
+            "categorical_columns": [str(c) for c in self.categorical_columns_],
+            "vocabularies": {str(k): v for k, v in self.vocabularies_.items()},
+            "offset": [float(v) for v in self.offset_],
+            "scale": [float(v) for v in self.scale_],
+            "feature_names": self.feature_names_,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TabularEncoder":
+        encoder = cls(**d["params"])
+        encoder.numeric_columns_ = list(d["numeric_columns"])
+        encoder.categorical_columns_ = list(d["categorical_columns"])
+        encoder.vocabularies_ = {k: list(v) for k, v in d["vocabularies"].items()}
+        encoder.offset_ = np.asarray(d["offset"], dtype=np.float64)
+        encoder.scale_ = np.asarray(d["scale"], dtype=np.float64)
+        encoder.feature_names_ = list(d["feature_names"])
+        return encoder
+
+
+class ArrayScaler:
+    """The scaler alone, for inputs that are already numeric matrices (.npy/.npz)."""
+
+    def __init__(self, scale="minmax"):
+        if scale not in SCALERS:
+            raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
+        self.scale = scale
+
+    def fit(self, X: np.ndarray) -> "ArrayScaler":
+        X64 = X.astype(np.float64)
+        if self.scale == "minmax":
+            offset, scale = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+        elif self.scale == "standard":
+            offset, scale = X64.mean(axis=0), X64.std(axis=0)
+        else:
+            offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self.offset_, self.scale_ = offset, np.where(scale > 1e-12, scale, 1.0)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return ((X.astype(np.float64) - self.offset_) / self.scale_).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"encoding_version": ENCODING_VERSION, "params": {"scale": self.scale}, "array": True,
+                "offset": [float(v) for v in self.offset_], "scale": [float(v) for v in self.scale_]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArrayScaler":
+        scaler = cls(d["params"]["scale"])
+        scaler.offset_ = np.asarray(d["offset"], dtype=np.float64)
+        scaler.scale_ = np.asarray(d["scale"], dtype=np.float64)
+        return scaler
+
+
+def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X, y or None) from a .npy (X only) or .npz (arrays X and optional y); never unpickles."""
+    path = Path(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise InputError(f"cannot load without unpickling, refused ({error})", path) from None
+    except (OSError, EOFError) as error:
+        raise InputError(f"not a readable NumPy file: {error}", path) from None
+    y = None
+    if isinstance(loaded, np.ndarray):
+        X = loaded
+    else:
+        with loaded:
+            if "X" not in loaded.files:
+                raise InputError(f"has no array 'X' (found: {', '.join(loaded.files) or 'none'})", path)
+            try:
+                X = loaded["X"]
+                y = loaded["y"] if "y" in loaded.files else None
+            except (ValueError, OSError, EOFError) as error:
+                raise InputError(f"array unreadable (corrupt, or needs unpickling): {error}", path) from None
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise DataError(f"X has shape {X.shape}; expected rows x features", path)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"X is empty (shape {X.shape})", path)
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise DataError(f"X has non-numeric dtype {X.dtype}", path)
+    bad = ~np.isfinite(X.astype(np.float64))
+    if bad.any():
+        raise DataError(f"X has {int(bad.any(axis=1).sum())} row(s) with NaN or infinite values (first: row {int(np.argwhere(bad)[0][0])})", path)
+    if y is not None:
+        y = np.asarray(y).ravel()
+        if len(y) != len(X):
+            raise DataError(f"y has {len(y)} entries but X has {len(X)} rows", path)
+        if not np.isin(y, [0, 1]).all():
+            raise DataError("y must hold 0/1 labels (1 = anomaly)", path)
+        y = y.astype(np.int8)
+    return X, y
