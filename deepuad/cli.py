@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deepuad import __version__
-from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, UsageError
+from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, UsageError
 
 app = typer.Typer(
     name="deepuad",
@@ -248,6 +248,116 @@ def score(
 
     _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
                contamination=contamination, threshold=threshold, force=force, device=device, threads=threads)
+
+
+# --------------------------------------------------------------------------- run
+@app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. --epochs 50")
+def run(
+    input: Path = typer.Argument(..., help="Raw input for extract (CSV/TSV, .npy, .npz)."),
+    output_dir: Path = typer.Option(..., "-o", "--output-dir", help="Folder for features.h5, clusters.h5, model.h5, scores.h5 (created if missing)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column"),
+    anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values"),
+    categorical: Optional[str] = typer.Option(None, "--categorical"),
+    drop: Optional[str] = typer.Option(None, "--drop"),
+    scale: str = typer.Option("minmax", "--scale"),
+    method: str = typer.Option("gmm", "--method", help="Initial clustering method."),
+    clusters: int = typer.Option(20, "--clusters"),
+    p0: float = typer.Option(35.0, "--p0"),
+    p: float = typer.Option(30.0, "--p"),
+    r: int = typer.Option(10, "--r"),
+    epochs: int = typer.Option(200, "--epochs"),
+    batch_size: int = typer.Option(1024, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    layers: str = typer.Option("60,30,10", "--layers"),
+    activation: str = typer.Option("tanh", "--activation"),
+    loss: str = typer.Option("mse", "--loss"),
+    reselect_clusters: int = typer.Option(20, "--reselect-clusters"),
+    reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample"),
+    percentile_over: str = PERCENTILE_OPTION,
+    tol: float = typer.Option(0.0, "--tol"),
+    min_fraction: float = typer.Option(0.01, "--min-fraction"),
+    contamination: Optional[float] = typer.Option(None, "--contamination"),
+    device: str = DEVICE_OPTION,
+    threads: Optional[int] = THREADS_OPTION,
+    seed: int = SEED_OPTION,
+    as_json: bool = JSON_OPTION,
+):
+    """All four stages into one folder. A stage whose artifact is already there with the same
+    parameters and inputs is skipped, and a checkpointed model resumes, so re-running after a
+    crash continues where it stopped."""
+    from deepuad import stages
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror}", output_dir) from None
+    f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
+    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
+                             percentile_over, tol, min_fraction, seed)
+    if not 0 < p0 < 100:
+        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
+    summaries = {}
+    quiet = state["quiet"]
+    state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage
+    summaries["extract"] = _run_stage(stages.extract, False, "extract", input_path=input, output=f, categorical=_csv(categorical),
+                                      drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None,
+                                      scale=scale, skip_current=True)
+    summaries["cluster"] = _run_stage(stages.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
+                                      p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, skip_current=True)
+    summaries["train"] = _run_stage(stages.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
+                                    threads=threads, skip_current=True, **options)
+    summaries["score"] = _run_stage(stages.score, False, "score", model_path=m, features_path=f, output=s,
+                                    contamination=contamination, device=device, threads=threads, skip_current=True)
+    state["quiet"] = quiet
+    if as_json:
+        print(json.dumps(summaries, sort_keys=True, default=str))
+
+
+# --------------------------------------------------------------------------- inspect
+@app.command(epilog="Example: deepuad inspect kdd.model.h5")
+def inspect(
+    file: Path = typer.Argument(..., help="Any deepuad artifact: features, clusters, model or scores."),
+    as_json: bool = JSON_OPTION,
+):
+    """Show an artifact: kind, parameters, provenance, datasets and a per-kind summary."""
+    from deepuad import stages
+
+    info = stages.describe(file)
+    if as_json:
+        print(json.dumps(info, sort_keys=True, default=str))
+        return
+    stdout.print(f"[bold]{info['path']}[/bold]: {info['kind']} (schema {info['schema_version']}, deepuad {info['deepuad_version']}, created {info['created']})")
+    stdout.print(f"fingerprint {info['fingerprint'][:16]}…")
+    stdout.print("params: " + json.dumps(info["params"], sort_keys=True), markup=False, highlight=False)
+    for role, source in info["inputs"].items():
+        digest = source.get("fingerprint") or source.get("sha256") or ""
+        stdout.print(f"input {role}: {source.get('path')} ({digest[:12]}…)", markup=False)
+    datasets = Table("dataset", "shape", "dtype", "description", title="datasets", title_justify="left")
+    for d in info["datasets"]:
+        datasets.add_row(d["name"], "x".join(map(str, d["shape"])) or "scalar", d["dtype"], d["description"])
+    stdout.print(datasets)
+    if info["kind"] == "clusters":
+        table = Table("cluster", "size", "variance", "accepted", *(["anomaly share"] if info["clusters"] and "anomaly_share" in info["clusters"][0] else []),
+                      title="clusters by increasing variance", title_justify="left")
+        for c in info["clusters"]:
+            table.add_row(str(c["cluster"]), str(c["size"]), f"{c['variance']:.4g}", "yes" if c["accepted"] else "no",
+                          *([f"{c['anomaly_share']:.3f}"] if "anomaly_share" in c else []))
+        stdout.print(table)
+    if info["kind"] == "model":
+        columns = ["iteration", "epoch", "n_selected", "n_changed", "loss", "auroc", "auprc", "f1", "selected_anomaly_share"]
+        present = [c for c in columns if any(c in row for row in info["iterations"])]
+        headers = {"iteration": "t", "n_selected": "selected", "n_changed": "changed", "selected_anomaly_share": "anomalies in set"}
+        table = Table(*[headers.get(c, c) for c in present], title="iterations (re-selections)", title_justify="left")
+        for row in info["iterations"]:
+            table.add_row(*[_cell(row.get(c)) for c in present])
+        stdout.print(table)
+    _report(info["summary"], False, "summary")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -91,6 +91,30 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
+def existing_artifact_matches(output, kind: str, params: dict, inputs: dict) -> bool | None:
+    """For ``deepuad run``: None if ``output`` is missing or differs (other parameters, other
+    inputs, unreadable); else whether it is complete (a model may be a checkpoint)."""
+    from deepuad.errors import DeepUADError
+
+    if not Path(output).exists():
+        return None
+    try:
+        with art.open_artifact(output, kind) as f:
+            same_params = art.params_of(f) == json.loads(json.dumps(params, default=art._json_default))
+            recorded = art.inputs_of(f)
+            same_inputs = all(
+                recorded.get(role, {}).get(key) == source.get(key) for role, source in inputs.items() for key in ("fingerprint", "sha256")
+            )
+            complete = bool(f.attrs.get("complete", True))
+    except DeepUADError:
+        return None
+    return complete if same_params and same_inputs else None
+
+
+def _skipped(output) -> dict:
+    return {"output": str(output), "skipped": True, "reason": "up to date (same parameters and inputs)"}
+
+
 def encoding_fingerprint(encoding: dict) -> str:
     return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
 
@@ -108,6 +132,7 @@ def extract(
     chunk_rows=100_000,
     text_encoding="utf-8",
     compress=False,
+    skip_current=False,
     progress: Progress = _no_progress,
 ) -> dict:
     """CSV/TSV/.npy/.npz -> features artifact (X, y, feature_names, ids, encoding)."""
@@ -125,10 +150,12 @@ def extract(
         with art.open_artifact(like, "features") as f:
             like_encoding = art.read_json(f, "encoding")
             inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
+    params["input_type"] = "numpy" if input_path.name.lower().endswith((".npy", ".npz")) else "table"
+    if skip_current and existing_artifact_matches(output, "features", params, inputs):
+        return _skipped(output)
 
     unseen: dict[str, int] = {}
-    if input_path.name.lower().endswith((".npy", ".npz")):
-        params["input_type"] = "numpy"
+    if params["input_type"] == "numpy":
         X, y = load_array_file(input_path)
         if like_encoding is not None and not like_encoding.get("array"):
             raise StaleError(f"{like} holds a table encoding; this input is a NumPy array", input_path)
@@ -139,7 +166,6 @@ def extract(
         encoding["feature_names"] = [f"x{i}" for i in range(X.shape[1])]
         chunks = iter([(scaler.transform(X), y)])
     else:
-        params["input_type"] = "table"
         if like_encoding is not None:
             if like_encoding.get("array"):
                 raise StaleError(f"{like} holds a NumPy-array encoding; this input is a table", input_path)
@@ -242,6 +268,7 @@ def cluster(
     min_fraction=0.01,
     seed=0,
     method_options: dict | None = None,
+    skip_current=False,
     progress: Progress = _no_progress,
 ) -> dict:
     """Initial clustering and selection C(X, p0) -> clusters artifact."""
@@ -255,11 +282,15 @@ def cluster(
     if n_clusters < 1:
         raise UsageError(f"--clusters must be >= 1, got {n_clusters}")
     output = art.check_output_path(output or default_output(features_path, "clusters"))
-    features = load_features(features_path)
-    X, y = features["X"], features["y"]
     options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
               "min_fraction": min_fraction, "seed": seed, "method_options": options}
+    if skip_current:
+        inputs = {"features": {"path": str(features_path), "fingerprint": art.fingerprint_of(features_path)}}
+        if existing_artifact_matches(output, "clusters", params, inputs):
+            return _skipped(output)
+    features = load_features(features_path)
+    X, y = features["X"], features["y"]
     progress(f"clustering ({method})", 0, 1)
     try:
         selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
@@ -316,6 +347,7 @@ def train(
     force=False,
     device="auto",
     threads=None,
+    skip_current=False,
     progress: Progress = _no_progress,
     **train_params,
 ) -> dict:
@@ -337,6 +369,7 @@ def train(
     with art.open_artifact(clusters_path, "clusters") as f:
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
         selected = art.read_array(f, "selected").astype(np.int64)
+        detector.p0 = art.params_of(f).get("p0", detector.p0)  # recorded for provenance; used by cluster only
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
@@ -347,6 +380,11 @@ def train(
         "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
     }
 
+    if skip_current:  # deepuad run: skip a complete model, resume a checkpoint, else start afresh
+        status = existing_artifact_matches(output, "model", params, inputs)
+        if status:
+            return _skipped(output)
+        resume = status is False
     resume_state, diagnostics = None, {}
     if resume and Path(output).exists():
         resume_state, diagnostics = _load_checkpoint(output, params, inputs, len(X), X.shape[1], force)
@@ -488,6 +526,7 @@ def score(
     device="auto",
     threads=None,
     batch_rows=65536,
+    skip_current=False,
     progress: Progress = _no_progress,
 ) -> dict:
     """h(x) for every row of a features artifact, streamed in chunks -> scores artifact."""
@@ -521,6 +560,8 @@ def score(
         params = {"contamination": contamination, "threshold": threshold, "device": detector.device}
         inputs = {"model": {"path": str(model_path), "fingerprint": model_meta["fingerprint"]},
                   "features": {"path": str(features_path), "fingerprint": features_fp}}
+        if skip_current and existing_artifact_matches(output, "scores", params, inputs):
+            return _skipped(output)
         scores = np.empty(n_rows, dtype=np.float32)
         for start in range(0, n_rows, batch_rows):
             try:
@@ -546,3 +587,56 @@ def score(
     summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
     summary.update(metrics)
     return summary
+
+
+# =========================================================================== inspect
+def describe(path) -> dict:
+    """Everything a person needs to judge an artifact, as a JSON-able dict."""
+    with art.open_artifact(path) as f:
+        kind = str(f.attrs["deepuad_kind"])
+        info = {
+            "path": str(path), "kind": kind, "schema_version": int(f.attrs["deepuad_schema_version"]),
+            "deepuad_version": str(f.attrs.get("deepuad_version", "")), "created": str(f.attrs.get("created", "")),
+            "fingerprint": str(f.attrs.get("fingerprint", "")), "params": art.params_of(f), "inputs": art.inputs_of(f),
+            "datasets": [
+                {"name": name, "shape": list(ds.shape), "dtype": str(ds.dtype), "description": str(ds.attrs.get("description", ""))}
+                for name, ds in art._datasets(f) if not name.startswith(("weights/", "optimizer/", "iterations/"))
+            ],
+        }
+        if kind == "features":
+            info["summary"] = {"rows": f["X"].shape[0], "features": f["X"].shape[1], "has_labels": "y" in f,
+                               "unseen_categories": art.attr_json(f, "unseen_categories") if "unseen_categories" in f.attrs else {}}
+            if "y" in f:
+                info["summary"]["anomaly_share"] = float(np.mean(art.read_array(f, "y")))
+        elif kind == "clusters":
+            sizes, variances = art.read_array(f, "size"), art.read_array(f, "variance")
+            accepted = art.read_array(f, "accepted")
+            share = art.read_array(f, "diagnostics/anomaly_share") if "diagnostics/anomaly_share" in f else None
+            order = np.argsort(variances, kind="stable")
+            info["clusters"] = [
+                {"cluster": int(k), "size": int(sizes[k]), "variance": float(variances[k]), "accepted": bool(accepted[k]),
+                 **({"anomaly_share": float(share[k])} if share is not None else {})}
+                for k in order if sizes[k] > 0
+            ]
+            info["summary"] = {"threshold": float(f.attrs["threshold"]), "selected": int(f["selected"].shape[0]),
+                               "rows": int(f.attrs["n_rows"]), "fallback": bool(f.attrs["fallback"]),
+                               "unclustered": int(np.sum(art.read_array(f, "assignment") < 0))}
+            if "selected_anomaly_share" in f.attrs:
+                info["summary"]["selected_anomaly_share"] = float(f.attrs["selected_anomaly_share"])
+        elif kind == "model":
+            info["architecture"] = art.attr_json(f, "architecture")
+            info["iterations"] = []
+            for record in art.attr_json(f, "iterations"):
+                group = f[f"iterations/{record['iteration']}"]
+                row = {k: (v.item() if hasattr(v, "item") else v) for k, v in group.attrs.items()}
+                info["iterations"].append(row)
+            info["summary"] = {"complete": bool(f.attrs["complete"]), "stop_reason": str(f.attrs["stop_reason"]),
+                               "epochs": int(art.attr_json(f, "state")["epoch"]), "rows": int(f.attrs["n_rows"]),
+                               **{f"train_{k}": v for k, v in art.attr_json(f, "final_metrics").items()}}
+        elif kind == "scores":
+            scores = art.read_array(f, "score")
+            info["summary"] = {"rows": len(scores), "threshold": float(f.attrs["threshold"]),
+                               "flagged": int(np.sum(art.read_array(f, "is_anomaly"))),
+                               "score_min": float(scores.min()), "score_median": float(np.median(scores)),
+                               "score_max": float(scores.max()), **art.attr_json(f, "metrics")}
+    return info

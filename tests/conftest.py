@@ -1,0 +1,44 @@
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+def make_table(path, n_normal=400, n_anomaly=40, seed=0, with_label=True):
+    """A small CSV: two normal modes + scattered anomalies, a categorical column and a label."""
+    rng = np.random.default_rng(seed)
+    rows = ["a,b,c,d,proto,label"]
+    for i in range(n_normal):
+        mode = i % 2
+        base = np.array([1.0, 2.0, 0.5, 3.0]) if mode else np.array([4.0, 0.5, 2.0, 1.0])
+        x = base + 0.05 * rng.normal(size=4)
+        rows.append(",".join(f"{v:.4f}" for v in x) + f",{'tcp' if mode else 'udp'},ok")
+    for _ in range(n_anomaly):
+        x = rng.uniform(0, 5, size=4)
+        rows.append(",".join(f"{v:.4f}" for v in x) + f",{rng.choice(['tcp', 'udp', 'icmp'])},bad")
+    if not with_label:
+        rows = [",".join(r.split(",")[:-1]) for r in rows]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def table(tmp_path):
+    return make_table(tmp_path / "data.csv")
+
+
+def run_cli(capsys, *args):
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    from deepuad.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

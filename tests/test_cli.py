@@ -1,0 +1,169 @@
+"""End-to-end through the command line: the stages chained, determinism, resume, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_table, run_cli
+
+TRAIN = ["--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]
+
+
+def pipeline(capsys, folder, table, seed=0, train_extra=()):
+    f, c, m, s = (folder / n for n in ("f.h5", "c.h5", "m.h5", "s.h5"))
+    assert run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)[0] == 0
+    assert run_cli(capsys, "cluster", f, "--p0", "35", "--clusters", "6", "--seed", seed, "-o", c)[0] == 0
+    code, out, err = run_cli(capsys, "train", f, c, "-o", m, "--seed", seed, *TRAIN, *train_extra, "--json")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "score", m, f, "-o", s, "--json")
+    assert code == 0, err
+    return f, c, m, s, json.loads(out)
+
+
+def selections(model):
+    with h5py.File(model) as h:
+        return [h[f"iterations/{k}/selected"][()] for k in sorted(h["iterations"], key=int)]
+
+
+def scores(path):
+    with h5py.File(path) as h:
+        return h["score"][()]
+
+
+def test_pipeline_end_to_end_finds_the_anomalies(tmp_path, capsys, table):
+    f, c, m, s, summary = pipeline(capsys, tmp_path, table)
+    assert summary["rows"] == 440 and summary["auroc"] > 0.9
+    with h5py.File(m) as h:
+        assert h.attrs["complete"] and json.loads(h.attrs["architecture"])["layers"] == [6, 3]
+        epochs = json.loads(h.attrs["state"])["epoch"]
+        assert len(h["iterations"]) == 1 + epochs // 3  # initial + a re-selection every 3 epochs
+        assert "auroc" in h["iterations/1"].attrs  # labels exist: diagnostics recorded
+    code, out, _ = run_cli(capsys, "inspect", m, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["kind"] == "model" and len(info["iterations"]) == 1 + epochs // 3
+
+
+def test_same_seed_same_selections_and_scores(tmp_path, capsys, table):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    run_a = pipeline(capsys, tmp_path / "a", table)
+    run_b = pipeline(capsys, tmp_path / "b", table)
+    for sel_a, sel_b in zip(selections(run_a[2]), selections(run_b[2]), strict=True):
+        np.testing.assert_array_equal(sel_a, sel_b)
+    np.testing.assert_array_equal(scores(run_a[3]), scores(run_b[3]))
+    (tmp_path / "c").mkdir()
+    run_c = pipeline(capsys, tmp_path / "c", table, seed=1)
+    assert not np.array_equal(scores(run_a[3]), scores(run_c[3]))  # the seed matters
+
+
+def test_resume_after_stopping_gives_the_same_result(tmp_path, capsys, table):
+    straight = pipeline(capsys, tmp_path, table)
+    f, c = straight[0], straight[1]
+    m2, s2 = tmp_path / "m2.h5", tmp_path / "s2.h5"
+    train_6 = [a if a != "12" else "6" for a in TRAIN]
+    assert run_cli(capsys, "train", f, c, "-o", m2, *train_6)[0] == 0
+    code, out, err = run_cli(capsys, "train", f, c, "-o", m2, *TRAIN, "--resume", "--json")
+    assert code == 0, err and json.loads(out)["resumed"]
+    assert run_cli(capsys, "score", m2, f, "-o", s2)[0] == 0
+    for a, b in zip(selections(straight[2]), selections(m2), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(scores(straight[3]), scores(s2))
+
+
+def test_killed_training_resumes_exactly(tmp_path, capsys):
+    table = make_table(tmp_path / "big.csv", n_normal=3000, n_anomaly=300)
+    f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"
+    run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)
+    run_cli(capsys, "cluster", f, "--clusters", "6", "-o", c)
+    args = ["train", f, c, "--epochs", "30", "--r", "2", "--batch-size", "16", "--layers", "6,3",
+            "--reselect-clusters", "5", "--device", "cpu", "--threads", "1"]
+    reference = tmp_path / "ref.h5"
+    assert run_cli(capsys, *args, "-o", reference)[0] == 0
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "deepuad", "--quiet", *map(str, args), "-o", str(m)], env=env)
+    deadline = time.time() + 120
+    while not m.exists() and time.time() < deadline:  # first checkpoint written
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with h5py.File(m) as h:
+        assert not h.attrs["complete"]  # we really killed it mid-run
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] or True  # a killed writer may leave a temp file
+    assert run_cli(capsys, *args, "-o", m, "--resume")[0] == 0
+    for a, b in zip(selections(reference), selections(m), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert run_cli(capsys, "score", reference, f, "-o", tmp_path / "s1.h5")[0] == 0
+    assert run_cli(capsys, "score", m, f, "-o", tmp_path / "s2.h5")[0] == 0
+    np.testing.assert_array_equal(scores(tmp_path / "s1.h5"), scores(tmp_path / "s2.h5"))
+
+
+def test_run_chains_stages_and_skips_what_is_current(tmp_path, capsys, table):
+    args = ["run", table, "-o", tmp_path / "out", "--label-column", "label", "--anomaly-values", "bad", "--clusters", "6",
+            "--epochs", "6", "--r", "3", "--batch-size", "64", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu", "--json"]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["score"]["auroc"] > 0.8 and not first["train"].get("skipped")
+    code, out, _ = run_cli(capsys, *args)
+    assert all(stage.get("skipped") for stage in json.loads(out).values())
+    code, out, _ = run_cli(capsys, *[a if a != "6" or i < 10 else a for i, a in enumerate(args)], "--p", "20")
+    again = json.loads(out)
+    assert again["cluster"].get("skipped") and not again["train"].get("skipped")  # a train parameter changed
+
+
+# ------------------------------------------------------------------------- errors
+def one_error_line(err):
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    return len(lines) == 1 and lines[0].startswith("deepuad: error:") and "Traceback" not in err
+
+
+@pytest.fixture
+def built(tmp_path, capsys, table):
+    return pipeline(capsys, tmp_path, table)
+
+
+def test_bad_inputs_give_one_line_and_documented_codes(tmp_path, capsys, built, table):
+    f, c, m, s, _ = built
+    nan_csv = tmp_path / "nan.csv"
+    nan_csv.write_text("a,b\n1,2\n3,\n")
+    other = make_table(tmp_path / "other.csv", seed=5)
+    run_cli(capsys, "extract", other, "--label-column", "label", "--anomaly-values", "bad", "-o", tmp_path / "other.h5")
+    cases = [
+        (("cluster", tmp_path / "missing.h5"), 3, "no such file"),
+        (("cluster", tmp_path), 3, "is a directory"),
+        (("cluster", c), 3, "expected features"),
+        (("extract", nan_csv), 4, "missing, non-numeric"),
+        (("extract", table, "--label-column", "nope"), 2, "not in"),
+        (("cluster", f, "--p0", "120"), 2, "p0"),
+        (("train", f, c, "--r", "0"), 2, "r must be"),
+        (("train", f, c, "--lr", "-1"), 2, "lr must be"),
+        (("train", f, c, "--device", "tpu"), 2, "--device"),
+        (("train", tmp_path / "other.h5", c, "-o", tmp_path / "x.h5"), 5, "different features"),
+        (("score", m, f, "-o", tmp_path / "no" / "s.h5"), 6, "does not exist"),
+        (("score", m, f, "--contamination", "0.9"), 2, "contamination"),
+        (("train", f, c, "--bogus"), 2, "No such option"),
+    ]
+    if not __import__("torch").cuda.is_available():
+        cases.append((("train", f, c, "--device", "cuda", "-o", tmp_path / "x.h5"), 7, "CUDA"))
+    for args, expected_code, words in cases:
+        code, out, err = run_cli(capsys, *args)
+        assert code == expected_code, (args, code, err)
+        assert one_error_line(err), (args, err)
+        assert words.lower() in err.lower(), (args, err)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_score_refuses_differently_encoded_features(tmp_path, capsys, built):
+    f, c, m, s, _ = built
+    other = make_table(tmp_path / "o.csv", seed=3)
+    run_cli(capsys, "extract", other, "--label-column", "label", "--anomaly-values", "bad", "--scale", "standard", "-o", tmp_path / "o.h5")
+    before = s.stat().st_mtime_ns
+    code, _, err = run_cli(capsys, "score", m, tmp_path / "o.h5", "-o", s)
+    assert code == 5 and "encoded differently" in err and s.stat().st_mtime_ns == before
+    assert run_cli(capsys, "score", m, tmp_path / "o.h5", "-o", tmp_path / "forced.h5", "--force")[0] == 0

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from deepuad.selection import cluster_variances, n_changed, select, select_low_variance
+
+
+def test_cluster_variance_is_mean_squared_distance_to_centroid():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(500, 3))
+    labels = rng.integers(0, 4, size=500)
+    labels[:7] = -1  # noise rows are ignored
+    sizes, variances = cluster_variances(Z, labels, 4)
+    for k in range(4):
+        members = Z[labels == k]
+        assert sizes[k] == len(members)
+        assert variances[k] == pytest.approx(((members - members.mean(0)) ** 2).sum(1).mean())
+
+
+def test_percentile_over_clusters_keeps_clusters_below_threshold():
+    # 10 clusters with variances 1..10 and very different sizes
+    labels = np.repeat(np.arange(10), [5, 100, 5, 100, 5, 100, 5, 100, 5, 100])
+    sizes = np.bincount(labels)
+    variances = np.arange(1.0, 11.0)
+    sel = select_low_variance(labels, sizes, variances, p=30, over="clusters")
+    # 70th percentile of 1..10 is 7.3: clusters with variance 1..7 (indices 0..6) are kept
+    assert sel.accepted.tolist() == [True] * 7 + [False] * 3
+    assert sel.threshold == pytest.approx(np.percentile(variances, 70))
+    assert np.array_equal(sel.selected, np.flatnonzero(labels < 7))
+    assert not sel.fallback
+
+
+def test_percentile_over_samples_covers_share_of_rows_without_crossing():
+    labels = np.repeat(np.arange(4), [50, 30, 15, 5])
+    sizes = np.bincount(labels)
+    variances = np.array([1.0, 2.0, 3.0, 4.0])
+    sel = select_low_variance(labels, sizes, variances, p=30, over="samples")
+    # 70 of 100 rows wanted: cluster 0 (50) fits, adding cluster 1 (80) would cross
+    assert sel.accepted.tolist() == [True, False, False, False]
+    sel = select_low_variance(labels, sizes, variances, p=10, over="samples")
+    assert sel.accepted.tolist() == [True, True, False, False]  # 80 <= 90 < 95
+
+
+def test_noise_is_never_selected_and_tiny_sets_fall_back():
+    labels = np.array([-1] * 50 + [0] * 2 + [1] * 48)
+    sizes = np.array([2, 48])
+    variances = np.array([0.1, 5.0])
+    sel = select_low_variance(labels, sizes, variances, p=60, over="clusters", min_fraction=0.2)
+    assert sel.fallback
+    assert set(sel.selected) == set(range(50, 100))  # both clusters, never the noise
+    assert (labels[sel.selected] >= 0).all()
+
+
+def test_select_on_data_prefers_tight_clusters():
+    rng = np.random.default_rng(1)
+    tight = rng.normal(0, 0.1, size=(300, 2))
+    loose = rng.normal(5, 3.0, size=(100, 2))
+    Z = np.vstack([tight, loose])
+    labels = np.r_[np.zeros(300, int), np.ones(100, int)]
+    sel = select(Z, labels, p=40)
+    assert np.array_equal(sel.selected, np.arange(300))
+
+
+def test_n_changed_counts_symmetric_difference():
+    assert n_changed(np.array([1, 2, 3]), np.array([2, 3, 4, 5])) == 3
+    assert n_changed(np.array([1, 2]), np.array([1, 2])) == 0
+
+
+@pytest.mark.parametrize("p", [0, 100, -5])
+def test_invalid_p_is_refused(p):
+    with pytest.raises(ValueError):
+        select_low_variance(np.zeros(3, int), np.array([3]), np.array([1.0]), p=p)
