@@ -134,19 +134,55 @@ PERCENTILE_OPTION = typer.Option(
 
 
 # --------------------------------------------------------------------------- extract
-@app.command(epilog="Example: deepuad extract kdd.csv --label-column label --anomaly-values normal. -o kdd.features.h5")
+EXTRACT_EXAMPLES = """Examples:
+
+  deepuad extract kdd.csv --label-column label --anomaly-values normal.
+
+  deepuad extract t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz --normal-class 4 --anomaly-ratio 0.05
+
+  deepuad extract photos/ --size 32x32 --grayscale            (a folder of images; class = first sub-folder)
+
+  deepuad extract photos/ --model resnet18.pt --size 224x224  (features from your TorchScript model)
+
+  deepuad extract c3d/ --annotations Temporal_Anomaly_Annotation_for_Testing_Videos.txt --per-video
+"""
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 32x32 (height x width), got {value!r}") from None
+    if height < 1 or width < 1:
+        raise UsageError(f"--size must be positive, got {value!r}")
+    return height, width
+
+
+@app.command(epilog=EXTRACT_EXAMPLES)
 def extract(
-    input: Path = typer.Argument(..., help="CSV/TSV with a header (optionally .gz), .npy, or .npz with arrays X and optional y."),
+    input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <input stem>.features.h5 beside the input]."),
     like: Optional[Path] = typer.Option(None, "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler)."),
+    input_type: str = typer.Option("auto", "--type", help="auto, table, numpy, idx, images or video."),
     categorical: Optional[str] = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric."),
     drop: Optional[str] = typer.Option(None, "--drop", help="Comma-separated columns to ignore."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Ground-truth column: stored as y, never used as a feature."),
     anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values", help="Comma-separated label values meaning anomaly (0/1 labels need none)."),
-    scale: str = typer.Option("minmax", "--scale", help="minmax, standard or none; fitted here and stored."),
+    scale: Optional[str] = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video]."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read per chunk (memory bound for big CSVs)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of a CSV/TSV."),
     compress: bool = typer.Option(False, "--compress", help="gzip-compress X in the HDF5 file."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="MNIST: the labels IDX file (kept as class_label)."),
+    size: str = typer.Option("32x32", "--size", help="Images: resize to HEIGHTxWIDTH."),
+    grayscale: bool = typer.Option(False, "--grayscale", help="Images: convert to one channel."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Images: a TorchScript feature extractor (runs your model's code: only models you trust)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Video: UCF-Crime temporal annotation file; a segment overlapping an interval is an anomaly."),
+    segment_frames: float = typer.Option(16.0, "--segment-frames", help="Video: frames per feature row (C3D: 16)."),
+    per_video: bool = typer.Option(False, "--per-video", help="Video: one features file per video in folder -o (one model per video, as in the paper)."),
+    normal_class: Optional[str] = typer.Option(None, "--normal-class", help="Labelled sets: this class is normal ..."),
+    anomaly_ratio: Optional[float] = typer.Option(None, "--anomaly-ratio", help="... and the other classes are sampled evenly to this share of anomalies."),
+    device: str = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
     """Turn raw data into a features file: X (float32), optional y, and the fitted encoding."""
@@ -155,9 +191,12 @@ def extract(
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be >= 1, got {chunk_rows}")
     _run_stage(
-        stages.extract, as_json, "extract", input_path=input, output=output, like=like, categorical=_csv(categorical),
-        drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None, scale=scale,
-        chunk_rows=chunk_rows, text_encoding=encoding, compress=compress,
+        stages.extract, as_json, "extract", input_path=input, output=output, like=like, input_type=input_type,
+        categorical=_csv(categorical), drop=_csv(drop), label_column=label_column,
+        anomaly_values=_csv(anomaly_values) or None, scale=scale, chunk_rows=chunk_rows, text_encoding=encoding,
+        compress=compress, labels=labels, size=_size(size), grayscale=grayscale, model=model, device=device,
+        annotations=annotations, segment_frames=segment_frames, per_video=per_video, normal_class=normal_class,
+        anomaly_ratio=anomaly_ratio, seed=seed,
     )
 
 
@@ -250,6 +289,21 @@ def score(
                contamination=contamination, threshold=threshold, force=force, device=device, threads=threads)
 
 
+# --------------------------------------------------------------------------- evaluate
+@app.command(epilog="Example: deepuad evaluate kdd.scores.h5 --plots report/ --json")
+def evaluate(
+    scores: Path = typer.Argument(..., help="A scores file from 'deepuad score' or 'deepuad baseline'."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="A features file whose y are the ground truth [default: y stored with the scores]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model for the per-iteration plot [default: the one the scores came from, if present]."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNG plots (ROC, PR, score histogram, iterations, videos) and metrics.json."),
+    as_json: bool = JSON_OPTION,
+):
+    """AUROC, AUPRC and precision/recall/F1 at the stored threshold; optional plots."""
+    from deepuad import stages
+
+    _run_stage(stages.evaluate, as_json, "evaluate", scores_path=scores, labels_path=labels, model_path=model, plots_dir=plots)
+
+
 # --------------------------------------------------------------------------- run
 @app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. --epochs 50")
 def run(
@@ -259,7 +313,7 @@ def run(
     anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values"),
     categorical: Optional[str] = typer.Option(None, "--categorical"),
     drop: Optional[str] = typer.Option(None, "--drop"),
-    scale: str = typer.Option("minmax", "--scale"),
+    scale: Optional[str] = typer.Option(None, "--scale"),
     method: str = typer.Option("gmm", "--method", help="Initial clustering method."),
     clusters: int = typer.Option(20, "--clusters"),
     p0: float = typer.Option(35.0, "--p0"),

@@ -42,6 +42,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from deepuad.errors import InputError
+
 __all__ = [
     "MediaError",
     "read_idx",
@@ -64,14 +66,14 @@ __all__ = [
 ]
 
 
-class MediaError(Exception):
-    """A problem with one input file or folder: ``str(error) == f"{path}: {problem}"``."""
+class MediaError(InputError):
+    """A problem with one input file or folder: ``str(error) == f"{path}: {problem}"``.
+
+    An ``InputError``, so the command line reports it in one line with exit code 3."""
 
     def __init__(self, path, problem: str):
-        # Both go into args so the exception pickles (e.g. across worker processes).
-        super().__init__(path, problem)
-        self.path = str(path)
-        self.problem = problem
+        super().__init__(problem, path)
+        self.args = (path, problem)  # so the exception pickles (e.g. across worker processes)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from deepuad import __version__
 from deepuad import artifacts as art
-from deepuad.errors import DataError, DeviceError, InputError, StaleError, UsageError
+from deepuad.errors import DataError, DeviceError, InputError, OutputError, StaleError, UsageError
 
 Progress = Callable[[str, int, int], None]
 
@@ -120,75 +121,231 @@ def encoding_fingerprint(encoding: dict) -> str:
 
 
 # =========================================================================== extract
+INPUT_TYPES = ("auto", "table", "numpy", "idx", "images", "video")
+
+
+def detect_input_type(path: Path) -> str:
+    """table (CSV/TSV), numpy (.npy/.npz), idx (MNIST), images or video (folders)."""
+    from deepuad.media import list_image_files
+
+    name = path.name.lower()
+    if path.is_dir():
+        return "images" if list_image_files(path) else "video"
+    if name.endswith((".npy", ".npz")):
+        return "numpy"
+    if "idx" in name or name.endswith(("-ubyte", "-ubyte.gz")):
+        return "idx"
+    return "table"
+
+
+def input_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's sorted (relative path, file SHA-256) listing."""
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
 def extract(
     input_path,
     output=None,
     like=None,
+    input_type="auto",
     categorical=(),
     drop=(),
     label_column=None,
     anomaly_values=None,
-    scale="minmax",
+    scale=None,
     chunk_rows=100_000,
     text_encoding="utf-8",
     compress=False,
+    labels=None,
+    size=(32, 32),
+    grayscale=False,
+    model=None,
+    device="auto",
+    annotations=None,
+    segment_frames=16.0,
+    per_video=False,
+    normal_class=None,
+    anomaly_ratio=None,
+    seed=0,
     skip_current=False,
     progress: Progress = _no_progress,
 ) -> dict:
-    """CSV/TSV/.npy/.npz -> features artifact (X, y, feature_names, ids, encoding)."""
-    from deepuad.tabular import ArrayScaler, TabularEncoder, load_array_file, read_table_chunks
+    """Raw input -> features artifact (X, y, feature_names, ids, encoding).
 
-    input_path = require_input_file(input_path)
-    output = art.check_output_path(output or default_output(input_path, "features"))
+    Tables are encoded in streamed chunks; NumPy arrays, MNIST IDX, image folders (raw pixels
+    or a TorchScript extractor's output) and per-video feature files are read whole.
+    ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
+    from deepuad.tabular import TabularEncoder, read_table_chunks
+
+    input_path = Path(input_path)
+    if not input_path.exists():
+        raise InputError("no such file or folder", input_path)
+    if input_type not in INPUT_TYPES:
+        raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+    if input_type == "auto":
+        input_type = detect_input_type(input_path)
+    if input_type not in ("images", "video"):
+        require_input_file(input_path)
+    if scale is None:
+        scale = "minmax" if input_type in ("table", "numpy") else "none"
+    if (normal_class is None) != (anomaly_ratio is None):
+        raise UsageError("--normal-class and --anomaly-ratio go together")
+    if per_video and input_type != "video":
+        raise UsageError("--per-video applies to video feature folders only")
+    default = input_path.with_name(input_path.name + ".per-video") if per_video else default_output(input_path, "features")
+    output = Path(output or default)
+    if not per_video:
+        output = art.check_output_path(output)
     params = {
-        "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
+        "input_type": input_type, "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
         "anomaly_values": anomaly_values, "scale": scale, "like": str(like) if like else None,
     }
-    inputs = {"raw": {"path": str(input_path), "sha256": file_sha256(input_path)}}
+    if input_type in ("idx", "images", "video"):
+        params.update(labels=str(labels) if labels else None, size=list(size), grayscale=grayscale,
+                      model=str(model) if model else None, annotations=str(annotations) if annotations else None,
+                      segment_frames=segment_frames, normal_class=normal_class, anomaly_ratio=anomaly_ratio, seed=seed)
+    inputs = {"raw": {"path": str(input_path), "sha256": input_sha256(input_path)}}
     like_encoding = None
     if like:
         with art.open_artifact(like, "features") as f:
             like_encoding = art.read_json(f, "encoding")
             inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
-    params["input_type"] = "numpy" if input_path.name.lower().endswith((".npy", ".npz")) else "table"
-    if skip_current and existing_artifact_matches(output, "features", params, inputs):
+        if bool(like_encoding.get("array")) == (input_type == "table"):
+            raise StaleError(f"{like} was made from {'a table' if not like_encoding.get('array') else 'arrays'}; this input is {input_type}", input_path)
+    if skip_current and not per_video and existing_artifact_matches(output, "features", params, inputs):
         return _skipped(output)
 
+    if input_type != "table":
+        raw = _read_array_input(input_path, input_type, labels, size, grayscale, model, device, annotations, segment_frames)
+        if normal_class is not None:
+            raw = _one_class_subset(raw, normal_class, anomaly_ratio, seed, input_path)
+        if per_video:
+            return _write_per_video(raw, output, params, inputs, scale, compress)
+        return _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress)
+
     unseen: dict[str, int] = {}
-    if params["input_type"] == "numpy":
-        X, y = load_array_file(input_path)
-        if like_encoding is not None and not like_encoding.get("array"):
-            raise StaleError(f"{like} holds a table encoding; this input is a NumPy array", input_path)
-        scaler = ArrayScaler.from_dict(like_encoding) if like_encoding else ArrayScaler(scale).fit(X)
-        if X.shape[1] != len(scaler.offset_):
-            raise DataError(f"has {X.shape[1]} columns but {like} was fitted on {len(scaler.offset_)}", input_path)
-        encoding = scaler.to_dict()
-        encoding["feature_names"] = [f"x{i}" for i in range(X.shape[1])]
-        chunks = iter([(scaler.transform(X), y)])
+    if like_encoding is not None:
+        encoder = TabularEncoder.from_dict(like_encoding)
     else:
-        if like_encoding is not None:
-            if like_encoding.get("array"):
-                raise StaleError(f"{like} holds a NumPy-array encoding; this input is a table", input_path)
-            encoder = TabularEncoder.from_dict(like_encoding)
+        encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale)
+        rows = 0
+        for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+            encoder.partial_fit(df, input_path)
+            rows += len(df)
+            progress("fitting encoding", rows, 0)
+        encoder.finish_fit(input_path)
+
+    def table_chunks():
+        for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+            X_chunk, unseen_chunk = encoder.transform(df, input_path)
+            for column, count in unseen_chunk.items():
+                unseen[column] = unseen.get(column, 0) + count
+            yield X_chunk, encoder.labels(df, input_path)
+
+    return write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen)
+
+
+def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames) -> dict:
+    """{"X", "y", "ids", "extra": {name: array}, "notes": {...}} for the non-table inputs."""
+    from deepuad import media
+    from deepuad.tabular import load_array_file
+
+    if input_type == "numpy":
+        X, y = load_array_file(path)
+        return {"X": X, "y": y, "ids": None, "extra": {}, "notes": {}}
+    if input_type == "idx":
+        X, class_label = media.read_mnist(path, labels)
+        extra = {} if class_label is None else {"class_label": class_label}
+        return {"X": X, "y": None, "ids": None, "extra": extra, "notes": {}}
+    if input_type == "images":
+        if model:
+            folder = media.extract_image_folder(model, path, size=size, grayscale=grayscale, device=resolve_device(device))
         else:
-            encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale)
-            rows = 0
-            for df in read_table_chunks(input_path, chunk_rows, text_encoding):
-                encoder.partial_fit(df, input_path)
-                rows += len(df)
-                progress("fitting encoding", rows, 0)
-            encoder.finish_fit(input_path)
-        encoding = encoder.to_dict()
+            folder = media.read_image_folder(path, size=size, grayscale=grayscale)
+        notes = {"skipped_images": len(folder.skipped)}
+        if folder.skipped:
+            notes["skipped_examples"] = [f"{name}: {why}" for name, why in folder.skipped[:5]]
+            warnings.warn(f"{len(folder.skipped)} unreadable image(s) skipped, e.g. {folder.skipped[0][0]}: {folder.skipped[0][1]}")
+        return {"X": folder.X, "y": None, "ids": folder.ids.astype(object),
+                "extra": {"class_label": folder.class_label.astype(object)}, "notes": notes}
+    videos = media.read_video_features(path)
+    y = None
+    notes = {"videos": len(set(videos.video.tolist()))}
+    if annotations:
+        intervals = media.read_ucf_annotations(annotations)
+        names = list(dict.fromkeys(videos.video.tolist()))
+        missing = [v for v in names if v not in intervals]
+        if missing:
+            raise DataError(f"no annotation for video(s) {', '.join(missing[:3])}", annotations)
+        y = np.empty(len(videos.X), dtype=np.int8)
+        for name in names:
+            rows = np.flatnonzero(videos.video == name)
+            y[rows] = media.segment_labels(len(rows), intervals[name], segment_frames)
+    ids = np.array([f"{v}#{s}" for v, s in zip(videos.video, videos.segment)], dtype=object)
+    return {"X": videos.X, "y": y, "ids": ids, "notes": notes,
+            "extra": {"video": videos.video.astype(object), "segment": videos.segment}}
 
-        def table_chunks():
-            for df in read_table_chunks(input_path, chunk_rows, text_encoding):
-                X_chunk, unseen_chunk = encoder.transform(df, input_path)
-                for column, count in unseen_chunk.items():
-                    unseen[column] = unseen.get(column, 0) + count
-                yield X_chunk, encoder.labels(df, input_path)
 
-        chunks = table_chunks()
-    return write_features(output, chunks, encoding, params, inputs, compress, progress, unseen)
+def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dict:
+    """The paper's task: all of one class as normal plus the others sampled to anomaly_ratio."""
+    from deepuad import media
+
+    class_label = raw["extra"].get("class_label")
+    if class_label is None:
+        raise UsageError(f"--normal-class needs class labels, and {path} has none (pass --labels for IDX files)")
+    try:
+        rows, y = media.one_class_task(class_label, normal_class, anomaly_ratio, seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    subset = {k: (None if v is None else v[rows]) for k, v in raw.items() if k in ("X", "ids")}
+    subset["ids"] = rows.astype(np.int64) if raw["ids"] is None else subset["ids"]  # rows of the original input
+    return {**subset, "y": y, "extra": {k: v[rows] for k, v in raw["extra"].items()},
+            "notes": {**raw["notes"], "task": {"normal_class": str(normal_class), "anomaly_ratio": anomaly_ratio, "seed": seed}}}
+
+
+def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress) -> dict:
+    from deepuad.tabular import ArrayScaler
+
+    X = raw["X"]
+    if like_encoding is not None:
+        scaler = ArrayScaler.from_dict(like_encoding)
+        if X.shape[1] != len(scaler.offset_):
+            raise DataError(f"has {X.shape[1]} columns but {like} was fitted on {len(scaler.offset_)}", inputs["raw"]["path"])
+    else:
+        scaler = ArrayScaler(scale).fit(X)
+    encoding = scaler.to_dict()
+    encoding.update(feature_names=[f"x{i}" for i in range(X.shape[1])], input_type=params["input_type"])
+    for key in ("size", "grayscale", "model"):
+        if key in params:
+            encoding[key] = params[key]
+    summary = write_features(output, iter([(scaler.transform(X), raw["y"])]), encoding, params, inputs, compress, progress,
+                             ids=raw["ids"], extra=raw["extra"])
+    summary.update(raw["notes"])
+    return summary
+
+
+def _write_per_video(raw, folder: Path, params, inputs, scale, compress) -> dict:
+    """One features file per video (the paper trains one model per video)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror}", folder) from None
+    written = []
+    videos = raw["extra"]["video"]
+    for name in dict.fromkeys(videos.tolist()):
+        rows = np.flatnonzero(videos == name)
+        part = {"X": raw["X"][rows], "y": None if raw["y"] is None else raw["y"][rows], "ids": raw["ids"][rows],
+                "extra": {k: v[rows] for k, v in raw["extra"].items()}, "notes": {}}
+        summary = _write_arrays(part, folder / f"{name}.features.h5", {**params, "video": name}, inputs, scale, None, None, compress,
+                                _no_progress)
+        written.append(summary)
+    return {"output": str(folder), "videos": len(written), "files": [w["output"] for w in written],
+            "rows": int(sum(w["rows"] for w in written))}
 
 
 def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, compress=False, progress=_no_progress,
@@ -640,3 +797,59 @@ def describe(path) -> dict:
                                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                                "score_max": float(scores.max()), **art.attr_json(f, "metrics")}
     return info
+
+
+# =========================================================================== evaluate
+def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, progress: Progress = _no_progress) -> dict:
+    """Metrics of a scores artifact against ground truth (from the scores file itself, or the
+    ``y`` of a features file), and optionally PNG plots plus metrics.json in ``plots_dir``."""
+    from deepuad.metrics import binary_metrics
+
+    with art.open_artifact(scores_path, "scores") as f:
+        scores, is_anomaly = art.read_array(f, "score"), art.read_array(f, "is_anomaly")
+        y = art.read_array(f, "y") if "y" in f else None
+        threshold = float(f.attrs["threshold"])
+        inputs = art.inputs_of(f)
+    source = str(scores_path)
+    features_path = labels_path or inputs.get("features", {}).get("path")
+    extra = {}
+    if labels_path is not None or (features_path and Path(features_path).exists()):
+        try:
+            with art.open_artifact(features_path, "features") as f:
+                if labels_path is not None:
+                    if "y" not in f:
+                        raise DataError("has no labels (y)", labels_path)
+                    y, source = art.read_array(f, "y"), str(labels_path)
+                extra = {name: art.read_array(f, name) for name in ("video",) if name in f}
+        except InputError:
+            if labels_path is not None:
+                raise
+    if y is not None and len(y) != len(scores):
+        raise DataError(f"has {len(y)} labels but {scores_path} has {len(scores)} scores", source)
+    summary: dict = {"scores": str(scores_path), "rows": len(scores), "threshold": threshold,
+                     "flagged": int(is_anomaly.sum()), "labels_from": source if y is not None else None}
+    if y is not None:
+        summary.update(binary_metrics(y, scores, is_anomaly))
+    if plots_dir is None:
+        return summary
+    from deepuad import plots
+
+    plots_dir = Path(plots_dir)
+    try:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror}", plots_dir) from None
+    written = [plots.score_histogram(scores, y, threshold, plots_dir)]
+    if y is not None and len(np.unique(y)) == 2:
+        written += plots.roc_pr_curves(y, scores, plots_dir)
+    model_path = model_path or inputs.get("model", {}).get("path")
+    if model_path and Path(model_path).exists():
+        written.append(plots.iteration_curves(describe(model_path)["iterations"], plots_dir))
+    if "video" in extra:
+        videos = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in extra["video"]])
+        for name in dict.fromkeys(videos.tolist()):
+            rows = np.flatnonzero(videos == name)
+            written.append(plots.video_scores(name, scores[rows], None if y is None else y[rows], plots_dir))
+    summary["plots"] = written
+    (plots_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary
