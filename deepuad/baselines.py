@@ -24,7 +24,7 @@ from sklearn.svm import OneClassSVM
 
 from .base import BaseDetector, check_array
 
-__all__ = ["IsolationForestDetector", "OCSVMDetector", "DAGMMDetector", "BASELINES"]
+__all__ = ["IsolationForestDetector", "OCSVMDetector", "DAGMMDetector", "AutoencoderDetector", "BASELINES"]
 
 
 # --------------------------------------------------------------------------- parameter checks
@@ -309,8 +309,11 @@ class DAGMMDetector(BaseDetector):
     dropout, softmax over ``n_gmm`` components.  The GMM parameters of each batch come from the
     batch's soft memberships, and the loss is
 
-        mean ||x - x'||^2 / n_features  (reconstruction MSE)
-        + lambda_energy * mean E(z) + lambda_cov * sum_k sum_j 1 / Sigma_k[j, j].
+        mean_rows ||x - x'||^2  (reconstruction error, the paper's L(x, x') = ||x - x'||_2^2,
+                                 i.e. the squared error summed over features, not divided
+                                 by the width; dividing by it made the small-data AE
+                                 undertrained relative to the energy/covariance terms)
+        + lambda_energy * mean_rows E(z) + lambda_cov * sum_k sum_j 1 / Sigma_k[j, j].
 
     After training, the mixture parameters are recomputed from the whole training set (in
     batches, network in eval mode) and ``decision_function`` returns the sample energy E(z).
@@ -422,6 +425,7 @@ class DAGMMDetector(BaseDetector):
         self._fit_mixture(X_t)
 
     def _loss(self, x, x_hat, z, gamma) -> torch.Tensor:
+        # Zong et al. eq. (7); the GMM part runs in float64 (z and gamma are double).
         recon = ((x - x_hat) ** 2).sum(dim=1).mean()
         phi, mu, cov = _gmm_params(z, gamma)
         energy = _energy(z, phi, mu, _cholesky(cov)).mean()
@@ -473,11 +477,49 @@ class DAGMMDetector(BaseDetector):
         return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
+# --------------------------------------------------------------------------- plain autoencoder
+
+class AutoencoderDetector(BaseDetector):
+    """deepuad's own autoencoder trained on ALL rows, with no selection and no re-selection.
+
+    The ablation that shows what the clustering buys: same network, loss, optimiser and
+    cosine score as :class:`deepuad.DeepUAD`, but the training set is the whole input.
+    """
+
+    def __init__(self, epochs=200, batch_size=1024, lr=1e-3, layers=(60, 30, 10), activation="tanh", loss="mse",
+                 device="cpu", random_state=0, contamination=0.1):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.layers = layers
+        self.activation = activation
+        self.loss = loss
+        self.device = device
+        self.random_state = random_state
+        self.contamination = contamination
+
+    def _fit(self, X: np.ndarray) -> None:
+        from .detector import DeepUAD
+
+        _check_contamination(self.contamination)
+        # r > epochs: no re-selection ever happens, the training set stays "all rows"
+        self.detector_ = DeepUAD(
+            epochs=self.epochs, r=self.epochs + 1, batch_size=self.batch_size, lr=self.lr, layers=tuple(self.layers),
+            activation=self.activation, loss=self.loss, device=self.device, seed=self.random_state or 0,
+        ).fit(X, initial=np.arange(len(X)))
+        self.n_features_in_ = X.shape[1]
+
+    def decision_function(self, X) -> np.ndarray:
+        X = check_array(X)
+        _check_width(self, X)
+        return self.detector_.decision_function(X).astype(np.float64)
+
+
 # --------------------------------------------------------------------------- registry
 
-# name -> detector class.  The plain-autoencoder baseline "ae" is added by the module that
-# owns the project's own autoencoder (it is not defined here to avoid a duplicate model).
+# name -> detector class (what `deepuad baseline --method` offers)
 BASELINES = {
+    "ae": AutoencoderDetector,
     "iforest": IsolationForestDetector,
     "ocsvm": OCSVMDetector,
     "dagmm": DAGMMDetector,

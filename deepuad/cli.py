@@ -289,6 +289,33 @@ def score(
                contamination=contamination, threshold=threshold, force=force, device=device, threads=threads)
 
 
+# --------------------------------------------------------------------------- baseline
+@app.command(epilog="Example: deepuad baseline train.features.h5 --method iforest --score-features test.features.h5 --contamination 0.2")
+def baseline(
+    features: Path = typer.Argument(..., help="Features to fit the baseline on."),
+    method: str = typer.Option("iforest", "--method", help="iforest, ocsvm, ae (deepuad's autoencoder on all rows, no selection) or dagmm."),
+    score_features: Optional[Path] = typer.Option(None, "--score-features", help="Features to score [default: the same]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output scores file [default: <stem>.<method>.scores.h5]."),
+    contamination: float = typer.Option(0.1, "--contamination", help="Share of rows flagged (sets the threshold)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="ae/dagmm: epochs [default: ae 200, dagmm 100]."),
+    batch_size: int = typer.Option(1024, "--batch-size", help="ae/dagmm: batch size."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="ae/dagmm: learning rate [default: ae 1e-3, dagmm 1e-4]."),
+    layers: str = typer.Option("60,30,10", "--layers", help="ae: encoder widths."),
+    activation: str = typer.Option("tanh", "--activation", help="ae: tanh or relu."),
+    max_train_samples: int = typer.Option(10000, "--max-train-samples", help="ocsvm: fit on at most this many random rows (OC-SVM is quadratic)."),
+    device: str = DEVICE_OPTION,
+    threads: Optional[int] = THREADS_OPTION,
+    seed: int = SEED_OPTION,
+    as_json: bool = JSON_OPTION,
+):
+    """A baseline detector through the same artifacts: its scores file works with evaluate and plots."""
+    from deepuad import stages
+
+    _run_stage(stages.baseline, as_json, "baseline", features_path=features, method=method, score_features=score_features,
+               output=output, contamination=contamination, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+               layers=_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
+
+
 # --------------------------------------------------------------------------- evaluate
 @app.command(epilog="Example: deepuad evaluate kdd.scores.h5 --plots report/ --json")
 def evaluate(

@@ -853,3 +853,77 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     summary["plots"] = written
     (plots_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
+
+
+# =========================================================================== baseline
+def baseline(
+    features_path,
+    method="iforest",
+    score_features=None,
+    output=None,
+    contamination=0.1,
+    seed=0,
+    epochs=None,
+    batch_size=1024,
+    lr=None,
+    layers=(60, 30, 10),
+    activation="tanh",
+    max_train_samples=10000,
+    device="auto",
+    threads=None,
+    progress: Progress = _no_progress,
+) -> dict:
+    """Fit a baseline detector on one features file, score another (default: the same) and write
+    a scores artifact in the same schema as ``score``, so evaluate and plots work on it."""
+    from deepuad.baselines import BASELINES
+    from deepuad.metrics import binary_metrics
+
+    if method not in BASELINES:
+        raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
+    if not 0 < contamination <= 0.5:
+        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    score_features = score_features or features_path
+    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"))
+    set_threads(threads)
+    options: dict = {"contamination": contamination, "random_state": seed}
+    if method in ("ae", "dagmm"):
+        options.update(batch_size=batch_size, device=resolve_device(device))
+        options["epochs"] = epochs if epochs is not None else (200 if method == "ae" else 100)
+        if lr is not None:
+            options["lr"] = lr
+    if method == "ae":
+        options.update(layers=tuple(layers), activation=activation)
+    if method == "ocsvm":
+        options["max_train_samples"] = max_train_samples
+    try:
+        detector = BASELINES[method](**options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    train = load_features(features_path)
+    target = train if Path(score_features) == Path(features_path) else load_features(score_features)
+    if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
+        raise StaleError(f"is encoded differently from {features_path}; use extract --like", score_features)
+    progress(f"fitting {method}", 0, 1)
+    try:
+        detector.fit(train["X"])
+    except ValueError as error:
+        raise DataError(f"{method} failed: {error}", features_path) from None
+    progress(f"fitting {method}", 1, 1)
+    scores = np.asarray(detector.decision_function(target["X"]), dtype=np.float32)
+    threshold = float(detector.threshold_)
+    is_anomaly = (scores > threshold).astype(np.int8)
+    y = target["y"]
+    metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
+    params = {"method": method, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}}
+    inputs = {"features": {"path": str(score_features), "fingerprint": target["fingerprint"]},
+              "train_features": {"path": str(features_path), "fingerprint": train["fingerprint"]}}
+    with art.write_artifact(output, "scores", params, inputs) as f:
+        art.put(f, "score", scores, chunked=True)
+        art.put(f, "is_anomaly", is_anomaly, chunked=True)
+        if y is not None:
+            art.put(f, "y", y, chunked=True)
+        f.attrs["threshold"] = threshold
+        f.attrs["contamination"] = contamination
+        f.attrs["metrics"] = json.dumps(metrics)
+    return {"output": str(output), "method": method, "rows": len(scores), "threshold": threshold,
+            "anomalies_flagged": int(is_anomaly.sum()), **metrics}

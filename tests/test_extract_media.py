@@ -85,3 +85,18 @@ def test_evaluate_writes_metrics_and_plots(tmp_path, capsys, table):
     for name in ("roc.png", "pr.png", "score_histogram.png", "iterations.png", "metrics.json"):
         assert (tmp_path / "report" / name).stat().st_size > 1000 or name == "metrics.json"
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["auroc"] == summary["auroc"]
+
+
+def test_baseline_scores_share_the_schema(tmp_path, capsys, table):
+    f = tmp_path / "f.h5"
+    run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)
+    for method in ("iforest", "ae"):
+        out_path = tmp_path / f"{method}.h5"
+        code, out, err = run_cli(capsys, "baseline", f, "--method", method, "--epochs", "20", "--lr", "0.01",
+                                 "--batch-size", "32", "--layers", "6,3", "-o", out_path, "--json")
+        assert code == 0, err
+        assert json.loads(out)["auroc"] > 0.8
+        code, out, err = run_cli(capsys, "evaluate", out_path, "--json")
+        assert code == 0 and json.loads(out)["flagged"] == 44  # 10 % of 440 by default
+    code, _, err = run_cli(capsys, "baseline", f, "--method", "lof")
+    assert code == 2 and "--method" in err
