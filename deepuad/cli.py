@@ -201,27 +201,71 @@ def extract(
 
 
 # --------------------------------------------------------------------------- cluster
-@app.command(epilog="Example: deepuad cluster kdd.features.h5 --p0 35 --method gmm --clusters 20")
+CLUSTER_HELP = """Initial clustering: choose the first 'normal' training set from low-variance clusters.
+
+Methods: gmm (default; the paper's choice for tabular data), kmeans, hdbscan, and distribution
+(distribution clustering, Lin et al. CVPR 2018: the paper's choice for image and video
+features). Distribution clustering finds the number of clusters itself and leaves outliers
+unclustered; its three parameters, in plain words:
+
+--thres: how alike two points' distance profiles (their distances to everything else) must
+be to count as samples of the same distribution. Too small and almost nothing clusters (most
+rows stay unclustered); too large and distinct distributions merge. Calibrate it with
+--thres auto: the median nearest-neighbour profile distance, i.e. the noise floor two samples
+of one distribution show (then look at 'unclustered' in the summary and adjust).
+
+--min-clus: a cluster needs more than this many points; smaller groups stay unclustered.
+
+--max-dist: stop seeding new clusters once the closest remaining pair of unclustered points is
+at least this far apart (squared distance on unit vectors, so between 0 and 4).
+
+Paper values (Table 9): MNIST 0.1/7/1.4, CIFAR-10 and cats-vs-dogs 0.06/5/1.4, video 0.05/4/1.5.
+"""
+
+
+def _thres(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        thres = float(value)
+    except ValueError:
+        raise UsageError(f"--thres must be a positive number or 'auto', got {value!r}") from None
+    if not thres > 0:
+        raise UsageError(f"--thres must be positive, got {value!r}")
+    return thres
+
+
+@app.command(help=CLUSTER_HELP, epilog="Examples: deepuad cluster kdd.features.h5 --p0 35 ; deepuad cluster cifar.features.h5 --method distribution --thres 0.06 --min-clus 5 --max-dist 1.4")
 def cluster(
     features: Path = typer.Argument(..., help="A features file from 'deepuad extract'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <stem>.clusters.h5]."),
     p0: float = typer.Option(35.0, "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out."),
-    method: str = typer.Option("gmm", "--method", help="Clustering method: gmm or kmeans."),
-    clusters: int = typer.Option(20, "--clusters", help="Number of clusters/components."),
+    method: str = typer.Option("gmm", "--method", help="gmm, kmeans, hdbscan or distribution."),
+    clusters: int = typer.Option(20, "--clusters", help="gmm/kmeans: number of clusters/components."),
     percentile_over: str = PERCENTILE_OPTION,
-    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (recorded as fallback)."),
-    covariance: str = typer.Option("diag", "--covariance", help="GMM covariance type: diag (robust on one-hot data), full, tied, spherical."),
-    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="Fit on a random sample of this many rows, then assign all rows."),
+    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback)."),
+    covariance: str = typer.Option("diag", "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
+    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
+    thres: str = typer.Option("0.1", "--thres", help="distribution: profile-distance threshold, or 'auto'."),
+    min_clus: int = typer.Option(7, "--min-clus", help="distribution: a cluster needs more than this many points."),
+    max_dist: float = typer.Option(1.4, "--max-dist", help="distribution: stop seeding at this seed distance."),
+    dc_normalize: str = typer.Option("l2", "--dc-normalize", help="distribution: l2, center-l2 or none."),
+    anchors: int = typer.Option(1024, "--anchors", help="distribution: anchor rows for distance profiles."),
+    neighbors: int = typer.Option(20, "--neighbors", help="distribution: kNN graph size for seeding."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
+    min_cluster_size: int = typer.Option(5, "--min-cluster-size", help="hdbscan: minimum cluster size."),
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
-    """Initial clustering: choose the first 'normal' training set from low-variance clusters."""
     from deepuad import stages
 
+    options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
+    if method == "distribution":
+        options.update(thres=_thres(thres), min_clus=min_clus, max_dist=max_dist, normalize=dc_normalize,
+                       n_anchors=anchors, n_neighbors=neighbors, sample=sample)
     _run_stage(
         stages.cluster, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
-        p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed,
-        method_options={"covariance_type": covariance, "fit_sample": fit_sample},
+        p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, method_options=options,
     )
 
 

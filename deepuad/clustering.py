@@ -1,8 +1,11 @@
 """Clustering methods behind ``deepuad cluster --method`` and the re-selection step.
 
-Every method is a function ``labels = fit_labels(X, n_clusters, random_state, **options)``
-returning int64 labels with -1 for rows left unclustered (noise). Adding a method means
-adding one entry to ``METHODS``; the selection rule, the artifact and the CLI stay as they are.
+Every method is a function ``fit_labels(X, n_clusters, random_state, **options)`` returning
+int64 labels with -1 for rows left unclustered (noise), or ``(labels, extra)`` where ``extra``
+may hold ``variances`` (per cluster, when the method measures spread in its own geometry, as
+distribution clustering does on unit vectors) and arrays worth storing in the artifact.
+Adding a method means adding one entry to ``METHODS``; the selection rule, the artifact and
+the CLI stay as they are.
 
 Large inputs: ``fit_sample`` (where offered) fits on a seeded random subsample and then
 assigns every row in chunks, so memory stays bounded by the subsample, not by N.
@@ -77,18 +80,56 @@ def kmeans_labels(X, n_clusters=20, random_state=0, fit_sample=None):
     return _predict_in_chunks(model, X)
 
 
+def hdbscan_labels(X, n_clusters=None, random_state=0, min_cluster_size=5, fit_sample=None):
+    """scikit-learn's HDBSCAN (paper Table 6: minimum cluster size 5); noise is -1 and never
+    selected. It has no predict: with ``fit_sample`` the rest of the rows stay noise."""
+    from sklearn.cluster import HDBSCAN
+
+    if fit_sample is None or fit_sample >= len(X):
+        return HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(np.asarray(X, dtype=np.float64))
+    rows = np.sort(np.random.default_rng(random_state).choice(len(X), size=fit_sample, replace=False))
+    labels = np.full(len(X), -1, dtype=np.int64)
+    labels[rows] = HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(np.asarray(X[rows], dtype=np.float64))
+    return labels
+
+
+def distribution_labels(X, n_clusters=None, random_state=0, thres=0.1, min_clus=7, max_dist=1.4, normalize="l2",
+                        n_anchors=1024, n_neighbors=20, sample=None):
+    """Distribution clustering (Lin et al., CVPR 2018): finds its own number of clusters and
+    leaves outliers unclustered. Cluster variance is its s^2 on the normalised rows.
+    ``thres="auto"`` applies the nearest-neighbour profile-distance heuristic."""
+    from deepuad.distribution import DistributionClustering, estimate_thres
+
+    if thres == "auto":
+        thres = float(estimate_thres(X, normalize=normalize, random_state=random_state))
+    model = DistributionClustering(
+        thres=float(thres), min_clus=min_clus, max_dist=max_dist, normalize=normalize, n_anchors=n_anchors,
+        n_neighbors=n_neighbors, sample=sample, random_state=random_state,
+    ).fit(np.asarray(X, dtype=np.float32))
+    extra = {"variances": np.asarray(model.cluster_s2_, dtype=np.float64), "thres": float(thres),
+             "mu": model.cluster_mu_, "s2": model.cluster_s2_, "seed_distances": model.seed_distances_}
+    return model.labels_, extra
+
+
 # name -> (function, options it accepts from the command line, one-line help)
 METHODS = {
     "gmm": (gmm_labels, ("covariance_type", "reg_covar", "fit_sample"), "Gaussian mixture (paper's choice for tabular data)"),
     "kmeans": (kmeans_labels, ("fit_sample",), "k-means (ablation, paper Table 6)"),
+    "hdbscan": (hdbscan_labels, ("min_cluster_size", "fit_sample"), "HDBSCAN (ablation, paper Table 6; noise never selected)"),
+    "distribution": (
+        distribution_labels,
+        ("thres", "min_clus", "max_dist", "normalize", "n_anchors", "n_neighbors", "sample"),
+        "distribution clustering (paper's choice for images and video)",
+    ),
 }
 
 
-def cluster_labels(method: str, X: np.ndarray, n_clusters: int, random_state: int, **options) -> np.ndarray:
-    """Run ``method`` on X; options not accepted by the method are ignored."""
+def cluster_labels(method: str, X: np.ndarray, n_clusters: int, random_state: int, **options) -> tuple[np.ndarray, dict]:
+    """Run ``method`` on X: (labels, extra). Options the method does not accept are ignored."""
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; choose from {', '.join(METHODS)}")
     function, accepted, _ = METHODS[method]
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    labels = np.asarray(function(X, n_clusters=n_clusters, random_state=random_state, **kwargs), dtype=np.int64)
-    return labels
+    result = function(X, n_clusters=n_clusters, random_state=random_state, **kwargs)
+    labels, extra = result if isinstance(result, tuple) else (result, {})
+    return np.asarray(labels, dtype=np.int64), extra

@@ -34,7 +34,7 @@ import torch
 from deepuad.autoencoder import Autoencoder, cosine_error, encode_and_score
 from deepuad.base import BaseDetector, check_array, threshold_for_contamination
 from deepuad.clustering import cluster_labels, gmm_labels
-from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select
+from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
 
 
 @dataclass
@@ -68,8 +68,14 @@ def initial_selection(
     if method == "gmm":
         method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
         method_options.setdefault("reg_covar", 1e-4)
-    labels = cluster_labels(method, X, n_clusters, random_state, **method_options)
-    return select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
+    labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
+    if "variances" in extra:  # the method measured spread in its own geometry
+        sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))
+        selection = select_low_variance(labels, sizes, extra["variances"], p0, over=percentile_over, min_fraction=min_fraction)
+    else:
+        selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
+    selection.extra = extra
+    return selection
 
 
 class DeepUAD(BaseDetector):
@@ -102,6 +108,7 @@ class DeepUAD(BaseDetector):
         reselect_fit_sample: int | None = None,
         percentile_over: str = "clusters",
         z_scale: str = "none",
+        reselect_seed: str = "vary",
         tol: float = 0.0,
         min_fraction: float = 0.01,
         device: str = "cpu",
@@ -123,6 +130,7 @@ class DeepUAD(BaseDetector):
         self.reselect_fit_sample = reselect_fit_sample
         self.percentile_over = percentile_over
         self.z_scale = z_scale
+        self.reselect_seed = reselect_seed
         self.tol = tol
         self.min_fraction = min_fraction
         self.device = device
@@ -233,8 +241,8 @@ class DeepUAD(BaseDetector):
             # influences which clusters look tight
             z = (z - z.mean(axis=0)) / np.maximum(z.std(axis=0), 1e-12)
         t = len(self.iterations_)
-        # a different but reproducible GMM seed per re-selection
-        gmm_seed = int(np.random.default_rng([self.seed, t]).integers(2**31 - 1))
+        # reproducible GMM seed: the same each time (stable selections) or one per re-selection
+        gmm_seed = int(np.random.default_rng([self.seed, t if self.reselect_seed == "vary" else 0]).integers(2**31 - 1))
         labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
         selection = select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
         changed = n_changed(self.selected_, selection.selected)

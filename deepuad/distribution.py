@@ -47,6 +47,13 @@ Readings of the spec's ambiguities chosen here, and why:
   phase, exactly as in the release.
 * **Seed pairs are never retried**: a pair that was examined (rejected, or grown into a cluster
   that was too small) is remembered across kNN rebuilds, as in the release's single sweep.
+  Rows closer than float32 rounding (duplicates) are kept out of the kNN lists, so a group of
+  more than ``n_neighbors`` copies cannot hide the real seed pairs.
+* **Speed without approximation** beyond the spec's: the kNN graph is exact (brute force in
+  ``chunk_size`` blocks; only rows that lost a neighbour are recomputed on a rebuild), and
+  growth evaluates the shell test only on rows that the triangle inequality, applied to
+  distances from a reference centre (the seed pair's midpoint, computed for a batch of seeds
+  in one matrix product), cannot exclude. torch is used only for its faster ``topk``.
 * **Cluster variance.** ``cluster_s2_`` is s^2, the mean squared distance of the members to
   their centroid (the spec's proposal, used to rank clusters); ``cluster_mu_`` is the members'
   mean pairwise squared distance, mu = 2 s^2 |C| / (|C| - 1). Both are computed on the *final*
@@ -376,6 +383,9 @@ class _ScalableRun:
                 rows = np.flatnonzero((qpos[qs : qs + cs] >= rs) & (qpos[qs : qs + cs] < rs + len(r)))
                 rows = rows[r[qpos[qs : qs + cs][rows] - rs] == q[rows]]
                 G[rows, qpos[qs : qs + cs][rows] - rs] = np.inf
+                # Duplicates are no use as neighbours: zero-distance seeds are skipped, and a
+                # group of more than k copies would otherwise hide every real seed pair.
+                G[G <= self.eps_sq] = np.inf
                 kb = min(kk, len(r))
                 vals, idx = torch.topk(torch.from_numpy(G), kb, dim=1, largest=False)
                 cand_d = torch.cat([run_d, vals], dim=1)
@@ -590,6 +600,8 @@ class _ScalableRun:
     def run(self, batch=64):
         self.pos_in_free = np.arange(self.n)
         self.n_free = self.n
+        # Float32 rounding scale of squared distances: slack for the exact pruning, and the
+        # distance under which two rows count as duplicates in the kNN graph.
         self.eps_sq = 1e-5 * (1.0 + float(self.sq64.max()))
         examined = np.empty(0, dtype=np.int64)
         while self.n_free >= 2:
@@ -678,6 +690,10 @@ class DistributionClustering:
     random_state : int or None, default 0
         Seed for the anchor and subsample draws. ``None`` draws fresh entropy.
 
+    Memory is about ``4 * n * (2 d + m)`` bytes (features, a working copy and the n x m anchor
+    distances) plus a few ``chunk_size**2`` float blocks; nothing n x n is built. Time is
+    dominated by the exact brute-force kNN graph, O(n^2 d) per build.
+
     Attributes
     ----------
     labels_ : ndarray of int64, shape (n,)
@@ -758,6 +774,8 @@ class DistributionClustering:
         # centre) keeps float32 distances accurate. predict uses the same shift.
         shift = anchors.mean(axis=0, dtype=np.float64).astype(np.float32)
         Xs = np.ascontiguousarray(Xn[sidx] - shift, dtype=np.float32)
+        if ns == n:
+            del Xn                    # only the rows left out of the sample need it later
         run = _ScalableRun(Xs, apos, thres, min_clus, max_dist, n_neighbors, chunk).run()
         del Xs
 

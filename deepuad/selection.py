@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILE_OVER = ("clusters", "samples")
-_CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
+_CHUNK = 65536
+CROSSING = "exclude"  # rows per pass: keeps the temporary (chunk x features) arrays small
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Selection:
     accepted: np.ndarray  # (K,) bool, cluster kept
     selected: np.ndarray  # sorted int64 indices of the selected rows
     fallback: bool  # True when the min_fraction guard had to add clusters
+    extra: dict | None = None  # method-specific results worth storing (e.g. distribution clustering's mu, s2)
 
 
 def cluster_variances(Z: np.ndarray, labels: np.ndarray, n_clusters: int):
@@ -95,6 +97,8 @@ def select_low_variance(
         target = (100 - p) / 100 * n_rows
         cumulative = np.cumsum(sizes[order])
         n_keep = max(1, int(np.searchsorted(cumulative, target, side="right")))
+        if CROSSING == "include" and n_keep < len(order) and cumulative[n_keep - 1] < target:
+            n_keep += 1
         accepted = np.zeros(len(sizes), dtype=bool)
         accepted[order[:n_keep]] = True
         threshold = float(variances[order[n_keep - 1]])

@@ -454,6 +454,11 @@ def cluster(
     except ValueError as error:
         raise DataError(f"clustering failed: {error}", features_path) from None
     progress(f"clustering ({method})", 1, 1)
+    if selection.fallback:
+        warnings.warn(
+            f"the p0 rule selected fewer than {min_fraction:.0%} of the rows; added clusters in increasing variance "
+            f"up to {len(selection.selected)} rows (recorded as fallback)"
+        )
     inputs = {"features": {"path": str(features_path), "fingerprint": features["fingerprint"]}}
     with art.write_artifact(output, "clusters", params, inputs) as f:
         art.put(f, "assignment", selection.labels, chunked=True)
@@ -464,16 +469,25 @@ def cluster(
         f.attrs["threshold"] = selection.threshold
         f.attrs["fallback"] = selection.fallback
         f.attrs["n_rows"] = len(X)
+        for name, value in (selection.extra or {}).items():
+            if name == "variances":
+                continue  # already stored as 'variance'
+            if np.ndim(value) == 0:
+                f.attrs[f"method_{name}"] = value
+            else:
+                art.put(f, f"method_data/{name}", np.asarray(value), f"{method} clustering: {name} per cluster")
         if y is not None:
             share = cluster_anomaly_share(selection.labels, y, len(selection.sizes))
             art.put(f, "diagnostics/anomaly_share", share, "share of y == 1 in each cluster (diagnostic only)")
             f.attrs["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
     summary = {
-        "output": str(output), "rows": len(X), "clusters": int((selection.sizes > 0).sum()),
+        "output": str(output), "method": method, "rows": len(X), "clusters": int((selection.sizes > 0).sum()),
         "accepted_clusters": int(selection.accepted.sum()), "selected": len(selection.selected),
         "threshold": selection.threshold, "fallback": selection.fallback,
         "unclustered": int((selection.labels < 0).sum()),
     }
+    if "thres" in (selection.extra or {}):
+        summary["thres"] = selection.extra["thres"]
     if y is not None:
         summary["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
         summary["data_anomaly_share"] = float(np.mean(y))

@@ -167,3 +167,20 @@ def test_score_refuses_differently_encoded_features(tmp_path, capsys, built):
     code, _, err = run_cli(capsys, "score", m, tmp_path / "o.h5", "-o", s)
     assert code == 5 and "encoded differently" in err and s.stat().st_mtime_ns == before
     assert run_cli(capsys, "score", m, tmp_path / "o.h5", "-o", tmp_path / "forced.h5", "--force")[0] == 0
+
+
+@pytest.mark.parametrize("method", ["kmeans", "hdbscan", "distribution"])
+def test_every_clustering_method_through_the_cli(tmp_path, capsys, table, method):
+    f, c = tmp_path / "f.h5", tmp_path / "c.h5"
+    run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)
+    extra = ["--thres", "auto", "--min-clus", "5"] if method == "distribution" else ["--clusters", "6"]
+    code, out, err = run_cli(capsys, "cluster", f, "--method", method, "--p0", "35", "-o", c, "--json", *extra)
+    assert code == 0, err
+    summary = json.loads(out)
+    with h5py.File(c) as h:
+        assignment, selected = h["assignment"][()], h["selected"][()]
+    assert (assignment[selected] >= 0).all()  # unclustered rows are never selected
+    assert summary["selected_anomaly_share"] < summary["data_anomaly_share"]  # the tight clusters are cleaner
+    code, out, err = run_cli(capsys, "inspect", c, "--json")
+    clusters = json.loads(out)["clusters"]
+    assert [row["variance"] for row in clusters] == sorted(row["variance"] for row in clusters)
