@@ -21,6 +21,7 @@ Nothing here unpickles: all content is numeric/string datasets and JSON attribut
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import datetime as _dt
 import errno
@@ -28,6 +29,8 @@ import hashlib
 import json
 import os
 import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -35,7 +38,7 @@ import h5py
 import numpy as np
 
 from deepuad import __version__
-from deepuad.errors import InputError, OutputError, StaleError
+from deepuad.errors import DeepUADError, InputError, OutputError, StaleError
 
 SCHEMA_VERSION = 1
 KINDS = ("features", "clusters", "model", "scores")
@@ -51,6 +54,27 @@ SCHEMA: dict[str, dict[str, tuple[int, str, bool]]] = {
     },
     "model": {"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True)},
     "scores": {"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False)},
+}
+# kind -> groups of (dataset, axis) whose lengths must agree (the readers index one by the other)
+SAME_LENGTH: dict[str, list[list[tuple[str, int]]]] = {
+    "features": [[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
+    "clusters": [[("size", 0), ("variance", 0), ("accepted", 0)]],
+    "model": [],
+    "scores": [[("score", 0), ("is_anomaly", 0), ("y", 0)]],
+}
+# root attributes every artifact carries (ROOT_ATTRS: required) and those of each kind (checked
+# when present; a reader that needs a missing one gets an InputError from open_artifact), with
+# what they must hold: "str", "num" (a real number or bool), "int", "dict"/"list" (JSON text of
+# that type). Checked on open, so that the stages never meet a garbage value (exit 1).
+ROOT_ATTRS = {"fingerprint": "str", "params": "dict", "inputs": "dict"}
+KIND_ATTRS: dict[str, dict[str, str]] = {
+    "features": {"encoding_fingerprint": "str"},
+    "clusters": {"threshold": "num", "fallback": "num", "n_rows": "int"},
+    "model": {
+        "architecture": "dict", "state": "dict", "iterations": "list", "complete": "num", "stop_reason": "str",
+        "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict",
+    },
+    "scores": {"threshold": "num", "metrics": "dict"},
 }
 
 DESCRIPTIONS = {
@@ -100,8 +124,10 @@ def write_artifact(path: str | Path, kind: str, params: dict, inputs: dict | Non
     assert kind in KINDS
     path = check_output_path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    handle = None
     try:
-        with h5py.File(tmp, "w", libver=("earliest", "v112")) as f:
+        handle = _SafeFile(tmp)
+        with _interrupts_held_in_driver(), h5py.File(handle, "w", libver=("earliest", "v112")) as f:
             f.attrs["deepuad_kind"] = kind
             f.attrs["deepuad_schema_version"] = SCHEMA_VERSION
             f.attrs["deepuad_version"] = __version__
@@ -109,21 +135,142 @@ def write_artifact(path: str | Path, kind: str, params: dict, inputs: dict | Non
             f.attrs["params"] = json.dumps(params, sort_keys=True, default=_json_default)
             f.attrs["inputs"] = json.dumps(inputs or {}, sort_keys=True)
             yield f
+            handle.check()  # a failed write: stop before reading back what never reached the disk
             for name, dataset in _datasets(f):
                 if "description" not in dataset.attrs and name.split("/")[-1] in DESCRIPTIONS:
                     dataset.attrs["description"] = DESCRIPTIONS[name.split("/")[-1]]
             f.attrs["fingerprint"] = content_fingerprint(f)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        handle.check()  # closing flushes HDF5's caches: more writes that may have failed
+        os.fsync(handle.raw.fileno())
+        handle.raw.close()
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except OSError as error:
-        _remove_quietly(tmp)
-        if error.errno == errno.ENOSPC or "No space" in str(error):
-            raise OutputError("no space left on the device; nothing was written", path) from None
-        raise OutputError(f"cannot write: {error.strerror or error}", path) from None
-    except BaseException:
-        _remove_quietly(tmp)
+        _discard(handle, tmp)
+        raise _output_error(handle.error if handle is not None and handle.error else error, path) from None
+    except BaseException as error:
+        _discard(handle, tmp)
+        if handle is not None and handle.error is not None and not isinstance(error, (DeepUADError, KeyboardInterrupt)):
+            # HDF5 read back zeros where a write had failed and choked on them: report the cause
+            raise _output_error(handle.error, path) from None
         raise
+
+
+class _SafeFile:
+    """The temporary file as HDF5 sees it (h5py's ``fileobj`` driver).
+
+    HDF5 does not survive a failed write: once a write has failed (disk full, file size limit,
+    I/O error) the next flush or close of the file segfaults (h5py issues 914 and 2160), so a
+    full disk would kill the process instead of ending it with a message. Here a failed write is
+    recorded and reported to HDF5 as done; ``check()`` raises the recorded error, and
+    write_artifact removes the file, once HDF5 has closed it cleanly. Writes are looped until
+    complete: the driver ignores short writes, which would otherwise be silent corruption."""
+
+    def __init__(self, path: Path):
+        self.raw = open(path, "xb+", buffering=0)  # x: a name clash with another writer fails, never shares
+        self.error: OSError | None = None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):
+            try:
+                written = self.raw.write(view[done:])
+            except OSError as error:
+                self.error = error
+                break
+            if not written:
+                self.error = OSError(errno.EIO, "short write")
+            done += written or 0
+        return len(view)
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            done = self.raw.readinto(view) or 0
+        except OSError as error:
+            self.error = self.error or error
+            done = 0
+        if done < len(view):  # past the end, as HDF5's own driver does: zeros
+            view[done:] = bytes(len(view) - done)
+        return len(view)
+
+    def read(self, size: int = -1) -> bytes:  # h5py requires it; it reads with readinto
+        return self.raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                self.raw.truncate(size)
+            except OSError as error:
+                self.error = error
+        return self.raw.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered; write_artifact fsyncs before the rename
+
+
+_DRIVER_CODE = frozenset(f.__code__ for f in vars(_SafeFile).values() if callable(f) and hasattr(f, "__code__"))
+
+
+@contextlib.contextmanager
+def _interrupts_held_in_driver() -> Iterator[None]:
+    """Hold back a Ctrl-C while HDF5 is inside one of _SafeFile's methods and re-deliver it a
+    moment later: a KeyboardInterrupt raised there fails HDF5's write, and HDF5 then segfaults
+    on close (the same bug as a full disk). Everywhere else Ctrl-C acts at once, as usual."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # signals only reach the main thread; SIG_IGN/SIG_DFL raise nothing in Python
+        return
+
+    def handler(signum, frame):
+        if frame is not None and frame.f_code in _DRIVER_CODE:
+            threading.Timer(0.01, _thread.interrupt_main).start()  # again once HDF5 has returned
+            return
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _output_error(error: OSError, path: Path) -> OutputError:
+    if error.errno == errno.ENOSPC or "No space" in str(error):
+        return OutputError("no space left on the device; nothing was written", path)
+    if error.errno == errno.EFBIG:
+        return OutputError("file too large for the file system or the file size limit; nothing was written", path)
+    if error.errno == errno.EDQUOT:
+        return OutputError("disk quota exceeded; nothing was written", path)
+    return OutputError(f"cannot write: {error.strerror or error}", path)
+
+
+def _discard(handle: "_SafeFile | None", tmp: Path) -> None:
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.raw.close()
+    _remove_quietly(tmp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); best effort where folders cannot be opened."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -194,7 +341,9 @@ def content_fingerprint(f: h5py.File) -> str:
 @contextlib.contextmanager
 def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.File]:
     """Open a deepuad artifact read-only, checking it is one, of ``kind``, of a schema we
-    understand, with the datasets its kind requires; InputError otherwise."""
+    understand, with the datasets and attributes its kind requires; InputError otherwise.
+    An error HDF5 raises while the caller reads the open file (a corrupt block) is an
+    InputError naming the file too."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
@@ -210,23 +359,49 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         raise InputError("is not an HDF5 file (was it written by deepuad?)", path)
     try:
         f = h5py.File(path, "r")
-    except OSError as error:
-        raise InputError(f"cannot open as HDF5 (corrupt or truncated?): {error}", path) from None
+    except (OSError, RuntimeError) as error:
+        raise InputError(f"cannot open as HDF5 (corrupt or truncated?): {_one_line(error)}", path) from None
     with f:
         try:
             found_kind = _str_attr(f, "deepuad_kind")
             version = int(f.attrs["deepuad_schema_version"])
-        except (KeyError, ValueError, TypeError, OSError):
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError):
             raise InputError("is an HDF5 file but not a deepuad artifact (no deepuad_kind)", path) from None
+        if found_kind not in KINDS:
+            raise InputError(f"has an unknown deepuad_kind {found_kind[:40]!r} (corrupt?)", path)
         if kind is not None and found_kind != kind:
             raise InputError(f"is a {found_kind} artifact, expected {kind}", path)
         if version > SCHEMA_VERSION:
             raise InputError(
                 f"has schema version {version}, newer than this deepuad understands ({SCHEMA_VERSION}); upgrade deepuad", path
             )
-        for name, (ndim, dtype_kinds, required) in SCHEMA.get(found_kind, {}).items():
+        for name, expected in ROOT_ATTRS.items():
+            _check_attr(f, path, name, expected, required=True)
+        for name, expected in KIND_ATTRS[found_kind].items():
+            _check_attr(f, path, name, expected, required=False)
+        for name, (ndim, dtype_kinds, required) in SCHEMA[found_kind].items():
             _check_dataset(f, path, name, ndim, dtype_kinds, required)
-        yield f
+        _check_lengths(f, path, found_kind)
+        try:
+            yield f
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+            if not _raised_in_h5py(error):
+                raise  # our own bug: let it be one (exit 1), not a "corrupt file"
+            if isinstance(error, KeyError):  # h5py's way of saying an attribute or object is not there
+                raise InputError(f"incomplete (corrupt?): {_one_line(error.args[0] if error.args else error)}", path) from None
+            raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
+
+
+def _raised_in_h5py(error: BaseException) -> bool:
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback is not None and "h5py" in Path(traceback.tb_frame.f_code.co_filename).parts
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())  # HDF5 messages span lines; the CLI promises one
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _str_attr(f: h5py.File, name: str) -> str:
@@ -234,33 +409,92 @@ def _str_attr(f: h5py.File, name: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _check_attr(f: h5py.File, path: Path, name: str, expected: str, required: bool) -> None:
+    try:
+        if name not in f.attrs:
+            if required:
+                raise InputError(f"attribute '{name}' is missing", path)
+            return
+        value = f.attrs[name]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:
+        raise InputError(f"attribute '{name}' is unreadable (corrupt?): {_one_line(error)}", path) from None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if expected == "str":
+        ok = isinstance(value, str)
+    elif expected in ("num", "int"):
+        kinds = "iub" if expected == "int" else "iubf"
+        ok = np.ndim(value) == 0 and np.asarray(value).dtype.kind in kinds
+    else:
+        ok = isinstance(value, str) and isinstance(_parse_json(value, path, name), dict if expected == "dict" else list)
+    if not ok:
+        described = {"str": "a string", "num": "a number", "int": "an integer", "dict": "a JSON object", "list": "a JSON list"}
+        raise InputError(f"attribute '{name}' is not {described[expected]} (corrupt?)", path)
+
+
 def _check_dataset(f: h5py.File, path: Path, name: str, ndim: int, dtype_kinds: str, required: bool) -> None:
     try:
         dataset = f.get(name)
-    except (OSError, KeyError, ValueError) as error:
-        raise InputError(f"dataset '{name}' is unreadable: {error}", path) from None
-    if dataset is None:
-        if required:
-            raise InputError(f"dataset '{name}' is missing", path)
+        if dataset is None:
+            if required:
+                raise InputError(f"dataset '{name}' is missing", path)
+            return
+        if not isinstance(dataset, h5py.Dataset):
+            raise InputError(f"'{name}' is not a dataset", path)
+        if dataset.ndim != ndim:
+            raise InputError(f"dataset '{name}' has {dataset.ndim} dimensions, expected {ndim}", path)
+        if dataset.dtype.kind not in dtype_kinds:
+            raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected kind {dtype_kinds!r}", path)
+        _check_storage(dataset, path, name)
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
+        raise InputError(f"dataset '{name}' is unreadable: {_one_line(error)}", path) from None
+
+
+def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
+    """InputError if a dataset declares more data than the file holds (never written, or cut
+    off): HDF5 would hand out fill values, and a declared 2**40 rows would make a reader loop
+    or allocate for hours instead of failing."""
+    if dataset.size == 0:
         return
-    if not isinstance(dataset, h5py.Dataset):
-        raise InputError(f"'{name}' is not a dataset", path)
-    if dataset.ndim != ndim:
-        raise InputError(f"dataset '{name}' has {dataset.ndim} dimensions, expected {ndim}", path)
-    if dataset.dtype.kind not in dtype_kinds:
-        raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected kind {dtype_kinds!r}", path)
+    layout = dataset.id.get_create_plist().get_layout()
+    if dataset.chunks is not None:
+        expected = int(np.prod([-(-n // c) for n, c in zip(dataset.shape, dataset.chunks)], dtype=np.float64))
+        stored = dataset.id.get_num_chunks()
+        if stored < expected:
+            raise InputError(f"dataset '{name}' declares shape {dataset.shape} but only {stored} of its {expected} "
+                             "chunks are stored (truncated or corrupt?)", path)
+    elif layout == h5py.h5d.CONTIGUOUS:
+        nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+        if dataset.id.get_storage_size() < nbytes:
+            raise InputError(f"dataset '{name}' declares shape {dataset.shape} but its data is not stored "
+                             "(truncated or corrupt?)", path)
+
+
+def _check_lengths(f: h5py.File, path: Path, kind: str) -> None:
+    for group in SAME_LENGTH[kind]:
+        present = [(name, axis, f[name].shape[axis]) for name, axis in group if name in f]
+        for name, axis, length in present[1:]:
+            first, first_axis, first_length = present[0]
+            if length != first_length:
+                raise InputError(f"dataset '{name}' has {length} {'rows' if axis == 0 else 'entries'} but '{first}' has "
+                                 f"{first_length} {'rows' if first_axis == 0 else 'columns'} (corrupt?)", path)
+    if kind == "clusters" and f["assignment"].shape[0] != int(f.attrs["n_rows"]):
+        raise InputError(f"dataset 'assignment' has {f['assignment'].shape[0]} rows but n_rows is {int(f.attrs['n_rows'])} (corrupt?)", path)
 
 
 def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30) -> np.ndarray:
     """Read a whole dataset, refusing absurd declared sizes (a corrupt file must not OOM us)."""
-    dataset = f[name]
-    nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
-    if nbytes > max_bytes:
-        raise InputError(f"dataset '{name}' declares {nbytes / 2**30:.1f} GiB; refusing to load it whole", f.filename)
     try:
+        dataset = f[name]
+        if not isinstance(dataset, h5py.Dataset):
+            raise InputError(f"'{name}' is not a dataset", f.filename)
+        nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+        if nbytes > max_bytes:
+            raise InputError(f"dataset '{name}' declares {nbytes / 2**30:.1f} GiB; refusing to load it whole", f.filename)
+        _check_storage(dataset, f.filename, name)
         return dataset[()]
-    except (OSError, ValueError, TypeError) as error:
-        raise InputError(f"dataset '{name}' is unreadable (corrupt?): {error}", f.filename) from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise InputError(f"dataset '{name}' is unreadable (corrupt?): {_one_line(error)}", f.filename) from None
 
 
 def read_strings(f: h5py.File, name: str) -> list[str]:

@@ -127,9 +127,9 @@ THREADS_OPTION = typer.Option(
     None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
 )
 PERCENTILE_OPTION = typer.Option(
-    "clusters", "--percentile-over",
-    help="clusters: keep clusters below the (100-p)th percentile of cluster variances (the paper's words); "
-    "samples: keep lowest-variance clusters until they cover (100-p)% of rows.",
+    "samples", "--percentile-over",
+    help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
+    "clusters: keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words).",
 )
 
 
@@ -295,7 +295,7 @@ def train(
     reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="GMM components on z = [code; error]."),
     reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample", help="Fit the re-selection GMM on this many random rows, assign all."),
     percentile_over: str = PERCENTILE_OPTION,
-    tol: float = typer.Option(0.0, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's 'no change')."),
+    tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -399,7 +399,7 @@ def run(
     reselect_clusters: int = typer.Option(20, "--reselect-clusters"),
     reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample"),
     percentile_over: str = PERCENTILE_OPTION,
-    tol: float = typer.Option(0.0, "--tol"),
+    tol: float = typer.Option(0.05, "--tol"),
     min_fraction: float = typer.Option(0.01, "--min-fraction"),
     contamination: Optional[float] = typer.Option(None, "--contamination"),
     device: str = DEVICE_OPTION,

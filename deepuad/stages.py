@@ -421,7 +421,7 @@ def cluster(
     method="gmm",
     n_clusters=20,
     p0=35.0,
-    percentile_over="clusters",
+    percentile_over="samples",
     min_fraction=0.01,
     seed=0,
     method_options: dict | None = None,

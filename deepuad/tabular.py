@@ -10,6 +10,7 @@ all-zero one-hot rows and are counted.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +21,19 @@ from deepuad.errors import DataError, InputError, UsageError
 
 SCALERS = ("minmax", "standard", "none")
 ENCODING_VERSION = 1
+NA_VALUES = ["", "nan", "NaN", "NAN", "-nan", "-NaN"]
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NUMPY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy; .npz (a zip, possibly empty)
+
+
+def _starts_with(path: Path, signatures) -> bool:
+    signatures = (signatures,) if isinstance(signatures, bytes) else signatures
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(max(map(len, signatures)))
+    except OSError:
+        return False  # the reader below reports it
+    return any(head.startswith(signature) for signature in signatures)
 
 
 def _separator(path: Path) -> str:
@@ -31,9 +45,19 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
     """DataFrames of at most ``chunk_rows`` rows; every parse problem becomes an InputError."""
     path = Path(path)
     try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"--encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252)") from None
+    if _starts_with(path, HDF5_SIGNATURE):  # else "not valid utf-8 text (byte 0)", which misleads
+        raise InputError("is an HDF5 file, not a CSV/TSV table (extract reads raw data; artifacts go to the later stages)", path)
+    try:
         reader = pd.read_csv(
             path, sep=_separator(path), chunksize=chunk_rows, encoding=encoding,
-            skipinitialspace=True, low_memory=False, keep_default_na=False, na_values=[""],
+            skipinitialspace=True, low_memory=False, keep_default_na=False,
+            # "nan" is how Python and NumPy print a missing number: read as missing, so that a
+            # numeric column holding it is refused (DataError) instead of silently becoming a
+            # one-hot text column. In a text column it stays the category "nan", as before.
+            na_values=NA_VALUES,
         )
         with reader:
             yield from reader
@@ -182,9 +206,11 @@ class TabularEncoder:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             count = int(bad.any(axis=1).sum())
+            value = df.iloc[row][self.numeric_columns_[col]]
+            value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"
             raise DataError(
                 f"{count} row(s) have missing, non-numeric or infinite values, first in column "
-                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {df.iloc[row][self.numeric_columns_[col]]!r})",
+                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {value!r})",
                 path,
             )
         return block
@@ -252,6 +278,8 @@ class ArrayScaler:
 def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(X, y or None) from a .npy (X only) or .npz (arrays X and optional y); never unpickles."""
     path = Path(path)
+    if not _starts_with(path, NUMPY_SIGNATURES):  # np.load would try to unpickle it, and say so
+        raise InputError("is not a .npy or .npz file", path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as error:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_table, run_cli
 
-TRAIN = ["--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]
+TRAIN = ["--tol", "0", "--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]
 
 
 def pipeline(capsys, folder, table, seed=0, train_extra=()):
@@ -81,7 +81,7 @@ def test_killed_training_resumes_exactly(tmp_path, capsys):
     f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"
     run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)
     run_cli(capsys, "cluster", f, "--clusters", "6", "-o", c)
-    args = ["train", f, c, "--epochs", "30", "--r", "2", "--batch-size", "16", "--layers", "6,3",
+    args = ["train", f, c, "--tol", "0", "--epochs", "30", "--r", "2", "--batch-size", "16", "--layers", "6,3",
             "--reselect-clusters", "5", "--device", "cpu", "--threads", "1"]
     reference = tmp_path / "ref.h5"
     assert run_cli(capsys, *args, "-o", reference)[0] == 0

@@ -29,15 +29,17 @@ def test_percentile_over_clusters_keeps_clusters_below_threshold():
     assert not sel.fallback
 
 
-def test_percentile_over_samples_covers_share_of_rows_without_crossing():
+def test_percentile_over_samples_covers_at_least_the_share_of_rows():
     labels = np.repeat(np.arange(4), [50, 30, 15, 5])
     sizes = np.bincount(labels)
     variances = np.array([1.0, 2.0, 3.0, 4.0])
     sel = select_low_variance(labels, sizes, variances, p=30, over="samples")
-    # 70 of 100 rows wanted: cluster 0 (50) fits, adding cluster 1 (80) would cross
-    assert sel.accepted.tolist() == [True, False, False, False]
-    sel = select_low_variance(labels, sizes, variances, p=10, over="samples")
-    assert sel.accepted.tolist() == [True, True, False, False]  # 80 <= 90 < 95
+    # 70 of 100 rows wanted: cluster 0 (50) is not enough, cluster 1 crosses the line and is kept
+    assert sel.accepted.tolist() == [True, True, False, False]
+    sel = select_low_variance(labels, sizes, variances, p=20, over="samples")
+    assert sel.accepted.tolist() == [True, True, False, False]  # exactly 80 rows: no more needed
+    sel = select_low_variance(labels, sizes, variances[::-1].copy(), p=90, over="samples")
+    assert sel.accepted.tolist() == [False, False, True, True]  # lowest variance first: 5 rows, then 20 >= 10
 
 
 def test_noise_is_never_selected_and_tiny_sets_fall_back():
