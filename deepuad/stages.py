@@ -5,6 +5,7 @@ they do no printing. Long loops report through ``progress(description, completed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -414,6 +415,25 @@ def load_features(path, max_bytes: int = 8 << 30) -> dict:
     return {"X": np.asarray(X, dtype=np.float32), "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
 
 
+@contextlib.contextmanager
+def features_for_clustering(path, streaming: bool):
+    """X in memory, or (``streaming``) the open HDF5 dataset itself: gmm/kmeans with
+    ``--fit-sample`` then read only their sample and assign all rows in chunks, so data larger
+    than memory can be clustered. Either way NaN/inf is refused (checked chunk by chunk)."""
+    if not streaming:
+        yield load_features(path)
+        return
+    with art.open_artifact(path, "features") as f:
+        X = f["X"]
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise DataError(f"X is empty (shape {X.shape})", path)
+        for start in range(0, X.shape[0], 65536):
+            if not np.isfinite(X[start : start + 65536]).all():
+                raise DataError(f"X has NaN or infinite values in rows {start}+", path)
+        y = art.read_array(f, "y") if "y" in f else None
+        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"])}
+
+
 # =========================================================================== cluster
 def cluster(
     features_path,
@@ -446,13 +466,14 @@ def cluster(
         inputs = {"features": {"path": str(features_path), "fingerprint": art.fingerprint_of(features_path)}}
         if existing_artifact_matches(output, "clusters", params, inputs):
             return _skipped(output)
-    features = load_features(features_path)
-    X, y = features["X"], features["y"]
     progress(f"clustering ({method})", 0, 1)
-    try:
-        selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
-    except ValueError as error:
-        raise DataError(f"clustering failed: {error}", features_path) from None
+    with features_for_clustering(features_path, streaming=bool(options.get("fit_sample")) and method in ("gmm", "kmeans")) as features:
+        X, y = features["X"], features["y"]
+        try:
+            selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
+        except ValueError as error:
+            raise DataError(f"clustering failed: {error}", features_path) from None
+        n_rows = len(X)
     progress(f"clustering ({method})", 1, 1)
     if selection.fallback:
         warnings.warn(
@@ -468,7 +489,7 @@ def cluster(
         art.put(f, "selected", selection.selected, chunked=True)
         f.attrs["threshold"] = selection.threshold
         f.attrs["fallback"] = selection.fallback
-        f.attrs["n_rows"] = len(X)
+        f.attrs["n_rows"] = n_rows
         for name, value in (selection.extra or {}).items():
             if name == "variances":
                 continue  # already stored as 'variance'
@@ -481,7 +502,7 @@ def cluster(
             art.put(f, "diagnostics/anomaly_share", share, "share of y == 1 in each cluster (diagnostic only)")
             f.attrs["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
     summary = {
-        "output": str(output), "method": method, "rows": len(X), "clusters": int((selection.sizes > 0).sum()),
+        "output": str(output), "method": method, "rows": n_rows, "clusters": int((selection.sizes > 0).sum()),
         "accepted_clusters": int(selection.accepted.sum()), "selected": len(selection.selected),
         "threshold": selection.threshold, "fallback": selection.fallback,
         "unclustered": int((selection.labels < 0).sum()),
