@@ -50,15 +50,19 @@ SCHEMA: dict[str, dict[str, tuple[int, str, bool]]] = {
     "features": {"X": (2, "f", True), "y": (1, "iub", False), "feature_names": (1, "OS", True), "ids": (1, "OSiu", False)},
     "clusters": {
         "assignment": (1, "i", True), "size": (1, "iu", True), "variance": (1, "f", True),
-        "accepted": (1, "b", True), "selected": (1, "iu", True),
+        "accepted": (1, "b", True), "selected": (1, "iu", True), "diagnostics/anomaly_share": (1, "f", False),
     },
     "model": {"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True)},
     "scores": {"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False)},
 }
+# dataset (last path component) -> the values it may hold; read_array checks them, so that a
+# flipped bit in a label is a corrupt file and not a crash in the metrics
+BINARY_DATASETS = ("y", "is_anomaly")
+
 # kind -> groups of (dataset, axis) whose lengths must agree (the readers index one by the other)
 SAME_LENGTH: dict[str, list[list[tuple[str, int]]]] = {
     "features": [[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
-    "clusters": [[("size", 0), ("variance", 0), ("accepted", 0)]],
+    "clusters": [[("size", 0), ("variance", 0), ("accepted", 0), ("diagnostics/anomaly_share", 0)]],
     "model": [],
     "scores": [[("score", 0), ("is_anomaly", 0), ("y", 0)]],
 }
@@ -361,7 +365,7 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         f = h5py.File(path, "r")
     except (OSError, RuntimeError) as error:
         raise InputError(f"cannot open as HDF5 (corrupt or truncated?): {_one_line(error)}", path) from None
-    with f:
+    with f, _h5py_errors_as_input_errors(path):
         try:
             found_kind = _str_attr(f, "deepuad_kind")
             version = int(f.attrs["deepuad_schema_version"])
@@ -382,14 +386,23 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         for name, (ndim, dtype_kinds, required) in SCHEMA[found_kind].items():
             _check_dataset(f, path, name, ndim, dtype_kinds, required)
         _check_lengths(f, path, found_kind)
-        try:
-            yield f
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
-            if not _raised_in_h5py(error):
-                raise  # our own bug: let it be one (exit 1), not a "corrupt file"
-            if isinstance(error, KeyError):  # h5py's way of saying an attribute or object is not there
-                raise InputError(f"incomplete (corrupt?): {_one_line(error.args[0] if error.args else error)}", path) from None
-            raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
+        if found_kind == "model":
+            _check_model(f, path)
+        yield f
+
+
+@contextlib.contextmanager
+def _h5py_errors_as_input_errors(path: Path) -> Iterator[None]:
+    """An error HDF5 raises while an artifact is being checked or read (a corrupt block, a
+    missing attribute) is an InputError naming the file; any other error is left alone."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+        if not _raised_in_h5py(error):
+            raise  # our own bug: let it be one (exit 1), not a "corrupt file"
+        if isinstance(error, KeyError):  # h5py's way of saying an attribute or object is not there
+            raise InputError(f"incomplete (corrupt?): {_one_line(error.args[0] if error.args else error)}", path) from None
+        raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
 
 
 def _raised_in_h5py(error: BaseException) -> bool:
@@ -470,6 +483,37 @@ def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
                              "(truncated or corrupt?)", path)
 
 
+def _check_model(f: h5py.File, path: Path) -> None:
+    """The JSON a model's reader indexes into, and the arrays it turns into tensors."""
+    def invalid(name):
+        return InputError(f"attribute '{name}' does not describe a model (corrupt?)", path)
+
+    if "architecture" in f.attrs:
+        architecture = attr_json(f, "architecture")
+        layers = architecture.get("layers")
+        if not (_positive_int(architecture.get("n_features")) and isinstance(layers, list) and layers
+                and all(map(_positive_int, layers)) and isinstance(architecture.get("activation"), str)):
+            raise invalid("architecture")
+    if "state" in f.attrs:
+        state = attr_json(f, "state")
+        if not (isinstance(state.get("epoch"), int) and isinstance(state.get("optimizer_param_groups"), str)):
+            raise invalid("state")
+    if "iterations" in f.attrs:
+        keys = ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")
+        for record in attr_json(f, "iterations"):
+            if not (isinstance(record, dict) and all(k in record for k in keys) and isinstance(record["iteration"], int)):
+                raise invalid("iterations")
+            _check_dataset(f, path, f"iterations/{record['iteration']}/selected", 1, "iu", True)
+    for group in ("weights", "optimizer"):
+        for name, dataset in _datasets(f):
+            if name.startswith(group + "/") and dataset.dtype.kind != "f":
+                raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected floats", path)
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _check_lengths(f: h5py.File, path: Path, kind: str) -> None:
     for group in SAME_LENGTH[kind]:
         present = [(name, axis, f[name].shape[axis]) for name, axis in group if name in f]
@@ -492,9 +536,12 @@ def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30) -> np.ndarray:
         if nbytes > max_bytes:
             raise InputError(f"dataset '{name}' declares {nbytes / 2**30:.1f} GiB; refusing to load it whole", f.filename)
         _check_storage(dataset, f.filename, name)
-        return dataset[()]
+        data = dataset[()]
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
         raise InputError(f"dataset '{name}' is unreadable (corrupt?): {_one_line(error)}", f.filename) from None
+    if name.split("/")[-1] in BINARY_DATASETS and data.dtype.kind in "iub" and not np.isin(data, (0, 1)).all():
+        raise InputError(f"dataset '{name}' holds values other than 0 and 1 (corrupt?)", f.filename)
+    return data
 
 
 def read_strings(f: h5py.File, name: str) -> list[str]:

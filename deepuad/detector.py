@@ -108,8 +108,6 @@ class DeepUAD(BaseDetector):
         reselect_clusters: int = 20,
         reselect_fit_sample: int | None = None,
         percentile_over: str = "samples",
-        z_scale: str = "none",
-        reselect_seed: str = "vary",
         tol: float = 0.05,
         min_fraction: float = 0.01,
         device: str = "cpu",
@@ -130,8 +128,6 @@ class DeepUAD(BaseDetector):
         self.reselect_clusters = reselect_clusters
         self.reselect_fit_sample = reselect_fit_sample
         self.percentile_over = percentile_over
-        self.z_scale = z_scale
-        self.reselect_seed = reselect_seed
         self.tol = tol
         self.min_fraction = min_fraction
         self.device = device
@@ -153,7 +149,6 @@ class DeepUAD(BaseDetector):
             (self.loss in ("mse", "cosine"), f"loss must be mse or cosine, got {self.loss!r}"),
             (self.percentile_over in PERCENTILE_OVER, f"percentile_over must be clusters or samples, got {self.percentile_over!r}"),
             (int(self.reselect_clusters) >= 1, f"reselect_clusters must be >= 1, got {self.reselect_clusters}"),
-            (self.z_scale in ("none", "standard"), f"z_scale must be none or standard, got {self.z_scale!r}"),
             (0 <= self.tol < 1, f"tol must be in [0, 1), got {self.tol}"),
             (self.contamination is None or 0 < self.contamination <= 0.5, f"contamination must be in (0, 0.5], got {self.contamination}"),
         ]
@@ -237,13 +232,9 @@ class DeepUAD(BaseDetector):
     def _reselect(self, X: torch.Tensor) -> np.ndarray:
         codes, errors = encode_and_score(self.model_, X, device=self.device)
         z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
-        if self.z_scale == "standard":
-            # the error column is tiny next to the code columns: without this it barely
-            # influences which clusters look tight
-            z = (z - z.mean(axis=0)) / np.maximum(z.std(axis=0), 1e-12)
         t = len(self.iterations_)
-        # reproducible GMM seed: the same each time (stable selections) or one per re-selection
-        gmm_seed = int(np.random.default_rng([self.seed, t if self.reselect_seed == "vary" else 0]).integers(2**31 - 1))
+        # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
+        gmm_seed = int(np.random.default_rng([self.seed, t]).integers(2**31 - 1))
         labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
         selection = select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
         changed = n_changed(self.selected_, selection.selected)

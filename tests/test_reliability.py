@@ -587,7 +587,7 @@ def test_no_code_path_can_unpickle():
     allow_pickle=False. torch.jit.load is allowed only behind `extract --model` (the user's own
     TorchScript model, documented as running its code)."""
     forbidden = [r"\bpickle\.loads?\(", r"\btorch\.load\(", r"allow_pickle\s*=\s*True", r"\bcloudpickle\b", r"\bjoblib\.load\(",
-                 r"\bdill\b", r"\bmarshal\.loads?\(", r"\beval\(", r"\bexec\(", r"\bshelve\b", r"\bpd\.read_pickle\("]
+                 r"\bdill\b", r"\bmarshal\.loads?\(", r"(?<![.\w])eval\(", r"(?<![.\w])exec\(", r"\bshelve\b", r"\bpd\.read_pickle\("]
     found = []
     for source in sorted((ROOT / "deepuad").glob("*.py")):
         text = source.read_text()
@@ -629,8 +629,7 @@ def _fuzz_variants(built, folder: Path, seed=20240601):
             path.write_bytes(data[: rng.randrange(1, len(data))])
         with h5py.File(new(kind, "dtype"), "a") as f:  # a dataset rewritten with another dtype
             name = rng.choice(names)
-            data = f[name][()]
-            replace_dataset(f, name, np.zeros(data.shape, dtype=rng.choice(["S3", "f8", "i1", "c8"])))
+            replace_dataset(f, name, np.zeros(f[name].shape, dtype=rng.choice(["S3", "f8", "i1", "c8"])))
         with h5py.File(new(kind, "shape"), "a") as f:  # ... with another shape
             name = rng.choice(names)
             replace_dataset(f, name, np.zeros(rng.choice([(), (2,), (3, 2, 1), (len(f[name]) + 5 if f[name].ndim else 4,)]),
@@ -661,14 +660,14 @@ FUZZ_READERS = {
 
 def test_corrupted_artifacts_fail_cleanly(tmp_path, capsys, built):
     variants = _fuzz_variants(built, tmp_path)
-    assert len(variants) == 40
+    assert len(variants) == 44  # 11 per kind
     places = {key: str(value) for key, value in built.items()}
     outcomes = {}
     for name, kind, path in variants:
         for line in FUZZ_READERS[kind]:
             out = tmp_path / "out.h5"
             args = [part.format(**places, bad=path, out=out) for part in line.split()]
-            faulthandler.dump_traceback_later(120, exit=True)  # a hang ends the run loudly instead of forever
+            faulthandler.dump_traceback_later(120, exit=True, file=sys.__stderr__)  # a hang ends the run loudly instead of forever
             started = time.monotonic()
             try:
                 code, _, err = run_cli(capsys, *args)
