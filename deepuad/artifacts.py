@@ -72,13 +72,13 @@ SAME_LENGTH: dict[str, list[list[tuple[str, int]]]] = {
 # that type). Checked on open, so that the stages never meet a garbage value (exit 1).
 ROOT_ATTRS = {"fingerprint": "str", "params": "dict", "inputs": "dict"}
 KIND_ATTRS: dict[str, dict[str, str]] = {
-    "features": {"encoding_fingerprint": "str"},
-    "clusters": {"threshold": "num", "fallback": "num", "n_rows": "int"},
+    "features": {"encoding_fingerprint": "str", "unseen_categories": "dict"},
+    "clusters": {"threshold": "num", "fallback": "num", "n_rows": "int", "selected_anomaly_share": "num"},
     "model": {
         "architecture": "dict", "state": "dict", "iterations": "list", "complete": "num", "stop_reason": "str",
         "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict",
     },
-    "scores": {"threshold": "num", "metrics": "dict"},
+    "scores": {"threshold": "num", "contamination": "num", "metrics": "dict"},
 }
 
 DESCRIPTIONS = {
@@ -168,20 +168,27 @@ class _SafeFile:
     full disk would kill the process instead of ending it with a message. Here a failed write is
     recorded and reported to HDF5 as done; ``check()`` raises the recorded error, and
     write_artifact removes the file, once HDF5 has closed it cleanly. Writes are looped until
-    complete: the driver ignores short writes, which would otherwise be silent corruption."""
+    complete: the driver ignores short writes, which would otherwise be silent corruption. After
+    ``discard()`` every method is a harmless no-op, for an HDF5 that closes the file late."""
 
     def __init__(self, path: Path):
         self.raw = open(path, "xb+", buffering=0)  # x: a name clash with another writer fails, never shares
         self.error: OSError | None = None
+        self.discarded = False
 
     def check(self) -> None:
         if self.error is not None:
             raise self.error
 
+    def discard(self) -> None:
+        self.discarded = True
+        with contextlib.suppress(OSError):
+            self.raw.close()
+
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
         done = 0
-        while self.error is None and done < len(view):
+        while self.error is None and not self.discarded and done < len(view):
             try:
                 written = self.raw.write(view[done:])
             except OSError as error:
@@ -194,31 +201,32 @@ class _SafeFile:
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
-        try:
-            done = self.raw.readinto(view) or 0
-        except OSError as error:
-            self.error = self.error or error
-            done = 0
+        done = 0
+        if not self.discarded:
+            try:
+                done = self.raw.readinto(view) or 0
+            except OSError as error:
+                self.error = self.error or error
         if done < len(view):  # past the end, as HDF5's own driver does: zeros
             view[done:] = bytes(len(view) - done)
         return len(view)
 
     def read(self, size: int = -1) -> bytes:  # h5py requires it; it reads with readinto
-        return self.raw.read(size)
+        return b"" if self.discarded else self.raw.read(size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.raw.seek(offset, whence)
+        return offset if self.discarded else self.raw.seek(offset, whence)
 
     def tell(self) -> int:
-        return self.raw.tell()
+        return 0 if self.discarded else self.raw.tell()
 
     def truncate(self, size: int | None = None) -> int:
-        if self.error is None:
+        if self.error is None and not self.discarded:
             try:
                 self.raw.truncate(size)
             except OSError as error:
                 self.error = error
-        return self.raw.tell() if size is None else size
+        return size or 0
 
     def flush(self) -> None:
         pass  # unbuffered; write_artifact fsyncs before the rename
@@ -262,8 +270,7 @@ def _output_error(error: OSError, path: Path) -> OutputError:
 
 def _discard(handle: "_SafeFile | None", tmp: Path) -> None:
     if handle is not None:
-        with contextlib.suppress(OSError):
-            handle.raw.close()
+        handle.discard()
     _remove_quietly(tmp)
 
 
@@ -394,10 +401,11 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
 @contextlib.contextmanager
 def _h5py_errors_as_input_errors(path: Path) -> Iterator[None]:
     """An error HDF5 raises while an artifact is being checked or read (a corrupt block, a
-    missing attribute) is an InputError naming the file; any other error is left alone."""
+    missing attribute) is an InputError naming the file; any other error is left alone, and so
+    are h5py's TypeError/ValueError, which mean a wrong call (our bug), not a bad file."""
     try:
         yield
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+    except (OSError, RuntimeError, KeyError) as error:
         if not _raised_in_h5py(error):
             raise  # our own bug: let it be one (exit 1), not a "corrupt file"
         if isinstance(error, KeyError):  # h5py's way of saying an attribute or object is not there
@@ -504,6 +512,10 @@ def _check_model(f: h5py.File, path: Path) -> None:
             if not (isinstance(record, dict) and all(k in record for k in keys) and isinstance(record["iteration"], int)):
                 raise invalid("iterations")
             _check_dataset(f, path, f"iterations/{record['iteration']}/selected", 1, "iu", True)
+            group = f[f"iterations/{record['iteration']}"]
+            for name, value in group.attrs.items():  # epoch, loss, auroc, ...: numbers, read with float()
+                if not (np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iubf"):
+                    raise InputError(f"attribute '{name}' of iterations/{record['iteration']} is not a number (corrupt?)", path)
     for group in ("weights", "optimizer"):
         for name, dataset in _datasets(f):
             if name.startswith(group + "/") and dataset.dtype.kind != "f":

@@ -270,13 +270,20 @@ def cluster(
 
 
 # --------------------------------------------------------------------------- train
-def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
+def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
                    percentile_over, tol, min_fraction, seed) -> dict:
     return dict(
         p=p, r=r, epochs=epochs, batch_size=batch_size, lr=lr, layers=_layers(layers), activation=activation, loss=loss,
-        reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample, percentile_over=percentile_over,
-        tol=tol, min_fraction=min_fraction, seed=seed,
+        reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample,
+        percentile_over=percentile_over, tol=tol, min_fraction=min_fraction, seed=seed,
     )
+
+
+RESELECT_BY_OPTION = typer.Option(
+    "error", "--reselect-by",
+    help="error (default): keep the rows whose reconstruction error is below the (100-p)th percentile; "
+    "variance: the paper's GMM on z = [code; error], keeping low-variance clusters (oscillates on KDDCUP, see README).",
+)
 
 
 @app.command(epilog="Example: deepuad train kdd.features.h5 kdd.clusters.h5 --p 30 --r 10 --epochs 200 --layers 60,30,10")
@@ -292,7 +299,8 @@ def train(
     layers: str = typer.Option("60,30,10", "--layers", help="Encoder widths; the decoder mirrors them."),
     activation: str = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu."),
     loss: str = typer.Option("mse", "--loss", help="Training loss: mse or cosine."),
-    reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="GMM components on z = [code; error]."),
+    reselect_by: str = RESELECT_BY_OPTION,
+    reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error]."),
     reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample", help="Fit the re-selection GMM on this many random rows, assign all."),
     percentile_over: str = PERCENTILE_OPTION,
     tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
@@ -307,8 +315,8 @@ def train(
     """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing."""
     from deepuad import stages
 
-    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
-                             percentile_over, tol, min_fraction, seed)
+    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
+                             reselect_sample, percentile_over, tol, min_fraction, seed)
     _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
 
@@ -396,6 +404,7 @@ def run(
     layers: str = typer.Option("60,30,10", "--layers"),
     activation: str = typer.Option("tanh", "--activation"),
     loss: str = typer.Option("mse", "--loss"),
+    reselect_by: str = RESELECT_BY_OPTION,
     reselect_clusters: int = typer.Option(20, "--reselect-clusters"),
     reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample"),
     percentile_over: str = PERCENTILE_OPTION,
@@ -417,8 +426,8 @@ def run(
     except OSError as error:
         raise OutputError(f"cannot create folder: {error.strerror}", output_dir) from None
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
-    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_clusters, reselect_sample,
-                             percentile_over, tol, min_fraction, seed)
+    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
+                             reselect_sample, percentile_over, tol, min_fraction, seed)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     summaries = {}

@@ -105,14 +105,14 @@ def test_killed_training_resumes_exactly(tmp_path, capsys):
 
 def test_run_chains_stages_and_skips_what_is_current(tmp_path, capsys, table):
     args = ["run", table, "-o", tmp_path / "out", "--label-column", "label", "--anomaly-values", "bad", "--clusters", "6",
-            "--epochs", "6", "--r", "3", "--batch-size", "64", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu", "--json"]
+            "--epochs", "6", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu", "--json"]
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     first = json.loads(out)
     assert first["score"]["auroc"] > 0.8 and not first["train"].get("skipped")
     code, out, _ = run_cli(capsys, *args)
     assert all(stage.get("skipped") for stage in json.loads(out).values())
-    code, out, _ = run_cli(capsys, *[a if a != "6" or i < 10 else a for i, a in enumerate(args)], "--p", "20")
+    code, out, _ = run_cli(capsys, *args, "--p", "20")
     again = json.loads(out)
     assert again["cluster"].get("skipped") and not again["train"].get("skipped")  # a train parameter changed
 

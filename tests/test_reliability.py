@@ -210,6 +210,14 @@ def test_score_refuses_features_encoded_differently(tmp_path, capsys, built):
     assert run_cli(capsys, "score", built["model"], other, "-o", tmp_path / "s.h5", "--force")[0] == 0
 
 
+def test_resume_refuses_a_checkpoint_with_other_parameters(tmp_path, capsys, built):
+    model = Path(shutil.copy(built["model"], tmp_path / "m.h5"))
+    before = model.read_bytes()
+    code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *TRAIN, "--p", "20", "--resume")
+    assert code == 5 and clean_error(err) and "cannot --resume: parameters differ" in err and str(model) in err
+    assert model.read_bytes() == before
+
+
 @pytest.mark.parametrize("kind,command", [
     ("features", ("cluster", "{bad}")), ("clusters", ("train", "{features}", "{bad}")), ("model", ("score", "{bad}", "{features}")),
     ("scores", ("evaluate", "{bad}")), ("model", ("inspect", "{bad}")),
@@ -437,7 +445,7 @@ OTHER_CASES = [
                  id="cluster:min-fraction=2", marks=xfail("cluster accepts --min-fraction outside [0, 1) (exit 0)")),
     pytest.param("cluster {features} -o {out} --seed -1", 2, "--seed", None, None,
                  id="cluster:seed<0", marks=xfail("a negative --seed reaches sklearn (exit 4)")),
-    pytest.param("train {features} {clusters} -o {out} --reselect-sample 0 " + " ".join(TRAIN), 2, "--reselect-sample", None, None,
+    pytest.param("train {features} {clusters} -o {out} --reselect-sample 0 " + " ".join(TRAIN), 2, "reselect_fit_sample", None, None,
                  id="train:reselect-sample=0", marks=xfail("train does not validate --reselect-sample (exit 4 after an epoch)")),
     pytest.param("train {features} {clusters} -o {out} --min-fraction 2 " + " ".join(TRAIN), 2, "min_fraction", None, None,
                  id="train:min-fraction=2", marks=xfail("train accepts --min-fraction outside [0, 1) (exit 0)")),

@@ -1,0 +1,48 @@
+"""The estimator (Python API): re-selection rules, fit/score contract, no labels used."""
+
+import numpy as np
+import pytest
+
+from deepuad import DeepUAD
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(2, 8))
+    normal = rng.normal(size=(600, 2)) @ W + 0.05 * rng.normal(size=(600, 8))
+    anomalies = rng.uniform(-4, 4, size=(60, 8))
+    return np.vstack([normal, anomalies]).astype(np.float32), np.r_[np.zeros(600), np.ones(60)]
+
+
+@pytest.mark.parametrize("reselect_by", ["error", "variance"])
+def test_fit_finds_anomalies_with_either_reselection(data, reselect_by):
+    from sklearn.metrics import roc_auc_score
+
+    X, y = data
+    det = DeepUAD(p=20, r=5, epochs=20, batch_size=64, lr=1e-2, layers=(4, 2), reselect_by=reselect_by,
+                  reselect_clusters=5, init_clusters=6, tol=0).fit(X)
+    assert roc_auc_score(y, det.decision_scores_) > 0.9
+    assert len(det.iterations_) == 1 + det.epoch_ // 5
+    assert det.predict(X).mean() == pytest.approx(0.2, abs=0.01)  # threshold at p / 100
+
+
+def test_error_reselection_keeps_the_lowest_errors(data):
+    X, _ = data
+    seen = {}
+
+    def remember(event, det, info):
+        if event == "reselect":
+            seen["scores"], seen["selected"] = info["scores"], info["iteration"].selected
+
+    DeepUAD(p=25, r=3, epochs=3, batch_size=64, layers=(4, 2), init_clusters=6).fit(X, callback=remember)
+    scores, selected = seen["scores"], seen["selected"]
+    assert len(selected) == int(np.sum(scores <= np.quantile(scores, 0.75)))
+    assert scores[selected].max() <= np.delete(scores, selected).min()
+
+
+def test_invalid_parameters_are_refused(data):
+    X, _ = data
+    for bad in ({"p0": 0}, {"r": 0}, {"lr": -1.0}, {"reselect_by": "magic"}, {"tol": 1.5}, {"layers": (4, 0)}):
+        with pytest.raises(ValueError):
+            DeepUAD(**bad).fit(X)
