@@ -246,7 +246,7 @@ def _interrupts_held_in_driver() -> Iterator[None]:
         return
 
     def handler(signum, frame):
-        if frame is not None and frame.f_code in _DRIVER_CODE:
+        if _inside_driver(frame):
             threading.Timer(0.01, _thread.interrupt_main).start()  # again once HDF5 has returned
             return
         previous(signum, frame)
@@ -256,6 +256,16 @@ def _interrupts_held_in_driver() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _inside_driver(frame) -> bool:
+    """Whether HDF5 is in one of _SafeFile's methods: anywhere on the stack, so that a second
+    Ctrl-C landing in this handler (or in the Timer it starts) is held back too."""
+    while frame is not None:
+        if frame.f_code in _DRIVER_CODE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _output_error(error: OSError, path: Path) -> OutputError:

@@ -271,8 +271,8 @@ def cluster(
 
 # --------------------------------------------------------------------------- train
 def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
-                   percentile_over, tol, min_fraction, seed) -> dict:
-    return dict(
+                   percentile_over, tol, min_fraction, seed, precision="32", compile=False) -> dict:
+    return dict(precision=precision, compile=compile,
         p=p, r=r, epochs=epochs, batch_size=batch_size, lr=lr, layers=_layers(layers), activation=activation, loss=loss,
         reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample,
         percentile_over=percentile_over, tol=tol, min_fraction=min_fraction, seed=seed,
@@ -306,6 +306,8 @@ def train(
     tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
     device: str = DEVICE_OPTION,
+    precision: str = typer.Option("32", "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
     threads: Optional[int] = THREADS_OPTION,
     seed: int = SEED_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in the output file."),
@@ -316,7 +318,7 @@ def train(
     from deepuad import stages
 
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed)
+                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile)
     _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
 

@@ -46,6 +46,8 @@ from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select, sel
 
 
 RESELECT_BY = ("error", "variance")
+PRECISIONS = ("32", "bf16", "16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 
 
 @dataclass
@@ -122,6 +124,8 @@ class DeepUAD(BaseDetector):
         tol: float = 0.05,
         min_fraction: float = 0.01,
         device: str = "cpu",
+        precision: str = "32",
+        compile: bool = False,
         seed: int = 0,
         contamination: float | None = None,
     ):
@@ -143,6 +147,8 @@ class DeepUAD(BaseDetector):
         self.tol = tol
         self.min_fraction = min_fraction
         self.device = device
+        self.precision = precision
+        self.compile = compile
         self.seed = seed
         self.contamination = contamination
 
@@ -162,6 +168,7 @@ class DeepUAD(BaseDetector):
             (self.percentile_over in PERCENTILE_OVER, f"percentile_over must be clusters or samples, got {self.percentile_over!r}"),
             (int(self.reselect_clusters) >= 1, f"reselect_clusters must be >= 1, got {self.reselect_clusters}"),
             (self.reselect_by in RESELECT_BY, f"reselect_by must be one of {', '.join(RESELECT_BY)}, got {self.reselect_by!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (0 <= self.tol < 1, f"tol must be in [0, 1), got {self.tol}"),
             (self.contamination is None or 0 < self.contamination <= 0.5, f"contamination must be in (0, 0.5], got {self.contamination}"),
         ]
@@ -188,7 +195,7 @@ class DeepUAD(BaseDetector):
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
-        self._train(torch.from_numpy(X).to(self.device), callback)
+        self._train(self._place(torch.from_numpy(X)), callback)
         self.decision_scores_ = self.decision_function(X).astype(np.float64)
         contamination = self.contamination if self.contamination is not None else self.p / 100
         self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
@@ -213,7 +220,22 @@ class DeepUAD(BaseDetector):
         self.converged_ = False
         self.stop_reason_ = ""
 
+    def _place(self, X: torch.Tensor) -> torch.Tensor:
+        """The whole matrix on the device when it fits in half its free memory (no per-batch
+        copies); otherwise pinned in host memory, each batch copied asynchronously."""
+        if not str(self.device).startswith("cuda"):
+            return X
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        return X.to(self.device) if X.nbytes < free // 2 else X.pin_memory()
+
     def _train(self, X: torch.Tensor, callback) -> None:
+        device_type = torch.device(self.device).type
+        self._autocast = lambda: torch.autocast(
+            device_type, dtype=_AUTOCAST_DTYPES.get(self.precision, torch.float32), enabled=self.precision != "32"
+        )
+        # fp16 needs loss scaling against underflow; bf16 has float32's range and needs none
+        self._scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "16")
+        self._forward = torch.compile(self.model_) if self.compile else self.model_
         while self.epoch_ < self.epochs and not self.converged_:
             self.epoch_losses_.append(self._train_one_epoch(X))
             self.epoch_ += 1
@@ -228,17 +250,21 @@ class DeepUAD(BaseDetector):
     def _train_one_epoch(self, X: torch.Tensor) -> float:
         rows = torch.from_numpy(self.selected_)
         order = rows[torch.randperm(len(rows), generator=self._shuffle_rng)].to(X.device)
-        total = torch.zeros((), device=X.device)
+        total = torch.zeros((), device=self.device)
         for start in range(0, len(order), self.batch_size):
             batch = X[order[start : start + self.batch_size]]
-            reconstruction = self.model_(batch)
+            if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            with self._autocast():
+                reconstruction = self._forward(batch).float()
             if self.loss == "mse":
                 loss = torch.nn.functional.mse_loss(reconstruction, batch)
             else:
                 loss = cosine_error(batch, reconstruction).mean()
             self.optimizer_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer_.step()
+            self._scaler.scale(loss).backward()
+            self._scaler.step(self.optimizer_)
+            self._scaler.update()
             total += loss.detach() * len(batch)
         return float(total) / len(order)  # one device sync per epoch, not per step
 

@@ -39,6 +39,8 @@ class DeepUADError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else str(path)
+        # one line, always: messages quote library errors (torch, HDF5) that span several
+        message = " ".join(str(message).split())
         self.problem = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
 

@@ -525,7 +525,7 @@ def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) ->
 # =========================================================================== train
 TRAIN_PARAM_NAMES = (
     "p0", "p", "r", "epochs", "batch_size", "lr", "layers", "activation", "loss", "reselect_clusters",
-    "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed",
+    "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed", "precision", "compile",
 )
 # parameters that may differ when resuming: more epochs, another device or thread count
 RESUME_MAY_CHANGE = ("epochs", "device", "threads")

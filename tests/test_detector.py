@@ -46,3 +46,10 @@ def test_invalid_parameters_are_refused(data):
     for bad in ({"p0": 0}, {"r": 0}, {"lr": -1.0}, {"reselect_by": "magic"}, {"tol": 1.5}, {"layers": (4, 0)}):
         with pytest.raises(ValueError):
             DeepUAD(**bad).fit(X)
+
+
+def test_mixed_precision_trains_and_scores_in_float32(data):
+    X, y = data
+    det = DeepUAD(p=20, r=5, epochs=5, batch_size=64, lr=1e-2, layers=(4, 2), precision="bf16", init_clusters=6).fit(X)
+    assert det.decision_scores_.dtype == np.float64 and np.isfinite(det.decision_scores_).all()
+    assert det.epoch_losses_[-1] < det.epoch_losses_[0]  # it learns under autocast

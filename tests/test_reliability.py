@@ -328,6 +328,9 @@ def _zero_rows(f):
 DATA_FILES = {  # {name} placeholders for edited (and re-fingerprinted) copies of the good features
     "nan": _nonfinite(np.nan), "inf": _nonfinite(np.inf), "ninf": _nonfinite(-np.inf), "zero": _zero_rows,
 }
+MODEL_FILES = {  # the same for the good model
+    "badweights": lambda f: replace_dataset(f, "weights/encoder.0.weight", np.zeros((3, 3), np.float32)),
+}
 RAW_FILES = {  # {name} placeholders for raw inputs to extract: (file name, bytes)
     "nan_csv": ("nan.csv", b"a,b\n1,2\n3,\n"),
     "nan_text_csv": ("nantext.csv", b"a,b\n1,2\nnan,4\n5,6\n"),
@@ -374,6 +377,9 @@ OTHER_CASES = [
     pytest.param("baseline {zero} -o {out}", 4, "empty", "zero", None, id="baseline:zero-rows"),
     pytest.param("inspect {zero}", 0, "", None, None, id="inspect:zero-rows",
                  marks=xfail("describe() takes the mean of an empty y: RuntimeWarnings on stderr, anomaly_share NaN")),
+    # --- a model whose weights do not fit its architecture (torch's message spans lines: still one line)
+    pytest.param("score {badweights} {features} -o {out}", 3, "inconsistent with its architecture", "badweights", None,
+                 id="score:weights-of-wrong-shape"),
     # --- a features file of another width
     pytest.param("score {model} {w3} -o {out}", 5, "encoded differently", "w3", None, id="score:other-width"),
     pytest.param("score {model} {w3} -o {out} --force", 4, "has 3 features but the model expects 7", "w3", None, id="score:width-forced"),
@@ -479,9 +485,10 @@ def test_bad_input_gives_one_clean_error_and_changes_nothing(tmp_path, capsys, m
         elif maker is not None:
             maker(tmp_path, built[kind])
         places["bad"] = str(tmp_path / "bad.h5")
-    for name, edit in DATA_FILES.items():
-        if "{" + name + "}" in line:
-            places[name] = str(rewrite(Path(shutil.copy(built["features"], tmp_path / f"{name}.h5")), edit))
+    for kind, edits in (("features", DATA_FILES), ("model", MODEL_FILES)):
+        for name, edit in edits.items():
+            if "{" + name + "}" in line:
+                places[name] = str(rewrite(Path(shutil.copy(built[kind], tmp_path / f"{name}.h5")), edit))
     for name, (file_name, content) in RAW_FILES.items():
         if "{" + name + "}" in line:
             (tmp_path / file_name).write_bytes(content)
