@@ -21,6 +21,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from deepuad.baselines import (
+    AutoencoderDetector,
     BASELINES,
     DAGMMDetector,
     IsolationForestDetector,
@@ -80,6 +81,7 @@ AUROC_BOUND = {"iforest": 0.95, "ocsvm": 0.95, "dagmm": 0.85}
 
 def test_registry():
     assert BASELINES == {
+        "ae": AutoencoderDetector,
         "iforest": IsolationForestDetector,
         "ocsvm": OCSVMDetector,
         "dagmm": DAGMMDetector,
