@@ -411,23 +411,26 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
 @contextlib.contextmanager
 def _h5py_errors_as_input_errors(path: Path) -> Iterator[None]:
     """An error HDF5 raises while an artifact is being checked or read (a corrupt block, a
-    missing attribute) is an InputError naming the file; any other error is left alone, and so
-    are h5py's TypeError/ValueError, which mean a wrong call (our bug), not a bad file."""
+    missing attribute, a stored datatype NumPy cannot represent) is an InputError naming the
+    file. Anything else is left alone, including h5py's other TypeError/ValueError, which mean a
+    wrong call (our bug) rather than a bad file."""
     try:
         yield
-    except (OSError, RuntimeError, KeyError) as error:
-        if not _raised_in_h5py(error):
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
+        where = _raised_in(error)
+        if "h5py" not in Path(where).parts or (isinstance(error, (ValueError, TypeError)) and not where.endswith("h5t.pyx")):
             raise  # our own bug: let it be one (exit 1), not a "corrupt file"
         if isinstance(error, KeyError):  # h5py's way of saying an attribute or object is not there
             raise InputError(f"incomplete (corrupt?): {_one_line(error.args[0] if error.args else error)}", path) from None
         raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
 
 
-def _raised_in_h5py(error: BaseException) -> bool:
+def _raised_in(error: BaseException) -> str:
+    """The source file of the innermost frame of the error's traceback."""
     traceback = error.__traceback__
     while traceback is not None and traceback.tb_next is not None:
         traceback = traceback.tb_next
-    return traceback is not None and "h5py" in Path(traceback.tb_frame.f_code.co_filename).parts
+    return "" if traceback is None else traceback.tb_frame.f_code.co_filename
 
 
 def _one_line(error: BaseException) -> str:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deepuad import __version__
-from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, UsageError
+from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, InputError, OutputError, UsageError
 
 app = typer.Typer(
     name="deepuad",
@@ -423,15 +423,18 @@ def run(
     crash continues where it stopped."""
     from deepuad import stages
 
+    # validate before creating the folder: a failed command leaves nothing behind
+    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
+                             reselect_sample, percentile_over, tol, min_fraction, seed)
+    if not 0 < p0 < 100:
+        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
+    if not input.exists():
+        raise InputError("no such file or folder", input)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create folder: {error.strerror}", output_dir) from None
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
-    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed)
-    if not 0 < p0 < 100:
-        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     summaries = {}
     quiet = state["quiet"]
     state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage

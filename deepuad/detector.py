@@ -170,6 +170,10 @@ class DeepUAD(BaseDetector):
             (self.reselect_by in RESELECT_BY, f"reselect_by must be one of {', '.join(RESELECT_BY)}, got {self.reselect_by!r}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (0 <= self.tol < 1, f"tol must be in [0, 1), got {self.tol}"),
+            (0 <= self.min_fraction < 1, f"min_fraction must be in [0, 1), got {self.min_fraction}"),
+            (self.reselect_fit_sample is None or int(self.reselect_fit_sample) >= 2,
+             f"reselect_fit_sample must be >= 2 rows, got {self.reselect_fit_sample}"),
+            (int(self.seed) >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.contamination is None or 0 < self.contamination <= 0.5, f"contamination must be in (0, 0.5], got {self.contamination}"),
         ]
         for ok, message in checks:

@@ -458,6 +458,7 @@ def cluster(
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     if n_clusters < 1:
         raise UsageError(f"--clusters must be >= 1, got {n_clusters}")
+    _check_cluster_options(percentile_over, min_fraction, seed, method, method_options or {})
     output = art.check_output_path(output or default_output(features_path, "clusters"))
     options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
@@ -469,6 +470,8 @@ def cluster(
     progress(f"clustering ({method})", 0, 1)
     with features_for_clustering(features_path, streaming=bool(options.get("fit_sample")) and method in ("gmm", "kmeans")) as features:
         X, y = features["X"], features["y"]
+        if len(X) < 2:  # else scikit-learn's "Found array with 1 sample(s)" as the reason
+            raise DataError(f"has {len(X)} row; clustering needs at least 2", features_path)
         try:
             selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
         except ValueError as error:
@@ -513,6 +516,25 @@ def cluster(
         summary["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
         summary["data_anomaly_share"] = float(np.mean(y))
     return summary
+
+
+def _check_cluster_options(percentile_over, min_fraction, seed, method, method_options: dict) -> None:
+    """UsageError (exit 2) before any work, instead of a "clustering failed" DataError (exit 4)
+    from deep inside scikit-learn, or a silent success with a meaningless value."""
+    from deepuad.selection import PERCENTILE_OVER
+
+    if percentile_over not in PERCENTILE_OVER:
+        raise UsageError(f"--percentile-over must be one of {', '.join(PERCENTILE_OVER)}, got {percentile_over!r}")
+    if not 0 <= min_fraction < 1:
+        raise UsageError(f"--min-fraction must be in [0, 1), got {min_fraction}")
+    if seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {seed}")
+    covariance = method_options.get("covariance_type")
+    if method == "gmm" and covariance is not None and covariance not in ("full", "tied", "diag", "spherical"):
+        raise UsageError(f"--covariance must be one of full, tied, diag, spherical, got {covariance!r}")
+    fit_sample = method_options.get("fit_sample")
+    if fit_sample is not None and fit_sample < 2:
+        raise UsageError(f"--fit-sample must be >= 2 rows, got {fit_sample}")
 
 
 def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -798,7 +820,7 @@ def describe(path) -> dict:
         if kind == "features":
             info["summary"] = {"rows": f["X"].shape[0], "features": f["X"].shape[1], "has_labels": "y" in f,
                                "unseen_categories": art.attr_json(f, "unseen_categories") if "unseen_categories" in f.attrs else {}}
-            if "y" in f:
+            if "y" in f and f["y"].shape[0]:  # no mean of an empty y: a RuntimeWarning and NaN
                 info["summary"]["anomaly_share"] = float(np.mean(art.read_array(f, "y")))
         elif kind == "clusters":
             sizes, variances = art.read_array(f, "size"), art.read_array(f, "variance")
@@ -917,6 +939,10 @@ def baseline(
         raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
     if not 0 < contamination <= 0.5:
         raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if epochs is not None and epochs < 1:  # else the detector's "r must be >= 1", reported as a data error
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    if lr is not None and not (lr > 0 and np.isfinite(lr)):
+        raise UsageError(f"--lr must be a positive number, got {lr}")
     score_features = score_features or features_path
     output = art.check_output_path(output or default_output(score_features, f"{method}.scores"))
     set_threads(threads)
