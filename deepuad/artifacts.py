@@ -31,6 +31,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -127,6 +128,43 @@ def write_artifact(path: str | Path, kind: str, params: dict, inputs: dict | Non
     and the old ``path`` (if any) is left untouched."""
     assert kind in KINDS
     path = check_output_path(path)
+    with _folder_lock(path):
+        yield from _write_locked(path, kind, params, inputs)
+
+
+WRITER_WAIT_SECONDS = 600
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path):
+    """One deepuad writer per folder at a time: a second one waits (up to WRITER_WAIT_SECONDS,
+    then OutputError) instead of racing, so two jobs writing the same -o finish one after the
+    other. flock on the folder itself leaves no lock file behind; where flock is unavailable
+    (Windows, some network filesystems) the atomic rename alone still prevents mixed files."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder_fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + WRITER_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(folder_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OutputError(f"another deepuad process has been writing in this folder for {WRITER_WAIT_SECONDS} s", path) from None
+                time.sleep(0.1)
+            except OSError:  # flock not supported here: rely on the atomic rename
+                break
+        yield
+    finally:
+        os.close(folder_fd)
+
+
+def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     handle = None
     try:

@@ -72,3 +72,30 @@ def test_output_checks(tmp_path):
         art.check_output_path(tmp_path / "nope" / "x.h5")
     with pytest.raises(OutputError, match="is a directory"):
         art.check_output_path(tmp_path)
+
+
+def test_a_second_writer_in_the_same_folder_waits_for_the_first(tmp_path):
+    import threading
+    import time
+
+    order = []
+
+    def slow_writer():
+        with art.write_artifact(tmp_path / "a.h5", "scores", {}, {}) as f:
+            order.append("first in")
+            art.put(f, "score", np.zeros(3, np.float32))
+            art.put(f, "is_anomaly", np.zeros(3, np.int8))
+            time.sleep(0.5)
+        order.append("first out")
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    while not order:
+        time.sleep(0.01)
+    write_scores(tmp_path / "a.h5", [1.0])  # blocks until the first writer has renamed its file
+    order.append("second out")
+    thread.join()
+    assert order == ["first in", "first out", "second out"]
+    with art.open_artifact(tmp_path / "a.h5", "scores") as f:
+        assert len(f["score"]) == 1  # the later writer's complete file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]  # no lock or temp files left
