@@ -775,29 +775,32 @@ def score(
                   "features": {"path": str(features_path), "fingerprint": features_fp}}
         if skip_current and existing_artifact_matches(output, "scores", params, inputs):
             return _skipped(output)
+        # scores go to the output chunk by chunk as they are computed; the float32 copy kept in
+        # memory (4 bytes a row) is what the contamination threshold and the metrics need
         scores = np.empty(n_rows, dtype=np.float32)
-        for start in range(0, n_rows, batch_rows):
-            try:
-                chunk = X[start : start + batch_rows]
-            except (OSError, ValueError) as error:
-                raise InputError(f"X unreadable at rows {start}+ (corrupt?): {error}", features_path) from None
-            if not np.isfinite(chunk).all():
-                raise DataError(f"X has NaN or infinite values in rows {start}..{start + len(chunk) - 1}", features_path)
-            scores[start : start + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
-            progress("scoring", start + len(chunk), n_rows)
-    if threshold is None:
-        # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
-        threshold = float(np.quantile(scores, 1.0 - contamination))
-    is_anomaly = (scores > threshold).astype(np.int8)
-    metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
-    with art.write_artifact(output, "scores", params, inputs) as f:
-        art.put(f, "score", scores, chunked=True)
-        art.put(f, "is_anomaly", is_anomaly, chunked=True)
-        if y is not None:
-            art.put(f, "y", y, chunked=True)
-        f.attrs["threshold"] = float(threshold)
-        f.attrs["contamination"] = np.nan if contamination is None else contamination
-        f.attrs["metrics"] = json.dumps(metrics)
+        with art.write_artifact(output, "scores", params, inputs) as out:
+            stored = out.create_dataset("score", shape=(n_rows,), dtype=np.float32, chunks=(min(n_rows, 65536),))
+            for start in range(0, n_rows, batch_rows):
+                try:
+                    chunk = X[start : start + batch_rows]
+                except (OSError, ValueError) as error:
+                    raise InputError(f"X unreadable at rows {start}+ (corrupt?): {error}", features_path) from None
+                if not np.isfinite(chunk).all():
+                    raise DataError(f"X has NaN or infinite values in rows {start}..{start + len(chunk) - 1}", features_path)
+                scores[start : start + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
+                stored[start : start + len(chunk)] = scores[start : start + len(chunk)]
+                progress("scoring", start + len(chunk), n_rows)
+            if threshold is None:
+                # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
+                threshold = float(np.quantile(scores, 1.0 - contamination))
+            is_anomaly = (scores > threshold).astype(np.int8)
+            metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
+            art.put(out, "is_anomaly", is_anomaly, chunked=True)
+            if y is not None:
+                art.put(out, "y", y, chunked=True)
+            out.attrs["threshold"] = float(threshold)
+            out.attrs["contamination"] = np.nan if contamination is None else contamination
+            out.attrs["metrics"] = json.dumps(metrics)
     summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
     summary.update(metrics)
     return summary
