@@ -217,12 +217,45 @@ def measured(command: list[str], shown: str, timeout: float | None = None, env: 
     return result
 
 
+def compare_runs(R: dict, key: str, first: dict, command: list[str], shown: str, args, cleanup=None) -> None:
+    """Re-run ``command`` alternately with the repository's deepuad and the patched copy
+    (``--compare-pythonpath``); ``first`` is the repository run already made."""
+    other = args.compare_pythonpath.resolve()
+    R.setdefault("compare", {})[key] = {"pythonpath": str(other), "command": shown, "repository": [first], "patched": []}
+    for rep in range(args.compare_reps):
+        for name in (("patched", "repository") if rep % 2 == 0 else ("repository", "patched")):
+            if name == "repository" and rep == 0:
+                continue  # the run already made is the first repository run
+            cwd = other if name == "patched" else ROOT  # '' (the cwd) comes first on sys.path
+            env = {"PYTHONPATH": str(other)} if name == "patched" else {}
+            R["compare"][key][name].append(measured(command, f"{shown}   # deepuad from {cwd}", env=env, cwd=cwd))
+            if cleanup:
+                cleanup()
+
+
 def deepuad_cmd(*args) -> tuple[list[str], str]:
     args = [str(a) for a in args]
     return [sys.executable, "-m", "deepuad", *args], "deepuad " + " ".join(shlex.quote(a) for a in args)
 
 
 # --------------------------------------------------------------------------- report
+
+
+def same_summary(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    if set(a) != set(b):
+        return False
+    for k in a:
+        if k == "output":
+            continue
+        x, y = a[k], b[k]
+        if isinstance(x, float) and isinstance(y, float):
+            if abs(x - y) > 1e-12 * max(1.0, abs(x)):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def mib(x):
@@ -257,17 +290,21 @@ def write_markdown(path: Path, R: dict) -> None:
                  f"{'< 1 GiB' if target else '-'} | {met or '-'} | {r['wall_s']:.0f} | {cpu:.0f} | {r['peak_sampled_at_s']} | "
                  f"{r['load']['mean']} |")
     L.append("")
-    c = R.get("score_compare")
-    if c:
-        L.append(f"### score: repository vs patched copy (`{c['pythonpath']}`, /tmp/perf_fixes.diff applied)\n")
-        L.append("Same file, same command, runs alternated; the summary (threshold, flagged rows, AUROC, AUPRC, F1) must be identical.\n")
-        L.append("| deepuad | peak RSS MiB per run | wall s per run | identical summary | load |")
+    s = R.get("startup")
+    if s:
+        L.append("Start-up, before any data is read: " + "; ".join(
+            f"`{v['command']}` {v['wall_s']:.1f} s, peak RSS {mib(v['peak_rss_mib'])} MiB" for v in s.values()) + ".\n")
+    for key, c in (R.get("compare") or {}).items():
+        L.append(f"### {key}: repository vs patched copy (`{c['pythonpath']}`, /tmp/perf_fixes.diff applied)\n")
+        L.append(f"`{c['command']}`, runs alternated. 'Same summary': the command's JSON summary equals the first repository "
+                 "run's (numbers to a relative 1e-12; paths excluded).\n")
+        L.append("| deepuad | peak RSS MiB per run | wall s per run | same summary | load |")
         L.append("|---|---|---|---|---:|")
-        ref = {k: v for k, v in (c["repository"][0].get("summary") or {}).items() if k != "output"}
+        ref = c["repository"][0].get("summary")
         for name in ("repository", "patched"):
             runs = c[name]
-            walls = ", ".join(f"{x['wall_s']:.0f}" for x in runs)
-            same = all({k: v for k, v in (x.get("summary") or {}).items() if k != "output"} == ref for x in runs)
+            walls = ", ".join(f"{x['wall_s']:.1f}" for x in runs)
+            same = all(same_summary(ref, x.get("summary")) for x in runs)
             L.append(f"| {name} | {', '.join(mib(x['peak_rss_mib']) for x in runs)} | {walls} | "
                      f"{same} | {', '.join(str(x['load']['mean']) for x in runs)} |")
         L.append("")
@@ -314,7 +351,7 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=2_000_000, help="rows of the generated CSV for extract")
     parser.add_argument("--small-rows", type=int, default=20_000)
     parser.add_argument("--fit-sample", type=int, default=100_000)
-    parser.add_argument("--sections", default="score,extract,cluster")
+    parser.add_argument("--sections", default="startup,score,extract,cluster")
     parser.add_argument("--cluster-timeout", type=float, default=3600)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_memory"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.md")
@@ -343,7 +380,7 @@ def main() -> None:
         R["baseline_rss"] = measured([sys.executable, "-c", "import deepuad.stages, torch, sklearn, h5py"],
                                      "python -c 'import deepuad.stages, torch, sklearn, h5py'")
         big = work / "big.features.h5"
-        if sections & {"score", "cluster"}:
+        if sections & {"score", "cluster", "startup"}:
             # a small features file + tiny model through the CLI
             rng, centers, preferred = generator_state(1)
             X, y = synthetic_chunk(rng, args.small_rows, centers, preferred)
@@ -356,6 +393,14 @@ def main() -> None:
                 t0 = time.time()
                 subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
                 R["small"].append({"command": shown, "wall_s": round(time.time() - t0, 1)})
+            if "startup" in sections:  # what every command pays before it reads anything
+                R["startup"] = {}
+                for label, step in (("--version", ("--version",)), ("inspect", ("inspect", small, "--json"))):
+                    command, shown = deepuad_cmd(*step)
+                    r = measured(command, shown)
+                    R["startup"][label] = r
+                    if args.compare_pythonpath:
+                        compare_runs(R, f"startup {label}", r, command, shown, args)
             # the big file, streamed, in its own measured process
             command = [sys.executable, str(Path(__file__).resolve()), "--write-big", str(small), str(big), str(args.rows)]
             r = measured(command, f"python bench/memory.py --write-big {small} {big} {args.rows}   "
@@ -370,17 +415,7 @@ def main() -> None:
             R["score"] = r
             (work / "big.scores.h5").unlink(missing_ok=True)
             if args.compare_pythonpath:
-                other = args.compare_pythonpath.resolve()
-                R["score_compare"] = {"pythonpath": str(other), "repository": [r], "patched": []}
-                for rep in range(args.compare_reps):
-                    for name in (("patched", "repository") if rep % 2 == 0 else ("repository", "patched")):
-                        if name == "repository" and rep == 0:
-                            continue  # the run above is the first repository run
-                        cwd = other if name == "patched" else ROOT  # '' (the cwd) comes first on sys.path
-                        env = {"PYTHONPATH": str(other)} if name == "patched" else {}
-                        rr = measured(command, f"{shown}   # deepuad from {cwd}", env=env, cwd=cwd)
-                        R["score_compare"][name].append(rr)
-                        (work / "big.scores.h5").unlink(missing_ok=True)
+                compare_runs(R, "score", r, command, shown, args, lambda: (work / "big.scores.h5").unlink(missing_ok=True))
         if "cluster" in sections:
             command, shown = deepuad_cmd("--quiet", "cluster", big, "--fit-sample", args.fit_sample, "-o", work / "big.clusters.h5", "--json")
             r = measured(command, shown, timeout=args.cluster_timeout)
@@ -402,6 +437,9 @@ def main() -> None:
             if (work / "big_csv.features.h5").exists():
                 r["output_bytes"] = (work / "big_csv.features.h5").stat().st_size
             R["extract"] = r
+            (work / "big_csv.features.h5").unlink(missing_ok=True)
+            if args.compare_pythonpath:
+                compare_runs(R, "extract", r, command, shown, args, lambda: (work / "big_csv.features.h5").unlink(missing_ok=True))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
