@@ -273,6 +273,11 @@ def write_markdown(path: Path, R: dict) -> None:
     L.append(f"Command: `{R['command']}` (repository root, venv active); whole run {R['run_seconds'] / 60:.1f} min. "
              "Each measured command is a fresh process under `/usr/bin/time -v`; peak RSS = its 'Maximum resident set size' "
              "(the page cache that HDF5/CSV reads fill is not RSS). 'Peak at' = when the 0.5 s RSS samples peaked.\n")
+    g = R.get("git")
+    if g:
+        L.append(f"Code measured: commit {g.get('commit')} ({g.get('subject')})"
+                 + (f" plus uncommitted changes to {', '.join(g['uncommitted_package_files'])}" if g.get("uncommitted_package_files") else "")
+                 + ".\n")
     L.append("## Results\n")
     L.append("| stage | input | rows | input size | peak RSS MiB | target | met | wall s | CPU s (user+sys) | peak at s | load |")
     L.append("|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|")
@@ -295,7 +300,7 @@ def write_markdown(path: Path, R: dict) -> None:
         L.append("Start-up, before any data is read: " + "; ".join(
             f"`{v['command']}` {v['wall_s']:.1f} s, peak RSS {mib(v['peak_rss_mib'])} MiB" for v in s.values()) + ".\n")
     for key, c in (R.get("compare") or {}).items():
-        L.append(f"### {key}: repository vs patched copy (`{c['pythonpath']}`, /tmp/perf_fixes.diff applied)\n")
+        L.append(f"### {key}: repository vs patched copy (`{c['pythonpath']}`; what the patch is: see Notes)\n")
         L.append(f"`{c['command']}`, runs alternated. 'Same summary': the command's JSON summary equals the first repository "
                  "run's (numbers to a relative 1e-12; paths excluded).\n")
         L.append("| deepuad | peak RSS MiB per run | wall s per run | same summary | load |")
@@ -333,6 +338,16 @@ def write_markdown(path: Path, R: dict) -> None:
     path.write_text("\n".join(L))
 
 
+def git_state() -> dict:
+    def git(*a):
+        done = subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT)
+        return done.stdout.rstrip() if done.returncode == 0 else None
+
+    dirty = git("status", "--short", "--", "deepuad")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s"),
+            "uncommitted_package_files": [line[3:] for line in (dirty or "").splitlines()]}
+
+
 def machine_info() -> dict:
     import h5py
     import pandas
@@ -360,6 +375,9 @@ def main() -> None:
                         help="also run score with deepuad imported from this folder (a patched copy of the repository), "
                              "alternating with the repository's own, --compare-reps times each")
     parser.add_argument("--compare-reps", type=int, default=2)
+    parser.add_argument("--from-json", type=Path, default=None, help="only re-write the Markdown from this memory.json (no measuring)")
+    parser.add_argument("--note", action="append", default=[], help="a Markdown line for the Notes section (stored in the JSON)")
+    parser.add_argument("--clear-notes", action="store_true", help="with --from-json: drop the stored notes first")
     parser.add_argument("--write-big", nargs=3, metavar=("SMALL", "BIG", "ROWS"), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.write_big:
@@ -367,11 +385,18 @@ def main() -> None:
         print(json.dumps(write_big_features(Path(small), Path(big), int(rows))))
         return
 
+    if args.from_json:
+        R = json.loads(args.from_json.read_text())
+        R["notes"] = ([] if args.clear_notes else R.get("notes", [])) + args.note
+        args.from_json.write_text(json.dumps(R, indent=2, default=str))
+        write_markdown(args.out, R)
+        print(f"wrote {args.out} from {args.from_json}")
+        return
     sections = set(args.sections.split(","))
     LOAD.start()
     run_start = time.time()
-    R: dict = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "machine": machine_info(),
-               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "notes": []}
+    R: dict = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "machine": machine_info(), "git": git_state(),
+               "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "notes": list(args.note)}
     work = args.workdir
     if work.exists():
         shutil.rmtree(work)
@@ -395,7 +420,7 @@ def main() -> None:
                 R["small"].append({"command": shown, "wall_s": round(time.time() - t0, 1)})
             if "startup" in sections:  # what every command pays before it reads anything
                 R["startup"] = {}
-                for label, step in (("--version", ("--version",)), ("inspect", ("inspect", small, "--json"))):
+                for label, step in (("--help", ("--help",)), ("inspect", ("inspect", small, "--json"))):
                     command, shown = deepuad_cmd(*step)
                     r = measured(command, shown)
                     R["startup"][label] = r

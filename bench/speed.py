@@ -722,12 +722,20 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--compare-json", type=Path, default=None, help="add a table of key numbers from another run's speed.json")
     parser.add_argument("--from-json", type=Path, default=None, help="only re-write the Markdown from this speed.json (no measuring)")
+    parser.add_argument("--note", action="append", default=[], help="a Markdown line for the Notes section (stored in the JSON); "
+                        "with --from-json, --clear-notes first drops the stored ones")
+    parser.add_argument("--clear-notes", action="store_true")
     args = parser.parse_args()
     if args.data is None:
         args.data = "kdd" if (Path(args.kdd_data) / "kddcup.data_10_percent.gz").exists() else "synthetic"
     sections = set(args.sections.split(","))
     if args.from_json:
         R = json.loads(args.from_json.read_text())
+        if args.clear_notes:
+            R["notes"] = []
+        if args.note:
+            R["notes"] = R.get("notes", []) + args.note
+            args.from_json.write_text(json.dumps(R, indent=2, default=str))
         if "threads_section" in R:
             R["threads_verdict"] = threads_verdict(R["threads_section"])
         if args.compare_json:
@@ -744,7 +752,7 @@ def main() -> None:
     run_start = time.time()
     R: dict = {"command": "python bench/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                "machine": machine_info(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "notes": []}
+               "notes": list(args.note)}
     R["threads"] = set_threads(None)
     R["git"] = git_state()
     import deepuad
