@@ -6,6 +6,14 @@ The Python API (no file or terminal I/O) is ``deepuad.DeepUAD``; the command-lin
 
 __version__ = "0.1.0"
 
-from deepuad.detector import DeepUAD  # noqa: E402  (re-export after __version__)
-
 __all__ = ["DeepUAD", "__version__"]
+
+
+def __getattr__(name: str):
+    """``deepuad.DeepUAD`` is imported on first use (PEP 562): it pulls in torch and scikit-learn,
+    seconds that every command (even ``--help`` and ``inspect``) would otherwise pay at start."""
+    if name == "DeepUAD":
+        from deepuad.detector import DeepUAD
+
+        return DeepUAD
+    raise AttributeError(f"module 'deepuad' has no attribute {name!r}")

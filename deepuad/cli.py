@@ -36,20 +36,24 @@ state = {"quiet": False, "debug": False}
 EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
 
 
+def _print_version(value: bool) -> None:
+    # an eager option callback: runs before click asks for a subcommand, so `deepuad --version` works alone
+    if value:
+        stdout.print(f"deepuad {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, warnings or summaries (errors still go to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
 ):
     """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
     6 output not writable, 7 device unavailable, 130 interrupted.
     """
-    if version:
-        stdout.print(f"deepuad {__version__}")
-        raise typer.Exit(0)
     state["quiet"], state["debug"] = quiet, debug
 
 

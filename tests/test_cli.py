@@ -184,3 +184,10 @@ def test_every_clustering_method_through_the_cli(tmp_path, capsys, table, method
     code, out, err = run_cli(capsys, "inspect", c, "--json")
     clusters = json.loads(out)["clusters"]
     assert [row["variance"] for row in clusters] == sorted(row["variance"] for row in clusters)
+
+
+def test_version_alone(capsys):
+    from deepuad import __version__
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"deepuad {__version__}"
