@@ -45,16 +45,18 @@ def cosine_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu"):
-    """Bottleneck codes and cosine errors of every row, in large batches without gradients.
+def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu",
+                     start: int = 0, stop: int | None = None):
+    """Bottleneck codes and cosine errors of rows [start, stop) (default: all), in large batches without gradients.
 
     ``X`` may live on the CPU (or be a NumPy/HDF5 array) while the model is on ``device``:
     each batch is moved over, so scoring data larger than device memory works.
     """
     model.eval()
-    codes, errors = [], []
-    for start in range(0, len(X), batch_size):
-        batch = X[start : start + batch_size]
+    codes, errors = [torch.zeros((0, model.encoder[-1].out_features))], [torch.zeros(0)]
+    stop = len(X) if stop is None else stop
+    for first in range(start, stop, batch_size):
+        batch = X[first : min(first + batch_size, stop)]
         if not isinstance(batch, torch.Tensor):
             batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         batch = batch.to(device, non_blocking=True)

@@ -7,6 +7,7 @@ stderr, summaries to stdout (one JSON object with ``--json``), so scripts can pa
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 import warnings
@@ -296,7 +297,7 @@ def train(
     clusters: Path = typer.Argument(..., help="The clusters file from 'deepuad cluster'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
     p: float = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0)."),
-    r: int = typer.Option(10, "--r", help="Re-select the training set every r epochs."),
+    r: int = typer.Option(10, "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options)."),
     epochs: int = typer.Option(200, "--epochs", help="Epoch budget."),
     batch_size: int = typer.Option(1024, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
@@ -323,6 +324,8 @@ def train(
 
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
                              reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile)
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
+        state["quiet"], as_json = True, False
     _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
 
@@ -403,7 +406,7 @@ def run(
     clusters: int = typer.Option(20, "--clusters"),
     p0: float = typer.Option(35.0, "--p0"),
     p: float = typer.Option(30.0, "--p"),
-    r: int = typer.Option(10, "--r"),
+    r: int = typer.Option(10, "--r", "--reselect-every"),
     epochs: int = typer.Option(200, "--epochs"),
     batch_size: int = typer.Option(1024, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),

@@ -181,15 +181,20 @@ class DeepUAD(BaseDetector):
                 raise ValueError(message)
 
     # ----------------------------------------------------------------- fitting
-    def fit(self, X, initial=None, callback=None, resume_state=None) -> "DeepUAD":
+    def fit(self, X, initial=None, callback=None, resume_state=None, world=None) -> "DeepUAD":
         """Run Algorithm 1 on X (no labels).
 
         ``initial``: indices of the first training set (e.g. from ``deepuad
         cluster``); when None it is computed with ``initial_selection(X, p0, ...)``.
         ``resume_state``: a ``get_state()`` dict saved by an earlier, interrupted fit.
+        ``world``: a ``distributed.World`` of several processes (torchrun) to train
+        data-parallel; then X may be any array-like with NumPy row slicing (an open HDF5
+        dataset: each rank reads only its rows) and must already be validated.
         """
         self.check_params()
-        X = check_array(X)
+        distributed = world is not None and world.distributed
+        if not distributed:
+            X = check_array(X)
         if resume_state is not None:
             self._restore(resume_state, X.shape[1], len(X))
         else:
@@ -199,8 +204,12 @@ class DeepUAD(BaseDetector):
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
-        self._train(self._place(torch.from_numpy(X)), callback)
-        self.decision_scores_ = self.decision_function(X).astype(np.float64)
+        if distributed:
+            self._train_distributed(X, world, callback)
+            self.decision_scores_ = self._errors_distributed(X, world).astype(np.float64)
+        else:
+            self._train(self._place(torch.from_numpy(X)), callback)
+            self.decision_scores_ = self.decision_function(X).astype(np.float64)
         contamination = self.contamination if self.contamination is not None else self.p / 100
         self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
@@ -232,14 +241,17 @@ class DeepUAD(BaseDetector):
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
         return X.to(self.device) if X.nbytes < free // 2 else X.pin_memory()
 
-    def _train(self, X: torch.Tensor, callback) -> None:
+    def _prepare_steps(self, network: torch.nn.Module) -> None:
         device_type = torch.device(self.device).type
         self._autocast = lambda: torch.autocast(
             device_type, dtype=_AUTOCAST_DTYPES.get(self.precision, torch.float32), enabled=self.precision != "32"
         )
         # fp16 needs loss scaling against underflow; bf16 has float32's range and needs none
         self._scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "16")
-        self._forward = torch.compile(self.model_) if self.compile else self.model_
+        self._forward = torch.compile(network) if self.compile else network
+
+    def _train(self, X: torch.Tensor, callback) -> None:
+        self._prepare_steps(self.model_)
         while self.epoch_ < self.epochs and not self.converged_:
             self.epoch_losses_.append(self._train_one_epoch(X))
             self.epoch_ += 1
@@ -254,9 +266,13 @@ class DeepUAD(BaseDetector):
     def _train_one_epoch(self, X: torch.Tensor) -> float:
         rows = torch.from_numpy(self.selected_)
         order = rows[torch.randperm(len(rows), generator=self._shuffle_rng)].to(X.device)
+        return float(self._train_steps(X, order, self.batch_size)) / len(order)  # one device sync per epoch
+
+    def _train_steps(self, X: torch.Tensor, order: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
         total = torch.zeros((), device=self.device)
-        for start in range(0, len(order), self.batch_size):
-            batch = X[order[start : start + self.batch_size]]
+        for start in range(0, len(order), batch_size):
+            batch = X[order[start : start + batch_size]]
             if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
             with self._autocast():
@@ -270,10 +286,16 @@ class DeepUAD(BaseDetector):
             self._scaler.step(self.optimizer_)
             self._scaler.update()
             total += loss.detach() * len(batch)
-        return float(total) / len(order)  # one device sync per epoch, not per step
+        return total
 
     def _reselect(self, X: torch.Tensor) -> np.ndarray:
         codes, errors = encode_and_score(self.model_, X, device=self.device)
+        chosen = self._choose(codes, errors)
+        self._record(chosen.selected, chosen.threshold, chosen.fallback, len(X))
+        return errors
+
+    def _choose(self, codes: np.ndarray | None, errors: np.ndarray) -> Selection:
+        """S_train = C(z, p) from the codes and errors of all rows (codes only needed for "variance")."""
         t = len(self.iterations_)
         if self.reselect_by == "error":
             # rows whose reconstruction error is below the (100 - p)th percentile of all errors
@@ -286,14 +308,73 @@ class DeepUAD(BaseDetector):
             gmm_seed = int(np.random.default_rng([self.seed, t]).integers(2**31 - 1))
             labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
             selection = select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
-        changed = n_changed(self.selected_, selection.selected)
+        return selection
+
+    def _record(self, selected: np.ndarray, threshold: float, fallback: bool, n_rows: int) -> None:
+        """Make ``selected`` the training set; converged when at most tol x n_rows indices changed."""
+        t = len(self.iterations_)
+        changed = n_changed(self.selected_, selected)
         since_last = self.epoch_losses_[-self.r :]
-        self.iterations_.append(
-            Iteration(t, self.epoch_, selection.selected, changed, float(np.mean(since_last)), selection.threshold, selection.fallback)
-        )
-        self.selected_ = selection.selected
-        self.converged_ = changed <= self.tol * len(X)
-        return errors
+        self.iterations_.append(Iteration(t, self.epoch_, selected, changed, float(np.mean(since_last)), threshold, fallback))
+        self.selected_ = selected
+        self.converged_ = changed <= self.tol * n_rows
+
+    # ----------------------------------------------------------------- data-parallel fitting (torchrun)
+    def _train_distributed(self, X, world, callback) -> None:
+        """``_train`` across the processes of ``world``: same epochs, re-selections and stopping
+        rule; each rank trains on its block of the selected rows with 1/N of the batch, and
+        DistributedDataParallel averages the gradients (so the global batch is ``batch_size``)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if len(self.selected_) < world.size:
+            raise ValueError(f"the training set has {len(self.selected_)} rows, fewer than the {world.size} processes")
+        device_ids = [torch.device(self.device).index] if str(self.device).startswith("cuda") else None
+        self._prepare_steps(DistributedDataParallel(self.model_, device_ids=device_ids))
+        block = None
+        while self.epoch_ < self.epochs and not self.converged_:
+            if block is None:  # this rank's rows of the (new) training set, read once per selection
+                start, stop = world.block(len(self.selected_))
+                block = torch.from_numpy(take_rows(X, self.selected_[start:stop])).to(self.device)
+            self.epoch_losses_.append(self._train_one_epoch_distributed(block, world))
+            self.epoch_ += 1
+            if callback:
+                callback("epoch", self, {"epoch": self.epoch_, "loss": self.epoch_losses_[-1]})
+            if self.epoch_ % self.r == 0:
+                errors, codes = self._encode_distributed(X, world, with_codes=self.reselect_by == "variance")
+                chosen = self._choose(codes, errors) if world.is_root else None
+                selected = world.broadcast(chosen.selected if chosen else None, np.int64)
+                threshold, fallback = world.broadcast(
+                    np.array([chosen.threshold, chosen.fallback], np.float64) if chosen else None, np.float64)
+                self._record(selected, float(threshold), bool(fallback), len(X))
+                block = None
+                if callback:
+                    callback("reselect", self, {"iteration": self.iterations_[-1], "scores": errors})
+        self.stop_reason_ = "converged" if self.converged_ else "epoch budget"
+
+    def _train_one_epoch_distributed(self, block: torch.Tensor, world) -> float:
+        # One seed per epoch from the generator every rank shares (and a checkpoint stores, so a run
+        # may resume with another number of processes); each rank shuffles its own block with it.
+        epoch_seed = int(torch.randint(2**62, (1,), generator=self._shuffle_rng))
+        order = torch.randperm(len(block), generator=torch.Generator().manual_seed(epoch_seed + world.rank))
+        # every rank must take the same number of steps (each step all-reduces gradients): blocks
+        # differ in size by at most one row, so a shorter block repeats its first row
+        largest = -(-len(self.selected_) // world.size)
+        order = torch.cat([order, order[: largest - len(order)]]).to(block.device)
+        total = self._train_steps(block, order, -(-self.batch_size // world.size))
+        loss_sum, rows = world.all_sum([float(total), float(len(order))])
+        return loss_sum / rows
+
+    def _encode_distributed(self, X, world, with_codes: bool):
+        """Errors (and codes) of ALL rows on rank 0, each rank encoding its own row range; (None, None) elsewhere."""
+        start, stop = world.block(len(X))
+        codes, errors = encode_and_score(self.model_, X, device=self.device, start=start, stop=stop)
+        errors = world.gather_rows(errors, len(X))
+        codes = world.gather_rows(codes, len(X)) if with_codes else None
+        return errors, codes
+
+    def _errors_distributed(self, X, world) -> np.ndarray:
+        errors, _ = self._encode_distributed(X, world, with_codes=False)
+        return world.broadcast(errors, np.float32)
 
     # ----------------------------------------------------------------- scoring
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
@@ -356,3 +437,20 @@ class DeepUAD(BaseDetector):
         self.selected_ = self.iterations_[-1].selected
         self.epoch_ = int(meta["epoch"])
         self.converged_ = bool(meta["converged"])
+
+
+def take_rows(X, indices: np.ndarray, block_rows: int = 65536) -> np.ndarray:
+    """``X[indices]`` for sorted indices, as float32. A NumPy array is indexed directly; any other
+    array-like (an HDF5 dataset) is read in contiguous slices that start at a wanted row, since
+    HDF5's fancy indexing is slow on many scattered rows."""
+    if isinstance(X, np.ndarray):
+        return np.ascontiguousarray(X[indices], dtype=np.float32)
+    rows = np.empty((len(indices), X.shape[1]), dtype=np.float32)
+    done = 0
+    while done < len(indices):
+        start = int(indices[done])
+        stop = min(start + block_rows, len(X))
+        end = int(np.searchsorted(indices, stop, side="left"))
+        rows[done:end] = X[start:stop][indices[done:end] - start]
+        done = end
+    return rows

@@ -76,16 +76,16 @@ def resolve_device(device: str) -> str:
     raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
 
 
-def set_threads(threads: int | None) -> int:
+def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
     """Pin torch and BLAS thread pools. Default: 1 thread on machines with <= 2 cores (spinning
     OpenMP threads make a small net 50x slower when another process shares the CPU), else
-    half the cores, at most 8."""
+    half the cores, at most 8, shared by the processes torchrun started on this node."""
     import torch
     from threadpoolctl import threadpool_limits
 
     if threads is None:
         cores = os.cpu_count() or 1
-        threads = 1 if cores <= 2 else min(8, cores // 2)
+        threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
     if threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
@@ -550,7 +550,7 @@ TRAIN_PARAM_NAMES = (
     "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed", "precision", "compile",
 )
 # parameters that may differ when resuming: more epochs, another device or thread count
-RESUME_MAY_CHANGE = ("epochs", "device", "threads")
+RESUME_MAY_CHANGE = ("epochs", "device", "threads", "processes")
 
 
 def train(
@@ -568,7 +568,7 @@ def train(
     """Algorithm 1 from the clusters artifact's initial selection -> model artifact
     (checkpointed at every re-selection, so ``resume=True`` continues a killed run)."""
     from deepuad.detector import DeepUAD
-    from deepuad.metrics import ranking_metrics
+    from deepuad.distributed import World
 
     detector = DeepUAD(**train_params)
     try:
@@ -576,9 +576,44 @@ def train(
     except ValueError as error:
         raise UsageError(str(error)) from None
     output = art.check_output_path(output or default_output(features_path, "model"))
-    threads = set_threads(threads)
-    detector.device = resolve_device(device)
-    features = load_features(features_path)
+    world = World.from_environment(resolve_device(device))  # joins the torchrun process group, if any
+    try:
+        threads = set_threads(threads, world.local_size)
+        detector.device = world.device
+        with features_for_training(features_path, world) as features:
+            return _train(detector, features, features_path, clusters_path, output, resume, force, threads, world,
+                          skip_current, progress)
+    finally:
+        world.close()
+
+
+@contextlib.contextmanager
+def features_for_training(path, world):
+    """X in memory; under torchrun the open HDF5 dataset instead, each rank checking its own row
+    range for NaN/inf, so no process reads more than its share of the file."""
+    if not world.distributed:
+        yield load_features(path)
+        return
+    with art.open_artifact(path, "features") as f:
+        X = f["X"]
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise DataError(f"X is empty or not a matrix (shape {X.shape})", path)
+        first, last = world.block(X.shape[0])
+        for start in range(first, last, 65536):
+            if not np.isfinite(X[start : min(start + 65536, last)]).all():
+                raise DataError(f"X has NaN or infinite values in rows {start}+", path)
+        y = art.read_array(f, "y") if "y" in f else None
+        if y is not None and len(y) != X.shape[0]:
+            raise InputError(f"y has {len(y)} entries but X has {X.shape[0]} rows", path)
+        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"]),
+               "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+
+
+def _train(detector, features, features_path, clusters_path, output, resume, force, threads, world, skip_current,
+           progress) -> dict:
+    from deepuad.detector import DeepUAD
+    from deepuad.metrics import ranking_metrics
+
     X, y = features["X"], features["y"]
     with art.open_artifact(clusters_path, "clusters") as f:
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
@@ -588,7 +623,7 @@ def train(
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
     params = {name: getattr(detector, name) for name in TRAIN_PARAM_NAMES}
-    params.update(layers=list(detector.layers), device=detector.device, threads=threads)
+    params.update(layers=list(detector.layers), device=detector.device, threads=threads, processes=world.size)
     inputs = {
         "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
         "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
@@ -614,20 +649,23 @@ def train(
 
     if y is not None and 0 not in diagnostics:
         diagnostics[0] = {"selected_anomaly_share": float(np.mean(y[np.sort(selected)]))}
-    try:
-        detector.fit(X, initial=selected, callback=on_event, resume_state=resume_state)
+    try:  # rank 0 alone reports progress and writes checkpoints; the others only compute
+        detector.fit(X, initial=selected, callback=on_event if world.is_root else None, resume_state=resume_state,
+                     world=world)
     except ValueError as error:
         raise DataError(str(error), features_path) from None
     final = {}
     if y is not None:
         final = ranking_metrics(y, detector.decision_scores_)
-    _write_model(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=True,
-                 final_metrics=final)
+    if world.is_root:
+        _write_model(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
+                     complete=True, final_metrics=final)
+    world.barrier()  # no rank exits (and so ends the torchrun job) before the model is written
     last = detector.iterations_[-1]
     summary = {
         "output": str(output), "rows": len(X), "epochs": detector.epoch_, "stop_reason": detector.stop_reason_,
         "reselections": len(detector.iterations_) - 1, "selected": last.n_selected, "last_changed": last.n_changed,
-        "device": detector.device, "threads": threads, "resumed": resume_state is not None,
+        "device": detector.device, "threads": threads, "processes": world.size, "resumed": resume_state is not None,
     }
     summary.update({f"train_{k}": v for k, v in final.items()})
     return summary
