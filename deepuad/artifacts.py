@@ -2,7 +2,7 @@
 
 Every artifact's root carries these attributes:
 
-    deepuad_kind            "features" | "clusters" | "model" | "scores"
+    deepuad_kind            "features" | "clusters" | "model" | "scores" | "scores_shard"
     deepuad_schema_version  int, SCHEMA_VERSION when written; newer files are refused
     deepuad_version         version of deepuad that wrote it
     created                 UTC time, ISO 8601
@@ -15,6 +15,11 @@ our "hash of the inputs": it hashes content, not the file, so re-writing identic
 (with a new timestamp) does not make downstream artifacts stale, while any change to the
 data does. Files are written to a temporary name in the target folder and renamed into place
 only when complete, so a crash never leaves a half-written file under the real name.
+
+A "scores_shard" holds the scores of one contiguous row range of a features file (``score
+--shard i/n``); its attributes shard_index, shard_count, row_start, row_stop, n_rows_total and
+batch_rows must agree with ``shard_rows``, which open_artifact checks. ``merge-scores`` turns a
+complete set of shards into one ordinary "scores" artifact.
 
 Nothing here unpickles: all content is numeric/string datasets and JSON attributes.
 """
@@ -42,7 +47,7 @@ from deepuad import __version__
 from deepuad.errors import DeepUADError, InputError, OutputError, StaleError
 
 SCHEMA_VERSION = 1
-KINDS = ("features", "clusters", "model", "scores")
+KINDS = ("features", "clusters", "model", "scores", "scores_shard")
 HASH_CHUNK_BYTES = 64 << 20
 
 # kind -> {dataset: (ndim, dtype kinds allowed, required)}. Shapes across datasets are checked
@@ -55,6 +60,8 @@ SCHEMA: dict[str, dict[str, tuple[int, str, bool]]] = {
     },
     "model": {"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True)},
     "scores": {"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False)},
+    # the scores of one row range (score --shard i/n); merge-scores turns all n into one "scores"
+    "scores_shard": {"score": (1, "f", True), "y": (1, "iub", False)},
 }
 # dataset (last path component) -> the values it may hold; read_array checks them, so that a
 # flipped bit in a label is a corrupt file and not a crash in the metrics
@@ -66,6 +73,7 @@ SAME_LENGTH: dict[str, list[list[tuple[str, int]]]] = {
     "clusters": [[("size", 0), ("variance", 0), ("accepted", 0), ("diagnostics/anomaly_share", 0)]],
     "model": [],
     "scores": [[("score", 0), ("is_anomaly", 0), ("y", 0)]],
+    "scores_shard": [[("score", 0), ("y", 0)]],
 }
 # root attributes every artifact carries (ROOT_ATTRS: required) and those of each kind (checked
 # when present; a reader that needs a missing one gets an InputError from open_artifact), with
@@ -80,6 +88,8 @@ KIND_ATTRS: dict[str, dict[str, str]] = {
         "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict",
     },
     "scores": {"threshold": "num", "contamination": "num", "metrics": "dict"},
+    "scores_shard": {"shard_index": "int", "shard_count": "int", "row_start": "int", "row_stop": "int",
+                     "n_rows_total": "int", "batch_rows": "int"},
 }
 
 DESCRIPTIONS = {
@@ -98,6 +108,16 @@ DESCRIPTIONS = {
     "epoch_losses": "mean training loss of each epoch",
     "rng_state": "state of the shuffling RNG, for exact resume",
 }
+
+
+def shard_rows(n_rows: int, batch_rows: int, index: int, count: int) -> tuple[int, int]:
+    """Rows [start, stop) of shard ``index`` of ``count``: the ceil(n_rows / batch_rows) scoring
+    batches split into ``count`` near-equal contiguous groups. Cutting only at batch boundaries
+    puts every row in the same batch as an unsharded run, so its score is bit-identical (a
+    matrix product may round differently in a batch of another size). A shard is empty when
+    there are fewer batches than shards."""
+    batches = -(-n_rows // batch_rows)
+    return min(index * batches // count * batch_rows, n_rows), min((index + 1) * batches // count * batch_rows, n_rows)
 
 
 def fingerprint_of(path: str | Path) -> str:
@@ -429,7 +449,8 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         if found_kind not in KINDS:
             raise InputError(f"has an unknown deepuad_kind {found_kind[:40]!r} (corrupt?)", path)
         if kind is not None and found_kind != kind:
-            raise InputError(f"is a {found_kind} artifact, expected {kind}", path)
+            hint = "; join all shards with 'deepuad merge-scores' first" if (found_kind, kind) == ("scores_shard", "scores") else ""
+            raise InputError(f"is a {found_kind} artifact, expected {kind}{hint}", path)
         if version > SCHEMA_VERSION:
             raise InputError(
                 f"has schema version {version}, newer than this deepuad understands ({SCHEMA_VERSION}); upgrade deepuad", path
@@ -443,6 +464,8 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         _check_lengths(f, path, found_kind)
         if found_kind == "model":
             _check_model(f, path)
+        if found_kind == "scores_shard":
+            _check_shard(f, path)
         yield f
 
 
@@ -573,6 +596,22 @@ def _check_model(f: h5py.File, path: Path) -> None:
                 raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected floats", path)
 
 
+def _check_shard(f: h5py.File, path: Path) -> None:
+    """A shard's row range must be the one shard_rows gives for its index, count, total and
+    batch size: merge-scores relies on it to find gaps and overlaps."""
+    names = ("shard_index", "shard_count", "row_start", "row_stop", "n_rows_total", "batch_rows")
+    for name in names:
+        if name not in f.attrs:
+            raise InputError(f"attribute '{name}' is missing", path)
+    index, count, start, stop, total, batch_rows = (int(f.attrs[name]) for name in names)
+    if not (0 <= index < count and total >= 1 and batch_rows >= 1):
+        raise InputError(f"shard {index} of {count}, {total} rows in batches of {batch_rows}: not a valid shard (corrupt?)", path)
+    if (start, stop) != shard_rows(total, batch_rows, index, count):
+        raise InputError(f"rows {start}..{stop} are not the rows of shard {index} of {count} (corrupt?)", path)
+    if f["score"].shape[0] != stop - start:
+        raise InputError(f"dataset 'score' has {f['score'].shape[0]} rows but the shard covers {stop - start} (corrupt?)", path)
+
+
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -589,8 +628,9 @@ def _check_lengths(f: h5py.File, path: Path, kind: str) -> None:
         raise InputError(f"dataset 'assignment' has {f['assignment'].shape[0]} rows but n_rows is {int(f.attrs['n_rows'])} (corrupt?)", path)
 
 
-def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30) -> np.ndarray:
-    """Read a whole dataset, refusing absurd declared sizes (a corrupt file must not OOM us)."""
+def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | None = None) -> np.ndarray:
+    """Read a whole dataset (or its ``rows``), refusing absurd declared sizes (a corrupt file
+    must not OOM us)."""
     try:
         dataset = f[name]
         if not isinstance(dataset, h5py.Dataset):
@@ -599,7 +639,7 @@ def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30) -> np.ndarray:
         if nbytes > max_bytes:
             raise InputError(f"dataset '{name}' declares {nbytes / 2**30:.1f} GiB; refusing to load it whole", f.filename)
         _check_storage(dataset, f.filename, name)
-        data = dataset[()]
+        data = dataset[()] if rows is None else dataset[rows]
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
         raise InputError(f"dataset '{name}' is unreadable (corrupt?): {_one_line(error)}", f.filename) from None
     if name.split("/")[-1] in BINARY_DATASETS and data.dtype.kind in "iub" and not np.isin(data, (0, 1)).all():

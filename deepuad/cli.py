@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -331,7 +332,17 @@ def train(
 
 
 # --------------------------------------------------------------------------- score
-@app.command(epilog="Example: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json")
+def _shard(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d{1,9})/(\d{1,9})", value.strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise UsageError(f"--shard must be I/N with 0 <= I < N, e.g. 0/4, got {value!r}")
+    return int(match[1]), int(match[2])
+
+
+@app.command(epilog="Examples: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json ; "
+             "deepuad score kdd.model.h5 new.features.h5 --shard 0/4  (then: deepuad merge-scores new.scores.shard-*-of-4.h5)")
 def score(
     model: Path = typer.Argument(..., help="A model file from 'deepuad train'."),
     features: Path = typer.Argument(..., help="Features to score (the training data, or new data made with extract --like)."),
@@ -341,13 +352,34 @@ def score(
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
     force: bool = typer.Option(False, "--force", help="Score features encoded differently from the training data anyway."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="I/N: score only the I-th of N row ranges (0 <= I < N) into <features stem>.scores.shard-I-of-N.h5; "
+        "'deepuad merge-scores' joins the N files."),
+    batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
+                                   "run they should equal need the same value."),
     as_json: bool = JSON_OPTION,
 ):
     """Score every row: h(x) = 1 - cos(x, decode(encode(x))), higher = more anomalous."""
     from deepuad import stages
 
     _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
-               contamination=contamination, threshold=threshold, force=force, device=device, threads=threads)
+               contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
+               batch_rows=batch_rows, shard=_shard(shard))
+
+
+@app.command("merge-scores", epilog="Example: deepuad merge-scores day.scores.shard-*-of-4.h5 -o day.scores.h5 --json")
+def merge_scores(
+    shards: list[Path] = typer.Argument(..., help="Every shard file of one 'score --shard I/N' run, in any order."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <features stem>.scores.h5 beside shard 0]."),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: what the shards were scored with]."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag rows with score above this value."),
+    as_json: bool = JSON_OPTION,
+):
+    """Join the shards of 'score --shard I/N' into one scores file, identical to an unsharded 'score'."""
+    from deepuad import stages
+
+    _run_stage(stages.merge_scores, as_json, "merge-scores", shard_paths=shards, output=output, contamination=contamination,
+               threshold=threshold)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -462,7 +494,7 @@ def run(
 # --------------------------------------------------------------------------- inspect
 @app.command(epilog="Example: deepuad inspect kdd.model.h5")
 def inspect(
-    file: Path = typer.Argument(..., help="Any deepuad artifact: features, clusters, model or scores."),
+    file: Path = typer.Argument(..., help="Any deepuad artifact: features, clusters, model, scores or a scores shard."),
     as_json: bool = JSON_OPTION,
 ):
     """Show an artifact: kind, parameters, provenance, datasets and a per-kind summary."""

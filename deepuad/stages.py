@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -37,12 +38,14 @@ def file_sha256(path: str | Path) -> str:
 
 def default_output(input_path: str | Path, suffix: str) -> Path:
     """``data/kdd.csv.gz`` + ``features`` -> ``data/kdd.features.h5``; ``x.features.h5`` + ``clusters``
-    -> ``x.clusters.h5`` (the stage suffix of an artifact is replaced, not stacked)."""
+    -> ``x.clusters.h5``; ``x.scores.shard-0-of-4.h5`` + ``scores`` -> ``x.scores.h5`` (the stage
+    suffix of an artifact is replaced, not stacked)."""
     path = Path(input_path)
     stem = path.name
     for ending in (".gz", ".bz2", ".xz", ".zip", ".h5", ".csv", ".tsv", ".tab", ".txt", ".npz", ".npy"):
         if stem.lower().endswith(ending):
             stem = stem[: -len(ending)]
+    stem = re.sub(r"\.shard-\d+-of-\d+$", "", stem)
     for kind in art.KINDS:
         if stem.endswith("." + kind):
             stem = stem[: -len(kind) - 1]
@@ -768,6 +771,15 @@ def load_model(path, device="cpu"):
 
 
 # =========================================================================== score
+def _check_threshold_options(contamination, threshold) -> None:
+    if contamination is not None and threshold is not None:
+        raise UsageError("give --contamination or --threshold, not both")
+    if contamination is not None and not 0 < contamination <= 0.5:
+        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise UsageError(f"--threshold must be a finite number, got {threshold}")
+
+
 def score(
     model_path,
     features_path,
@@ -778,23 +790,24 @@ def score(
     device="auto",
     threads=None,
     batch_rows=16384,
+    shard=None,
     skip_current=False,
     progress: Progress = _no_progress,
 ) -> dict:
-    """h(x) for every row of a features artifact, streamed in chunks -> scores artifact."""
-    from deepuad.metrics import binary_metrics
-
-    if contamination is not None and threshold is not None:
-        raise UsageError("give --contamination or --threshold, not both")
-    if contamination is not None and not 0 < contamination <= 0.5:
-        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
-    if threshold is not None and not np.isfinite(threshold):
-        raise UsageError(f"--threshold must be a finite number, got {threshold}")
-    output = art.check_output_path(output or default_output(features_path, "scores"))
+    """h(x) for every row of a features artifact, streamed in chunks -> scores artifact. With
+    ``shard=(i, n)`` only shard i's rows (``art.shard_rows``) -> scores_shard artifact, which
+    merge_scores joins with the other n - 1 into the scores artifact this would have written."""
+    _check_threshold_options(contamination, threshold)
+    if batch_rows < 1:
+        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
+    output = art.check_output_path(output or default_output(features_path, suffix))
     set_threads(threads)
     detector, model_meta = load_model(model_path, resolve_device(device))
     if contamination is None and threshold is None:
-        contamination = detector.p / 100
+        contamination = detector.p / 100  # recorded in a shard too, so merge-scores needs no model
     with art.open_artifact(features_path, "features") as f:
         features_fp = str(f.attrs["fingerprint"])
         if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
@@ -807,41 +820,182 @@ def score(
             raise DataError(f"has {width} features but the model expects {model_meta['architecture']['n_features']}", features_path)
         if n_rows == 0:
             raise DataError("has no rows", features_path)
-        y = art.read_array(f, "y") if "y" in f else None
-        params = {"contamination": contamination, "threshold": threshold, "device": detector.device}
+        params = {"contamination": contamination, "threshold": threshold, "device": detector.device, "batch_rows": batch_rows}
         inputs = {"model": {"path": str(model_path), "fingerprint": model_meta["fingerprint"]},
                   "features": {"path": str(features_path), "fingerprint": features_fp}}
-        if skip_current and existing_artifact_matches(output, "scores", params, inputs):
+        start, stop = (0, n_rows) if shard is None else art.shard_rows(n_rows, batch_rows, *shard)
+        if shard is not None:
+            params["shard"] = list(shard)
+        if skip_current and existing_artifact_matches(output, "scores" if shard is None else "scores_shard", params, inputs):
             return _skipped(output)
-        # scores go to the output chunk by chunk as they are computed; the float32 copy kept in
-        # memory (4 bytes a row) is what the contamination threshold and the metrics need
-        scores = np.empty(n_rows, dtype=np.float32)
-        with art.write_artifact(output, "scores", params, inputs) as out:
-            stored = out.create_dataset("score", shape=(n_rows,), dtype=np.float32, chunks=(min(n_rows, 65536),))
-            for start in range(0, n_rows, batch_rows):
+        y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
+
+        def chunks():
+            # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are
+            # scored in exactly the batches of an unsharded run (see art.shard_rows)
+            for begin in range(start, stop, batch_rows):
+                end = min(begin + batch_rows, stop)
                 try:
-                    chunk = X[start : start + batch_rows]
+                    chunk = X[begin:end]
                 except (OSError, ValueError) as error:
-                    raise InputError(f"X unreadable at rows {start}+ (corrupt?): {error}", features_path) from None
+                    raise InputError(f"X unreadable at rows {begin}+ (corrupt?): {error}", features_path) from None
                 if not np.isfinite(chunk).all():
-                    raise DataError(f"X has NaN or infinite values in rows {start}..{start + len(chunk) - 1}", features_path)
-                scores[start : start + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
-                stored[start : start + len(chunk)] = scores[start : start + len(chunk)]
-                progress("scoring", start + len(chunk), n_rows)
-            if threshold is None:
-                # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
-                threshold = float(np.quantile(scores, 1.0 - contamination))
-            is_anomaly = (scores > threshold).astype(np.int8)
-            metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
-            art.put(out, "is_anomaly", is_anomaly, chunked=True)
-            if y is not None:
-                art.put(out, "y", y, chunked=True)
-            out.attrs["threshold"] = float(threshold)
-            out.attrs["contamination"] = np.nan if contamination is None else contamination
-            out.attrs["metrics"] = json.dumps(metrics)
+                    raise DataError(f"X has NaN or infinite values in rows {begin}..{end - 1}", features_path)
+                yield begin - start, detector.decision_function(chunk, batch_size=batch_rows)
+
+        if shard is None:
+            return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress)
+        return _write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
+
+
+def _score_dataset(out: h5py.File, n_rows: int) -> h5py.Dataset:
+    """The ``score`` dataset, filled chunk by chunk by the caller."""
+    return out.create_dataset("score", shape=(n_rows,), dtype=np.float32, chunks=(min(n_rows, 65536),) if n_rows else None)
+
+
+def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, contamination, threshold,
+                 progress: Progress = _no_progress, description: str = "scoring") -> dict:
+    """The one writer of scores artifacts (score, merge-scores, baseline): stream the
+    (first row, float32 scores) ``chunks`` into the file, then derive the threshold (given, else
+    the 1 - ``contamination`` quantile), is_anomaly and, with labels ``y``, the metrics. The same
+    scores, y and options give the same datasets and attributes whichever command computed them."""
+    from deepuad.metrics import binary_metrics
+
+    # the scores go to the output chunk by chunk as they come; the float32 copy kept in memory
+    # (4 bytes a row) is what the contamination threshold and the metrics need
+    scores = np.empty(n_rows, dtype=np.float32)
+    with art.write_artifact(output, "scores", params, inputs) as out:
+        stored = _score_dataset(out, n_rows)
+        done = 0
+        for start, values in chunks:
+            scores[start : start + len(values)] = values
+            stored[start : start + len(values)] = scores[start : start + len(values)]
+            done += len(values)
+            progress(description, done, n_rows)
+        if done != n_rows:  # the callers cover every row once; np.empty's garbage must never be written
+            raise RuntimeError(f"write_scores got {done} scores for {n_rows} rows")
+        if threshold is None:
+            # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
+            threshold = float(np.quantile(scores, 1.0 - contamination))
+        is_anomaly = (scores > threshold).astype(np.int8)
+        metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
+        art.put(out, "is_anomaly", is_anomaly, chunked=True)
+        if y is not None:
+            art.put(out, "y", y, chunked=True)
+        out.attrs["threshold"] = float(threshold)
+        out.attrs["contamination"] = np.nan if contamination is None else contamination
+        out.attrs["metrics"] = json.dumps(metrics)
     summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
     summary.update(metrics)
     return summary
+
+
+def _write_shard(output, params, inputs, chunks, y, shard, rows, n_rows_total, batch_rows, progress) -> dict:
+    """A scores_shard artifact: the scores (and y) of rows [start, stop) and where they belong.
+    No threshold, is_anomaly or metrics: those need every row, and merge-scores derives them."""
+    (index, count), (start, stop) = shard, rows
+    with art.write_artifact(output, "scores_shard", params, inputs) as out:
+        stored = _score_dataset(out, stop - start)
+        done = 0
+        for begin, values in chunks:
+            stored[begin : begin + len(values)] = values
+            done += len(values)
+            progress(f"scoring shard {index}/{count}", done, stop - start)
+        if y is not None:
+            art.put(out, "y", y, chunked=True)
+        out.attrs.update(shard_index=index, shard_count=count, row_start=start, row_stop=stop, n_rows_total=n_rows_total,
+                         batch_rows=batch_rows)
+    return {"output": str(output), "shard": f"{index}/{count}", "rows": stop - start, "row_start": start, "row_stop": stop,
+            "rows_total": n_rows_total}
+
+
+def merge_scores(shard_paths, output=None, contamination=None, threshold=None, progress: Progress = _no_progress) -> dict:
+    """The scores_shard artifacts of one ``score --shard I/N`` run -> the scores artifact that
+    ``score`` writes for all rows (same datasets, threshold, metrics and inputs). Every shard's
+    attributes (and y, a byte a row) are read and checked first, so a missing shard, a duplicate
+    or a shard of another run is refused before anything is written; then the scores are
+    streamed into the output one shard at a time."""
+    _check_threshold_options(contamination, threshold)
+    if not shard_paths:
+        raise UsageError("give the shard files to merge")
+    if output is not None:
+        output = art.check_output_path(output)
+    shards = [_read_shard_header(path) for path in shard_paths]
+    first = shards[0]
+    for shard in shards[1:]:
+        _require_same_run(shard, first)
+    by_index: dict[int, dict] = {}
+    for shard in shards:
+        if shard["index"] in by_index:
+            raise StaleError(f"is shard {shard['index']} of {shard['count']}, as is {by_index[shard['index']]['path']}; "
+                             "give each shard once", shard["path"])
+        by_index[shard["index"]] = shard
+    count = first["count"]
+    missing = [i for i in range(count) if i not in by_index]
+    if missing:
+        raise InputError(f"shard(s) {', '.join(map(str, missing))} of {count} missing (given: {', '.join(map(str, sorted(by_index)))}); "
+                         "merge-scores needs every shard of the run", first["path"])
+    ordered = [by_index[i] for i in range(count)]
+    if contamination is None and threshold is None:  # the options the shards were scored with
+        for shard in shards[1:]:
+            if (shard["contamination"], shard["threshold"]) != (first["contamination"], first["threshold"]):
+                raise StaleError(f"was scored with other --contamination/--threshold options than {first['path']}; "
+                                 "pass --contamination or --threshold to merge-scores", shard["path"])
+        contamination, threshold = first["contamination"], first["threshold"]
+    output = output or art.check_output_path(default_output(ordered[0]["path"], "scores"))
+    n_rows = first["n_rows_total"]
+    params = {"contamination": contamination, "threshold": threshold, "device": ",".join(sorted({s["device"] for s in shards})),
+              "batch_rows": first["batch_rows"], "shards": count}
+    inputs = {role: ordered[0]["inputs"][role] for role in ("model", "features")}
+    y = np.concatenate([shard["y"] for shard in ordered]) if first["y"] is not None else None
+
+    def chunks():
+        for shard in ordered:
+            with art.open_artifact(shard["path"], "scores_shard") as f:
+                values = art.read_array(f, "score")
+            if len(values) != shard["row_stop"] - shard["row_start"]:  # rewritten since it was checked
+                raise InputError("changed while merging", shard["path"])
+            yield shard["row_start"], values
+
+    summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress, "merging shards")
+    summary["shards"] = count
+    return summary
+
+
+def _read_shard_header(path) -> dict:
+    """Everything merge_scores checks of one shard: where its rows belong, which run made it, y."""
+    with art.open_artifact(path, "scores_shard") as f:
+        header = {name: int(f.attrs[attr]) for name, attr in (
+            ("index", "shard_index"), ("count", "shard_count"), ("row_start", "row_start"), ("row_stop", "row_stop"),
+            ("n_rows_total", "n_rows_total"), ("batch_rows", "batch_rows"))}
+        params, inputs = art.params_of(f), art.inputs_of(f)
+        y = art.read_array(f, "y") if "y" in f else None
+    for role in ("model", "features"):
+        if not (isinstance(inputs.get(role), dict) and isinstance(inputs[role].get("fingerprint"), str)):
+            raise InputError(f"inputs do not name the {role} it was scored with (corrupt?)", path)
+    contamination, threshold = params.get("contamination"), params.get("threshold")
+    number = (int, float)
+    valid = (threshold is None and isinstance(contamination, number) and 0 < contamination <= 0.5) or (
+        contamination is None and isinstance(threshold, number) and np.isfinite(threshold))
+    if not valid or isinstance(contamination, bool) or isinstance(threshold, bool):
+        raise InputError("params hold no valid contamination or threshold (corrupt?)", path)
+    return {**header, "path": str(path), "inputs": inputs, "contamination": contamination, "threshold": threshold,
+            "device": str(params.get("device")), "y": y}
+
+
+def _require_same_run(shard: dict, first: dict) -> None:
+    """StaleError unless ``shard`` comes from the same scoring run (model, features, N) as ``first``."""
+    for role in ("model", "features"):
+        theirs, ours = shard["inputs"][role]["fingerprint"], first["inputs"][role]["fingerprint"]
+        if theirs != ours:
+            raise StaleError(f"was scored with a different {role} than {first['path']} (fingerprint {theirs[:12]} vs {ours[:12]}); "
+                             "merge the shards of one run", shard["path"])
+    for key, what in (("count", "shard count"), ("n_rows_total", "row count"), ("batch_rows", "batch size")):
+        if shard[key] != first[key]:
+            raise StaleError(f"has {what} {shard[key]} but {first['path']} has {first[key]}; merge the shards of one run "
+                             "(same --shard N and --batch-rows)", shard["path"])
+    if (shard["y"] is None) != (first["y"] is None):
+        raise InputError(f"{'has' if shard['y'] is not None else 'has no'} labels (y) unlike {first['path']} (corrupt?)", shard["path"])
 
 
 # =========================================================================== inspect
@@ -894,6 +1048,15 @@ def describe(path) -> dict:
                                "flagged": int(np.sum(art.read_array(f, "is_anomaly"))),
                                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                                "score_max": float(scores.max()), **art.attr_json(f, "metrics")}
+        elif kind == "scores_shard":
+            scores = art.read_array(f, "score")
+            info["summary"] = {"shard": f"{int(f.attrs['shard_index'])}/{int(f.attrs['shard_count'])}", "rows": len(scores),
+                               "row_start": int(f.attrs["row_start"]), "row_stop": int(f.attrs["row_stop"]),
+                               "rows_total": int(f.attrs["n_rows_total"]), "batch_rows": int(f.attrs["batch_rows"]),
+                               "has_labels": "y" in f}
+            if len(scores):  # a shard beyond the last scoring batch is empty
+                info["summary"].update(score_min=float(scores.min()), score_median=float(np.median(scores)),
+                                       score_max=float(scores.max()))
     return info
 
 
@@ -974,7 +1137,6 @@ def baseline(
     """Fit a baseline detector on one features file, score another (default: the same) and write
     a scores artifact in the same schema as ``score``, so evaluate and plots work on it."""
     from deepuad.baselines import BASELINES
-    from deepuad.metrics import binary_metrics
 
     if method not in BASELINES:
         raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
@@ -1012,20 +1174,11 @@ def baseline(
         raise DataError(f"{method} failed: {error}", features_path) from None
     progress(f"fitting {method}", 1, 1)
     scores = np.asarray(detector.decision_function(target["X"]), dtype=np.float32)
-    threshold = float(detector.threshold_)
-    is_anomaly = (scores > threshold).astype(np.int8)
-    y = target["y"]
-    metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
     params = {"method": method, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}}
     inputs = {"features": {"path": str(score_features), "fingerprint": target["fingerprint"]},
               "train_features": {"path": str(features_path), "fingerprint": train["fingerprint"]}}
-    with art.write_artifact(output, "scores", params, inputs) as f:
-        art.put(f, "score", scores, chunked=True)
-        art.put(f, "is_anomaly", is_anomaly, chunked=True)
-        if y is not None:
-            art.put(f, "y", y, chunked=True)
-        f.attrs["threshold"] = threshold
-        f.attrs["contamination"] = contamination
-        f.attrs["metrics"] = json.dumps(metrics)
-    return {"output": str(output), "method": method, "rows": len(scores), "threshold": threshold,
-            "anomalies_flagged": int(is_anomaly.sum()), **metrics}
+    # the detector's own threshold (its contamination quantile of the *training* scores), not one
+    # recomputed on the scored rows
+    summary = write_scores(output, params, inputs, len(scores), [(0, scores)], target["y"], contamination,
+                           float(detector.threshold_))
+    return {"output": summary.pop("output"), "method": method, **summary}

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_table, run_cli
+from conftest import cli, make_table, run_cli
 from deepuad import artifacts as art
 from deepuad.errors import DataError, EXIT_CODES
 
@@ -40,20 +40,6 @@ CHILD_ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 
 
 # --------------------------------------------------------------------------- helpers
-def cli(*args):
-    """The CLI in-process without pytest's capsys (for module-scoped fixtures): (code, out, err)."""
-    from deepuad.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def build_pipeline(folder: Path, table: Path) -> dict:
     """The four artifacts, made with paths relative to ``folder``: the recorded input paths, and so
     the files' bytes and the fuzz test's corrupted offsets, do not depend on where tmp_path is."""
