@@ -29,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
 )
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
