@@ -47,6 +47,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, warnings or summaries (errors still go to stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
@@ -57,6 +58,10 @@ def _global(
     6 output not writable, 7 device unavailable, 130 interrupted.
     """
     state["quiet"], state["debug"] = quiet, debug
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":
+        # N copies of any other command would each do all the work and race for the same output
+        raise UsageError(f"only 'train' runs under torchrun; run '{ctx.invoked_subcommand}' as one process "
+                         "(score scales out with --shard I/N)")
 
 
 # --------------------------------------------------------------------------- helpers

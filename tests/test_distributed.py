@@ -157,3 +157,11 @@ def test_blocks_partition_rows_and_take_rows_reads_hdf5_like_numpy(tmp_path):
         for block_rows in (1, 7, 64, 5000):
             np.testing.assert_array_equal(take_rows(f["X"], indices, block_rows), X[indices])
         assert take_rows(f["X"], indices[:0]).shape == (0, 3)
+
+
+def test_only_train_runs_under_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for command in ("extract", "cluster", "score", "run", "inspect"):
+        code, _, err = run_cli(capsys, command, tmp_path / "x.h5", tmp_path / "y.h5")
+        assert code == 2 and "only 'train' runs under torchrun" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
