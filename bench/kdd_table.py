@@ -31,10 +31,11 @@ FIELDS = ["method", "contamination", "seed", "auroc", "auprc", "seconds", "notes
 
 def run_one(work: Path, contamination: float, seed: int, methods: list[str], baseline_epochs: int, record) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    make_split(DATA, work, contamination, seed, None)
     f, t = str(work / "train.features.h5"), str(work / "test.features.h5")
-    deepuad("extract", str(work / "train.csv"), "--label-column", "label", "--anomaly-values", "normal.", "-o", f)
-    deepuad("extract", str(work / "test.csv"), "--like", f, "-o", t)
+    if not (Path(f).exists() and Path(t).exists()):  # the split is a function of (seed, contamination): reuse it
+        make_split(DATA, work, contamination, seed, None)
+        deepuad("extract", str(work / "train.csv"), "--label-column", "label", "--anomaly-values", "normal.", "-o", f)
+        deepuad("extract", str(work / "test.csv"), "--like", f, "-o", t)
     for method in methods:
         start = time.perf_counter()
         if method == "deepuad":

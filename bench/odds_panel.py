@@ -5,7 +5,8 @@
 Fully unsupervised (fit and score the same rows), one seed. Each dataset is extracted with
 min-max scaling; deepuad runs with its defaults except the network, which is sized to the
 data (encoder widths ceil(d/2), ceil(d/4): the KDDCUP net 60-30-10 would be over-complete on
-3 columns) and the same for the plain-autoencoder baseline; 100 epochs, batch 256.
+3 columns) and the same for the plain-autoencoder baseline; 100 epochs, batch 256. DAGMM: its own
+network (deepuad.baselines), 50 epochs. Ties share the average rank.
 Results: bench/results/odds_runs.csv and bench/results/odds.md (AUROC %, with a mean-rank row).
 """
 
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kddcup import deepuad  # noqa: E402
@@ -32,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path("runs/odds"))
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--methods", nargs="+", default=["deepuad", "iforest", "ocsvm", "ae"])
+    parser.add_argument("--methods", nargs="+", default=["deepuad", "iforest", "ocsvm", "ae", "dagmm"])
     parser.add_argument("--max-rows", type=int, default=100_000, help="skip larger datasets (http: 567k rows)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,7 @@ def main() -> None:
                 summary, _ = deepuad("score", model, features, "-o", str(args.workdir / f"{name}.scores.h5"))
             else:
                 summary, _ = deepuad("baseline", features, "--method", method, "-o", str(args.workdir / f"{name}.{method}.h5"),
-                                     *(net if method == "ae" else []))
+                                     *(net if method == "ae" else ["--epochs", "50"] if method == "dagmm" else []))
             row = {"dataset": name, "rows": n, "features": d, "anomaly_share": round(float(np.mean(data["y"])), 4),
                    "method": method, "auroc": summary["auroc"], "auprc": summary["auprc"],
                    "seconds": round(time.perf_counter() - start, 1)}
@@ -85,8 +87,7 @@ def write_table(csv_path: Path, md_path: Path) -> None:
         cells = [("" if v is None else (f"**{v:.1f}**" if v == best else f"{v:.1f}")) for v in values]
         lines.append(f"| {name} | {info['rows']} | {info['features']} | {float(info['anomaly_share']):.3f} | " + " | ".join(cells) + " |")
         if None not in values:
-            order = (-np.array(values)).argsort().argsort() + 1
-            ranks.append(order)
+            ranks.append(rankdata(-np.array(values)))  # ties share the average rank
             complete.append(name)
     if ranks:
         mean = np.mean(ranks, axis=0)

@@ -285,16 +285,19 @@ def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, resel
                    percentile_over, tol, min_fraction, seed, precision="32", compile=False) -> dict:
     return dict(precision=precision, compile=compile,
         p=p, r=r, epochs=epochs, batch_size=batch_size, lr=lr, layers=_layers(layers), activation=activation, loss=loss,
-        reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample,
+        reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample or None,
         percentile_over=percentile_over, tol=tol, min_fraction=min_fraction, seed=seed,
     )
 
 
 RESELECT_BY_OPTION = typer.Option(
-    "error", "--reselect-by",
-    help="error (default): keep the rows whose reconstruction error is below the (100-p)th percentile; "
-    "variance: the paper's GMM on z = [code; error], keeping low-variance clusters (oscillates on KDDCUP, see README).",
+    "variance", "--reselect-by",
+    help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
+    "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
+    "the initial clustering left out; see README).",
 )
+RESELECT_SAMPLE_OPTION = typer.Option(
+    20000, "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
 
 
 @app.command(epilog="Example: deepuad train kdd.features.h5 kdd.clusters.h5 --p 30 --r 10 --epochs 200 --layers 60,30,10")
@@ -312,7 +315,7 @@ def train(
     loss: str = typer.Option("mse", "--loss", help="Training loss: mse or cosine."),
     reselect_by: str = RESELECT_BY_OPTION,
     reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error]."),
-    reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample", help="Fit the re-selection GMM on this many random rows, assign all."),
+    reselect_sample: int = RESELECT_SAMPLE_OPTION,
     percentile_over: str = PERCENTILE_OPTION,
     tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
@@ -452,7 +455,7 @@ def run(
     loss: str = typer.Option("mse", "--loss"),
     reselect_by: str = RESELECT_BY_OPTION,
     reselect_clusters: int = typer.Option(20, "--reselect-clusters"),
-    reselect_sample: Optional[int] = typer.Option(None, "--reselect-sample"),
+    reselect_sample: int = RESELECT_SAMPLE_OPTION,
     percentile_over: str = PERCENTILE_OPTION,
     tol: float = typer.Option(0.05, "--tol"),
     min_fraction: float = typer.Option(0.01, "--min-fraction"),

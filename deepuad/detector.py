@@ -4,8 +4,8 @@
     repeat:
         train the autoencoder r epochs on S_train
         z = [encoder(x) ; 1 - cos(x, decoder(encoder(x)))] for ALL x
-        S_train = C(z, p)                     # reselect_by="variance": GMM on z, low-variance clusters
-                                              # reselect_by="error" (default): the (100 - p)% lowest errors
+        S_train = C(z, p)                     # reselect_by="variance" (default): GMM on z, low-variance clusters
+                                              # reselect_by="error": the (100 - p)% lowest errors
     until S_train no longer changes (or the epoch budget is spent)
     h(x) = 1 - cos(x, decoder(encoder(x)))    # anomaly score, higher = more anomalous
 
@@ -15,12 +15,14 @@ Readings of the paper settled here (see README, "Fidelity to the paper"):
 * "No change" is relaxed to "at most ``tol`` x N indices changed" (default 5 %); ``tol=0`` is
   the paper's literal rule. On KDDCUP the selections otherwise oscillate between states for
   the whole budget (see README, "Results").
-* Re-selection: the paper clusters z with a GMM and keeps low-variance clusters
-  (``reselect_by="variance"``). On KDDCUP this oscillates between selections that differ by up
-  to a third of the rows (test AUROC 0.70-0.95 from one re-selection to the next) and never
-  converges; keeping the rows whose reconstruction error is below the (100 - p)th percentile
-  (``reselect_by="error"``, the default) is stable, converges in one or two re-selections and
-  keeps the purity of the initial set (README, "Results", both numbers).
+* Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
+  "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
+  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). It grows the
+  training set back over normal modes the initial clustering left out: a left-out mode is a
+  tight cluster in z even though its error is high. Keeping the rows whose error is below the
+  (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal
+  mode reconstructs worse than the anomalies, so the rule keeps anomalies first (README, "Results":
+  5 % contamination, AUROC 71.6 with "error" vs 94-99 with "variance").
 * The training loss is MSE between x and its reconstruction (the paper does not name it);
   ``loss="cosine"`` trains on the score itself.
 
@@ -118,9 +120,9 @@ class DeepUAD(BaseDetector):
         init_method: str = "gmm",
         init_clusters: int = 20,
         reselect_clusters: int = 20,
-        reselect_fit_sample: int | None = None,
+        reselect_fit_sample: int | None = 20000,
         percentile_over: str = "samples",
-        reselect_by: str = "error",
+        reselect_by: str = "variance",
         tol: float = 0.05,
         min_fraction: float = 0.01,
         device: str = "cpu",

@@ -35,7 +35,7 @@ def test_error_reselection_keeps_the_lowest_errors(data):
         if event == "reselect":
             seen["scores"], seen["selected"] = info["scores"], info["iteration"].selected
 
-    DeepUAD(p=25, r=3, epochs=3, batch_size=64, layers=(4, 2), init_clusters=6).fit(X, callback=remember)
+    DeepUAD(p=25, r=3, epochs=3, batch_size=64, layers=(4, 2), init_clusters=6, reselect_by="error").fit(X, callback=remember)
     scores, selected = seen["scores"], seen["selected"]
     assert len(selected) == int(np.sum(scores <= np.quantile(scores, 0.75)))
     assert scores[selected].max() <= np.delete(scores, selected).min()
