@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/images"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--baselines", nargs="*", default=["iforest", "ocsvm", "ae"])
+    parser.add_argument("--reselect-by", default=None, help="pass to train; the rows are then labelled deepuad-<rule>")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -70,9 +71,10 @@ def main() -> None:
             start = time.perf_counter()
             c, m = str(args.workdir / f"{name}.{init}.clusters.h5"), str(args.workdir / f"{name}.{init}.model.h5")
             clustered, _ = deepuad("cluster", str(features), "--p0", "35", *INIT[init], "-o", c)
-            trained, _ = deepuad("train", str(features), c, *train_args, "-o", m)
+            rule = ["--reselect-by", args.reselect_by] if args.reselect_by else []
+            trained, _ = deepuad("train", str(features), c, *train_args, *rule, "-o", m)
             scored, _ = deepuad("score", m, str(features), "-o", str(args.workdir / f"{name}.{init}.scores.h5"))
-            record({"dataset": name, "method": "deepuad", "init": init, "initial_selected": clustered["selected"],
+            record({"dataset": name, "method": f"deepuad-{args.reselect_by}" if args.reselect_by else "deepuad", "init": init, "initial_selected": clustered["selected"],
                     "initial_anomaly_share": round(clustered["selected_anomaly_share"], 4), "auroc": scored["auroc"],
                     "auprc": scored["auprc"], "seconds": round(time.perf_counter() - start, 1),
                     "notes": f"{trained['epochs']} epochs, {trained['stop_reason']}"})
@@ -96,7 +98,7 @@ def write_table(csv_path: Path, md_path: Path) -> None:
              "| dataset | method | initial clustering | initial set (anomaly share) | AUROC | AUPRC | time s | notes |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        paper = f" [{PAPER[r['dataset']]}]" if r["method"] == "deepuad" and r["dataset"] in PAPER else ""
+        paper = f" [{PAPER[r['dataset']]}]" if r["method"].startswith("deepuad") and r["dataset"] in PAPER else ""
         initial = f"{r['initial_selected']} ({float(r['initial_anomaly_share']):.3f})" if r["initial_selected"] else ""
         lines.append(f"| {r['dataset']} | {r['method']} | {r['init']} | {initial} | {float(r['auroc']) * 100:.1f}{paper} | "
                      f"{float(r['auprc']) * 100:.1f} | {r['seconds']} | {r['notes']} |")
