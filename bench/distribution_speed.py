@@ -1,8 +1,8 @@
 """Speed, memory and selection quality of deepuad's scalable distribution clustering.
 
-Data: CIFAR-10 ResNet-18 embeddings, /work/shared/data/image_embeddings/CV_by_ResNet18/
-CIFAR10_0.npz (X 5263 x 512 float32, y: 1 = anomaly, 5 %). The 20k and 50k sets are the real
-rows followed by noisy copies of them (isotropic Gaussian noise of total variance
+Data: CIFAR-10 ResNet-18 embeddings, ../shared/data/image_embeddings/CV_by_ResNet18/
+CIFAR10_0.npz next to the repository (X 5263 x 512 float32, y: 1 = anomaly, 5 %). The 20k and
+50k sets are the real rows followed by noisy copies of them (isotropic Gaussian noise of total variance
 NOISE * ||x||^2 per copy, so a copy sits at squared distance ~0.09 from its source after
 L2 normalisation, about half the real data's median nearest-neighbour distance of 0.19).
 Parameters: the paper's CIFAR row, thres 0.06, min_clus 5, max_dist 1.4, normalize l2, and
@@ -14,15 +14,23 @@ the table also gives the resident size just before fit so the fit's own share is
 
 Run from the repository root (single-threaded BLAS, as the numbers below were taken):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/distribution_speed.py
-Writes bench/results/distribution_speed.md.
+Writes bench/results/distribution_speed.md (``--out``).
+
+Smoke runs (tests/test_bench_smoke.py): ``--limit N`` uses a random subset of N real rows (the
+noisy copies are then made from those), ``--sizes`` sets the noisy-copy set sizes (none: only the
+real set), ``--skip-sensitivity`` skips the 5 extra (normalize, thres) runs on the real set, e.g.
+
+    python bench/distribution_speed.py --limit 2000 --sizes 3000 --skip-sensitivity --out /tmp/ds.md
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -32,7 +40,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-DATA = "/work/shared/data/image_embeddings/CV_by_ResNet18/CIFAR10_0.npz"
+DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "image_embeddings", "CV_by_ResNet18", "CIFAR10_0.npz")
 OUT = os.path.join(ROOT, "bench", "results", "distribution_speed.md")
 PARAMS = dict(thres=0.06, min_clus=5, max_dist=1.4, normalize="l2")
 SIZES = [None, 20_000, 50_000]          # None = the 5,263 real rows
@@ -40,9 +48,12 @@ NOISE = 0.1
 COVER = 0.65                             # share of rows the lowest-variance clusters should cover
 
 
-def load(n):
+def load(n, limit=None):
     d = np.load(DATA)
     X, y = d["X"].astype(np.float32), d["y"].astype(np.int64)
+    if limit and limit < len(X):  # a random subset of the real rows (smoke runs)
+        keep = np.sort(np.random.default_rng(1).choice(len(X), limit, replace=False))
+        X, y = X[keep], y[keep]
     if n is None or n <= len(X):
         return X, y
     rng = np.random.default_rng(0)
@@ -79,10 +90,10 @@ def selection(dc, y):
     return out
 
 
-def worker(n, params):
+def worker(n, params, limit=None):
     from deepuad.distribution import DistributionClustering
 
-    X, y = load(n)
+    X, y = load(n, limit)
     import torch  # noqa: F401  (imported by fit anyway; keep its footprint out of the fit's share)
     rss_before = current_rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -104,8 +115,8 @@ def worker(n, params):
     print(json.dumps(res))
 
 
-def run_sub(n, params):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps([n, params])]
+def run_sub(n, params, limit=None):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps([n, params, limit])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -130,13 +141,19 @@ def fmt_sel(sel, key):
 
 
 def main():
-    rows = [run_sub(n, PARAMS) for n in SIZES]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--limit", type=int, default=None, help="use a random subset of this many real rows (smoke runs)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=SIZES[1:], help="rows of the noisy-copy sets [default: 20000 50000]")
+    parser.add_argument("--skip-sensitivity", action="store_true", help="skip the (normalize, thres) variants on the real set")
+    args = parser.parse_args()
+    rows = [run_sub(n, PARAMS, args.limit) for n in [None, *args.sizes]]
     variants = []
-    for normalize in ("l2", "center-l2"):
+    for normalize in ("l2", "center-l2") if not args.skip_sensitivity else ():
         for thres in (0.06, round(rows[0]["estimate_thres"]["0.5"], 3), 0.1):
             if normalize == "l2" and thres == 0.06:
                 continue
-            variants.append(run_sub(None, PARAMS | dict(thres=thres, normalize=normalize)) | dict(
+            variants.append(run_sub(None, PARAMS | dict(thres=thres, normalize=normalize), args.limit) | dict(
                 thres=thres, normalize=normalize))
     m = machine()
     real = rows[0]
@@ -144,9 +161,13 @@ def main():
     L.append("# Distribution clustering: speed, memory, selection quality\n")
     L.append(f"Machine: `nproc` = {m['nproc']}, CPU: {m['cpu']}; Python {m['python']}, numpy {m['numpy']}; "
              f"threads: {', '.join(f'{k}={v}' for k, v in m['threads'].items())}.  ")
-    L.append("Command: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python bench/distribution_speed.py` "
+    command = " ".join(["python bench/distribution_speed.py", *map(shlex.quote, sys.argv[1:])])
+    L.append(f"Command: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 {command}` "
              "(repository root). The machine was shared with other work, so wall time can exceed CPU time.\n")
-    L.append("Data: CIFAR-10 ResNet-18 embeddings `CIFAR10_0.npz` (5,263 x 512, 5.0 % anomalies). 20k and 50k = the "
+    subset = f", a random subset of {real['n']:,} rows (--limit)" if args.limit else ""
+    sizes = " and ".join(f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}" for n in args.sizes) or "No larger sets"
+    L.append(f"Data: CIFAR-10 ResNet-18 embeddings `CIFAR10_0.npz` ({real['n']:,} x {real['d']}{subset}, "
+             f"{100 * real['anomaly_share']:.1f} % anomalies). {sizes} = the "
              f"real rows plus noisy copies (isotropic noise of total variance {NOISE} x ||x||^2 per copy). "
              "Parameters: paper CIFAR row, thres 0.06, min_clus 5, max_dist 1.4, normalize l2; "
              "1024 anchors, 20 neighbours, chunk 4096.\n")
@@ -162,12 +183,17 @@ def main():
                  f"{r['n_clusters']} | {100 * r['unclustered']:.1f} % | "
                  f"{r['n_knn_builds']} | {r['n_seeds_grown']} |")
     L.append("")
-    L.append("The 20k/50k rows are speed tests only: each noisy copy family is itself a tight Gaussian around "
-             "its source, which is exactly what distribution clustering finds, so at 50k (~9.5 copies per "
-             "source, more than min_clus) almost every family becomes its own small cluster. Their cluster "
-             "counts say nothing about real data.\n")
+    if args.sizes == SIZES[1:]:
+        L.append("The 20k/50k rows are speed tests only: each noisy copy family is itself a tight Gaussian around "
+                 "its source, which is exactly what distribution clustering finds, so at 50k (~9.5 copies per "
+                 "source, more than min_clus) almost every family becomes its own small cluster. Their cluster "
+                 "counts say nothing about real data.\n")
+    elif args.sizes:
+        L.append("The noisy-copy rows are speed tests only: each copy family is a tight Gaussian around its source, "
+                 "which distribution clustering finds as its own cluster; their cluster counts say nothing about real data.\n")
     sel = real["selection"]
-    L.append("## Real 5k set (paper parameters)\n")
+    real_set = f"{real['n']:,}-row subset" if args.limit else "5k set"
+    L.append(f"## Real {real_set} (paper parameters)\n")
     L.append(f"- clusters: {real['n_clusters']}; unclustered: {100 * real['unclustered']:.1f} % of rows "
              f"(anomaly share among the unclustered {100 * real['anomaly_unclustered']:.1f} %); cluster mu "
              f"{real['mu_range'][0]:.3f}-{real['mu_range'][1]:.3f}.")
@@ -182,7 +208,7 @@ def main():
     L.append(f"- `estimate_thres` (nearest-neighbour profile distance, 2,000 rows, {real['estimate_thres_s']:.1f} s): "
              f"quantile 0.25 -> {et['0.25']:.3f}, median (default) -> {et['0.5']:.3f}, 0.75 -> {et['0.75']:.3f}; "
              f"the paper uses 0.06.\n")
-    L.append("### Sensitivity on the real 5k set\n")
+    L.append(f"### Sensitivity on the real {real_set}\n")
     L.append("| normalize | thres | clusters | unclustered | anomaly share: lowest-s^2 clusters to 65 % rows | "
              "anomaly share: clusters <= 65th pct s^2 | wall s |")
     L.append("|---|---:|---:|---:|---|---|---:|")
@@ -190,15 +216,14 @@ def main():
         L.append(f"| {v['normalize']} | {v['thres']} | {v['n_clusters']} | {100 * v['unclustered']:.1f} % | "
                  f"{fmt_sel(v['selection'], 'rows')} | {fmt_sel(v['selection'], 'clusters')} | {v['wall_s']:.1f} |")
     L.append("")
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
         f.write("\n".join(L))
     print("\n".join(L))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        n, params = json.loads(sys.argv[2])
-        worker(n, params)
+        worker(*json.loads(sys.argv[2]))
     else:
         main()

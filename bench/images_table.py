@@ -8,6 +8,12 @@ deepuad runs with the paper's Table 8/9 settings and p0 = 35 (the paper gives p0
 on CIFAR10_0 it also runs from every initial clustering (paper Table 6) and records the purity
 of each initial set. Baselines: IsolationForest, OC-SVM, the plain autoencoder (same net, all rows).
 Results: bench/results/images_runs.csv (appended as they finish) and bench/results/images.md.
+
+Smoke runs (tests/test_bench_smoke.py): ``--datasets`` picks datasets, ``--inits`` replaces each
+dataset's initial clusterings, ``--epochs N`` replaces the epoch budgets (deepuad's 300/500 and the
+autoencoder baseline's 100), ``--results``/``--workdir`` keep outputs out of the repository, e.g.
+
+    python bench/images_table.py --datasets mnist4 --inits gmm --baselines ae --epochs 1 --workdir /tmp/img --results /tmp/img
 """
 
 from __future__ import annotations
@@ -35,12 +41,15 @@ INIT = {
 PAPER = {"mnist4": 82.4, "cifar10_0": 73.6}
 
 
-def datasets(work: Path):
-    mnist = work / "mnist4.features.h5"
-    deepuad("extract", str(SHARED / "mnist/t10k-images-idx3-ubyte.gz"), "--labels", str(SHARED / "mnist/t10k-labels-idx1-ubyte.gz"),
-            "--normal-class", "4", "--anomaly-ratio", "0.05", "--seed", "0", "-o", str(mnist))
-    yield "mnist4", mnist, MNIST, ["distribution-mnist", "gmm"]
+def datasets(work: Path, names: list[str] | None = None):
+    if names is None or "mnist4" in names:
+        mnist = work / "mnist4.features.h5"
+        deepuad("extract", str(SHARED / "mnist/t10k-images-idx3-ubyte.gz"), "--labels", str(SHARED / "mnist/t10k-labels-idx1-ubyte.gz"),
+                "--normal-class", "4", "--anomaly-ratio", "0.05", "--seed", "0", "-o", str(mnist))
+        yield "mnist4", mnist, MNIST, ["distribution-mnist", "gmm"]
     for k in (0, 4, 6):
+        if names is not None and f"cifar10_{k}" not in names:
+            continue
         path = work / f"cifar10_{k}.features.h5"
         deepuad("extract", str(SHARED / f"image_embeddings/CV_by_ResNet18/CIFAR10_{k}.npz"), "--scale", "none", "-o", str(path))
         yield f"cifar10_{k}", path, CIFAR, (["distribution", "distribution-auto", "gmm", "kmeans", "hdbscan"] if k == 0 else ["distribution-auto"])
@@ -52,6 +61,12 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--baselines", nargs="*", default=["iforest", "ocsvm", "ae"])
     parser.add_argument("--reselect-by", default=None, help="pass to train; the rows are then labelled deepuad-<rule>")
+    parser.add_argument("--datasets", nargs="+", default=None, choices=["mnist4", "cifar10_0", "cifar10_4", "cifar10_6"],
+                        help="only these datasets [default: all]")
+    parser.add_argument("--inits", nargs="+", default=None, choices=list(INIT),
+                        help="initial clusterings for every dataset [default: each dataset's own list]")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch budget of deepuad and the ae baseline (smoke runs) "
+                        "[default: 300 MNIST, 500 CIFAR, 100 ae]")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -66,8 +81,12 @@ def main() -> None:
         write_table(csv_path, args.results / "images.md")
         print(f"RESULT {row}", flush=True)
 
-    for name, features, train_args, inits in datasets(args.workdir):
-        for init in inits:
+    for name, features, train_args, inits in datasets(args.workdir, args.datasets):
+        if args.epochs:
+            train_args = list(train_args)
+            train_args[train_args.index("--epochs") + 1] = str(args.epochs)
+        ae_epochs = args.epochs or 100
+        for init in (args.inits or inits):
             start = time.perf_counter()
             c, m = str(args.workdir / f"{name}.{init}.clusters.h5"), str(args.workdir / f"{name}.{init}.model.h5")
             clustered, _ = deepuad("cluster", str(features), "--p0", "35", *INIT[init], "-o", c)
@@ -82,11 +101,11 @@ def main() -> None:
         ae_args = [x for key in ("--layers", "--activation", "--lr", "--batch-size") for x in (key, pairs[key])]
         for method in args.baselines:
             start = time.perf_counter()
-            extra = [*ae_args, "--epochs", "100"] if method == "ae" else []
+            extra = [*ae_args, "--epochs", str(ae_epochs)] if method == "ae" else []
             scored, _ = deepuad("baseline", str(features), "--method", method, "--contamination", "0.05",
                                 "-o", str(args.workdir / f"{name}.{method}.scores.h5"), *extra)
             record({"dataset": name, "method": method, "auroc": scored["auroc"], "auprc": scored["auprc"],
-                    "seconds": round(time.perf_counter() - start, 1), "notes": "100 epochs, all rows" if method == "ae" else ""})
+                    "seconds": round(time.perf_counter() - start, 1), "notes": f"{ae_epochs} epochs, all rows" if method == "ae" else ""})
 
 
 def write_table(csv_path: Path, md_path: Path) -> None:

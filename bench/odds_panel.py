@@ -8,6 +8,12 @@ data (encoder widths ceil(d/2), ceil(d/4): the KDDCUP net 60-30-10 would be over
 3 columns) and the same for the plain-autoencoder baseline; 100 epochs, batch 256. DAGMM: its own
 network (deepuad.baselines), 50 epochs. Ties share the average rank.
 Results: bench/results/odds_runs.csv and bench/results/odds.md (AUROC %, with a mean-rank row).
+
+Smoke runs (tests/test_bench_smoke.py): ``--datasets`` picks datasets by file stem, ``--epochs N``
+replaces the epoch budgets (100 for deepuad and ae, 50 for DAGMM), ``--results``/``--workdir`` keep
+outputs out of the repository, e.g.
+
+    python bench/odds_panel.py --datasets 4_breastw --methods deepuad iforest --epochs 1 --workdir /tmp/odds --results /tmp/odds
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--methods", nargs="+", default=["deepuad", "iforest", "ocsvm", "ae", "dagmm"])
     parser.add_argument("--max-rows", type=int, default=100_000, help="skip larger datasets (http: 567k rows)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets (file stems, e.g. 4_breastw) [default: all]")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch budget of deepuad, ae and dagmm (smoke runs) [default: 100, DAGMM 50]")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -43,6 +51,11 @@ def main() -> None:
     with csv_path.open("w", newline="") as out:
         csv.DictWriter(out, FIELDS).writeheader()
     files = sorted(SHARED.glob("*.npz"), key=lambda p: np.load(p)["X"].shape[0])
+    if args.datasets:
+        missing = set(args.datasets) - {p.stem for p in files}
+        if missing:
+            parser.error(f"no such dataset in {SHARED}: {', '.join(sorted(missing))}")
+        files = [p for p in files if p.stem in args.datasets]
     for path in files:
         data = np.load(path)
         n, d = data["X"].shape
@@ -51,7 +64,7 @@ def main() -> None:
         name = path.stem
         features = str(args.workdir / f"{name}.features.h5")
         deepuad("extract", str(path), "-o", features)
-        net = ["--layers", f"{math.ceil(d / 2)},{max(1, math.ceil(d / 4))}", "--epochs", "100", "--batch-size", "256"]
+        net = ["--layers", f"{math.ceil(d / 2)},{max(1, math.ceil(d / 4))}", "--epochs", str(args.epochs or 100), "--batch-size", "256"]
         for method in args.methods:
             start = time.perf_counter()
             if method == "deepuad":
@@ -61,7 +74,7 @@ def main() -> None:
                 summary, _ = deepuad("score", model, features, "-o", str(args.workdir / f"{name}.scores.h5"))
             else:
                 summary, _ = deepuad("baseline", features, "--method", method, "-o", str(args.workdir / f"{name}.{method}.h5"),
-                                     *(net if method == "ae" else ["--epochs", "50"] if method == "dagmm" else []))
+                                     *(net if method == "ae" else ["--epochs", str(args.epochs or 50)] if method == "dagmm" else []))
             row = {"dataset": name, "rows": n, "features": d, "anomaly_share": round(float(np.mean(data["y"])), 4),
                    "method": method, "auroc": summary["auroc"], "auprc": summary["auprc"],
                    "seconds": round(time.perf_counter() - start, 1)}

@@ -1,0 +1,209 @@
+"""Smoke runs of every benchmark script in bench/ ("Benchmarks are not tests: CI runs only a tiny
+smoke version of each script").
+
+Each script runs as a subprocess (``sys.executable bench/<script>.py ...``) with its smallest
+knobs, from a temporary folder, with every output (tables, CSV, JSON, work folders) in pytest's
+``tmp_path``; each test checks the exit code and that the output table holds the expected rows
+and numbers. KDDCUP scripts that read bench/kdd_table.py's split folders share one tiny split
+(module scope). The subprocesses import this checkout's deepuad (PYTHONPATH), and a module
+fixture checks that nothing under bench/results/ or runs/ of the repository changed.
+
+Data: ../shared/data next to the repository (skipped where absent, like tests/test_media.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+KDD = DATA / "kddcup99" / "kddcup.data_10_percent.gz"
+MNIST = DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
+ODDS = DATA / "odds_adbench" / "4_breastw.npz"
+CIFAR = DATA / "image_embeddings" / "CV_by_ResNet18" / "CIFAR10_0.npz"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def need(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+
+
+def bench(script: str, *args, cwd: Path) -> subprocess.CompletedProcess:
+    """Run bench/<script>.py from ``cwd`` (a temporary folder: a relative default path lands there,
+    never in the repository); fail with its output tail unless it exits 0."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *map(str, args)],
+                          cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"bench/{script}.py exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def table(path: Path) -> list[list[str]]:
+    """The body rows of every Markdown table in ``path`` (header and |---| lines dropped), as cells."""
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip().startswith("|")]
+    separator = [bool(re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", line)) for line in lines]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for i, line in enumerate(lines)
+            if not separator[i] and not (i + 1 < len(lines) and separator[i + 1])]
+
+
+def number(cell: str) -> float:
+    """The first number in a cell ('74.2 ± 0.0 (n=1) [93.5]', '**81.0**', '1,234')."""
+    match = re.search(r"-?\d[\d,]*(\.\d+)?", cell)
+    assert match, f"no number in {cell!r}"
+    return float(match.group().replace(",", ""))
+
+
+def files_under(*folders: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for folder in folders if folder.exists()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def repository_untouched():
+    """No smoke run may write into the repository's bench/results/ or runs/."""
+    guarded = (ROOT / "bench" / "results", ROOT / "runs")
+    before = files_under(*guarded)
+    yield
+    assert files_under(*guarded) == before, "a smoke run wrote into bench/results/ or runs/"
+
+
+@pytest.fixture(scope="module")
+def kdd(tmp_path_factory):
+    """One tiny bench/kdd_table.py run (2,000 raw rows, seed 0, 20 %): its results folder and the
+    split folder the dependent scripts read (train/test features, clusters.h5)."""
+    need(KDD)
+    base = tmp_path_factory.mktemp("kdd_table")
+    done = bench("kdd_table", "--limit", 2000, "--seeds", 0, "--contaminations", 0.2, "--methods", "deepuad", "iforest",
+                 "--train-epochs", 1, "--workdir", base / "runs", "--results", base / "results", cwd=base)
+    return {"results": base / "results", "split": base / "runs" / "c20_s0", "stdout": done.stdout}
+
+
+def test_kdd_table(kdd):
+    rows = {r[0]: r for r in table(kdd["results"] / "kddcup.md")}
+    assert set(rows) == {"deepuad", "iforest"}
+    for row in rows.values():  # method | 5 % AUROC | AUPRC | 10 % ... | 20 % AUROC | 20 % AUPRC | seeds | notes
+        assert len(row) == 9 and row[7] == "0"
+        assert row[1].startswith("–") and "(n=1)" in row[5] and 0 <= number(row[5]) <= 100 and 0 <= number(row[6]) <= 100
+    assert rows["deepuad"][8].startswith("1 epochs") and rows["iforest"][8] == ""
+    runs = list(csv.DictReader((kdd["results"] / "kddcup_runs.csv").open()))
+    assert [r["method"] for r in runs] == ["deepuad", "iforest"] and all(0 <= float(r["auroc"]) <= 1 for r in runs)
+    for name in ("train.features.h5", "test.features.h5", "clusters.h5"):
+        assert (kdd["split"] / name).exists()
+
+
+def test_kddcup(tmp_path):
+    need(KDD)
+    bench("kddcup", "--limit", 2000, "--workdir", tmp_path / "work", "--", "--epochs", 1, cwd=tmp_path)
+    result = json.loads((tmp_path / "work" / "result.json").read_text())
+    assert result["split"]["train_rows"] > 0 and result["split"]["test_rows"] == 1000
+    assert result["train"]["epochs"] == 1  # the options after -- reach 'deepuad train'
+    assert 0 <= result["test_auroc"] <= 1 and 0 <= result["test_auprc"] <= 1
+
+
+def test_images_table(tmp_path):
+    need(MNIST)
+    bench("images_table", "--datasets", "mnist4", "--inits", "gmm", "--baselines", "ae", "--epochs", 1,
+          "--workdir", tmp_path / "work", "--results", tmp_path / "results", cwd=tmp_path)
+    rows = table(tmp_path / "results" / "images.md")
+    # dataset | method | initial clustering | initial set (anomaly share) | AUROC | AUPRC | time s | notes
+    assert [(r[0], r[1], r[2]) for r in rows] == [("mnist4", "deepuad", "gmm"), ("mnist4", "ae", "")]
+    assert re.fullmatch(r"\d+ \(0\.\d{3}\)", rows[0][3])
+    assert all(0 <= number(r[4]) <= 100 and 0 <= number(r[5]) <= 100 for r in rows)
+    assert rows[0][7].startswith("1 epochs") and rows[1][7] == "1 epochs, all rows"
+
+
+def test_odds_panel(tmp_path):
+    need(ODDS)
+    bench("odds_panel", "--datasets", "4_breastw", "--methods", "deepuad", "iforest", "--epochs", 1,
+          "--workdir", tmp_path / "work", "--results", tmp_path / "results", cwd=tmp_path)
+    rows = table(tmp_path / "results" / "odds.md")
+    assert [r[0] for r in rows] == ["4_breastw", "**mean rank** (1 datasets)"]
+    assert rows[0][1:4] == ["683", "9", "0.350"] and all(0 <= number(c) <= 100 for c in rows[0][4:6])
+    assert sum(number(c) for c in rows[1][4:6]) == 3.0  # ranks 1 and 2 (or 1.5 each)
+
+
+def test_ablations(kdd, tmp_path):
+    bench("ablations", "--features-dir", kdd["split"], "--rows", 400, "--epochs", 11, "--variants", "default", "no initial clustering",
+          "--results", tmp_path, cwd=tmp_path)
+    rows = table(tmp_path / "ablations.md")
+    # variant | what | initial set (share) | final AUROC | final AUPRC | epochs, stop | AUROC per re-selection
+    assert [r[0] for r in rows] == ["default", "no initial clustering"]
+    assert rows[1][2].startswith("400 (")  # all rows
+    for row in rows:
+        assert 0 <= number(row[3]) <= 100 and 0 <= number(row[4]) <= 100
+        assert [0 <= float(a) <= 100 for a in row[6].split()] == [True]  # one re-selection (epoch 10)
+
+
+def test_reselect_rules(kdd, tmp_path):
+    bench("reselect_rules", "--workdir", kdd["split"].parent, "--splits", "c20_s0", "--rules", "error", "--epochs", 1,
+          "--out", tmp_path / "rules.md", cwd=tmp_path)
+    rows = table(tmp_path / "rules.md")
+    assert len(rows) == 1 and rows[0][0] == "c20_s0"
+    assert re.fullmatch(r"\d+\.\d / \d+\.\d \(1 ep, \d+% kept\)", rows[0][1])
+    (row,) = csv.DictReader((tmp_path / "rules.csv").open())
+    assert row["rule"] == "error" and row["epochs"] == "1"
+
+
+def test_reselect_shortcut(kdd, tmp_path):
+    done = bench("reselect_shortcut", "--split", kdd["split"], "--epochs", 11, "--caps", 0, 300, cwd=tmp_path)
+    lines = re.findall(r"reselect_fit_sample=(\w+): test AUROC ([\d.]+) AUPRC ([\d.]+), (\d+) epochs", done.stdout)
+    assert [line[0] for line in lines] == ["all", "300"]
+    assert all(0 <= float(a) <= 1 and 0 <= float(b) <= 1 for _, a, b, _ in lines)
+
+
+def test_distributed(kdd, tmp_path):
+    """torchrun with 2 processes (gloo on CPU), section 1 only, one rep."""
+    split = kdd["split"]
+    bench("distributed", "--features", split / "train.features.h5", "--clusters", split / "clusters.h5", "--processes", 2,
+          "--reps", 1, "--short-epochs", 1, "--long-epochs", 2, "--skip-whole", "--workdir", tmp_path / "work",
+          "--out", tmp_path / "distributed.md", cwd=tmp_path)
+    rows = table(tmp_path / "distributed.md")
+    assert [r[0] for r in rows] == ["2"] and rows[0][3] == "1.00x"
+    assert re.fullmatch(r"-?\d+\.\d\d", rows[0][1]) and re.fullmatch(r"-?\d+\.\d", rows[0][4])  # s / epoch, start-up s
+    results = json.loads((tmp_path / "distributed.json").read_text())["results"]
+    assert len(results["2"]["raw"]["short"]) == len(results["2"]["raw"]["long"]) == 1
+
+
+def test_speed(tmp_path):
+    """Section 1 (epoch throughput) on synthetic data; section 2 needs PyOD (not a test dependency)."""
+    bench("speed", "--data", "synthetic", "--rows", 3000, "--sections", "epoch", "--reps", 1,
+          "--workdir", tmp_path / "work", "--out", tmp_path / "speed.md", cwd=tmp_path)
+    rows = table(tmp_path / "speed.md")
+    target = next(r for r in rows if r[0] == "1")
+    assert target[1].startswith("training-epoch throughput") and number(target[4]) > 0 and target[6] in ("yes", "**no**")
+    report = json.loads((tmp_path / "speed.json").read_text())
+    assert report["deepuad_imported_from"] == str(ROOT / "deepuad")  # this checkout's package, not an installed one
+    assert report["data"]["rows"] == 3000 and report["epoch"]["throughput_ratio"] > 0
+    assert not (tmp_path / "work").exists()  # removed without --keep
+
+
+@pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="bench/memory.py measures with /usr/bin/time -v")
+def test_memory(tmp_path):
+    """Section 2 (extract a generated CSV): the cheapest section (score/cluster need a model first)."""
+    bench("memory", "--sections", "extract", "--csv-rows", 3000, "--workdir", tmp_path / "work", "--out", tmp_path / "memory.md",
+          cwd=tmp_path)
+    rows = table(tmp_path / "memory.md")
+    (row,) = [r for r in rows if r[0].startswith("`extract")]
+    assert row[2] == "3,000" and number(row[4]) > 0  # rows, peak RSS MiB
+    report = json.loads((tmp_path / "memory.json").read_text())
+    assert report["extract"]["summary"]["rows"] == 3000 and "error" not in report["extract"]
+
+
+def test_distribution_speed(tmp_path):
+    need(CIFAR)
+    bench("distribution_speed", "--limit", 2000, "--sizes", 3000, "--skip-sensitivity", "--out", tmp_path / "ds.md", cwd=tmp_path)
+    rows = table(tmp_path / "ds.md")
+    sizes = [r for r in rows if len(r) == 10]  # rows | wall s | CPU s | peak RSS | ... | seeds grown
+    assert [r[0] for r in sizes] == ["2,000", "3,000"] and all(number(r[3]) > 0 and number(r[6]) > 0 for r in sizes)
+    sensitivity = [r for r in rows if len(r) == 7]
+    assert [(r[0], r[1]) for r in sensitivity] == [("l2", "0.06")]
