@@ -99,7 +99,8 @@ def supports(name: str) -> bool:
     return name in inspect.signature(DeepUAD.__init__).parameters
 
 
-GMM_RULE = {"reselect_by": "variance"}  # the paper's re-selection, where deepuad offers a choice
+# the paper's re-selection with the GMM fitted on ALL rows (the default since 2026-11-28 fits it on 20k rows)
+GMM_RULE = {"reselect_by": "variance", "reselect_fit_sample": None}
 
 
 def machine_info() -> dict:
@@ -264,7 +265,7 @@ def section_fit(data, args, timeline) -> dict:
 
     X, initial = data["X"], data["initial"]
     variants = {"deepuad": {}}
-    if supports("reselect_by"):  # default rule (by error since 019ec82) + the paper's GMM rule
+    if supports("reselect_by"):  # the default rule (see DeepUAD) + the paper's GMM rule fitted on all rows
         variants["deepuad_gmm"] = dict(GMM_RULE)
     gmm_variant = "deepuad_gmm" if "deepuad_gmm" in variants else "deepuad"
     result: dict = {"epochs": args.epochs, "r": args.r, "variants": {k: v for k, v in variants.items()}, "gmm_variant": gmm_variant,
