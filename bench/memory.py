@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -35,6 +34,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LoadSampler, git_state, machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 118
@@ -120,24 +122,6 @@ def write_csv(path: Path, rows: int, chunk: int = 500_000, seed: int = 0) -> Non
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-class LoadSampler(threading.Thread):
-    def __init__(self, every: float = 2.0):
-        super().__init__(daemon=True)
-        self.every, self.samples, self._stop = every, [], threading.Event()
-
-    def run(self):
-        while not self._stop.is_set():
-            self.samples.append((time.time(), os.getloadavg()[0]))
-            self._stop.wait(self.every)
-
-    def stop(self):
-        self._stop.set()
-
-    def window(self, t0, t1):
-        values = [v for t, v in self.samples if t0 <= t <= t1] or [os.getloadavg()[0]]
-        return {"mean": round(sum(values) / len(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
 
 
 LOAD = LoadSampler()
@@ -338,28 +322,6 @@ def write_markdown(path: Path, R: dict) -> None:
     path.write_text("\n".join(L))
 
 
-def git_state() -> dict:
-    def git(*a):
-        done = subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT)
-        return done.stdout.rstrip() if done.returncode == 0 else None
-
-    dirty = git("status", "--short", "--", "deepuad")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s"),
-            "uncommitted_package_files": [line[3:] for line in (dirty or "").splitlines()]}
-
-
-def machine_info() -> dict:
-    import h5py
-    import pandas
-    import torch
-
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"nproc": os.cpu_count(), "cpu_model": model, "mem_total_mib": mem, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "h5py": h5py.__version__, "pandas": pandas.__version__,
-            "loadavg_start": os.getloadavg()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the big features file (committed run: 10000000)")
@@ -395,7 +357,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
     LOAD.start()
     run_start = time.time()
-    R: dict = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "machine": machine_info(), "git": git_state(),
+    R: dict = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "machine": machine_info("torch", "numpy", "h5py", "pandas"), "git": git_state(),
                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "notes": list(args.note)}
     work = args.workdir
     if work.exists():

@@ -32,42 +32,22 @@ import argparse
 import copy
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LoadSampler, git_state, machine_info  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 
 # --------------------------------------------------------------------------- helpers
-
-
-class LoadSampler(threading.Thread):
-    """1-minute load average sampled every few seconds, to report it per section."""
-
-    def __init__(self, every: float = 2.0):
-        super().__init__(daemon=True)
-        self.every, self.samples, self._stop = every, [], threading.Event()
-
-    def run(self):
-        while not self._stop.is_set():
-            self.samples.append((time.time(), os.getloadavg()[0]))
-            self._stop.wait(self.every)
-
-    def stop(self):
-        self._stop.set()
-
-    def window(self, t0: float, t1: float) -> dict:
-        values = [v for t, v in self.samples if t0 <= t <= t1] or [os.getloadavg()[0]]
-        return {"mean": round(statistics.mean(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
 
 
 def median(values):
@@ -78,16 +58,6 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     inter = len(np.intersect1d(a, b, assume_unique=True))
     union = len(a) + len(b) - inter
     return inter / union if union else 1.0
-
-
-def git_state() -> dict:
-    def git(*a):
-        done = subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT)
-        return done.stdout.rstrip() if done.returncode == 0 else None
-
-    dirty = git("status", "--short", "--", "deepuad")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "subject": git("log", "-1", "--format=%s"),
-            "uncommitted_package_files": [line[3:] for line in (dirty or "").splitlines()]}
 
 
 def supports(name: str) -> bool:
@@ -101,26 +71,6 @@ def supports(name: str) -> bool:
 
 # the paper's re-selection with the GMM fitted on ALL rows (the default since 2026-11-28 fits it on 20k rows)
 GMM_RULE = {"reselect_by": "variance", "reselect_fit_sample": None}
-
-
-def machine_info() -> dict:
-    import h5py
-    import sklearn
-    import torch
-
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    try:
-        import pyod
-
-        pyod_version = pyod.__version__
-    except ImportError:
-        pyod_version = None
-    return {
-        "nproc": os.cpu_count(), "cpu_model": model, "mem_total_mib": mem, "python": platform.python_version(),
-        "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__, "h5py": h5py.__version__,
-        "pyod": pyod_version, "loadavg_start": os.getloadavg(),
-    }
 
 
 # --------------------------------------------------------------------------- data
@@ -752,7 +702,7 @@ def main() -> None:
     LOAD.start()
     run_start = time.time()
     R: dict = {"command": "python bench/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-               "machine": machine_info(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "machine": machine_info("torch", "numpy", "sklearn", "h5py", "pyod"), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "notes": list(args.note)}
     R["threads"] = set_threads(None)
     R["git"] = git_state()
