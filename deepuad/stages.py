@@ -430,11 +430,16 @@ def features_for_clustering(path, streaming: bool):
         X = f["X"]
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"X is empty (shape {X.shape})", path)
-        for start in range(0, X.shape[0], 65536):
-            if not np.isfinite(X[start : start + 65536]).all():
-                raise DataError(f"X has NaN or infinite values in rows {start}+", path)
+        _require_finite_rows(X, 0, X.shape[0], path)
         y = art.read_array(f, "y") if "y" in f else None
         yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"])}
+
+
+def _require_finite_rows(X, start: int, stop: int, path, chunk: int = 65536) -> None:
+    """DataError unless rows [start, stop) of an on-disk X are finite, read chunk by chunk."""
+    for first in range(start, stop, chunk):
+        if not np.isfinite(X[first : min(first + chunk, stop)]).all():
+            raise DataError(f"X has NaN or infinite values in rows {first}+", path)
 
 
 # =========================================================================== cluster
@@ -601,10 +606,7 @@ def features_for_training(path, world):
         X = f["X"]
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"X is empty or not a matrix (shape {X.shape})", path)
-        first, last = world.block(X.shape[0])
-        for start in range(first, last, 65536):
-            if not np.isfinite(X[start : min(start + 65536, last)]).all():
-                raise DataError(f"X has NaN or infinite values in rows {start}+", path)
+        _require_finite_rows(X, *world.block(X.shape[0]), path)
         y = art.read_array(f, "y") if "y" in f else None
         if y is not None and len(y) != X.shape[0]:
             raise InputError(f"y has {len(y)} entries but X has {X.shape[0]} rows", path)
