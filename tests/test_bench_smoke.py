@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +153,23 @@ def test_reselect_rules(kdd, tmp_path):
     assert re.fullmatch(r"\d+\.\d / \d+\.\d \(1 ep, \d+% kept\)", rows[0][1])
     (row,) = csv.DictReader((tmp_path / "rules.csv").open())
     assert row["rule"] == "error" and row["epochs"] == "1"
+
+
+def test_left_out_errors(kdd, tmp_path):
+    bench("left_out_errors", "--split", kdd["split"], "--model", "model.h5", "--out", tmp_path / "errors.md", cwd=tmp_path)
+    rows = table(tmp_path / "errors.md")
+    assert [r[0] for r in rows] == ["selected normal", "normal left out", "anomaly"]
+    with h5py.File(kdd["split"] / "train.features.h5") as f:
+        assert sum(int(r[1]) for r in rows) == f["X"].shape[0]  # the three groups partition the train rows
+    assert all(0 <= float(v) <= 2 for r in rows if int(r[1]) for v in r[2:])  # cosine errors lie in [0, 2]
+
+
+def test_ddp_agreement(kdd, tmp_path):
+    """1 vs 2 processes (torchrun, gloo) on the tiny split's train rows, error rule only."""
+    bench("ddp_agreement", "--input", kdd["split"] / "train.csv", "--rules", "error", "--workdir", tmp_path / "work",
+          "--out", tmp_path / "agreement.md", cwd=tmp_path)
+    (row,) = table(tmp_path / "agreement.md")
+    assert row[0] == "error" and 0 <= float(row[3]) <= 2 and all(0 <= float(v) <= 1 for v in row[4:6])
 
 
 def test_reselect_shortcut(kdd, tmp_path):
