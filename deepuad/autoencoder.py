@@ -45,15 +45,16 @@ def cosine_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu",
-                     start: int = 0, stop: int | None = None):
-    """Bottleneck codes and cosine errors of rows [start, stop) (default: all), in large batches without gradients.
+def reconstruction_errors(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu",
+                          start: int = 0, stop: int | None = None):
+    """Bottleneck codes, cosine errors and squared L2 errors ||x - x_hat||^2 of rows [start, stop)
+    (default: all), in large batches without gradients.
 
     ``X`` may live on the CPU (or be a NumPy/HDF5 array) while the model is on ``device``:
     each batch is moved over, so scoring data larger than device memory works.
     """
     model.eval()
-    codes, errors = [torch.zeros((0, model.encoder[-1].out_features))], [torch.zeros(0)]
+    codes, cosines, squares = [torch.zeros((0, model.encoder[-1].out_features))], [torch.zeros(0)], [torch.zeros(0)]
     stop = len(X) if stop is None else stop
     for first in range(start, stop, batch_size):
         batch = X[first : min(first + batch_size, stop)]
@@ -61,7 +62,16 @@ def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_siz
             batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         batch = batch.to(device, non_blocking=True)
         code = model.encoder(batch)
-        errors.append(cosine_error(batch, model.decoder(code)).float().cpu())
+        reconstruction = model.decoder(code)
+        cosines.append(cosine_error(batch, reconstruction).float().cpu())
+        squares.append((batch - reconstruction).float().square().sum(dim=1).cpu())
         codes.append(code.float().cpu())
     model.train()
-    return torch.cat(codes).numpy(), torch.cat(errors).numpy()
+    return torch.cat(codes).numpy(), torch.cat(cosines).numpy(), torch.cat(squares).numpy()
+
+
+def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_size: int = 65536, device="cpu",
+                     start: int = 0, stop: int | None = None):
+    """Bottleneck codes and cosine errors h(x) of rows [start, stop) (what re-selection clusters)."""
+    codes, cosines, _ = reconstruction_errors(model, X, batch_size, device, start, stop)
+    return codes, cosines

@@ -504,8 +504,8 @@ class AutoencoderDetector(BaseDetector):
         _check_contamination(self.contamination)
         # r > epochs: no re-selection ever happens, the training set stays "all rows"
         self.detector_ = DeepUAD(
-            epochs=self.epochs, r=self.epochs + 1, batch_size=self.batch_size, lr=self.lr, layers=tuple(self.layers),
-            activation=self.activation, loss=self.loss, device=self.device, seed=self.random_state or 0,
+            epochs=self.epochs, r=self.epochs + 1, batch_size=self.batch_size, lr=self.lr, layers=self.layers if self.layers == "auto" else tuple(self.layers),
+            activation=self.activation, loss=self.loss, device=self.device, seed=self.random_state or 0, score="cosine",
         ).fit(X, initial=np.arange(len(X)))
         self.n_features_in_ = X.shape[1]
 

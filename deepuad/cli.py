@@ -69,7 +69,9 @@ def _csv(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def _layers(value: str) -> tuple[int, ...]:
+def _layers(value: str) -> tuple[int, ...] | str:
+    if value == "auto":
+        return value
     try:
         layers = tuple(int(v) for v in _csv(value))
     except ValueError:
@@ -281,10 +283,22 @@ def cluster(
 
 
 # --------------------------------------------------------------------------- train
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
+    if size < 1:
+        raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}")
+    return size
+
+
 def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
-                   percentile_over, tol, min_fraction, seed, precision="32", compile=False) -> dict:
-    return dict(precision=precision, compile=compile,
-        p=p, r=r, epochs=epochs, batch_size=batch_size, lr=lr, layers=_layers(layers), activation=activation, loss=loss,
+                   percentile_over, tol, min_fraction, seed, precision="32", compile=False, score="combined") -> dict:
+    return dict(precision=precision, compile=compile, score=score,
+        p=p, r=r, epochs=epochs, batch_size=_batch_size(batch_size), lr=lr, layers=_layers(layers), activation=activation, loss=loss,
         reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample or None,
         percentile_over=percentile_over, tol=tol, min_fraction=min_fraction, seed=seed,
     )
@@ -296,6 +310,13 @@ RESELECT_BY_OPTION = typer.Option(
     "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
     "the initial clustering left out; see README).",
 )
+SCORE_OPTION = typer.Option(
+    "combined", "--score",
+    help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
+    "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
+    "5 nearest kept rows): one part alone.")
+BATCH_SIZE_OPTION = typer.Option("auto", "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
+LAYERS_OPTION = typer.Option("auto", "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
 RESELECT_SAMPLE_OPTION = typer.Option(
     20000, "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
 
@@ -307,10 +328,10 @@ def train(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
     p: float = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0)."),
     r: int = typer.Option(10, "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options)."),
-    epochs: int = typer.Option(200, "--epochs", help="Epoch budget."),
-    batch_size: int = typer.Option(1024, "--batch-size"),
+    epochs: int = typer.Option(100, "--epochs", help="Epoch budget."),
+    batch_size: str = BATCH_SIZE_OPTION,
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    layers: str = typer.Option("60,30,10", "--layers", help="Encoder widths; the decoder mirrors them."),
+    layers: str = LAYERS_OPTION,
     activation: str = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu."),
     loss: str = typer.Option("mse", "--loss", help="Training loss: mse or cosine."),
     reselect_by: str = RESELECT_BY_OPTION,
@@ -319,6 +340,7 @@ def train(
     percentile_over: str = PERCENTILE_OPTION,
     tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
+    score: str = SCORE_OPTION,
     device: str = DEVICE_OPTION,
     precision: str = typer.Option("32", "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
@@ -332,7 +354,7 @@ def train(
     from deepuad import stages
 
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile)
+                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile, score)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
@@ -355,7 +377,7 @@ def score(
     model: Path = typer.Argument(..., help="A model file from 'deepuad train'."),
     features: Path = typer.Argument(..., help="Features to score (the training data, or new data made with extract --like)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <features stem>.scores.h5]."),
-    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the model's p/100]."),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores]."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag rows with score above this value."),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -447,10 +469,10 @@ def run(
     p0: float = typer.Option(35.0, "--p0"),
     p: float = typer.Option(30.0, "--p"),
     r: int = typer.Option(10, "--r", "--reselect-every"),
-    epochs: int = typer.Option(200, "--epochs"),
-    batch_size: int = typer.Option(1024, "--batch-size"),
+    epochs: int = typer.Option(100, "--epochs"),
+    batch_size: str = BATCH_SIZE_OPTION,
     lr: float = typer.Option(1e-3, "--lr"),
-    layers: str = typer.Option("60,30,10", "--layers"),
+    layers: str = LAYERS_OPTION,
     activation: str = typer.Option("tanh", "--activation"),
     loss: str = typer.Option("mse", "--loss"),
     reselect_by: str = RESELECT_BY_OPTION,
@@ -459,6 +481,7 @@ def run(
     percentile_over: str = PERCENTILE_OPTION,
     tol: float = typer.Option(0.05, "--tol"),
     min_fraction: float = typer.Option(0.01, "--min-fraction"),
+    score: str = SCORE_OPTION,
     contamination: Optional[float] = typer.Option(None, "--contamination"),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -472,7 +495,7 @@ def run(
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed)
+                             reselect_sample, percentile_over, tol, min_fraction, seed, score=score)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     if not input.exists():

@@ -7,7 +7,14 @@
         S_train = C(z, p)                     # reselect_by="variance" (default): GMM on z, low-variance clusters
                                               # reselect_by="error": the (100 - p)% lowest errors
     until S_train no longer changes (or the epoch budget is spent)
-    h(x) = 1 - cos(x, decoder(encoder(x)))    # anomaly score, higher = more anomalous
+    score(x) = distance of x to the final S_train   # higher = more anomalous (see scoring.py)
+
+The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
+``score="combined"``, averages the robust z-scores of two distances to the kept set: the log of
+the squared reconstruction error and the score of an isolation forest grown on the kept rows
+(scoring.py says why and how it was chosen). ``contamination_`` is estimated from the
+scores (share above median + 3 robust sigma) and sets ``threshold_`` unless ``contamination``
+is given: no guess of the anomaly share is needed.
 
 Readings of the paper settled here (see README, "Fidelity to the paper"):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
@@ -36,14 +43,15 @@ that ``fit(..., resume_state=...)`` continues from exactly.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from deepuad.autoencoder import Autoencoder, cosine_error, encode_and_score
+from deepuad import scoring
+from deepuad.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.clustering import cluster_labels, gmm_labels
 from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
 
 
@@ -80,6 +88,8 @@ def initial_selection(
     **method_options,
 ) -> Selection:
     """C(X, p0): cluster the input features and keep the low-variance clusters."""
+    from deepuad.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
+
     if method == "gmm":
         method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
         method_options.setdefault("reg_covar", 1e-4)
@@ -111,10 +121,10 @@ class DeepUAD(BaseDetector):
         p0: float = 35.0,
         p: float = 30.0,
         r: int = 10,
-        epochs: int = 200,
-        batch_size: int = 1024,
+        epochs: int = 100,
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
-        layers: tuple[int, ...] = (60, 30, 10),
+        layers: tuple[int, ...] | str = "auto",
         activation: str = "tanh",
         loss: str = "mse",
         init_method: str = "gmm",
@@ -130,6 +140,9 @@ class DeepUAD(BaseDetector):
         compile: bool = False,
         seed: int = 0,
         contamination: float | None = None,
+        score: str = "combined",
+        n_neighbors: int = 5,
+        reference_size: int = 2000,
     ):
         self.p0 = p0
         self.p = p
@@ -153,6 +166,9 @@ class DeepUAD(BaseDetector):
         self.compile = compile
         self.seed = seed
         self.contamination = contamination
+        self.score = score
+        self.n_neighbors = n_neighbors
+        self.reference_size = reference_size
 
     # ----------------------------------------------------------------- validation
     def check_params(self) -> None:
@@ -162,9 +178,10 @@ class DeepUAD(BaseDetector):
             (0 < self.p < 100, f"p must be in (0, 100), got {self.p}"),
             (int(self.r) >= 1, f"r must be >= 1, got {self.r}"),
             (int(self.epochs) >= 0, f"epochs must be >= 0, got {self.epochs}"),
-            (int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.batch_size == "auto" or int(self.batch_size) >= 1, f"batch_size must be 'auto' or >= 1, got {self.batch_size}"),
             (self.lr > 0 and np.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
-            (len(self.layers) >= 1 and min(self.layers) >= 1, f"layers must be positive widths, got {list(self.layers)}"),
+            (self.layers == "auto" or (len(self.layers) >= 1 and min(self.layers) >= 1),
+             f"layers must be 'auto' or positive widths, got {self.layers!r}"),
             (self.activation in ("tanh", "relu"), f"activation must be tanh or relu, got {self.activation!r}"),
             (self.loss in ("mse", "cosine"), f"loss must be mse or cosine, got {self.loss!r}"),
             (self.percentile_over in PERCENTILE_OVER, f"percentile_over must be clusters or samples, got {self.percentile_over!r}"),
@@ -177,6 +194,9 @@ class DeepUAD(BaseDetector):
              f"reselect_fit_sample must be >= 2 rows, got {self.reselect_fit_sample}"),
             (int(self.seed) >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.contamination is None or 0 < self.contamination <= 0.5, f"contamination must be in (0, 0.5], got {self.contamination}"),
+            (self.score in scoring.SCORES, f"score must be one of {', '.join(scoring.SCORES)}, got {self.score!r}"),
+            (int(self.n_neighbors) >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}"),
+            (int(self.reference_size) >= 2, f"reference_size must be >= 2 rows, got {self.reference_size}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -208,25 +228,31 @@ class DeepUAD(BaseDetector):
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
         if distributed:
             self._train_distributed(X, world, callback)
-            self.decision_scores_ = self._errors_distributed(X, world).astype(np.float64)
+            self._fit_scorer(X)  # every rank draws the same rows and grows the same forest
+            self.decision_scores_ = self._scores_distributed(X, world).astype(np.float64)
         else:
             self._train(self._place(torch.from_numpy(X)), callback)
+            self._fit_scorer(X)
             self.decision_scores_ = self.decision_function(X).astype(np.float64)
-        contamination = self.contamination if self.contamination is not None else self.p / 100
+        self.contamination_ = scoring.estimate_contamination(self.decision_scores_)
+        contamination = self.contamination if self.contamination is not None else self.contamination_
         self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
         return self
 
-    def _start(self, n_features: int, selected: np.ndarray, n_rows: int) -> None:
+    def _start(self, n_features: int, selected: np.ndarray, n_rows: int, with_optimizer: bool = True) -> None:
         if len(selected) == 0:
             raise ValueError("the initial training set is empty")
         if selected.min() < 0 or selected.max() >= n_rows:
             raise ValueError(f"initial selection has indices outside [0, {n_rows})")
+        self.layers_ = auto_layers(n_features) if self.layers == "auto" else tuple(self.layers)
+        self.batch_size_ = auto_batch_size(n_rows) if self.batch_size == "auto" else int(self.batch_size)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global RNG
             torch.manual_seed(self.seed)
-            self.model_ = Autoencoder(n_features, tuple(self.layers), self.activation)
+            self.model_ = Autoencoder(n_features, self.layers_, self.activation)
         self.model_.to(self.device)
-        self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        if with_optimizer:  # scoring needs none (and creating one imports torch._dynamo: 2 s)
+            self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)
         self.iterations_ = [Iteration(0, 0, self.selected_, len(self.selected_), float("nan"), float("nan"), False)]
@@ -268,7 +294,7 @@ class DeepUAD(BaseDetector):
     def _train_one_epoch(self, X: torch.Tensor) -> float:
         rows = torch.from_numpy(self.selected_)
         order = rows[torch.randperm(len(rows), generator=self._shuffle_rng)].to(X.device)
-        return float(self._train_steps(X, order, self.batch_size)) / len(order)  # one device sync per epoch
+        return float(self._train_steps(X, order, self.batch_size_)) / len(order)  # one device sync per epoch
 
     def _train_steps(self, X: torch.Tensor, order: torch.Tensor, batch_size: int) -> torch.Tensor:
         """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
@@ -305,6 +331,8 @@ class DeepUAD(BaseDetector):
             selection = Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), threshold,
                                   np.zeros(0, bool), np.flatnonzero(errors <= threshold).astype(np.int64), False)
         else:  # the paper: GMM on z = [code; error], keep the low-variance clusters
+            from deepuad.clustering import gmm_labels
+
             z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
             # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
             gmm_seed = int(np.random.default_rng([self.seed, t]).integers(2**31 - 1))
@@ -362,7 +390,7 @@ class DeepUAD(BaseDetector):
         # differ in size by at most one row, so a shorter block repeats its first row
         largest = -(-len(self.selected_) // world.size)
         order = torch.cat([order, order[: largest - len(order)]]).to(block.device)
-        total = self._train_steps(block, order, -(-self.batch_size // world.size))
+        total = self._train_steps(block, order, -(-self.batch_size_ // world.size))
         loss_sum, rows = world.all_sum([float(total), float(len(order))])
         return loss_sum / rows
 
@@ -374,19 +402,53 @@ class DeepUAD(BaseDetector):
         codes = world.gather_rows(codes, len(X)) if with_codes else None
         return errors, codes
 
-    def _errors_distributed(self, X, world) -> np.ndarray:
-        errors, _ = self._encode_distributed(X, world, with_codes=False)
-        return world.broadcast(errors, np.float32)
+    def _scores_distributed(self, X, world) -> np.ndarray:
+        """Scores of ALL rows on every rank, each rank scoring its own row range."""
+        start, stop = world.block(len(X))
+        scores = self.decision_function(take_rows(X, np.arange(start, stop)))
+        return world.broadcast(world.gather_rows(scores, len(X)), np.float32)
 
     # ----------------------------------------------------------------- scoring
+    def _fit_scorer(self, X) -> None:
+        """Fit what the score compares rows with: a seeded sample of the final training set
+        (at most ``reference_size`` rows) is the k-NN reference, grows the isolation forest and
+        calibrates each part's robust z-score (scoring.py)."""
+        self.score_parts_ = scoring.COMPONENTS[self.score]
+        if self.score == "cosine":  # the paper's score needs nothing beyond the network
+            return
+        rng = np.random.default_rng([self.seed, len(self.iterations_)])
+        rows = self.selected_
+        if len(rows) > self.reference_size:
+            rows = np.sort(rng.choice(rows, size=self.reference_size, replace=False))
+        self.reference_ = take_rows(X, rows)
+        if "iforest" in self.score_parts_:
+            self.forest_ = scoring.fit_forest(self.reference_, random_state=self.seed)
+        parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, self._score_parts(self.reference_))]
+        centers, scales = zip(*(scoring.robust_scale(part) for part in parts))
+        self.score_center_, self.score_scale_ = np.array(centers), np.array(scales)
+
+    def _score_parts(self, X, batch_size: int = 65536) -> list[np.ndarray]:
+        """The raw value of each part of the score for every row of X, in ``score_parts_`` order."""
+        _, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
+        values = {"cosine": lambda: cosines, "l2": lambda: squares,
+                  "knn": lambda: scoring.knn_distances(self.reference_, X, int(self.n_neighbors)),
+                  "iforest": lambda: scoring.forest_scores(self.forest_, X)}
+        return [np.asarray(values[name](), dtype=np.float64) for name in self.score_parts_]
+
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        """h(x) = 1 - cos(x, x_hat) for every row (float32), higher = more anomalous."""
+        """The anomaly score of every row (float32), higher = more anomalous: the mean robust
+        z-score of the parts for ``score="combined"``, the raw part otherwise."""
         if not hasattr(self, "model_"):
             raise RuntimeError("DeepUAD is not fitted yet; call fit(X) first")
-        _, errors = encode_and_score(self.model_, X, batch_size=batch_size, device=self.device)
-        return errors
-
-    score_samples = decision_function  # the name the paper's users reach for; same sign (higher = anomalous)
+        if not hasattr(self, "score_parts_"):
+            raise RuntimeError("DeepUAD has no scorer: the model is a checkpoint whose training did not finish")
+        X = X.numpy() if isinstance(X, torch.Tensor) else X
+        parts = self._score_parts(X, batch_size)
+        if len(parts) == 1:
+            return parts[0].astype(np.float32)
+        parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, parts)]
+        z = [(part - center) / scale for part, center, scale in zip(parts, self.score_center_, self.score_scale_)]
+        return np.mean(z, axis=0).astype(np.float32)
 
     # ----------------------------------------------------------------- checkpoint state
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -404,6 +466,11 @@ class DeepUAD(BaseDetector):
         arrays["epoch_losses"] = np.asarray(self.epoch_losses_, dtype=np.float64)
         for it in self.iterations_:
             arrays[f"iterations/{it.iteration}/selected"] = it.selected
+        for name in ("reference_", "score_center_", "score_scale_"):  # the fitted scorer (absent in a checkpoint)
+            if hasattr(self, name):
+                arrays[f"scorer/{name.rstrip('_')}"] = getattr(self, name)
+        for name, values in getattr(self, "forest_", {}).items():
+            arrays[f"scorer/forest/{name}"] = values
         meta = {
             "epoch": self.epoch_,
             "converged": self.converged_,
@@ -413,20 +480,25 @@ class DeepUAD(BaseDetector):
                 for it in self.iterations_
             ],
         }
+        if hasattr(self, "score_parts_"):
+            meta["score_parts"] = list(self.score_parts_)
+            meta["contamination_estimate"] = getattr(self, "contamination_", None)
         return arrays, meta
 
-    def _restore(self, state: tuple[dict[str, np.ndarray], dict], n_features: int, n_rows: int) -> None:
+    def _restore(self, state: tuple[dict[str, np.ndarray], dict], n_features: int, n_rows: int,
+                 with_optimizer: bool = True) -> None:
         arrays, meta = state
         iterations = meta["iterations"]
-        self._start(n_features, arrays["iterations/0/selected"], n_rows)
+        self._start(n_features, arrays["iterations/0/selected"], n_rows, with_optimizer)
         weights = {k[len("weights/") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
         self.model_.load_state_dict(weights)
-        optimizer_state: dict = {}
-        for key, value in arrays.items():
-            if key.startswith("optimizer/"):
-                _, param_id, name = key.split("/")
-                optimizer_state.setdefault(int(param_id), {})[name] = torch.from_numpy(np.array(value))
-        self.optimizer_.load_state_dict({"state": optimizer_state, "param_groups": json.loads(meta["optimizer_param_groups"])})
+        if with_optimizer:
+            optimizer_state: dict = {}
+            for key, value in arrays.items():
+                if key.startswith("optimizer/"):
+                    _, param_id, name = key.split("/")
+                    optimizer_state.setdefault(int(param_id), {})[name] = torch.from_numpy(np.array(value))
+            self.optimizer_.load_state_dict({"state": optimizer_state, "param_groups": json.loads(meta["optimizer_param_groups"])})
         self._shuffle_rng.set_state(torch.from_numpy(np.array(arrays["rng_state"], dtype=np.uint8)))
         self.epoch_losses_ = [float(v) for v in arrays["epoch_losses"]]
         self.iterations_ = [
@@ -439,6 +511,28 @@ class DeepUAD(BaseDetector):
         self.selected_ = self.iterations_[-1].selected
         self.epoch_ = int(meta["epoch"])
         self.converged_ = bool(meta["converged"])
+        if "score_parts" in meta:  # a finished model: its scorer too
+            self.score_parts_ = tuple(meta["score_parts"])
+            if meta.get("contamination_estimate") is not None:
+                self.contamination_ = float(meta["contamination_estimate"])
+            for name in ("reference", "score_center", "score_scale"):
+                if f"scorer/{name}" in arrays:
+                    setattr(self, f"{name}_", np.asarray(arrays[f"scorer/{name}"]))
+            forest = {k[len("scorer/forest/"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("scorer/forest/")}
+            if forest:
+                self.forest_ = forest
+
+
+def auto_layers(n_features: int) -> tuple[int, ...]:
+    """Encoder widths sized to the data: d/2 then d/4, at most 64 and 32. The paper's 60-30-10 is
+    KDDCUP's (118 columns); on 3 columns it would be over-complete and learn the identity, on
+    1,500 it would be slow for nothing (measured on the panel: bench/panel.py)."""
+    return (min(64, math.ceil(n_features / 2)), max(1, min(32, math.ceil(n_features / 4))))
+
+
+def auto_batch_size(n_rows: int) -> int:
+    """About 16 steps per epoch on small data (a 1024-row batch would give 1 or 2), 1024 from 16k rows on."""
+    return int(min(1024, max(32, n_rows // 16)))
 
 
 def take_rows(X, indices: np.ndarray, block_rows: int = 65536) -> np.ndarray:

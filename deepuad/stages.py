@@ -556,6 +556,7 @@ def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) ->
 TRAIN_PARAM_NAMES = (
     "p0", "p", "r", "epochs", "batch_size", "lr", "layers", "activation", "loss", "reselect_clusters",
     "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed", "precision", "compile",
+    "score", "n_neighbors", "reference_size",
 )
 # parameters that may differ when resuming: more epochs, another device or thread count
 RESUME_MAY_CHANGE = ("epochs", "device", "threads", "processes")
@@ -628,7 +629,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
     params = {name: getattr(detector, name) for name in TRAIN_PARAM_NAMES}
-    params.update(layers=list(detector.layers), device=detector.device, threads=threads, processes=world.size)
+    params.update(layers=detector.layers if detector.layers == "auto" else list(detector.layers), device=detector.device,
+                  threads=threads, processes=world.size)
     inputs = {
         "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
         "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
@@ -701,7 +703,7 @@ def _write_model(path, detector, params, inputs, encoding_fp, diagnostics, n_row
             for key, value in diagnostics.get(record["iteration"], {}).items():
                 group.attrs[key] = np.nan if value is None else value
         f.attrs["architecture"] = json.dumps(
-            {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers), "activation": detector.activation}
+            {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers_), "activation": detector.activation}
         )
         f.attrs["state"] = json.dumps({k: v for k, v in state.items() if k != "iterations"})
         f.attrs["iterations"] = json.dumps(state["iterations"])
@@ -710,6 +712,8 @@ def _write_model(path, detector, params, inputs, encoding_fp, diagnostics, n_row
         f.attrs["complete"] = complete
         f.attrs["stop_reason"] = detector.stop_reason_ if complete else "interrupted (checkpoint)"
         f.attrs["final_metrics"] = json.dumps(final_metrics or {})
+        if complete:  # the share of anomalies estimated from the scores: score's default --contamination
+            f.attrs["contamination_estimate"] = float(detector.contamination_)
 
 
 def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
@@ -763,10 +767,11 @@ def load_model(path, device="cpu"):
             "architecture": architecture,
         }
     kwargs = {k: params[k] for k in TRAIN_PARAM_NAMES if k in params}
+    kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
     detector = DeepUAD(**kwargs, device=device)
     detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
     try:
-        detector._restore((arrays, state), int(architecture["n_features"]), meta["n_rows"])
+        detector._restore((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
     except (KeyError, ValueError, RuntimeError) as error:
         raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {error}", path) from None
     return detector, meta
@@ -808,8 +813,13 @@ def score(
     output = art.check_output_path(output or default_output(features_path, suffix))
     set_threads(threads)
     detector, model_meta = load_model(model_path, resolve_device(device))
+    if not model_meta["complete"] and not hasattr(detector, "score_parts_"):
+        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
+                         model_path)
     if contamination is None and threshold is None:
-        contamination = detector.p / 100  # recorded in a shard too, so merge-scores needs no model
+        # the share estimated from the training scores (models from before it: p/100); recorded in a shard too, so
+        # merge-scores needs no model
+        contamination = getattr(detector, "contamination_", detector.p / 100)
     with art.open_artifact(features_path, "features") as f:
         features_fp = str(f.attrs["fingerprint"])
         if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
@@ -1043,6 +1053,9 @@ def describe(path) -> dict:
                 info["iterations"].append(row)
             info["summary"] = {"complete": bool(f.attrs["complete"]), "stop_reason": str(f.attrs["stop_reason"]),
                                "epochs": int(art.attr_json(f, "state")["epoch"]), "rows": int(f.attrs["n_rows"]),
+                               "score": art.params_of(f).get("score", "cosine"),
+                               **({"contamination_estimate": float(f.attrs["contamination_estimate"])}
+                                  if "contamination_estimate" in f.attrs else {}),
                                **{f"train_{k}": v for k, v in art.attr_json(f, "final_metrics").items()}}
         elif kind == "scores":
             scores = art.read_array(f, "score")

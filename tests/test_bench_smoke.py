@@ -123,14 +123,24 @@ def test_images_table(tmp_path):
     assert rows[0][7].startswith("1 epochs") and rows[1][7] == "1 epochs, all rows"
 
 
-def test_odds_panel(tmp_path):
+def test_panel(tmp_path):
     need(ODDS)
-    bench("odds_panel", "--datasets", "4_breastw", "--methods", "deepuad", "iforest", "--epochs", 1,
-          "--workdir", tmp_path / "work", "--results", tmp_path / "results", cwd=tmp_path)
-    rows = table(tmp_path / "results" / "odds.md")
-    assert [r[0] for r in rows] == ["4_breastw", "**mean rank** (1 datasets)"]
-    assert rows[0][1:4] == ["683", "9", "0.350"] and all(0 <= number(c) <= 100 for c in rows[0][4:6])
-    assert sum(number(c) for c in rows[1][4:6]) == 3.0  # ranks 1 and 2 (or 1.5 each)
+    need(KDD)
+    bench("panel", "--datasets", "4_breastw", "kddcup_5", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
+          "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", cwd=tmp_path)
+    runs = list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))
+    # two data sets x three random methods x two seeds, every AUROC a probability
+    assert len(runs) == 12 and {r["dataset"] for r in runs} == {"4_breastw", "kddcup_5"}
+    assert all(0 <= float(r["auroc"]) <= 1 and float(r["seconds"]) >= 0 for r in runs)
+    assert {int(r["rows_fit"]) for r in runs} == {300}
+    text = (tmp_path / "results" / "panel.md").read_text()
+    # breastw is held-out (even number), kddcup_5 tuning: each half reports its one set
+    assert text.count("1 data sets finished for every method.") == 2 and "2 data sets finished for every method." in text
+    assert "Wilcoxon" in text and "deepuad wins / ties / losses" in text
+    # --resume skips every finished run: nothing is appended
+    bench("panel", "--datasets", "4_breastw", "kddcup_5", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
+          "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", "--resume", cwd=tmp_path)
+    assert len(list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))) == 12
 
 
 def test_ablations(kdd, tmp_path):

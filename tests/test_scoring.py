@@ -1,0 +1,112 @@
+"""The score: its parts against independent references, and what the combined score buys."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+from deepuad import scoring
+from deepuad.autoencoder import cosine_error
+from deepuad.detector import DeepUAD, auto_batch_size, auto_layers
+
+
+def test_forest_arrays_score_exactly_like_scikit_learn():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(600, 5)).astype(np.float32), 2 * rng.normal(size=(200, 5)).astype(np.float32)
+    forest = scoring.fit_forest(X, random_state=3)
+    reference = -IsolationForest(n_estimators=100, max_samples=256, random_state=3).fit(X).score_samples(Y)
+    np.testing.assert_allclose(scoring.forest_scores(forest, Y, chunk=64), reference, rtol=0, atol=1e-12)
+
+
+def test_knn_distances_skip_the_row_itself_once():
+    reference = np.array([[0.0], [1.0], [3.0], [6.0]])
+    # 1.0 is a reference row: its own copy is skipped, its 2 nearest others are 0.0 and 3.0
+    # 10.0 is not: its 2 nearest are 6.0 and 3.0
+    got = scoring.knn_distances(reference, np.array([[1.0], [10.0]]), k=2)
+    np.testing.assert_allclose(got, [(1.0 + 2.0) / 2, (4.0 + 7.0) / 2])
+
+
+def test_robust_scale_falls_back_when_the_iqr_is_zero():
+    assert scoring.robust_scale(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.0, 2.0)
+    center, scale = scoring.robust_scale(np.array([0.0] * 9 + [10.0]))
+    assert center == 0.0 and scale == pytest.approx(3.0)  # the standard deviation
+    assert scoring.robust_scale(np.zeros(5)) == (0.0, 1.0)
+
+
+def test_contamination_estimate_finds_a_planted_share():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(size=950), rng.normal(loc=12, size=50)])
+    assert scoring.estimate_contamination(scores) == pytest.approx(0.05, abs=0.01)
+    assert scoring.estimate_contamination(np.zeros(10)) == pytest.approx(0.1)  # at least 1/N, never 0
+
+
+def test_auto_sizes_follow_the_data():
+    assert auto_layers(3) == (2, 1) and auto_layers(118) == (59, 30) and auto_layers(1555) == (64, 32)
+    assert auto_batch_size(100) == 32 and auto_batch_size(2000) == 125 and auto_batch_size(10**6) == 1024
+
+
+def magnitude_anomalies(seed=0):
+    """Normal rows and anomalies that are the same rows scaled up 4x: the same direction, so a
+    cosine error cannot tell them apart; a magnitude-aware score must."""
+    rng = np.random.default_rng(seed)
+    normal = rng.uniform(0.05, 0.25, size=(400, 6)) + rng.normal(scale=0.01, size=(400, 6))
+    anomalies = 4 * normal[:20]
+    X = np.vstack([normal, anomalies]).astype(np.float32)
+    return X, np.r_[np.zeros(400), np.ones(20)]
+
+
+EXPLICIT = dict(p0=20, p=15, r=5, epochs=20, batch_size=64, layers=(4, 2), tol=0.05)
+
+
+def test_combined_score_sees_magnitude_that_the_cosine_error_misses():
+    X, y = magnitude_anomalies()
+    cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
+    combined = DeepUAD(score="combined", seed=0, **EXPLICIT).fit(X)
+    assert roc_auc_score(y, cosine.decision_scores_) < 0.75
+    assert roc_auc_score(y, combined.decision_scores_) > 0.95
+    # the same network was trained (same selections): only the score differs
+    np.testing.assert_array_equal(cosine.selected_, combined.selected_)
+
+
+def test_cosine_score_is_the_papers_h():
+    X, _ = magnitude_anomalies()
+    det = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
+    with torch.no_grad():
+        h = cosine_error(torch.from_numpy(X), det.model_(torch.from_numpy(X))).numpy()
+    np.testing.assert_allclose(det.decision_function(X), h, rtol=1e-6)
+
+
+def test_combined_score_is_the_mean_robust_z_of_its_parts():
+    X, _ = magnitude_anomalies()
+    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    assert det.score_parts_ == ("l2", "iforest")
+    l2, forest = det._score_parts(X)
+    (l2_center, forest_center), (l2_scale, forest_scale) = det.score_center_, det.score_scale_
+    expected = ((np.log(l2 + 1e-12) - l2_center) / l2_scale + (forest - forest_center) / forest_scale) / 2
+    np.testing.assert_allclose(det.decision_scores_, expected, rtol=1e-5, atol=1e-6)
+    # the scorer is calibrated on the kept rows: their median part is 0, their IQR 1
+    kept_l2, kept_forest = det._score_parts(det.reference_)
+    for part, center, scale in ((np.log(kept_l2 + 1e-12), l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
+        z = (part - center) / scale
+        assert abs(np.median(z)) < 1e-6 and np.subtract(*np.percentile(z, [75, 25])) == pytest.approx(1.0)
+
+
+def test_threshold_uses_the_estimated_share_unless_told():
+    X, _ = magnitude_anomalies()
+    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    assert 0 < det.contamination_ <= 0.5
+    assert det.labels_.mean() == pytest.approx(det.contamination_, abs=2 / len(X))
+    told = DeepUAD(seed=0, contamination=0.2, **EXPLICIT).fit(X)
+    assert told.labels_.mean() == pytest.approx(0.2, abs=2 / len(X))
+
+
+def test_scorer_survives_get_state_and_restore():
+    X, _ = magnitude_anomalies()
+    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    arrays, meta = det.get_state()
+    assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/forest/left"} <= set(arrays)
+    fresh = DeepUAD(seed=0, **EXPLICIT)
+    fresh._restore((arrays, meta), X.shape[1], len(X), with_optimizer=False)
+    np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))
+    assert fresh.contamination_ == det.contamination_
