@@ -189,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for panel.csv and panel.md")
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
-    parser.add_argument("--datasets", nargs="+", default=None, help="only these (e.g. 4_breastw kddcup_5 cifar10_0 mnist_4)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these, in this order (e.g. 4_breastw kddcup_5 cifar10_0 mnist_4)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-rows", type=int, default=2000, help="subsample every set to at most this many rows per side")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget of every deep method (smoke runs) [default: each one's own]")
@@ -217,7 +217,7 @@ def main() -> None:
         unknown = set(args.datasets) - {name for name, _, _ in sets}
         if unknown:
             parser.error(f"unknown data sets: {', '.join(sorted(unknown))}")
-        sets = [s for s in sets if s[0] in args.datasets]
+        sets = sorted((s for s in sets if s[0] in args.datasets), key=lambda s: args.datasets.index(s[0]))  # in the order given
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     for name, half, load in sets:

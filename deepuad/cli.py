@@ -287,12 +287,9 @@ def _batch_size(value: str) -> int | str:
     if value == "auto":
         return value
     try:
-        size = int(value)
+        return int(value)  # its range is checked with the other parameters (DeepUAD.check_params)
     except ValueError:
         raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
-    if size < 1:
-        raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}")
-    return size
 
 
 def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,

@@ -512,15 +512,33 @@ class DeepUAD(BaseDetector):
         self.epoch_ = int(meta["epoch"])
         self.converged_ = bool(meta["converged"])
         if "score_parts" in meta:  # a finished model: its scorer too
-            self.score_parts_ = tuple(meta["score_parts"])
-            if meta.get("contamination_estimate") is not None:
-                self.contamination_ = float(meta["contamination_estimate"])
-            for name in ("reference", "score_center", "score_scale"):
-                if f"scorer/{name}" in arrays:
-                    setattr(self, f"{name}_", np.asarray(arrays[f"scorer/{name}"]))
-            forest = {k[len("scorer/forest/"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("scorer/forest/")}
-            if forest:
-                self.forest_ = forest
+            self._restore_scorer(arrays, meta, n_features)
+
+    def _restore_scorer(self, arrays: dict[str, np.ndarray], meta: dict, n_features: int) -> None:
+        """The fitted scorer from a state, checked so that a corrupt or crafted file fails here
+        (ValueError) instead of indexing out of range while scoring."""
+        parts = tuple(meta["score_parts"])
+        if parts not in scoring.COMPONENTS.values():
+            raise ValueError(f"unknown score parts {list(parts)}")
+        self.score_parts_ = parts
+        if meta.get("contamination_estimate") is not None:
+            self.contamination_ = float(meta["contamination_estimate"])
+            if not 0 < self.contamination_ <= 0.5:
+                raise ValueError(f"contamination estimate {self.contamination_} is outside (0, 0.5]")
+        if parts == ("cosine",):
+            return
+        self.reference_ = np.asarray(arrays["scorer/reference"], dtype=np.float32)
+        if self.reference_.ndim != 2 or self.reference_.shape[1] != n_features or len(self.reference_) < 2:
+            raise ValueError(f"scorer reference has shape {self.reference_.shape}, expected (>= 2, {n_features})")
+        self.score_center_ = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
+        self.score_scale_ = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
+        if (self.score_center_.shape != (len(parts),) or self.score_scale_.shape != (len(parts),)
+                or not np.isfinite(self.score_center_).all() or not (self.score_scale_ > 0).all()
+                or not np.isfinite(self.score_scale_).all() or not np.isfinite(self.reference_).all()):
+            raise ValueError("scorer calibration is not finite or does not match its parts")
+        if "iforest" in parts:
+            self.forest_ = {k[len("scorer/forest/"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("scorer/forest/")}
+            scoring.check_forest(self.forest_, n_features)
 
 
 def auto_layers(n_features: int) -> tuple[int, ...]:

@@ -106,6 +106,34 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+FOREST_ARRAYS = ("left", "right", "feature", "threshold", "n_samples", "roots", "max_samples")
+
+
+def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
+    """ValueError unless ``forest`` is a well-formed set of trees over ``n_features`` columns: a
+    forest read from a file someone sent must not index out of range or walk in a loop."""
+    missing = [name for name in FOREST_ARRAYS if name not in forest]
+    if missing:
+        raise ValueError(f"forest lacks {', '.join(missing)}")
+    nodes = len(forest["left"])
+    if any(np.ndim(forest[name]) != 1 or len(forest[name]) != nodes for name in FOREST_ARRAYS[:5]):
+        raise ValueError("forest arrays differ in shape")
+    left, right = np.asarray(forest["left"]), np.asarray(forest["right"])
+    inner = left >= 0
+    index = np.arange(nodes)
+    # children come after their parent (scikit-learn grows depth first): every walk ends at a leaf
+    if not (np.array_equal(inner, right >= 0) and (left[inner] > index[inner]).all() and (right[inner] > index[inner]).all()
+            and (left < nodes).all() and (right < nodes).all() and (left >= -1).all() and (right >= -1).all()):
+        raise ValueError("forest children out of range")
+    feature, roots = np.asarray(forest["feature"]), np.asarray(forest["roots"])
+    if ((feature < 0) | (feature >= n_features)).any() or len(roots) == 0 or ((roots < 0) | (roots >= nodes)).any():
+        raise ValueError("forest features or roots out of range")
+    if (np.asarray(forest["n_samples"]) < 1).any() or np.size(forest["max_samples"]) != 1 or int(forest["max_samples"][0]) < 1:
+        raise ValueError("forest sample counts are not positive")
+    if not np.isfinite(np.asarray(forest["threshold"], dtype=np.float64)).all():
+        raise ValueError("forest thresholds are not finite")
+
+
 def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """2^(-E[h(x)] / c(max_samples)) in (0, 1], higher = easier to isolate (scikit-learn's
     ``-score_samples``): every row walks all trees at once, one level per step."""

@@ -24,7 +24,7 @@ def test_fit_finds_anomalies_with_either_reselection(data, reselect_by):
                   reselect_clusters=5, init_clusters=6, tol=0).fit(X)
     assert roc_auc_score(y, det.decision_scores_) > 0.9
     assert len(det.iterations_) == 1 + det.epoch_ // 5
-    assert det.predict(X).mean() == pytest.approx(0.2, abs=0.01)  # threshold at p / 100
+    assert det.predict(X).mean() == pytest.approx(det.contamination_, abs=0.01)  # threshold at the estimated share
 
 
 def test_error_reselection_keeps_the_lowest_errors(data):

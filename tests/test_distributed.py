@@ -74,13 +74,13 @@ def test_two_processes_match_one_within_tolerance(prepared, capsys):
     s2_again, _ = scores_of(capsys, again, features, folder / "again.scores.h5")
     np.testing.assert_array_equal(s2, s2_again)  # gloo all-reduce in a fixed order: 2-process runs repeat exactly
     # the documented tolerance (README, "Scaling out"): the same selections up to 1 % of rows,
-    # scores within 0.01 of each other and in the same order (Spearman >= 0.99)
+    # scores within 1 % of their range of each other and in the same order (Spearman >= 0.99)
     sel1, _ = selections_of(one)
     sel2, _ = selections_of(two)
     assert len(sel1) == len(sel2) >= 2
     for a, b in zip(sel1, sel2):
         assert len(np.setxor1d(a, b)) <= 0.01 * len(s1)
-    assert np.abs(s1 - s2).max() < 0.01
+    assert np.abs(s1 - s2).max() < 0.01 * np.ptp(s1)
     rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
     assert np.corrcoef(rank(s1), rank(s2))[0, 1] >= 0.99
     assert abs(ranking_metrics(y, s1)["auroc"] - ranking_metrics(y, s2)["auroc"]) < 0.01
