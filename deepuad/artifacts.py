@@ -103,10 +103,20 @@ DESCRIPTIONS = {
     "variance": "mean squared distance of a cluster's members to its centroid",
     "accepted": "cluster kept in the initial training set",
     "selected": "indices of the rows in the training set",
-    "score": "anomaly score h(x) = 1 - cos(x, x_hat), higher = more anomalous",
+    "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",
     "is_anomaly": "1 where score > threshold",
     "epoch_losses": "mean training loss of each epoch",
     "rng_state": "state of the shuffling RNG, for exact resume",
+    "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
+    "scorer/score_center": "median of each score part over the reference rows",
+    "scorer/score_scale": "interquartile range of each score part over the reference rows",
+    "scorer/forest/left": "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
+    "scorer/forest/right": "isolation forest: right child of each node (-1 = leaf)",
+    "scorer/forest/feature": "isolation forest: column each node splits on",
+    "scorer/forest/threshold": "isolation forest: split value of each node (go left when x <= it)",
+    "scorer/forest/n_samples": "isolation forest: training rows that reached each node",
+    "scorer/forest/roots": "isolation forest: index of each tree's root node",
+    "scorer/forest/max_samples": "isolation forest: rows each tree was grown on",
 }
 
 
@@ -199,8 +209,9 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
             yield f
             handle.check()  # a failed write: stop before reading back what never reached the disk
             for name, dataset in _datasets(f):
-                if "description" not in dataset.attrs and name.split("/")[-1] in DESCRIPTIONS:
-                    dataset.attrs["description"] = DESCRIPTIONS[name.split("/")[-1]]
+                key = name if name in DESCRIPTIONS else name.split("/")[-1]  # a full path first: "scorer/forest/left"
+                if "description" not in dataset.attrs and key in DESCRIPTIONS:
+                    dataset.attrs["description"] = DESCRIPTIONS[key]
             f.attrs["fingerprint"] = content_fingerprint(f)
         handle.check()  # closing flushes HDF5's caches: more writes that may have failed
         os.fsync(handle.raw.fileno())

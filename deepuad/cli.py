@@ -139,6 +139,9 @@ DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available
 THREADS_OPTION = typer.Option(
     None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
 )
+PAPER_OPTION = typer.Option(
+    False, "--paper", help="The paper's literal reading: percentile over clusters for both selections, tol 0 and the cosine "
+    "score (overrides --percentile-over, --tol and --score).")
 PERCENTILE_OPTION = typer.Option(
     "samples", "--percentile-over",
     help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
@@ -267,11 +270,14 @@ def cluster(
     neighbors: int = typer.Option(20, "--neighbors", help="distribution: kNN graph size for seeding."),
     sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
     min_cluster_size: int = typer.Option(5, "--min-cluster-size", help="hdbscan: minimum cluster size."),
+    paper: bool = PAPER_OPTION,
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
     from deepuad import stages
+    from deepuad.detector import PAPER_READING
 
+    percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
     options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
     if method == "distribution":
         options.update(thres=_thres(thres), min_clus=min_clus, max_dist=max_dist, normalize=dc_normalize,
@@ -293,7 +299,12 @@ def _batch_size(value: str) -> int | str:
 
 
 def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
-                   percentile_over, tol, min_fraction, seed, precision="32", compile=False, score="combined") -> dict:
+                   percentile_over, tol, min_fraction, seed, precision="32", compile=False, score="combined",
+                   paper=False) -> dict:
+    from deepuad.detector import PAPER_READING
+
+    if paper:
+        percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]
     return dict(precision=precision, compile=compile, score=score,
         p=p, r=r, epochs=epochs, batch_size=_batch_size(batch_size), lr=lr, layers=_layers(layers), activation=activation, loss=loss,
         reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample or None,
@@ -338,6 +349,7 @@ def train(
     tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
     score: str = SCORE_OPTION,
+    paper: bool = PAPER_OPTION,
     device: str = DEVICE_OPTION,
     precision: str = typer.Option("32", "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
@@ -351,7 +363,7 @@ def train(
     from deepuad import stages
 
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile, score)
+                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile, score, paper)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
@@ -479,6 +491,7 @@ def run(
     tol: float = typer.Option(0.05, "--tol"),
     min_fraction: float = typer.Option(0.01, "--min-fraction"),
     score: str = SCORE_OPTION,
+    paper: bool = PAPER_OPTION,
     contamination: Optional[float] = typer.Option(None, "--contamination"),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -492,7 +505,7 @@ def run(
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed, score=score)
+                             reselect_sample, percentile_over, tol, min_fraction, seed, score=score, paper=paper)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     if not input.exists():
@@ -509,7 +522,8 @@ def run(
                                       drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None,
                                       scale=scale, skip_current=True)
     summaries["cluster"] = _run_stage(stages.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
-                                      p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, skip_current=True)
+                                      p0=p0, percentile_over=options["percentile_over"], min_fraction=min_fraction, seed=seed,
+                                      skip_current=True)
     summaries["train"] = _run_stage(stages.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
                                     threads=threads, skip_current=True, **options)
     summaries["score"] = _run_stage(stages.score, False, "score", model_path=m, features_path=f, output=s,

@@ -56,6 +56,8 @@ from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select, sel
 
 
 RESELECT_BY = ("error", "variance")
+# The paper's literal reading (README, "Fidelity to the paper"): DeepUAD(**PAPER_READING), `--paper` on the command line
+PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
 PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 

@@ -154,6 +154,15 @@ def test_score_selection(tmp_path):
     assert "## tuning half (1 sets)" in text and "## held-out half (1 sets)" in text and "| log-l2+iforest |" in text
 
 
+def test_cost(tmp_path):
+    need(ODDS)
+    bench("cost", "--datasets", "45_wine", "--reps", 1, "--results", tmp_path / "results", cwd=tmp_path)
+    rows = table(tmp_path / "results" / "cost.md")
+    assert [r[0] for r in rows] == ["45_wine"] and number(rows[0][1]) == 129
+    assert all(number(c) > 0 for c in rows[0][2:7])
+    assert number(rows[0][6]) == pytest.approx(sum(number(c) for c in rows[0][2:6]), abs=0.3)
+
+
 def test_ablations(kdd, tmp_path):
     bench("ablations", "--features-dir", kdd["split"], "--rows", 400, "--epochs", 11, "--variants", "default", "no initial clustering",
           "--results", tmp_path, cwd=tmp_path)

@@ -110,3 +110,26 @@ def test_scorer_survives_get_state_and_restore():
     fresh._restore((arrays, meta), X.shape[1], len(X), with_optimizer=False)
     np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))
     assert fresh.contamination_ == det.contamination_
+
+
+def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys, table):
+    import json
+
+    import h5py
+
+    from conftest import run_cli
+
+    code, out, err = run_cli(capsys, "run", table, "-o", tmp_path / "paper", "--label-column", "label", "--anomaly-values", "bad",
+                             "--paper", "--epochs", "4", "--r", "2", "--clusters", "6", "--reselect-clusters", "4", "--json")
+    assert code == 0, err
+    with h5py.File(tmp_path / "paper" / "clusters.h5") as f:
+        assert json.loads(f.attrs["params"])["percentile_over"] == "clusters"
+    with h5py.File(tmp_path / "paper" / "model.h5") as f:
+        params = json.loads(f.attrs["params"])
+        assert (params["percentile_over"], params["tol"], params["score"]) == ("clusters", 0.0, "cosine")
+    code, out, err = run_cli(capsys, "train", tmp_path / "paper" / "features.h5", tmp_path / "paper" / "clusters.h5",
+                             "-o", tmp_path / "default.model.h5", "--epochs", "2", "--json")
+    assert code == 0, err
+    with h5py.File(tmp_path / "default.model.h5") as f:
+        params = json.loads(f.attrs["params"])
+        assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, "combined")
