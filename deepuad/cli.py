@@ -522,13 +522,18 @@ def run(
                              reselect_sample, percentile_over, tol, min_fraction, seed)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
-    if not input.exists():
-        raise InputError("no such file or folder", input)
+    from deepuad.artifacts import is_same_or_inside
+
+    input = stages.require_exists(input)
+    f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
+    for target in (output_dir, f, c, m, s):  # before the folder is made: a refused command leaves nothing behind
+        if is_same_or_inside(target, input):
+            raise OutputError(f"is, or is inside, the input {input}; writing there would change that input: "
+                              "choose another folder", target)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create folder: {error.strerror}", output_dir) from None
-    f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
     summaries = {}
     quiet = state["quiet"]
     state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage
