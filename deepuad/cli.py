@@ -602,8 +602,11 @@ def _cell(value) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     previous_sigterm = _terminate_like_ctrl_c()
+    state["terminated"] = False
     try:
         code = app(args=argv, prog_name="deepuad", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
+            _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
         _flush_stdout()
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
@@ -642,6 +645,7 @@ def _terminate_like_ctrl_c():
     temporary files removed, the old output kept, exit 130. Left alone where someone chose to
     ignore it, or outside the main thread (signals cannot be set there)."""
     def handler(signum, frame):
+        state["terminated"] = True
         raise Terminated()
 
     with contextlib.suppress(ValueError, OSError, AttributeError):
