@@ -165,14 +165,13 @@ def is_same_or_inside(path: str | Path, source: str | Path) -> bool:
     """Whether ``path`` is the file ``source`` (under any name: a link counts) or lies inside the
     folder ``source``."""
     path, source = Path(path), Path(source)
-    with contextlib.suppress(OSError):
+    try:  # any of these can raise for a name the OS refuses (too long): then it names nothing that exists
         if path.exists() and source.exists() and os.path.samefile(path, source):
             return True
-    try:
         resolved, resolved_source = path.resolve(), source.resolve()
+        return resolved == resolved_source or (source.is_dir() and resolved_source in resolved.parents)
     except (OSError, RuntimeError):
         return False
-    return resolved == resolved_source or (source.is_dir() and resolved_source in resolved.parents)
 
 
 @contextlib.contextmanager
@@ -572,6 +571,7 @@ MAX_CHUNK_BYTES = 64 << 20  # deepuad writes chunks of about 1 MiB; HDF5 allocat
 MAX_ATTRIBUTE_BYTES = 16 << 20  # deepuad's largest attribute is a few KiB of JSON
 MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
 MAX_JSON_DEPTH = 32  # deepuad's JSON nests 4 levels deep
+MAX_LAYERS, MAX_WIDTH = 64, 1 << 20  # a model's declared architecture; the weights must then match it
 
 
 def check_self_contained(f: h5py.File, path: str | Path) -> None:
@@ -753,6 +753,9 @@ def _check_model(f: h5py.File, path: Path) -> None:
         if not (_positive_int(architecture.get("n_features")) and isinstance(layers, list) and layers
                 and all(map(_positive_int, layers)) and isinstance(architecture.get("activation"), str)):
             raise invalid("architecture")
+        if len(layers) > MAX_LAYERS or max(architecture["n_features"], *layers) > MAX_WIDTH:  # declared, not stored
+            raise InputError(f"architecture declares {len(layers)} layers up to {max(layers)} wide (at most {MAX_LAYERS} "
+                             f"layers of {MAX_WIDTH}; corrupt or crafted?)", path)
     if "state" in f.attrs:
         state = attr_json(f, "state")
         if not (isinstance(state.get("epoch"), int) and isinstance(state.get("optimizer_param_groups"), str)):

@@ -814,13 +814,13 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
         for group in probe.optimizer_.param_groups:
             if not all(np.isfinite(float(group[key])) for key in ("lr", "eps", "weight_decay")):
                 raise ValueError("optimizer settings are not finite numbers")
+            for parameter in group["params"]:  # Adam's moments: torch does not check their shapes
+                for key, value in probe.optimizer_.state.get(parameter, {}).items():
+                    if key != "step" and tuple(value.shape) != tuple(parameter.shape):
+                        raise ValueError(f"optimizer '{key}' has shape {tuple(value.shape)}, its weight {tuple(parameter.shape)}")
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
         raise InputError(f"cannot --resume: the checkpoint's training state is unusable (corrupt?): "
                          f"{type(error).__name__}: {error}"[:400], path) from None
-
-
-MAX_LAYERS = 64
-MAX_WIDTH = 1 << 20
 
 
 def _check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
@@ -832,10 +832,7 @@ def _check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
 
     from deepuad.autoencoder import Autoencoder
 
-    layers = architecture["layers"]
-    if len(layers) > MAX_LAYERS or max([architecture["n_features"], *layers]) > MAX_WIDTH:
-        raise InputError(f"architecture declares {len(layers)} layers up to {max(layers)} wide (at most {MAX_LAYERS} layers "
-                         f"of {MAX_WIDTH}; corrupt?)", path)
+    layers = architecture["layers"]  # at most art.MAX_LAYERS of art.MAX_WIDTH: checked by open_artifact
     try:
         with torch.device("meta"):
             expected = {f"weights/{name}": tuple(value.shape) for name, value in
