@@ -828,7 +828,10 @@ def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | 
 
 
 def read_strings(f: h5py.File, name: str) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in read_array(f, name)]
+    try:
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in read_array(f, name)]
+    except UnicodeDecodeError:
+        raise InputError(f"dataset '{name}' holds text that is not valid UTF-8 (corrupt?)", f.filename) from None
 
 
 def read_json(f: h5py.File, name: str):

@@ -270,12 +270,18 @@ def extract(
             progress("fitting encoding", rows, 0)
         encoder.finish_fit(input_path)
 
+    # rows encoded at a time: a chunk of --chunk-rows rows times a wide one-hot encoding (float64
+    # while it is built) must not take gigabytes
+    rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
+
     def table_chunks():
         for df in read_table_chunks(input_path, chunk_rows, text_encoding):
-            X_chunk, unseen_chunk = encoder.transform(df, input_path)
-            for column, count in unseen_chunk.items():
-                unseen[column] = unseen.get(column, 0) + count
-            yield X_chunk, encoder.labels(df, input_path)
+            for start in range(0, len(df), rows_per_piece):
+                piece = df.iloc[start : start + rows_per_piece]
+                X_chunk, unseen_chunk = encoder.transform(piece, input_path)
+                for column, count in unseen_chunk.items():
+                    unseen[column] = unseen.get(column, 0) + count
+                yield X_chunk, encoder.labels(piece, input_path)
 
     return write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen)
 
@@ -536,6 +542,8 @@ def cluster(
             raise DataError(f"clustering failed: {error}", features_path) from None
         n_rows = len(X)
     progress(f"clustering ({method})", 1, 1)
+    if not np.isfinite(selection.threshold) or not np.isfinite(selection.variances[selection.sizes > 0]).all():
+        raise DataError(f"clustering gave a variance threshold of {selection.threshold} (values too large?)", features_path)
     if selection.fallback:
         warnings.warn(
             f"the p0 rule selected fewer than {min_fraction:.0%} of the rows; added clusters in increasing variance "
@@ -1029,6 +1037,8 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
         if threshold is None:
             # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
             threshold = float(np.quantile(scores, 1.0 - contamination))
+        if not np.isfinite(threshold):  # a detector's own threshold (baseline) is not checked elsewhere
+            raise DataError(f"the threshold is {threshold}, not a number; nothing was written", inputs.get("features", {}).get("path"))
         is_anomaly = (scores > threshold).astype(np.int8)
         metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
         art.put(out, "is_anomaly", is_anomaly, chunked=True)
@@ -1269,7 +1279,7 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     if model_path and Path(model_path).exists():
         written.append(plots.iteration_curves(describe(model_path)["iterations"], plots_dir))
     if "video" in extra:
-        videos = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in extra["video"]])
+        videos = np.asarray([v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in extra["video"]])
         for name in dict.fromkeys(videos.tolist()):
             rows = np.flatnonzero(videos == name)
             written.append(plots.video_scores(name, scores[rows], None if y is None else y[rows], plots_dir))

@@ -53,6 +53,10 @@ DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00",
 # into the artifact as a category name.
 MAX_LINE_BYTES = 16 << 20
 MAX_CATEGORY_CHARS = 4096  # a longer "category" is free text or a broken quote, not a category
+# one-hot columns: a column of row IDs or free text read as categories would be one column per
+# row (100,000 rows -> 10^10 cells); such a column should be dropped, not encoded
+MAX_CATEGORIES = 1000
+MAX_ENCODED_COLUMNS = 10_000
 # numbers written with thousands separators ("1,004.45", "1.004,45", "1 004"): pandas reads them
 # as text, and they would be one-hot encoded as one category per value
 THOUSANDS_NUMBER = re.compile(r"[+-]?\d{1,3}(?:([,. '])\d{3})(?:\1\d{3})*(?:[.,]\d+)?")
@@ -287,6 +291,14 @@ class TabularEncoder:
             raise DataError("has a header but no data rows", path)
         self._check_text_columns(path)
         self._check_anomaly_values(path)
+        for column, counts in self._counts.items():
+            if len(counts) > MAX_CATEGORIES:
+                raise DataError(f"column {column!r} has {len(counts):,} distinct values (at most {MAX_CATEGORIES:,} are one-hot "
+                                f"encoded): an identifier or free text? --drop {column}", path)
+        width = len(self.numeric_columns_) + sum(len(counts) for counts in self._counts.values())
+        if width > MAX_ENCODED_COLUMNS:
+            raise DataError(f"would encode to {width:,} columns (at most {MAX_ENCODED_COLUMNS:,}); --drop wide categorical columns",
+                            path)
         self.n_rows_ = self._n
         self.vocabularies_ = {c: sorted(self._counts.get(c, {})) for c in self.categorical_columns_}
         names = [str(c) for c in self.numeric_columns_]

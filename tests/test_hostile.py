@@ -766,3 +766,12 @@ def test_an_overlong_category_is_refused(tmp_path, capsys):
     rows = [f"{i},{'tcp' if i % 2 else 'udp'}" for i in range(20)] + ["20," + "q" * 5000]
     path = _table(tmp_path, "long.csv", "a,proto", rows)
     refuses(capsys, ["extract", path, "-o", tmp_path / "o.h5"], 4, "too long for a category", path, tmp_path)
+
+
+def test_an_identifier_column_is_not_one_hot_encoded_into_a_matrix_per_row(tmp_path, capsys):
+    """3,000 distinct 'categories' would be 3,000 columns of 3,000 rows: a small CSV, a big matrix."""
+    rows = [f"row{i},{i % 7},{'bad' if i % 50 == 0 else 'ok'}" for i in range(3000)]
+    path = _table(tmp_path, "ids.csv", "id,a,label", rows)
+    args = ["extract", path, "--label-column", "label", "--anomaly-values", "bad", "-o", tmp_path / "o.h5"]
+    refuses(capsys, args, 4, "--drop id", path, tmp_path)
+    assert run_cli(capsys, *args, "--drop", "id")[0] == 0
