@@ -287,8 +287,9 @@ def extract(
 
 
 def _check_table_options(input_type, categorical, drop, label_column, anomaly_values) -> None:
-    """Options that only a table can honour are refused elsewhere rather than ignored, and
-    --anomaly-values without --label-column would leave the label among the features."""
+    """Options only a table can honour are refused for other inputs instead of being ignored,
+    and --anomaly-values without --label-column (which would leave the label among the
+    features) is refused."""
     if input_type != "table":
         given = [name for name, value in (("--categorical", categorical), ("--drop", drop), ("--label-column", label_column),
                                           ("--anomaly-values", anomaly_values)) if value]
