@@ -33,6 +33,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import stat
@@ -849,27 +850,29 @@ def attr_json(f: h5py.File, name: str):
 def _parse_json(raw, filename, name):
     try:
         raw = raw.decode() if isinstance(raw, bytes) else str(raw)
-        value = json.loads(raw)
     except UnicodeDecodeError:
         raise InputError(f"'{name}' is not valid UTF-8 text (corrupt?)", filename) from None
-    except json.JSONDecodeError:
-        raise InputError(f"'{name}' is not valid JSON (corrupt?)", filename) from None
-    except RecursionError:
-        raise InputError(f"'{name}' is JSON nested too deeply (corrupt or crafted?)", filename) from None
-    if json_depth(value) > MAX_JSON_DEPTH:  # deep enough to crash later comparisons and printing
+    # measured on the text, before parsing: deep nesting overflows the parser's recursion, and
+    # a parsed document of a few hundred levels would crash later comparisons and printing
+    if json_text_depth(raw) > MAX_JSON_DEPTH:
         raise InputError(f"'{name}' is JSON nested more than {MAX_JSON_DEPTH} levels deep (corrupt or crafted?)", filename)
-    return value
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise InputError(f"'{name}' is not valid JSON (corrupt?)", filename) from None
 
 
-def json_depth(value) -> int:
-    """How deeply lists and objects nest in ``value`` (iteratively: it is what limits recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_text_depth(text: str) -> int:
+    """How deeply [ and { nest in JSON text, outside strings (an upper bound for invalid JSON)."""
+    codes = np.frombuffer(_JSON_STRING.sub('""', text).encode(), dtype=np.uint8)
+    if not len(codes):
+        return 0
+    opened = np.cumsum((codes == ord("[")) | (codes == ord("{")), dtype=np.int64)
+    closed = np.cumsum((codes == ord("]")) | (codes == ord("}")), dtype=np.int64)
+    return int((opened - closed).max())
 
 
 def inputs_of(f: h5py.File) -> dict:
