@@ -1192,7 +1192,7 @@ def describe(path) -> dict:
                  **({"anomaly_share": float(share[k])} if share is not None else {})}
                 for k in order if sizes[k] > 0
             ]
-            info["summary"] = {"threshold": float(f.attrs["threshold"]), "selected": int(f["selected"].shape[0]),
+            info["summary"] = {"threshold": finite_threshold(f, path), "selected": int(f["selected"].shape[0]),
                                "rows": int(f.attrs["n_rows"]), "fallback": bool(f.attrs["fallback"]),
                                "unclustered": int(np.sum(art.read_array(f, "assignment") < 0))}
             if "selected_anomaly_share" in f.attrs:
@@ -1209,7 +1209,7 @@ def describe(path) -> dict:
                                **{f"train_{k}": v for k, v in art.attr_json(f, "final_metrics").items()}}
         elif kind == "scores":
             scores = read_finite_scores(art.read_array(f, "score"), path)
-            info["summary"] = {"rows": len(scores), "threshold": float(f.attrs["threshold"]),
+            info["summary"] = {"rows": len(scores), "threshold": finite_threshold(f, path),
                                "flagged": int(np.sum(art.read_array(f, "is_anomaly"))),
                                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                                "score_max": float(scores.max()), **art.attr_json(f, "metrics")}
@@ -1225,6 +1225,14 @@ def describe(path) -> dict:
     return info
 
 
+def finite_threshold(f: h5py.File, path) -> float:
+    """An artifact's threshold attribute, or DataError naming the file if it is not a number."""
+    threshold = float(f.attrs["threshold"])
+    if not np.isfinite(threshold):
+        raise DataError(f"has threshold {threshold}, not a number", path)
+    return threshold
+
+
 # =========================================================================== evaluate
 def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, progress: Progress = _no_progress) -> dict:
     """Metrics of a scores artifact against ground truth (from the scores file itself, or the
@@ -1234,10 +1242,8 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     with art.open_artifact(scores_path, "scores") as f:
         scores, is_anomaly = read_finite_scores(art.read_array(f, "score"), scores_path), art.read_array(f, "is_anomaly")
         y = art.read_array(f, "y") if "y" in f else None
-        threshold = float(f.attrs["threshold"])
+        threshold = finite_threshold(f, scores_path)
         inputs = art.inputs_of(f)
-    if not np.isfinite(threshold):
-        raise DataError(f"has threshold {threshold}, not a number", scores_path)
     source = str(scores_path)
     features_path = labels_path or inputs.get("features", {}).get("path")
     extra = {}

@@ -242,8 +242,11 @@ def test_nan_or_infinite_scores_give_no_metrics(tmp_path, capsys, built, value):
 
 def test_a_non_finite_threshold_gives_no_metrics(tmp_path, capsys, built):
     for threshold in (np.nan, np.inf):
-        bad = rewrite(copy(built, "scores", tmp_path / "thr.h5"), lambda f: f.attrs.__setitem__("threshold", threshold))
-        refuses(capsys, ["evaluate", bad], 4, "threshold", bad, tmp_path)
+        for kind in ("scores", "clusters"):
+            bad = rewrite(copy(built, kind, tmp_path / f"{kind}-thr.h5"), lambda f: f.attrs.__setitem__("threshold", threshold))
+            refuses(capsys, ["inspect", bad], 4, "threshold", bad, tmp_path)
+            if kind == "scores":
+                refuses(capsys, ["evaluate", bad], 4, "threshold", bad, tmp_path)
 
 
 def _strict(text: str):
