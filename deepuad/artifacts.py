@@ -33,12 +33,14 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
+import stat
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -136,19 +138,51 @@ def fingerprint_of(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- writing
-def check_output_path(path: str | Path) -> Path:
-    """The output path, or OutputError if it cannot be written (before any work is done)."""
+def check_output_path(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """The output path, or OutputError if it cannot be written (before any work is done).
+
+    An output is written under a temporary name and renamed into place, so whatever the name
+    held is replaced: it must be a new name or a regular file, and none of the command's
+    ``inputs`` (the same file under any name, or a file inside an input folder). Otherwise
+    ``deepuad extract same.csv -o same.csv`` would replace the CSV, and ``-o /dev/null`` the
+    device itself."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        info = os.stat(path)  # follows a symbolic link: what it points to is what gets replaced
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except OSError as error:  # a name too long, a loop of links, ...
+        raise OutputError(f"cannot be used as an output: {error.strerror or error}", path) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError("is a directory, expected a file name", path)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise OutputError("is not a regular file (a device, FIFO or socket); deepuad writes a new file and renames it "
+                          "into place, which would replace it: choose a file name", path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"folder {folder} does not exist", path)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"folder {folder} is not writable", path)
-    if path.exists() and not os.access(path, os.W_OK):
+    if info is not None and not os.access(path, os.W_OK):
         raise OutputError("exists and is not writable", path)
+    for source in inputs:
+        if source is not None and is_same_or_inside(path, source):
+            raise OutputError(f"is also an input of this command ({source}); writing it would destroy that input: "
+                              "choose another output name", path)
     return path
+
+
+def is_same_or_inside(path: str | Path, source: str | Path) -> bool:
+    """Whether ``path`` is the file ``source`` (under any name: a link counts) or lies inside the
+    folder ``source``."""
+    path, source = Path(path), Path(source)
+    try:  # any of these can raise for a name the OS refuses (too long): then it names nothing that exists
+        if path.exists() and source.exists() and os.path.samefile(path, source):
+            return True
+        resolved, resolved_source = path.resolve(), source.resolve()
+        return resolved == resolved_source or (source.is_dir() and resolved_source in resolved.parents)
+    except (OSError, RuntimeError):
+        return False
 
 
 @contextlib.contextmanager
@@ -195,7 +229,7 @@ def _folder_lock(path: Path):
 
 
 def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary_name(path)
     handle = None
     try:
         handle = _SafeFile(tmp)
@@ -227,6 +261,33 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
             # HDF5 read back zeros where a write had failed and choked on them: report the cause
             raise _output_error(handle.error, path) from None
         raise
+
+
+def _temporary_name(path: Path) -> Path:
+    # a name near the file system's 255-byte limit must still leave room for the temporary suffix
+    short_name = path.name.encode()[:200].decode(errors="ignore")
+    return path.with_name(f".{short_name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def write_file_atomically(path: str | Path, write, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """A non-HDF5 output (a plot, metrics.json) written like an artifact: checked by
+    check_output_path, written by ``write(binary file)`` under a temporary name, fsynced and
+    renamed into place; on any error the temporary file is removed and the old file kept."""
+    path = check_output_path(path, inputs)
+    tmp = _temporary_name(path)
+    try:
+        with open(tmp, "xb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        _remove_quietly(tmp)
+        raise _output_error(error, path) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return path
 
 
 class _SafeFile:
@@ -306,25 +367,50 @@ _DRIVER_CODE = frozenset(f.__code__ for f in vars(_SafeFile).values() if callabl
 
 @contextlib.contextmanager
 def _interrupts_held_in_driver() -> Iterator[None]:
-    """Hold back a Ctrl-C while HDF5 is inside one of _SafeFile's methods and re-deliver it a
-    moment later: a KeyboardInterrupt raised there fails HDF5's write, and HDF5 then segfaults
-    on close (the same bug as a full disk). Everywhere else Ctrl-C acts at once, as usual."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield  # signals only reach the main thread; SIG_IGN/SIG_DFL raise nothing in Python
+    """Hold back a Ctrl-C (or a SIGTERM, which the CLI turns into the same KeyboardInterrupt)
+    while HDF5 is inside one of _SafeFile's methods and re-deliver it a moment later: a
+    KeyboardInterrupt raised there fails HDF5's write, and HDF5 then segfaults on close (the
+    same bug as a full disk). Everywhere else the signal acts at once, as usual.
+
+    A held-back signal whose re-delivery has not happened yet when HDF5 closes the file is
+    raised here, before the caller renames the file into place: otherwise it would arrive
+    after the rename (or during interpreter shutdown, where Python only prints it), and the
+    command would end with exit 0 and a replaced output although it was interrupted."""
+    signums = [s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None]
+    previous = {s: signal.getsignal(s) for s in signums}
+    held = [s for s in signums if callable(previous[s])]  # SIG_IGN/SIG_DFL raise nothing in Python
+    if threading.current_thread() is not threading.main_thread() or not held:
+        yield  # signals only reach the main thread
         return
+    pending: list[threading.Timer] = []
 
     def handler(signum, frame):
         if _inside_driver(frame):
-            threading.Timer(0.01, _thread.interrupt_main).start()  # again once HDF5 has returned
+            timer = threading.Timer(0.01, _redeliver, (signum,))  # again once HDF5 has returned
+            timer.daemon = True
+            pending.append(timer)
+            timer.start()
             return
-        previous(signum, frame)
+        pending.clear()  # delivered now
+        previous[signum](signum, frame)
 
-    signal.signal(signal.SIGINT, handler)
+    for signum in held:
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum in held:
+            signal.signal(signum, previous[signum])
+        late = [timer for timer in pending if timer.is_alive()]
+        for timer in late:
+            timer.cancel()
+    if late:
+        raise KeyboardInterrupt
+
+
+def _redeliver(signum: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(os.getpid(), signum)
 
 
 def _inside_driver(frame) -> bool:
@@ -435,11 +521,17 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
     An error HDF5 raises while the caller reads the open file (a corrupt block) is an
     InputError naming the file too."""
     path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", path)
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("no such file", path) from None
+    except OSError as error:  # a name too long, a loop of links, no permission on a folder
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
+    if stat.S_ISDIR(info.st_mode):
         raise InputError("is a directory, expected an HDF5 file", path)
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device: HDF5 would block or read forever
+        raise InputError("is not a regular file (a device, FIFO or socket)", path)
+    if info.st_size == 0:
         raise InputError("is empty", path)
     try:
         is_hdf5 = h5py.is_hdf5(path)
@@ -452,6 +544,7 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
     except (OSError, RuntimeError) as error:
         raise InputError(f"cannot open as HDF5 (corrupt or truncated?): {_one_line(error)}", path) from None
     with f, _h5py_errors_as_input_errors(path):
+        check_self_contained(f, path)
         try:
             found_kind = _str_attr(f, "deepuad_kind")
             version = int(f.attrs["deepuad_schema_version"])
@@ -478,6 +571,87 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
         if found_kind == "scores_shard":
             _check_shard(f, path)
         yield f
+
+
+# HDF5 can make a file read other files: external links, external raw storage (the data in a
+# named file, which may be /etc/passwd or a FIFO that blocks forever), virtual datasets (whose
+# missing sources read as zeros) and filters loaded as plugins. deepuad writes none of these, so
+# an artifact that holds one is refused before anything in it is read. Declared sizes are
+# bounded too, so that a small file cannot make a reader allocate gigabytes.
+ALLOWED_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32})
+MAX_CHUNK_BYTES = 64 << 20  # deepuad writes chunks of about 1 MiB; HDF5 allocates a whole chunk per read
+MAX_ATTRIBUTE_BYTES = 16 << 20  # deepuad's largest attribute is a few KiB of JSON
+MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
+MAX_JSON_DEPTH = 32  # deepuad's JSON nests 4 levels deep
+MAX_LAYERS, MAX_WIDTH = 64, 1 << 20  # a model's declared architecture; the weights must then match it
+
+
+def check_self_contained(f: h5py.File, path: str | Path) -> None:
+    """InputError unless every object of ``f`` lives in this file: no external or soft links,
+    no external storage, no virtual datasets, only the filters deepuad uses, chunks and
+    attributes of sane declared sizes, and attributes whose text is valid UTF-8."""
+    path = Path(path)
+    links: list[tuple[str, object]] = []
+    try:
+        # collect first, check after: an exception raised inside HDF5's visit callback comes
+        # back as a SystemError from h5py's lock
+        f.visititems_links(lambda name, link: links.append((name, link)))
+        objects: list[tuple[str, object]] = [("/", f)]
+        for name, link in links:
+            if isinstance(link, h5py.ExternalLink):
+                raise InputError(f"'{name}' is an external link to {link.filename[:100]}; deepuad reads nothing outside "
+                                 "the artifact (refused)", path)
+            if not isinstance(link, h5py.HardLink):
+                raise InputError(f"'{name}' is a {type(link).__name__}; deepuad artifacts hold no links (refused)", path)
+            objects.append((name, f[name]))
+        for name, obj in objects:
+            if isinstance(obj, h5py.Dataset):
+                _check_dataset_layout(obj, path, name)
+            for attr in obj.attrs:
+                _check_attribute(obj, attr, path, name)
+    except InputError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as error:
+        raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
+
+
+def _check_dataset_layout(dataset: h5py.Dataset, path: Path, name: str) -> None:
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise InputError(f"dataset '{name}' is a virtual dataset made of other files; deepuad reads nothing outside "
+                         "the artifact (refused)", path)
+    if plist.get_external_count() > 0:
+        raise InputError(f"dataset '{name}' keeps its data in an external file ({plist.get_external(0)[0].decode(errors='replace')[:100]}); "
+                         "deepuad reads nothing outside the artifact (refused)", path)
+    for index in range(plist.get_nfilters()):
+        code = plist.get_filter(index)[0]
+        if code not in ALLOWED_FILTERS:
+            raise InputError(f"dataset '{name}' uses HDF5 filter {code}, which deepuad does not write (refused: "
+                             "filters can be loaded as plugins)", path)
+    if dataset.chunks is not None:
+        chunk_bytes = int(np.prod(dataset.chunks, dtype=np.float64)) * dataset.dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise InputError(f"dataset '{name}' declares chunks of {chunk_bytes / 2**20:.0f} MiB (at most "
+                             f"{MAX_CHUNK_BYTES >> 20} MiB; corrupt or crafted?)", path)
+    _check_storage(dataset, path, name)
+
+
+def _check_attribute(obj, attr: str, path: Path, name: str) -> None:
+    attr_id = obj.attrs.get_id(attr)
+    declared = int(np.prod(attr_id.shape or (), dtype=np.float64)) * attr_id.dtype.itemsize
+    where = f"attribute '{attr}'" + ("" if name == "/" else f" of '{name}'")
+    if declared > MAX_ATTRIBUTE_BYTES:
+        raise InputError(f"{where} declares {declared / 2**20:.0f} MiB (corrupt or crafted?)", path)
+    try:
+        value = obj.attrs[attr]
+    except (UnicodeDecodeError, OSError, ValueError, TypeError) as error:
+        raise InputError(f"{where} is unreadable (not UTF-8 text?): {_one_line(error)}", path) from None
+    for item in np.asarray(value, dtype=object).ravel() if np.ndim(value) else (value,):
+        if isinstance(item, bytes):
+            try:
+                item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{where} is not valid UTF-8 text (corrupt?)", path) from None
 
 
 @contextlib.contextmanager
@@ -569,6 +743,10 @@ def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
         if stored < expected:
             raise InputError(f"dataset '{name}' declares shape {dataset.shape} but only {stored} of its {expected} "
                              "chunks are stored (truncated or corrupt?)", path)
+        nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+        if dataset.id.get_storage_size() * MAX_COMPRESSION_RATIO < nbytes:
+            raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size()} "
+                             "stored bytes, more than any compression gives (corrupt or crafted?)", path)
     elif layout == h5py.h5d.CONTIGUOUS:
         nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
         if dataset.id.get_storage_size() < nbytes:
@@ -587,6 +765,9 @@ def _check_model(f: h5py.File, path: Path) -> None:
         if not (_positive_int(architecture.get("n_features")) and isinstance(layers, list) and layers
                 and all(map(_positive_int, layers)) and isinstance(architecture.get("activation"), str)):
             raise invalid("architecture")
+        if len(layers) > MAX_LAYERS or max(architecture["n_features"], *layers) > MAX_WIDTH:  # declared, not stored
+            raise InputError(f"architecture declares {len(layers)} layers up to {max(layers)} wide (at most {MAX_LAYERS} "
+                             f"layers of {MAX_WIDTH}; corrupt or crafted?)", path)
     if "state" in f.attrs:
         state = attr_json(f, "state")
         if not (isinstance(state.get("epoch"), int) and isinstance(state.get("optimizer_param_groups"), str)):
@@ -659,7 +840,10 @@ def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | 
 
 
 def read_strings(f: h5py.File, name: str) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in read_array(f, name)]
+    try:
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in read_array(f, name)]
+    except UnicodeDecodeError:
+        raise InputError(f"dataset '{name}' holds text that is not valid UTF-8 (corrupt?)", f.filename) from None
 
 
 def read_json(f: h5py.File, name: str):
@@ -675,11 +859,31 @@ def attr_json(f: h5py.File, name: str):
 
 
 def _parse_json(raw, filename, name):
-    raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    except UnicodeDecodeError:
+        raise InputError(f"'{name}' is not valid UTF-8 text (corrupt?)", filename) from None
+    # measured on the text, before parsing: deep nesting overflows the parser's recursion, and
+    # a parsed document of a few hundred levels would crash later comparisons and printing
+    if json_text_depth(raw) > MAX_JSON_DEPTH:
+        raise InputError(f"'{name}' is JSON nested more than {MAX_JSON_DEPTH} levels deep (corrupt or crafted?)", filename)
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise InputError(f"'{name}' is not valid JSON (corrupt?)", filename) from None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_text_depth(text: str) -> int:
+    """How deeply [ and { nest in JSON text, outside strings (an upper bound for invalid JSON)."""
+    codes = np.frombuffer(_JSON_STRING.sub('""', text).encode(), dtype=np.uint8)
+    if not len(codes):
+        return 0
+    opened = np.cumsum((codes == ord("[")) | (codes == ord("{")), dtype=np.int64)
+    closed = np.cumsum((codes == ord("]")) | (codes == ord("}")), dtype=np.int64)
+    return int((opened - closed).max())
 
 
 def inputs_of(f: h5py.File) -> dict:

@@ -6,9 +6,12 @@ stderr, summaries to stdout (one JSON object with ``--json``), so scripts can pa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
+import signal
 import sys
 import traceback
 import warnings
@@ -21,7 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deepuad import __version__
-from deepuad.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, InputError, OutputError, UsageError
+from deepuad.errors import (
+    EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, InputError, OutputError, Terminated,
+    UsageError,
+)
 
 app = typer.Typer(
     name="deepuad",
@@ -31,8 +37,30 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
 )
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+def _stdout_closed() -> OutputError:
+    """The error for a reader that went away (``deepuad inspect F | head -1``). Not an OSError:
+    click turns a broken pipe into a silent exit 1, and rich into SystemExit(1)."""
+    # the rest goes to /dev/null, so that Python's own flush at exit fails no more
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return OutputError("standard output was closed before all output was written (broken pipe)")
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise _stdout_closed()
+
+
+def _emit(text: str) -> None:
+    """One line on stdout (the --json summary)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise _stdout_closed() from None
+
+
+stdout = _Console(soft_wrap=True)
+stderr = _Console(stderr=True, soft_wrap=True)
 state = {"quiet": False, "debug": False}
 
 EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
@@ -121,9 +149,27 @@ def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
     return summary
 
 
+def strict_json(value) -> str:
+    """``value`` as strict JSON: a NaN or infinity (a metric that is not defined, a marker
+    stored in an artifact) becomes null, since a bare NaN is not JSON and breaks parsers."""
+    return json.dumps(_finite_or_null(value), sort_keys=True, default=str, allow_nan=False)
+
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _report(summary: dict, as_json: bool, title: str) -> None:
     if as_json:
-        print(json.dumps(summary, sort_keys=True, default=str))
+        _emit(strict_json(summary))
         return
     if state["quiet"]:
         return
@@ -134,7 +180,8 @@ def _report(summary: dict, as_json: bool, title: str) -> None:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (the summary) on stdout instead of tables.")
-SEED_OPTION = typer.Option(0, "--seed", help="Random seed: same inputs + seed => same results on CPU.")
+# NumPy and scikit-learn take seeds in [0, 2**32): refused here, not blamed on a file later
+SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same inputs + seed => same results on CPU.")
 DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
 THREADS_OPTION = typer.Option(
     None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
@@ -508,13 +555,18 @@ def run(
                              reselect_sample, percentile_over, tol, min_fraction, seed, score=score, paper=paper)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
-    if not input.exists():
-        raise InputError("no such file or folder", input)
+    from deepuad.artifacts import is_same_or_inside
+
+    input = stages.require_exists(input)
+    f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
+    for target in (output_dir, f, c, m, s):  # before the folder is made: a refused command leaves nothing behind
+        if is_same_or_inside(target, input):
+            raise OutputError(f"is, or is inside, the input {input}; writing there would change that input: "
+                              "choose another folder", target)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create folder: {error.strerror}", output_dir) from None
-    f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
     summaries = {}
     quiet = state["quiet"]
     state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage
@@ -530,7 +582,7 @@ def run(
                                     contamination=contamination, device=device, threads=threads, skip_current=True)
     state["quiet"] = quiet
     if as_json:
-        print(json.dumps(summaries, sort_keys=True, default=str))
+        _emit(strict_json(summaries))
 
 
 # --------------------------------------------------------------------------- inspect
@@ -544,7 +596,7 @@ def inspect(
 
     info = stages.describe(file)
     if as_json:
-        print(json.dumps(info, sort_keys=True, default=str))
+        _emit(strict_json(info))
         return
     stdout.print(f"[bold]{info['path']}[/bold]: {info['kind']} (schema {info['schema_version']}, deepuad {info['deepuad_version']}, created {info['created']})")
     stdout.print(f"fingerprint {info['fingerprint'][:16]}…")
@@ -583,15 +635,28 @@ def _cell(value) -> str:
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    previous_sigterm = _terminate_like_ctrl_c()
+    state["terminated"] = False
     try:
         code = app(args=argv, prog_name="deepuad", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
+            _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
+        _flush_stdout()
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
         _fail(str(error), error.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        error = _stdout_closed()
+        _fail(str(error), error.exit_code)
+    except (typer.Abort, KeyboardInterrupt) as error:
+        cause = error.__cause__ or error.__context__ if isinstance(error, typer.Abort) else error
+        if isinstance(cause, EOFError):  # click turns an EOFError into Abort: a reader that missed one, not Ctrl-C
+            if "--debug" in argv:
+                traceback.print_exception(cause)
+            _fail(f"internal error: EOFError: {cause} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+        _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
     except Exception as error:
         if _is_click_usage_error(error):
             _fail(error.format_message().replace("\n", " "), getattr(error, "exit_code", EXIT_USAGE))
@@ -599,11 +664,37 @@ def main(argv: list[str] | None = None) -> None:
         if "--debug" in argv:
             traceback.print_exc()
         _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+    finally:
+        if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _is_click_usage_error(error: Exception) -> bool:
     # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
     return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
+
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (timeout, cron supervisors, docker stop) ends the command as Ctrl-C does:
+    temporary files removed, the old output kept, exit 130. Left alone where someone chose to
+    ignore it, or outside the main thread (signals cannot be set there)."""
+    def handler(signum, frame):
+        state["terminated"] = True
+        raise Terminated()
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            return signal.signal(signal.SIGTERM, handler)
+    return None
+
+
+def _flush_stdout() -> None:
+    """Flush now, so that a closed pipe is reported here and not as an "Exception ignored" at
+    interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise _stdout_closed() from None
 
 
 def _fail(message: str, code: int) -> None:

@@ -17,7 +17,7 @@ EXIT_DATA = 4  # the data itself is unusable: NaN/inf, empty, wrong width, ...
 EXIT_STALE = 5  # artifacts do not belong together (made from other inputs or encoding)
 EXIT_OUTPUT = 6  # the output cannot be written (permissions, disk full, locked)
 EXIT_DEVICE = 7  # the requested device (e.g. CUDA) is not available
-EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT, and SIGTERM (timeout, cron, docker stop) likewise
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -67,3 +67,8 @@ class OutputError(DeepUADError):
 
 class DeviceError(DeepUADError):
     exit_code = EXIT_DEVICE
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that it takes the same clean-up path (temporary
+    files removed, exit 130) instead of killing the process mid-write."""

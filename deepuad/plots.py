@@ -24,9 +24,13 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> str:
+    from deepuad.artifacts import write_file_atomically
+
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    try:
+        write_file_atomically(path, lambda handle: fig.savefig(handle, dpi=120, format="png"))
+    finally:
+        _pyplot().close(fig)
     return str(path)
 
 
@@ -100,7 +104,7 @@ def video_scores(video: str, scores: np.ndarray, y: np.ndarray | None, folder: P
         for start, stop in _runs(y):
             ax.axvspan(start - 0.5, stop - 0.5, color="C1", alpha=0.3, lw=0)
     ax.set(xlabel="segment", ylabel="score", title=f"{video}" + ("  (shaded: annotated anomaly)" if y is not None else ""), ylim=(0, 1.05))
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in video)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in video)[:150]  # names come from the data
     return _save(fig, folder / f"video_{safe}.png")
 
 

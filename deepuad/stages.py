@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -54,14 +55,32 @@ def default_output(input_path: str | Path, suffix: str) -> Path:
 
 def require_input_file(path: str | Path) -> Path:
     path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", path)
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("no such file", path) from None
+    except OSError as error:  # a name too long, a loop of links
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
+    if stat.S_ISDIR(info.st_mode):
         raise InputError("is a directory, expected a file", path)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO blocks, a device never ends
+        raise InputError("is not a regular file (a device, FIFO or socket)", path)
     if not os.access(path, os.R_OK):
         raise InputError("is not readable (permissions)", path)
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise InputError("is empty", path)
+    return path
+
+
+def require_exists(path: str | Path, what: str = "no such file or folder") -> Path:
+    """``path`` if it exists; InputError otherwise, also for names the OS refuses (too long)."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(what, path) from None
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
     return path
 
 
@@ -79,6 +98,9 @@ def resolve_device(device: str) -> str:
     raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
 
 
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
+
 def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
     """Pin torch and BLAS thread pools. Default: 1 thread on machines with <= 2 cores (spinning
     OpenMP threads make a small net 50x slower when another process shares the CPU), else
@@ -89,8 +111,8 @@ def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
     if threads is None:
         cores = os.cpu_count() or 1
         threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults creating 100,000 threads
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
     torch.set_num_threads(threads)
     threadpool_limits(threads)
     return threads
@@ -186,9 +208,7 @@ def extract(
     ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
     from deepuad.tabular import TabularEncoder, read_table_chunks
 
-    input_path = Path(input_path)
-    if not input_path.exists():
-        raise InputError("no such file or folder", input_path)
+    input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
         raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
     if input_type == "auto":
@@ -201,10 +221,16 @@ def extract(
         raise UsageError("--normal-class and --anomaly-ratio go together")
     if per_video and input_type != "video":
         raise UsageError("--per-video applies to video feature folders only")
+    _check_table_options(input_type, categorical, drop, label_column, anomaly_values)
     default = input_path.with_name(input_path.name + ".per-video") if per_video else default_output(input_path, "features")
     output = Path(output or default)
+    sources = (input_path, like, labels, model, annotations)
     if not per_video:
-        output = art.check_output_path(output)
+        output = art.check_output_path(output, sources)
+    else:
+        for source in sources:
+            if source is not None and art.is_same_or_inside(output, source):
+                raise OutputError(f"is also an input of this command ({source}), or inside it: choose another folder", output)
     params = {
         "input_type": input_type, "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
         "anomaly_values": anomaly_values, "scale": scale, "like": str(like) if like else None,
@@ -244,14 +270,33 @@ def extract(
             progress("fitting encoding", rows, 0)
         encoder.finish_fit(input_path)
 
+    # rows encoded at a time: a chunk of --chunk-rows rows times a wide one-hot encoding (float64
+    # while it is built) must not take gigabytes
+    rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
+
     def table_chunks():
         for df in read_table_chunks(input_path, chunk_rows, text_encoding):
-            X_chunk, unseen_chunk = encoder.transform(df, input_path)
-            for column, count in unseen_chunk.items():
-                unseen[column] = unseen.get(column, 0) + count
-            yield X_chunk, encoder.labels(df, input_path)
+            for start in range(0, len(df), rows_per_piece):
+                piece = df.iloc[start : start + rows_per_piece]
+                X_chunk, unseen_chunk = encoder.transform(piece, input_path)
+                for column, count in unseen_chunk.items():
+                    unseen[column] = unseen.get(column, 0) + count
+                yield X_chunk, encoder.labels(piece, input_path)
 
     return write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen)
+
+
+def _check_table_options(input_type, categorical, drop, label_column, anomaly_values) -> None:
+    """Options only a table can honour are refused for other inputs instead of being ignored,
+    and --anomaly-values without --label-column (which would leave the label among the
+    features) is refused."""
+    if input_type != "table":
+        given = [name for name, value in (("--categorical", categorical), ("--drop", drop), ("--label-column", label_column),
+                                          ("--anomaly-values", anomaly_values)) if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to CSV/TSV tables only; this input is {input_type}")
+    if anomaly_values and label_column is None:
+        raise UsageError("--anomaly-values needs --label-column (else the label column would be encoded as a feature)")
 
 
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames) -> dict:
@@ -411,11 +456,24 @@ def load_features(path, max_bytes: int = 8 << 30) -> dict:
         encoding_fp = str(f.attrs.get("encoding_fingerprint", ""))
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"X is empty (shape {X.shape})", path)
-    if not np.isfinite(X).all():
-        raise DataError(f"X has {int((~np.isfinite(X)).any(axis=1).sum())} row(s) with NaN or infinite values", path)
+    X = as_finite_float32(X, path)
     if y is not None and len(y) != len(X):
         raise InputError(f"y has {len(y)} entries but X has {len(X)} rows", path)
-    return {"X": np.asarray(X, dtype=np.float32), "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
+    return {"X": X, "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
+
+
+def as_finite_float32(X, path, first_row: int = 0) -> np.ndarray:
+    """X as float32, or DataError if it holds NaN, infinity, or a value beyond float32's range
+    (|x| > 3.4e38: a float64 file whose values would turn into inf, and the scores into NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = np.asarray(X, dtype=np.float32)
+    finite = np.isfinite(X32)
+    if not finite.all():
+        bad_rows = ~finite.all(axis=1) if X32.ndim == 2 else ~finite
+        first = first_row + int(np.argmax(bad_rows))
+        raise DataError(f"X has {int(bad_rows.sum())} row(s) with NaN or infinite values, or values beyond float32's "
+                        f"range (first: row {first})", path)
+    return X32
 
 
 @contextlib.contextmanager
@@ -438,8 +496,7 @@ def features_for_clustering(path, streaming: bool):
 def _require_finite_rows(X, start: int, stop: int, path, chunk: int = 65536) -> None:
     """DataError unless rows [start, stop) of an on-disk X are finite, read chunk by chunk."""
     for first in range(start, stop, chunk):
-        if not np.isfinite(X[first : min(first + chunk, stop)]).all():
-            raise DataError(f"X has NaN or infinite values in rows {first}+", path)
+        as_finite_float32(X[first : min(first + chunk, stop)], path, first)
 
 
 # =========================================================================== cluster
@@ -467,7 +524,7 @@ def cluster(
     if n_clusters < 1:
         raise UsageError(f"--clusters must be >= 1, got {n_clusters}")
     _check_cluster_options(percentile_over, min_fraction, seed, method, method_options or {})
-    output = art.check_output_path(output or default_output(features_path, "clusters"))
+    output = art.check_output_path(output or default_output(features_path, "clusters"), [features_path])
     options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
               "min_fraction": min_fraction, "seed": seed, "method_options": options}
@@ -486,6 +543,8 @@ def cluster(
             raise DataError(f"clustering failed: {error}", features_path) from None
         n_rows = len(X)
     progress(f"clustering ({method})", 1, 1)
+    if not np.isfinite(selection.threshold) or not np.isfinite(selection.variances[selection.sizes > 0]).all():
+        raise DataError(f"clustering gave a variance threshold of {selection.threshold} (values too large?)", features_path)
     if selection.fallback:
         warnings.warn(
             f"the p0 rule selected fewer than {min_fraction:.0%} of the rows; added clusters in increasing variance "
@@ -584,7 +643,7 @@ def train(
         detector.check_params()
     except ValueError as error:
         raise UsageError(str(error)) from None
-    output = art.check_output_path(output or default_output(features_path, "model"))
+    output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
     world = World.from_environment(resolve_device(device))  # joins the torchrun process group, if any
     try:
         threads = set_threads(threads, world.local_size)
@@ -647,6 +706,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
 
     def on_event(event: str, det: DeepUAD, info: dict) -> None:
         if event == "epoch":
+            if not np.isfinite(info["loss"]):  # else the next re-selection blames the features ("contains NaN")
+                raise DataError(_diverged(det, f"the training loss is {info['loss']} after epoch {info['epoch']}"))
             progress("training", info["epoch"], det.epochs)
             return
         iteration = info["iteration"]
@@ -661,6 +722,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
                      world=world)
     except ValueError as error:
         raise DataError(str(error), features_path) from None
+    if not np.isfinite(detector.decision_scores_).all():
+        raise DataError(_diverged(detector, "the trained model gives NaN or infinite scores"))
     final = {}
     if y is not None:
         final = ranking_metrics(y, detector.decision_scores_)
@@ -676,6 +739,11 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     }
     summary.update({f"train_{k}": v for k, v in final.items()})
     return summary
+
+
+def _diverged(detector, what: str) -> str:
+    return (f"training diverged: {what} (learning rate --lr {detector.lr:g}; try a smaller one); "
+            "no model was written")
 
 
 def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) -> dict:
@@ -731,8 +799,71 @@ def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
         architecture = art.attr_json(f, "architecture")
         if architecture.get("n_features") != n_features:
             raise StaleError(f"cannot --resume: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
+        _check_weight_shapes(f, path, architecture)
         arrays, state, diagnostics = _read_model_state(f)
+    _check_resume_state(arrays, state, params, n_rows, n_features, path)
     return (arrays, state), diagnostics
+
+
+def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_features: int, path) -> None:
+    """InputError naming the checkpoint for anything its restore or the training after it would
+    trip over (empty or out-of-range selections, a broken optimiser or RNG state, NaN weights),
+    instead of an internal error or a NaN loss blamed on the features."""
+    from deepuad.detector import DeepUAD
+
+    for record in state["iterations"]:
+        selected = arrays.get(f"iterations/{record['iteration']}/selected")
+        if selected is None or len(selected) == 0 or selected.min() < 0 or selected.max() >= n_rows:
+            raise InputError(f"cannot --resume: the selection of iteration {record['iteration']} is empty or has row "
+                             f"indices outside [0, {n_rows}) (corrupt?)", path)
+    if not (isinstance(state.get("epoch"), int) and 0 <= state["epoch"]):
+        raise InputError("cannot --resume: the checkpoint's epoch is not a count (corrupt?)", path)
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
+    probe = DeepUAD(**{k: params[k] for k in TRAIN_PARAM_NAMES if k in params}, device="cpu")
+    try:
+        probe._restore((arrays, state), n_features, n_rows)
+        for group in probe.optimizer_.param_groups:
+            if not all(np.isfinite(float(group[key])) for key in ("lr", "eps", "weight_decay")):
+                raise ValueError("optimizer settings are not finite numbers")
+            for parameter in group["params"]:  # Adam's moments: torch does not check their shapes
+                for key, value in probe.optimizer_.state.get(parameter, {}).items():
+                    if key != "step" and tuple(value.shape) != tuple(parameter.shape):
+                        raise ValueError(f"optimizer '{key}' has shape {tuple(value.shape)}, its weight {tuple(parameter.shape)}")
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
+        raise InputError(f"cannot --resume: the checkpoint's training state is unusable (corrupt?): "
+                         f"{type(error).__name__}: {error}"[:400], path) from None
+
+
+def _check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
+    """InputError unless the stored weights have exactly the shapes the architecture declares.
+    Checked on the file's metadata before the network is built, so that a small file declaring
+    20,000-wide layers cannot make deepuad allocate gigabytes (the network is built on PyTorch's
+    "meta" device, which allocates nothing)."""
+    import torch
+
+    from deepuad.autoencoder import Autoencoder
+
+    layers = architecture["layers"]  # at most art.MAX_LAYERS of art.MAX_WIDTH: checked by open_artifact
+    try:
+        with torch.device("meta"):
+            expected = {f"weights/{name}": tuple(value.shape) for name, value in
+                        Autoencoder(architecture["n_features"], tuple(layers), architecture["activation"]).state_dict().items()}
+    except ValueError as error:
+        raise InputError(f"attribute 'architecture' does not describe a model (corrupt?): {error}", path) from None
+    stored = {name: tuple(f[name].shape) for name in _dataset_names(f, "weights/")}
+    if stored != expected:
+        wrong = sorted(set(stored.items()) ^ set(expected.items()))[:1]
+        raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {wrong[0][0]} "
+                         f"{'is ' + str(stored.get(wrong[0][0])) if wrong[0][0] in stored else 'is missing'}, "
+                         f"architecture needs {expected.get(wrong[0][0], 'none')}", path)
+
+
+def _dataset_names(f: h5py.File, prefix: str) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and name.startswith(prefix) else None)
+    return names
 
 
 def _read_model_state(f: h5py.File):
@@ -760,12 +891,16 @@ def load_model(path, device="cpu"):
     with art.open_artifact(path, "model") as f:
         params = art.params_of(f)
         architecture = art.attr_json(f, "architecture")
+        _check_weight_shapes(f, path, architecture)
         arrays, state, _ = _read_model_state(f)
         meta = {
             "fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", "")),
             "complete": bool(f.attrs.get("complete", False)), "n_rows": int(f.attrs["n_rows"]), "params": params,
             "architecture": architecture,
         }
+    for name, values in arrays.items():
+        if name.startswith("weights/") and not np.isfinite(values).all():
+            raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
     kwargs = {k: params[k] for k in TRAIN_PARAM_NAMES if k in params}
     kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
     detector = DeepUAD(**kwargs, device=device)
@@ -810,7 +945,7 @@ def score(
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
-    output = art.check_output_path(output or default_output(features_path, suffix))
+    output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
     set_threads(threads)
     detector, model_meta = load_model(model_path, resolve_device(device))
     if not model_meta["complete"] and not hasattr(detector, "score_parts_"):
@@ -851,13 +986,36 @@ def score(
                     chunk = X[begin:end]
                 except (OSError, ValueError) as error:
                     raise InputError(f"X unreadable at rows {begin}+ (corrupt?): {error}", features_path) from None
-                if not np.isfinite(chunk).all():
-                    raise DataError(f"X has NaN or infinite values in rows {begin}..{end - 1}", features_path)
-                yield begin - start, detector.decision_function(chunk, batch_size=batch_rows)
+                chunk = as_finite_float32(chunk, features_path, begin)
+                values = detector.decision_function(chunk, batch_size=batch_rows)
+                if not np.isfinite(values).all():  # finite weights and inputs can still overflow together
+                    raise DataError(f"scoring rows {begin}..{end - 1} with {model_path} gave NaN or infinite scores "
+                                    f"(largest |x| in them: {float(np.abs(chunk).max()):.3g}; values too large for this model?)",
+                                    features_path)
+                yield begin - start, values
 
         if shard is None:
             return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress)
         return _write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
+
+
+def require_finite_scores(values: np.ndarray, first_row: int, inputs: dict) -> None:
+    """DataError for NaN or infinite scores: the last guard before any writer stores them, so
+    that no command ends with exit 0 and scores (or a threshold, or metrics) that are not numbers."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        source = inputs.get("features", {}).get("path")
+        raise DataError(f"{int((~finite).sum())} score(s) are NaN or infinite (first: row {first_row + int(np.argmin(finite))}); "
+                        "nothing was written", source)
+
+
+def read_finite_scores(values: np.ndarray, path) -> np.ndarray:
+    """Scores read from an artifact, or DataError naming it if any is NaN or infinite."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DataError(f"holds {int((~finite).sum())} NaN or infinite score(s) (first: row {int(np.argmin(finite))}); "
+                        "metrics over them would mean nothing", path)
+    return values
 
 
 def _score_dataset(out: h5py.File, n_rows: int) -> h5py.Dataset:
@@ -880,6 +1038,7 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
         stored = _score_dataset(out, n_rows)
         done = 0
         for start, values in chunks:
+            require_finite_scores(values, start, inputs)
             scores[start : start + len(values)] = values
             stored[start : start + len(values)] = scores[start : start + len(values)]
             done += len(values)
@@ -889,6 +1048,8 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
         if threshold is None:
             # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
             threshold = float(np.quantile(scores, 1.0 - contamination))
+        if not np.isfinite(threshold):  # a detector's own threshold (baseline) is not checked elsewhere
+            raise DataError(f"the threshold is {threshold}, not a number; nothing was written", inputs.get("features", {}).get("path"))
         is_anomaly = (scores > threshold).astype(np.int8)
         metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
         art.put(out, "is_anomaly", is_anomaly, chunked=True)
@@ -910,6 +1071,7 @@ def _write_shard(output, params, inputs, chunks, y, shard, rows, n_rows_total, b
         stored = _score_dataset(out, stop - start)
         done = 0
         for begin, values in chunks:
+            require_finite_scores(values, begin, inputs)
             stored[begin : begin + len(values)] = values
             done += len(values)
             progress(f"scoring shard {index}/{count}", done, stop - start)
@@ -931,7 +1093,7 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
     if not shard_paths:
         raise UsageError("give the shard files to merge")
     if output is not None:
-        output = art.check_output_path(output)
+        output = art.check_output_path(output, shard_paths)
     shards = [_read_shard_header(path) for path in shard_paths]
     first = shards[0]
     for shard in shards[1:]:
@@ -954,7 +1116,7 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
                 raise StaleError(f"was scored with other --contamination/--threshold options than {first['path']}; "
                                  "pass --contamination or --threshold to merge-scores", shard["path"])
         contamination, threshold = first["contamination"], first["threshold"]
-    output = output or art.check_output_path(default_output(ordered[0]["path"], "scores"))
+    output = output or art.check_output_path(default_output(ordered[0]["path"], "scores"), shard_paths)
     n_rows = first["n_rows_total"]
     params = {"contamination": contamination, "threshold": threshold, "device": ",".join(sorted({s["device"] for s in shards})),
               "batch_rows": first["batch_rows"], "shards": count}
@@ -967,6 +1129,7 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
                 values = art.read_array(f, "score")
             if len(values) != shard["row_stop"] - shard["row_start"]:  # rewritten since it was checked
                 raise InputError("changed while merging", shard["path"])
+            read_finite_scores(values, shard["path"])
             yield shard["row_start"], values
 
     summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress, "merging shards")
@@ -1039,7 +1202,7 @@ def describe(path) -> dict:
                  **({"anomaly_share": float(share[k])} if share is not None else {})}
                 for k in order if sizes[k] > 0
             ]
-            info["summary"] = {"threshold": float(f.attrs["threshold"]), "selected": int(f["selected"].shape[0]),
+            info["summary"] = {"threshold": finite_threshold(f, path), "selected": int(f["selected"].shape[0]),
                                "rows": int(f.attrs["n_rows"]), "fallback": bool(f.attrs["fallback"]),
                                "unclustered": int(np.sum(art.read_array(f, "assignment") < 0))}
             if "selected_anomaly_share" in f.attrs:
@@ -1058,13 +1221,13 @@ def describe(path) -> dict:
                                   if "contamination_estimate" in f.attrs else {}),
                                **{f"train_{k}": v for k, v in art.attr_json(f, "final_metrics").items()}}
         elif kind == "scores":
-            scores = art.read_array(f, "score")
-            info["summary"] = {"rows": len(scores), "threshold": float(f.attrs["threshold"]),
+            scores = read_finite_scores(art.read_array(f, "score"), path)
+            info["summary"] = {"rows": len(scores), "threshold": finite_threshold(f, path),
                                "flagged": int(np.sum(art.read_array(f, "is_anomaly"))),
                                "score_min": float(scores.min()), "score_median": float(np.median(scores)),
                                "score_max": float(scores.max()), **art.attr_json(f, "metrics")}
         elif kind == "scores_shard":
-            scores = art.read_array(f, "score")
+            scores = read_finite_scores(art.read_array(f, "score"), path)
             info["summary"] = {"shard": f"{int(f.attrs['shard_index'])}/{int(f.attrs['shard_count'])}", "rows": len(scores),
                                "row_start": int(f.attrs["row_start"]), "row_stop": int(f.attrs["row_stop"]),
                                "rows_total": int(f.attrs["n_rows_total"]), "batch_rows": int(f.attrs["batch_rows"]),
@@ -1075,6 +1238,14 @@ def describe(path) -> dict:
     return info
 
 
+def finite_threshold(f: h5py.File, path) -> float:
+    """An artifact's threshold attribute, or DataError naming the file if it is not a number."""
+    threshold = float(f.attrs["threshold"])
+    if not np.isfinite(threshold):
+        raise DataError(f"has threshold {threshold}, not a number", path)
+    return threshold
+
+
 # =========================================================================== evaluate
 def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, progress: Progress = _no_progress) -> dict:
     """Metrics of a scores artifact against ground truth (from the scores file itself, or the
@@ -1082,9 +1253,9 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     from deepuad.metrics import binary_metrics
 
     with art.open_artifact(scores_path, "scores") as f:
-        scores, is_anomaly = art.read_array(f, "score"), art.read_array(f, "is_anomaly")
+        scores, is_anomaly = read_finite_scores(art.read_array(f, "score"), scores_path), art.read_array(f, "is_anomaly")
         y = art.read_array(f, "y") if "y" in f else None
-        threshold = float(f.attrs["threshold"])
+        threshold = finite_threshold(f, scores_path)
         inputs = art.inputs_of(f)
     source = str(scores_path)
     features_path = labels_path or inputs.get("features", {}).get("path")
@@ -1111,6 +1282,13 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     from deepuad import plots
 
     plots_dir = Path(plots_dir)
+    model_path = model_path or inputs.get("model", {}).get("path")
+    for source in (scores_path, labels_path, model_path, features_path):
+        # evaluate writes metrics.json and *.png there: an input with such a name would be replaced
+        if source and (Path(source).name == "metrics.json" or Path(source).suffix.lower() == ".png") \
+                and art.is_same_or_inside(Path(source), plots_dir):
+            raise OutputError(f"holds {source}, an input of this command that the plots would replace; choose another folder",
+                              plots_dir)
     try:
         plots_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -1118,16 +1296,16 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     written = [plots.score_histogram(scores, y, threshold, plots_dir)]
     if y is not None and len(np.unique(y)) == 2:
         written += plots.roc_pr_curves(y, scores, plots_dir)
-    model_path = model_path or inputs.get("model", {}).get("path")
     if model_path and Path(model_path).exists():
         written.append(plots.iteration_curves(describe(model_path)["iterations"], plots_dir))
     if "video" in extra:
-        videos = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in extra["video"]])
+        videos = np.asarray([v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in extra["video"]])
         for name in dict.fromkeys(videos.tolist()):
             rows = np.flatnonzero(videos == name)
             written.append(plots.video_scores(name, scores[rows], None if y is None else y[rows], plots_dir))
     summary["plots"] = written
-    (plots_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    text = json.dumps(summary, indent=2, sort_keys=True, default=str, allow_nan=False)  # metrics are finite or None
+    art.write_file_atomically(plots_dir / "metrics.json", lambda handle: handle.write(text.encode()))
     return summary
 
 
@@ -1162,7 +1340,7 @@ def baseline(
     if lr is not None and not (lr > 0 and np.isfinite(lr)):
         raise UsageError(f"--lr must be a positive number, got {lr}")
     score_features = score_features or features_path
-    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"))
+    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"), [features_path, score_features])
     set_threads(threads)
     options: dict = {"contamination": contamination, "random_state": seed}
     if method in ("ae", "dagmm"):

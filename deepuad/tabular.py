@@ -10,7 +10,16 @@ all-zero one-hot rows and are counted.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import codecs
+import csv
+import gzip
+import io
+import lzma
+import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +45,95 @@ def _starts_with(path: Path, signatures) -> bool:
     return any(head.startswith(signature) for signature in signatures)
 
 
+# Compressed tables, recognised by their first bytes (not their names); .zip by its name, as
+# pandas does, holding exactly one file.
+DECOMPRESSORS = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+# The longest line deepuad reads. pandas holds a whole line (and then each cell as a Python
+# string) in memory, so a 0.9 MB .csv.gz holding one 200 MB cell took 2.7 GB and wrote its text
+# into the artifact as a category name.
+MAX_LINE_BYTES = 16 << 20
+MAX_CATEGORY_CHARS = 4096  # a longer "category" is free text or a broken quote, not a category
+# one-hot columns: a column of row IDs or free text read as categories would be one column per
+# row (100,000 rows -> 10^10 cells); such a column should be dropped, not encoded
+MAX_CATEGORIES = 1000
+MAX_ENCODED_COLUMNS = 10_000
+# numbers written with thousands separators ("1,004.45", "1.004,45", "1 004"): pandas reads them
+# as text, and they would be one-hot encoded as one category per value
+THOUSANDS_NUMBER = re.compile(r"[+-]?\d{1,3}(?:([,. '])\d{3})(?:\1\d{3})*(?:[.,]\d+)?")
+
+
+def _open_decompressed(path: Path):
+    """``path`` opened for reading bytes, decompressed if it is gzip, bzip2, xz or a one-file zip."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    for magic, opener in DECOMPRESSORS:
+        if head.startswith(magic):
+            return opener(path, "rb")
+    if head.startswith(b"PK\x03\x04") and path.suffix.lower() == ".zip":
+        archive = zipfile.ZipFile(path)
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            raise InputError(f"is a zip archive of {len(members)} files; expected exactly one table", path)
+        return archive.open(members[0])
+    return open(path, "rb")
+
+
+class _GuardedStream(io.RawIOBase):
+    """The table's bytes as pandas reads them, checked on the way: a corrupt compressed stream
+    is an InputError (a truncated .gz raised EOFError, which click reports as "interrupted"
+    with exit 130), and so are a line longer than MAX_LINE_BYTES and, in 8-bit and UTF-8 text,
+    a NUL byte (HDF5 cannot store it in a category name)."""
+
+    def __init__(self, raw, path: Path, allow_nul: bool):
+        self.raw, self.path, self.allow_nul = raw, path, allow_nul
+        self.offset = 0
+        self.line_bytes = 0  # bytes since the last newline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.raw.read(len(buffer))
+        except (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, OSError) as error:
+            raise InputError(f"is a corrupt or truncated compressed file: {error}", self.path) from None
+        nul = -1 if self.allow_nul else data.find(b"\0")
+        if nul >= 0:
+            raise InputError(f"contains a NUL byte at byte {self.offset + nul} (a binary file, or text in "
+                             "another encoding? see --encoding)", self.path)
+        last_newline = data.rfind(b"\n")
+        self.line_bytes = self.line_bytes + len(data) if last_newline < 0 else len(data) - last_newline - 1
+        if self.line_bytes > MAX_LINE_BYTES:
+            raise InputError(f"has a line longer than {MAX_LINE_BYTES >> 20} MiB near byte {self.offset} (a broken quote, "
+                             "or not a table?)", self.path)
+        buffer[: len(data)] = data
+        self.offset += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.raw.close()
+        super().close()
+
+
+def _check_header(path: Path, sep: str, encoding: str) -> None:
+    """InputError for a header that names a column twice: pandas renames the second 'label' to
+    'label.1', which would then be encoded as a feature and leak the ground truth."""
+    with _open_decompressed(path) as raw:
+        line = io.BufferedReader(_GuardedStream(raw, path, allow_nul=True)).readline(MAX_LINE_BYTES)
+    try:
+        names = next(csv.reader([line.decode(encoding).lstrip("\ufeff")], delimiter=sep, skipinitialspace=True))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return  # pandas reports what is wrong with it
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        name = name.strip()
+        if name in seen and name:
+            raise InputError(f"names column {name!r} twice (columns {seen[name]} and {position}); rename one, since pandas "
+                             "would keep the second as a separate feature (a duplicated label leaks into the features)", path)
+        seen[name] = position
+
+
 def _separator(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     return "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
@@ -50,16 +148,19 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
         raise UsageError(f"--encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252)") from None
     if _starts_with(path, HDF5_SIGNATURE):  # else "not valid utf-8 text (byte 0)", which misleads
         raise InputError("is an HDF5 file, not a CSV/TSV table (extract reads raw data; artifacts go to the later stages)", path)
+    allow_nul = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
     try:
+        _check_header(path, _separator(path), encoding)
+        source = io.BufferedReader(_GuardedStream(_open_decompressed(path), path, allow_nul), buffer_size=1 << 20)
         reader = pd.read_csv(
-            path, sep=_separator(path), chunksize=chunk_rows, encoding=encoding,
+            source, sep=_separator(path), chunksize=chunk_rows, encoding=encoding, compression=None,
             skipinitialspace=True, low_memory=False, keep_default_na=False,
             # "nan" is how Python and NumPy print a missing number: read as missing, so that a
             # numeric column holding it is refused (DataError) instead of silently becoming a
             # one-hot text column. In a text column it stays the category "nan", as before.
             na_values=NA_VALUES,
         )
-        with reader:
+        with reader, source:
             yield from reader
     except UnicodeDecodeError as error:
         raise InputError(f"is not valid {encoding} text (byte {error.start}); pass --encoding", path) from None
@@ -67,6 +168,8 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
         raise InputError("is empty (no header, no rows)", path) from None
     except pd.errors.ParserError as error:
         raise InputError(f"malformed table: {str(error).strip().splitlines()[-1]}", path) from None
+    except (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as error:
+        raise InputError(f"is a corrupt or truncated compressed file: {error}", path) from None
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read as a table: {error}", path) from None
 
@@ -96,10 +199,22 @@ class TabularEncoder:
             self._setup_columns(df, path)
         self._check_columns(df, path, require_label=True)
         for column in self.categorical_columns_:
-            counts = df[column].astype(str).value_counts()
+            values = df[column].astype(str)
+            counts = values.value_counts()
             vocabulary = self._counts.setdefault(column, {})
             for value, count in counts.items():
+                if len(value) > MAX_CATEGORY_CHARS:
+                    raise DataError(f"column {column!r} holds a {len(value):,}-character value, too long for a category "
+                                    "(free text, or a broken quote?); --drop it", path)
                 vocabulary[value] = vocabulary.get(value, 0) + int(count)
+            if column not in self.categorical:
+                self._count_numberlike(column, df[column], path)
+        if self.label_column is not None and self.anomaly_values is not None:
+            present = df[self.label_column].astype(str).str.strip()
+            for value in self.anomaly_values:
+                self._anomaly_counts[value] += int((present == value).sum())
+            if len(self._label_examples) < 20:
+                self._label_examples.update(present.unique()[:20].tolist())
         numeric = self._numeric_block(df, path)
         self._n += len(numeric)
         self._sum += numeric.sum(axis=0)
@@ -113,6 +228,8 @@ class TabularEncoder:
             missing = [c for c in columns if c not in df.columns]
             if missing:
                 raise UsageError(f"{name} names column(s) not in {path}: {', '.join(map(str, missing))}")
+        if self.label_column is not None and self.label_column in (*self.categorical, *self.drop):
+            raise UsageError(f"the label column {self.label_column!r} cannot also be given to --categorical or --drop")
         if self.label_column is not None and self.label_column not in df.columns:
             raise UsageError(f"label column {self.label_column!r} is not in {path}; columns are {', '.join(map(str, df.columns[:12]))}...")
         features = [c for c in df.columns if c not in self.drop and c != self.label_column]
@@ -125,13 +242,63 @@ class TabularEncoder:
         self._counts: dict[str, dict[str, int]] = {}
         width = len(self.numeric_columns_)
         self._n = 0
+        # per text column not forced with --categorical: rows that read as numbers, rows written
+        # with thousands separators, and the first row that is neither (see _check_text_columns)
+        self._numberlike: dict[str, list] = {c: [0, 0, None, None] for c in self.categorical_columns_ if c not in self.categorical}
+        self._anomaly_counts = dict.fromkeys(self.anomaly_values or (), 0)
+        self._label_examples: set[str] = set()
         self._sum, self._sumsq = np.zeros(width), np.zeros(width)
         self._min, self._max = np.full(width, np.inf), np.full(width, -np.inf)
+
+    def _count_numberlike(self, column, values: pd.Series, path) -> None:
+        text = values.astype(str).str.strip()
+        numeric = pd.to_numeric(text, errors="coerce").notna().to_numpy()
+        thousands = ~numeric & text.str.fullmatch(THOUSANDS_NUMBER).to_numpy()
+        counts = self._numberlike[column]
+        counts[0] += int(numeric.sum())
+        counts[1] += int(thousands.sum())
+        if counts[2] is None and thousands.any():
+            counts[2] = text.iloc[int(np.argmax(thousands))]
+        other = ~numeric & ~thousands
+        if counts[3] is None and other.any():
+            row = int(np.argmax(other))
+            counts[3] = (text.iloc[row], int(values.index[row]) + 1)
+
+    def _check_text_columns(self, path) -> None:
+        """DataError for a text column that holds numbers: with one typo (or "n/a") a numeric
+        column is read as text and would silently become one one-hot column per distinct
+        value; written with thousands separators, every value would be its own category."""
+        for column, (numeric, thousands, thousands_example, other) in self._numberlike.items():
+            if thousands and numeric + thousands >= self._n / 2:
+                raise DataError(f"column {column!r} holds numbers written with thousands separators (e.g. "
+                                f"{thousands_example!r}), which would be one-hot encoded as text; remove the separators, or "
+                                f"pass --categorical {column} if it really is categorical", path)
+            if numeric >= self._n / 2 and other is not None:
+                raise DataError(f"column {column!r} is numeric except {self._n - numeric} value(s), first {other[0]!r} at data "
+                                f"row {other[1]}; it would be one-hot encoded as text. Fix those values, or pass "
+                                f"--categorical {column} if it really is categorical", path)
+
+    def _check_anomaly_values(self, path) -> None:
+        never = [value for value, count in self._anomaly_counts.items() if count == 0]
+        if never:
+            seen = ", ".join(repr(v) for v in sorted(self._label_examples)[:8])
+            raise UsageError(f"--anomaly-values {', '.join(map(repr, never))} never occur(s) in label column "
+                             f"{self.label_column!r} of {path} (values there include {seen}); check the spelling")
 
     def finish_fit(self, path) -> "TabularEncoder":
         """Turn the streamed statistics into vocabularies and scaler parameters."""
         if not hasattr(self, "numeric_columns_") or self._n == 0:
             raise DataError("has a header but no data rows", path)
+        self._check_text_columns(path)
+        self._check_anomaly_values(path)
+        for column, counts in self._counts.items():
+            if len(counts) > MAX_CATEGORIES:
+                raise DataError(f"column {column!r} has {len(counts):,} distinct values (at most {MAX_CATEGORIES:,} are one-hot "
+                                f"encoded): an identifier or free text? --drop {column}", path)
+        width = len(self.numeric_columns_) + sum(len(counts) for counts in self._counts.values())
+        if width > MAX_ENCODED_COLUMNS:
+            raise DataError(f"would encode to {width:,} columns (at most {MAX_ENCODED_COLUMNS:,}); --drop wide categorical columns",
+                            path)
         self.n_rows_ = self._n
         self.vocabularies_ = {c: sorted(self._counts.get(c, {})) for c in self.categorical_columns_}
         names = [str(c) for c in self.numeric_columns_]
@@ -210,7 +377,8 @@ class TabularEncoder:
             value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"
             raise DataError(
                 f"{count} row(s) have missing, non-numeric or infinite values, first in column "
-                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {value!r})",
+                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {value!r}); fix them, "
+                f"or pass --categorical {self.numeric_columns_[col]} if the column is categorical",
                 path,
             )
         return block
@@ -275,16 +443,54 @@ class ArrayScaler:
         return scaler
 
 
+MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """InputError for a .npy (or an array in a .npz) whose header declares more data than the
+    file holds: np.load allocates the declared shape first (a 2**31-row header in a small file
+    was a MemoryError), then finds the data missing."""
+    if _starts_with(path, b"\x93NUMPY"):
+        with open(path, "rb") as handle:
+            _check_npy_header(handle, path.stat().st_size, path, path.name)
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + (1 << 20):
+                    raise InputError(f"member {info.filename!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                                     "compressed, more than compression gives (corrupt or crafted?)", path)
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        _check_npy_header(member, info.file_size, path, info.filename)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
+        raise InputError(f"not a readable NumPy file: {error}", path) from None
+
+
+def _check_npy_header(handle, size: int, path: Path, name: str) -> None:
+    try:
+        version = np.lib.format.read_magic(handle)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(handle)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as error:
+        raise InputError(f"{name}: not a readable .npy header: {str(error)[:200]}", path) from None
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > size - handle.tell():
+        raise InputError(f"{name} declares shape {shape} ({declared:,} bytes of {dtype}) but holds only "
+                         f"{max(size - handle.tell(), 0):,} bytes (truncated or crafted?)", path)
+
+
 def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(X, y or None) from a .npy (X only) or .npz (arrays X and optional y); never unpickles."""
     path = Path(path)
     if not _starts_with(path, NUMPY_SIGNATURES):  # np.load would try to unpickle it, and say so
         raise InputError("is not a .npy or .npz file", path)
+    _check_declared_sizes(path)
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as error:
         raise InputError(f"cannot load without unpickling, refused ({error})", path) from None
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"not a readable NumPy file: {error}", path) from None
     y = None
     if isinstance(loaded, np.ndarray):
@@ -296,7 +502,7 @@ def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             try:
                 X = loaded["X"]
                 y = loaded["y"] if "y" in loaded.files else None
-            except (ValueError, OSError, EOFError) as error:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
                 raise InputError(f"array unreadable (corrupt, or needs unpickling): {error}", path) from None
     if X.ndim == 1:
         X = X[:, None]
@@ -304,6 +510,8 @@ def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"X has shape {X.shape}; expected rows x features", path)
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"X is empty (shape {X.shape})", path)
+    if X.dtype.kind == "c":  # np.number, but float() would drop the imaginary part without a word
+        raise DataError(f"X holds complex numbers ({X.dtype}); store the real and imaginary parts as separate columns", path)
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise DataError(f"X has non-numeric dtype {X.dtype}", path)
     bad = ~np.isfinite(X.astype(np.float64))
