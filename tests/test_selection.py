@@ -71,3 +71,24 @@ def test_n_changed_counts_symmetric_difference():
 def test_invalid_p_is_refused(p):
     with pytest.raises(ValueError):
         select_low_variance(np.zeros(3, int), np.array([3]), np.array([1.0]), p=p)
+
+
+def test_percentile_over_clusters_keeps_the_cluster_at_the_threshold():
+    # 11 clusters with variances 1..11: the 70th percentile is exactly 8.0, cluster 7's variance,
+    # and "variance <= threshold" keeps it (a strict "<" would drop it)
+    labels = np.repeat(np.arange(11), 10)
+    variances = np.arange(1.0, 12.0)
+    sel = select_low_variance(labels, np.bincount(labels), variances, p=30, over="clusters", min_fraction=0.0)
+    assert sel.threshold == 8.0
+    assert sel.accepted.tolist() == [True] * 8 + [False] * 3
+    np.testing.assert_array_equal(sel.selected, np.arange(80))
+
+
+def test_percentile_over_samples_stops_at_the_cluster_that_reaches_the_target():
+    # the target (100 - p) % of 100 rows = 60 is reached exactly by clusters 0 and 1: cluster 2 stays out
+    labels = np.repeat(np.arange(3), [30, 30, 40])
+    sel = select_low_variance(labels, np.bincount(labels), np.array([1.0, 2.0, 3.0]), p=40, over="samples", min_fraction=0.0)
+    assert sel.accepted.tolist() == [True, True, False] and sel.threshold == 2.0 and not sel.fallback
+    # one row short of the target: the crossing cluster is kept (coverage first)
+    sel = select_low_variance(labels, np.bincount(labels), np.array([1.0, 2.0, 3.0]), p=39, over="samples", min_fraction=0.0)
+    assert sel.accepted.tolist() == [True, True, True]
