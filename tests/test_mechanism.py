@@ -235,6 +235,175 @@ def test_same_seed_same_selections_and_weights(modes):
         assert torch.equal(value, runs[1].model_.state_dict()[name])
 
 
+# ----------------------------------------------------------------------------- the loop's bookkeeping
+def test_each_reselection_is_recorded_with_its_number_epoch_loss_threshold_and_fallback(modes, monkeypatch):
+    X, _ = modes
+    selections = [np.arange(150), np.arange(200), np.arange(250)]
+    thresholds, fallbacks = [0.25, 0.5, 0.75], [True, False, True]
+    calls = []
+
+    def scripted(self, codes, errors):
+        k = len(calls)
+        calls.append(k)
+        return Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), thresholds[k], np.zeros(0, bool),
+                         selections[k], fallbacks[k])
+
+    monkeypatch.setattr(DeepUAD, "_choose", scripted)
+    det = explicit(r=2, epochs=6, tol=0.0).fit(X, initial=np.arange(100))
+    assert [it.iteration for it in det.iterations_] == [0, 1, 2, 3]
+    assert [it.epoch for it in det.iterations_] == [0, 2, 4, 6]
+    assert [it.threshold for it in det.iterations_[1:]] == thresholds
+    assert [it.fallback for it in det.iterations_[1:]] == fallbacks
+    assert [it.n_selected for it in det.iterations_] == [100, 150, 200, 250]
+    losses = det.epoch_losses_
+    assert len(losses) == 6 and np.isnan(det.iterations_[0].loss)
+    for k, it in enumerate(det.iterations_[1:]):  # the mean training loss of the r epochs before it
+        assert it.loss == pytest.approx(np.mean(losses[2 * k : 2 * k + 2]))
+
+
+@pytest.mark.parametrize("loss", ["mse", "cosine"])
+def test_an_epoch_steps_once_per_batch_over_every_selected_row_and_reports_the_mean_loss(modes, monkeypatch, loss):
+    from deepuad.autoencoder import Autoencoder, cosine_error
+
+    X, _ = modes
+    batches = []  # (input, reconstruction) of every optimiser step
+    forward = Autoencoder.forward
+
+    def recording(self, x):
+        out = forward(self, x)
+        if torch.is_grad_enabled():  # training steps, not the scoring passes
+            batches.append((x.detach().clone(), out.detach().clone()))
+        return out
+
+    monkeypatch.setattr(Autoencoder, "forward", recording)
+    steps = []
+    det = explicit(r=10, epochs=1, batch_size=32, loss=loss)
+    original_steps = DeepUAD._train_steps
+    monkeypatch.setattr(DeepUAD, "_train_steps", lambda self, X, order, b: steps.append(order.clone()) or original_steps(self, X, order, b))
+    det.fit(X, initial=np.arange(100))
+    (order,) = steps
+    assert [len(x) for x, _ in batches] == [32, 32, 32, 4]  # ceil(100 / 32) steps, the last one short
+    np.testing.assert_array_equal(torch.cat([x for x, _ in batches]).numpy(), X[order.numpy()])  # every row once, in order
+    per_batch = [float(torch.nn.functional.mse_loss(out, x)) if loss == "mse" else float(cosine_error(x, out).mean())
+                 for x, out in batches]
+    expected = sum(value * len(x) for value, (x, _) in zip(per_batch, batches)) / 100
+    assert det.epoch_losses_ == [pytest.approx(expected, rel=1e-5)]
+
+
+def test_fit_scores_as_float64_and_flags_above_the_threshold(modes):
+    X, _ = modes
+    det = explicit(epochs=2, r=5, contamination=None, p=20).fit(X, initial=np.arange(280))
+    assert det.decision_scores_.dtype == np.float64
+    assert det.threshold_ == pytest.approx(np.quantile(det.decision_scores_, 0.8))  # contamination None: p / 100
+    np.testing.assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(np.int8))
+    assert det.labels_.dtype == np.int8 and det.labels_.sum() == 80
+    # the detector's own scores of X are the paper's cosine error of its fitted model
+    np.testing.assert_allclose(det.decision_function(X, batch_size=7), det.decision_scores_, rtol=1e-6)
+
+
+def test_scoring_before_fit_is_refused():
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        explicit().decision_function(np.zeros((3, 8), np.float32))
+
+
+def test_initial_selection_passes_its_parameters_to_the_clustering(modes, monkeypatch):
+    import deepuad.detector as detector
+
+    X, groups = modes
+    seen = []
+    original = detector.cluster_labels
+
+    def spy(method, X, n_clusters, random_state, **options):
+        seen.append((method, n_clusters, random_state, dict(options)))
+        return original(method, X, n_clusters, random_state, **options)
+
+    monkeypatch.setattr(detector, "cluster_labels", spy)
+    initial_selection(X, p0=35, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3)
+    # a diagonal GMM with a larger covariance floor: full covariances collapse on one-hot columns
+    assert seen[-1] == ("gmm", 4, 3, {"covariance_type": "diag", "reg_covar": 1e-4})
+    initial_selection(X, p0=35, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3,
+                      covariance_type="full", reg_covar=1e-3)
+    assert seen[-1][3] == {"covariance_type": "full", "reg_covar": 1e-3}  # explicit options win
+    initial_selection(X, p0=35, method="kmeans", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3)
+    assert seen[-1] == ("kmeans", 4, 3, {})  # GMM options only for the GMM
+    # fit hands its own parameters over (min_fraction and seed included)
+    explicit(epochs=0, init_clusters=5, seed=7, min_fraction=0.2).fit(X)
+    assert seen[-1][:3] == ("gmm", 5, 7)
+
+
+def test_initial_selection_uses_the_methods_own_variances_when_it_measures_them(monkeypatch):
+    import deepuad.clustering as clustering
+
+    # a method that labels 3 clusters plus noise and measures its own spread: cluster 2 is the
+    # tightest by its measure although it is the loosest in X
+    labels = np.r_[np.zeros(40, int), np.ones(30, int), np.full(20, 2), np.full(10, -1)]
+    X = np.r_[np.zeros(40), np.zeros(30), np.linspace(-5, 5, 20), np.zeros(10)][:, None].astype(np.float32)
+
+    def own(X, n_clusters=None, random_state=0):
+        return labels, {"variances": np.array([2.0, 3.0, 1.0])}
+
+    monkeypatch.setitem(clustering.METHODS, "own", (own, (), "test method"))
+    sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="samples", min_fraction=0.0, random_state=0)
+    assert sel.sizes.tolist() == [40, 30, 20]  # the noise rows belong to no cluster
+    assert sel.accepted.tolist() == [True, False, True]  # 50 of 100 rows wanted: cluster 2 (20), then cluster 0 (40)
+    assert sel.extra["variances"].tolist() == [2.0, 3.0, 1.0]
+    # the clusters rule keeps clusters 2 and 0 (60 rows); 65 % asked for: min_fraction reaches the rule
+    sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="clusters", min_fraction=0.65, random_state=0)
+    assert sel.fallback is True and sel.accepted.tolist() == [True, True, True]
+
+
+def test_initial_selection_is_seeded(modes):
+    X, _ = modes
+    noise = np.random.default_rng(0).normal(size=(300, 2))  # no structure: the partition depends on the seed
+    runs = [initial_selection(noise, p0=50, method="gmm", n_clusters=5, percentile_over="samples", min_fraction=0.01,
+                              random_state=seed).labels for seed in (1, 1, 2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_variance_reselection_seeds_its_gmm_per_iteration_and_passes_its_parameters(monkeypatch):
+    import deepuad.detector as detector
+
+    seen = []
+    original = detector.gmm_labels
+
+    def spy(z, n_clusters, random_state, covariance_type, reg_covar, fit_sample=None):
+        seen.append((z.shape, n_clusters, random_state, covariance_type, reg_covar, fit_sample))
+        return original(z, n_clusters, random_state, covariance_type, reg_covar, fit_sample=fit_sample)
+
+    monkeypatch.setattr(detector, "gmm_labels", spy)
+    rng = np.random.default_rng(0)
+    codes, errors = rng.normal(size=(300, 2)), rng.uniform(size=300)
+    det = explicit(reselect_by="variance", reselect_clusters=3, reselect_fit_sample=120, seed=5)
+    for t in (1, 1, 2):
+        det.iterations_ = [None] * t
+        det._choose(codes, errors)
+    assert [s[:2] for s in seen] == [((300, 3), 3)] * 3 and all(s[3:] == ("full", 1e-6, 120) for s in seen)
+    seeds = [s[2] for s in seen]
+    assert all(isinstance(seed, int) for seed in seeds)
+    assert seeds[0] == seeds[1] and seeds[0] != seeds[2]  # reproducible, and another GMM seed per re-selection
+    det.seed = 6
+    det.iterations_ = [None]
+    det._choose(codes, errors)
+    assert seen[-1][2] != seeds[0]  # and the detector's seed matters
+
+
+def test_variance_reselection_applies_min_fraction():
+    rng = np.random.default_rng(0)
+    z = np.vstack([0.01 * rng.normal(size=(10, 3)), 5 + rng.normal(size=(190, 3))])  # a tight 5 %, a loose 95 %
+    det = explicit(reselect_by="variance", p=99, reselect_clusters=2, reselect_fit_sample=None, min_fraction=0.5)
+    assert len(choose(det, z[:, :2], z[:, 2])) == 200  # p = 99 keeps the tight 10 rows; min_fraction asks for 100
+
+
+def test_error_reselection_records_its_threshold():
+    errors = np.linspace(0.0, 1.0, 101)
+    det = explicit(reselect_by="error", p=25)
+    det.iterations_ = [None]
+    chosen = det._choose(None, errors)
+    assert chosen.threshold == pytest.approx(0.75) and chosen.fallback is False
+    np.testing.assert_array_equal(chosen.selected, np.arange(76))
+
+
 # ----------------------------------------------------------------------------- the stages (command line)
 CLUSTER = ["--method", "gmm", "--percentile-over", "samples", "--min-fraction", "0.01", "--seed", "0", "--clusters"]  # + a count
 TRAIN = ["--p", "10", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--activation", "tanh",
