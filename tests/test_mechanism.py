@@ -404,6 +404,42 @@ def test_error_reselection_records_its_threshold():
     np.testing.assert_array_equal(chosen.selected, np.arange(76))
 
 
+def test_start_checks_the_initial_set_and_leaves_the_global_rng_alone(modes):
+    X, _ = modes
+    with pytest.raises(ValueError, match="the initial training set is empty"):
+        explicit().fit(X, initial=np.array([], dtype=np.int64))
+    for outside in ([0, 400], [-1, 5]):
+        with pytest.raises(ValueError, match=r"initial selection has indices outside \[0, 400\)"):
+            explicit().fit(X, initial=np.array(outside))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    det = explicit(epochs=0, lr=0.5, activation="relu").fit(X, initial=np.array([399]))  # one row is a training set
+    assert torch.equal(torch.rand(3), expected)  # seeded weights without touching the global generator
+    assert det.optimizer_.param_groups[0]["lr"] == 0.5
+    assert any(isinstance(m, torch.nn.ReLU) for m in det.model_.encoder)
+    first = det.iterations_[0]
+    assert (first.iteration, first.epoch, first.n_changed, first.fallback) == (0, 0, 1, False)
+    assert np.isnan(first.loss) and np.isnan(first.threshold)
+    assert det.converged_ is False and det.stop_reason_ == "epoch budget" and det.epoch_ == 0
+
+
+def test_callback_reports_every_epoch_and_every_reselection(modes):
+    X, _ = modes
+    events = []
+
+    def callback(event, det, info):
+        if event == "epoch":
+            events.append(("epoch", info["epoch"], info["loss"] == det.epoch_losses_[-1], det))
+        else:
+            events.append(("reselect", info["iteration"] is det.iterations_[-1], info["scores"].shape, det))
+
+    det = explicit(r=2, epochs=4, tol=0.0, reselect_by="error").fit(X, initial=np.arange(280), callback=callback)
+    assert [e[:3] for e in events] == [("epoch", 1, True), ("epoch", 2, True), ("reselect", True, (400,)),
+                                        ("epoch", 3, True), ("epoch", 4, True), ("reselect", True, (400,))][: len(events)]
+    assert len(events) == 3 * det.epoch_ // 2 and all(e[3] is det for e in events)
+
+
 # ----------------------------------------------------------------------------- the stages (command line)
 CLUSTER = ["--method", "gmm", "--percentile-over", "samples", "--min-fraction", "0.01", "--seed", "0", "--clusters"]  # + a count
 TRAIN = ["--p", "10", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--activation", "tanh",
