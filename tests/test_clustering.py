@@ -52,6 +52,9 @@ def test_gmm_fits_on_the_subsample_and_labels_every_row(recording):
     assert labels.dtype == np.int64 and labels.shape == (180,)
     assert len(np.unique(labels[:60])) == len(np.unique(labels[60:120])) == len(np.unique(labels[120:])) == 1
     assert len(np.unique(labels)) == 3
+    noise = np.random.default_rng(1).normal(size=(300, 2))  # no structure: the subsample decides the fit
+    first = gmm_labels(noise, 4, random_state=2, fit_sample=40)
+    np.testing.assert_array_equal(gmm_labels(noise, 4, random_state=2, fit_sample=40), first)
 
 
 def test_gmm_retries_with_a_ten_times_larger_covariance_floor(recording):

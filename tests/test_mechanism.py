@@ -16,6 +16,8 @@ Data are built so that the answer is known:
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -299,10 +301,31 @@ def test_fit_scores_as_float64_and_flags_above_the_threshold(modes):
     assert det.labels_.dtype == np.int8 and det.labels_.sum() == 80
     # the detector's own scores of X are the paper's cosine error of its fitted model
     np.testing.assert_allclose(det.decision_function(X, batch_size=7), det.decision_scores_, rtol=1e-6)
+    det = explicit(epochs=2, r=5, contamination=0.05, p=20).fit(X.astype(np.float64).tolist(), initial=np.arange(280))
+    assert det.labels_.sum() == 20  # an explicit contamination wins over p; a list of float64 rows is accepted
+    assert det.threshold_ == pytest.approx(np.quantile(det.decision_scores_, 0.95))
+
+
+def test_fit_resumes_from_a_saved_state_exactly(modes):
+    X, _ = modes
+    saved = {}
+
+    def save(event, det, info):
+        if event == "reselect" and det.epoch_ == 2:
+            arrays, meta = det.get_state()  # on the CPU the arrays share memory with the live model: copy them
+            saved["state"] = ({name: np.array(value, copy=True) for name, value in arrays.items()}, json.loads(json.dumps(meta)))
+
+    params = dict(r=2, epochs=4, tol=0.0, reselect_by="variance")
+    straight = explicit(**params).fit(X, initial=np.arange(280), callback=save)
+    resumed = explicit(**params).fit(X, resume_state=saved["state"])
+    assert resumed.epoch_ == straight.epoch_ and len(resumed.epoch_losses_) == straight.epoch_
+    for a, b in zip(straight.iterations_, resumed.iterations_, strict=True):
+        np.testing.assert_array_equal(a.selected, b.selected)
+    np.testing.assert_array_equal(resumed.decision_scores_, straight.decision_scores_)
 
 
 def test_scoring_before_fit_is_refused():
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(RuntimeError, match=r"^DeepUAD is not fitted yet; call fit\(X\) first$"):
         explicit().decision_function(np.zeros((3, 8), np.float32))
 
 
@@ -326,6 +349,10 @@ def test_initial_selection_passes_its_parameters_to_the_clustering(modes, monkey
     assert seen[-1][3] == {"covariance_type": "full", "reg_covar": 1e-3}  # explicit options win
     initial_selection(X, p0=35, method="kmeans", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3)
     assert seen[-1] == ("kmeans", 4, 3, {})  # GMM options only for the GMM
+    # min_fraction reaches the rule on the GMM path too: 90 % of the rows asked for
+    selection = initial_selection(X, p0=90, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.9,
+                                  random_state=0)
+    assert selection.fallback is True and len(selection.selected) >= 360
     # fit hands its own parameters over (min_fraction and seed included)
     explicit(epochs=0, init_clusters=5, seed=7, min_fraction=0.2).fit(X)
     assert seen[-1][:3] == ("gmm", 5, 7)
@@ -340,16 +367,18 @@ def test_initial_selection_uses_the_methods_own_variances_when_it_measures_them(
     X = np.r_[np.zeros(40), np.zeros(30), np.linspace(-5, 5, 20), np.zeros(10)][:, None].astype(np.float32)
 
     def own(X, n_clusters=None, random_state=0):
-        return labels, {"variances": np.array([2.0, 3.0, 1.0])}
+        return labels, {"variances": np.array([2.0, 3.0, 1.0, 0.5])}
 
     monkeypatch.setitem(clustering.METHODS, "own", (own, (), "test method"))
     sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="samples", min_fraction=0.0, random_state=0)
-    assert sel.sizes.tolist() == [40, 30, 20]  # the noise rows belong to no cluster
-    assert sel.accepted.tolist() == [True, False, True]  # 50 of 100 rows wanted: cluster 2 (20), then cluster 0 (40)
-    assert sel.extra["variances"].tolist() == [2.0, 3.0, 1.0]
+    assert sel.sizes.tolist() == [40, 30, 20, 0]  # the noise rows belong to no cluster; cluster 3 is empty
+    assert sel.accepted.tolist() == [True, False, True, False]  # 50 of 100 rows wanted: cluster 2 (20), then cluster 0 (40)
+    assert sel.extra["variances"].tolist() == [2.0, 3.0, 1.0, 0.5]
+    sel = initial_selection(X, p0=30, method="own", n_clusters=3, percentile_over="samples", min_fraction=0.0, random_state=0)
+    assert sel.accepted.tolist() == [True, True, True, False]  # 70 wanted: all three (the samples rule, not the clusters one)
     # the clusters rule keeps clusters 2 and 0 (60 rows); 65 % asked for: min_fraction reaches the rule
     sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="clusters", min_fraction=0.65, random_state=0)
-    assert sel.fallback is True and sel.accepted.tolist() == [True, True, True]
+    assert sel.fallback is True and sel.accepted.tolist() == [True, True, True, False]
 
 
 def test_initial_selection_is_seeded(modes):
@@ -406,7 +435,7 @@ def test_error_reselection_records_its_threshold():
 
 def test_start_checks_the_initial_set_and_leaves_the_global_rng_alone(modes):
     X, _ = modes
-    with pytest.raises(ValueError, match="the initial training set is empty"):
+    with pytest.raises(ValueError, match="^the initial training set is empty$"):
         explicit().fit(X, initial=np.array([], dtype=np.int64))
     for outside in ([0, 400], [-1, 5]):
         with pytest.raises(ValueError, match=r"initial selection has indices outside \[0, 400\)"):

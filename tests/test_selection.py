@@ -145,10 +145,23 @@ def test_p_just_above_zero_is_valid_and_errors_name_the_problem():
         select_low_variance(labels, np.bincount(labels), np.array([1.0, 2.0]), p=100)
     with pytest.raises(ValueError, match="percentile_over must be one of"):
         select_low_variance(labels, np.bincount(labels), np.array([1.0, 2.0]), p=30, over="rows")
-    with pytest.raises(ValueError, match="all rows are noise"):
+    with pytest.raises(ValueError, match=r"^no row belongs to any cluster \(all rows are noise\)$"):
         select_low_variance(np.full(5, -1), np.zeros(2, int), np.array([1.0, 2.0]), p=30)
-    with pytest.raises(ValueError, match="all rows are noise"):
+    with pytest.raises(ValueError, match=r"^no row belongs to any cluster \(all rows are noise\)$"):
         select(np.zeros((5, 2)), np.full(5, -1), p=30)
+
+
+def test_a_single_cluster_is_a_valid_clustering():
+    Z = np.random.default_rng(0).normal(size=(20, 2))
+    sel = select(Z, np.zeros(20, int), p=30, over="samples", min_fraction=0.0)
+    assert sel.sizes.tolist() == [20] and sel.selected.tolist() == list(range(20))
+
+
+def test_equal_variances_are_taken_in_cluster_order():
+    # 20 clusters of 5 rows, all with the same variance: the first ones (by label) are kept
+    labels = np.repeat(np.arange(20), 5)
+    sel = select_low_variance(labels, np.bincount(labels), np.ones(20), p=50, over="samples", min_fraction=0.0)
+    assert sel.accepted.tolist() == [True] * 10 + [False] * 10
 
 
 def test_select_counts_every_cluster_up_to_the_largest_label():
