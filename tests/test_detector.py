@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from deepuad import DeepUAD
 
@@ -51,9 +52,22 @@ def test_invalid_parameters_are_refused(data):
             DeepUAD(**bad).fit(X)
 
 
-def test_mixed_precision_trains_and_scores_in_float32(data):
+def test_mixed_precision_trains_and_scores_in_float32(data, monkeypatch):
+    from deepuad.autoencoder import Autoencoder
+
     X, y = data
+    dtypes = set()
+    forward = Autoencoder.forward
+
+    def recording(self, x):
+        out = forward(self, x)
+        if torch.is_grad_enabled():  # training steps run under autocast; scoring does not
+            dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(Autoencoder, "forward", recording)
     det = DeepUAD(p0=35, p=20, r=5, epochs=5, batch_size=64, lr=1e-2, layers=(4, 2), precision="bf16", init_clusters=6,
                   reselect_by="error", tol=0.05).fit(X)
+    assert dtypes == {torch.bfloat16}  # the training forward really ran in bfloat16
     assert det.decision_scores_.dtype == np.float64 and np.isfinite(det.decision_scores_).all()
     assert det.epoch_losses_[-1] < det.epoch_losses_[0]  # it learns under autocast
