@@ -1,6 +1,7 @@
 import contextlib
 import io
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -10,7 +11,19 @@ import torch
 
 torch.set_num_threads(1)
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+# Real benchmark data lives beside the repository, never inside it: <repo root>/../shared/data
+# (CI clones the repository next to a copy of shared/). Resolved from this file, so it holds on
+# any machine and from any working directory; tests reach it only through the fixture below.
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder; skips the test, naming the folder, only when the folder is absent.
+    A file missing from a folder that is present fails the test instead: that is a broken copy."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (expected at <repo root>/../shared/data)")
+    return SHARED_DATA
 
 
 def make_table(path, n_normal=400, n_anomaly=40, seed=0, with_label=True):

@@ -27,3 +27,35 @@ def test_encode_and_score_batches_agree_with_one_pass():
         expected = cosine_error(torch.from_numpy(X), model(torch.from_numpy(X))).numpy()
     assert codes.shape == (103, 2)
     np.testing.assert_allclose(errors, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_error_of_short_vectors_is_not_floored():
+    # rows with norms far below 1: the eps guard (1e-8) must not change their direction's score
+    x = torch.tensor([[0.01, 0.0], [0.01, 0.0]])
+    x_hat = torch.tensor([[0.02, 0.0], [0.0, 0.01]])
+    assert torch.allclose(cosine_error(x, x_hat), torch.tensor([0.0, 1.0]), atol=1e-6)
+
+
+def test_hidden_layers_have_the_activation_and_the_code_and_output_are_linear():
+    model = Autoencoder(5, (4, 3, 2), "relu")
+    kinds = [type(m).__name__ for m in model.encoder]
+    assert kinds == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert [type(m).__name__ for m in model.decoder] == kinds
+    assert [(m.in_features, m.out_features) for m in model.decoder if isinstance(m, torch.nn.Linear)] == [(2, 3), (3, 4), (4, 5)]
+
+
+def test_architecture_limits():
+    Autoencoder(1, (1,), "tanh")  # one feature, one code unit: the smallest valid network
+    for n_features, layers in ((0, (2,)), (3, ()), (3, (2, 0))):
+        try:
+            Autoencoder(n_features, layers, "tanh")
+        except ValueError as error:
+            assert f"invalid architecture: {n_features} inputs, layers {list(layers)}" in str(error)
+        else:
+            raise AssertionError(f"{n_features} inputs, layers {layers} accepted")
+    try:
+        Autoencoder(3, (2,), "sigmoid")
+    except ValueError as error:
+        assert "activation must be one of tanh, relu, got 'sigmoid'" in str(error)
+    else:
+        raise AssertionError("unknown activation accepted")

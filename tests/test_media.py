@@ -1,5 +1,6 @@
 """Tests for deepuad.media: every input is written by the test itself, except the two
-checks against the real MNIST / UCF-Crime files in /work/shared/data (skipped if absent)."""
+checks against the real MNIST / UCF-Crime files in ../shared/data next to the repository, read through
+conftest's ``shared_data`` fixture (skipped only where that folder is absent)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from PIL import Image
 from deepuad import media
 from deepuad.media import MediaError
 
-SHARED = Path("/work/shared/data")
 # torch.jit.script/load are deprecated in recent torch, but TorchScript is the format asked for.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 IDX_CODES = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
@@ -118,11 +118,8 @@ def test_read_mnist_scales_pixels_and_checks_counts(tmp_path):
         media.read_mnist(labels_path)  # the two paths swapped
 
 
-def test_real_mnist_test_labels_hold_982_fours():
-    path = SHARED / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    if not path.exists():
-        pytest.skip("MNIST test labels not available")
-    labels = media.read_idx(path)
+def test_real_mnist_test_labels_hold_982_fours(shared_data):
+    labels = media.read_idx(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz")
     assert labels.shape == (10000,)
     assert int((labels == 4).sum()) == 982
     indices, y = media.one_class_task(labels, "4", 0.05)
@@ -340,11 +337,9 @@ def test_video_features_reject_mismatched_widths_and_bad_files(tmp_path):
         media.read_ucf_annotations(bad)
 
 
-def test_real_ucf_crime_features_and_annotations():
-    features_path = SHARED / "ucf_crime" / "Arrest002_x264_C3D.txt.gz"
-    annotations_path = SHARED / "ucf_crime" / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
-    if not features_path.exists() or not annotations_path.exists():
-        pytest.skip("UCF-Crime sample files not available")
+def test_real_ucf_crime_features_and_annotations(shared_data):
+    features_path = shared_data / "ucf_crime" / "Arrest002_x264_C3D.txt.gz"
+    annotations_path = shared_data / "ucf_crime" / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"
     videos = media.read_video_features(features_path)
     assert videos.X.shape == (32, 4096)
     assert set(videos.video.tolist()) == {"Arrest002_x264"}

@@ -1,0 +1,129 @@
+"""Per-function mutation score from mutmut's results, split into the core algorithm and the rest.
+
+    mutmut run --max-children 1          # configured in pyproject.toml [tool.mutmut]
+    python bench/mutation_table.py       # markdown tables on stdout (reads `mutmut results --all true`)
+    python bench/mutation_table.py --survivors   # also every surviving core mutant's diff
+
+Score = killed / (killed + survived + no tests + timeout + suspicious) per function; "no tests"
+(no selected test runs the function) counts against the score like a survivor.
+
+The core is what issue 16 names: selection, the detector's training and re-selection loop, the
+initial clustering (the GMM path every default run takes) and the score (the autoencoder and its
+cosine error). Everything else mutmut mutated in those files is listed apart, with the reason it
+is outside the targeted, seconds-per-mutant test selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections import defaultdict
+
+CORE = {
+    "deepuad.selection": {"cluster_variances", "select_low_variance", "select", "n_changed"},
+    "deepuad.detector": {"initial_selection", "DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
+                         "DeepUAD._train_one_epoch", "DeepUAD._train_steps", "DeepUAD._reselect", "DeepUAD._choose",
+                         "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected"},
+    "deepuad.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
+    "deepuad.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score"},
+}
+OUTSIDE_REASONS = {
+    "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_detector.py, test_cli.py)",
+    "DeepUAD._place": "CUDA only (data placement on a GPU); cannot run on this CPU machine",
+    "DeepUAD._prepare_steps": "precision (bf16/fp16 autocast, GradScaler) and torch.compile switches",
+    "DeepUAD._train_distributed": "torchrun data-parallel training (tests/test_distributed.py, multi-process)",
+    "DeepUAD._train_one_epoch_distributed": "torchrun data-parallel training",
+    "DeepUAD._encode_distributed": "torchrun data-parallel training",
+    "DeepUAD._errors_distributed": "torchrun data-parallel training",
+    "take_rows": "HDF5 row reads for torchrun ranks",
+    "DeepUAD.get_state": "checkpoint state (tests/test_cli.py resume and kill tests, minutes, not seconds)",
+    "DeepUAD._restore": "checkpoint state (tests/test_cli.py resume and kill tests)",
+    "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
+    "hdbscan_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
+    "distribution_labels": "alternative initial clustering (images/video; tests/test_distribution.py)",
+}
+
+
+def function_of(mutant: str) -> tuple[str, str]:
+    """'deepuad.detector.xǁDeepUADǁ_choose__mutmut_3' -> ('deepuad.detector', 'DeepUAD._choose')."""
+    module, _, name = mutant.rpartition(".")
+    name = re.sub(r"__mutmut_\d+$", "", name)
+    if name.startswith("xǁ"):
+        cls, method = name[2:].split("ǁ", 1)
+        return module, f"{cls}.{method}"
+    return module, name[2:] if name.startswith("x_") else name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving core mutant")
+    args = parser.parse_args()
+    listing = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    survivors: list[str] = []
+    for line in listing.splitlines():
+        if ":" not in line:
+            continue
+        mutant, status = (part.strip() for part in line.rsplit(":", 1))
+        key = function_of(mutant)
+        counts[key][status] += 1
+        if status != "killed" and key[1] in CORE.get(key[0], ()):
+            survivors.append(f"{mutant}: {status}")
+    if any(c.get("not checked") for c in counts.values()):
+        sys.exit("some mutants are not checked yet: finish `mutmut run` first")
+
+    def score(c) -> tuple[int, int]:
+        return c.get("killed", 0), sum(c.values())
+
+    print("### Core algorithm, per function\n")
+    print("| module | function | mutants | killed | survived | no tests | score |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    per_module: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (module, function), c in sorted(counts.items()):
+        if function not in CORE.get(module, ()):
+            continue
+        killed, total = score(c)
+        per_module[module][0] += killed
+        per_module[module][1] += total
+        print(f"| {module} | {function} | {total} | {killed} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
+              f"{100 * killed / total:.0f} % |")
+    print("\n### Core algorithm, per module\n")
+    print("| module | mutants | killed | score |")
+    print("| --- | ---: | ---: | ---: |")
+    all_killed = all_total = 0
+    for module, (killed, total) in sorted(per_module.items()):
+        all_killed, all_total = all_killed + killed, all_total + total
+        print(f"| {module} | {total} | {killed} | {100 * killed / total:.1f} % |")
+    print(f"| **core, all four** | {all_total} | {all_killed} | **{100 * all_killed / all_total:.1f} %** |")
+
+    print("\n### Outside the core (mutated, not in the targeted selection's scope)\n")
+    print("| module | function | mutants | killed | survived | no tests | why outside |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    whole = defaultdict(lambda: [0, 0])
+    for (module, function), c in sorted(counts.items()):
+        killed, total = score(c)
+        whole[module][0] += killed
+        whole[module][1] += total
+        if function in CORE.get(module, ()):
+            continue
+        print(f"| {module} | {function} | {total} | {killed} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
+              f"{OUTSIDE_REASONS.get(function, '')} |")
+    print("\n### Whole modules (core and outside together)\n")
+    print("| module | mutants | killed | score |")
+    print("| --- | ---: | ---: | ---: |")
+    for module, (killed, total) in sorted(whole.items()):
+        print(f"| {module} | {total} | {killed} | {100 * killed / total:.1f} % |")
+
+    if args.survivors:
+        print("\n### Surviving core mutants\n")
+        for survivor in survivors:
+            name = survivor.split(":")[0]
+            diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True).stdout
+            changed = [l for l in diff.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+            print(f"- `{survivor}`\n  ```diff\n  " + "\n  ".join(changed) + "\n  ```")
+
+
+if __name__ == "__main__":
+    main()
