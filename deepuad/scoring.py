@@ -54,6 +54,8 @@ def knn_distances(reference: np.ndarray, X: np.ndarray, k: int) -> np.ndarray:
     Brute force in float64 through one matrix product per chunk: on 100+ columns that is far
     faster than a k-d tree, and it imports nothing beyond NumPy."""
     reference = np.asarray(reference, dtype=np.float64)
+    if len(reference) == 1:  # a one-row training set: nothing to skip, its distance is the score
+        return np.sqrt(((np.asarray(X, dtype=np.float64) - reference) ** 2).sum(axis=1))
     k = max(1, min(k, len(reference) - 1))
     reference_norms = np.einsum("ij,ij->i", reference, reference)
     out = np.empty(len(X), dtype=np.float64)
@@ -155,7 +157,8 @@ def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 409
             node = np.where(inner, np.where(go_left, left[node], right[node]), node)
             depth += inner
         path = (depth + leaf_depth_bonus[node]).mean(axis=1)
-        out[start : start + len(x)] = 2.0 ** (-path / _average_path_length(forest["max_samples"][0]))
+        # c(1) = 0: a forest grown on one row isolates nothing; every row scores 1 instead of 0 / 0
+        out[start : start + len(x)] = 2.0 ** (-path / max(1.0, float(_average_path_length(forest["max_samples"][0]))))
     return out
 
 

@@ -27,6 +27,13 @@ def test_knn_distances_skip_the_row_itself_once():
     np.testing.assert_allclose(got, [(1.0 + 2.0) / 2, (4.0 + 7.0) / 2])
 
 
+def test_one_row_training_sets_score_finite():
+    one = np.array([[0.0, 1.0]])
+    X = np.array([[0.0, 1.0], [3.0, 5.0]])
+    np.testing.assert_allclose(scoring.knn_distances(one, X, k=5), [0.0, 5.0])
+    assert np.isfinite(scoring.forest_scores(scoring.fit_forest(one, random_state=0), X)).all()
+
+
 def test_robust_scale_falls_back_when_the_iqr_is_zero():
     assert scoring.robust_scale(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.0, 2.0)
     center, scale = scoring.robust_scale(np.array([0.0] * 9 + [10.0]))
