@@ -2,8 +2,9 @@
 
     python bench/left_out_errors.py --split runs/kdd_table/c5_s1 --model rule_error.model.h5
 
-Scores the split's train half with a model (default: the error-rule model bench/reselect_rules.py
-trained) and compares the cosine errors of three groups of rows, by the model's last selection
+Computes the cosine errors h(x) of the split's train half with a model's network (default: the
+error-rule model bench/reselect_rules.py trained; whatever score the model was trained with, this
+is the error re-selection sees) and compares three groups of rows, by the model's last selection
 and the labels it never saw: selected normal rows, normal rows left out, anomalies.
 Writes bench/results/left_out_errors.md.
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kddcup import deepuad  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from deepuad.autoencoder import encode_and_score  # noqa: E402
+from deepuad.stages import load_features, load_model  # noqa: E402
 
 
 def main() -> None:
@@ -27,13 +29,14 @@ def main() -> None:
     parser.add_argument("--model", default="rule_error.model.h5")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "left_out_errors.md")
     args = parser.parse_args()
-    model, scores = args.split / args.model, args.split / (args.model.replace(".model.h5", "") + ".train.scores.h5")
-    deepuad("score", str(model), str(args.split / "train.features.h5"), "-o", str(scores))
+    model = args.split / args.model
+    features = load_features(args.split / "train.features.h5")
+    detector, _ = load_model(model)
+    error = encode_and_score(detector.model_, features["X"])[1].astype(np.float64)
+    anomaly = np.asarray(features["y"]).astype(bool)
     with h5py.File(model) as f:
         last = max(f["iterations"], key=int)
         selected_rows = f[f"iterations/{last}/selected"][:]
-    with h5py.File(scores) as f:
-        error, anomaly = f["score"][:].astype(np.float64), f["y"][:].astype(bool)
     selected = np.zeros(len(error), bool)
     selected[selected_rows] = True
     lines = [f"# Cosine error by group: `{model}` on its train half", "",

@@ -8,8 +8,8 @@ Score = killed / (killed + survived + no tests + timeout + suspicious) per funct
 (no selected test runs the function) counts against the score like a survivor.
 
 The core is what issue 16 names: selection, the detector's training and re-selection loop, the
-initial clustering (the GMM path every default run takes) and the score (the autoencoder and its
-cosine error). Everything else mutmut mutated in those files is listed apart, with the reason it
+initial clustering (the GMM path every default run takes) and the score (the autoencoder, its
+errors, and scoring.py: the forest, the k-NN distances, the robust scale, the contamination estimate). Everything else mutmut mutated in those files is listed apart, with the reason it
 is outside the targeted, seconds-per-mutant test selection.
 """
 
@@ -25,9 +25,12 @@ CORE = {
     "deepuad.selection": {"cluster_variances", "select_low_variance", "select", "n_changed"},
     "deepuad.detector": {"initial_selection", "DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
                          "DeepUAD._train_one_epoch", "DeepUAD._train_steps", "DeepUAD._reselect", "DeepUAD._choose",
-                         "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected"},
+                         "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected",
+                         "DeepUAD._fit_scorer", "DeepUAD._score_parts", "auto_layers", "auto_batch_size"},
     "deepuad.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
     "deepuad.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score"},
+    "deepuad.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
+                        "robust_scale", "estimate_contamination"},
 }
 OUTSIDE_REASONS = {
     "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_detector.py, test_cli.py)",
@@ -38,6 +41,9 @@ OUTSIDE_REASONS = {
     "DeepUAD._encode_distributed": "torchrun data-parallel training",
     "DeepUAD._errors_distributed": "torchrun data-parallel training",
     "take_rows": "HDF5 row reads for torchrun ranks",
+    "DeepUAD._scores_distributed": "torchrun data-parallel training",
+    "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
+    "check_forest": "checks of a stored forest (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
     "DeepUAD.get_state": "checkpoint state (tests/test_cli.py resume and kill tests, minutes, not seconds)",
     "DeepUAD._restore": "checkpoint state (tests/test_cli.py resume and kill tests)",
     "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",

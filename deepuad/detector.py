@@ -429,23 +429,23 @@ class DeepUAD(BaseDetector):
         centers, scales = zip(*(scoring.robust_scale(part) for part in parts))
         self.score_center_, self.score_scale_ = np.array(centers), np.array(scales)
 
-    def _score_parts(self, X, batch_size: int = 65536) -> list[np.ndarray]:
-        """The raw value of each part of the score for every row of X, in ``score_parts_`` order."""
+    def _score_parts(self, X, batch_size: int = 65536, names: tuple[str, ...] | None = None) -> list[np.ndarray]:
+        """The raw value of each part of the score (default: ``score_parts_``) for every row of X."""
         _, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
         values = {"cosine": lambda: cosines, "l2": lambda: squares,
                   "knn": lambda: scoring.knn_distances(self.reference_, X, int(self.n_neighbors)),
                   "iforest": lambda: scoring.forest_scores(self.forest_, X)}
-        return [np.asarray(values[name](), dtype=np.float64) for name in self.score_parts_]
+        return [np.asarray(values[name](), dtype=np.float64) for name in (names or self.score_parts_)]
 
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
         """The anomaly score of every row (float32), higher = more anomalous: the mean robust
         z-score of the parts for ``score="combined"``, the raw part otherwise."""
         if not hasattr(self, "model_"):
             raise RuntimeError("DeepUAD is not fitted yet; call fit(X) first")
-        if not hasattr(self, "score_parts_"):
-            raise RuntimeError("DeepUAD has no scorer: the model is a checkpoint whose training did not finish")
+        if not hasattr(self, "score_parts_") and self.score != "cosine":  # the cosine error needs no fitted scorer
+            raise RuntimeError("DeepUAD has no scorer yet: its training has not finished (score='cosine' scores mid-fit)")
         X = X.numpy() if isinstance(X, torch.Tensor) else X
-        parts = self._score_parts(X, batch_size)
+        parts = self._score_parts(X, batch_size, getattr(self, "score_parts_", ("cosine",)))
         if len(parts) == 1:
             return parts[0].astype(np.float32)
         parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, parts)]

@@ -948,7 +948,7 @@ def score(
     output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
     set_threads(threads)
     detector, model_meta = load_model(model_path, resolve_device(device))
-    if not model_meta["complete"] and not hasattr(detector, "score_parts_"):
+    if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
         raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
                          model_path)
     if contamination is None and threshold is None:

@@ -145,10 +145,10 @@ def test_panel(tmp_path, shared_data):
 
 def test_score_selection(tmp_path, shared_data):
     need(shared_data, ODDS)
-    bench("score_selection", "--datasets", "4_breastw", "14_glass", "--epochs", 2, "--max-rows", 300,
+    bench("score_selection", "--datasets", "4_breastw", "15_Hepatitis", "--epochs", 2, "--max-rows", 300,
           "--results", tmp_path / "results", cwd=tmp_path)
     runs = list(csv.DictReader((tmp_path / "results" / "panel_selection.csv").open()))
-    assert [(r["dataset"], r["half"]) for r in runs] == [("4_breastw", "held-out"), ("14_glass", "tuning")]
+    assert [(r["dataset"], r["half"]) for r in runs] == [("4_breastw", "held-out"), ("15_Hepatitis", "tuning")]
     assert all(0 <= float(v) <= 1 for r in runs for k, v in r.items() if k not in ("dataset", "half"))
     text = (tmp_path / "results" / "panel_selection.md").read_text()
     assert "## tuning half (1 sets)" in text and "## held-out half (1 sets)" in text and "| log-l2+iforest |" in text
