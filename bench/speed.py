@@ -132,7 +132,7 @@ def prepare_data(args, work: Path) -> dict:
 
 
 class Timeline:
-    """Wraps the functions _reselect calls (inside deepuad.detector) to time its phases."""
+    """Wraps the functions _reselect calls (in deepuad.detector and deepuad.clustering) to time its phases."""
 
     def __init__(self):
         self.events: list[tuple[str, float, float]] = []
@@ -710,8 +710,11 @@ def main() -> None:
 
     R["deepuad_imported_from"] = str(Path(deepuad.__file__).parent)
     timeline = Timeline()
-    for name in ("encode_and_score", "gmm_labels", "select"):
+    import deepuad.clustering as clustering_module
+
+    for name in ("encode_and_score", "select"):
         timeline.wrap(detector_module, name)
+    timeline.wrap(clustering_module, "gmm_labels")  # detector imports it from there when it re-selects
     work = args.workdir
     if work.exists():
         shutil.rmtree(work)
