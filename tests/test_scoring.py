@@ -140,3 +140,37 @@ def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys,
     with h5py.File(tmp_path / "default.model.h5") as f:
         params = json.loads(f.attrs["params"])
         assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, "combined")
+
+
+def test_knn_distances_match_brute_force_across_chunks(monkeypatch):
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(40, 3))
+    X = np.vstack([reference[:7], rng.normal(size=(30, 3)), reference[:2] + 1e-3])  # copies, strangers, near-copies
+    distances = np.sort(cdist(X, reference), axis=1)
+    for k in (1, 3, 5):
+        expected = np.where(distances[:, 0] == 0.0, distances[:, 1 : k + 1].mean(axis=1), distances[:, :k].mean(axis=1))
+        monkeypatch.setattr(scoring, "_KNN_CHUNK", 8)  # several chunks, the last one short
+        np.testing.assert_allclose(scoring.knn_distances(reference, X, k), expected, rtol=1e-9, atol=1e-12)
+        monkeypatch.setattr(scoring, "_KNN_CHUNK", 4096)
+        np.testing.assert_allclose(scoring.knn_distances(reference, X, k), expected, rtol=1e-9, atol=1e-12)
+    # k beyond the reference: every other reference row
+    np.testing.assert_allclose(scoring.knn_distances(reference[:3], reference[:1], 10),
+                               [np.linalg.norm(reference[1:3] - reference[0], axis=1).mean()])
+
+
+def test_average_path_length_is_scikit_learns():
+    from sklearn.ensemble._iforest import _average_path_length as reference
+
+    n = np.array([0, 1, 2, 3, 10, 256, 1000])
+    np.testing.assert_allclose(scoring._average_path_length(n), reference(n), rtol=1e-12)
+
+
+def test_parts_enter_the_combination_on_their_own_scale():
+    values = np.array([0.0, 1e-3, 1.0, 100.0])
+    for part in ("l2", "knn"):  # errors and distances: log scale, finite at 0
+        np.testing.assert_allclose(scoring.for_combining(part, values), np.log(values + 1e-12))
+    for part in ("iforest", "cosine"):
+        np.testing.assert_array_equal(scoring.for_combining(part, values), values)
+    assert scoring.robust_scale(np.array([0.0, 0.0, 0.0, 1e-13, 1.0]))[1] == pytest.approx(np.std([0, 0, 0, 1e-13, 1.0]))
