@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepuad.detector import DeepUAD, initial_selection
-from deepuad.metrics import ranking_metrics
+from deepuad.estimators.detector import DeepUAD, initial_selection
+from deepuad.estimators.metrics import ranking_metrics
 from deepuad.stages import load_features
 
 RESULTS = Path(__file__).parent / "results"

@@ -42,22 +42,22 @@ TESTS = [
 # name, issue's wording, file, exact source text, its broken replacement
 BREAKAGES = [
     ("train_on_initial", "training always on the initial set (re-selection never changes what the model trains on)",
-     "deepuad/detector.py", "rows = torch.from_numpy(self.selected_)",
+     "deepuad/estimators/detector.py", "rows = torch.from_numpy(self.selected_)",
      "rows = torch.from_numpy(self.iterations_[0].selected)"),
     ("train_ignores_clusters", "`train` ignoring the clusters file and training on all rows",
      "deepuad/stages.py", 'selected = art.read_array(f, "selected").astype(np.int64)',
      "selected = np.arange(len(X))"),
     ("stop_never", "the stopping rule never converging",
-     "deepuad/detector.py", "self.converged_ = changed <= self.tol * n_rows", "self.converged_ = False"),
+     "deepuad/estimators/detector.py", "self.converged_ = changed <= self.tol * n_rows", "self.converged_ = False"),
     ("stop_first", "the stopping rule always converging after the first re-selection",
-     "deepuad/detector.py", "self.converged_ = changed <= self.tol * n_rows", "self.converged_ = True"),
+     "deepuad/estimators/detector.py", "self.converged_ = changed <= self.tol * n_rows", "self.converged_ = True"),
     ("z_without_error", "re-selection clustering the codes without the error column",
-     "deepuad/detector.py", "z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)",
+     "deepuad/estimators/detector.py", "z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)",
      "z = codes.astype(np.float64)"),
     ("reselect_p0_variance", "re-selection using p0 instead of p (GMM rule)",
-     "deepuad/detector.py", "selection = select(z, labels, self.p, over=", "selection = select(z, labels, self.p0, over="),
+     "deepuad/estimators/detector.py", "selection = select(z, labels, self.p, over=", "selection = select(z, labels, self.p0, over="),
     ("reselect_p0_error", "re-selection using p0 instead of p (error rule)",
-     "deepuad/detector.py", "threshold = float(np.quantile(errors, 1 - self.p / 100))",
+     "deepuad/estimators/detector.py", "threshold = float(np.quantile(errors, 1 - self.p / 100))",
      "threshold = float(np.quantile(errors, 1 - self.p0 / 100))"),
     ("cluster_keeps_p0", "`cluster` keeping p0 % of the rows instead of (100 - p0) %",
      "deepuad/stages.py", "selection = initial_selection(X, p0, method,", "selection = initial_selection(X, 100 - p0, method,"),
@@ -67,7 +67,7 @@ BREAKAGES = [
      "deepuad/stages.py", 'if recorded.get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:',
      "if False:"),
     ("clusters_rule_strict", "the `clusters` percentile rule with `<=` turned into `<`",
-     "deepuad/selection.py", "accepted = present & (variances <= threshold)", "accepted = present & (variances < threshold)"),
+     "deepuad/estimators/selection.py", "accepted = present & (variances <= threshold)", "accepted = present & (variances < threshold)"),
 ]
 
 

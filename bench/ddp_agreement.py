@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_ddp_agreement"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ddp_agreement.md")
     args = parser.parse_args()
-    from deepuad.metrics import ranking_metrics
+    from deepuad.estimators.metrics import ranking_metrics
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)

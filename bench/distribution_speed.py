@@ -91,7 +91,7 @@ def selection(dc, y):
 
 
 def worker(n, params, limit=None):
-    from deepuad.distribution import DistributionClustering
+    from deepuad.estimators.distribution import DistributionClustering
 
     X, y = load(n, limit)
     import torch  # noqa: F401  (imported by fit anyway; keep its footprint out of the fit's share)
@@ -107,7 +107,7 @@ def worker(n, params, limit=None):
                anomaly_unclustered=float(y[dc.labels_ < 0].mean()) if np.any(dc.labels_ < 0) else None,
                selection=selection(dc, y))
     if n is None and params == PARAMS:
-        from deepuad.distribution import estimate_thres
+        from deepuad.estimators.distribution import estimate_thres
         t0 = time.perf_counter()
         res["estimate_thres"] = {q: estimate_thres(X, normalize=params["normalize"], quantile=q)
                                  for q in (0.25, 0.5, 0.75)}

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from deepuad.autoencoder import encode_and_score  # noqa: E402
+from deepuad.estimators.autoencoder import encode_and_score  # noqa: E402
 from deepuad.stages import load_features, load_model  # noqa: E402
 
 

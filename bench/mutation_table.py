@@ -22,14 +22,14 @@ import sys
 from collections import defaultdict
 
 CORE = {
-    "deepuad.selection": {"cluster_variances", "select_low_variance", "select", "n_changed"},
-    "deepuad.detector": {"initial_selection", "DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
+    "deepuad.estimators.selection": {"cluster_variances", "select_low_variance", "select", "n_changed"},
+    "deepuad.estimators.detector": {"initial_selection", "DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
                          "DeepUAD._train_one_epoch", "DeepUAD._train_steps", "DeepUAD._reselect", "DeepUAD._choose",
                          "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected",
                          "DeepUAD._fit_scorer", "DeepUAD._score_parts", "auto_layers", "auto_batch_size"},
-    "deepuad.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
-    "deepuad.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score"},
-    "deepuad.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
+    "deepuad.estimators.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
+    "deepuad.estimators.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score"},
+    "deepuad.estimators.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
                         "robust_scale", "estimate_contamination"},
 }
 OUTSIDE_REASONS = {
@@ -53,7 +53,7 @@ OUTSIDE_REASONS = {
 
 
 def function_of(mutant: str) -> tuple[str, str]:
-    """'deepuad.detector.xǁDeepUADǁ_choose__mutmut_3' -> ('deepuad.detector', 'DeepUAD._choose')."""
+    """'deepuad.estimators.detector.xǁDeepUADǁ_choose__mutmut_3' -> ('deepuad.estimators.detector', 'DeepUAD._choose')."""
     module, _, name = mutant.rpartition(".")
     name = re.sub(r"__mutmut_\d+$", "", name)
     if name.startswith("xǁ"):

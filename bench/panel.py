@@ -20,7 +20,7 @@ Halves: ADBench sets with an odd number, KDDCUP 5 and 20 %, CIFAR 0 and 6 are th
 
 Methods: deepuad (defaults); deepuad-paper (the paper's literal reading: percentile over clusters
 for both selections, tol 0, the cosine score); Isolation Forest (scikit-learn); k-NN (PyOD KNN,
-k = 5); ECOD (PyOD); PyOD AutoEncoder (its defaults); DAGMM (deepuad.baselines, 50 epochs);
+k = 5); ECOD (PyOD); PyOD AutoEncoder (its defaults); DAGMM (deepuad.estimators.baselines, 50 epochs);
 Deep Isolation Forest (DeepOD; `pip install --no-deps deepod tqdm`: deepod 0.4.1 pins an old torch).
 Random methods run with every --seeds seed, deterministic ones (k-NN, ECOD) once. A method whose
 package is missing is skipped and says so. One thread for everything.
@@ -141,9 +141,9 @@ def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epo
     from ``method`` fitted on Xfit."""
     same = Xscore is Xfit
     if method in ("deepuad", "deepuad-paper"):
-        from deepuad.detector import DeepUAD
+        from deepuad.estimators.detector import DeepUAD
 
-        from deepuad.detector import PAPER_READING
+        from deepuad.estimators.detector import PAPER_READING
 
         options = {} if method == "deepuad" else dict(PAPER_READING)
         if epochs is not None:
@@ -155,7 +155,7 @@ def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epo
 
         return -IsolationForest(random_state=seed).fit(Xfit).score_samples(Xscore), None
     if method == "dagmm":
-        from deepuad.baselines import DAGMMDetector
+        from deepuad.estimators.baselines import DAGMMDetector
 
         return DAGMMDetector(epochs=epochs or 50, random_state=seed).fit(Xfit).decision_function(Xscore), None
     if method in ("knn", "ecod", "pyod-ae"):

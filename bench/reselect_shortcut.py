@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from deepuad import artifacts as art
-from deepuad.detector import DeepUAD
-from deepuad.metrics import ranking_metrics
+from deepuad.estimators.detector import DeepUAD
+from deepuad.estimators.metrics import ranking_metrics
 from deepuad.stages import load_features
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

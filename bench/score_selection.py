@@ -45,9 +45,9 @@ def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
     import torch
     from sklearn.ensemble import IsolationForest
 
-    from deepuad import scoring
-    from deepuad.autoencoder import reconstruction_errors
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators import scoring
+    from deepuad.estimators.autoencoder import reconstruction_errors
+    from deepuad.estimators.detector import DeepUAD
 
     det = DeepUAD(seed=seed, epochs=epochs, score="cosine").fit(X)  # the score does not change the training
     S = det.selected_

@@ -64,7 +64,7 @@ def supports(name: str) -> bool:
     """Whether this deepuad's DeepUAD takes parameter ``name`` (the package evolves under the benchmark)."""
     import inspect
 
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators.detector import DeepUAD
 
     return name in inspect.signature(DeepUAD.__init__).parameters
 
@@ -100,7 +100,7 @@ def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def prepare_data(args, work: Path) -> dict:
     """Features file (via deepuad's extract, as a user would) and the initial selection."""
     from deepuad import stages
-    from deepuad.detector import initial_selection
+    from deepuad.estimators.detector import initial_selection
 
     features = work / "train.features.h5"
     info: dict = {}
@@ -132,7 +132,7 @@ def prepare_data(args, work: Path) -> dict:
 
 
 class Timeline:
-    """Wraps the functions _reselect calls (in deepuad.detector and deepuad.clustering) to time its phases."""
+    """Wraps the functions _reselect calls (in deepuad.estimators.detector and deepuad.estimators.clustering) to time its phases."""
 
     def __init__(self):
         self.events: list[tuple[str, float, float]] = []
@@ -164,8 +164,8 @@ def section_epoch(data, args, threads) -> dict:
     """1. deepuad's _train_one_epoch vs a bare in-memory loop on the same rows."""
     import torch
 
-    from deepuad.autoencoder import Autoencoder
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators.autoencoder import Autoencoder
+    from deepuad.estimators.detector import DeepUAD
 
     X, initial = data["X"], data["initial"]
     Xt = torch.from_numpy(X)
@@ -211,7 +211,7 @@ def section_fit(data, args, timeline) -> dict:
     """2. + 3. deepuad fit (timed re-selections) vs PyOD, interleaved; snapshot for the caps."""
     import torch
 
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators.detector import DeepUAD
 
     X, initial = data["X"], data["initial"]
     variants = {"deepuad": {}}
@@ -356,7 +356,7 @@ def section_threads(data, args) -> dict:
     """4. one training step (batch 1024) with 1 and 2 torch threads, with/without a busy process."""
     import torch
 
-    from deepuad.autoencoder import Autoencoder
+    from deepuad.estimators.autoencoder import Autoencoder
 
     X = torch.from_numpy(data["X"])
     torch.manual_seed(0)
@@ -696,7 +696,7 @@ def main() -> None:
         print(f"wrote {args.out} from {args.from_json}")
         return
 
-    from deepuad import detector as detector_module
+    from deepuad.estimators import detector as detector_module
     from deepuad.stages import set_threads
 
     LOAD.start()
@@ -710,7 +710,7 @@ def main() -> None:
 
     R["deepuad_imported_from"] = str(Path(deepuad.__file__).parent)
     timeline = Timeline()
-    import deepuad.clustering as clustering_module
+    import deepuad.estimators.clustering as clustering_module
 
     for name in ("encode_and_score", "select"):
         timeline.wrap(detector_module, name)

@@ -13,7 +13,7 @@ def __getattr__(name: str):
     """``deepuad.DeepUAD`` is imported on first use (PEP 562): it pulls in torch and scikit-learn,
     seconds that every command (even ``--help`` and ``inspect``) would otherwise pay at start."""
     if name == "DeepUAD":
-        from deepuad.detector import DeepUAD
+        from deepuad.estimators.detector import DeepUAD
 
         return DeepUAD
     raise AttributeError(f"module 'deepuad' has no attribute {name!r}")

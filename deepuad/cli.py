@@ -322,7 +322,7 @@ def cluster(
     as_json: bool = JSON_OPTION,
 ):
     from deepuad import stages
-    from deepuad.detector import PAPER_READING
+    from deepuad.estimators.detector import PAPER_READING
 
     percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
     options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
@@ -348,7 +348,7 @@ def _batch_size(value: str) -> int | str:
 def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
                    percentile_over, tol, min_fraction, seed, precision="32", compile=False, score="combined",
                    paper=False) -> dict:
-    from deepuad.detector import PAPER_READING
+    from deepuad.estimators.detector import PAPER_READING
 
     if paper:
         percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]

@@ -152,7 +152,7 @@ INPUT_TYPES = ("auto", "table", "numpy", "idx", "images", "video")
 
 def detect_input_type(path: Path) -> str:
     """table (CSV/TSV), numpy (.npy/.npz), idx (MNIST), images or video (folders)."""
-    from deepuad.media import list_image_files
+    from deepuad.inputs.media import list_image_files
 
     name = path.name.lower()
     if path.is_dir():
@@ -206,7 +206,7 @@ def extract(
     Tables are encoded in streamed chunks; NumPy arrays, MNIST IDX, image folders (raw pixels
     or a TorchScript extractor's output) and per-video feature files are read whole.
     ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
-    from deepuad.tabular import TabularEncoder, read_table_chunks
+    from deepuad.inputs.tabular import TabularEncoder, read_table_chunks
 
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
@@ -301,8 +301,8 @@ def _check_table_options(input_type, categorical, drop, label_column, anomaly_va
 
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames) -> dict:
     """{"X", "y", "ids", "extra": {name: array}, "notes": {...}} for the non-table inputs."""
-    from deepuad import media
-    from deepuad.tabular import load_array_file
+    from deepuad.inputs import media
+    from deepuad.inputs.tabular import load_array_file
 
     if input_type == "numpy":
         X, y = load_array_file(path)
@@ -342,7 +342,7 @@ def _read_array_input(path, input_type, labels, size, grayscale, model, device, 
 
 def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dict:
     """The paper's task: all of one class as normal plus the others sampled to anomaly_ratio."""
-    from deepuad import media
+    from deepuad.inputs import media
 
     class_label = raw["extra"].get("class_label")
     if class_label is None:
@@ -358,7 +358,7 @@ def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dic
 
 
 def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress) -> dict:
-    from deepuad.tabular import ArrayScaler
+    from deepuad.inputs.tabular import ArrayScaler
 
     X = raw["X"]
     if like_encoding is not None:
@@ -514,8 +514,8 @@ def cluster(
     progress: Progress = _no_progress,
 ) -> dict:
     """Initial clustering and selection C(X, p0) -> clusters artifact."""
-    from deepuad.clustering import METHODS
-    from deepuad.detector import initial_selection
+    from deepuad.estimators.clustering import METHODS
+    from deepuad.estimators.detector import initial_selection
 
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -588,7 +588,7 @@ def cluster(
 def _check_cluster_options(percentile_over, min_fraction, seed, method, method_options: dict) -> None:
     """UsageError (exit 2) before any work, instead of a "clustering failed" DataError (exit 4)
     from deep inside scikit-learn, or a silent success with a meaningless value."""
-    from deepuad.selection import PERCENTILE_OVER
+    from deepuad.estimators.selection import PERCENTILE_OVER
 
     if percentile_over not in PERCENTILE_OVER:
         raise UsageError(f"--percentile-over must be one of {', '.join(PERCENTILE_OVER)}, got {percentile_over!r}")
@@ -635,8 +635,8 @@ def train(
 ) -> dict:
     """Algorithm 1 from the clusters artifact's initial selection -> model artifact
     (checkpointed at every re-selection, so ``resume=True`` continues a killed run)."""
-    from deepuad.detector import DeepUAD
-    from deepuad.distributed import World
+    from deepuad.estimators.detector import DeepUAD
+    from deepuad.estimators.distributed import World
 
     detector = DeepUAD(**train_params)
     try:
@@ -676,8 +676,8 @@ def features_for_training(path, world):
 
 def _train(detector, features, features_path, clusters_path, output, resume, force, threads, world, skip_current,
            progress) -> dict:
-    from deepuad.detector import DeepUAD
-    from deepuad.metrics import ranking_metrics
+    from deepuad.estimators.detector import DeepUAD
+    from deepuad.estimators.metrics import ranking_metrics
 
     X, y = features["X"], features["y"]
     with art.open_artifact(clusters_path, "clusters") as f:
@@ -747,7 +747,7 @@ def _diverged(detector, what: str) -> str:
 
 
 def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) -> dict:
-    from deepuad.metrics import binary_metrics
+    from deepuad.estimators.metrics import binary_metrics
 
     share = float(np.mean(y))
     flagged = scores > np.quantile(scores, 1 - share) if 0 < share < 1 else np.zeros(len(y), bool)
@@ -809,7 +809,7 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
     """InputError naming the checkpoint for anything its restore or the training after it would
     trip over (empty or out-of-range selections, a broken optimiser or RNG state, NaN weights),
     instead of an internal error or a NaN loss blamed on the features."""
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators.detector import DeepUAD
 
     for record in state["iterations"]:
         selected = arrays.get(f"iterations/{record['iteration']}/selected")
@@ -843,7 +843,7 @@ def _check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
     "meta" device, which allocates nothing)."""
     import torch
 
-    from deepuad.autoencoder import Autoencoder
+    from deepuad.estimators.autoencoder import Autoencoder
 
     layers = architecture["layers"]  # at most art.MAX_LAYERS of art.MAX_WIDTH: checked by open_artifact
     try:
@@ -886,7 +886,7 @@ def _read_model_state(f: h5py.File):
 
 def load_model(path, device="cpu"):
     """(DeepUAD ready to score, artifact attributes) from a model artifact; never unpickles."""
-    from deepuad.detector import DeepUAD
+    from deepuad.estimators.detector import DeepUAD
 
     with art.open_artifact(path, "model") as f:
         params = art.params_of(f)
@@ -1029,7 +1029,7 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
     (first row, float32 scores) ``chunks`` into the file, then derive the threshold (given, else
     the 1 - ``contamination`` quantile), is_anomaly and, with labels ``y``, the metrics. The same
     scores, y and options give the same datasets and attributes whichever command computed them."""
-    from deepuad.metrics import binary_metrics
+    from deepuad.estimators.metrics import binary_metrics
 
     # the scores go to the output chunk by chunk as they come; the float32 copy kept in memory
     # (4 bytes a row) is what the contamination threshold and the metrics need
@@ -1250,7 +1250,7 @@ def finite_threshold(f: h5py.File, path) -> float:
 def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, progress: Progress = _no_progress) -> dict:
     """Metrics of a scores artifact against ground truth (from the scores file itself, or the
     ``y`` of a features file), and optionally PNG plots plus metrics.json in ``plots_dir``."""
-    from deepuad.metrics import binary_metrics
+    from deepuad.estimators.metrics import binary_metrics
 
     with art.open_artifact(scores_path, "scores") as f:
         scores, is_anomaly = read_finite_scores(art.read_array(f, "score"), scores_path), art.read_array(f, "is_anomaly")
@@ -1329,7 +1329,7 @@ def baseline(
 ) -> dict:
     """Fit a baseline detector on one features file, score another (default: the same) and write
     a scores artifact in the same schema as ``score``, so evaluate and plots work on it."""
-    from deepuad.baselines import BASELINES
+    from deepuad.estimators.baselines import BASELINES
 
     if method not in BASELINES:
         raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from deepuad.autoencoder import Autoencoder, cosine_error, encode_and_score
+from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score
 
 
 def test_cosine_error_values():

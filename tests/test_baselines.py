@@ -1,4 +1,4 @@
-"""Tests of deepuad.baselines on small generated data (CPU, one thread, well under 40 s).
+"""Tests of deepuad.estimators.baselines on small generated data (CPU, one thread, well under 40 s).
 
 Data: 1,500 rows, 15 features; 95% of rows from three tight Gaussian blobs (std 0.5, centres
 uniform in [-3, 3]^15), 5% scattered uniformly over [-6, 6]^15; then min-max scaled to
@@ -20,7 +20,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from deepuad.baselines import (
+from deepuad.estimators.baselines import (
     AutoencoderDetector,
     BASELINES,
     DAGMMDetector,
@@ -257,7 +257,7 @@ def test_dagmm_gmm_parameters(fitted):
 
 def test_energy_matches_direct_formula(fitted, data):
     """The stable energy equals -log sum_k phi_k N(z | mu_k, Sigma_k) computed naively."""
-    from deepuad.baselines import _COV_EPS
+    from deepuad.estimators.baselines import _COV_EPS
 
     X, _ = data
     det = fitted["dagmm"]

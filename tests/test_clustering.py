@@ -1,4 +1,4 @@
-"""deepuad.clustering: the GMM behind the initial selection and the re-selection (seeds, fitting
+"""deepuad.estimators.clustering: the GMM behind the initial selection and the re-selection (seeds, fitting
 on a subsample, the covariance floor's retries) and the method registry's option handling."""
 
 import warnings
@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-import deepuad.clustering as clustering
-from deepuad.clustering import _subsample, cluster_labels, fit_gmm, gmm_labels
+import deepuad.estimators.clustering as clustering
+from deepuad.estimators.clustering import _subsample, cluster_labels, fit_gmm, gmm_labels
 
 
 def blobs(n_per=60, seed=0):

@@ -53,7 +53,7 @@ def test_invalid_parameters_are_refused(data):
 
 
 def test_mixed_precision_trains_and_scores_in_float32(data, monkeypatch):
-    from deepuad.autoencoder import Autoencoder
+    from deepuad.estimators.autoencoder import Autoencoder
 
     X, y = data
     dtypes = set()

@@ -14,9 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
-from deepuad.detector import take_rows
-from deepuad.distributed import World
-from deepuad.metrics import ranking_metrics
+from deepuad.estimators.detector import take_rows
+from deepuad.estimators.distributed import World
+from deepuad.estimators.metrics import ranking_metrics
 
 from conftest import make_table, run_cli
 

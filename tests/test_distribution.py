@@ -1,4 +1,4 @@
-"""Tests for deepuad.distribution (distribution clustering, Lin et al. CVPR 2018).
+"""Tests for deepuad.estimators.distribution (distribution clustering, Lin et al. CVPR 2018).
 
 Test 1 and Test 2 are the sanity data sets of the spec (shared/distribution_clustering.md beside the repository,
 section 4.3), generated here with fixed seeds.
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from deepuad.distribution import (
+from deepuad.estimators.distribution import (
     DistributionClustering,
     _ScalableRun,
     distribution_clustering_reference,
@@ -307,7 +307,7 @@ def test_anchor_profiles_equal_release_definition_when_all_rows_are_anchors():
     prof[C] += mu / len(C)
     v = D[k].copy()
     v[k] = mu
-    from deepuad.distribution import _Cluster
+    from deepuad.estimators.distribution import _Cluster
     cl = _Cluster(X.shape[1], n)
     run.pos_in_free = np.arange(n)
     run._add(cl, C)

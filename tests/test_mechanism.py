@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from deepuad import DeepUAD
-from deepuad.autoencoder import encode_and_score
-from deepuad.detector import initial_selection
-from deepuad.selection import Selection
+from deepuad.estimators.autoencoder import encode_and_score
+from deepuad.estimators.detector import initial_selection
+from deepuad.estimators.selection import Selection
 
 A, B, C, ANOMALY = 0, 1, 2, 3
 
@@ -265,7 +265,7 @@ def test_each_reselection_is_recorded_with_its_number_epoch_loss_threshold_and_f
 
 @pytest.mark.parametrize("loss", ["mse", "cosine"])
 def test_an_epoch_steps_once_per_batch_over_every_selected_row_and_reports_the_mean_loss(modes, monkeypatch, loss):
-    from deepuad.autoencoder import Autoencoder, cosine_error
+    from deepuad.estimators.autoencoder import Autoencoder, cosine_error
 
     X, _ = modes
     batches = []  # (input, reconstruction) of every optimiser step
@@ -332,7 +332,7 @@ def test_scoring_before_fit_is_refused():
 
 
 def test_initial_selection_passes_its_parameters_to_the_clustering(modes, monkeypatch):
-    import deepuad.clustering as clustering
+    import deepuad.estimators.clustering as clustering
 
     X, groups = modes
     seen = []
@@ -361,7 +361,7 @@ def test_initial_selection_passes_its_parameters_to_the_clustering(modes, monkey
 
 
 def test_initial_selection_uses_the_methods_own_variances_when_it_measures_them(monkeypatch):
-    import deepuad.clustering as clustering
+    import deepuad.estimators.clustering as clustering
 
     # a method that labels 3 clusters plus noise and measures its own spread: cluster 2 is the
     # tightest by its measure although it is the loosest in X
@@ -393,7 +393,7 @@ def test_initial_selection_is_seeded(modes):
 
 
 def test_variance_reselection_seeds_its_gmm_per_iteration_and_passes_its_parameters(monkeypatch):
-    import deepuad.clustering as clustering
+    import deepuad.estimators.clustering as clustering
 
     seen = []
     original = clustering.gmm_labels  # detector imports it from clustering when it re-selects (lazily)

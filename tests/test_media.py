@@ -1,4 +1,4 @@
-"""Tests for deepuad.media: every input is written by the test itself, except the two
+"""Tests for deepuad.inputs.media: every input is written by the test itself, except the two
 checks against the real MNIST / UCF-Crime files in ../shared/data next to the repository, read through
 conftest's ``shared_data`` fixture (skipped only where that folder is absent)."""
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepuad import media
-from deepuad.media import MediaError
+from deepuad.inputs import media
+from deepuad.inputs.media import MediaError
 
 # torch.jit.script/load are deprecated in recent torch, but TorchScript is the format asked for.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
-from deepuad.metrics import binary_metrics, ranking_metrics
+from deepuad.estimators.metrics import binary_metrics, ranking_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

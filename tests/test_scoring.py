@@ -6,9 +6,9 @@ import torch
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
-from deepuad import scoring
-from deepuad.autoencoder import cosine_error
-from deepuad.detector import DeepUAD, auto_batch_size, auto_layers
+from deepuad.estimators import scoring
+from deepuad.estimators.autoencoder import cosine_error
+from deepuad.estimators.detector import DeepUAD, auto_batch_size, auto_layers
 
 
 def test_forest_arrays_score_exactly_like_scikit_learn():

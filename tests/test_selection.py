@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deepuad.selection import cluster_variances, n_changed, select, select_low_variance
+from deepuad.estimators.selection import cluster_variances, n_changed, select, select_low_variance
 
 
 def test_cluster_variance_is_mean_squared_distance_to_centroid():
@@ -177,7 +177,7 @@ def test_select_counts_every_cluster_up_to_the_largest_label():
 
 
 def test_cluster_variances_over_several_chunks_and_from_the_first_row(monkeypatch):
-    import deepuad.selection as selection
+    import deepuad.estimators.selection as selection
 
     monkeypatch.setattr(selection, "_CHUNK", 7)  # many chunks on small data
     rng = np.random.default_rng(0)

@@ -49,10 +49,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepuad import scoring
-from deepuad.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
-from deepuad.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
+from deepuad.estimators import scoring
+from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
+from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
+from deepuad.estimators.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
 
 
 RESELECT_BY = ("error", "variance")
@@ -90,7 +90,7 @@ def initial_selection(
     **method_options,
 ) -> Selection:
     """C(X, p0): cluster the input features and keep the low-variance clusters."""
-    from deepuad.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
+    from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
 
     if method == "gmm":
         method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
@@ -333,7 +333,7 @@ class DeepUAD(BaseDetector):
             selection = Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), threshold,
                                   np.zeros(0, bool), np.flatnonzero(errors <= threshold).astype(np.int64), False)
         else:  # the paper: GMM on z = [code; error], keep the low-variance clusters
-            from deepuad.clustering import gmm_labels
+            from deepuad.estimators.clustering import gmm_labels
 
             z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
             # a different but reproducible GMM seed per re-selection (a fixed one measured no better)

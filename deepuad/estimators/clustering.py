@@ -98,7 +98,7 @@ def distribution_labels(X, n_clusters=None, random_state=0, thres=0.1, min_clus=
     """Distribution clustering (Lin et al., CVPR 2018): finds its own number of clusters and
     leaves outliers unclustered. Cluster variance is its s^2 on the normalised rows.
     ``thres="auto"`` applies the nearest-neighbour profile-distance heuristic."""
-    from deepuad.distribution import DistributionClustering, estimate_thres
+    from deepuad.estimators.distribution import DistributionClustering, estimate_thres
 
     if thres == "auto":
         thres = float(estimate_thres(X, normalize=normalize, random_state=random_state))

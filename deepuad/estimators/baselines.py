@@ -6,7 +6,7 @@
 * :class:`DAGMMDetector` - Deep Autoencoding Gaussian Mixture Model (Zong et al., ICLR 2018)
   written in torch.
 
-All of them follow :class:`deepuad.base.BaseDetector`: parameters are stored unchanged in
+All of them follow :class:`deepuad.estimators.base.BaseDetector`: parameters are stored unchanged in
 ``__init__``, ``fit(X)`` learns from unlabelled rows, ``decision_function(X)`` returns one
 score per row with HIGHER = MORE ANOMALOUS.  No file or terminal I/O happens here.
 """

@@ -1,0 +1,12 @@
+"""The algorithms, as scikit-learn/PyOD-style estimators with no file or terminal I/O.
+
+- ``detector``: ``DeepUAD``, the paper's Algorithm 1, and ``initial_selection``
+- ``base``: the contract every detector follows (``BaseDetector``)
+- ``baselines``: Isolation Forest, OC-SVM, a plain autoencoder, DAGMM
+- ``clustering``, ``distribution``: initial clustering (GMM, k-means, HDBSCAN, distribution clustering)
+- ``selection``: the low-variance cluster selection C(X, p)
+- ``autoencoder``: the network and its reconstruction errors
+- ``scoring``: the anomaly score of a fitted DeepUAD
+- ``metrics``: AUROC, AUPRC, F1
+- ``distributed``: the process group a fit runs in (one process = a world of size one)
+"""
