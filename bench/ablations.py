@@ -21,7 +21,7 @@ import torch
 
 from deepuad.estimators.detector import DeepUAD, initial_selection
 from deepuad.estimators.metrics import ranking_metrics
-from deepuad.stages import load_features
+from deepuad.artifacts.features import load_features
 
 RESULTS = Path(__file__).parent / "results"
 

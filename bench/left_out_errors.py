@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deepuad.estimators.autoencoder import encode_and_score  # noqa: E402
-from deepuad.stages import load_features, load_model  # noqa: E402
+from deepuad.artifacts.features import load_features  # noqa: E402
+from deepuad.stages._common import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ def generator_state(seed: int = 0):
 def write_big_features(small: Path, big: Path, rows: int, chunk: int = 100_000) -> dict:
     """The big artifact, streamed: never more than one chunk in memory (runs in a subprocess)."""
     from deepuad import artifacts as art
-    from deepuad.stages import write_features
+    from deepuad.artifacts.features import write_features
 
     with art.open_artifact(small, "features") as f:
         encoding = art.read_json(f, "encoding")

@@ -15,7 +15,7 @@ import torch
 from deepuad import artifacts as art
 from deepuad.estimators.detector import DeepUAD
 from deepuad.estimators.metrics import ranking_metrics
-from deepuad.stages import load_features
+from deepuad.artifacts.features import load_features
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--split", type=Path, required=True)

@@ -8,7 +8,7 @@ Workload: the train half of KDDCUP99 10 % made by bench/kddcup.py's split (conta
 seed 0: 247,010 rows x 118 float32 columns after ``extract``), or ``--data synthetic`` (same
 shape, Gaussian clusters + one-hot blocks). Net 118-60-30-10 mirrored, tanh, batch 1024,
 Adam 1e-3, r = 10, p0 = 35, p = 30, percentile over samples (the CLI defaults). Threads: what
-``deepuad.stages.set_threads(None)`` picks on this machine (1 on <= 2 cores) for sections 1-3.
+``deepuad.stages._common.set_threads(None)`` picks on this machine (1 on <= 2 cores) for sections 1-3.
 
 1. epoch: ``DeepUAD._train_one_epoch`` vs a bare in-memory PyTorch loop (same net, same rows,
    randperm + index + forward/backward/step). Target: throughput >= 0.8 x the bare loop.
@@ -99,7 +99,8 @@ def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare_data(args, work: Path) -> dict:
     """Features file (via deepuad's extract, as a user would) and the initial selection."""
-    from deepuad import stages
+    from deepuad.artifacts.features import load_features
+    from deepuad.stages.extract import extract
     from deepuad.estimators.detector import initial_selection
 
     features = work / "train.features.h5"
@@ -109,16 +110,16 @@ def prepare_data(args, work: Path) -> dict:
 
         started = time.perf_counter()
         info["split"] = kddcup.make_split(Path(args.kdd_data), work, 0.2, 0, args.limit)
-        stages.extract(work / "train.csv", features, label_column="label", anomaly_values=["normal."])
+        extract(work / "train.csv", features, label_column="label", anomaly_values=["normal."])
         info["source"] = f"KDDCUP99 10% train half (bench/kddcup.py split, contamination 0.2, seed 0, limit {args.limit})"
     else:
         started = time.perf_counter()
         X, y = synthetic(args.rows)
         np.savez(work / "synthetic.npz", X=X, y=y)
-        stages.extract(work / "synthetic.npz", features)
+        extract(work / "synthetic.npz", features)
         info["source"] = f"synthetic {args.rows} x 118 (6 Gaussian clusters + 4 one-hot blocks, 20 % uniform anomalies)"
     info["extract_seconds"] = round(time.perf_counter() - started, 1)
-    loaded = stages.load_features(features)
+    loaded = load_features(features)
     X, y = loaded["X"], loaded["y"]
     started = time.perf_counter()
     initial = initial_selection(X, args.p0, "gmm", 20, "samples", 0.01, 0).selected
@@ -697,7 +698,7 @@ def main() -> None:
         return
 
     from deepuad.estimators import detector as detector_module
-    from deepuad.stages import set_threads
+    from deepuad.stages._common import set_threads
 
     LOAD.start()
     run_start = time.time()

@@ -249,12 +249,12 @@ def extract(
     as_json: bool = JSON_OPTION,
 ):
     """Turn raw data into a features file: X (float32), optional y, and the fitted encoding."""
-    from deepuad import stages
+    from deepuad.stages.extract import extract as stage
 
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be >= 1, got {chunk_rows}")
     _run_stage(
-        stages.extract, as_json, "extract", input_path=input, output=output, like=like, input_type=input_type,
+        stage, as_json, "extract", input_path=input, output=output, like=like, input_type=input_type,
         categorical=_csv(categorical), drop=_csv(drop), label_column=label_column,
         anomaly_values=_csv(anomaly_values) or None, scale=scale, chunk_rows=chunk_rows, text_encoding=encoding,
         compress=compress, labels=labels, size=_size(size), grayscale=grayscale, model=model, device=device,
@@ -321,7 +321,7 @@ def cluster(
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
-    from deepuad import stages
+    from deepuad.stages.cluster import cluster as stage
     from deepuad.estimators.detector import PAPER_READING
 
     percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
@@ -330,7 +330,7 @@ def cluster(
         options.update(thres=_thres(thres), min_clus=min_clus, max_dist=max_dist, normalize=dc_normalize,
                        n_anchors=anchors, n_neighbors=neighbors, sample=sample)
     _run_stage(
-        stages.cluster, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
+        stage, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
         p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, method_options=options,
     )
 
@@ -407,13 +407,13 @@ def train(
     as_json: bool = JSON_OPTION,
 ):
     """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing."""
-    from deepuad import stages
+    from deepuad.stages.train import train as stage
 
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
                              reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile, score, paper)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
-    _run_stage(stages.train, as_json, "train", features_path=features, clusters_path=clusters, output=output,
+    _run_stage(stage, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
 
 
@@ -446,9 +446,9 @@ def score(
     as_json: bool = JSON_OPTION,
 ):
     """Score every row: h(x) = 1 - cos(x, decode(encode(x))), higher = more anomalous."""
-    from deepuad import stages
+    from deepuad.stages.score import score as stage
 
-    _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
+    _run_stage(stage, as_json, "score", model_path=model, features_path=features, output=output,
                contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
                batch_rows=batch_rows, shard=_shard(shard))
 
@@ -462,9 +462,9 @@ def merge_scores(
     as_json: bool = JSON_OPTION,
 ):
     """Join the shards of 'score --shard I/N' into one scores file, identical to an unsharded 'score'."""
-    from deepuad import stages
+    from deepuad.stages.merge_scores import merge_scores as stage
 
-    _run_stage(stages.merge_scores, as_json, "merge-scores", shard_paths=shards, output=output, contamination=contamination,
+    _run_stage(stage, as_json, "merge-scores", shard_paths=shards, output=output, contamination=contamination,
                threshold=threshold)
 
 
@@ -488,9 +488,9 @@ def baseline(
     as_json: bool = JSON_OPTION,
 ):
     """A baseline detector through the same artifacts: its scores file works with evaluate and plots."""
-    from deepuad import stages
+    from deepuad.stages.baseline import baseline as stage
 
-    _run_stage(stages.baseline, as_json, "baseline", features_path=features, method=method, score_features=score_features,
+    _run_stage(stage, as_json, "baseline", features_path=features, method=method, score_features=score_features,
                output=output, contamination=contamination, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                layers=_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
 
@@ -505,9 +505,9 @@ def evaluate(
     as_json: bool = JSON_OPTION,
 ):
     """AUROC, AUPRC and precision/recall/F1 at the stored threshold; optional plots."""
-    from deepuad import stages
+    from deepuad.stages.evaluate import evaluate as stage
 
-    _run_stage(stages.evaluate, as_json, "evaluate", scores_path=scores, labels_path=labels, model_path=model, plots_dir=plots)
+    _run_stage(stage, as_json, "evaluate", scores_path=scores, labels_path=labels, model_path=model, plots_dir=plots)
 
 
 # --------------------------------------------------------------------------- run
@@ -548,7 +548,8 @@ def run(
     """All four stages into one folder. A stage whose artifact is already there with the same
     parameters and inputs is skipped, and a checkpointed model resumes, so re-running after a
     crash continues where it stopped."""
-    from deepuad import stages
+    from deepuad.stages import cluster as cluster_stage, extract as extract_stage, score as score_stage, train as train_stage
+    from deepuad.stages._common import require_exists
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
@@ -557,7 +558,7 @@ def run(
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     from deepuad.artifacts import is_same_or_inside
 
-    input = stages.require_exists(input)
+    input = require_exists(input)
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
     for target in (output_dir, f, c, m, s):  # before the folder is made: a refused command leaves nothing behind
         if is_same_or_inside(target, input):
@@ -570,15 +571,15 @@ def run(
     summaries = {}
     quiet = state["quiet"]
     state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage
-    summaries["extract"] = _run_stage(stages.extract, False, "extract", input_path=input, output=f, categorical=_csv(categorical),
+    summaries["extract"] = _run_stage(extract_stage.extract, False, "extract", input_path=input, output=f, categorical=_csv(categorical),
                                       drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None,
                                       scale=scale, skip_current=True)
-    summaries["cluster"] = _run_stage(stages.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
+    summaries["cluster"] = _run_stage(cluster_stage.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
                                       p0=p0, percentile_over=options["percentile_over"], min_fraction=min_fraction, seed=seed,
                                       skip_current=True)
-    summaries["train"] = _run_stage(stages.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
+    summaries["train"] = _run_stage(train_stage.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
                                     threads=threads, skip_current=True, **options)
-    summaries["score"] = _run_stage(stages.score, False, "score", model_path=m, features_path=f, output=s,
+    summaries["score"] = _run_stage(score_stage.score, False, "score", model_path=m, features_path=f, output=s,
                                     contamination=contamination, device=device, threads=threads, skip_current=True)
     state["quiet"] = quiet
     if as_json:
@@ -592,9 +593,9 @@ def inspect(
     as_json: bool = JSON_OPTION,
 ):
     """Show an artifact: kind, parameters, provenance, datasets and a per-kind summary."""
-    from deepuad import stages
+    from deepuad.stages.inspect import describe
 
-    info = stages.describe(file)
+    info = describe(file)
     if as_json:
         _emit(strict_json(info))
         return

@@ -518,13 +518,13 @@ def test_seeds_numpy_cannot_take_are_usage_errors(tmp_path, capsys, built, seed)
 # =========================================================================== 6. signals
 SLOW_SCORE = """
 import sys, time
-from deepuad import stages
-real = stages.require_finite_scores
+from deepuad.artifacts import scores
+real = scores.require_finite_scores
 def slow(*args):  # inside write_artifact, with the temporary file open: wait to be signalled
     print("inside", flush=True)
     time.sleep(60)
     return real(*args)
-stages.require_finite_scores = slow
+scores.require_finite_scores = slow
 from deepuad.cli import main
 main(sys.argv[1:])
 """

@@ -1,6 +1,6 @@
 import numpy as np
 
-from deepuad import stages
+from deepuad.stages.extract import extract
 from deepuad import artifacts as art
 
 
@@ -10,7 +10,7 @@ def read(path):
 
 
 def test_extract_one_hot_label_and_scaling(tmp_path, table):
-    summary = stages.extract(table, label_column="label", anomaly_values=["bad"])
+    summary = extract(table, label_column="label", anomaly_values=["bad"])
     X, y, names = read(summary["output"])
     assert summary["output"].endswith("data.features.h5")
     assert names == ["a", "b", "c", "d", "proto=icmp", "proto=tcp", "proto=udp"]
@@ -20,10 +20,10 @@ def test_extract_one_hot_label_and_scaling(tmp_path, table):
 
 
 def test_extract_like_encodes_identically_and_counts_unseen(tmp_path, table):
-    train = stages.extract(table, label_column="label", anomaly_values=["bad"])
+    train = extract(table, label_column="label", anomaly_values=["bad"])
     new = tmp_path / "new.csv"
     new.write_text("a,b,c,d,proto\n1,2,0.5,3,tcp\n1,2,0.5,3,sctp\n9,9,9,9,udp\n")
-    summary = stages.extract(new, like=train["output"], output=tmp_path / "new.features.h5")
+    summary = extract(new, like=train["output"], output=tmp_path / "new.features.h5")
     X_new, y_new, names = read(summary["output"])
     assert summary["unseen_categories"] == {"proto": 1}
     assert y_new is None  # no label column in new data: fine
@@ -38,6 +38,6 @@ def test_extract_like_encodes_identically_and_counts_unseen(tmp_path, table):
 def test_npz_input(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", X=rng.normal(size=(50, 3)), y=(rng.random(50) < 0.1).astype(int))
-    summary = stages.extract(tmp_path / "d.npz")
+    summary = extract(tmp_path / "d.npz")
     X, y, _ = read(summary["output"])
     assert X.shape == (50, 3) and y is not None and summary["labels"]

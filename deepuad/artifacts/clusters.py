@@ -1,0 +1,86 @@
+"""The clusters artifact: the initial clustering and the initial training set C(X, p0).
+Written by ``cluster``; read by ``train`` (its ``selected`` rows) and ``inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepuad.artifacts.envelope import Kind, put, register, write_artifact
+from deepuad.artifacts.safe_read import finite_threshold, read_array
+from deepuad.errors import InputError
+
+
+def write(output, selection, params: dict, inputs: dict, n_rows: int, method: str, y) -> None:
+    """``selection``: the ``Selection`` of ``initial_selection``; ``y`` (or None): ground truth,
+    stored only as diagnostics."""
+    with write_artifact(output, "clusters", params, inputs) as f:
+        put(f, "assignment", selection.labels, chunked=True)
+        put(f, "size", selection.sizes)
+        put(f, "variance", selection.variances)
+        put(f, "accepted", selection.accepted)
+        put(f, "selected", selection.selected, chunked=True)
+        f.attrs["threshold"] = selection.threshold
+        f.attrs["fallback"] = selection.fallback
+        f.attrs["n_rows"] = n_rows
+        for name, value in (selection.extra or {}).items():
+            if name == "variances":
+                continue  # already stored as 'variance'
+            if np.ndim(value) == 0:
+                f.attrs[f"method_{name}"] = value
+            else:
+                put(f, f"method_data/{name}", np.asarray(value), f"{method} clustering: {name} per cluster")
+        if y is not None:
+            share = cluster_anomaly_share(selection.labels, y, len(selection.sizes))
+            put(f, "diagnostics/anomaly_share", share, "share of y == 1 in each cluster (diagnostic only)")
+            f.attrs["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
+
+
+def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) -> np.ndarray:
+    keep = labels >= 0
+    counts = np.bincount(labels[keep], minlength=n_clusters)
+    anomalies = np.bincount(labels[keep], weights=y[keep].astype(float), minlength=n_clusters)
+    return np.where(counts > 0, anomalies / np.maximum(counts, 1), np.nan)
+
+
+def describe(f, path) -> dict:
+    sizes, variances = read_array(f, "size"), read_array(f, "variance")
+    accepted = read_array(f, "accepted")
+    share = read_array(f, "diagnostics/anomaly_share") if "diagnostics/anomaly_share" in f else None
+    order = np.argsort(variances, kind="stable")
+    clusters = [
+        {"cluster": int(k), "size": int(sizes[k]), "variance": float(variances[k]), "accepted": bool(accepted[k]),
+         **({"anomaly_share": float(share[k])} if share is not None else {})}
+        for k in order if sizes[k] > 0
+    ]
+    summary = {"threshold": finite_threshold(f, path), "selected": int(f["selected"].shape[0]),
+               "rows": int(f.attrs["n_rows"]), "fallback": bool(f.attrs["fallback"]),
+               "unclustered": int(np.sum(read_array(f, "assignment") < 0))}
+    if "selected_anomaly_share" in f.attrs:
+        summary["selected_anomaly_share"] = float(f.attrs["selected_anomaly_share"])
+    return {"clusters": clusters, "summary": summary}
+
+
+def _check_rows(f: h5py.File, path: Path) -> None:
+    if f["assignment"].shape[0] != int(f.attrs["n_rows"]):
+        raise InputError(f"dataset 'assignment' has {f['assignment'].shape[0]} rows but n_rows is {int(f.attrs['n_rows'])} (corrupt?)", path)
+
+
+KIND = register(Kind(
+    "clusters", check=_check_rows, describe=describe,
+    datasets={
+        "assignment": (1, "i", True), "size": (1, "iu", True), "variance": (1, "f", True),
+        "accepted": (1, "b", True), "selected": (1, "iu", True), "diagnostics/anomaly_share": (1, "f", False),
+    },
+    attrs={"threshold": "num", "fallback": "num", "n_rows": "int", "selected_anomaly_share": "num"},
+    same_length=[[("size", 0), ("variance", 0), ("accepted", 0), ("diagnostics/anomaly_share", 0)]],
+    descriptions={
+        "assignment": "cluster of each row, -1 = unclustered (never selected)",
+        "size": "rows per cluster",
+        "variance": "mean squared distance of a cluster's members to its centroid",
+        "accepted": "cluster kept in the initial training set",
+        "selected": "indices of the rows in the training set",
+    },
+))

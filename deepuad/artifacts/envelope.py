@@ -1,0 +1,291 @@
+"""The envelope every artifact shares, and the registry of artifact kinds.
+
+Every artifact's root carries these attributes:
+
+    deepuad_kind            "features" | "clusters" | "model" | "scores" | "scores_shard"
+    deepuad_schema_version  int, SCHEMA_VERSION when written; newer files are refused
+    deepuad_version         version of deepuad that wrote it
+    created                 UTC time, ISO 8601
+    params                  JSON: the full parameter set of the stage that wrote it
+    inputs                  JSON: {role: {"path": ..., "fingerprint": ...}} of the artifacts it was made from
+    fingerprint             SHA-256 over the content of every dataset (name, dtype, shape, bytes)
+
+and every dataset has a ``description`` attribute saying what it holds. The fingerprint is
+our "hash of the inputs": it hashes content, not the file, so re-writing identical data
+(with a new timestamp) does not make downstream artifacts stale, while any change to the
+data does. ``write_artifact`` writes through ``atomic`` (temporary name, rename, folder lock);
+``open_artifact`` checks a file with ``safe_read`` and against its kind's schema.
+
+Each kind (features, clusters, model, scores, scores_shard) is one module of this package
+that declares its ``Kind`` (datasets, attributes, lengths that must agree, descriptions, extra
+checks) with ``register`` and holds its writer, reader and ``describe`` beside it. Adding a
+kind, or a dataset to one, touches that module only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import h5py
+import numpy as np
+
+from deepuad import __version__
+from deepuad.artifacts.atomic import (
+    check_output_path, _discard, _folder_lock, _fsync_folder, _interrupts_held_in_driver, _output_error, _SafeFile,
+    _temporary_name,
+)
+from deepuad.artifacts.safe_read import (
+    attr_json, _check_attr, _check_dataset, check_self_contained, _h5py_errors_as_input_errors, _one_line,
+    _str_attr,
+)
+from deepuad.errors import DeepUADError, InputError, StaleError
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What an artifact of one kind holds, checked by ``open_artifact``.
+
+    ``datasets``: name -> (ndim, dtype kinds allowed, required); ``attrs``: root attribute ->
+    what it must hold when present ("str", "num": a real number or bool, "int", "dict"/"list":
+    JSON text of that type); ``same_length``: groups of (dataset, axis) whose lengths must agree
+    (the readers index one by the other); ``descriptions``: the text stored with each dataset
+    (by full name or last path component); ``check(f, path)``: anything more, InputError if not
+    met; ``describe(f, path)``: the kind's part of ``inspect``."""
+
+    name: str
+    datasets: dict[str, tuple[int, str, bool]]
+    attrs: dict[str, str]
+    same_length: list[list[tuple[str, int]]] = field(default_factory=list)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    check: Callable[[h5py.File, Path], None] | None = None
+    describe: Callable[[h5py.File, Path], dict] | None = None
+
+
+# kind name -> Kind, in the order the kind modules register (deepuad.artifacts imports them all)
+KINDS: dict[str, Kind] = {}
+# dataset name (full, or its last path component) -> description, over every kind
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def register(kind: Kind) -> Kind:
+    for name, text in kind.descriptions.items():
+        if DESCRIPTIONS.setdefault(name, text) != text:
+            raise ValueError(f"dataset '{name}' is described differently by two kinds")
+    KINDS[kind.name] = kind
+    return kind
+
+
+SCHEMA_VERSION = 1
+HASH_CHUNK_BYTES = 64 << 20
+
+
+# root attributes every artifact carries (ROOT_ATTRS: required) and those of each kind (checked
+# when present; a reader that needs a missing one gets an InputError from open_artifact), with
+# what they must hold: "str", "num" (a real number or bool), "int", "dict"/"list" (JSON text of
+# that type). Checked on open, so that the stages never meet a garbage value (exit 1).
+ROOT_ATTRS = {"fingerprint": "str", "params": "dict", "inputs": "dict"}
+
+
+def fingerprint_of(path: str | Path) -> str:
+    with open_artifact(path) as f:
+        return f.attrs["fingerprint"]
+
+
+@contextlib.contextmanager
+def write_artifact(path: str | Path, kind: str, params: dict, inputs: dict | None = None) -> Iterator[h5py.File]:
+    """Yield an HDF5 file open under a temporary name; on success it is fingerprinted,
+    flushed to disk and renamed to ``path``; on any error the temporary file is removed
+    and the old ``path`` (if any) is left untouched."""
+    assert kind in KINDS
+    path = check_output_path(path)
+    with _folder_lock(path):
+        yield from _write_locked(path, kind, params, inputs)
+
+
+def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
+    tmp = _temporary_name(path)
+    handle = None
+    try:
+        handle = _SafeFile(tmp)
+        with _interrupts_held_in_driver(), h5py.File(handle, "w", libver=("earliest", "v112")) as f:
+            f.attrs["deepuad_kind"] = kind
+            f.attrs["deepuad_schema_version"] = SCHEMA_VERSION
+            f.attrs["deepuad_version"] = __version__
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            f.attrs["params"] = json.dumps(params, sort_keys=True, default=_json_default)
+            f.attrs["inputs"] = json.dumps(inputs or {}, sort_keys=True)
+            yield f
+            handle.check()  # a failed write: stop before reading back what never reached the disk
+            for name, dataset in _datasets(f):
+                key = name if name in DESCRIPTIONS else name.split("/")[-1]  # a full path first: "scorer/forest/left"
+                if "description" not in dataset.attrs and key in DESCRIPTIONS:
+                    dataset.attrs["description"] = DESCRIPTIONS[key]
+            f.attrs["fingerprint"] = content_fingerprint(f)
+        handle.check()  # closing flushes HDF5's caches: more writes that may have failed
+        os.fsync(handle.raw.fileno())
+        handle.raw.close()
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except OSError as error:
+        _discard(handle, tmp)
+        raise _output_error(handle.error if handle is not None and handle.error else error, path) from None
+    except BaseException as error:
+        _discard(handle, tmp)
+        if handle is not None and handle.error is not None and not isinstance(error, (DeepUADError, KeyboardInterrupt)):
+            # HDF5 read back zeros where a write had failed and choked on them: report the cause
+            raise _output_error(handle.error, path) from None
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def put(group: h5py.Group, name: str, data, description: str | None = None, chunked: bool = False) -> h5py.Dataset:
+    """Write one dataset (strings as UTF-8 variable-length) with its description."""
+    data = np.asarray(data)
+    if data.dtype.kind in "UO":
+        data = data.astype(object)
+        dataset = group.create_dataset(name, data=data, dtype=h5py.string_dtype())
+    else:
+        chunks = (min(len(data), 65536), *data.shape[1:]) if chunked and data.ndim >= 1 and len(data) else None
+        dataset = group.create_dataset(name, data=data, chunks=chunks)
+    if description:
+        dataset.attrs["description"] = description
+    return dataset
+
+
+def put_json(group: h5py.Group, name: str, value, description: str) -> None:
+    """A JSON document as a scalar string dataset (attributes are limited to 64 KiB)."""
+    dataset = group.create_dataset(name, data=json.dumps(value, sort_keys=True, default=_json_default), dtype=h5py.string_dtype())
+    dataset.attrs["description"] = description
+
+
+def _datasets(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
+    found: list[tuple[str, h5py.Dataset]] = []
+    f.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(found, key=lambda item: item[0])
+
+
+def content_fingerprint(f: h5py.File) -> str:
+    """SHA-256 over every dataset's name, dtype, shape and bytes, read in bounded chunks."""
+    digest = hashlib.sha256()
+    for name, dataset in _datasets(f):
+        digest.update(f"{name}|{dataset.dtype.str}|{dataset.shape}\n".encode())
+        if dataset.shape == ():
+            value = dataset[()]
+            digest.update(value if isinstance(value, bytes) else np.asarray(value).tobytes())
+            continue
+        if dataset.dtype.kind == "O":
+            for value in dataset[()]:
+                digest.update(value if isinstance(value, bytes) else str(value).encode())
+                digest.update(b"\0")
+            continue
+        row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64)))
+        step = max(1, HASH_CHUNK_BYTES // row_bytes)
+        for start in range(0, dataset.shape[0], step):
+            digest.update(np.ascontiguousarray(dataset[start : start + step]).tobytes())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.File]:
+    """Open a deepuad artifact read-only, checking it is one, of ``kind``, of a schema we
+    understand, with the datasets and attributes its kind requires; InputError otherwise.
+    An error HDF5 raises while the caller reads the open file (a corrupt block) is an
+    InputError naming the file too."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("no such file", path) from None
+    except OSError as error:  # a name too long, a loop of links, no permission on a folder
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError("is a directory, expected an HDF5 file", path)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device: HDF5 would block or read forever
+        raise InputError("is not a regular file (a device, FIFO or socket)", path)
+    if info.st_size == 0:
+        raise InputError("is empty", path)
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as error:
+        raise InputError(f"cannot read: {error}", path) from None
+    if not is_hdf5:
+        raise InputError("is not an HDF5 file (was it written by deepuad?)", path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError) as error:
+        raise InputError(f"cannot open as HDF5 (corrupt or truncated?): {_one_line(error)}", path) from None
+    with f, _h5py_errors_as_input_errors(path):
+        check_self_contained(f, path)
+        try:
+            found_kind = _str_attr(f, "deepuad_kind")
+            version = int(f.attrs["deepuad_schema_version"])
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError):
+            raise InputError("is an HDF5 file but not a deepuad artifact (no deepuad_kind)", path) from None
+        if found_kind not in KINDS:
+            raise InputError(f"has an unknown deepuad_kind {found_kind[:40]!r} (corrupt?)", path)
+        if kind is not None and found_kind != kind:
+            hint = "; join all shards with 'deepuad merge-scores' first" if (found_kind, kind) == ("scores_shard", "scores") else ""
+            raise InputError(f"is a {found_kind} artifact, expected {kind}{hint}", path)
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                f"has schema version {version}, newer than this deepuad understands ({SCHEMA_VERSION}); upgrade deepuad", path
+            )
+        for name, expected in ROOT_ATTRS.items():
+            _check_attr(f, path, name, expected, required=True)
+        spec = KINDS[found_kind]
+        for name, expected in spec.attrs.items():
+            _check_attr(f, path, name, expected, required=False)
+        for name, (ndim, dtype_kinds, required) in spec.datasets.items():
+            _check_dataset(f, path, name, ndim, dtype_kinds, required)
+        _check_lengths(f, path, spec)
+        if spec.check is not None:
+            spec.check(f, path)
+        yield f
+
+
+def _check_lengths(f: h5py.File, path: Path, spec: Kind) -> None:
+    for group in spec.same_length:
+        present = [(name, axis, f[name].shape[axis]) for name, axis in group if name in f]
+        for name, axis, length in present[1:]:
+            first, first_axis, first_length = present[0]
+            if length != first_length:
+                raise InputError(f"dataset '{name}' has {length} {'rows' if axis == 0 else 'entries'} but '{first}' has "
+                                 f"{first_length} {'rows' if first_axis == 0 else 'columns'} (corrupt?)", path)
+
+
+def inputs_of(f: h5py.File) -> dict:
+    return attr_json(f, "inputs")
+
+
+def params_of(f: h5py.File) -> dict:
+    return attr_json(f, "params")
+
+
+def require_made_from(f: h5py.File, role: str, upstream_path: str | Path, upstream_fingerprint: str, force: bool = False) -> None:
+    """StaleError unless artifact ``f`` was made from the upstream artifact with this fingerprint."""
+    recorded = inputs_of(f).get(role, {}).get("fingerprint")
+    if recorded != upstream_fingerprint and not force:
+        raise StaleError(
+            f"was made from a different {role} file than {upstream_path} (fingerprint {str(recorded)[:12]} vs "
+            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass --force",
+            f.filename,
+        )

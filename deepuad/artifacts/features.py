@@ -1,0 +1,164 @@
+"""The features artifact: the encoded data matrix X, optional ground truth y, and the fitted
+encoding that ``extract --like`` reuses. Written by ``extract``; read by every later stage."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+
+import numpy as np
+
+from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
+from deepuad.artifacts.safe_read import attr_json, read_array
+from deepuad.errors import DataError, InputError
+
+def no_progress(description: str, completed: int, total: int) -> None:
+    pass
+
+
+def describe(f, path) -> dict:
+    summary = {"rows": f["X"].shape[0], "features": f["X"].shape[1], "has_labels": "y" in f,
+               "unseen_categories": attr_json(f, "unseen_categories") if "unseen_categories" in f.attrs else {}}
+    if "y" in f and f["y"].shape[0]:  # no mean of an empty y: a RuntimeWarning and NaN
+        summary["anomaly_share"] = float(np.mean(read_array(f, "y")))
+    return {"summary": summary}
+
+
+KIND = register(Kind(
+    "features", describe=describe,
+    datasets={"X": (2, "f", True), "y": (1, "iub", False), "feature_names": (1, "OS", True), "ids": (1, "OSiu", False)},
+    attrs={"encoding_fingerprint": "str", "unseen_categories": "dict"},
+    same_length=[[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
+    descriptions={
+        "X": "feature matrix, rows x features, float32, encoded and scaled",
+        "y": "ground truth, 1 = anomaly; used only for evaluation, never by the algorithm",
+        "feature_names": "name of each column of X",
+        "ids": "identifier of each row (row number in the input, file path, ...)",
+        "encoding": "JSON: fitted encoding (columns, vocabularies, scaler) for extract --like",
+    },
+))
+
+
+def encoding_fingerprint(encoding: dict) -> str:
+    return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
+
+
+def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, compress=False, progress=no_progress,
+                   unseen: dict | None = None, ids=None, extra: dict | None = None) -> dict:
+    """Stream (X_chunk, y_chunk) pairs into a features artifact; returns the summary.
+
+    ``extra`` maps dataset names to whole arrays stored beside X (e.g. class_label, video)."""
+    feature_names = encoding["feature_names"]
+    n_rows, n_anomalies, has_y = 0, 0, None
+    with write_artifact(output, "features", params, inputs) as f:
+        width = len(feature_names)
+        X_out = f.create_dataset(
+            "X", shape=(0, width), maxshape=(None, width), dtype=np.float32,
+            chunks=(max(1, min(16384, (1 << 20) // (4 * width))), width),  # ~1 MiB chunks
+            **({"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}),
+        )
+        y_out = None
+        for X_chunk, y_chunk in chunks:
+            if X_chunk.shape[1] != width:
+                raise DataError(f"encoded width {X_chunk.shape[1]} != {width}", inputs["raw"]["path"])
+            if not np.isfinite(X_chunk).all():
+                raise DataError("scaling produced non-finite values (values too large for float32?)", inputs["raw"]["path"])
+            if has_y is None:
+                has_y = y_chunk is not None
+                if has_y:
+                    y_out = f.create_dataset("y", shape=(0,), maxshape=(None,), dtype=np.int8, chunks=(65536,))
+            X_out.resize(n_rows + len(X_chunk), axis=0)
+            X_out[n_rows:] = X_chunk
+            if has_y:
+                y_out.resize(n_rows + len(X_chunk), axis=0)
+                y_out[n_rows:] = y_chunk
+                n_anomalies += int(np.sum(y_chunk))
+            n_rows += len(X_chunk)
+            progress("encoding rows", n_rows, 0)
+        if n_rows == 0:
+            raise DataError("no data rows", inputs["raw"]["path"])
+        put(f, "feature_names", np.array(feature_names, dtype=object))
+        put(f, "ids", np.arange(n_rows, dtype=np.int64) if ids is None else ids, chunked=True)
+        for name, values in (extra or {}).items():
+            put(f, name, values)
+        put_json(f, "encoding", encoding, DESCRIPTIONS["encoding"])
+        f.attrs["encoding_fingerprint"] = encoding_fingerprint(encoding)
+        f.attrs["unseen_categories"] = json.dumps(unseen or {})
+    summary = {"output": str(output), "rows": n_rows, "features": len(feature_names), "labels": bool(has_y)}
+    if has_y:
+        summary["anomalies"] = n_anomalies
+    if unseen:
+        summary["unseen_categories"] = unseen
+    return summary
+
+
+def load_features(path, max_bytes: int = 8 << 30) -> dict:
+    """X (in memory), y, fingerprints of a features artifact; DataError on NaN/inf or no rows."""
+    with open_artifact(path, "features") as f:
+        X = read_array(f, "X", max_bytes)
+        y = read_array(f, "y") if "y" in f else None
+        fingerprint = str(f.attrs["fingerprint"])
+        encoding_fp = str(f.attrs.get("encoding_fingerprint", ""))
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"X is empty (shape {X.shape})", path)
+    X = as_finite_float32(X, path)
+    if y is not None and len(y) != len(X):
+        raise InputError(f"y has {len(y)} entries but X has {len(X)} rows", path)
+    return {"X": X, "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
+
+
+@contextlib.contextmanager
+def features_for_clustering(path, streaming: bool):
+    """X in memory, or (``streaming``) the open HDF5 dataset itself: gmm/kmeans with
+    ``--fit-sample`` then read only their sample and assign all rows in chunks, so data larger
+    than memory can be clustered. Either way NaN/inf is refused (checked chunk by chunk)."""
+    if not streaming:
+        yield load_features(path)
+        return
+    with open_artifact(path, "features") as f:
+        X = f["X"]
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise DataError(f"X is empty (shape {X.shape})", path)
+        require_finite_rows(X, 0, X.shape[0], path)
+        y = read_array(f, "y") if "y" in f else None
+        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"])}
+
+
+@contextlib.contextmanager
+def features_for_training(path, world):
+    """X in memory; under torchrun the open HDF5 dataset instead, each rank checking its own row
+    range for NaN/inf, so no process reads more than its share of the file."""
+    if not world.distributed:
+        yield load_features(path)
+        return
+    with open_artifact(path, "features") as f:
+        X = f["X"]
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise DataError(f"X is empty or not a matrix (shape {X.shape})", path)
+        require_finite_rows(X, *world.block(X.shape[0]), path)
+        y = read_array(f, "y") if "y" in f else None
+        if y is not None and len(y) != X.shape[0]:
+            raise InputError(f"y has {len(y)} entries but X has {X.shape[0]} rows", path)
+        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"]),
+               "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+
+
+def require_finite_rows(X, start: int, stop: int, path, chunk: int = 65536) -> None:
+    """DataError unless rows [start, stop) of an on-disk X are finite, read chunk by chunk."""
+    for first in range(start, stop, chunk):
+        as_finite_float32(X[first : min(first + chunk, stop)], path, first)
+
+
+def as_finite_float32(X, path, first_row: int = 0) -> np.ndarray:
+    """X as float32, or DataError if it holds NaN, infinity, or a value beyond float32's range
+    (|x| > 3.4e38: a float64 file whose values would turn into inf, and the scores into NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = np.asarray(X, dtype=np.float32)
+    finite = np.isfinite(X32)
+    if not finite.all():
+        bad_rows = ~finite.all(axis=1) if X32.ndim == 2 else ~finite
+        first = first_row + int(np.argmax(bad_rows))
+        raise DataError(f"X has {int(bad_rows.sum())} row(s) with NaN or infinite values, or values beyond float32's "
+                        f"range (first: row {first})", path)
+    return X32

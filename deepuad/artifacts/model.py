@@ -1,0 +1,182 @@
+"""The model artifact: a trained (or checkpointed) DeepUAD, stored as plain HDF5 datasets.
+
+It only stores what ``DeepUAD.get_state()`` returns and hands it back for ``set_state``:
+``weights/*`` and ``optimizer/*`` (tensors as arrays), ``rng_state``, ``epoch_losses``,
+``iterations/<t>/selected`` (with each re-selection's record and label diagnostics as group
+attributes) and ``scorer/*``; the JSON attributes ``architecture``, ``state`` and
+``iterations``. Loading never unpickles or executes anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepuad.artifacts.envelope import _datasets, Kind, open_artifact, register, write_artifact
+from deepuad.artifacts.safe_read import attr_json, _check_dataset, MAX_LAYERS, MAX_WIDTH, _positive_int, read_array
+from deepuad.errors import InputError
+
+
+def _check_model(f: h5py.File, path: Path) -> None:
+    """The JSON a model's reader indexes into, and the arrays it turns into tensors."""
+    def invalid(name):
+        return InputError(f"attribute '{name}' does not describe a model (corrupt?)", path)
+
+    if "architecture" in f.attrs:
+        architecture = attr_json(f, "architecture")
+        layers = architecture.get("layers")
+        if not (_positive_int(architecture.get("n_features")) and isinstance(layers, list) and layers
+                and all(map(_positive_int, layers)) and isinstance(architecture.get("activation"), str)):
+            raise invalid("architecture")
+        if len(layers) > MAX_LAYERS or max(architecture["n_features"], *layers) > MAX_WIDTH:  # declared, not stored
+            raise InputError(f"architecture declares {len(layers)} layers up to {max(layers)} wide (at most {MAX_LAYERS} "
+                             f"layers of {MAX_WIDTH}; corrupt or crafted?)", path)
+    if "state" in f.attrs:
+        state = attr_json(f, "state")
+        if not (isinstance(state.get("epoch"), int) and isinstance(state.get("optimizer_param_groups"), str)):
+            raise invalid("state")
+    if "iterations" in f.attrs:
+        keys = ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")
+        for record in attr_json(f, "iterations"):
+            if not (isinstance(record, dict) and all(k in record for k in keys) and isinstance(record["iteration"], int)):
+                raise invalid("iterations")
+            _check_dataset(f, path, f"iterations/{record['iteration']}/selected", 1, "iu", True)
+            group = f[f"iterations/{record['iteration']}"]
+            for name, value in group.attrs.items():  # epoch, loss, auroc, ...: numbers, read with float()
+                if not (np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iubf"):
+                    raise InputError(f"attribute '{name}' of iterations/{record['iteration']} is not a number (corrupt?)", path)
+    for group in ("weights", "optimizer"):
+        for name, dataset in _datasets(f):
+            if name.startswith(group + "/") and dataset.dtype.kind != "f":
+                raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected floats", path)
+
+
+def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inputs: dict, encoding_fp: str,
+          diagnostics: dict, n_rows: int, complete: bool, stop_reason: str, final_metrics: dict | None = None,
+          contamination_estimate: float | None = None) -> None:
+    """A model artifact holding ``(arrays, state)`` from ``DeepUAD.get_state()``; ``diagnostics``:
+    {iteration: {metric: value}} from labels the algorithm never saw."""
+    with write_artifact(path, "model", params, inputs) as f:
+        for name, values in arrays.items():
+            if name.startswith("iterations/"):  # sorted indices compress well: keep checkpoints small
+                f.create_dataset(name, data=values, compression="gzip", compression_opts=1, shuffle=True)
+            else:
+                f.create_dataset(name, data=values)
+        for record in state["iterations"]:
+            group = f[f"iterations/{record['iteration']}"]
+            group.attrs.update({k: v for k, v in record.items()})
+            group.attrs["n_selected"] = len(group["selected"])
+            for key, value in diagnostics.get(record["iteration"], {}).items():
+                group.attrs[key] = np.nan if value is None else value
+        f.attrs["architecture"] = json.dumps(architecture)
+        f.attrs["state"] = json.dumps({k: v for k, v in state.items() if k != "iterations"})
+        f.attrs["iterations"] = json.dumps(state["iterations"])
+        f.attrs["n_rows"] = n_rows
+        f.attrs["encoding_fingerprint"] = encoding_fp
+        f.attrs["complete"] = complete
+        f.attrs["stop_reason"] = stop_reason if complete else "interrupted (checkpoint)"
+        f.attrs["final_metrics"] = json.dumps(final_metrics or {})
+        if complete:  # the share of anomalies estimated from the scores: score's default --contamination
+            f.attrs["contamination_estimate"] = float(contamination_estimate)
+
+
+def read(path) -> tuple[dict[str, np.ndarray], dict, dict, dict]:
+    """(arrays, state, diagnostics, meta) of a model artifact, its weights checked against its
+    architecture; ``meta``: fingerprint, encoding_fingerprint, complete, n_rows, params, architecture."""
+    with open_artifact(path, "model") as f:
+        architecture = attr_json(f, "architecture")
+        check_weight_shapes(f, path, architecture)
+        arrays, state, diagnostics = read_model_state(f)
+        meta = {
+            "fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", "")),
+            "complete": bool(f.attrs.get("complete", False)), "n_rows": int(f.attrs["n_rows"]),
+            "params": attr_json(f, "params"), "architecture": architecture,
+        }
+    return arrays, state, diagnostics, meta
+
+
+def describe(f, path) -> dict:
+    iterations = []
+    for record in attr_json(f, "iterations"):
+        group = f[f"iterations/{record['iteration']}"]
+        iterations.append({k: (v.item() if hasattr(v, "item") else v) for k, v in group.attrs.items()})
+    summary = {"complete": bool(f.attrs["complete"]), "stop_reason": str(f.attrs["stop_reason"]),
+               "epochs": int(attr_json(f, "state")["epoch"]), "rows": int(f.attrs["n_rows"]),
+               "score": attr_json(f, "params").get("score", "cosine"),
+               **({"contamination_estimate": float(f.attrs["contamination_estimate"])}
+                  if "contamination_estimate" in f.attrs else {}),
+               **{f"train_{k}": v for k, v in attr_json(f, "final_metrics").items()}}
+    return {"architecture": attr_json(f, "architecture"), "iterations": iterations, "summary": summary}
+
+
+def check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
+    """InputError unless the stored weights have exactly the shapes the architecture declares.
+    Checked on the file's metadata before the network is built, so that a small file declaring
+    20,000-wide layers cannot make deepuad allocate gigabytes (the network is built on PyTorch's
+    "meta" device, which allocates nothing)."""
+    import torch
+
+    from deepuad.estimators.autoencoder import Autoencoder
+
+    layers = architecture["layers"]  # at most MAX_LAYERS of MAX_WIDTH: checked by open_artifact
+    try:
+        with torch.device("meta"):
+            expected = {f"weights/{name}": tuple(value.shape) for name, value in
+                        Autoencoder(architecture["n_features"], tuple(layers), architecture["activation"]).state_dict().items()}
+    except ValueError as error:
+        raise InputError(f"attribute 'architecture' does not describe a model (corrupt?): {error}", path) from None
+    stored = {name: tuple(f[name].shape) for name in _dataset_names(f, "weights/")}
+    if stored != expected:
+        wrong = sorted(set(stored.items()) ^ set(expected.items()))[:1]
+        raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {wrong[0][0]} "
+                         f"{'is ' + str(stored.get(wrong[0][0])) if wrong[0][0] in stored else 'is missing'}, "
+                         f"architecture needs {expected.get(wrong[0][0], 'none')}", path)
+
+
+def _dataset_names(f: h5py.File, prefix: str) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and name.startswith(prefix) else None)
+    return names
+
+
+def read_model_state(f: h5py.File):
+    arrays: dict[str, np.ndarray] = {}
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = read_array(f, name)
+
+    f.visititems(collect)
+    state = attr_json(f, "state")
+    state["iterations"] = attr_json(f, "iterations")
+    diagnostics = {}
+    for record in state["iterations"]:
+        group = f[f"iterations/{record['iteration']}"]
+        keys = ("auroc", "auprc", "f1", "precision", "recall", "anomaly_share", "selected_anomaly_share")
+        diagnostics[record["iteration"]] = {k: float(group.attrs[k]) for k in keys if k in group.attrs}
+    return arrays, state, diagnostics
+
+KIND = register(Kind(
+    "model", check=_check_model, describe=describe,
+    datasets={"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True)},
+    attrs={"architecture": "dict", "state": "dict", "iterations": "list", "complete": "num", "stop_reason": "str",
+           "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict"},
+    descriptions={
+        "selected": "indices of the rows in the training set",
+        "epoch_losses": "mean training loss of each epoch",
+        "rng_state": "state of the shuffling RNG, for exact resume",
+        "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
+        "scorer/score_center": "median of each score part over the reference rows",
+        "scorer/score_scale": "interquartile range of each score part over the reference rows",
+        "scorer/forest/left": "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
+        "scorer/forest/right": "isolation forest: right child of each node (-1 = leaf)",
+        "scorer/forest/feature": "isolation forest: column each node splits on",
+        "scorer/forest/threshold": "isolation forest: split value of each node (go left when x <= it)",
+        "scorer/forest/n_samples": "isolation forest: training rows that reached each node",
+        "scorer/forest/roots": "isolation forest: index of each tree's root node",
+        "scorer/forest/max_samples": "isolation forest: rows each tree was grown on",
+    },
+))

@@ -1,0 +1,103 @@
+"""The scores artifact: one anomaly score per row, the threshold, is_anomaly and, with
+ground truth, the metrics. Written by ``score``, ``merge-scores`` and ``baseline`` through the one
+writer here, so that the same scores give the same file whichever command computed them."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+
+from deepuad.artifacts.envelope import Kind, put, register, write_artifact
+from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
+from deepuad.errors import DataError
+
+
+def no_progress(description: str, completed: int, total: int) -> None:
+    pass
+
+
+def require_finite_scores(values: np.ndarray, first_row: int, inputs: dict) -> None:
+    """DataError for NaN or infinite scores: the last guard before any writer stores them, so
+    that no command ends with exit 0 and scores (or a threshold, or metrics) that are not numbers."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        source = inputs.get("features", {}).get("path")
+        raise DataError(f"{int((~finite).sum())} score(s) are NaN or infinite (first: row {first_row + int(np.argmin(finite))}); "
+                        "nothing was written", source)
+
+
+def read_finite_scores(values: np.ndarray, path) -> np.ndarray:
+    """Scores read from an artifact, or DataError naming it if any is NaN or infinite."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DataError(f"holds {int((~finite).sum())} NaN or infinite score(s) (first: row {int(np.argmin(finite))}); "
+                        "metrics over them would mean nothing", path)
+    return values
+
+
+def _score_dataset(out: h5py.File, n_rows: int) -> h5py.Dataset:
+    """The ``score`` dataset, filled chunk by chunk by the caller."""
+    return out.create_dataset("score", shape=(n_rows,), dtype=np.float32, chunks=(min(n_rows, 65536),) if n_rows else None)
+
+
+def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, contamination, threshold,
+                 progress=no_progress, description: str = "scoring") -> dict:
+    """The one writer of scores artifacts (score, merge-scores, baseline): stream the
+    (first row, float32 scores) ``chunks`` into the file, then derive the threshold (given, else
+    the 1 - ``contamination`` quantile), is_anomaly and, with labels ``y``, the metrics. The same
+    scores, y and options give the same datasets and attributes whichever command computed them."""
+    from deepuad.estimators.metrics import binary_metrics  # scikit-learn: imported when needed, not by inspect
+
+    # the scores go to the output chunk by chunk as they come; the float32 copy kept in memory
+    # (4 bytes a row) is what the contamination threshold and the metrics need
+    scores = np.empty(n_rows, dtype=np.float32)
+    with write_artifact(output, "scores", params, inputs) as out:
+        stored = _score_dataset(out, n_rows)
+        done = 0
+        for start, values in chunks:
+            require_finite_scores(values, start, inputs)
+            scores[start : start + len(values)] = values
+            stored[start : start + len(values)] = scores[start : start + len(values)]
+            done += len(values)
+            progress(description, done, n_rows)
+        if done != n_rows:  # the callers cover every row once; np.empty's garbage must never be written
+            raise RuntimeError(f"write_scores got {done} scores for {n_rows} rows")
+        if threshold is None:
+            # on the float32 scores themselves: a float64 copy of 10M rows would cost 80 MB more
+            threshold = float(np.quantile(scores, 1.0 - contamination))
+        if not np.isfinite(threshold):  # a detector's own threshold (baseline) is not checked elsewhere
+            raise DataError(f"the threshold is {threshold}, not a number; nothing was written", inputs.get("features", {}).get("path"))
+        is_anomaly = (scores > threshold).astype(np.int8)
+        metrics = binary_metrics(y, scores, is_anomaly) if y is not None else {}
+        put(out, "is_anomaly", is_anomaly, chunked=True)
+        if y is not None:
+            put(out, "y", y, chunked=True)
+        out.attrs["threshold"] = float(threshold)
+        out.attrs["contamination"] = np.nan if contamination is None else contamination
+        out.attrs["metrics"] = json.dumps(metrics)
+    summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
+    summary.update(metrics)
+    return summary
+
+
+def describe(f, path) -> dict:
+    scores = read_finite_scores(read_array(f, "score"), path)
+    return {"summary": {"rows": len(scores), "threshold": finite_threshold(f, path),
+                        "flagged": int(np.sum(read_array(f, "is_anomaly"))),
+                        "score_min": float(scores.min()), "score_median": float(np.median(scores)),
+                        "score_max": float(scores.max()), **attr_json(f, "metrics")}}
+
+
+KIND = register(Kind(
+    "scores", describe=describe,
+    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False)},
+    attrs={"threshold": "num", "contamination": "num", "metrics": "dict"},
+    same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0)]],
+    descriptions={
+        "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",
+        "is_anomaly": "1 where score > threshold",
+        "y": "ground truth, 1 = anomaly; used only for evaluation, never by the algorithm",
+    },
+))

@@ -1,0 +1,12 @@
+"""The stages behind the commands, one module per command: read artifacts, call the algorithm
+(``deepuad.estimators``), write artifacts (``deepuad.artifacts``), return a JSON-able summary.
+They do no printing and raise ``deepuad.errors`` exceptions that the CLI turns into exit codes;
+long loops report through ``progress(description, completed, total)``.
+
+- ``extract``, ``cluster``, ``train``, ``score``, ``merge_scores``, ``baseline``, ``evaluate``
+  (with ``plots``), ``inspect``: one per command (``run`` chains the first four: ``deepuad.cli``)
+- ``_common``: what they share (paths, input checks, device and threads, ``run``'s skipping,
+  loading a model)
+
+A new command: a module here with one function, and its typer wrapper in ``deepuad.cli``.
+"""

@@ -1,0 +1,177 @@
+"""What every stage shares: progress reporting, paths and default output names, input
+checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), loading a
+model for scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from deepuad import artifacts as art
+from deepuad.artifacts import model as model_artifact
+from deepuad.errors import DataError, DeviceError, InputError, UsageError
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(description: str, completed: int, total: int) -> None:
+    pass
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_output(input_path: str | Path, suffix: str) -> Path:
+    """``data/kdd.csv.gz`` + ``features`` -> ``data/kdd.features.h5``; ``x.features.h5`` + ``clusters``
+    -> ``x.clusters.h5``; ``x.scores.shard-0-of-4.h5`` + ``scores`` -> ``x.scores.h5`` (the stage
+    suffix of an artifact is replaced, not stacked)."""
+    path = Path(input_path)
+    stem = path.name
+    for ending in (".gz", ".bz2", ".xz", ".zip", ".h5", ".csv", ".tsv", ".tab", ".txt", ".npz", ".npy"):
+        if stem.lower().endswith(ending):
+            stem = stem[: -len(ending)]
+    stem = re.sub(r"\.shard-\d+-of-\d+$", "", stem)
+    for kind in art.KINDS:
+        if stem.endswith("." + kind):
+            stem = stem[: -len(kind) - 1]
+    return path.with_name(f"{stem}.{suffix}.h5")
+
+
+def require_input_file(path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError("no such file", path) from None
+    except OSError as error:  # a name too long, a loop of links
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError("is a directory, expected a file", path)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO blocks, a device never ends
+        raise InputError("is not a regular file (a device, FIFO or socket)", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("is not readable (permissions)", path)
+    if info.st_size == 0:
+        raise InputError("is empty", path)
+    return path
+
+
+def require_exists(path: str | Path, what: str = "no such file or folder") -> Path:
+    """``path`` if it exists; InputError otherwise, also for names the OS refuses (too long)."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(what, path) from None
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", path) from None
+    return path
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} asked for, but no CUDA GPU is available (use --device cpu or auto)")
+        return device
+    raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+
+
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
+
+def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
+    """Pin torch and BLAS thread pools. Default: 1 thread on machines with <= 2 cores (spinning
+    OpenMP threads make a small net 50x slower when another process shares the CPU), else
+    half the cores, at most 8, shared by the processes torchrun started on this node."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if threads is None:
+        cores = os.cpu_count() or 1
+        threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
+    if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults creating 100,000 threads
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    return threads
+
+
+def existing_artifact_matches(output, kind: str, params: dict, inputs: dict) -> bool | None:
+    """For ``deepuad run``: None if ``output`` is missing or differs (other parameters, other
+    inputs, unreadable); else whether it is complete (a model may be a checkpoint)."""
+    from deepuad.errors import DeepUADError
+
+    if not Path(output).exists():
+        return None
+    try:
+        with art.open_artifact(output, kind) as f:
+            same_params = art.params_of(f) == json.loads(json.dumps(params, default=art._json_default))
+            recorded = art.inputs_of(f)
+            same_inputs = all(
+                recorded.get(role, {}).get(key) == source.get(key) for role, source in inputs.items() for key in ("fingerprint", "sha256")
+            )
+            complete = bool(f.attrs.get("complete", True))
+    except DeepUADError:
+        return None
+    return complete if same_params and same_inputs else None
+
+
+def skipped(output) -> dict:
+    return {"output": str(output), "skipped": True, "reason": "up to date (same parameters and inputs)"}
+
+
+def check_threshold_options(contamination, threshold) -> None:
+    if contamination is not None and threshold is not None:
+        raise UsageError("give --contamination or --threshold, not both")
+    if contamination is not None and not 0 < contamination <= 0.5:
+        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise UsageError(f"--threshold must be a finite number, got {threshold}")
+
+
+TRAIN_PARAM_NAMES = (
+    "p0", "p", "r", "epochs", "batch_size", "lr", "layers", "activation", "loss", "reselect_clusters",
+    "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed", "precision", "compile",
+    "score", "n_neighbors", "reference_size",
+)
+
+
+
+
+def load_model(path, device="cpu"):
+    """(DeepUAD ready to score, artifact attributes) from a model artifact; never unpickles."""
+    from deepuad.estimators.detector import DeepUAD
+
+    arrays, state, _, meta = model_artifact.read(path)
+    params, architecture = meta["params"], meta["architecture"]
+    for name, values in arrays.items():
+        if name.startswith("weights/") and not np.isfinite(values).all():
+            raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
+    kwargs = {k: params[k] for k in TRAIN_PARAM_NAMES if k in params}
+    kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
+    detector = DeepUAD(**kwargs, device=device)
+    detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
+    try:
+        detector._restore((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {error}", path) from None
+    return detector, meta

@@ -1,0 +1,81 @@
+"""``baseline``: a baseline detector (Isolation Forest, OC-SVM, a plain autoencoder, DAGMM) fitted
+on one features artifact and scored on another -> a scores artifact like ``score``'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepuad import artifacts as art
+from deepuad.artifacts.features import load_features
+from deepuad.artifacts.scores import write_scores
+from deepuad.errors import DataError, StaleError, UsageError
+from deepuad.stages._common import default_output, no_progress, Progress, resolve_device, set_threads
+
+
+def baseline(
+    features_path,
+    method="iforest",
+    score_features=None,
+    output=None,
+    contamination=0.1,
+    seed=0,
+    epochs=None,
+    batch_size=1024,
+    lr=None,
+    layers=(60, 30, 10),
+    activation="tanh",
+    max_train_samples=10000,
+    device="auto",
+    threads=None,
+    progress: Progress = no_progress,
+) -> dict:
+    """Fit a baseline detector on one features file, score another (default: the same) and write
+    a scores artifact in the same schema as ``score``, so evaluate and plots work on it."""
+    from deepuad.estimators.baselines import BASELINES
+
+    if method not in BASELINES:
+        raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
+    if not 0 < contamination <= 0.5:
+        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if epochs is not None and epochs < 1:  # else the detector's "r must be >= 1", reported as a data error
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    if lr is not None and not (lr > 0 and np.isfinite(lr)):
+        raise UsageError(f"--lr must be a positive number, got {lr}")
+    score_features = score_features or features_path
+    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"), [features_path, score_features])
+    set_threads(threads)
+    options: dict = {"contamination": contamination, "random_state": seed}
+    if method in ("ae", "dagmm"):
+        options.update(batch_size=batch_size, device=resolve_device(device))
+        options["epochs"] = epochs if epochs is not None else (200 if method == "ae" else 100)
+        if lr is not None:
+            options["lr"] = lr
+    if method == "ae":
+        options.update(layers=tuple(layers), activation=activation)
+    if method == "ocsvm":
+        options["max_train_samples"] = max_train_samples
+    try:
+        detector = BASELINES[method](**options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    train = load_features(features_path)
+    target = train if Path(score_features) == Path(features_path) else load_features(score_features)
+    if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
+        raise StaleError(f"is encoded differently from {features_path}; use extract --like", score_features)
+    progress(f"fitting {method}", 0, 1)
+    try:
+        detector.fit(train["X"])
+    except ValueError as error:
+        raise DataError(f"{method} failed: {error}", features_path) from None
+    progress(f"fitting {method}", 1, 1)
+    scores = np.asarray(detector.decision_function(target["X"]), dtype=np.float32)
+    params = {"method": method, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}}
+    inputs = {"features": {"path": str(score_features), "fingerprint": target["fingerprint"]},
+              "train_features": {"path": str(features_path), "fingerprint": train["fingerprint"]}}
+    # the detector's own threshold (its contamination quantile of the *training* scores), not one
+    # recomputed on the scored rows
+    summary = write_scores(output, params, inputs, len(scores), [(0, scores)], target["y"], contamination,
+                           float(detector.threshold_))
+    return {"output": summary.pop("output"), "method": method, **summary}

@@ -1,0 +1,93 @@
+"""``score``: h(x) for every row of a features artifact, streamed in batches -> a scores
+artifact, or with ``--shard I/N`` one shard's rows -> a scores_shard artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepuad import artifacts as art
+from deepuad.artifacts.features import as_finite_float32
+from deepuad.artifacts.scores import write_scores
+from deepuad.artifacts.shard import write_shard
+from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.stages._common import (
+    check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
+    resolve_device, set_threads, skipped,
+)
+
+
+def score(
+    model_path,
+    features_path,
+    output=None,
+    contamination=None,
+    threshold=None,
+    force=False,
+    device="auto",
+    threads=None,
+    batch_rows=16384,
+    shard=None,
+    skip_current=False,
+    progress: Progress = no_progress,
+) -> dict:
+    """h(x) for every row of a features artifact, streamed in chunks -> scores artifact. With
+    ``shard=(i, n)`` only shard i's rows (``art.shard_rows``) -> scores_shard artifact, which
+    merge_scores joins with the other n - 1 into the scores artifact this would have written."""
+    check_threshold_options(contamination, threshold)
+    if batch_rows < 1:
+        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+    suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
+    output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
+    set_threads(threads)
+    detector, model_meta = load_model(model_path, resolve_device(device))
+    if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
+        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
+                         model_path)
+    if contamination is None and threshold is None:
+        # the share estimated from the training scores (models from before it: p/100); recorded in a shard too, so
+        # merge-scores needs no model
+        contamination = getattr(detector, "contamination_", detector.p / 100)
+    with art.open_artifact(features_path, "features") as f:
+        features_fp = str(f.attrs["fingerprint"])
+        if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
+            raise StaleError(
+                f"is encoded differently from the data {model_path} was trained on; re-extract it with "
+                "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+        X = f["X"]
+        n_rows, width = X.shape
+        if width != model_meta["architecture"]["n_features"]:
+            raise DataError(f"has {width} features but the model expects {model_meta['architecture']['n_features']}", features_path)
+        if n_rows == 0:
+            raise DataError("has no rows", features_path)
+        params = {"contamination": contamination, "threshold": threshold, "device": detector.device, "batch_rows": batch_rows}
+        inputs = {"model": {"path": str(model_path), "fingerprint": model_meta["fingerprint"]},
+                  "features": {"path": str(features_path), "fingerprint": features_fp}}
+        start, stop = (0, n_rows) if shard is None else art.shard_rows(n_rows, batch_rows, *shard)
+        if shard is not None:
+            params["shard"] = list(shard)
+        if skip_current and existing_artifact_matches(output, "scores" if shard is None else "scores_shard", params, inputs):
+            return skipped(output)
+        y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
+
+        def chunks():
+            # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are
+            # scored in exactly the batches of an unsharded run (see art.shard_rows)
+            for begin in range(start, stop, batch_rows):
+                end = min(begin + batch_rows, stop)
+                try:
+                    chunk = X[begin:end]
+                except (OSError, ValueError) as error:
+                    raise InputError(f"X unreadable at rows {begin}+ (corrupt?): {error}", features_path) from None
+                chunk = as_finite_float32(chunk, features_path, begin)
+                values = detector.decision_function(chunk, batch_size=batch_rows)
+                if not np.isfinite(values).all():  # finite weights and inputs can still overflow together
+                    raise DataError(f"scoring rows {begin}..{end - 1} with {model_path} gave NaN or infinite scores "
+                                    f"(largest |x| in them: {float(np.abs(chunk).max()):.3g}; values too large for this model?)",
+                                    features_path)
+                yield begin - start, values
+
+        if shard is None:
+            return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress)
+        return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)

@@ -1,0 +1,200 @@
+"""``train``: Algorithm 1 from the clusters artifact's initial selection -> a model artifact,
+checkpointed at every re-selection so that ``--resume`` continues a killed run exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepuad import artifacts as art
+from deepuad.artifacts import model as model_artifact
+from deepuad.artifacts.features import features_for_training
+from deepuad.artifacts.model import check_weight_shapes, read_model_state
+from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.stages._common import (
+    default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
+    TRAIN_PARAM_NAMES,
+)
+
+
+# parameters that may differ when resuming: more epochs, another device or thread count
+RESUME_MAY_CHANGE = ("epochs", "device", "threads", "processes")
+
+
+def train(
+    features_path,
+    clusters_path,
+    output=None,
+    resume=False,
+    force=False,
+    device="auto",
+    threads=None,
+    skip_current=False,
+    progress: Progress = no_progress,
+    **train_params,
+) -> dict:
+    """Algorithm 1 from the clusters artifact's initial selection -> model artifact
+    (checkpointed at every re-selection, so ``resume=True`` continues a killed run)."""
+    from deepuad.estimators.detector import DeepUAD
+    from deepuad.estimators.distributed import World
+
+    detector = DeepUAD(**train_params)
+    try:
+        detector.check_params()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
+    world = World.from_environment(resolve_device(device))  # joins the torchrun process group, if any
+    try:
+        threads = set_threads(threads, world.local_size)
+        detector.device = world.device
+        with features_for_training(features_path, world) as features:
+            return _train(detector, features, features_path, clusters_path, output, resume, force, threads, world,
+                          skip_current, progress)
+    finally:
+        world.close()
+
+
+def _train(detector, features, features_path, clusters_path, output, resume, force, threads, world, skip_current,
+           progress) -> dict:
+    from deepuad.estimators.detector import DeepUAD
+    from deepuad.estimators.metrics import ranking_metrics
+
+    X, y = features["X"], features["y"]
+    with art.open_artifact(clusters_path, "clusters") as f:
+        art.require_made_from(f, "features", features_path, features["fingerprint"], force)
+        selected = art.read_array(f, "selected").astype(np.int64)
+        detector.p0 = art.params_of(f).get("p0", detector.p0)  # recorded for provenance; used by cluster only
+        clusters_fingerprint = str(f.attrs["fingerprint"])
+    if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
+        raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
+    params = {name: getattr(detector, name) for name in TRAIN_PARAM_NAMES}
+    params.update(layers=detector.layers if detector.layers == "auto" else list(detector.layers), device=detector.device,
+                  threads=threads, processes=world.size)
+    inputs = {
+        "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
+        "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
+    }
+
+    if skip_current:  # deepuad run: skip a complete model, resume a checkpoint, else start afresh
+        status = existing_artifact_matches(output, "model", params, inputs)
+        if status:
+            return skipped(output)
+        resume = status is False
+    resume_state, diagnostics = None, {}
+    if resume and Path(output).exists():
+        resume_state, diagnostics = _load_checkpoint(output, params, inputs, len(X), X.shape[1], force)
+
+    def on_event(event: str, det: DeepUAD, info: dict) -> None:
+        if event == "epoch":
+            if not np.isfinite(info["loss"]):  # else the next re-selection blames the features ("contains NaN")
+                raise DataError(_diverged(det, f"the training loss is {info['loss']} after epoch {info['epoch']}"))
+            progress("training", info["epoch"], det.epochs)
+            return
+        iteration = info["iteration"]
+        if y is not None:  # diagnostics from labels the algorithm never sees
+            diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
+        _save(output, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
+
+    if y is not None and 0 not in diagnostics:
+        diagnostics[0] = {"selected_anomaly_share": float(np.mean(y[np.sort(selected)]))}
+    try:  # rank 0 alone reports progress and writes checkpoints; the others only compute
+        detector.fit(X, initial=selected, callback=on_event if world.is_root else None, resume_state=resume_state,
+                     world=world)
+    except ValueError as error:
+        raise DataError(str(error), features_path) from None
+    if not np.isfinite(detector.decision_scores_).all():
+        raise DataError(_diverged(detector, "the trained model gives NaN or infinite scores"))
+    final = {}
+    if y is not None:
+        final = ranking_metrics(y, detector.decision_scores_)
+    if world.is_root:
+        _save(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
+              complete=True, final_metrics=final)
+    world.barrier()  # no rank exits (and so ends the torchrun job) before the model is written
+    last = detector.iterations_[-1]
+    summary = {
+        "output": str(output), "rows": len(X), "epochs": detector.epoch_, "stop_reason": detector.stop_reason_,
+        "reselections": len(detector.iterations_) - 1, "selected": last.n_selected, "last_changed": last.n_changed,
+        "device": detector.device, "threads": threads, "processes": world.size, "resumed": resume_state is not None,
+    }
+    summary.update({f"train_{k}": v for k, v in final.items()})
+    return summary
+
+
+def _diverged(detector, what: str) -> str:
+    return (f"training diverged: {what} (learning rate --lr {detector.lr:g}; try a smaller one); "
+            "no model was written")
+
+
+def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) -> dict:
+    from deepuad.estimators.metrics import binary_metrics
+
+    share = float(np.mean(y))
+    flagged = scores > np.quantile(scores, 1 - share) if 0 < share < 1 else np.zeros(len(y), bool)
+    metrics = binary_metrics(y, scores, flagged)
+    metrics["selected_anomaly_share"] = float(np.mean(y[selected]))
+    return metrics
+
+
+def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None) -> None:
+    """The detector's own state (``get_state``) into a model artifact: a checkpoint, or
+    (``complete``) the trained model."""
+    arrays, state = detector.get_state()
+    architecture = {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers_),
+                    "activation": detector.activation}
+    model_artifact.write(path, arrays, state, architecture, params, inputs, encoding_fp, diagnostics, n_rows, complete,
+                         detector.stop_reason_, final_metrics, getattr(detector, "contamination_", None))
+
+
+def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
+    with art.open_artifact(path, "model") as f:
+        old = art.params_of(f)
+        changed = sorted(k for k in set(old) | set(params) if k not in RESUME_MAY_CHANGE and old.get(k) != params.get(k))
+        if changed and not force:
+            raise StaleError(f"cannot --resume: parameters differ from the checkpoint ({', '.join(changed)})", path)
+        recorded = art.inputs_of(f)
+        for role in ("features", "clusters"):
+            if recorded.get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:
+                raise StaleError(f"cannot --resume: the checkpoint was made from a different {role} file", path)
+        if int(f.attrs["n_rows"]) != n_rows:
+            raise StaleError(f"cannot --resume: checkpoint has {int(f.attrs['n_rows'])} rows, features have {n_rows}", path)
+        architecture = art.attr_json(f, "architecture")
+        if architecture.get("n_features") != n_features:
+            raise StaleError(f"cannot --resume: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
+        check_weight_shapes(f, path, architecture)
+        arrays, state, diagnostics = read_model_state(f)
+    _check_resume_state(arrays, state, params, n_rows, n_features, path)
+    return (arrays, state), diagnostics
+
+
+def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_features: int, path) -> None:
+    """InputError naming the checkpoint for anything its restore or the training after it would
+    trip over (empty or out-of-range selections, a broken optimiser or RNG state, NaN weights),
+    instead of an internal error or a NaN loss blamed on the features."""
+    from deepuad.estimators.detector import DeepUAD
+
+    for record in state["iterations"]:
+        selected = arrays.get(f"iterations/{record['iteration']}/selected")
+        if selected is None or len(selected) == 0 or selected.min() < 0 or selected.max() >= n_rows:
+            raise InputError(f"cannot --resume: the selection of iteration {record['iteration']} is empty or has row "
+                             f"indices outside [0, {n_rows}) (corrupt?)", path)
+    if not (isinstance(state.get("epoch"), int) and 0 <= state["epoch"]):
+        raise InputError("cannot --resume: the checkpoint's epoch is not a count (corrupt?)", path)
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
+    probe = DeepUAD(**{k: params[k] for k in TRAIN_PARAM_NAMES if k in params}, device="cpu")
+    try:
+        probe._restore((arrays, state), n_features, n_rows)
+        for group in probe.optimizer_.param_groups:
+            if not all(np.isfinite(float(group[key])) for key in ("lr", "eps", "weight_decay")):
+                raise ValueError("optimizer settings are not finite numbers")
+            for parameter in group["params"]:  # Adam's moments: torch does not check their shapes
+                for key, value in probe.optimizer_.state.get(parameter, {}).items():
+                    if key != "step" and tuple(value.shape) != tuple(parameter.shape):
+                        raise ValueError(f"optimizer '{key}' has shape {tuple(value.shape)}, its weight {tuple(parameter.shape)}")
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
+        raise InputError(f"cannot --resume: the checkpoint's training state is unusable (corrupt?): "
+                         f"{type(error).__name__}: {error}"[:400], path) from None
