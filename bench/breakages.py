@@ -42,8 +42,8 @@ TESTS = [
 # name, issue's wording, file, exact source text, its broken replacement
 BREAKAGES = [
     ("train_on_initial", "training always on the initial set (re-selection never changes what the model trains on)",
-     "deepuad/estimators/detector.py", "rows = torch.from_numpy(self.selected_)",
-     "rows = torch.from_numpy(self.iterations_[0].selected)"),
+     "deepuad/estimators/detector.py", "selected = torch.from_numpy(self.selected_)",
+     "selected = torch.from_numpy(self.iterations_[0].selected)"),
     ("train_ignores_clusters", "`train` ignoring the clusters file and training on all rows",
      "deepuad/stages/train.py", 'selected = art.read_array(f, "selected").astype(np.int64)',
      "selected = np.arange(len(X))"),

@@ -16,19 +16,19 @@ the squared reconstruction error and the score of an isolation forest grown on t
 scores (share above median + 3 robust sigma) and sets ``threshold_`` unless ``contamination``
 is given: no guess of the anomaly share is needed.
 
-Readings of the paper settled here (see README, "Fidelity to the paper"):
+Readings of the paper settled here (see docs/fidelity.md):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
   re-selection follows every r *training* epochs, so ``epochs`` counts training epochs.
 * "No change" is relaxed to "at most ``tol`` x N indices changed" (default 5 %); ``tol=0`` is
   the paper's literal rule. On KDDCUP the selections otherwise oscillate between states for
-  the whole budget (see README, "Results").
+  the whole budget (see docs/results.md).
 * Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
   "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
   and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). It grows the
   training set back over normal modes the initial clustering left out: a left-out mode is a
   tight cluster in z even though its error is high. Keeping the rows whose error is below the
   (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal
-  mode reconstructs worse than the anomalies, so the rule keeps anomalies first (README, "Results":
+  mode reconstructs worse than the anomalies, so the rule keeps anomalies first (docs/fidelity.md:
   5 % contamination, AUROC 71.6 with "error" vs 94-99 with "variance").
 * The training loss is MSE between x and its reconstruction (the paper does not name it);
   ``loss="cosine"`` trains on the score itself.
@@ -51,12 +51,13 @@ import torch
 
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
+from deepuad.estimators.distributed import World
 from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
 from deepuad.estimators.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
 
 
 RESELECT_BY = ("error", "variance")
-# The paper's literal reading (README, "Fidelity to the paper"): DeepUAD(**PAPER_READING), `--paper` on the command line
+# The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the command line
 PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
 PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
@@ -216,8 +217,8 @@ class DeepUAD(BaseDetector):
         dataset: each rank reads only its rows) and must already be validated.
         """
         self.check_params()
-        distributed = world is not None and world.distributed
-        if not distributed:
+        world = world if world is not None else World(device=self.device)  # one process: a world of size one
+        if not world.distributed:
             X = check_array(X)
         if resume_state is not None:
             self._restore(resume_state, X.shape[1], len(X))
@@ -228,14 +229,9 @@ class DeepUAD(BaseDetector):
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
-        if distributed:
-            self._train_distributed(X, world, callback)
-            self._fit_scorer(X)  # every rank draws the same rows and grows the same forest
-            self.decision_scores_ = self._scores_distributed(X, world).astype(np.float64)
-        else:
-            self._train(self._place(torch.from_numpy(X)), callback)
-            self._fit_scorer(X)
-            self.decision_scores_ = self.decision_function(X).astype(np.float64)
+        self._train(X, callback, world)
+        self._fit_scorer(X)  # every rank draws the same rows and grows the same forest
+        self.decision_scores_ = self._all_scores(X, world).astype(np.float64)
         self.contamination_ = scoring.estimate_contamination(self.decision_scores_)
         contamination = self.contamination if self.contamination is not None else self.contamination_
         self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
@@ -280,23 +276,64 @@ class DeepUAD(BaseDetector):
         self._scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "16")
         self._forward = torch.compile(network) if self.compile else network
 
-    def _train(self, X: torch.Tensor, callback) -> None:
-        self._prepare_steps(self.model_)
+    def _train(self, X, callback, world) -> None:
+        """Algorithm 1's loop: train r epochs on the selected rows, re-select from ALL rows, until
+        the selection stops changing or the epoch budget is spent.
+
+        One process is a world of size one: X (a NumPy array) stays whole on the device and each
+        epoch shuffles the selected rows. Under torchrun (``world.distributed``) X may be an open
+        HDF5 dataset: each rank trains on its block of the selected rows with 1/N of the batch,
+        DistributedDataParallel averages the gradients (the global batch stays ``batch_size``),
+        each rank encodes its 1/N of the rows for a re-selection, and rank 0 chooses."""
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if len(self.selected_) < world.size:
+                raise ValueError(f"the training set has {len(self.selected_)} rows, fewer than the {world.size} processes")
+            device_ids = [torch.device(self.device).index] if str(self.device).startswith("cuda") else None
+            self._prepare_steps(DistributedDataParallel(self.model_, device_ids=device_ids))
+        else:
+            X = self._place(torch.from_numpy(X))
+            self._prepare_steps(self.model_)
+        rows = None  # what an epoch trains on: all of X in one process, this rank's block of the selected rows in several
         while self.epoch_ < self.epochs and not self.converged_:
-            self.epoch_losses_.append(self._train_one_epoch(X))
+            if rows is None:
+                rows = self._training_rows(X, world)
+            self.epoch_losses_.append(self._train_one_epoch(rows, world))
             self.epoch_ += 1
             if callback:
                 callback("epoch", self, {"epoch": self.epoch_, "loss": self.epoch_losses_[-1]})
             if self.epoch_ % self.r == 0:
-                scores = self._reselect(X)
+                scores = self._reselect(X, world)
+                rows = None if world.distributed else rows
                 if callback:
                     callback("reselect", self, {"iteration": self.iterations_[-1], "scores": scores})
         self.stop_reason_ = "converged" if self.converged_ else "epoch budget"
 
-    def _train_one_epoch(self, X: torch.Tensor) -> float:
-        rows = torch.from_numpy(self.selected_)
-        order = rows[torch.randperm(len(rows), generator=self._shuffle_rng)].to(X.device)
-        return float(self._train_steps(X, order, self.batch_size_)) / len(order)  # one device sync per epoch
+    def _training_rows(self, X, world):
+        """All of X (on the device) in one process; this rank's block of the current training set under torchrun."""
+        if not world.distributed:
+            return X
+        start, stop = world.block(len(self.selected_))  # read once per selection
+        return torch.from_numpy(take_rows(X, self.selected_[start:stop])).to(self.device)
+
+    def _train_one_epoch(self, rows: torch.Tensor, world=None) -> float:
+        """One pass over the training set; the mean loss per row (over all ranks)."""
+        if world is None or not world.distributed:  # the selected rows of X, shuffled
+            selected = torch.from_numpy(self.selected_)
+            order = selected[torch.randperm(len(selected), generator=self._shuffle_rng)].to(rows.device)
+            return float(self._train_steps(rows, order, self.batch_size_)) / len(order)  # one device sync per epoch
+        # One seed per epoch from the generator every rank shares (and a checkpoint stores, so a run
+        # may resume with another number of processes); each rank shuffles its own block with it.
+        epoch_seed = int(torch.randint(2**62, (1,), generator=self._shuffle_rng))
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(epoch_seed + world.rank))
+        # every rank must take the same number of steps (each step all-reduces gradients): blocks
+        # differ in size by at most one row, so a shorter block repeats its first row
+        largest = -(-len(self.selected_) // world.size)
+        order = torch.cat([order, order[: largest - len(order)]]).to(rows.device)
+        total = self._train_steps(rows, order, -(-self.batch_size_ // world.size))
+        loss_sum, count = world.all_sum([float(total), float(len(order))])
+        return loss_sum / count
 
     def _train_steps(self, X: torch.Tensor, order: torch.Tensor, batch_size: int) -> torch.Tensor:
         """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
@@ -318,10 +355,19 @@ class DeepUAD(BaseDetector):
             total += loss.detach() * len(batch)
         return total
 
-    def _reselect(self, X: torch.Tensor) -> np.ndarray:
-        codes, errors = encode_and_score(self.model_, X, device=self.device)
-        chosen = self._choose(codes, errors)
-        self._record(chosen.selected, chosen.threshold, chosen.fallback, len(X))
+    def _reselect(self, X, world=None) -> np.ndarray:
+        """S_train = C(z, p) over ALL rows: each rank encodes its rows, rank 0 chooses and every
+        rank takes its choice. Returns the errors of all rows (on rank 0; None on the others)."""
+        world = world if world is not None else World(device=self.device)
+        errors, codes = self._encode(X, world, with_codes=self.reselect_by == "variance")
+        chosen = self._choose(codes, errors) if world.is_root else None
+        if not world.distributed:
+            self._record(chosen.selected, chosen.threshold, chosen.fallback, len(X))
+            return errors
+        selected = world.broadcast(chosen.selected if chosen else None, np.int64)
+        threshold, fallback = world.broadcast(
+            np.array([chosen.threshold, chosen.fallback], np.float64) if chosen else None, np.float64)
+        self._record(selected, float(threshold), bool(fallback), len(X))
         return errors
 
     def _choose(self, codes: np.ndarray | None, errors: np.ndarray) -> Selection:
@@ -351,61 +397,21 @@ class DeepUAD(BaseDetector):
         self.selected_ = selected
         self.converged_ = changed <= self.tol * n_rows
 
-    # ----------------------------------------------------------------- data-parallel fitting (torchrun)
-    def _train_distributed(self, X, world, callback) -> None:
-        """``_train`` across the processes of ``world``: same epochs, re-selections and stopping
-        rule; each rank trains on its block of the selected rows with 1/N of the batch, and
-        DistributedDataParallel averages the gradients (so the global batch is ``batch_size``)."""
-        from torch.nn.parallel import DistributedDataParallel
-
-        if len(self.selected_) < world.size:
-            raise ValueError(f"the training set has {len(self.selected_)} rows, fewer than the {world.size} processes")
-        device_ids = [torch.device(self.device).index] if str(self.device).startswith("cuda") else None
-        self._prepare_steps(DistributedDataParallel(self.model_, device_ids=device_ids))
-        block = None
-        while self.epoch_ < self.epochs and not self.converged_:
-            if block is None:  # this rank's rows of the (new) training set, read once per selection
-                start, stop = world.block(len(self.selected_))
-                block = torch.from_numpy(take_rows(X, self.selected_[start:stop])).to(self.device)
-            self.epoch_losses_.append(self._train_one_epoch_distributed(block, world))
-            self.epoch_ += 1
-            if callback:
-                callback("epoch", self, {"epoch": self.epoch_, "loss": self.epoch_losses_[-1]})
-            if self.epoch_ % self.r == 0:
-                errors, codes = self._encode_distributed(X, world, with_codes=self.reselect_by == "variance")
-                chosen = self._choose(codes, errors) if world.is_root else None
-                selected = world.broadcast(chosen.selected if chosen else None, np.int64)
-                threshold, fallback = world.broadcast(
-                    np.array([chosen.threshold, chosen.fallback], np.float64) if chosen else None, np.float64)
-                self._record(selected, float(threshold), bool(fallback), len(X))
-                block = None
-                if callback:
-                    callback("reselect", self, {"iteration": self.iterations_[-1], "scores": errors})
-        self.stop_reason_ = "converged" if self.converged_ else "epoch budget"
-
-    def _train_one_epoch_distributed(self, block: torch.Tensor, world) -> float:
-        # One seed per epoch from the generator every rank shares (and a checkpoint stores, so a run
-        # may resume with another number of processes); each rank shuffles its own block with it.
-        epoch_seed = int(torch.randint(2**62, (1,), generator=self._shuffle_rng))
-        order = torch.randperm(len(block), generator=torch.Generator().manual_seed(epoch_seed + world.rank))
-        # every rank must take the same number of steps (each step all-reduces gradients): blocks
-        # differ in size by at most one row, so a shorter block repeats its first row
-        largest = -(-len(self.selected_) // world.size)
-        order = torch.cat([order, order[: largest - len(order)]]).to(block.device)
-        total = self._train_steps(block, order, -(-self.batch_size_ // world.size))
-        loss_sum, rows = world.all_sum([float(total), float(len(order))])
-        return loss_sum / rows
-
-    def _encode_distributed(self, X, world, with_codes: bool):
-        """Errors (and codes) of ALL rows on rank 0, each rank encoding its own row range; (None, None) elsewhere."""
+    def _encode(self, X, world, with_codes: bool):
+        """(errors, codes) of ALL rows on rank 0, each rank encoding its own row range; (None, None)
+        on the other ranks. Codes only ``with_codes`` under torchrun (they cost 4 x bottleneck bytes a row)."""
         start, stop = world.block(len(X))
         codes, errors = encode_and_score(self.model_, X, device=self.device, start=start, stop=stop)
+        if not world.distributed:
+            return errors, codes
         errors = world.gather_rows(errors, len(X))
         codes = world.gather_rows(codes, len(X)) if with_codes else None
         return errors, codes
 
-    def _scores_distributed(self, X, world) -> np.ndarray:
+    def _all_scores(self, X, world) -> np.ndarray:
         """Scores of ALL rows on every rank, each rank scoring its own row range."""
+        if not world.distributed:
+            return self.decision_function(X)
         start, stop = world.block(len(X))
         scores = self.decision_function(take_rows(X, np.arange(start, stop)))
         return world.broadcast(world.gather_rows(scores, len(X)), np.float32)
