@@ -1,6 +1,6 @@
 """The ``deepuad`` command line: parse, validate, call a stage, report.
 
-Exit codes (also in the README): see ``deepuad.errors``. Progress bars and warnings go to
+Exit codes (also in docs/exit-codes.md): see ``deepuad.errors``. Progress bars and warnings go to
 stderr, summaries to stdout (one JSON object with ``--json``), so scripts can parse stdout.
 """
 
@@ -363,7 +363,7 @@ RESELECT_BY_OPTION = typer.Option(
     "variance", "--reselect-by",
     help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
     "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
-    "the initial clustering left out; see README).",
+    "the initial clustering left out; see docs/fidelity.md).",
 )
 SCORE_OPTION = typer.Option(
     "combined", "--score",

@@ -73,7 +73,7 @@ def test_two_processes_match_one_within_tolerance(prepared, capsys):
     s2, _ = scores_of(capsys, two, features, folder / "two.scores.h5")
     s2_again, _ = scores_of(capsys, again, features, folder / "again.scores.h5")
     np.testing.assert_array_equal(s2, s2_again)  # gloo all-reduce in a fixed order: 2-process runs repeat exactly
-    # the documented tolerance (README, "Scaling out"): the same selections up to 1 % of rows,
+    # the documented tolerance (docs/scaling.md): the same selections up to 1 % of rows,
     # scores within 1 % of their range of each other and in the same order (Spearman >= 0.99)
     sel1, _ = selections_of(one)
     sel2, _ = selections_of(two)

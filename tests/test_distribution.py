@@ -1,7 +1,7 @@
 """Tests for deepuad.estimators.distribution (distribution clustering, Lin et al. CVPR 2018).
 
-Test 1 and Test 2 are the sanity data sets of the spec (shared/distribution_clustering.md beside the repository,
-section 4.3), generated here with fixed seeds.
+Test 1 (nested hyper-shells, raw features) and Test 2 (a DeepUAD-like mixture, rows L2-normalised) are sanity
+data sets for the method, generated here with fixed seeds.
 """
 
 import numpy as np

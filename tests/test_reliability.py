@@ -1,4 +1,4 @@
-"""Reliability guarantees (README, "Reliability"): atomic artifacts, provenance checks, one clean
+"""Reliability guarantees (docs/reliability.md): atomic artifacts, provenance checks, one clean
 error line for every bad input, files that are data and never code, concurrent writers, and
 bit-identical results on CPU.
 

@@ -5,7 +5,7 @@ WORLD_SIZE, LOCAL_RANK and MASTER_ADDR/PORT in their environment. ``World.from_e
 reads them and joins the process group (NCCL between GPUs, gloo on CPU); without torchrun it
 returns a one-process World and nothing distributed happens.
 
-What is data-parallel and what is central (README, "Scaling out"):
+What is data-parallel and what is central (docs/scaling.md):
 * training: each rank holds one contiguous block of the selected rows; DistributedDataParallel
   averages gradients after every step, so all ranks keep identical weights and Adam moments;
 * re-selection: each rank encodes its own range of ALL rows; the errors (and, for the paper's GMM

@@ -7,9 +7,10 @@ unclustered point that (a) has a distance profile close to the cluster's mean pr
 (b) lies on the cluster's hyper-shell (its mean distance to the members equals the members'
 mean distance to each other, to within ``thres``). Clusters of at most ``min_clus`` points are
 dropped; seeding stops once the closest remaining pair is at ``max_dist`` or more. Points never
-absorbed are unclustered (label -1). The semantics follow the authors' released MATLAB code as
-written up in ``/work/shared/distribution_clustering.md`` (the "spec"); section numbers below
-refer to it.
+absorbed are unclustered (label -1). The semantics follow the authors' released MATLAB code;
+"spec N.N" below names the step of that code (as read for this project: the dense reference
+version, the scalable version, distance profiles, seeding and growth, out-of-sample assignment)
+that a line implements, and each such step is described where it is used.
 
 Two implementations:
 
