@@ -210,8 +210,11 @@ def test_bad_input_raises(name, bad):
     ],
 )
 def test_bad_parameters_raise(cls, kwargs):
-    with pytest.raises(ValueError):
-        cls(**kwargs)
+    det = cls(**kwargs)  # scikit-learn's convention: __init__ only stores, fit checks (before any work)
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        det.check_params()
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        det.fit(np.random.default_rng(0).random((20, 4)).astype(np.float32))
 
 
 def test_parameters_stored_unchanged():

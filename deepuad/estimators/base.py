@@ -1,29 +1,53 @@
 """The one contract every detector in deepuad follows (deepuad's own and the baselines).
 
-Modelled on PyOD's ``BaseDetector`` and scikit-learn's estimators:
+Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD's ``BaseDetector``:
 
-* parameters are set in ``__init__`` and stored unchanged under the same names;
-* ``fit(X)`` learns from unlabelled data and returns ``self``;
-* learned state lives in attributes ending in ``_``;
-* ``decision_function(X)`` returns one anomaly score per row, **higher = more anomalous**
-  (the paper's h(x); note this is the opposite sign of scikit-learn's ``score_samples``);
-* ``fit`` sets ``decision_scores_`` (scores of the training rows), ``threshold_`` (the
-  ``1 - contamination`` quantile of those scores) and ``labels_`` (1 = anomaly);
+* ``__init__`` only stores its arguments, unchanged, under the same names; ``get_params``,
+  ``set_params``, ``clone`` and ``repr`` are scikit-learn's, derived from that signature;
+* each estimator declares its parameters' constraints once, in ``_parameter_checks``
+  (name -> (test, what the value must be)); ``check_params`` (called by ``fit``, and by the
+  command line before any work) raises ValueError naming the first parameter that fails;
+* ``fit(X)`` learns from unlabelled data and returns ``self``; learned state ends in ``_``;
+* ``decision_function(X)``: one anomaly score per row, **higher = more anomalous** (PyOD; the
+  paper's h(x)); ``score_samples(X)`` is its negation, scikit-learn's "higher = more normal";
+* ``fit`` sets ``decision_scores_`` (scores of the training rows), ``threshold_`` (their
+  ``1 - contamination`` quantile) and ``labels_`` (1 = anomaly); ``predict``,
+  ``predict_proba`` and ``predict_confidence`` follow from those, as in PyOD;
 * no file or terminal I/O inside a detector: callers (the CLI) do that.
 """
 
 from __future__ import annotations
 
+import numbers
+from typing import Callable
+
 import numpy as np
+from sklearn.base import BaseEstimator
 
 
-class BaseDetector:
-    """Base class: subclasses implement ``_fit(X)`` and ``decision_function(X)``."""
+class BaseDetector(BaseEstimator):
+    """Base class: subclasses implement ``_fit(X)`` and ``decision_function(X)`` and declare
+    ``_parameter_checks``."""
+
+    # name -> (test of the value, what the value must be): the message is
+    # "<name> must be <what>, got <value>"; checked in this order
+    _parameter_checks: dict[str, tuple[Callable[[object], bool], str]] = {
+        "contamination": (lambda v: is_real(v) and 0.0 < v <= 0.5, "a number in (0, 0.5]"),
+    }
 
     def __init__(self, contamination: float = 0.1):
         self.contamination = contamination
 
-    def fit(self, X: np.ndarray) -> "BaseDetector":
+    def check_params(self) -> None:
+        """ValueError naming the first parameter that breaks its constraint."""
+        for name, (test, requirement) in self._parameter_checks.items():
+            value = getattr(self, name)
+            if not test(value):
+                raise ValueError(f"{name} must be {requirement}, got {value!r}")
+
+    def fit(self, X, y=None) -> "BaseDetector":
+        """Learn from the rows of X; ``y`` is ignored (unsupervised; accepted for Pipeline)."""
+        self.check_params()
         X = check_array(X)
         self._fit(X)
         self.decision_scores_ = np.asarray(self.decision_function(X), dtype=np.float64)
@@ -37,11 +61,64 @@ class BaseDetector:
     def decision_function(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """1 for rows scored above the threshold learned in ``fit``, else 0."""
+    def score_samples(self, X) -> np.ndarray:
+        """scikit-learn's convention: higher = more normal (the negated ``decision_function``)."""
+        return -np.asarray(self.decision_function(X))
+
+    def _require_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit(X) first")
-        return (self.decision_function(X) > self.threshold_).astype(np.int8)
+
+    def predict(self, X, return_confidence: bool = False):
+        """1 for rows scored above the threshold learned in ``fit``, else 0 (and, with
+        ``return_confidence``, ``predict_confidence(X)`` too)."""
+        self._require_fitted()
+        labels = (self.decision_function(X) > self.threshold_).astype(np.int8)
+        return (labels, self.predict_confidence(X)) if return_confidence else labels
+
+    def predict_proba(self, X, method: str = "linear") -> np.ndarray:
+        """(n, 2): the probability of each row being normal / an anomaly (PyOD): ``linear``
+        min-max scales the scores by the training scores' range, ``unify`` maps them through the
+        Gaussian error function of their standardised value."""
+        from scipy.special import erf
+
+        self._require_fitted()
+        train = np.asarray(self.decision_scores_, dtype=np.float64)
+        test = np.asarray(self.decision_function(X), dtype=np.float64)
+        if method == "linear":
+            span = train.max() - train.min()
+            anomaly = ((test - train.min()) / (span if span > 0 else 1.0)).clip(0, 1)
+        elif method == "unify":
+            anomaly = erf((test - train.mean()) / (train.std() * np.sqrt(2))).clip(0, 1)
+        else:
+            raise ValueError(f"method must be linear or unify, got {method!r}")
+        return np.column_stack([1 - anomaly, anomaly])
+
+    def predict_confidence(self, X) -> np.ndarray:
+        """How sure ``predict`` is of each row's label, in [0, 1] (PyOD's ExCeeD: Perini et al.,
+        ECML PKDD 2020): the chance that the label would stay the same for another training set."""
+        from scipy.stats import binom
+
+        self._require_fitted()
+        train = np.sort(np.asarray(self.decision_scores_, dtype=np.float64))
+        test = np.asarray(self.decision_function(X), dtype=np.float64)
+        n = len(train)
+        below = np.searchsorted(train, test, side="right")  # training scores <= each test score
+        posterior = (1 + below) / (2 + n)
+        confidence = 1 - binom.cdf(n - int(n * self._contamination_used()), n, posterior)
+        flagged = test > self.threshold_
+        return np.where(flagged, confidence, 1 - confidence)
+
+    def _contamination_used(self) -> float:
+        return self.contamination
+
+
+def is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_array(X) -> np.ndarray:

@@ -14,7 +14,6 @@ score per row with HIGHER = MORE ANOMALOUS.  No file or terminal I/O happens her
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import torch
@@ -22,34 +21,46 @@ from torch import nn
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
-from .base import BaseDetector, check_array
+from .base import BaseDetector, check_array, is_int, is_real
 
 __all__ = ["IsolationForestDetector", "OCSVMDetector", "DAGMMDetector", "AutoencoderDetector", "BASELINES"]
 
 
 # --------------------------------------------------------------------------- parameter checks
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _positive_int(value) -> bool:
+    return is_int(value) and value >= 1
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _max_samples(value) -> bool:
+    if isinstance(value, str):
+        return value == "auto"
+    return value >= 1 if is_int(value) else is_real(value) and 0.0 < value <= 1.0
 
 
-def _check_contamination(contamination) -> None:
-    if not _is_real(contamination) or not 0.0 < contamination <= 0.5:
-        raise ValueError(f"contamination must be a number in (0, 0.5], got {contamination!r}")
+def _gamma(value) -> bool:
+    return value in ("scale", "auto") if isinstance(value, str) else is_real(value) and value > 0
 
 
-def _check_random_state(random_state) -> None:
-    if random_state is not None and not (_is_int(random_state) and random_state >= 0):
-        raise ValueError(f"random_state must be None or a non-negative integer, got {random_state!r}")
+def _widths(value) -> bool:
+    try:
+        hidden = tuple(value)
+    except TypeError:
+        return False
+    return bool(hidden) and all(_positive_int(h) for h in hidden)
 
 
-def _check_positive_int(name: str, value) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _torch_device(value) -> bool:
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+_CONTAMINATION = BaseDetector._parameter_checks["contamination"]
+_RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
+_POSITIVE_INT = (_positive_int, "a positive integer")
 
 
 def _check_width(detector, X: np.ndarray) -> None:
@@ -77,34 +88,22 @@ class IsolationForestDetector(BaseDetector):
     random_state : seed of the forest.
     """
 
+    _parameter_checks = {
+        "n_estimators": _POSITIVE_INT,
+        "max_samples": (_max_samples, "'auto', a positive int or a float in (0, 1]"),
+        "contamination": _CONTAMINATION,
+        "random_state": _RANDOM_STATE,
+    }
+
     def __init__(self, n_estimators=100, max_samples="auto", contamination=0.1, random_state=0):
-        super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+        self.contamination = contamination
         self.random_state = random_state
-        self._check_params()
-
-    def _check_params(self) -> None:
-        _check_positive_int("n_estimators", self.n_estimators)
-        ms = self.max_samples
-        if isinstance(ms, str):
-            if ms != "auto":
-                raise ValueError(f"max_samples must be 'auto', a positive int or a float in (0, 1], got {ms!r}")
-        elif _is_int(ms):
-            if ms < 1:
-                raise ValueError(f"max_samples must be 'auto', a positive int or a float in (0, 1], got {ms!r}")
-        elif _is_real(ms):
-            if not 0.0 < ms <= 1.0:
-                raise ValueError(f"max_samples must be 'auto', a positive int or a float in (0, 1], got {ms!r}")
-        else:
-            raise ValueError(f"max_samples must be 'auto', a positive int or a float in (0, 1], got {ms!r}")
-        _check_contamination(self.contamination)
-        _check_random_state(self.random_state)
 
     def _fit(self, X: np.ndarray) -> None:
-        self._check_params()
         max_samples = self.max_samples
-        if _is_int(max_samples):
+        if is_int(max_samples):
             # scikit-learn would warn and clip; clip silently (no terminal output in detectors).
             max_samples = min(int(max_samples), X.shape[0])
         self.n_features_in_ = X.shape[1]
@@ -149,33 +148,25 @@ class OCSVMDetector(BaseDetector):
     _SCORE_CHUNK = 10000
     _KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
+    _parameter_checks = {
+        "kernel": (lambda v: v in OCSVMDetector._KERNELS, f"one of {_KERNELS}"),
+        "nu": (lambda v: is_real(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
+        "gamma": (_gamma, "'scale', 'auto' or a positive number"),
+        "max_train_samples": (lambda v: v is None or _positive_int(v), "a positive integer"),
+        "contamination": _CONTAMINATION,
+        "random_state": _RANDOM_STATE,
+    }
+
     def __init__(self, kernel="rbf", nu=0.1, gamma="scale", max_train_samples=10000,
                  contamination=0.1, random_state=0):
-        super().__init__(contamination=contamination)
         self.kernel = kernel
         self.nu = nu
         self.gamma = gamma
         self.max_train_samples = max_train_samples
+        self.contamination = contamination
         self.random_state = random_state
-        self._check_params()
-
-    def _check_params(self) -> None:
-        if self.kernel not in self._KERNELS:
-            raise ValueError(f"kernel must be one of {self._KERNELS}, got {self.kernel!r}")
-        if not _is_real(self.nu) or not 0.0 < self.nu <= 1.0:
-            raise ValueError(f"nu must be a number in (0, 1], got {self.nu!r}")
-        if isinstance(self.gamma, str):
-            if self.gamma not in ("scale", "auto"):
-                raise ValueError(f"gamma must be 'scale', 'auto' or a positive number, got {self.gamma!r}")
-        elif not _is_real(self.gamma) or not self.gamma > 0:
-            raise ValueError(f"gamma must be 'scale', 'auto' or a positive number, got {self.gamma!r}")
-        if self.max_train_samples is not None:
-            _check_positive_int("max_train_samples", self.max_train_samples)
-        _check_contamination(self.contamination)
-        _check_random_state(self.random_state)
 
     def _fit(self, X: np.ndarray) -> None:
-        self._check_params()
         n = X.shape[0]
         if self.max_train_samples is not None and n > self.max_train_samples:
             rng = np.random.default_rng(self.random_state)
@@ -337,10 +328,24 @@ class DAGMMDetector(BaseDetector):
     ``loss_history_`` (mean training loss per epoch), ``n_features_in_``.
     """
 
+    _parameter_checks = {
+        "hidden": (_widths, "a non-empty sequence of positive integers"),
+        "n_gmm": _POSITIVE_INT,
+        "est_hidden": _POSITIVE_INT,
+        "dropout": (lambda v: is_real(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+        "epochs": _POSITIVE_INT,
+        "batch_size": _POSITIVE_INT,
+        "lr": (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive finite number"),
+        "lambda_energy": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
+        "lambda_cov": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
+        "device": (_torch_device, "a torch device string such as 'cpu' or 'cuda'"),
+        "random_state": _RANDOM_STATE,
+        "contamination": _CONTAMINATION,
+    }
+
     def __init__(self, hidden=(60, 30, 10, 1), n_gmm=4, est_hidden=10, dropout=0.5, epochs=200,
                  batch_size=1024, lr=1e-4, lambda_energy=0.1, lambda_cov=0.005, device="cpu",
                  random_state=0, contamination=0.1):
-        super().__init__(contamination=contamination)
         self.hidden = hidden
         self.n_gmm = n_gmm
         self.est_hidden = est_hidden
@@ -352,36 +357,7 @@ class DAGMMDetector(BaseDetector):
         self.lambda_cov = lambda_cov
         self.device = device
         self.random_state = random_state
-        self._check_params()
-
-    # ----------------------------------------------------------------- parameters
-    def _check_params(self) -> None:
-        try:
-            hidden = tuple(self.hidden)
-        except TypeError:
-            raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}") from None
-        if not hidden or not all(_is_int(h) and h >= 1 for h in hidden):
-            raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}")
-        _check_positive_int("n_gmm", self.n_gmm)
-        _check_positive_int("est_hidden", self.est_hidden)
-        if not _is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        _check_positive_int("epochs", self.epochs)
-        _check_positive_int("batch_size", self.batch_size)
-        for name in ("lr",):
-            value = getattr(self, name)
-            if not _is_real(value) or not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("lambda_energy", "lambda_cov"):
-            value = getattr(self, name)
-            if not _is_real(value) or not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be a torch device string such as 'cpu' or 'cuda', got {self.device!r}") from None
-        _check_random_state(self.random_state)
-        _check_contamination(self.contamination)
+        self.contamination = contamination
 
     def _seed(self) -> int:
         if self.random_state is None:  # fresh OS entropy; the global RNGs are not consumed
@@ -390,7 +366,6 @@ class DAGMMDetector(BaseDetector):
 
     # ----------------------------------------------------------------- training
     def _fit(self, X: np.ndarray) -> None:
-        self._check_params()
         device = torch.device(self.device)
         seed = self._seed()
         n, n_features = X.shape
@@ -486,6 +461,9 @@ class AutoencoderDetector(BaseDetector):
     cosine score as :class:`deepuad.DeepUAD`, but the training set is the whole input.
     """
 
+    # the network's parameters are DeepUAD's, checked by it in fit
+    _parameter_checks = {"contamination": _CONTAMINATION}
+
     def __init__(self, epochs=200, batch_size=1024, lr=1e-3, layers=(60, 30, 10), activation="tanh", loss="mse",
                  device="cpu", random_state=0, contamination=0.1):
         self.epochs = epochs
@@ -501,7 +479,6 @@ class AutoencoderDetector(BaseDetector):
     def _fit(self, X: np.ndarray) -> None:
         from .detector import DeepUAD
 
-        _check_contamination(self.contamination)
         # r > epochs: no re-selection ever happens, the training set stays "all rows"
         self.detector_ = DeepUAD(
             epochs=self.epochs, r=self.epochs + 1, batch_size=self.batch_size, lr=self.lr, layers=self.layers if self.layers == "auto" else tuple(self.layers),

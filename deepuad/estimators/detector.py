@@ -106,6 +106,10 @@ def initial_selection(
     return selection
 
 
+def _int_at_least(minimum: int):
+    return lambda value: int(value) >= minimum
+
+
 class DeepUAD(BaseDetector):
     """Deep end-to-end unsupervised anomaly detection (the paper's Algorithm 1).
 
@@ -118,6 +122,31 @@ class DeepUAD(BaseDetector):
     ("converged" or "epoch budget"), and after ``fit`` ``decision_scores_``, ``threshold_``,
     ``labels_``.
     """
+
+    # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
+    _parameter_checks = {
+        "p0": (lambda v: 0 < v < 100, "in (0, 100)"),
+        "p": (lambda v: 0 < v < 100, "in (0, 100)"),
+        "r": (_int_at_least(1), ">= 1"),
+        "epochs": (_int_at_least(0), ">= 0"),
+        "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
+        "lr": (lambda v: v > 0 and np.isfinite(v), "a positive number"),
+        "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
+        "activation": (lambda v: v in ("tanh", "relu"), "tanh or relu"),
+        "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
+        "percentile_over": (lambda v: v in PERCENTILE_OVER, "clusters or samples"),
+        "reselect_clusters": (_int_at_least(1), ">= 1"),
+        "reselect_by": (lambda v: v in RESELECT_BY, f"one of {', '.join(RESELECT_BY)}"),
+        "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
+        "seed": (_int_at_least(0), ">= 0"),
+        "contamination": (lambda v: v is None or 0 < v <= 0.5, "in (0, 0.5]"),
+        "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
+        "n_neighbors": (_int_at_least(1), ">= 1"),
+        "reference_size": (_int_at_least(2), ">= 2 rows"),
+    }
 
     def __init__(
         self,
@@ -173,41 +202,9 @@ class DeepUAD(BaseDetector):
         self.n_neighbors = n_neighbors
         self.reference_size = reference_size
 
-    # ----------------------------------------------------------------- validation
-    def check_params(self) -> None:
-        """ValueError naming the first invalid parameter (the CLI calls this before any work)."""
-        checks = [
-            (0 < self.p0 < 100, f"p0 must be in (0, 100), got {self.p0}"),
-            (0 < self.p < 100, f"p must be in (0, 100), got {self.p}"),
-            (int(self.r) >= 1, f"r must be >= 1, got {self.r}"),
-            (int(self.epochs) >= 0, f"epochs must be >= 0, got {self.epochs}"),
-            (self.batch_size == "auto" or int(self.batch_size) >= 1, f"batch_size must be 'auto' or >= 1, got {self.batch_size}"),
-            (self.lr > 0 and np.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
-            (self.layers == "auto" or (len(self.layers) >= 1 and min(self.layers) >= 1),
-             f"layers must be 'auto' or positive widths, got {self.layers!r}"),
-            (self.activation in ("tanh", "relu"), f"activation must be tanh or relu, got {self.activation!r}"),
-            (self.loss in ("mse", "cosine"), f"loss must be mse or cosine, got {self.loss!r}"),
-            (self.percentile_over in PERCENTILE_OVER, f"percentile_over must be clusters or samples, got {self.percentile_over!r}"),
-            (int(self.reselect_clusters) >= 1, f"reselect_clusters must be >= 1, got {self.reselect_clusters}"),
-            (self.reselect_by in RESELECT_BY, f"reselect_by must be one of {', '.join(RESELECT_BY)}, got {self.reselect_by!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
-            (0 <= self.tol < 1, f"tol must be in [0, 1), got {self.tol}"),
-            (0 <= self.min_fraction < 1, f"min_fraction must be in [0, 1), got {self.min_fraction}"),
-            (self.reselect_fit_sample is None or int(self.reselect_fit_sample) >= 2,
-             f"reselect_fit_sample must be >= 2 rows, got {self.reselect_fit_sample}"),
-            (int(self.seed) >= 0, f"seed must be >= 0, got {self.seed}"),
-            (self.contamination is None or 0 < self.contamination <= 0.5, f"contamination must be in (0, 0.5], got {self.contamination}"),
-            (self.score in scoring.SCORES, f"score must be one of {', '.join(scoring.SCORES)}, got {self.score!r}"),
-            (int(self.n_neighbors) >= 1, f"n_neighbors must be >= 1, got {self.n_neighbors}"),
-            (int(self.reference_size) >= 2, f"reference_size must be >= 2 rows, got {self.reference_size}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
     # ----------------------------------------------------------------- fitting
-    def fit(self, X, initial=None, callback=None, resume_state=None, world=None) -> "DeepUAD":
-        """Run Algorithm 1 on X (no labels).
+    def fit(self, X, y=None, *, initial=None, callback=None, resume_state=None, world=None) -> "DeepUAD":
+        """Run Algorithm 1 on X (no labels: ``y`` is ignored, accepted for scikit-learn's Pipeline).
 
         ``initial``: indices of the first training set (e.g. from ``deepuad
         cluster``); when None it is computed with ``initial_selection(X, p0, ...)``.
@@ -237,6 +234,9 @@ class DeepUAD(BaseDetector):
         self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
         return self
+
+    def _contamination_used(self) -> float:
+        return self.contamination if self.contamination is not None else self.contamination_
 
     def _start(self, n_features: int, selected: np.ndarray, n_rows: int, with_optimizer: bool = True) -> None:
         if len(selected) == 0:

@@ -4,6 +4,7 @@ model for scoring."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -148,11 +149,18 @@ def check_threshold_options(contamination, threshold) -> None:
         raise UsageError(f"--threshold must be a finite number, got {threshold}")
 
 
-TRAIN_PARAM_NAMES = (
-    "p0", "p", "r", "epochs", "batch_size", "lr", "layers", "activation", "loss", "reselect_clusters",
-    "reselect_fit_sample", "percentile_over", "reselect_by", "tol", "min_fraction", "seed", "precision", "compile",
-    "score", "n_neighbors", "reference_size",
-)
+# DeepUAD parameters a model artifact does not record: the initial clustering's (the clusters
+# artifact records them) and the run's own (device: recorded apart; contamination: score's)
+NOT_RECORDED = ("init_method", "init_clusters", "device", "contamination")
+
+
+@functools.cache
+def train_param_names() -> tuple[str, ...]:
+    """The DeepUAD parameters (``get_params``: its ``__init__``) that ``train`` records in a model
+    artifact and ``load_model`` passes back."""
+    from deepuad.estimators.detector import DeepUAD
+
+    return tuple(name for name in DeepUAD().get_params() if name not in NOT_RECORDED)
 
 
 
@@ -166,7 +174,7 @@ def load_model(path, device="cpu"):
     for name, values in arrays.items():
         if name.startswith("weights/") and not np.isfinite(values).all():
             raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
-    kwargs = {k: params[k] for k in TRAIN_PARAM_NAMES if k in params}
+    kwargs = {k: params[k] for k in train_param_names() if k in params}
     kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
     detector = DeepUAD(**kwargs, device=device)
     detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]

@@ -58,6 +58,7 @@ def baseline(
         options["max_train_samples"] = max_train_samples
     try:
         detector = BASELINES[method](**options)
+        detector.check_params()
     except ValueError as error:
         raise UsageError(str(error)) from None
     train = load_features(features_path)

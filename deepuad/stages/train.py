@@ -14,7 +14,7 @@ from deepuad.artifacts.model import check_weight_shapes, read_model_state
 from deepuad.errors import DataError, InputError, StaleError, UsageError
 from deepuad.stages._common import (
     default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
-    TRAIN_PARAM_NAMES,
+    train_param_names,
 )
 
 
@@ -69,7 +69,7 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
-    params = {name: getattr(detector, name) for name in TRAIN_PARAM_NAMES}
+    params = {name: getattr(detector, name) for name in train_param_names()}
     params.update(layers=detector.layers if detector.layers == "auto" else list(detector.layers), device=detector.device,
                   threads=threads, processes=world.size)
     inputs = {
@@ -185,7 +185,7 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
     for name, values in arrays.items():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
-    probe = DeepUAD(**{k: params[k] for k in TRAIN_PARAM_NAMES if k in params}, device="cpu")
+    probe = DeepUAD(**{k: params[k] for k in train_param_names() if k in params}, device="cpu")
     try:
         probe._restore((arrays, state), n_features, n_rows)
         for group in probe.optimizer_.param_groups:
