@@ -1,202 +1,24 @@
-"""The ``deepuad`` command line: parse, validate, call a stage, report.
-
-Exit codes (also in docs/exit-codes.md): see ``deepuad.errors``. Progress bars and warnings go to
-stderr, summaries to stdout (one JSON object with ``--json``), so scripts can parse stdout.
-"""
+"""The commands: each parses its options and calls its stage (``deepuad.stages.<command>``).
+A new command is a function here, decorated with ``@app.command``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
-import re
-import signal
-import sys
-import traceback
-import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deepuad import __version__
-from deepuad.errors import (
-    EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, InputError, OutputError, Terminated,
-    UsageError,
-)
-
-app = typer.Typer(
-    name="deepuad",
-    help="Deep end-to-end unsupervised anomaly detection, in stages: extract -> cluster -> train -> score.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    no_args_is_help=True,
-    rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
-)
-def _stdout_closed() -> OutputError:
-    """The error for a reader that went away (``deepuad inspect F | head -1``). Not an OSError:
-    click turns a broken pipe into a silent exit 1, and rich into SystemExit(1)."""
-    # the rest goes to /dev/null, so that Python's own flush at exit fails no more
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return OutputError("standard output was closed before all output was written (broken pipe)")
-
-
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        raise _stdout_closed()
-
-
-def _emit(text: str) -> None:
-    """One line on stdout (the --json summary)."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        raise _stdout_closed() from None
-
-
-stdout = _Console(soft_wrap=True)
-stderr = _Console(stderr=True, soft_wrap=True)
-state = {"quiet": False, "debug": False}
-
-EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
-
-
-def _print_version(value: bool) -> None:
-    # an eager option callback: runs before click asks for a subcommand, so `deepuad --version` works alone
-    if value:
-        stdout.print(f"deepuad {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _global(
-    ctx: typer.Context,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, warnings or summaries (errors still go to stderr)."),
-    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
-):
-    """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
-
-    Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
-    6 output not writable, 7 device unavailable, 130 interrupted.
-    """
-    state["quiet"], state["debug"] = quiet, debug
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":
-        # N copies of any other command would each do all the work and race for the same output
-        raise UsageError(f"only 'train' runs under torchrun; run '{ctx.invoked_subcommand}' as one process "
-                         "(score scales out with --shard I/N)")
-
-
-# --------------------------------------------------------------------------- helpers
-def _csv(value: Optional[str]) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _layers(value: str) -> tuple[int, ...] | str:
-    if value == "auto":
-        return value
-    try:
-        layers = tuple(int(v) for v in _csv(value))
-    except ValueError:
-        raise UsageError(f"--layers must be comma-separated integers like 60,30,10, got {value!r}") from None
-    if not layers or min(layers) < 1:
-        raise UsageError(f"--layers must be positive widths like 60,30,10, got {value!r}")
-    return layers
-
-
-class _Reporter:
-    """Rich progress on stderr; silent with --quiet or --json."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.tasks: dict[str, int] = {}
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=stderr, transient=True,
-        )
-
-    def __enter__(self):
-        if self.enabled:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-
-    def __call__(self, description: str, completed: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if description not in self.tasks:
-            self.tasks[description] = self.bar.add_task(description, total=total or None)
-        self.bar.update(self.tasks[description], completed=completed, total=total or None)
-
-
-def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with _Reporter(enabled=not state["quiet"] and not as_json) as reporter:
-            summary = function(progress=reporter, **kwargs)
-    for warning in caught:
-        if not state["quiet"] and issubclass(warning.category, UserWarning):
-            stderr.print(f"deepuad: warning: {warning.message}", markup=False, highlight=False)
-    _report(summary, as_json, title)
-    return summary
-
-
-def strict_json(value) -> str:
-    """``value`` as strict JSON: a NaN or infinity (a metric that is not defined, a marker
-    stored in an artifact) becomes null, since a bare NaN is not JSON and breaks parsers."""
-    return json.dumps(_finite_or_null(value), sort_keys=True, default=str, allow_nan=False)
-
-
-def _finite_or_null(value):
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _report(summary: dict, as_json: bool, title: str) -> None:
-    if as_json:
-        _emit(strict_json(summary))
-        return
-    if state["quiet"]:
-        return
-    table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in summary.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    stdout.print(table)
-
-
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (the summary) on stdout instead of tables.")
-# NumPy and scikit-learn take seeds in [0, 2**32): refused here, not blamed on a file later
-SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same inputs + seed => same results on CPU.")
-DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
-THREADS_OPTION = typer.Option(
-    None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
-)
-PAPER_OPTION = typer.Option(
-    False, "--paper", help="The paper's literal reading: percentile over clusters for both selections, tol 0 and the cosine "
-    "score (overrides --percentile-over, --tol and --score).")
-PERCENTILE_OPTION = typer.Option(
-    "samples", "--percentile-over",
-    help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
-    "clusters: keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words).",
+from deepuad.errors import OutputError, UsageError
+from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
+from deepuad.cli.options import (
+    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, P0_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _layers, _shard, _size, _thres, _train_options, with_training_options,
 )
 
 
-# --------------------------------------------------------------------------- extract
+
 EXTRACT_EXAMPLES = """Examples:
 
   deepuad extract kdd.csv --label-column label --anomaly-values normal.
@@ -211,27 +33,17 @@ EXTRACT_EXAMPLES = """Examples:
 """
 
 
-def _size(value: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size must look like 32x32 (height x width), got {value!r}") from None
-    if height < 1 or width < 1:
-        raise UsageError(f"--size must be positive, got {value!r}")
-    return height, width
-
-
 @app.command(epilog=EXTRACT_EXAMPLES)
 def extract(
     input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <input stem>.features.h5 beside the input]."),
     like: Optional[Path] = typer.Option(None, "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler)."),
     input_type: str = typer.Option("auto", "--type", help="auto, table, numpy, idx, images or video."),
-    categorical: Optional[str] = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric."),
-    drop: Optional[str] = typer.Option(None, "--drop", help="Comma-separated columns to ignore."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="Ground-truth column: stored as y, never used as a feature."),
-    anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values", help="Comma-separated label values meaning anomaly (0/1 labels need none)."),
-    scale: Optional[str] = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video]."),
+    categorical: Optional[str] = CATEGORICAL_OPTION,
+    drop: Optional[str] = DROP_OPTION,
+    label_column: Optional[str] = LABEL_COLUMN_OPTION,
+    anomaly_values: Optional[str] = ANOMALY_VALUES_OPTION,
+    scale: Optional[str] = SCALE_OPTION,
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read per chunk (memory bound for big CSVs)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of a CSV/TSV."),
     compress: bool = typer.Option(False, "--compress", help="gzip-compress X in the HDF5 file."),
@@ -263,7 +75,6 @@ def extract(
     )
 
 
-# --------------------------------------------------------------------------- cluster
 CLUSTER_HELP = """Initial clustering: choose the first 'normal' training set from low-variance clusters.
 
 Methods: gmm (default; the paper's choice for tabular data), kmeans, hdbscan, and distribution
@@ -286,27 +97,15 @@ Paper values (Table 9): MNIST 0.1/7/1.4, CIFAR-10 and cats-vs-dogs 0.06/5/1.4, v
 """
 
 
-def _thres(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        thres = float(value)
-    except ValueError:
-        raise UsageError(f"--thres must be a positive number or 'auto', got {value!r}") from None
-    if not thres > 0:
-        raise UsageError(f"--thres must be positive, got {value!r}")
-    return thres
-
-
 @app.command(help=CLUSTER_HELP, epilog="Examples: deepuad cluster kdd.features.h5 --p0 35 ; deepuad cluster cifar.features.h5 --method distribution --thres 0.06 --min-clus 5 --max-dist 1.4")
 def cluster(
     features: Path = typer.Argument(..., help="A features file from 'deepuad extract'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <stem>.clusters.h5]."),
-    p0: float = typer.Option(35.0, "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out."),
-    method: str = typer.Option("gmm", "--method", help="gmm, kmeans, hdbscan or distribution."),
-    clusters: int = typer.Option(20, "--clusters", help="gmm/kmeans: number of clusters/components."),
+    p0: float = P0_OPTION,
+    method: str = METHOD_OPTION,
+    clusters: int = CLUSTERS_OPTION,
     percentile_over: str = PERCENTILE_OPTION,
-    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback)."),
+    min_fraction: float = MIN_FRACTION_OPTION,
     covariance: str = typer.Option("diag", "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
     fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
     thres: str = typer.Option("0.1", "--thres", help="distribution: profile-distance threshold, or 'auto'."),
@@ -335,65 +134,12 @@ def cluster(
     )
 
 
-# --------------------------------------------------------------------------- train
-def _batch_size(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)  # its range is checked with the other parameters (DeepUAD.check_params)
-    except ValueError:
-        raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
-
-
-def _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters, reselect_sample,
-                   percentile_over, tol, min_fraction, seed, precision="32", compile=False, score="combined",
-                   paper=False) -> dict:
-    from deepuad.estimators.detector import PAPER_READING
-
-    if paper:
-        percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]
-    return dict(precision=precision, compile=compile, score=score,
-        p=p, r=r, epochs=epochs, batch_size=_batch_size(batch_size), lr=lr, layers=_layers(layers), activation=activation, loss=loss,
-        reselect_by=reselect_by, reselect_clusters=reselect_clusters, reselect_fit_sample=reselect_sample or None,
-        percentile_over=percentile_over, tol=tol, min_fraction=min_fraction, seed=seed,
-    )
-
-
-RESELECT_BY_OPTION = typer.Option(
-    "variance", "--reselect-by",
-    help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
-    "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
-    "the initial clustering left out; see docs/fidelity.md).",
-)
-SCORE_OPTION = typer.Option(
-    "combined", "--score",
-    help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
-    "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
-    "5 nearest kept rows): one part alone.")
-BATCH_SIZE_OPTION = typer.Option("auto", "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
-LAYERS_OPTION = typer.Option("auto", "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
-RESELECT_SAMPLE_OPTION = typer.Option(
-    20000, "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
-
-
 @app.command(epilog="Example: deepuad train kdd.features.h5 kdd.clusters.h5 --p 30 --r 10 --epochs 200 --layers 60,30,10")
+@with_training_options(after="output")
 def train(
     features: Path = typer.Argument(..., help="The features file the clusters were made from."),
     clusters: Path = typer.Argument(..., help="The clusters file from 'deepuad cluster'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
-    p: float = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0)."),
-    r: int = typer.Option(10, "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options)."),
-    epochs: int = typer.Option(100, "--epochs", help="Epoch budget."),
-    batch_size: str = BATCH_SIZE_OPTION,
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    layers: str = LAYERS_OPTION,
-    activation: str = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu."),
-    loss: str = typer.Option("mse", "--loss", help="Training loss: mse or cosine."),
-    reselect_by: str = RESELECT_BY_OPTION,
-    reselect_clusters: int = typer.Option(20, "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error]."),
-    reselect_sample: int = RESELECT_SAMPLE_OPTION,
-    percentile_over: str = PERCENTILE_OPTION,
-    tol: float = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change')."),
     min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
     score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
@@ -405,26 +151,16 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in the output file."),
     force: bool = typer.Option(False, "--force", help="Use a clusters file made from other features anyway."),
     as_json: bool = JSON_OPTION,
+    **training,  # the options of with_training_options
 ):
     """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing."""
     from deepuad.stages.train import train as stage
 
-    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed, precision, compile, score, paper)
+    options = _train_options(training, min_fraction, seed, precision, compile, score, paper)
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stage, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
-
-
-# --------------------------------------------------------------------------- score
-def _shard(value: Optional[str]) -> Optional[tuple[int, int]]:
-    if value is None:
-        return None
-    match = re.fullmatch(r"(\d{1,9})/(\d{1,9})", value.strip())
-    if not match or not int(match[1]) < int(match[2]):
-        raise UsageError(f"--shard must be I/N with 0 <= I < N, e.g. 0/4, got {value!r}")
-    return int(match[1]), int(match[2])
 
 
 @app.command(epilog="Examples: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json ; "
@@ -433,7 +169,7 @@ def score(
     model: Path = typer.Argument(..., help="A model file from 'deepuad train'."),
     features: Path = typer.Argument(..., help="Features to score (the training data, or new data made with extract --like)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <features stem>.scores.h5]."),
-    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores]."),
+    contamination: Optional[float] = CONTAMINATION_OPTION,
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag rows with score above this value."),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -468,7 +204,6 @@ def merge_scores(
                threshold=threshold)
 
 
-# --------------------------------------------------------------------------- baseline
 @app.command(epilog="Example: deepuad baseline train.features.h5 --method iforest --score-features test.features.h5 --contamination 0.2")
 def baseline(
     features: Path = typer.Argument(..., help="Features to fit the baseline on."),
@@ -495,7 +230,6 @@ def baseline(
                layers=_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
 
 
-# --------------------------------------------------------------------------- evaluate
 @app.command(epilog="Example: deepuad evaluate kdd.scores.h5 --plots report/ --json")
 def evaluate(
     scores: Path = typer.Argument(..., help="A scores file from 'deepuad score' or 'deepuad baseline'."),
@@ -510,40 +244,28 @@ def evaluate(
     _run_stage(stage, as_json, "evaluate", scores_path=scores, labels_path=labels, model_path=model, plots_dir=plots)
 
 
-# --------------------------------------------------------------------------- run
 @app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. --epochs 50")
+@with_training_options(after="p0")
 def run(
     input: Path = typer.Argument(..., help="Raw input for extract (CSV/TSV, .npy, .npz)."),
     output_dir: Path = typer.Option(..., "-o", "--output-dir", help="Folder for features.h5, clusters.h5, model.h5, scores.h5 (created if missing)."),
-    label_column: Optional[str] = typer.Option(None, "--label-column"),
-    anomaly_values: Optional[str] = typer.Option(None, "--anomaly-values"),
-    categorical: Optional[str] = typer.Option(None, "--categorical"),
-    drop: Optional[str] = typer.Option(None, "--drop"),
-    scale: Optional[str] = typer.Option(None, "--scale"),
-    method: str = typer.Option("gmm", "--method", help="Initial clustering method."),
-    clusters: int = typer.Option(20, "--clusters"),
-    p0: float = typer.Option(35.0, "--p0"),
-    p: float = typer.Option(30.0, "--p"),
-    r: int = typer.Option(10, "--r", "--reselect-every"),
-    epochs: int = typer.Option(100, "--epochs"),
-    batch_size: str = BATCH_SIZE_OPTION,
-    lr: float = typer.Option(1e-3, "--lr"),
-    layers: str = LAYERS_OPTION,
-    activation: str = typer.Option("tanh", "--activation"),
-    loss: str = typer.Option("mse", "--loss"),
-    reselect_by: str = RESELECT_BY_OPTION,
-    reselect_clusters: int = typer.Option(20, "--reselect-clusters"),
-    reselect_sample: int = RESELECT_SAMPLE_OPTION,
-    percentile_over: str = PERCENTILE_OPTION,
-    tol: float = typer.Option(0.05, "--tol"),
-    min_fraction: float = typer.Option(0.01, "--min-fraction"),
+    label_column: Optional[str] = LABEL_COLUMN_OPTION,
+    anomaly_values: Optional[str] = ANOMALY_VALUES_OPTION,
+    categorical: Optional[str] = CATEGORICAL_OPTION,
+    drop: Optional[str] = DROP_OPTION,
+    scale: Optional[str] = SCALE_OPTION,
+    method: str = METHOD_OPTION,
+    clusters: int = CLUSTERS_OPTION,
+    p0: float = P0_OPTION,
+    min_fraction: float = MIN_FRACTION_OPTION,
     score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
-    contamination: Optional[float] = typer.Option(None, "--contamination"),
+    contamination: Optional[float] = CONTAMINATION_OPTION,
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
+    **training,  # the options of with_training_options
 ):
     """All four stages into one folder. A stage whose artifact is already there with the same
     parameters and inputs is skipped, and a checkpointed model resumes, so re-running after a
@@ -552,8 +274,7 @@ def run(
     from deepuad.stages._common import require_exists
 
     # validate before creating the folder: a failed command leaves nothing behind
-    options = _train_options(p, r, epochs, batch_size, lr, layers, activation, loss, reselect_by, reselect_clusters,
-                             reselect_sample, percentile_over, tol, min_fraction, seed, score=score, paper=paper)
+    options = _train_options(training, min_fraction, seed, score=score, paper=paper)
     if not 0 < p0 < 100:
         raise UsageError(f"--p0 must be in (0, 100), got {p0}")
     from deepuad.artifacts import is_same_or_inside
@@ -586,7 +307,6 @@ def run(
         _emit(strict_json(summaries))
 
 
-# --------------------------------------------------------------------------- inspect
 @app.command(epilog="Example: deepuad inspect kdd.model.h5")
 def inspect(
     file: Path = typer.Argument(..., help="Any deepuad artifact: features, clusters, model, scores or a scores shard."),
@@ -631,73 +351,3 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-# --------------------------------------------------------------------------- entry point
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    previous_sigterm = _terminate_like_ctrl_c()
-    state["terminated"] = False
-    try:
-        code = app(args=argv, prog_name="deepuad", standalone_mode=False)
-        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
-            _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
-        _flush_stdout()
-        sys.exit(code if isinstance(code, int) else 0)
-    except DeepUADError as error:
-        _fail(str(error), error.exit_code)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except BrokenPipeError:
-        error = _stdout_closed()
-        _fail(str(error), error.exit_code)
-    except (typer.Abort, KeyboardInterrupt) as error:
-        cause = error.__cause__ or error.__context__ if isinstance(error, typer.Abort) else error
-        if isinstance(cause, EOFError):  # click turns an EOFError into Abort: a reader that missed one, not Ctrl-C
-            if "--debug" in argv:
-                traceback.print_exception(cause)
-            _fail(f"internal error: EOFError: {cause} (rerun with --debug for the traceback)", EXIT_INTERNAL)
-        _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
-    except Exception as error:
-        if _is_click_usage_error(error):
-            _fail(error.format_message().replace("\n", " "), getattr(error, "exit_code", EXIT_USAGE))
-        # anything else is a bug: one line unless --debug
-        if "--debug" in argv:
-            traceback.print_exc()
-        _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
-    finally:
-        if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
-            signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-def _is_click_usage_error(error: Exception) -> bool:
-    # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
-    return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
-
-
-def _terminate_like_ctrl_c():
-    """SIGTERM (timeout, cron supervisors, docker stop) ends the command as Ctrl-C does:
-    temporary files removed, the old output kept, exit 130. Left alone where someone chose to
-    ignore it, or outside the main thread (signals cannot be set there)."""
-    def handler(signum, frame):
-        state["terminated"] = True
-        raise Terminated()
-
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            return signal.signal(signal.SIGTERM, handler)
-    return None
-
-
-def _flush_stdout() -> None:
-    """Flush now, so that a closed pipe is reported here and not as an "Exception ignored" at
-    interpreter exit."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise _stdout_closed() from None
-
-
-def _fail(message: str, code: int) -> None:
-    stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(code)

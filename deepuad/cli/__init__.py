@@ -1,0 +1,10 @@
+"""The ``deepuad`` command line: parse, validate, call a stage, report.
+
+- ``app``: the typer app, global options, progress and summaries, and ``main``, which turns
+  every error into one line on stderr and an exit code (``deepuad.errors``; docs/exit-codes.md)
+- ``options``: option definitions several commands share (``run`` reuses the stages' own)
+- ``commands``: one function per command, each calling its stage in ``deepuad.stages``
+"""
+
+from deepuad.cli import commands  # noqa: F401  (registers the commands on the app)
+from deepuad.cli.app import app, main, strict_json  # noqa: F401

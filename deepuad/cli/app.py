@@ -1,0 +1,216 @@
+"""The ``deepuad`` command line's frame: the typer app, global options, progress, reporting,
+and the entry point that turns every error into one line and an exit code.
+
+Exit codes (also in docs/exit-codes.md): see ``deepuad.errors``. Progress bars and warnings go to
+stderr, summaries to stdout (one JSON object with ``--json``), so scripts can parse stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import traceback
+import warnings
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deepuad import __version__
+from deepuad.errors import (
+    EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, Terminated, UsageError,
+)
+
+app = typer.Typer(
+    name="deepuad",
+    help="Deep end-to-end unsupervised anomaly detection, in stages: extract -> cluster -> train -> score.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
+)
+
+def _stdout_closed() -> OutputError:
+    """The error for a reader that went away (``deepuad inspect F | head -1``). Not an OSError:
+    click turns a broken pipe into a silent exit 1, and rich into SystemExit(1)."""
+    # the rest goes to /dev/null, so that Python's own flush at exit fails no more
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return OutputError("standard output was closed before all output was written (broken pipe)")
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise _stdout_closed()
+
+def _emit(text: str) -> None:
+    """One line on stdout (the --json summary)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise _stdout_closed() from None
+
+stdout = _Console(soft_wrap=True)
+
+stderr = _Console(stderr=True, soft_wrap=True)
+
+state = {"quiet": False, "debug": False}
+
+EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
+
+def _print_version(value: bool) -> None:
+    # an eager option callback: runs before click asks for a subcommand, so `deepuad --version` works alone
+    if value:
+        stdout.print(f"deepuad {__version__}")
+        raise typer.Exit(0)
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, warnings or summaries (errors still go to stderr)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of unexpected errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+):
+    """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
+
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
+    6 output not writable, 7 device unavailable, 130 interrupted.
+    """
+    state["quiet"], state["debug"] = quiet, debug
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":
+        # N copies of any other command would each do all the work and race for the same output
+        raise UsageError(f"only 'train' runs under torchrun; run '{ctx.invoked_subcommand}' as one process "
+                         "(score scales out with --shard I/N)")
+
+class _Reporter:
+    """Rich progress on stderr; silent with --quiet or --json."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tasks: dict[str, int] = {}
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        )
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+
+    def __call__(self, description: str, completed: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if description not in self.tasks:
+            self.tasks[description] = self.bar.add_task(description, total=total or None)
+        self.bar.update(self.tasks[description], completed=completed, total=total or None)
+
+def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _Reporter(enabled=not state["quiet"] and not as_json) as reporter:
+            summary = function(progress=reporter, **kwargs)
+    for warning in caught:
+        if not state["quiet"] and issubclass(warning.category, UserWarning):
+            stderr.print(f"deepuad: warning: {warning.message}", markup=False, highlight=False)
+    _report(summary, as_json, title)
+    return summary
+
+def strict_json(value) -> str:
+    """``value`` as strict JSON: a NaN or infinity (a metric that is not defined, a marker
+    stored in an artifact) becomes null, since a bare NaN is not JSON and breaks parsers."""
+    return json.dumps(_finite_or_null(value), sort_keys=True, default=str, allow_nan=False)
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+def _report(summary: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        _emit(strict_json(summary))
+        return
+    if state["quiet"]:
+        return
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    stdout.print(table)
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    previous_sigterm = _terminate_like_ctrl_c()
+    state["terminated"] = False
+    try:
+        code = app(args=argv, prog_name="deepuad", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
+            _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
+        _flush_stdout()
+        sys.exit(code if isinstance(code, int) else 0)
+    except DeepUADError as error:
+        _fail(str(error), error.exit_code)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except BrokenPipeError:
+        error = _stdout_closed()
+        _fail(str(error), error.exit_code)
+    except (typer.Abort, KeyboardInterrupt) as error:
+        cause = error.__cause__ or error.__context__ if isinstance(error, typer.Abort) else error
+        if isinstance(cause, EOFError):  # click turns an EOFError into Abort: a reader that missed one, not Ctrl-C
+            if "--debug" in argv:
+                traceback.print_exception(cause)
+            _fail(f"internal error: EOFError: {cause} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+        _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
+    except Exception as error:
+        if _is_click_usage_error(error):
+            _fail(error.format_message().replace("\n", " "), getattr(error, "exit_code", EXIT_USAGE))
+        # anything else is a bug: one line unless --debug
+        if "--debug" in argv:
+            traceback.print_exc()
+        _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
+    finally:
+        if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+def _is_click_usage_error(error: Exception) -> bool:
+    # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
+    return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (timeout, cron supervisors, docker stop) ends the command as Ctrl-C does:
+    temporary files removed, the old output kept, exit 130. Left alone where someone chose to
+    ignore it, or outside the main thread (signals cannot be set there)."""
+    def handler(signum, frame):
+        state["terminated"] = True
+        raise Terminated()
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            return signal.signal(signal.SIGTERM, handler)
+    return None
+
+def _flush_stdout() -> None:
+    """Flush now, so that a closed pipe is reported here and not as an "Exception ignored" at
+    interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise _stdout_closed() from None
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

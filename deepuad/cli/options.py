@@ -1,0 +1,183 @@
+"""Option definitions that several commands share (``run`` reuses every stage option it offers,
+help text included), and the parsers of option values."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Optional
+
+import typer
+
+from deepuad.errors import UsageError
+
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (the summary) on stdout instead of tables.")
+
+
+# NumPy and scikit-learn take seeds in [0, 2**32): refused here, not blamed on a file later
+SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same inputs + seed => same results on CPU.")
+
+
+DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+
+
+THREADS_OPTION = typer.Option(
+    None, "--threads", help="CPU threads for torch/BLAS. Default: 1 on machines with <= 2 cores, else half the cores (max 8)."
+)
+
+
+PAPER_OPTION = typer.Option(
+    False, "--paper", help="The paper's literal reading: percentile over clusters for both selections, tol 0 and the cosine "
+    "score (overrides --percentile-over, --tol and --score).")
+
+
+PERCENTILE_OPTION = typer.Option(
+    "samples", "--percentile-over",
+    help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
+    "clusters: keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words).",
+)
+
+
+RESELECT_BY_OPTION = typer.Option(
+    "variance", "--reselect-by",
+    help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
+    "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
+    "the initial clustering left out; see docs/fidelity.md).",
+)
+
+
+SCORE_OPTION = typer.Option(
+    "combined", "--score",
+    help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
+    "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
+    "5 nearest kept rows): one part alone.")
+
+
+BATCH_SIZE_OPTION = typer.Option("auto", "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
+
+
+LAYERS_OPTION = typer.Option("auto", "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
+
+
+RESELECT_SAMPLE_OPTION = typer.Option(
+    20000, "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
+
+
+def _csv(value: Optional[str]) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _layers(value: str) -> tuple[int, ...] | str:
+    if value == "auto":
+        return value
+    try:
+        layers = tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise UsageError(f"--layers must be comma-separated integers like 60,30,10, got {value!r}") from None
+    if not layers or min(layers) < 1:
+        raise UsageError(f"--layers must be positive widths like 60,30,10, got {value!r}")
+    return layers
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 32x32 (height x width), got {value!r}") from None
+    if height < 1 or width < 1:
+        raise UsageError(f"--size must be positive, got {value!r}")
+    return height, width
+
+
+def _thres(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        thres = float(value)
+    except ValueError:
+        raise UsageError(f"--thres must be a positive number or 'auto', got {value!r}") from None
+    if not thres > 0:
+        raise UsageError(f"--thres must be positive, got {value!r}")
+    return thres
+
+
+def _batch_size(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)  # its range is checked with the other parameters (DeepUAD.check_params)
+    except ValueError:
+        raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
+
+
+def _train_options(training: dict, min_fraction, seed, precision="32", compile=False, score="combined", paper=False) -> dict:
+    """DeepUAD's parameters from the command line's: ``training`` holds the options of
+    ``with_training_options``."""
+    from deepuad.estimators.detector import PAPER_READING
+
+    t = dict(training)
+    percentile_over, tol = t["percentile_over"], t["tol"]
+    if paper:
+        percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]
+    return dict(precision=precision, compile=compile, score=score,
+        p=t["p"], r=t["r"], epochs=t["epochs"], batch_size=_batch_size(t["batch_size"]), lr=t["lr"], layers=_layers(t["layers"]),
+        activation=t["activation"], loss=t["loss"], reselect_by=t["reselect_by"], reselect_clusters=t["reselect_clusters"],
+        reselect_fit_sample=t["reselect_sample"] or None, percentile_over=percentile_over, tol=tol, min_fraction=min_fraction,
+        seed=seed,
+    )
+
+
+def _shard(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d{1,9})/(\d{1,9})", value.strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise UsageError(f"--shard must be I/N with 0 <= I < N, e.g. 0/4, got {value!r}")
+    return int(match[1]), int(match[2])
+
+
+# used by a stage command and by run (one definition, help included)
+LABEL_COLUMN_OPTION = typer.Option(None, "--label-column", help="Ground-truth column: stored as y, never used as a feature.")
+ANOMALY_VALUES_OPTION = typer.Option(None, "--anomaly-values", help="Comma-separated label values meaning anomaly (0/1 labels need none).")
+CATEGORICAL_OPTION = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric.")
+DROP_OPTION = typer.Option(None, "--drop", help="Comma-separated columns to ignore.")
+SCALE_OPTION = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video].")
+METHOD_OPTION = typer.Option("gmm", "--method", help="gmm, kmeans, hdbscan or distribution.")
+CLUSTERS_OPTION = typer.Option(20, "--clusters", help="gmm/kmeans: number of clusters/components.")
+P0_OPTION = typer.Option(35.0, "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out.")
+MIN_FRACTION_OPTION = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback).")
+P_OPTION = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0).")
+R_OPTION = typer.Option(10, "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options).")
+EPOCHS_OPTION = typer.Option(100, "--epochs", help="Epoch budget.")
+LR_OPTION = typer.Option(1e-3, "--lr", help="Adam learning rate.")
+ACTIVATION_OPTION = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu.")
+LOSS_OPTION = typer.Option("mse", "--loss", help="Training loss: mse or cosine.")
+RESELECT_CLUSTERS_OPTION = typer.Option(20, "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error].")
+TOL_OPTION = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
+CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores].")
+
+
+# the training options of train that run offers too: (parameter, type, option)
+TRAINING_OPTIONS = [
+    ("p", float, P_OPTION), ("r", int, R_OPTION), ("epochs", int, EPOCHS_OPTION), ("batch_size", str, BATCH_SIZE_OPTION),
+    ("lr", float, LR_OPTION), ("layers", str, LAYERS_OPTION), ("activation", str, ACTIVATION_OPTION), ("loss", str, LOSS_OPTION),
+    ("reselect_by", str, RESELECT_BY_OPTION), ("reselect_clusters", int, RESELECT_CLUSTERS_OPTION),
+    ("reselect_sample", int, RESELECT_SAMPLE_OPTION), ("percentile_over", str, PERCENTILE_OPTION), ("tol", float, TOL_OPTION),
+]
+
+
+def with_training_options(after: str):
+    """Add TRAINING_OPTIONS to a command's signature, after its parameter ``after`` (typer reads
+    the signature); the command receives them in its ``**training``. One definition serves
+    ``train`` and ``run``, help text included."""
+    def decorate(function):
+        signature = inspect.signature(function)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        at = [p.name for p in own].index(after) + 1
+        added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=kind)
+                 for name, kind, option in TRAINING_OPTIONS]
+        function.__signature__ = signature.replace(parameters=own[:at] + added + own[at:])
+        return function
+    return decorate
