@@ -46,26 +46,42 @@ class DeepUADError(Exception):
 
 
 class UsageError(DeepUADError):
+    """Exit 2: the command line is wrong (an unknown option, an invalid value)."""
+
     exit_code = EXIT_USAGE
 
 
 class InputError(DeepUADError):
+    """Exit 3: an input file is missing or unreadable, is not the artifact expected, or is
+    corrupt."""
+
     exit_code = EXIT_INPUT
 
 
 class DataError(DeepUADError):
+    """Exit 4: the data itself is unusable (NaN or infinite values, no rows, the wrong width),
+    or training diverged on it; ``--lr`` and the like can help, another file may."""
+
     exit_code = EXIT_DATA
 
 
 class StaleError(DeepUADError):
+    """Exit 5: artifacts that do not belong together."""
+
     exit_code = EXIT_STALE
 
 
 class OutputError(DeepUADError):
+    """Exit 6: the output cannot be written: a missing folder, permissions, a full disk, one
+    of the command's inputs, a device or FIFO, another writer holding the folder, a closed
+    standard output."""
+
     exit_code = EXIT_OUTPUT
 
 
 class DeviceError(DeepUADError):
+    """Exit 7: the requested device (``--device cuda``) is not available."""
+
     exit_code = EXIT_DEVICE
 
 

@@ -36,7 +36,12 @@ class BaseDetector(BaseEstimator):
     }
 
     def __init__(self, contamination: float = 0.1):
-        self.contamination = contamination
+        self._store_params(locals())
+
+    def _store_params(self, arguments: dict) -> None:
+        """``__init__``'s arguments (its ``locals()``), stored unchanged under their own names."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
 
     def check_params(self) -> None:
         """ValueError naming the first parameter that breaks its constraint."""

@@ -96,10 +96,7 @@ class IsolationForestDetector(BaseDetector):
     }
 
     def __init__(self, n_estimators=100, max_samples="auto", contamination=0.1, random_state=0):
-        self.n_estimators = n_estimators
-        self.max_samples = max_samples
-        self.contamination = contamination
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:
         max_samples = self.max_samples
@@ -159,12 +156,7 @@ class OCSVMDetector(BaseDetector):
 
     def __init__(self, kernel="rbf", nu=0.1, gamma="scale", max_train_samples=10000,
                  contamination=0.1, random_state=0):
-        self.kernel = kernel
-        self.nu = nu
-        self.gamma = gamma
-        self.max_train_samples = max_train_samples
-        self.contamination = contamination
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:
         n = X.shape[0]
@@ -346,18 +338,7 @@ class DAGMMDetector(BaseDetector):
     def __init__(self, hidden=(60, 30, 10, 1), n_gmm=4, est_hidden=10, dropout=0.5, epochs=200,
                  batch_size=1024, lr=1e-4, lambda_energy=0.1, lambda_cov=0.005, device="cpu",
                  random_state=0, contamination=0.1):
-        self.hidden = hidden
-        self.n_gmm = n_gmm
-        self.est_hidden = est_hidden
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lambda_energy = lambda_energy
-        self.lambda_cov = lambda_cov
-        self.device = device
-        self.random_state = random_state
-        self.contamination = contamination
+        self._store_params(locals())
 
     def _seed(self) -> int:
         if self.random_state is None:  # fresh OS entropy; the global RNGs are not consumed
@@ -466,15 +447,7 @@ class AutoencoderDetector(BaseDetector):
 
     def __init__(self, epochs=200, batch_size=1024, lr=1e-3, layers=(60, 30, 10), activation="tanh", loss="mse",
                  device="cpu", random_state=0, contamination=0.1):
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.layers = layers
-        self.activation = activation
-        self.loss = loss
-        self.device = device
-        self.random_state = random_state
-        self.contamination = contamination
+        self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:
         from .detector import DeepUAD

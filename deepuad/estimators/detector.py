@@ -176,31 +176,7 @@ class DeepUAD(BaseDetector):
         n_neighbors: int = 5,
         reference_size: int = 2000,
     ):
-        self.p0 = p0
-        self.p = p
-        self.r = r
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.layers = layers
-        self.activation = activation
-        self.loss = loss
-        self.init_method = init_method
-        self.init_clusters = init_clusters
-        self.reselect_clusters = reselect_clusters
-        self.reselect_fit_sample = reselect_fit_sample
-        self.percentile_over = percentile_over
-        self.reselect_by = reselect_by
-        self.tol = tol
-        self.min_fraction = min_fraction
-        self.device = device
-        self.precision = precision
-        self.compile = compile
-        self.seed = seed
-        self.contamination = contamination
-        self.score = score
-        self.n_neighbors = n_neighbors
-        self.reference_size = reference_size
+        self._store_params(locals())
 
     # ----------------------------------------------------------------- fitting
     def fit(self, X, y=None, *, initial=None, callback=None, resume_state=None, world=None) -> "DeepUAD":

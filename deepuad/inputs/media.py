@@ -284,6 +284,18 @@ def _class_of(relative_path: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
+def _readable_images(root, relative_paths, size, grayscale, skipped: list):
+    """(relative path, pixels) of every image that loads, in order; the others are appended to
+    ``skipped`` as (relative path, problem)."""
+    for relative_path in relative_paths:
+        try:
+            pixels = _load_image(Path(root, relative_path), size, grayscale)
+        except MediaError as error:
+            skipped.append((relative_path, error.problem))
+            continue
+        yield relative_path, pixels
+
+
 def _load_image(path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     """One image as uint8 (H, W, C); raises MediaError with the reason it cannot be read."""
     height, width = size
@@ -329,12 +341,7 @@ def read_image_folder(root, size=(32, 32), grayscale: bool = False,
     channels = 1 if grayscale else 3
     X = np.empty((len(relative_paths), size[0] * size[1] * channels), dtype=np.float32)
     kept, skipped = [], []
-    for relative_path in relative_paths:
-        try:
-            pixels = _load_image(Path(root, relative_path), size, grayscale)
-        except MediaError as error:
-            skipped.append((relative_path, error.problem))
-            continue
+    for relative_path, pixels in _readable_images(root, relative_paths, size, grayscale, skipped):
         X[len(kept)] = pixels.reshape(-1) / np.float32(255.0)
         kept.append(relative_path)
     if not kept:
@@ -488,12 +495,7 @@ def extract_image_folder(model_path, root, size=(224, 224), grayscale: bool = Fa
         batch.clear()
         batch_paths.clear()
 
-    for relative_path in relative_paths:
-        try:
-            pixels = _load_image(Path(root, relative_path), size, grayscale)
-        except MediaError as error:
-            skipped.append((relative_path, error.problem))
-            continue
+    for relative_path, pixels in _readable_images(root, relative_paths, size, grayscale, skipped):
         batch.append(pixels.transpose(2, 0, 1) / np.float32(255.0))
         batch_paths.append(relative_path)
         if len(batch) == batch_size:
