@@ -45,7 +45,7 @@ OUTSIDE_REASONS = {
     "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
     "check_forest": "checks of a stored forest (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
     "DeepUAD.get_state": "checkpoint state (tests/test_cli.py resume and kill tests, minutes, not seconds)",
-    "DeepUAD._restore": "checkpoint state (tests/test_cli.py resume and kill tests)",
+    "DeepUAD.set_state": "checkpoint state (tests/test_cli.py resume and kill tests)",
     "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
     "hdbscan_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
     "distribution_labels": "alternative initial clustering (images/video; tests/test_distribution.py)",

@@ -260,7 +260,7 @@ def test_dagmm_gmm_parameters(fitted):
 
 def test_energy_matches_direct_formula(fitted, data):
     """The stable energy equals -log sum_k phi_k N(z | mu_k, Sigma_k) computed naively."""
-    from deepuad.estimators.baselines import _COV_EPS
+    from deepuad.estimators.dagmm import _COV_EPS
 
     X, _ = data
     det = fitted["dagmm"]

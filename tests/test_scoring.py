@@ -114,7 +114,7 @@ def test_scorer_survives_get_state_and_restore():
     arrays, meta = det.get_state()
     assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/forest/left"} <= set(arrays)
     fresh = DeepUAD(seed=0, **EXPLICIT)
-    fresh._restore((arrays, meta), X.shape[1], len(X), with_optimizer=False)
+    fresh.set_state((arrays, meta), X.shape[1], len(X), with_optimizer=False)
     np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))
     assert fresh.contamination_ == det.contamination_
 

@@ -1,10 +1,10 @@
 """The algorithms, as scikit-learn/PyOD-style estimators with no file or terminal I/O.
 
-- ``detector``: ``DeepUAD``, the paper's Algorithm 1, and ``initial_selection``
+- ``detector``: ``DeepUAD``, the paper's Algorithm 1
 - ``base``: the contract every detector follows (``BaseDetector``)
-- ``baselines``: Isolation Forest, OC-SVM, a plain autoencoder, DAGMM
+- ``baselines``: Isolation Forest, OC-SVM, a plain autoencoder, and ``dagmm``: DAGMM
 - ``clustering``, ``distribution``: initial clustering (GMM, k-means, HDBSCAN, distribution clustering)
-- ``selection``: the low-variance cluster selection C(X, p)
+- ``selection``: the low-variance cluster selection C(X, p), and ``initial_selection`` C(X, p0)
 - ``autoencoder``: the network and its reconstruction errors
 - ``scoring``: the anomaly score of a fitted DeepUAD
 - ``metrics``: AUROC, AUPRC, F1

@@ -147,3 +147,52 @@ def threshold_for_contamination(scores: np.ndarray, contamination: float) -> flo
     if not 0.0 < contamination <= 0.5:
         raise ValueError(f"contamination must be in (0, 0.5], got {contamination}")
     return float(np.quantile(np.asarray(scores, dtype=np.float64), 1.0 - contamination))
+
+
+# --------------------------------------------------------------------------- parameter tests the estimators share
+
+def _positive_int(value) -> bool:
+    return is_int(value) and value >= 1
+
+
+def _max_samples(value) -> bool:
+    if isinstance(value, str):
+        return value == "auto"
+    return value >= 1 if is_int(value) else is_real(value) and 0.0 < value <= 1.0
+
+
+def _gamma(value) -> bool:
+    return value in ("scale", "auto") if isinstance(value, str) else is_real(value) and value > 0
+
+
+def _widths(value) -> bool:
+    try:
+        hidden = tuple(value)
+    except TypeError:
+        return False
+    return bool(hidden) and all(_positive_int(h) for h in hidden)
+
+
+def _torch_device(value) -> bool:
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+_CONTAMINATION = BaseDetector._parameter_checks["contamination"]
+_RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
+_POSITIVE_INT = (_positive_int, "a positive integer")
+
+
+def _check_width(detector, X: np.ndarray) -> None:
+    if not hasattr(detector, "n_features_in_"):
+        raise RuntimeError(f"{type(detector).__name__} is not fitted yet; call fit(X) first")
+    if X.shape[1] != detector.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features but {type(detector).__name__} was fitted on "
+            f"{detector.n_features_in_}"
+        )

@@ -38,6 +38,10 @@ every epoch (event "epoch") and every re-selection (event "reselect", with the s
 rows at that moment in ``info["scores"]``) so that callers can show progress, compute
 diagnostics from labels the algorithm never sees, and save ``get_state()`` as a checkpoint
 that ``fit(..., resume_state=...)`` continues from exactly.
+
+Longer than 400 lines on purpose: it is one estimator, Algorithm 1 with its state (the
+parameter table, fit and its one training loop, re-selection, the scorer, get_state/set_state);
+splitting it would scatter one object's methods over several files.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.selection import PERCENTILE_OVER, Selection, n_changed, select, select_low_variance
+from deepuad.estimators.selection import PERCENTILE_OVER, Selection, initial_selection, n_changed, select
 
 
 RESELECT_BY = ("error", "variance")
@@ -78,32 +82,6 @@ class Iteration:
     @property
     def n_selected(self) -> int:
         return len(self.selected)
-
-
-def initial_selection(
-    X: np.ndarray,
-    p0: float = 35.0,
-    method: str = "gmm",
-    n_clusters: int = 20,
-    percentile_over: str = "samples",
-    min_fraction: float = 0.01,
-    random_state: int = 0,
-    **method_options,
-) -> Selection:
-    """C(X, p0): cluster the input features and keep the low-variance clusters."""
-    from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
-
-    if method == "gmm":
-        method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
-        method_options.setdefault("reg_covar", 1e-4)
-    labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
-    if "variances" in extra:  # the method measured spread in its own geometry
-        sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))
-        selection = select_low_variance(labels, sizes, extra["variances"], p0, over=percentile_over, min_fraction=min_fraction)
-    else:
-        selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
-    selection.extra = extra
-    return selection
 
 
 def _int_at_least(minimum: int):
@@ -194,7 +172,7 @@ class DeepUAD(BaseDetector):
         if not world.distributed:
             X = check_array(X)
         if resume_state is not None:
-            self._restore(resume_state, X.shape[1], len(X))
+            self.set_state(resume_state, X.shape[1], len(X))
         else:
             if initial is None:
                 initial = initial_selection(
@@ -469,8 +447,10 @@ class DeepUAD(BaseDetector):
             meta["contamination_estimate"] = getattr(self, "contamination_", None)
         return arrays, meta
 
-    def _restore(self, state: tuple[dict[str, np.ndarray], dict], n_features: int, n_rows: int,
+    def set_state(self, state: tuple[dict[str, np.ndarray], dict], n_features: int, n_rows: int,
                  with_optimizer: bool = True) -> None:
+        """Continue from ``get_state()``'s (arrays, metadata): network, optimiser (unless
+        ``with_optimizer`` is False: scoring needs none), shuffling RNG, selections, scorer."""
         arrays, meta = state
         iterations = meta["iterations"]
         self._start(n_features, arrays["iterations/0/selected"], n_rows, with_optimizer)

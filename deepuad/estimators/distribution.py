@@ -65,6 +65,10 @@ Readings of the spec's ambiguities chosen here, and why:
   deviation, otherwise it is unclustered (spec 3.2 G).
 * **Determinism**: the same data, parameters and ``random_state`` give the same labels on the
   same machine and thread settings (BLAS rounding can differ between thread counts).
+
+Longer than 400 lines on purpose: one method in its two implementations, the dense
+reference that the tests check the scalable one against and the scalable one, which share
+their definitions (profiles, seeding, growth) line for line.
 """
 
 from __future__ import annotations

@@ -130,3 +130,29 @@ def select(Z: np.ndarray, labels: np.ndarray, p: float, over: str = "clusters", 
 def n_changed(old: np.ndarray, new: np.ndarray) -> int:
     """How many indices entered or left the selection (size of the symmetric difference)."""
     return int(len(np.setxor1d(old, new, assume_unique=True)))
+
+
+def initial_selection(
+    X: np.ndarray,
+    p0: float = 35.0,
+    method: str = "gmm",
+    n_clusters: int = 20,
+    percentile_over: str = "samples",
+    min_fraction: float = 0.01,
+    random_state: int = 0,
+    **method_options,
+) -> Selection:
+    """C(X, p0): cluster the input features and keep the low-variance clusters."""
+    from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
+
+    if method == "gmm":
+        method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
+        method_options.setdefault("reg_covar", 1e-4)
+    labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
+    if "variances" in extra:  # the method measured spread in its own geometry
+        sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))
+        selection = select_low_variance(labels, sizes, extra["variances"], p0, over=percentile_over, min_fraction=min_fraction)
+    else:
+        selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
+    selection.extra = extra
+    return selection

@@ -24,6 +24,10 @@ Every problem with an input raises ``MediaError(path, problem)``; bad parameters
 ``ValueError``. Nothing here prints, exits or writes files: the caller does that.
 Corrupt files fail fast: sizes declared in headers are checked against what the file can
 actually hold before anything of that size is allocated.
+
+Longer than 400 lines because it holds every non-table reader (MNIST IDX, image folders,
+TorchScript feature extraction, per-video feature files, UCF-Crime annotations), each with its
+checks of hostile files; a new kind of media input would be its own module in deepuad/inputs/.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ their sorted vocabulary, and a scaler (min-max, standard or none) is fitted on t
 columns. Its ``to_dict()`` is plain JSON, stored in the features artifact, so that
 ``extract --like`` encodes new data identically; categories unseen at fit time encode as
 all-zero one-hot rows and are counted.
+
+Longer than 400 lines on purpose: the streamed CSV/TSV reader and the encoder must agree on
+every column's treatment (types, one-hot vocabularies, scalers, label values), and NumPy array
+files share the scaler.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def load_model(path, device="cpu"):
     detector = DeepUAD(**kwargs, device=device)
     detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
     try:
-        detector._restore((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
+        detector.set_state((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
     except (KeyError, ValueError, RuntimeError) as error:
         raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {error}", path) from None
     return detector, meta

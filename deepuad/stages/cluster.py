@@ -28,7 +28,7 @@ def cluster(
 ) -> dict:
     """Initial clustering and selection C(X, p0) -> clusters artifact."""
     from deepuad.estimators.clustering import METHODS
-    from deepuad.estimators.detector import initial_selection
+    from deepuad.estimators.selection import initial_selection
 
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -187,7 +187,7 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
             raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
     probe = DeepUAD(**{k: params[k] for k in train_param_names() if k in params}, device="cpu")
     try:
-        probe._restore((arrays, state), n_features, n_rows)
+        probe.set_state((arrays, state), n_features, n_rows)
         for group in probe.optimizer_.param_groups:
             if not all(np.isfinite(float(group[key])) for key in ("lr", "eps", "weight_decay")):
                 raise ValueError("optimizer settings are not finite numbers")
