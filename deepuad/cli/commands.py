@@ -275,8 +275,13 @@ def run(
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(training, min_fraction, seed, score=score, paper=paper)
-    if not 0 < p0 < 100:
-        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
+    from deepuad.estimators.selection import check_initial_selection
+    from deepuad.stages.cluster import as_option
+
+    try:
+        check_initial_selection(p0=p0)
+    except ValueError as error:
+        raise UsageError(as_option(str(error))) from None
     from deepuad.artifacts import is_same_or_inside
 
     input = require_exists(input)

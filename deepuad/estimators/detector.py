@@ -57,7 +57,7 @@ from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.selection import PERCENTILE_OVER, Selection, initial_selection, n_changed, select
+from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, Selection, initial_selection, n_changed, select
 
 
 RESELECT_BY = ("error", "variance")
@@ -103,7 +103,7 @@ class DeepUAD(BaseDetector):
 
     # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
     _parameter_checks = {
-        "p0": (lambda v: 0 < v < 100, "in (0, 100)"),
+        "p0": INITIAL_SELECTION_CHECKS["p0"],
         "p": (lambda v: 0 < v < 100, "in (0, 100)"),
         "r": (_int_at_least(1), ">= 1"),
         "epochs": (_int_at_least(0), ">= 0"),
@@ -112,12 +112,12 @@ class DeepUAD(BaseDetector):
         "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
         "activation": (lambda v: v in ("tanh", "relu"), "tanh or relu"),
         "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
-        "percentile_over": (lambda v: v in PERCENTILE_OVER, "clusters or samples"),
+        "percentile_over": INITIAL_SELECTION_CHECKS["percentile_over"],
         "reselect_clusters": (_int_at_least(1), ">= 1"),
         "reselect_by": (lambda v: v in RESELECT_BY, f"one of {', '.join(RESELECT_BY)}"),
         "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "seed": (_int_at_least(0), ">= 0"),
         "contamination": (lambda v: v is None or 0 < v <= 0.5, "in (0, 0.5]"),

@@ -27,6 +27,36 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILE_OVER = ("clusters", "samples")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+# the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
+# a function that says it), checked in this order by check_initial_selection; DeepUAD's table
+# reuses the ones they share
+INITIAL_SELECTION_CHECKS = {
+    "method": (lambda v: v in _clustering_methods(), lambda: "one of " + ", ".join(_clustering_methods())),
+    "p0": (lambda v: 0 < v < 100, "in (0, 100)"),
+    "n_clusters": (lambda v: v >= 1, ">= 1"),
+    "percentile_over": (lambda v: v in PERCENTILE_OVER, "clusters or samples"),
+    "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "random_state": (lambda v: int(v) >= 0, ">= 0"),
+    "covariance_type": (lambda v: v is None or v in COVARIANCE_TYPES, "one of " + ", ".join(COVARIANCE_TYPES)),
+    "fit_sample": (lambda v: v is None or v >= 2, ">= 2 rows"),
+}
+
+
+def _clustering_methods():
+    from deepuad.estimators.clustering import METHODS  # scikit-learn: imported when needed
+
+    return METHODS
+
+
+def check_initial_selection(**params) -> None:
+    """ValueError naming the first of ``params`` (names of INITIAL_SELECTION_CHECKS) that breaks
+    its constraint; ``covariance_type`` only applies to method "gmm" (pass None otherwise)."""
+    for name, (test, requirement) in INITIAL_SELECTION_CHECKS.items():
+        if name in params and not test(params[name]):
+            what = requirement() if callable(requirement) else requirement
+            raise ValueError(f"{name} must be {what}, got {params[name]!r}")
 _CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
 
 

@@ -27,16 +27,15 @@ def cluster(
     progress: Progress = no_progress,
 ) -> dict:
     """Initial clustering and selection C(X, p0) -> clusters artifact."""
-    from deepuad.estimators.clustering import METHODS
-    from deepuad.estimators.selection import initial_selection
+    from deepuad.estimators.selection import check_initial_selection, initial_selection
 
-    if method not in METHODS:
-        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not 0 < p0 < 100:
-        raise UsageError(f"--p0 must be in (0, 100), got {p0}")
-    if n_clusters < 1:
-        raise UsageError(f"--clusters must be >= 1, got {n_clusters}")
-    _check_cluster_options(percentile_over, min_fraction, seed, method, method_options or {})
+    given = method_options or {}
+    try:  # before any work: exit 2, not a "clustering failed" (exit 4) from deep inside scikit-learn
+        check_initial_selection(method=method, p0=p0, n_clusters=n_clusters, percentile_over=percentile_over,
+                                min_fraction=min_fraction, random_state=seed, fit_sample=given.get("fit_sample"),
+                                covariance_type=given.get("covariance_type") if method == "gmm" else None)
+    except ValueError as error:
+        raise UsageError(as_option(str(error))) from None
     output = art.check_output_path(output or default_output(features_path, "clusters"), [features_path])
     options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
@@ -79,20 +78,11 @@ def cluster(
     return summary
 
 
-def _check_cluster_options(percentile_over, min_fraction, seed, method, method_options: dict) -> None:
-    """UsageError (exit 2) before any work, instead of a "clustering failed" DataError (exit 4)
-    from deep inside scikit-learn, or a silent success with a meaningless value."""
-    from deepuad.estimators.selection import PERCENTILE_OVER
+# initial_selection's parameter -> the option that sets it, where the names differ
+OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
 
-    if percentile_over not in PERCENTILE_OVER:
-        raise UsageError(f"--percentile-over must be one of {', '.join(PERCENTILE_OVER)}, got {percentile_over!r}")
-    if not 0 <= min_fraction < 1:
-        raise UsageError(f"--min-fraction must be in [0, 1), got {min_fraction}")
-    if seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {seed}")
-    covariance = method_options.get("covariance_type")
-    if method == "gmm" and covariance is not None and covariance not in ("full", "tied", "diag", "spherical"):
-        raise UsageError(f"--covariance must be one of full, tied, diag, spherical, got {covariance!r}")
-    fit_sample = method_options.get("fit_sample")
-    if fit_sample is not None and fit_sample < 2:
-        raise UsageError(f"--fit-sample must be >= 2 rows, got {fit_sample}")
+
+def as_option(message: str) -> str:
+    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter."""
+    name, rest = message.split(" ", 1)
+    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"
