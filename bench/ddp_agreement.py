@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -32,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=Path, default=Path("sample_data/kddcup99_5k.csv.gz"))
     parser.add_argument("--rules", nargs="+", default=["variance", "error"])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_ddp_agreement"))
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_ddp_agreement")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ddp_agreement.md")
     args = parser.parse_args()
     from deepuad.estimators.metrics import ranking_metrics

@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--long-epochs", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--skip-whole", action="store_true", help="only section 1")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_distributed"))
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_distributed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "distributed.md")
     parser.add_argument("--from-json", action="store_true", help="only re-write the Markdown from the JSON beside --out")
     args = parser.parse_args()

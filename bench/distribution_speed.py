@@ -20,7 +20,7 @@ Smoke runs (tests/test_bench_smoke.py): ``--limit N`` uses a random subset of N 
 noisy copies are then made from those), ``--sizes`` sets the noisy-copy set sizes (none: only the
 real set), ``--skip-sensitivity`` skips the 5 extra (normalize, thres) runs on the real set, e.g.
 
-    python bench/distribution_speed.py --limit 2000 --sizes 3000 --skip-sensitivity --out /tmp/ds.md
+    python bench/distribution_speed.py --limit 2000 --sizes 3000 --skip-sensitivity --out $TMPDIR/ds.md
 """
 
 from __future__ import annotations

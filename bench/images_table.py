@@ -13,7 +13,7 @@ Smoke runs (tests/test_bench_smoke.py): ``--datasets`` picks datasets, ``--inits
 dataset's initial clusterings, ``--epochs N`` replaces the epoch budgets (deepuad's 300/500 and the
 autoencoder baseline's 100), ``--results``/``--workdir`` keep outputs out of the repository, e.g.
 
-    python bench/images_table.py --datasets mnist4 --inits gmm --baselines ae --epochs 1 --workdir /tmp/img --results /tmp/img
+    python bench/images_table.py --datasets mnist4 --inits gmm --baselines ae --epochs 1 --workdir $TMPDIR/img --results $TMPDIR/img
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ the split (as bench/kddcup.py --limit), ``--train-epochs N`` caps deepuad's epoc
 the CLI's 200), and ``--results``/``--workdir`` keep every output out of the repository, e.g.
 
     python bench/kdd_table.py --limit 2000 --seeds 0 --contaminations 0.2 --methods deepuad iforest ae \
-        --baseline-epochs 1 --train-epochs 2 --workdir /tmp/kdd --results /tmp/kdd/results
+        --baseline-epochs 1 --train-epochs 2 --workdir $TMPDIR/kdd --results $TMPDIR/kdd/results
 """
 
 from __future__ import annotations

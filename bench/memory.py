@@ -15,7 +15,7 @@
 
 Every command is a fresh process run under ``/usr/bin/time -v`` (peak RSS = "Maximum resident
 set size"); its RSS is also sampled from /proc every 0.5 s to show when the peak happens.
-Files go to ``--workdir`` (default /tmp/deepuad_bench_memory) and are deleted at the end
+Files go to ``--workdir`` (default <temp folder>/deepuad_bench_memory) and are deleted at the end
 unless ``--keep``. Writes bench/results/memory.md and memory.json (``--out``).
 """
 
@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -330,7 +331,7 @@ def main() -> None:
     parser.add_argument("--fit-sample", type=int, default=100_000)
     parser.add_argument("--sections", default="startup,score,extract,cluster")
     parser.add_argument("--cluster-timeout", type=float, default=3600)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_memory"))
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_memory")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.md")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--compare-pythonpath", type=Path, default=None,

@@ -22,8 +22,8 @@ import sys
 from collections import defaultdict
 
 CORE = {
-    "deepuad.estimators.selection": {"cluster_variances", "select_low_variance", "select", "n_changed"},
-    "deepuad.estimators.detector": {"initial_selection", "DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
+    "deepuad.estimators.selection": {"cluster_variances", "select_low_variance", "select", "n_changed", "initial_selection"},
+    "deepuad.estimators.detector": {"DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
                          "DeepUAD._train_one_epoch", "DeepUAD._train_steps", "DeepUAD._reselect", "DeepUAD._choose",
                          "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected",
                          "DeepUAD._fit_scorer", "DeepUAD._score_parts", "auto_layers", "auto_batch_size"},
@@ -36,12 +36,11 @@ OUTSIDE_REASONS = {
     "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_detector.py, test_cli.py)",
     "DeepUAD._place": "CUDA only (data placement on a GPU); cannot run on this CPU machine",
     "DeepUAD._prepare_steps": "precision (bf16/fp16 autocast, GradScaler) and torch.compile switches",
-    "DeepUAD._train_distributed": "torchrun data-parallel training (tests/test_distributed.py, multi-process)",
-    "DeepUAD._train_one_epoch_distributed": "torchrun data-parallel training",
-    "DeepUAD._encode_distributed": "torchrun data-parallel training",
-    "DeepUAD._errors_distributed": "torchrun data-parallel training",
+    "DeepUAD._training_rows": "torchrun data-parallel training (tests/test_distributed.py, multi-process)",
+    "DeepUAD._encode": "torchrun data-parallel training (its one-process path: the re-selection tests)",
     "take_rows": "HDF5 row reads for torchrun ranks",
-    "DeepUAD._scores_distributed": "torchrun data-parallel training",
+    "DeepUAD._all_scores": "torchrun data-parallel training (its one-process path: every fit)",
+    "DeepUAD._contamination_used": "PyOD's predict_confidence (tests/test_conventions.py)",
     "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
     "check_forest": "checks of a stored forest (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
     "DeepUAD.get_state": "checkpoint state (tests/test_cli.py resume and kill tests, minutes, not seconds)",

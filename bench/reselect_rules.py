@@ -16,7 +16,7 @@ Smoke runs (tests/test_bench_smoke.py): ``--rules`` runs only some rules (error,
 gmm-clusters), ``--epochs N`` caps train's epoch budget (default: the CLI's 200), ``--out`` keeps
 the table out of the repository, e.g.
 
-    python bench/reselect_rules.py --workdir /tmp/kdd --splits c20_s0 --rules error --epochs 1 --out /tmp/rules.md
+    python bench/reselect_rules.py --workdir $TMPDIR/kdd --splits c20_s0 --rules error --epochs 1 --out $TMPDIR/rules.md
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Adam 1e-3, r = 10, p0 = 35, p = 30, percentile over samples (the CLI defaults). 
 5. epochs to convergence: the CLI on sample_data/kddcup99_5k.csv.gz (200-epoch budget).
 
 Writes bench/results/speed.md and speed.json (``--out``). Temporary files go to ``--workdir``
-(default /tmp/deepuad_bench_speed), removed at the end unless ``--keep``.
+(default <temp folder>/deepuad_bench_speed), removed at the end unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -467,8 +468,7 @@ def write_markdown(path: Path, R: dict, args) -> None:
     g = R.get("git", {})
     L.append(f"Code measured: commit {g.get('commit')} ({g.get('subject')})"
              + (f" plus uncommitted changes to {', '.join(g['uncommitted_package_files'])}" if g.get("uncommitted_package_files") else "")
-             + f" (the package was being changed by others during this work; the state is the one imported at the start, from "
-             f"`{R.get('deepuad_imported_from')}`).\n")
+             + " (the package as imported at the start of the run).\n")
     L.append(f"Data: {d['source']}: {d['rows']:,} rows x {d['columns']} float32 columns, anomaly share "
              f"{fmt(d['anomaly_share'], 3)}; extract {d['extract_seconds']} s; initial selection (GMM 20 diag, p0 {args.p0}, "
              f"percentile over samples) {d['initial_clustering_seconds']} s, {d['initial_selected']:,} rows selected (not part of "
@@ -669,7 +669,7 @@ def main() -> None:
     parser.add_argument("--thread-steps", type=int, default=300)
     parser.add_argument("--cli-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--sections", default="epoch,fit,threads,cli", help="comma list of epoch,fit,threads,cli (fit includes the re-selection caps)")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/deepuad_bench_speed"))
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_speed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--compare-json", type=Path, default=None, help="add a table of key numbers from another run's speed.json")
