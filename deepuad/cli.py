@@ -83,7 +83,7 @@ def _global(
     """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
-    6 output not writable, 7 device unavailable, 130 interrupted.
+    6 output not writable, 7 device unavailable, 8 score --fail-above exceeded, 130 interrupted.
     """
     state["quiet"], state["debug"] = quiet, debug
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":
@@ -443,14 +443,19 @@ def score(
         "'deepuad merge-scores' joins the N files."),
     batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
                                    "run they should equal need the same value."),
+    fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
+                                               "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),
     as_json: bool = JSON_OPTION,
 ):
     """Score every row: h(x) = 1 - cos(x, decode(encode(x))), higher = more anomalous."""
     from deepuad import stages
+    from deepuad.cli_answers import check_fail_above, check_fail_options
 
-    _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
-               contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
-               batch_rows=batch_rows, shard=_shard(shard))
+    check_fail_options(fail_above, threshold, shard)
+    summary = _run_stage(stages.score, as_json, "score", model_path=model, features_path=features, output=output,
+                         contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
+                         batch_rows=batch_rows, shard=_shard(shard))
+    check_fail_above(summary, fail_above)
 
 
 @app.command("merge-scores", epilog="Example: deepuad merge-scores day.scores.shard-*-of-4.h5 -o day.scores.h5 --json")
@@ -630,6 +635,11 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+from deepuad.cli_answers import register as _register_answers  # noqa: E402  top, explain (issue 15)
+
+_register_answers(app)
 
 
 # --------------------------------------------------------------------------- entry point
