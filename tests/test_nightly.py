@@ -20,7 +20,7 @@ def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nightly")
     make_table(folder / "ref.csv")
     code, _, err = cli("--quiet", "run", folder / "ref.csv", "-o", folder / "ref", "--label-column", "label",
-                       "--anomaly-values", "bad", "--epochs", "20", "--seed", "0")
+                       "--anomaly-values", "bad", "--epochs", "6", "--r", "3", "--seed", "0")
     assert code == 0, err
     make_table(folder / "quiet-day.csv", n_normal=300, n_anomaly=0, seed=7)
     make_table(folder / "bad-day.csv", n_normal=150, n_anomaly=100, seed=8)
