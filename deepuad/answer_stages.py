@@ -328,5 +328,5 @@ def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
 
 
 def _short(value, width: int = 24) -> str:
-    text = str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -109,5 +109,8 @@ def explain_rows(detector, X: np.ndarray, decoder: Decoder, k: int = 5) -> list[
 
 def why(explanation: dict, k: int | None = None) -> str:
     """One line: "service=private (61%, expected http); src_bytes=0 (20%, expected 232)"."""
-    return "; ".join(f"{c['column']}={c['value']} ({100 * c['share']:.0f}%, expected {c['expected']})"
+    def short(value):
+        return f"{value:.4g}" if isinstance(value, float) else value
+
+    return "; ".join(f"{c['column']}={short(c['value'])} ({100 * c['share']:.0f}%, expected {short(c['expected'])})"
                      for c in explanation["columns"][:k])
