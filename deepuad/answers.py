@@ -78,7 +78,11 @@ class Decoder:
             self.columns = self.categorical + self.numeric
 
     def unscale(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64) * self.scale + self.offset
+        """X in the input's units, rounded to what float32 X can tell apart (about 1e-7 of each
+        column's scale), so that a 0 stored as 5.96e-09 comes back as 0."""
+        raw = np.asarray(X, dtype=np.float64) * self.scale + self.offset
+        quantum = 10.0 ** np.floor(np.log10(np.abs(self.scale) * 1e-7))
+        return np.round(raw / quantum) * quantum
 
     def decode(self, X: np.ndarray, expected: bool = False) -> list[dict]:
         """One {column: value} per row of X, for ``columns``. A category comes back as its text

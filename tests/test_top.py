@@ -171,3 +171,22 @@ def test_help_shows_an_example(capsys):
     for command in ("top", "explain"):
         code, out, _ = run_cli(capsys, command, "--help")
         assert code == 0 and "Example" in out and f"deepuad {command} " in out and "--json" in out
+
+
+def test_decoder_undoes_the_scaling_and_one_hot_groups():
+    from deepuad.answers import Decoder, rank
+
+    encoding = {"numeric_columns": ["bytes", "rate"], "categorical_columns": ["proto"],
+                "vocabularies": {"proto": ["icmp", "tcp", "udp"]},
+                "offset": [54000.0, 0.3, 0.0, 0.0, 0.0], "scale": [1e6, 1.4, 1.0, 1.0, 1.0]}
+    decoder = Decoder(encoding, 5)
+    raw = np.array([[54540.0, 0.3, 0, 1, 0], [1054000.0, 1.7, 0, 0, 0]])  # the second: a category unseen at fit time
+    X = ((raw - decoder.offset) / decoder.scale).astype(np.float32)
+    assert decoder.decode(X) == [{"proto": "tcp", "bytes": 54540, "rate": 0.3}, {"proto": None, "bytes": 1054000, "rate": 1.7}]
+    assert decoder.decode(np.array([[0, 0, 0.2, 0.1, 0.3]]), expected=True)[0]["proto"] == "udp"  # what a reconstruction points to
+    assert [name for name, _, _ in decoder.groups] == ["bytes", "rate", "proto"]
+    with pytest.raises(ValueError):
+        Decoder(encoding, 6)  # an encoding that does not describe X
+    scores = np.array([0.5, 2.0, 2.0, -1.0])
+    assert rank(scores).tolist() == [1, 2, 0, 3] and rank(scores, n=2).tolist() == [1, 2]  # ties: the earlier row first
+    assert rank(scores, np.array([1, 0, 1, 1]), flagged=True).tolist() == [2, 0, 3]
