@@ -223,7 +223,7 @@ def _size(value: str) -> tuple[int, int]:
 
 @app.command(epilog=EXTRACT_EXAMPLES)
 def extract(
-    input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
+    input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), Parquet or Arrow/Feather, .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <input stem>.features.h5 beside the input]."),
     like: Optional[Path] = typer.Option(None, "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler)."),
     input_type: str = typer.Option("auto", "--type", help="auto, table, numpy, idx, images or video."),
