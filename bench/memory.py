@@ -122,6 +122,39 @@ def write_csv(path: Path, rows: int, chunk: int = 500_000, seed: int = 0) -> Non
             out.write("\n")
 
 
+def write_parquet(path: Path, rows: int, chunk: int = 500_000, seed: int = 0) -> None:
+    """The same KDD-like table as ``write_csv``, as Parquet (typed columns: ints, doubles, the three
+    text columns dictionary-encoded, a string label), one row group per ``chunk`` rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    protocols = np.array(["tcp", "udp", "icmp"])
+    services = np.array([f"svc_{i:02d}" for i in range(60)])
+    flags = np.array(["SF", "S0", "REJ", "RSTR", "RSTO", "SH", "S1", "S2", "S3", "OTH", "RSTOS0"])
+    writer = None
+    try:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            columns = {
+                "duration": rng.integers(0, 5000, n),
+                "protocol": pa.array(protocols[rng.integers(0, 3, n)]).dictionary_encode(),
+                "service": pa.array(services[rng.zipf(1.6, n) % 60]).dictionary_encode(),
+                "flag": pa.array(flags[rng.integers(0, 11, n)]).dictionary_encode(),
+                "src_bytes": rng.integers(0, 10**6, n), "dst_bytes": rng.integers(0, 10**5, n),
+                "count": rng.integers(0, 512, n), "srv_count": rng.integers(0, 512, n),
+                "serror_rate": np.round(rng.random(n), 2), "same_srv_rate": np.round(rng.random(n), 2),
+                **{name: np.round(rng.random(n) * 10, 4) for name in ("mean_iat", "std_iat", "mean_len", "std_len")},
+                "label": np.where(rng.random(n) < 0.05, "attack", "normal"),
+            }
+            table = pa.table(columns)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -269,6 +302,7 @@ def write_markdown(path: Path, R: dict) -> None:
     for key, label, target in (("write_big", "write_features (synthetic chunks of 100k rows)", None),
                                ("score", "`score` (streamed)", GIB),
                                ("extract", "`extract --chunk-rows 100000`", None),
+                               ("extract_parquet", "`extract --chunk-rows 100000` (Parquet)", None),
                                ("cluster", "`cluster --fit-sample 100000` (streamed)", None)):
         r = R.get(key)
         if not r:
@@ -303,7 +337,7 @@ def write_markdown(path: Path, R: dict) -> None:
                  f"{R['baseline_rss']['peak_rss_mib']:.0f} MiB.\n")
     L.append("## Commands\n")
     L.append("```")
-    for key in ("small", "write_big", "score", "csv", "extract", "cluster"):
+    for key in ("small", "write_big", "score", "csv", "extract", "cluster", "parquet", "extract_parquet"):
         r = R.get(key)
         if not r:
             continue
@@ -316,6 +350,11 @@ def write_markdown(path: Path, R: dict) -> None:
             points = r["rss_timeline"]
             step = max(1, len(points) // 12)
             L.append(f"RSS over time, {title} (s: MiB): " + ", ".join(f"{t:.0f}: {v:.0f}" for t, v in points[::step]) + "\n")
+    p = R.get("parquet_run")
+    if p:
+        L.append(f"The Parquet row was measured in a separate run on {p['date']}: `{p['command']}` (whole run "
+                 f"{p['run_seconds'] / 60:.1f} min; 1-min load average {p['loadavg_start'][0]:.2f} at start, mean {p['load']['mean']}"
+                 f"; pyarrow {p['pyarrow']}; commit {p['git'].get('commit')}), merged into the earlier run's results.\n")
     if R.get("notes"):
         L.append("## Notes\n")
         L.extend(f"- {n}" for n in R["notes"])
@@ -329,7 +368,9 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=2_000_000, help="rows of the generated CSV for extract")
     parser.add_argument("--small-rows", type=int, default=20_000)
     parser.add_argument("--fit-sample", type=int, default=100_000)
-    parser.add_argument("--sections", default="startup,score,extract,cluster")
+    parser.add_argument("--sections", default="startup,score,extract,cluster",
+                        help="comma-separated; 'parquet' (extract from a Parquet file of --csv-rows rows) is measured "
+                             "alone and merged into the existing --out results")
     parser.add_argument("--cluster-timeout", type=float, default=3600)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_memory")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.md")
@@ -356,6 +397,9 @@ def main() -> None:
         print(f"wrote {args.out} from {args.from_json}")
         return
     sections = set(args.sections.split(","))
+    if sections == {"parquet"}:
+        measure_parquet(args)
+        return
     LOAD.start()
     run_start = time.time()
     R: dict = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "machine": machine_info("torch", "numpy", "h5py", "pandas"), "git": git_state(),
@@ -439,6 +483,47 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(R, indent=2, default=str))
     write_markdown(args.out, R)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+
+
+def measure_parquet(args) -> None:
+    """extract from a --csv-rows Parquet file (row groups of 500,000 rows), merged into --out."""
+    import datetime
+
+    import pyarrow
+
+    LOAD.start()
+    run_start, load_start = time.time(), os.getloadavg()
+    json_path = args.out.with_suffix(".json")
+    R = json.loads(json_path.read_text()) if json_path.exists() else {"machine": machine_info("torch", "numpy", "h5py", "pandas")}
+    work = args.workdir
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        source = work / "big.parquet"
+        t0 = time.time()
+        write_parquet(source, args.csv_rows)
+        R["parquet"] = {"command": f"(generated) {source.name}: {args.csv_rows:,} rows, the CSV's columns typed, "
+                        "row groups of 500,000 rows", "wall_s": round(time.time() - t0, 1), "bytes": source.stat().st_size}
+        command, shown = deepuad_cmd("--quiet", "extract", source, "--label-column", "label", "--anomaly-values", "attack",
+                                     "--chunk-rows", "100000", "-o", work / "big_parquet.features.h5", "--json")
+        r = measured(command, shown)
+        r.update(input="Parquet, the same 11 numeric + 3 dictionary text columns + label", rows=args.csv_rows,
+                 input_bytes=source.stat().st_size)
+        if (work / "big_parquet.features.h5").exists():
+            r["output_bytes"] = (work / "big_parquet.features.h5").stat().st_size
+        R["extract_parquet"] = r
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    LOAD.stop()
+    R["parquet_run"] = {"command": "python bench/memory.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                        "date": datetime.date.today().isoformat(), "run_seconds": time.time() - run_start,
+                        "load": LOAD.window(run_start, time.time()), "loadavg_start": load_start, "git": git_state(),
+                        "pyarrow": pyarrow.__version__}
+    json_path.write_text(json.dumps(R, indent=2, default=str))
+    write_markdown(args.out, R)
+    print(f"wrote {args.out} and {json_path}")
 
 
 if __name__ == "__main__":

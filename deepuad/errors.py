@@ -17,6 +17,7 @@ EXIT_DATA = 4  # the data itself is unusable: NaN/inf, empty, wrong width, ...
 EXIT_STALE = 5  # artifacts do not belong together (made from other inputs or encoding)
 EXIT_OUTPUT = 6  # the output cannot be written (permissions, disk full, locked)
 EXIT_DEVICE = 7  # the requested device (e.g. CUDA) is not available
+EXIT_ANOMALIES = 8  # score --fail-above: more rows flagged than the given share (the output WAS written)
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT, and SIGTERM (timeout, cron, docker stop) likewise
 
 EXIT_CODES = {
@@ -28,6 +29,7 @@ EXIT_CODES = {
     EXIT_STALE: "stale or mismatched artifacts (use --force where offered)",
     EXIT_OUTPUT: "output cannot be written",
     EXIT_DEVICE: "requested device not available",
+    EXIT_ANOMALIES: "score --fail-above: more anomalies than the given share (scores written)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -83,6 +85,10 @@ class DeviceError(DeepUADError):
     """Exit 7: the requested device (``--device cuda``) is not available."""
 
     exit_code = EXIT_DEVICE
+
+
+class AnomaliesAbove(DeepUADError):
+    exit_code = EXIT_ANOMALIES
 
 
 class Terminated(KeyboardInterrupt):

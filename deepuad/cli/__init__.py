@@ -4,7 +4,11 @@
   every error into one line on stderr and an exit code (``deepuad.errors``; docs/exit-codes.md)
 - ``options``: option definitions several commands share (``run`` reuses the stages' own)
 - ``commands``: one function per command, each calling its stage in ``deepuad.stages``
+- ``answers``: ``top`` and ``explain`` (from scores to answers), and ``score --fail-above``'s checks
 """
 
 from deepuad.cli import commands  # noqa: F401  (registers the commands on the app)
 from deepuad.cli.app import app, main, strict_json  # noqa: F401
+from deepuad.cli.answers import register as _register_answers
+
+_register_answers(app)

@@ -35,7 +35,7 @@ EXTRACT_EXAMPLES = """Examples:
 
 @app.command(epilog=EXTRACT_EXAMPLES)
 def extract(
-    input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
+    input: Path = typer.Argument(..., help="CSV/TSV with a header (.gz ok), Parquet or Arrow/Feather, .npy, .npz (X, optional y), MNIST IDX, a folder of images, or a folder of per-video feature files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <input stem>.features.h5 beside the input]."),
     like: Optional[Path] = typer.Option(None, "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler)."),
     input_type: str = typer.Option("auto", "--type", help="auto, table, numpy, idx, images or video."),
@@ -179,14 +179,19 @@ def score(
         "'deepuad merge-scores' joins the N files."),
     batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
                                    "run they should equal need the same value."),
+    fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
+                                               "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),
     as_json: bool = JSON_OPTION,
 ):
     """Score every row: h(x) = 1 - cos(x, decode(encode(x))), higher = more anomalous."""
+    from deepuad.cli.answers import check_fail_above, check_fail_options
     from deepuad.stages.score import score as stage
 
-    _run_stage(stage, as_json, "score", model_path=model, features_path=features, output=output,
-               contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
-               batch_rows=batch_rows, shard=_shard(shard))
+    check_fail_options(fail_above, threshold, shard)
+    summary = _run_stage(stage, as_json, "score", model_path=model, features_path=features, output=output,
+                         contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
+                         batch_rows=batch_rows, shard=_shard(shard))
+    check_fail_above(summary, fail_above)
 
 
 @app.command("merge-scores", epilog="Example: deepuad merge-scores day.scores.shard-*-of-4.h5 -o day.scores.h5 --json")

@@ -59,7 +59,8 @@ def extract(
     Tables are encoded in streamed chunks; NumPy arrays, MNIST IDX, image folders (raw pixels
     or a TorchScript extractor's output) and per-video feature files are read whole.
     ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
-    from deepuad.inputs.tabular import TabularEncoder, read_table_chunks
+    from deepuad.inputs.parquet import read_any_table  # CSV/TSV, or Parquet/Arrow through pyarrow
+    from deepuad.inputs.tabular import TabularEncoder
 
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
@@ -117,7 +118,7 @@ def extract(
     else:
         encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale)
         rows = 0
-        for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+        for df in read_any_table(input_path, chunk_rows, text_encoding, drop):
             encoder.partial_fit(df, input_path)
             rows += len(df)
             progress("fitting encoding", rows, 0)
@@ -128,7 +129,7 @@ def extract(
     rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
 
     def table_chunks():
-        for df in read_table_chunks(input_path, chunk_rows, text_encoding):
+        for df in read_any_table(input_path, chunk_rows, text_encoding, encoder.drop):
             for start in range(0, len(df), rows_per_piece):
                 piece = df.iloc[start : start + rows_per_piece]
                 X_chunk, unseen_chunk = encoder.transform(piece, input_path)

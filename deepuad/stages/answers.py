@@ -1,0 +1,334 @@
+"""``top`` and ``explain`` as stage functions: read the artifacts, call inputs/decoding.py and estimators/explain.py,
+return JSON-able dicts; and the writers of their outputs (CSV, JSON lines, Parquet, PNG).
+No printing: the CLI reports.
+
+Reading follows the artifact rules: every file through ``artifacts.open_artifact``; only the
+rows asked for are read from X; a scores file must come from the features (and model) given,
+by fingerprint, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepuad import artifacts as art
+from deepuad.inputs.decoding import Decoder, output_names, plain, rank
+from deepuad.errors import DataError, InputError, OutputError, StaleError, UsageError
+
+FORMATS = ("table", "csv", "jsonl", "parquet")
+SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+# per-row datasets that extract stores beside X (images/IDX: class_label; video: video, segment)
+ROW_DATASETS = ("class_label", "video", "segment")
+RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
+
+
+def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
+    """The ``role`` file given, else the one the scores file records (as recorded, or beside it)."""
+    if given is not None:
+        return Path(given)
+    recorded = (scores_inputs.get(role) or {}).get("path")
+    if not isinstance(recorded, str) or not recorded:
+        raise UsageError(f"{scores_path} records no {role} file; pass --{role}")
+    for candidate in (Path(recorded), Path(scores_path).parent / Path(recorded).name):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return plain(value)
+    return value if isinstance(value, (int, float, str)) else str(value)
+
+
+def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
+    """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
+    and fingerprints. Only those rows of X are read."""
+    from deepuad.estimators.detector import take_rows
+    from deepuad.artifacts.features import as_finite_float32
+
+    rows = np.asarray(rows, dtype=np.int64)
+    with art.open_artifact(features_path, "features") as f:
+        n_rows, width = f["X"].shape
+        if expected_rows is not None and n_rows != expected_rows:
+            raise StaleError(f"has {n_rows} rows but the scores are for {expected_rows}: not the features they were scored from",
+                             features_path)
+        try:
+            decoder = Decoder(art.read_json(f, "encoding"), width)
+        except ValueError as error:
+            raise InputError(f"{error} (corrupt?)", features_path) from None
+        order = np.argsort(rows, kind="stable")
+        X = np.empty((len(rows), width), dtype=np.float32)
+        if len(rows):
+            try:
+                X[order] = take_rows(f["X"], rows[order])
+            except (OSError, ValueError) as error:
+                raise InputError(f"X unreadable (corrupt?): {error}", features_path) from None
+        X = as_finite_float32(X, features_path)
+        ids = art.read_array(f, "ids")[rows] if "ids" in f else rows
+        per_row = {}
+        for name in ROW_DATASETS:
+            if name in f and isinstance(f[name], h5py.Dataset) and f[name].shape == (n_rows,):
+                per_row[name] = [_text(v) for v in art.read_array(f, name)[rows]]
+        y = art.read_array(f, "y")[rows] if "y" in f else None
+        info = {"fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+    return {"X": X, "ids": [_text(v) for v in ids], "per_row": per_row, "y": y, "decoder": decoder, "n_rows": n_rows,
+            "width": width, **info}
+
+
+def _load_model(model_path, features: dict, features_path, force: bool, device: str = "cpu"):
+    from deepuad.stages._common import load_model
+
+    detector, meta = load_model(model_path, device)
+    if not meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
+        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
+                         model_path)
+    if features["encoding_fingerprint"] != meta["encoding_fingerprint"] and not force:
+        raise StaleError(f"is encoded differently from the data {model_path} was trained on; re-extract it with "
+                         "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+    if features["width"] != meta["architecture"]["n_features"]:
+        raise DataError(f"has {features['width']} features but the model expects {meta['architecture']['n_features']}", features_path)
+    return detector, meta
+
+
+# =========================================================================== top
+def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = False, force: bool = False,
+        explain: int = 0, model_path=None) -> dict:
+    """The most anomalous rows of a scores file, ranked, with their ids and their values in the
+    original columns; with ``explain`` K > 0 also the K columns that contribute most."""
+    if n is not None and n < 1:
+        raise UsageError(f"-n must be >= 1, got {n}")
+    if explain < 0:
+        raise UsageError(f"--explain must be >= 0, got {explain}")
+    with art.open_artifact(scores_path, "scores") as f:
+        from deepuad.artifacts.scores import read_finite_scores
+        from deepuad.artifacts.safe_read import finite_threshold
+
+        scores = read_finite_scores(art.read_array(f, "score"), scores_path)
+        is_anomaly = art.read_array(f, "is_anomaly")
+        threshold = finite_threshold(f, scores_path)
+        y = art.read_array(f, "y") if "y" in f else None
+        inputs = art.inputs_of(f)
+    features_path = _recorded(inputs, "features", features_path, scores_path)
+    chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
+    features = read_rows(features_path, chosen, expected_rows=len(scores))
+    recorded_fp = (inputs.get("features") or {}).get("fingerprint")
+    if recorded_fp != features["fingerprint"] and not force:
+        raise StaleError(f"was not scored from {features_path} (its features fingerprint is {str(recorded_fp)[:12]}, the file's "
+                         f"{features['fingerprint'][:12]}); pass the features file it was scored from, or --force", scores_path)
+    if y is None:
+        y = features["y"]
+    else:
+        y = y[chosen]
+    decoder: Decoder = features["decoder"]
+    names = output_names(decoder.columns, RESERVED)
+    explanations = None
+    if explain:
+        from deepuad.estimators.explain import explain_rows
+
+        model_path = _recorded(inputs, "model", model_path, scores_path)
+        detector, meta = _load_model(model_path, features, features_path, force)
+        recorded_model = (inputs.get("model") or {}).get("fingerprint")
+        if recorded_model != meta["fingerprint"] and not force:
+            raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or --force", scores_path)
+        explanations = explain_rows(detector, features["X"], decoder, explain)
+    decoded = decoder.decode(features["X"])
+    rows = []
+    for position, row in enumerate(chosen):
+        out = {"rank": position + 1, "id": features["ids"][position], "score": float(f"{scores[row]:.9g}"),
+               "is_anomaly": int(is_anomaly[row])}
+        if y is not None:
+            out["y"] = int(y[position])
+        for name, values in features["per_row"].items():
+            out[name] = values[position]
+        if explanations is not None:
+            from deepuad.estimators.explain import why
+
+            out["why"] = why(explanations[position])
+            out["explanation"] = explanations[position]["columns"]
+        out.update({names[column]: value for column, value in decoded[position].items()})
+        rows.append(out)
+    columns = ["rank", "id", "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
+               *(["why"] if explanations is not None else []), *(names[c] for c in decoder.columns)]
+    return {"scores": str(scores_path), "features": str(features_path), "rows_total": len(scores),
+            "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(rows),
+            "values_shown": bool(decoder.columns) or decoder.width == 0, "columns": columns, "rows": rows}
+
+
+def output_format(fmt: str | None, output, is_terminal: bool) -> str:
+    """--format, else from -o's suffix, else a table on a terminal and CSV in a pipe."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if fmt == "table" and output is not None:
+            raise UsageError("--format table is for a terminal; write a file as csv, jsonl or parquet")
+        if fmt == "parquet" and output is None:
+            raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
+        return fmt
+    if output is not None:
+        return SUFFIX_FORMATS.get(Path(output).suffix.lower(), "csv")
+    return "table" if is_terminal else "csv"
+
+
+def _flat(row: dict, columns: list[str]) -> list:
+    return [row.get(column) for column in columns]
+
+
+def write_csv(result: dict, handle) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(result["columns"])
+    for row in result["rows"]:
+        writer.writerow(["" if v is None else v for v in _flat(row, result["columns"])])
+
+
+def write_jsonl(result: dict, handle) -> None:
+    for row in result["rows"]:
+        handle.write(json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n")
+
+
+def parquet_bytes(result: dict) -> bytes:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # a dependency; only a broken install lacks it
+        raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
+    columns = {column: [row.get(column) for row in result["rows"]] for column in result["columns"]}
+    try:
+        table = pa.table({name: pa.array(values) for name, values in columns.items()})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed numbers and text: all text
+        table = pa.table({name: pa.array([None if v is None else str(v) for v in values]) if _mixed(values) else pa.array(values)
+                          for name, values in columns.items()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _mixed(values) -> bool:
+    kinds = {isinstance(v, str) for v in values if v is not None}
+    return len(kinds) > 1
+
+
+def write_rows(result: dict, fmt: str, output) -> str:
+    """Write ``result``'s rows to ``output`` atomically (replaced whole, never half-written)."""
+    if fmt == "parquet":
+        data = parquet_bytes(result)
+    else:
+        text = io.StringIO()
+        (write_csv if fmt == "csv" else write_jsonl)(result, text)
+        data = text.getvalue().encode()
+    return str(art.write_file_atomically(output, lambda handle: handle.write(data),
+                                         [result["scores"], result["features"]]))
+
+
+# =========================================================================== explain
+def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
+    lookup: dict[str, int] = {}
+    for position, value in enumerate(all_ids):
+        lookup.setdefault(str(_text(value)), position)
+    rows = []
+    for value in wanted:
+        if value not in lookup:
+            examples = ", ".join(str(_text(v)) for v in all_ids[:3])
+            raise UsageError(f"--rows: id {value!r} is not in {features_path} (ids look like: {examples})")
+        rows.append(lookup[value])
+    return np.array(rows, dtype=np.int64)
+
+
+def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None, k: int = 5,
+            plots_dir=None, force: bool = False, batch_rows: int = 16384, device: str = "cpu") -> dict:
+    """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
+    contribute most to its score, with the value the model expected; PNG bar charts in
+    ``plots_dir``."""
+    from deepuad.estimators.explain import METHODS, explain_rows
+    from deepuad.artifacts.scores import read_finite_scores
+
+    if k < 1:
+        raise UsageError(f"-k must be >= 1, got {k}")
+    if rows and top_n is not None:
+        raise UsageError("give --rows or --top, not both")
+    if top_n is not None and top_n < 1:
+        raise UsageError(f"--top must be >= 1, got {top_n}")
+    if batch_rows < 1:
+        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+    top_n = 10 if not rows and top_n is None else top_n
+    header = read_rows(features_path, np.zeros(0, dtype=np.int64))
+    detector, meta = _load_model(model_path, header, features_path, force, device)
+    if rows:
+        with art.open_artifact(features_path, "features") as f:
+            all_ids = art.read_array(f, "ids") if "ids" in f else np.arange(header["n_rows"])
+        chosen = _select_by_ids(all_ids, rows, features_path)
+        scores = None
+    elif scores_path is not None:
+        with art.open_artifact(scores_path, "scores") as f:
+            scores = read_finite_scores(art.read_array(f, "score"), scores_path)
+            recorded = (art.inputs_of(f).get("features") or {}).get("fingerprint")
+        if len(scores) != header["n_rows"] or (recorded != header["fingerprint"] and not force):
+            raise StaleError(f"was not scored from {features_path}; pass its scores file, or --force", scores_path)
+        chosen = rank(scores, n=top_n)
+    else:
+        from deepuad.artifacts.features import as_finite_float32
+
+        scores = np.empty(header["n_rows"], dtype=np.float32)
+        with art.open_artifact(features_path, "features") as f:
+            X = f["X"]
+            for begin in range(0, header["n_rows"], batch_rows):
+                chunk = as_finite_float32(X[begin : begin + batch_rows], features_path, begin)
+                scores[begin : begin + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
+        chosen = rank(scores, n=top_n)
+    data = read_rows(features_path, chosen)
+    row_scores = detector.decision_function(data["X"]) if len(chosen) else np.zeros(0)
+    explanations = explain_rows(detector, data["X"], data["decoder"], k)
+    out_rows = []
+    for position, row in enumerate(chosen):
+        entry = {"rank": position + 1 if not rows else None, "row": int(row), "id": data["ids"][position],
+                 "score": float(row_scores[position]), **explanations[position]}
+        if rows:
+            del entry["rank"]
+        out_rows.append(entry)
+    result = {"model": str(model_path), "features": str(features_path), "score": detector.score,
+              "method": METHODS.get(detector.score, ""), "rows": out_rows}
+    if plots_dir is not None:
+        result["plots"] = plot_explanations(out_rows, Path(plots_dir), [model_path, features_path, scores_path])
+    return result
+
+
+def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
+    """One horizontal bar chart per row: each column's share of the decomposed score, labelled
+    with the row's value and the expected one. File names come from the rank (or row) and id."""
+    from deepuad.stages import plots
+
+    for source in inputs:
+        if source is not None and Path(source).suffix.lower() == ".png" and art.is_same_or_inside(Path(source), folder):
+            raise OutputError(f"holds {source}, an input of this command that a plot would replace; choose another folder", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror}", folder) from None
+    plt = plots._pyplot()
+    written = []
+    for entry in rows:
+        columns = entry["columns"][::-1]
+        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(columns) + 1.4))
+        ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
+        ax.set_yticks(range(len(columns)))
+        ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
+        ax.set(xlabel="share of the row's error (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
+        label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
+        written.append(plots._save(fig, folder / f"explain_{label}_{safe}.png"))
+    return written
+
+
+def _short(value, width: int = 24) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

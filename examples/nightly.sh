@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Nightly anomaly check, for cron or a CI job: encode today's file exactly like the reference
+# data, score it against the reference threshold, write the anomalies as CSV, and fail loudly
+# when too many rows are anomalous.
+#
+#   examples/nightly.sh TODAY REFERENCE.features.h5 MODEL.h5 REFERENCE.scores.h5 OUTDIR [SHARE]
+#
+#   TODAY                 today's raw file (CSV/TSV, .gz ok, Parquet, ...), same columns as the reference
+#   REFERENCE.features.h5 the features file the model was trained on (extract --like uses its encoding)
+#   MODEL.h5              the model (deepuad train)
+#   REFERENCE.scores.h5   the reference data's scores: its threshold is the line today is held to
+#   OUTDIR                where <today>.features.h5, <today>.scores.h5 and <today>.anomalies.csv go
+#   SHARE                 alert when more than this share of today's rows is anomalous [0.05]
+#
+# Exit codes: 0 at most SHARE of the rows are anomalous; 8 more than SHARE are (the scores and
+# the anomalies CSV are written all the same); any other code is deepuad's own (README, "Exit
+# codes"): 3 a missing or corrupt input, 4 unusable data, 5 today's file does not fit the reference, ...
+#
+# crontab:  15 2 * * *  examples/nightly.sh /data/flows-$(date +\%F).csv ref.features.h5 ref.model.h5 ref.scores.h5 /data/out
+set -euo pipefail
+
+if [ $# -lt 5 ]; then
+    sed -n '2,20p' "$0" >&2
+    exit 2
+fi
+today=$1 reference=$2 model=$3 reference_scores=$4 out=$5 share=${6:-0.05}
+name=$(basename "$today")
+name=${name%%.*}
+mkdir -p "$out"
+
+deepuad --quiet extract "$today" --like "$reference" -o "$out/$name.features.h5"
+# the threshold the reference data was flagged with: today's share is measured against it
+threshold=$(deepuad inspect "$reference_scores" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["summary"]["threshold"])')
+status=0
+deepuad --quiet score "$model" "$out/$name.features.h5" -o "$out/$name.scores.h5" --threshold "$threshold" \
+    --fail-above "$share" || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 8 ]; then
+    exit "$status"
+fi
+deepuad --quiet top "$out/$name.scores.h5" --flagged -o "$out/$name.anomalies.csv"
+exit "$status"

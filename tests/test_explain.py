@@ -1,0 +1,139 @@
+"""deepuad explain (and top --explain) on data where the anomalous column is known.
+
+Normal rows lie on a curve: a = t, b = 2t, c = 1 - t, d = t^2 and cat = low/high by t. Planted
+anomalies break exactly one column: c (a number off the curve) or cat (the other category)."""
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import cli, run_cli
+
+BROKEN_C = [600, 601, 602, 603, 604, 605]
+FLIPPED_CAT = [606, 607, 608, 609, 610, 611]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("planted")
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0, 1, 612)
+    t[BROKEN_C] = [0.2, 0.35, 0.5, 0.65, 0.8, 0.3]
+    table = pd.DataFrame({"a": t, "b": 2 * t, "c": 1 - t, "d": t**2, "cat": np.where(t < 0.5, "low", "high")})
+    table.loc[BROKEN_C, "c"] = 1 - t[BROKEN_C] + np.array([0.8, -0.8, 0.9, -0.9, 0.7, -0.7])
+    table.loc[FLIPPED_CAT, "cat"] = np.where(t[FLIPPED_CAT] < 0.5, "high", "low")
+    table = table.round(5)
+    table.to_csv(folder / "planted.csv", index=False)
+    code, _, err = cli("--quiet", "run", folder / "planted.csv", "-o", folder / "out", "--epochs", "200", "--r", "50", "--lr", "0.005",
+                      "--layers", "8,1", "--seed", "0")  # one code unit: t; cat must follow from it
+    assert code == 0, err
+    return folder, table, t
+
+
+def explained(capsys, folder, *args):
+    code, out, err = run_cli(capsys, "explain", folder / "out" / "model.h5", folder / "out" / "features.h5", *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted, capsys):
+    folder, table, t = planted
+    result = explained(capsys, folder, "--rows", ",".join(map(str, BROKEN_C + FLIPPED_CAT)), "-k", "3")
+    assert result["score"] == "combined" and "reconstruction" in result["method"]
+    by_id = {row["id"]: row for row in result["rows"]}
+    assert sorted(by_id) == BROKEN_C + FLIPPED_CAT
+    for row in BROKEN_C:
+        first = by_id[row]["columns"][0]
+        assert first["column"] == "c", by_id[row]
+        assert first["share"] > 0.5
+        assert first["value"] == pytest.approx(table.loc[row, "c"], abs=1e-4)
+        assert abs(first["expected"] - (1 - t[row])) < abs(first["value"] - (1 - t[row])) / 3  # near the curve
+    for row in FLIPPED_CAT:
+        first = by_id[row]["columns"][0]
+        assert first["column"] == "cat", by_id[row]
+        assert first["value"] == table.loc[row, "cat"]
+    # the category the model expects instead is the right one for most (a one-unit code extrapolates near cat's edge)
+    right = [by_id[row]["columns"][0]["expected"] == ("low" if t[row] < 0.5 else "high") for row in FLIPPED_CAT]
+    assert sum(right) >= 3, right
+
+
+def test_contributions_add_up_to_the_score_parts(planted, capsys):
+    from deepuad.estimators import scoring
+    from deepuad.stages.answers import read_rows
+    from deepuad.estimators.explain import column_errors, expected_rows, explain_rows
+    from deepuad.stages._common import load_model
+
+    folder, table, t = planted
+    detector, _ = load_model(folder / "out" / "model.h5")
+    rows = np.array([3, 17, 600, 607])
+    data = read_rows(folder / "out" / "features.h5", rows)
+    X = data["X"]
+    result = explained(capsys, folder, "--rows", "3,17,600,607", "-k", "5")  # 5 = every original column
+    l2 = detector._score_parts(X, names=("l2",))[0]
+    for entry, expected_l2, x in zip(result["rows"], l2, X):
+        assert sum(c["contribution"] for c in entry["columns"]) == pytest.approx(expected_l2, rel=1e-4)
+        assert sum(c["share"] for c in entry["columns"]) == pytest.approx(1.0)
+        assert np.mean(list(entry["parts"].values())) == pytest.approx(entry["score"], abs=1e-4)  # combined = mean z
+    with h5py.File(folder / "out" / "scores.h5") as f:
+        stored = f["score"][()][rows]
+    assert [e["score"] for e in result["rows"]] == pytest.approx(stored, abs=1e-5)
+    # the paper's cosine score: the per-column terms sum to 1 - cos exactly
+    detector.score = "cosine"
+    cosine = detector._score_parts(X, names=("cosine",))[0]
+    assert column_errors(detector, X, expected_rows(detector, X)).sum(axis=1) == pytest.approx(cosine, rel=1e-4, abs=1e-7)
+    # knn/iforest: the expected row is the nearest reference row
+    detector.score = "knn"
+    nearest = expected_rows(detector, X)
+    distances = ((X[:, None, :] - detector.reference_[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(nearest, detector.reference_[distances.argmin(1)])
+    totals = [entry["total"] for entry in explain_rows(detector, X, data["decoder"], 1)]
+    assert totals == pytest.approx(distances.min(1), rel=1e-4, abs=1e-6)
+
+
+def test_top_explain_and_plots(planted, capsys, tmp_path):
+    folder, table, t = planted
+    code, out, err = run_cli(capsys, "top", folder / "out" / "scores.h5", "-n", "12", "--explain", "2", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    planted_ids = set(BROKEN_C + FLIPPED_CAT)
+    assert len(planted_ids & {r["id"] for r in rows}) >= 9  # the planted rows rank on top
+    for row in rows:
+        if row["id"] in BROKEN_C:
+            assert row["why"].startswith("c=") and row["explanation"][0]["column"] == "c"
+        if row["id"] in FLIPPED_CAT:
+            assert row["why"].startswith("cat=")
+    result = explained(capsys, folder, "--top", "3", "--plots", tmp_path / "why")
+    assert len(result["plots"]) == 3 and [r["rank"] for r in result["rows"]] == [1, 2, 3]
+    for path in result["plots"]:
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with_scores = explained(capsys, folder, "--top", "3", "--scores", folder / "out" / "scores.h5")
+    assert [r["id"] for r in with_scores["rows"]] == [r["id"] for r in result["rows"]]
+    code, _, err = run_cli(capsys, "explain", folder / "out" / "model.h5", folder / "out" / "features.h5", "--rows", "99999")
+    assert code == 2 and "99999" in err and err.count("\n") == 1
+
+
+def test_explain_on_images_and_video_segments(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    (tmp_path / "vid").mkdir()
+    for name in ("Robbery001_x264", "Normal_Videos_002_x264"):
+        np.savetxt(tmp_path / "vid" / f"{name}.txt", rng.normal(size=(20, 40)))
+    for source, options, wanted in (("imgs", ["--size", "4x4", "--grayscale"], "dogs/3.png"), ("vid", [], "Robbery001_x264#4")):
+        f, c, m = (tmp_path / f"{source}.{kind}.h5" for kind in ("features", "clusters", "model"))
+        for args in (["extract", tmp_path / source, "-o", f, *options], ["cluster", f, "-o", c, "--clusters", "3"],
+                     ["train", f, c, "-o", m, "--epochs", "4", "--r", "2"]):
+            code, _, err = run_cli(capsys, "--quiet", *args)
+            assert code == 0, (args, err)
+        code, out, err = run_cli(capsys, "explain", m, f, "--rows", wanted, "-k", "3", "--json")
+        assert code == 0, err
+        row = json.loads(out)["rows"][0]
+        assert row["id"] == wanted and len(row["columns"]) == 3
+        assert all(c["column"].startswith("x") and isinstance(c["expected"], (int, float)) for c in row["columns"])
