@@ -66,7 +66,7 @@ def score_histogram(scores: np.ndarray, y: np.ndarray | None, threshold: float, 
         ax.hist(scores[y == 0], bins=bins, alpha=0.6, label="normal (y = 0)", density=True)
         ax.hist(scores[y == 1], bins=bins, alpha=0.6, label="anomaly (y = 1)", density=True)
     ax.axvline(threshold, c="k", ls="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="score h(x) = 1 - cos(x, x_hat)", ylabel="density" if y is not None else "rows", title="scores")
+    ax.set(xlabel="score (higher = more anomalous)", ylabel="density" if y is not None else "rows", title="scores")
     ax.set_yscale("log")
     ax.legend()
     return _save(fig, folder / "score_histogram.png")
