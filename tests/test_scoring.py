@@ -174,3 +174,60 @@ def test_parts_enter_the_combination_on_their_own_scale():
     for part in ("iforest", "cosine"):
         np.testing.assert_array_equal(scoring.for_combining(part, values), values)
     assert scoring.robust_scale(np.array([0.0, 0.0, 0.0, 1e-13, 1.0]))[1] == pytest.approx(np.std([0, 0, 0, 1e-13, 1.0]))
+
+
+def test_knn_distances_keep_float64_precision_far_from_the_origin():
+    """Rows far from the origin and close to each other: |x|^2 - 2xy + |y|^2 cancels almost all
+    of its digits, so the norms must be taken in float64 even when the rows come as float32;
+    and an exact copy must still be recognised (and skipped) at large norms."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(2)
+    reference = (1000.0 + rng.normal(size=(30, 4))).astype(np.float32)
+    X = np.vstack([reference[:5], 1000.0 + rng.normal(size=(10, 4))]).astype(np.float32)
+    distances = np.sort(cdist(X.astype(np.float64), reference.astype(np.float64)), axis=1)
+    expected = np.where(distances[:, 0] == 0.0, distances[:, 1:4].mean(axis=1), distances[:, :3].mean(axis=1))
+    assert (distances[:5, 0] == 0.0).all()
+    np.testing.assert_allclose(scoring.knn_distances(reference, X, 3), expected, rtol=1e-6)
+    # float64 rows at |x|^2 ~ 4e8: the copies' squared distances come out as rounding noise
+    # (~1e-7, not 0); they are still copies, and are skipped
+    reference = 1e4 + rng.normal(size=(30, 4))
+    distances = np.sort(cdist(reference[:8], reference), axis=1)
+    np.testing.assert_allclose(scoring.knn_distances(reference, reference[:8], 3), distances[:, 1:4].mean(axis=1),
+                               rtol=1e-6)
+
+
+def test_forest_exports_index_arrays_and_fits_one_column():
+    forest = scoring.fit_forest(np.arange(50.0)[:, None], random_state=0)  # one column: every feature index is 0
+    scoring.check_forest(forest, n_features=1)
+    assert {name: forest[name].dtype for name in scoring.FOREST_ARRAYS} == {
+        "left": np.int64, "right": np.int64, "feature": np.int64, "threshold": np.float64, "n_samples": np.int64,
+        "roots": np.int64, "max_samples": np.int64}
+
+
+def test_forest_compares_like_scikit_learn_at_the_thresholds():
+    # a row exactly at a threshold goes left (x <= t), as in scikit-learn's trees
+    stump = {"left": np.array([1, -1, -1]), "right": np.array([2, -1, -1]), "feature": np.array([0, 0, 0]),
+             "threshold": np.array([0.5, 0.0, 0.0]), "n_samples": np.array([4, 1, 3]), "roots": np.array([0]),
+             "max_samples": np.array([4])}
+    at, above = scoring.forest_scores(stump, np.array([[0.5], [0.5000001]]))
+    assert at > above  # left: a one-row leaf, isolated at depth 1; right: three rows deeper
+    # float64 rows are compared as float32, like scikit-learn does: a value one float64 step above
+    # a threshold may round to float32 at or below it
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    forest = scoring.fit_forest(X, random_state=0)
+    roots = forest["roots"]
+    Y = np.tile(np.median(X, axis=0).astype(np.float64), (len(roots), 1))
+    Y[np.arange(len(roots)), forest["feature"][roots]] = np.nextafter(forest["threshold"][roots], np.inf)
+    reference = -IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(X).score_samples(Y)
+    np.testing.assert_allclose(scoring.forest_scores(forest, Y), reference, rtol=0, atol=1e-12)
+
+
+def test_parts_and_scales_are_computed_in_float64():
+    values = np.array([0.1, 0.2, 0.3, 0.4, 0.7], dtype=np.float32)
+    for part in ("l2", "iforest"):
+        got = scoring.for_combining(part, values)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, scoring.for_combining(part, values.astype(np.float64)))
+    assert scoring.robust_scale(values) == scoring.robust_scale(values.astype(np.float64))
