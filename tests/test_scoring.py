@@ -231,3 +231,38 @@ def test_parts_and_scales_are_computed_in_float64():
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, scoring.for_combining(part, values.astype(np.float64)))
     assert scoring.robust_scale(values) == scoring.robust_scale(values.astype(np.float64))
+
+
+def test_reference_sample_is_a_seeded_subset_of_the_kept_rows():
+    X, _ = magnitude_anomalies()  # no two rows alike
+    a = DeepUAD(seed=0, reference_size=50, **EXPLICIT).fit(X)
+    b = DeepUAD(seed=0, reference_size=50, **EXPLICIT).fit(X)
+    assert len(a.selected_) > 50 and a.reference_.shape == (50, X.shape[1])
+    kept = [row.tobytes() for row in X[a.selected_]]
+    drawn = [row.tobytes() for row in a.reference_]
+    assert len(set(drawn)) == 50 and set(drawn) <= set(kept)  # drawn without replacement from the kept rows
+    assert sorted(drawn, key=kept.index) == drawn  # in the rows' order
+    np.testing.assert_array_equal(a.reference_, b.reference_)  # the same seed draws the same sample
+    whole = DeepUAD(seed=0, reference_size=10_000, **EXPLICIT).fit(X)
+    np.testing.assert_array_equal(whole.reference_, X[whole.selected_])
+
+
+def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
+    X, _ = magnitude_anomalies()
+    cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
+    assert cosine.score_parts_ == ("cosine",)
+    assert not any(hasattr(cosine, name) for name in ("reference_", "forest_", "score_center_"))
+    knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)
+    np.testing.assert_allclose(knn.decision_function(X), scoring.knn_distances(knn.reference_, X, 3), rtol=1e-6)
+
+
+def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():
+    X, _ = magnitude_anomalies()
+    combined = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    del combined.score_parts_  # as mid-fit, before _fit_scorer
+    with pytest.raises(RuntimeError, match="no scorer yet"):
+        combined.decision_function(X)
+    cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
+    expected = cosine.decision_function(X)
+    del cosine.score_parts_  # the paper's score needs none: it scores mid-fit (ablations do)
+    np.testing.assert_array_equal(cosine.decision_function(X), expected)
