@@ -266,3 +266,12 @@ def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():
     expected = cosine.decision_function(X)
     del cosine.score_parts_  # the paper's score needs none: it scores mid-fit (ablations do)
     np.testing.assert_array_equal(cosine.decision_function(X), expected)
+
+
+def test_auto_sizes_are_used_only_when_asked():
+    X, _ = magnitude_anomalies()
+    auto = DeepUAD(seed=0, **{**EXPLICIT, "layers": "auto", "batch_size": "auto", "epochs": 2}).fit(X)
+    assert auto.layers_ == auto_layers(X.shape[1]) == (3, 2)
+    assert auto.batch_size_ == auto_batch_size(len(X)) == 32
+    told = DeepUAD(seed=0, **{**EXPLICIT, "epochs": 2}).fit(X)
+    assert (told.layers_, told.batch_size_) == ((4, 2), 64)
