@@ -275,3 +275,21 @@ def test_auto_sizes_are_used_only_when_asked():
     assert auto.batch_size_ == auto_batch_size(len(X)) == 32
     told = DeepUAD(seed=0, **{**EXPLICIT, "epochs": 2}).fit(X)
     assert (told.layers_, told.batch_size_) == ((4, 2), 64)
+
+
+def test_contamination_estimate_counts_rows_beyond_three_robust_deviations():
+    def planted(center, unit, tails):
+        """Half the body at center - unit, half at center + unit, tails mirrored: the median is
+        center and the MAD is unit exactly, so the cut-off is center + 3 * 1.4826 * unit."""
+        tails = np.asarray(tails, dtype=np.float64)
+        return center + np.r_[np.tile([-unit, unit], 50), tails, -tails]
+
+    # beyond the cut-off: 4.5, 6 and 100; not 4.4, nor a row exactly at it (strictly above counts)
+    scores = planted(10.0, 1.0, [4.4, 3.0 * 1.4826, 4.5, 6.0, 100.0])
+    assert scoring.estimate_contamination(scores) == pytest.approx(3 / len(scores))
+    # a spread below 1 is used as it is: 2.3 and 40 lie beyond 3 * 1.4826 * 0.5 = 2.22
+    scores = planted(0.0, 0.5, [2.2, 2.3, 40.0])
+    assert scoring.estimate_contamination(scores) == pytest.approx(2 / len(scores))
+    # MAD 0 (most rows alike): the standard deviation (0.3) takes its place, so the ones stand out
+    assert scoring.estimate_contamination(np.r_[np.zeros(90), np.ones(10)]) == pytest.approx(0.1)
+    assert scoring.estimate_contamination(np.full(50, 7.0)) == pytest.approx(1 / 50)  # at least one row
