@@ -115,7 +115,7 @@ def test_top_explain_and_plots(planted, capsys, tmp_path):
     assert code == 2 and "99999" in err and err.count("\n") == 1
 
 
-def test_explain_on_images_and_video_segments(tmp_path, capsys):
+def test_explain_on_arrays_images_and_video_segments(tmp_path, capsys):
     from PIL import Image
 
     rng = np.random.default_rng(2)
@@ -126,7 +126,9 @@ def test_explain_on_images_and_video_segments(tmp_path, capsys):
     (tmp_path / "vid").mkdir()
     for name in ("Robbery001_x264", "Normal_Videos_002_x264"):
         np.savetxt(tmp_path / "vid" / f"{name}.txt", rng.normal(size=(20, 40)))
-    for source, options, wanted in (("imgs", ["--size", "4x4", "--grayscale"], "dogs/3.png"), ("vid", [], "Robbery001_x264#4")):
+    np.savez(tmp_path / "arr.npz", X=rng.normal(5, 2, size=(40, 3)))  # a NumPy array: ids are row numbers
+    for source, options, wanted in (("imgs", ["--size", "4x4", "--grayscale"], "dogs/3.png"), ("vid", [], "Robbery001_x264#4"),
+                                    ("arr.npz", [], "7")):
         f, c, m = (tmp_path / f"{source}.{kind}.h5" for kind in ("features", "clusters", "model"))
         for args in (["extract", tmp_path / source, "-o", f, *options], ["cluster", f, "-o", c, "--clusters", "3"],
                      ["train", f, c, "-o", m, "--epochs", "4", "--r", "2"]):
@@ -135,5 +137,5 @@ def test_explain_on_images_and_video_segments(tmp_path, capsys):
         code, out, err = run_cli(capsys, "explain", m, f, "--rows", wanted, "-k", "3", "--json")
         assert code == 0, err
         row = json.loads(out)["rows"][0]
-        assert row["id"] == wanted and len(row["columns"]) == 3
+        assert str(row["id"]) == wanted and len(row["columns"]) == 3
         assert all(c["column"].startswith("x") and isinstance(c["expected"], (int, float)) for c in row["columns"])
