@@ -71,3 +71,17 @@ def cli(*args):
         except SystemExit as exit_:
             code = exit_.code
     return code, out.getvalue(), err.getvalue()
+
+
+def make_media(folder: Path, rng: np.random.Generator, images_per_class: int, segments: int) -> None:
+    """folder/imgs: two classes (cats, dogs) of 4x4 grey PNGs; folder/vid: two per-video feature
+    files of ``segments`` rows and 40 columns, one of them an anomaly video by its name."""
+    from PIL import Image
+
+    for cls in ("cats", "dogs"):
+        (folder / "imgs" / cls).mkdir(parents=True)
+        for i in range(images_per_class):
+            Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(folder / "imgs" / cls / f"{i}.png")
+    (folder / "vid").mkdir()
+    for name in ("Robbery001_x264", "Normal_Videos_002_x264"):
+        np.savetxt(folder / "vid" / f"{name}.txt", rng.normal(size=(segments, 40)))

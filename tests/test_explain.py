@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, run_cli
+from conftest import cli, make_media, run_cli
 
 BROKEN_C = [600, 601, 602, 603, 604, 605]
 FLIPPED_CAT = [606, 607, 608, 609, 610, 611]
@@ -116,16 +116,8 @@ def test_top_explain_and_plots(planted, capsys, tmp_path):
 
 
 def test_explain_on_arrays_images_and_video_segments(tmp_path, capsys):
-    from PIL import Image
-
     rng = np.random.default_rng(2)
-    for cls in ("cats", "dogs"):
-        (tmp_path / "imgs" / cls).mkdir(parents=True)
-        for i in range(20):
-            Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
-    (tmp_path / "vid").mkdir()
-    for name in ("Robbery001_x264", "Normal_Videos_002_x264"):
-        np.savetxt(tmp_path / "vid" / f"{name}.txt", rng.normal(size=(20, 40)))
+    make_media(tmp_path, rng, images_per_class=20, segments=20)
     np.savez(tmp_path / "arr.npz", X=rng.normal(5, 2, size=(40, 3)))  # a NumPy array: ids are row numbers
     for source, options, wanted in (("imgs", ["--size", "4x4", "--grayscale"], "dogs/3.png"), ("vid", [], "Robbery001_x264#4"),
                                     ("arr.npz", [], "7")):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_table, run_cli
+from conftest import make_media, make_table, run_cli
 
 KDD = __import__("pathlib").Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
 
@@ -111,15 +111,9 @@ def test_top_on_arrays_images_and_video(tmp_path, capsys):
     # a NumPy array: values come back unscaled, in columns x0..
     X = rng.normal(5, 2, size=(40, 3))
     np.savez(tmp_path / "arr.npz", X=X)
-    # images: ids are paths, class_label is shown; 4x4 grey = 16 columns (values shown)
-    for cls in ("cats", "dogs"):
-        (tmp_path / "imgs" / cls).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    # images: ids are paths, class_label is shown; 4x4 grey = 16 columns (values shown);
     # video: ids are video#segment, with video and segment columns; 40 columns (values not shown)
-    (tmp_path / "vid").mkdir()
-    for name in ("Robbery001_x264", "Normal_Videos_002_x264"):
-        np.savetxt(tmp_path / "vid" / f"{name}.txt", rng.normal(size=(5, 40)))
+    make_media(tmp_path, rng, images_per_class=6, segments=5)
     for source, options in (("arr.npz", []), ("imgs", ["--size", "4x4", "--grayscale"]), ("vid", [])):
         features = tmp_path / f"{source.split('.')[0]}.features.h5"
         code, _, err = run_cli(capsys, "--quiet", "extract", tmp_path / source, "-o", features, *options)
