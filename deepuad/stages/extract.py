@@ -59,9 +59,6 @@ def extract(
     Tables are encoded in streamed chunks; NumPy arrays, MNIST IDX, image folders (raw pixels
     or a TorchScript extractor's output) and per-video feature files are read whole.
     ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
-    from deepuad.inputs.parquet import read_any_table  # CSV/TSV, or Parquet/Arrow through pyarrow
-    from deepuad.inputs.tabular import TabularEncoder
-
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
         raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
@@ -112,6 +109,9 @@ def extract(
             return _write_per_video(raw, output, params, inputs, scale, compress)
         return _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress)
 
+    from deepuad.inputs.parquet import read_any_table  # CSV/TSV, or Parquet/Arrow through pyarrow (and pandas:
+    from deepuad.inputs.tabular import TabularEncoder  # imported for tables only)
+
     unseen: dict[str, int] = {}
     if like_encoding is not None:
         encoder = TabularEncoder.from_dict(like_encoding)
@@ -156,7 +156,7 @@ def _check_table_options(input_type, categorical, drop, label_column, anomaly_va
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames) -> dict:
     """{"X", "y", "ids", "extra": {name: array}, "notes": {...}} for the non-table inputs."""
     from deepuad.inputs import media
-    from deepuad.inputs.tabular import load_array_file
+    from deepuad.inputs.arrays import load_array_file
 
     if input_type == "numpy":
         X, y = load_array_file(path)
@@ -212,7 +212,7 @@ def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dic
 
 
 def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress) -> dict:
-    from deepuad.inputs.tabular import ArrayScaler
+    from deepuad.inputs.arrays import ArrayScaler
 
     X = raw["X"]
     if like_encoding is not None:
