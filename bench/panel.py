@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import math
 import os
 import sys
 import time
@@ -143,7 +142,7 @@ def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epo
     if method in ("deepuad", "deepuad-paper"):
         from deepuad.estimators.detector import DeepUAD
 
-        from deepuad.estimators.detector import PAPER_READING
+        from deepuad.estimators.selection import PAPER_READING
 
         options = {} if method == "deepuad" else dict(PAPER_READING)
         if epochs is not None:

@@ -121,7 +121,7 @@ def cluster(
     as_json: bool = JSON_OPTION,
 ):
     from deepuad.stages.cluster import cluster as stage
-    from deepuad.estimators.detector import PAPER_READING
+    from deepuad.estimators.selection import PAPER_READING
 
     percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
     options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}

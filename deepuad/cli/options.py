@@ -115,7 +115,7 @@ def _batch_size(value: str) -> int | str:
 def _train_options(training: dict, min_fraction, seed, precision="32", compile=False, score="combined", paper=False) -> dict:
     """DeepUAD's parameters from the command line's: ``training`` holds the options of
     ``with_training_options``."""
-    from deepuad.estimators.detector import PAPER_READING
+    from deepuad.estimators.selection import PAPER_READING
 
     t = dict(training)
     percentile_over, tol = t["percentile_over"], t["tol"]

@@ -54,15 +54,13 @@ import numpy as np
 import torch
 
 from deepuad.estimators import scoring
-from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
+from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, Selection, initial_selection, n_changed, select
+from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PAPER_READING, Selection, initial_selection, n_changed, select  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
 
 
 RESELECT_BY = ("error", "variance")
-# The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the command line
-PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
 PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 
@@ -203,8 +201,8 @@ class DeepUAD(BaseDetector):
             torch.manual_seed(self.seed)
             self.model_ = Autoencoder(n_features, self.layers_, self.activation)
         self.model_.to(self.device)
-        if with_optimizer:  # scoring needs none (and creating one imports torch._dynamo: 2 s)
-            self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        if with_optimizer:  # scoring needs none
+            self.optimizer_ = EagerAdam(self.model_.parameters(), lr=self.lr)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)
         self.iterations_ = [Iteration(0, 0, self.selected_, len(self.selected_), float("nan"), float("nan"), False)]

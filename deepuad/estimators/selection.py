@@ -27,6 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILE_OVER = ("clusters", "samples")
+# The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the
+# command line. Here, not in the detector, so that `cluster --paper` does not import torch.
+PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
