@@ -1,4 +1,4 @@
-"""The fully connected autoencoder and the cosine reconstruction error h(x).
+"""The fully connected autoencoder, its optimiser and the cosine reconstruction error h(x).
 
 Architecture (paper, Table 8): encoder widths e.g. [60, 30, 10], decoder the mirror.
 Hidden layers use the activation (tanh for tabular data, ReLU otherwise); the bottleneck
@@ -7,6 +7,8 @@ the activation's range (the input may be standard-scaled, i.e. outside [-1, 1]).
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import torch
@@ -37,6 +39,34 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+
+class EagerAdam(torch.optim.Adam):
+    """``torch.optim.Adam``, same update and same ``state_dict``, minus the import of torch._dynamo.
+
+    torch wraps ``step``, ``zero_grad``, ``add_param_group``, ``state_dict`` and
+    ``load_state_dict`` so that torch.compile does not trace them, and each wrapper imports
+    torch._dynamo on first use: 2 to 3 s, more than a whole fit on a small table. Nothing here
+    is traced (``--compile`` compiles the network, not the optimiser), so the plain functions
+    are called. ``inspect.unwrap`` finds them whatever wrappers a torch release stacks; if one
+    ever stops exposing ``__wrapped__``, this is Adam with the import again, not another update.
+    """
+
+    def step(self, closure=None):
+        with torch.no_grad():  # what the step wrapper does (differentiable=False)
+            return inspect.unwrap(torch.optim.Adam.step)(self, closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        inspect.unwrap(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    def add_param_group(self, param_group: dict) -> None:
+        inspect.unwrap(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def state_dict(self) -> dict:
+        return inspect.unwrap(torch.optim.Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        inspect.unwrap(torch.optim.Optimizer.load_state_dict)(self, state_dict)
 
 
 def cosine_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from deepuad.estimators.autoencoder import EagerAdam
 
 from deepuad.estimators.base import (
     _CONTAMINATION, _POSITIVE_INT, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
@@ -187,7 +188,7 @@ class DAGMMDetector(BaseDetector):
             torch.manual_seed(seed)
             model = _DAGMMNet(n_features, tuple(int(h) for h in self.hidden), int(self.n_gmm),
                               int(self.est_hidden), float(self.dropout)).to(device)
-            optimizer = torch.optim.Adam(model.parameters(), lr=float(self.lr))
+            optimizer = EagerAdam(model.parameters(), lr=float(self.lr))
             shuffle_gen = torch.Generator().manual_seed(seed)
             n_batches = max(1, math.ceil(n / int(self.batch_size)))
             history = []
