@@ -3,9 +3,11 @@
     python bench/cost.py                      # every ADBench set under --max-rows rows -> bench/results/cost.md
 
 For each set: `deepuad extract`, `cluster`, `train --threads 1`, `score --threads 1` as separate
-processes (imports included: that is what a user waits for), --reps times; the table gives the
-median wall time of each command and of the four together, and the machine's load while it ran
-(these machines are shared: a load above the core count slows everything).
+processes (imports included: that is what a user waits for), then `deepuad run` (the same four
+stages in one process), --reps times; the table gives the median wall time of each command, of the
+four together and of `run`, and the machine's load while it ran (these machines are shared: a load
+above the core count slows everything). "imports" is a process that only imports torch and
+scikit-learn's mixture: the floor that `train` and `score` each pay, whatever the data.
 """
 
 from __future__ import annotations
@@ -31,17 +33,22 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1",
        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 COMMANDS = (("extract", "{data} -o f.h5"), ("cluster", "f.h5 -o c.h5"), ("train", "f.h5 c.h5 -o m.h5 --threads 1"),
             ("score", "m.h5 f.h5 -o s.h5 --threads 1"))
+ONE_PROCESS = ("run", "{data} -o out --threads 1")
+IMPORTS = [sys.executable, "-c", "import torch, sklearn.mixture"]
 
 
 def pipeline(data: Path, folder: Path) -> dict[str, float]:
     seconds = {}
-    for name, args in COMMANDS:
+    for name, args in (*COMMANDS, ONE_PROCESS):
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "deepuad", "--quiet", name, *args.format(data=data).split()],
                               cwd=folder, env=ENV, capture_output=True, text=True)
         seconds[name] = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"{name} on {data.name} exited {done.returncode}: {done.stderr.strip()}")
+    start = time.perf_counter()
+    subprocess.run(IMPORTS, env=ENV, check=True)
+    seconds["imports"] = time.perf_counter() - start
     return seconds
 
 
@@ -59,25 +66,29 @@ def main() -> None:
     lines = ["# Cost on small data: the default pipeline, command by command", "",
              f"Regenerate: `python bench/cost.py`. Wall seconds, median of {args.reps}, each command a new process "
              "(imports included), one thread. Code: " + f"{git_state()['commit']}.", "",
-             "| set | rows | extract | cluster | train | score | all four | machine load |", "|---|---|---|---|---|---|---|---|"]
-    totals = []
+             "| set | rows | extract | cluster | train | score | all four | run (one process) | imports | machine load |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    totals, run_totals = [], []
     for path in files:
         started = time.time()
         runs = []
         for _ in range(args.reps):
             with tempfile.TemporaryDirectory() as folder:
                 runs.append(pipeline(path, Path(folder)))
-        median = {name: statistics.median(r[name] for r in runs) for name, _ in COMMANDS}
-        total = statistics.median(sum(r.values()) for r in runs)
+        median = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+        total = statistics.median(sum(r[name] for name, _ in COMMANDS) for r in runs)
         totals.append(total)
+        run_totals.append(median["run"])
         load = sampler.window(started, time.time())
         lines.append(f"| {path.stem} | {len(np.load(path)['y'])} | " + " | ".join(f"{median[n]:.1f}" for n, _ in COMMANDS)
-                     + f" | {total:.1f} | {load['mean']} |")
+                     + f" | {total:.1f} | {median['run']:.1f} | {median['imports']:.1f} | {load['mean']} |")
         print(lines[-1], flush=True)
     sampler.stop()
     if totals:
         lines += ["", f"{sum(t < 10 for t in totals)} of {len(totals)} sets under 10 s for the four commands; "
-                      f"slowest {max(totals):.1f} s, median {statistics.median(totals):.1f} s."]
+                      f"slowest {max(totals):.1f} s, median {statistics.median(totals):.1f} s.",
+                  "", f"{sum(t < 10 for t in run_totals)} of {len(run_totals)} sets under 10 s with `deepuad run`; "
+                      f"slowest {max(run_totals):.1f} s, median {statistics.median(run_totals):.1f} s."]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "cost.md").write_text("\n".join(lines) + "\n")
 

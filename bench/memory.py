@@ -285,7 +285,7 @@ def write_markdown(path: Path, R: dict) -> None:
     L = ["# deepuad memory on large inputs (bench/memory.py)\n"]
     L.append(f"Machine: `nproc` = {m['nproc']}, CPU: {m['cpu_model']}, {m['mem_total_mib']:,} MiB RAM, no swap; Python "
              f"{m['python']}, torch {m['torch']}, h5py {m['h5py']}, numpy {m['numpy']}, pandas {m['pandas']}. Shared with other "
-             f"engineers' long runs: 1-min load average {m['loadavg_start'][0]:.2f} at start, mean {R['load_overall']['mean']} "
+             f"processes: 1-min load average {m['loadavg_start'][0]:.2f} at start, mean {R['load_overall']['mean']} "
              f"(min {R['load_overall']['min']}, max {R['load_overall']['max']}) over the run, so wall times are indicative; "
              "peak RSS does not depend on the load.\n")
     L.append(f"Command: `{R['command']}` (repository root, venv active); whole run {R['run_seconds'] / 60:.1f} min. "

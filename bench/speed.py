@@ -459,7 +459,7 @@ def write_markdown(path: Path, R: dict, args) -> None:
     L.append("# deepuad training speed (bench/speed.py)\n")
     L.append(f"Machine: `nproc` = {m['nproc']}, CPU: {m['cpu_model']}, {m['mem_total_mib']} MiB RAM; Python {m['python']}, "
              f"torch {m['torch']}, numpy {m['numpy']}, scikit-learn {m['sklearn']}, PyOD {m['pyod']}. "
-             f"The machine was **shared** with other engineers' long runs: 1-min load average at start "
+             f"The machine was **shared** with other long-running processes: 1-min load average at start "
              f"{m['loadavg_start'][0]:.2f} on {m['nproc']} cores, over the whole run mean {R['load_overall']['mean']} "
              f"(min {R['load_overall']['min']}, max {R['load_overall']['max']}). Every goal is therefore a ratio against a "
              "reference measured in the same run, interleaved (A B / B A ...), median of "
