@@ -21,6 +21,11 @@ Adam 1e-3, r = 10, p0 = 35, p = 30, percentile over samples (the CLI defaults). 
 4. threads: one training step with torch threads 1 and 2, with and without a competing busy
    process (``python -c "while True: pass"``, started and killed here).
 5. epochs to convergence: the CLI on sample_data/kddcup99_5k.csv.gz (200-epoch budget).
+6. pipeline (``--sections pipeline``, not in the default list: about 5 min a repetition): the
+   default ``deepuad cluster``, ``train --threads 1`` and ``score --threads 1`` on the features
+   file, as a user runs them (three processes, imports included), vs PyOD's AutoEncoder fitted
+   for 20 epochs in this process (the net of section 2, 1 thread, imports not counted).
+   Target: deepuad <= 1.0 x PyOD.
 
 Writes bench/results/speed.md and speed.json (``--out``). Temporary files go to ``--workdir``
 (default <temp folder>/deepuad_bench_speed), removed at the end unless ``--keep``.
@@ -446,6 +451,54 @@ def section_cli(args, work: Path) -> dict:
     return out
 
 
+def section_pipeline(args, work: Path) -> dict:
+    """6. the default cluster + train + score through the CLI vs PyOD's AutoEncoder, 20 epochs, interleaved."""
+    from pyod.models.auto_encoder import AutoEncoder
+
+    from deepuad.artifacts.features import load_features
+    from deepuad.stages._common import set_threads
+
+    features = work / "train.features.h5"
+    X = load_features(features)["X"]
+    stages = (("cluster", features, "-o", work / "p.clusters.h5"),
+              ("train", features, work / "p.clusters.h5", "-o", work / "p.model.h5", "--threads", "1"),
+              ("score", work / "p.model.h5", features, "-o", work / "p.scores.h5", "--threads", "1"))
+
+    def deepuad_pipeline() -> dict:
+        seconds = {}
+        for stage in stages:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "deepuad", "--quiet", *map(str, stage)], check=True, cwd=ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+            seconds[stage[0]] = round(time.perf_counter() - t0, 1)
+        for stale in ("p.clusters.h5", "p.model.h5", "p.scores.h5"):
+            (work / stale).unlink()
+        return {"wall_s": round(sum(seconds.values()), 1), "stages_s": seconds}
+
+    def pyod_fit() -> dict:
+        set_threads(1)
+        ae = AutoEncoder(contamination=0.2, preprocessing=False, lr=1e-3, epoch_num=20, batch_size=1024, device="cpu",
+                         random_state=0, verbose=0, optimizer_params={"weight_decay": 0.0}, hidden_neuron_list=[60, 30, 10],
+                         hidden_activation_name="tanh", batch_norm=False, dropout_rate=0.0)
+        t0 = time.perf_counter()
+        ae.fit(X)
+        return {"wall_s": round(time.perf_counter() - t0, 1)}
+
+    out: dict = {"deepuad": [], "pyod": [], "ratio_per_rep": []}
+    for rep in range(args.reps):
+        for name in (("deepuad", "pyod") if rep % 2 == 0 else ("pyod", "deepuad")):
+            t0 = time.time()
+            record = deepuad_pipeline() if name == "deepuad" else pyod_fit()
+            record["load"] = LOAD.window(t0, time.time())
+            out[name].append(record)
+            print(f"  pipeline rep {rep} {name}: {json.dumps(record)}", flush=True)
+        out["ratio_per_rep"].append(out["deepuad"][-1]["wall_s"] / out["pyod"][-1]["wall_s"])
+    out.update(deepuad_wall_s=median([r["wall_s"] for r in out["deepuad"]]), pyod_wall_s=median([r["wall_s"] for r in out["pyod"]]),
+               ratio=median(out["ratio_per_rep"]))
+    out["met"] = out["ratio"] <= 1.0
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -496,7 +549,21 @@ def write_markdown(path: Path, R: dict, args) -> None:
             L.append(f"| 2 | *projected*: GMM rule with `reselect_fit_sample={key[4:]}` (each rep's fit with its re-selection "
                      f"replaced by the capped one, section 3) | | | {median(ratios):.2f}x | <= 0.5x | "
                      f"{'yes' if median(ratios) <= 0.5 else 'no'} | |")
+    pipe = R.get("pipeline")
+    if pipe:
+        L.append(f"| 6 | default `cluster` + `train` + `score` (three processes, 1 thread) vs PyOD AutoEncoder 20 epochs | "
+                 f"{pipe['deepuad_wall_s']:.1f} s | {pipe['pyod_wall_s']:.1f} s | {pipe['ratio']:.2f}x | <= 1.0x | "
+                 f"{'yes' if pipe['met'] else '**no**'} | {pipe['load']['mean']} |")
     L.append("")
+    if pipe:
+        L.append("## 6. The default pipeline vs PyOD's AutoEncoder\n")
+        L.append("deepuad: `cluster`, `train --threads 1`, `score --threads 1` on the features file, each a new process (imports "
+                 "included), defaults otherwise (re-selection until converged or 100 epochs). PyOD: the net of section 2, 20 "
+                 "epochs, fitted in this process (imports not counted).\n")
+        L.append("| rep | deepuad s (cluster / train / score) | PyOD s | deepuad / PyOD |\n|---:|---|---:|---:|")
+        for i, (a, b, r) in enumerate(zip(pipe["deepuad"], pipe["pyod"], pipe["ratio_per_rep"])):
+            L.append(f"| {i} | {a['wall_s']:.1f} ({' / '.join(f'{v:.1f}' for v in a['stages_s'].values())}) | {b['wall_s']:.1f} | {r:.2f} |")
+        L.append("")
     if e:
         L.append("## 1. Epoch throughput\n")
         L.append("`DeepUAD._train_one_epoch` on a started detector (indexes the selected rows of the full tensor) vs a bare loop over "
@@ -668,7 +735,7 @@ def main() -> None:
                         help="skip the uncapped re-selection with another GMM seed (one extra uncapped GMM)")
     parser.add_argument("--thread-steps", type=int, default=300)
     parser.add_argument("--cli-seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
-    parser.add_argument("--sections", default="epoch,fit,threads,cli", help="comma list of epoch,fit,threads,cli (fit includes the re-selection caps)")
+    parser.add_argument("--sections", default="epoch,fit,threads,cli", help="comma list of epoch,fit,threads,cli,pipeline (fit includes the re-selection caps)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepuad_bench_speed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.md")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -753,6 +820,10 @@ def main() -> None:
             R["cli"] = section_cli(args, work)
             R["cli"]["load"] = LOAD.window(t0, time.time())
             print(f"cli: {json.dumps(R['cli']['runs'])}", flush=True)
+        if "pipeline" in sections:
+            t0 = time.time()
+            R["pipeline"] = section_pipeline(args, work)
+            R["pipeline"]["load"] = LOAD.window(t0, time.time())
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
