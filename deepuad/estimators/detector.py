@@ -57,6 +57,7 @@ from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
+from deepuad.estimators.params import CONTAMINATION, DEFAULTS, check_contamination
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, Selection, initial_selection, n_changed, select
 
 
@@ -91,8 +92,9 @@ def _int_at_least(minimum: int):
 class DeepUAD(BaseDetector):
     """Deep end-to-end unsupervised anomaly detection (the paper's Algorithm 1).
 
-    Parameters mirror the paper's Table 8 (KDDCUP defaults). ``contamination`` only sets
-    ``threshold_``/``labels_``; ``None`` means p/100, the paper's guess of the anomaly share.
+    Parameters mirror the paper's Table 8 (KDDCUP defaults, declared in ``params.DEFAULTS``).
+    ``contamination`` only sets ``threshold_``/``labels_``; ``None`` means ``contamination_``, the
+    share estimated from the training scores (the paper used p/100, its guess of the anomaly share).
 
     Learned attributes: ``model_`` (the autoencoder), ``iterations_`` (list of
     ``Iteration``, one per selection, 0 = initial), ``selected_`` (current training set),
@@ -120,7 +122,7 @@ class DeepUAD(BaseDetector):
         "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "seed": (_int_at_least(0), ">= 0"),
-        "contamination": (lambda v: v is None or 0 < v <= 0.5, "in (0, 0.5]"),
+        "contamination": (lambda v: v is None or CONTAMINATION[0](v), f"None or {CONTAMINATION[1]}"),
         "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
         "n_neighbors": (_int_at_least(1), ">= 1"),
         "reference_size": (_int_at_least(2), ">= 2 rows"),
@@ -128,29 +130,29 @@ class DeepUAD(BaseDetector):
 
     def __init__(
         self,
-        p0: float = 35.0,
-        p: float = 30.0,
-        r: int = 10,
-        epochs: int = 100,
-        batch_size: int | str = "auto",
-        lr: float = 1e-3,
-        layers: tuple[int, ...] | str = "auto",
-        activation: str = "tanh",
-        loss: str = "mse",
-        init_method: str = "gmm",
-        init_clusters: int = 20,
-        reselect_clusters: int = 20,
-        reselect_fit_sample: int | None = 20000,
-        percentile_over: str = "samples",
-        reselect_by: str = "variance",
-        tol: float = 0.05,
-        min_fraction: float = 0.01,
+        p0: float = DEFAULTS["p0"],
+        p: float = DEFAULTS["p"],
+        r: int = DEFAULTS["r"],
+        epochs: int = DEFAULTS["epochs"],
+        batch_size: int | str = DEFAULTS["batch_size"],
+        lr: float = DEFAULTS["lr"],
+        layers: tuple[int, ...] | str = DEFAULTS["layers"],
+        activation: str = DEFAULTS["activation"],
+        loss: str = DEFAULTS["loss"],
+        init_method: str = DEFAULTS["init_method"],
+        init_clusters: int = DEFAULTS["init_clusters"],
+        reselect_clusters: int = DEFAULTS["reselect_clusters"],
+        reselect_fit_sample: int | None = DEFAULTS["reselect_fit_sample"],
+        percentile_over: str = DEFAULTS["percentile_over"],
+        reselect_by: str = DEFAULTS["reselect_by"],
+        tol: float = DEFAULTS["tol"],
+        min_fraction: float = DEFAULTS["min_fraction"],
         device: str = "cpu",
-        precision: str = "32",
-        compile: bool = False,
-        seed: int = 0,
+        precision: str = DEFAULTS["precision"],
+        compile: bool = DEFAULTS["compile"],
+        seed: int = DEFAULTS["seed"],
         contamination: float | None = None,
-        score: str = "combined",
+        score: str = DEFAULTS["score"],
         n_neighbors: int = 5,
         reference_size: int = 2000,
     ):
@@ -487,8 +489,7 @@ class DeepUAD(BaseDetector):
         self.score_parts_ = parts
         if meta.get("contamination_estimate") is not None:
             self.contamination_ = float(meta["contamination_estimate"])
-            if not 0 < self.contamination_ <= 0.5:
-                raise ValueError(f"contamination estimate {self.contamination_} is outside (0, 0.5]")
+            check_contamination(self.contamination_, "the contamination estimate")
         if parts == ("cosine",):
             return
         self.reference_ = np.asarray(arrays["scorer/reference"], dtype=np.float32)

@@ -78,6 +78,7 @@ import numbers
 import numpy as np
 
 from .base import check_array
+from .params import CLUSTERING_DEFAULTS as _DEFAULTS
 
 __all__ = ["DistributionClustering", "distribution_clustering_reference", "estimate_thres"]
 
@@ -739,8 +740,9 @@ class DistributionClustering:
         Seed pairs that passed the seed tests and were grown (accepted or not).
     """
 
-    def __init__(self, thres=0.1, min_clus=7, max_dist=1.4, normalize="l2", n_anchors=1024,
-                 n_neighbors=20, sample=None, chunk_size=4096, random_state=0):
+    def __init__(self, thres=_DEFAULTS["thres"], min_clus=_DEFAULTS["min_clus"], max_dist=_DEFAULTS["max_dist"],
+                 normalize=_DEFAULTS["normalize"], n_anchors=_DEFAULTS["n_anchors"], n_neighbors=_DEFAULTS["n_neighbors"],
+                 sample=None, chunk_size=4096, random_state=0):
         self.thres = thres
         self.min_clus = min_clus
         self.max_dist = max_dist
@@ -875,7 +877,7 @@ class DistributionClustering:
 # --------------------------------------------------------------------------- thres heuristic
 
 
-def estimate_thres(X, *, normalize="l2", n_samples=2000, quantile=0.5, n_anchors=1024,
+def estimate_thres(X, *, normalize=_DEFAULTS["normalize"], n_samples=2000, quantile=0.5, n_anchors=_DEFAULTS["n_anchors"],
                    chunk_size=4096, random_state=0, return_values=False):
     """Suggest ``thres`` from the data: a quantile of nearest-neighbour profile distances.
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS
+
 PERCENTILE_OVER = ("clusters", "samples")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -104,7 +106,7 @@ def select_low_variance(
     variances: np.ndarray,
     p: float,
     over: str = "clusters",
-    min_fraction: float = 0.01,
+    min_fraction: float = DEFAULTS["min_fraction"],
 ) -> Selection:
     """Apply the percentile rule with threshold p (in percent, 0 < p < 100)."""
     if not 0 < p < 100:
@@ -147,7 +149,7 @@ def select_low_variance(
     return Selection(labels, sizes, variances, threshold, accepted, selected.astype(np.int64), fallback)
 
 
-def select(Z: np.ndarray, labels: np.ndarray, p: float, over: str = "clusters", min_fraction: float = 0.01):
+def select(Z: np.ndarray, labels: np.ndarray, p: float, over: str = "clusters", min_fraction: float = DEFAULTS["min_fraction"]):
     """C(Z, p): variances of the clusters in ``labels`` measured in the space ``Z``, then the rule."""
     labels = np.asarray(labels, dtype=np.int64)
     n_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
@@ -164,20 +166,20 @@ def n_changed(old: np.ndarray, new: np.ndarray) -> int:
 
 def initial_selection(
     X: np.ndarray,
-    p0: float = 35.0,
-    method: str = "gmm",
-    n_clusters: int = 20,
-    percentile_over: str = "samples",
-    min_fraction: float = 0.01,
-    random_state: int = 0,
+    p0: float = DEFAULTS["p0"],
+    method: str = DEFAULTS["init_method"],
+    n_clusters: int = DEFAULTS["init_clusters"],
+    percentile_over: str = DEFAULTS["percentile_over"],
+    min_fraction: float = DEFAULTS["min_fraction"],
+    random_state: int = DEFAULTS["seed"],
     **method_options,
 ) -> Selection:
     """C(X, p0): cluster the input features and keep the low-variance clusters."""
     from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
 
     if method == "gmm":
-        method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
-        method_options.setdefault("reg_covar", 1e-4)
+        method_options.setdefault("covariance_type", CLUSTERING_DEFAULTS["covariance_type"])
+        method_options.setdefault("reg_covar", CLUSTERING_DEFAULTS["reg_covar"])
     labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
     if "variances" in extra:  # the method measured spread in its own geometry
         sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))
