@@ -20,6 +20,7 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable
 
@@ -188,6 +189,7 @@ def _torch_device(value) -> bool:
 
 _RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
 _POSITIVE_INT = (_positive_int, "a positive integer")
+_POSITIVE_NUMBER = (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive number")  # a learning rate
 
 
 def _check_width(detector, X: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
 from deepuad.estimators.base import (
-    CONTAMINATION, _POSITIVE_INT, _RANDOM_STATE, BaseDetector, _check_width, _gamma, _max_samples, _positive_int, check_array,
+    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _gamma, _max_samples, _positive_int, check_array,
     is_int, is_real,
 )
 from deepuad.estimators.dagmm import DAGMMDetector  # written in torch: its own module
@@ -148,8 +148,13 @@ class AutoencoderDetector(BaseDetector):
     cosine score as :class:`deepuad.DeepUAD`, but the training set is the whole input.
     """
 
-    # the network's parameters are DeepUAD's, checked by it in fit
-    _parameter_checks = {"contamination": CONTAMINATION}
+    # the network's other parameters are DeepUAD's, checked by it in fit; these are checked
+    # before (the command line calls check_params before any work)
+    _parameter_checks = {
+        "contamination": CONTAMINATION,
+        "epochs": _POSITIVE_INT,  # at least one: the network is trained on all rows, not just built
+        "lr": _POSITIVE_NUMBER,
+    }
 
     def __init__(self, epochs=200, batch_size=BASELINE_DEFAULTS["batch_size"], lr=DEFAULTS["lr"],
                  layers=BASELINE_DEFAULTS["layers"], activation=DEFAULTS["activation"], loss=DEFAULTS["loss"],

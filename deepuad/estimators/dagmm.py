@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from deepuad.estimators.base import (
-    CONTAMINATION, _POSITIVE_INT, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
+    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
 )
 from deepuad.estimators.params import BASELINE_DEFAULTS
 
@@ -157,7 +157,7 @@ class DAGMMDetector(BaseDetector):
         "dropout": (lambda v: is_real(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
         "epochs": _POSITIVE_INT,
         "batch_size": _POSITIVE_INT,
-        "lr": (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive finite number"),
+        "lr": _POSITIVE_NUMBER,
         "lambda_energy": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
         "lambda_cov": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
         "device": (_torch_device, "a torch device string such as 'cpu' or 'cuda'"),

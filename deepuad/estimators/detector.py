@@ -56,7 +56,7 @@ import torch
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
-from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
+from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
 from deepuad.estimators.params import CONTAMINATION, DEFAULTS, check_contamination
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, Selection, initial_selection, n_changed, select
 
@@ -110,7 +110,7 @@ class DeepUAD(BaseDetector):
         "r": (_int_at_least(1), ">= 1"),
         "epochs": (_int_at_least(0), ">= 0"),
         "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
-        "lr": (lambda v: v > 0 and np.isfinite(v), "a positive number"),
+        "lr": _POSITIVE_NUMBER,
         "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
         "activation": (lambda v: v in ("tanh", "relu"), "tanh or relu"),
         "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),

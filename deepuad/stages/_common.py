@@ -141,6 +141,17 @@ def skipped(output) -> dict:
     return {"output": str(output), "skipped": True, "reason": "up to date (same parameters and inputs)"}
 
 
+# an estimator's parameter -> the option that sets it, where the names differ
+OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
+
+
+def as_option(message: str) -> str:
+    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter
+    (an estimator's ValueError, translated into a UsageError)."""
+    name, rest = message.split(" ", 1)
+    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"
+
+
 def check_threshold_options(contamination, threshold) -> None:
     if contamination is not None and threshold is not None:
         raise UsageError("give --contamination or --threshold, not both")

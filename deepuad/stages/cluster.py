@@ -11,7 +11,7 @@ from deepuad.artifacts import clusters as clusters_artifact
 from deepuad.artifacts.features import features_for_clustering
 from deepuad.errors import DataError, UsageError
 from deepuad.estimators.params import DEFAULTS
-from deepuad.stages._common import default_output, existing_artifact_matches, no_progress, Progress, skipped
+from deepuad.stages._common import as_option, default_output, existing_artifact_matches, no_progress, Progress, skipped
 
 
 def cluster(
@@ -77,12 +77,3 @@ def cluster(
         summary["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
         summary["data_anomaly_share"] = float(np.mean(y))
     return summary
-
-# initial_selection's parameter -> the option that sets it, where the names differ
-OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
-
-
-def as_option(message: str) -> str:
-    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter."""
-    name, rest = message.split(" ", 1)
-    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"
