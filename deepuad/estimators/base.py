@@ -9,6 +9,10 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
   command line before any work) raises ValueError naming the first parameter that fails;
   what several layers share (DeepUAD's defaults, the range of ``contamination``) is declared
   in ``params``;
+* the seed is ``seed`` in DeepUAD and ``random_state`` (scikit-learn's name) in the baselines
+  because both names are recorded in artifacts (a model file's params hold ``seed``, a
+  baseline's scores file ``random_state``): renaming either would change those files or need a
+  table mapping old names to new, a second declaration; the command line calls both ``--seed``;
 * ``fit(X)`` learns from unlabelled data and returns ``self``; learned state ends in ``_``;
 * ``decision_function(X)``: one anomaly score per row, **higher = more anomalous** (PyOD; the
   paper's h(x)); ``score_samples(X)`` is its negation, scikit-learn's "higher = more normal";
