@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination
+from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination, check_value
 
 
 class BaseDetector(BaseEstimator):
@@ -54,10 +54,8 @@ class BaseDetector(BaseEstimator):
 
     def check_params(self) -> None:
         """ValueError naming the first parameter that breaks its constraint."""
-        for name, (test, requirement) in self._parameter_checks.items():
-            value = getattr(self, name)
-            if not test(value):
-                raise ValueError(f"{name} must be {requirement}, got {value!r}")
+        for name, constraint in self._parameter_checks.items():
+            check_value(name, getattr(self, name), constraint)
 
     def fit(self, X, y=None) -> "BaseDetector":
         """Learn from the rows of X; ``y`` is ignored (unsupervised; accepted for Pipeline)."""

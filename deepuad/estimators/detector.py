@@ -58,7 +58,7 @@ from deepuad.estimators.autoencoder import Autoencoder, cosine_error, encode_and
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
 from deepuad.estimators.params import CONTAMINATION, DEFAULTS, check_contamination
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, Selection, initial_selection, n_changed, select
+from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
 RESELECT_BY = ("error", "variance")
@@ -106,7 +106,7 @@ class DeepUAD(BaseDetector):
     # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
     _parameter_checks = {
         "p0": INITIAL_SELECTION_CHECKS["p0"],
-        "p": (lambda v: 0 < v < 100, "in (0, 100)"),
+        "p": PERCENT,
         "r": (_int_at_least(1), ">= 1"),
         "epochs": (_int_at_least(0), ">= 0"),
         "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
@@ -121,7 +121,7 @@ class DeepUAD(BaseDetector):
         "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
         "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
-        "seed": (_int_at_least(0), ">= 0"),
+        "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
         "contamination": (lambda v: v is None or CONTAMINATION[0](v), f"None or {CONTAMINATION[1]}"),
         "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
         "n_neighbors": (_int_at_least(1), ">= 1"),

@@ -1,7 +1,8 @@
 """The parameters that several layers share (estimators, stages, command-line options, artifact
 readers), each declared once here: DeepUAD's defaults, which C(X, p0) (``selection``), the
 ``cluster`` stage and the command-line options take too, the baselines' and the clustering
-methods' defaults, and the one range of ``contamination``.
+methods' defaults, and the one range of ``contamination``; ``check_value`` applies any
+(test, what the value must be) constraint of the estimators' tables, with one message form.
 
 Imports nothing but the standard library: the command line builds its options from these
 defaults when it starts, and it starts without NumPy, scikit-learn or torch (seconds).
@@ -76,8 +77,16 @@ def is_contamination(value) -> bool:
 CONTAMINATION = (is_contamination, f"a number in (0, {MAX_CONTAMINATION}]")
 
 
+def check_value(name: str, value, constraint) -> None:
+    """ValueError "<name> must be <what>, got <value>" unless ``value`` passes ``constraint``, a
+    (test, what the value must be) pair as in the estimators' tables (``what`` may be a function
+    that says it). Callers translate the error: an option: exit 2; a file's content: exit 3."""
+    test, requirement = constraint
+    if not test(value):
+        what = requirement() if callable(requirement) else requirement
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
 def check_contamination(value, name: str = "contamination") -> None:
-    """ValueError "<name> must be a number in (0, 0.5], got <value>" unless ``value`` is valid;
-    callers translate it (a command-line option: exit 2; a file's content: exit 3)."""
-    if not is_contamination(value):
-        raise ValueError(f"{name} must be {CONTAMINATION[1]}, got {value!r}")
+    """``check_value`` of a contamination: "<name> must be a number in (0, 0.5], got <value>"."""
+    check_value(name, value, CONTAMINATION)

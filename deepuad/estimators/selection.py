@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS
+from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS, check_value
 
 PERCENTILE_OVER = ("clusters", "samples")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -34,11 +34,14 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
 # a function that says it), checked in this order by check_initial_selection; DeepUAD's table
 # reuses the ones they share
+# p0 and p, thresholds in percent: 0 would leave every cluster out, 100 keep every one
+PERCENT = (lambda v: 0 < v < 100, "in (0, 100)")
+
 INITIAL_SELECTION_CHECKS = {
     "method": (lambda v: v in _clustering_methods(), lambda: "one of " + ", ".join(_clustering_methods())),
-    "p0": (lambda v: 0 < v < 100, "in (0, 100)"),
+    "p0": PERCENT,
     "n_clusters": (lambda v: v >= 1, ">= 1"),
-    "percentile_over": (lambda v: v in PERCENTILE_OVER, "clusters or samples"),
+    "percentile_over": (lambda v: v in PERCENTILE_OVER, "one of " + ", ".join(PERCENTILE_OVER)),
     "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "random_state": (lambda v: int(v) >= 0, ">= 0"),
     "covariance_type": (lambda v: v is None or v in COVARIANCE_TYPES, "one of " + ", ".join(COVARIANCE_TYPES)),
@@ -55,10 +58,9 @@ def _clustering_methods():
 def check_initial_selection(**params) -> None:
     """ValueError naming the first of ``params`` (names of INITIAL_SELECTION_CHECKS) that breaks
     its constraint; ``covariance_type`` only applies to method "gmm" (pass None otherwise)."""
-    for name, (test, requirement) in INITIAL_SELECTION_CHECKS.items():
-        if name in params and not test(params[name]):
-            what = requirement() if callable(requirement) else requirement
-            raise ValueError(f"{name} must be {what}, got {params[name]!r}")
+    for name, constraint in INITIAL_SELECTION_CHECKS.items():
+        if name in params:
+            check_value(name, params[name], constraint)
 _CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
 
 
@@ -109,10 +111,8 @@ def select_low_variance(
     min_fraction: float = DEFAULTS["min_fraction"],
 ) -> Selection:
     """Apply the percentile rule with threshold p (in percent, 0 < p < 100)."""
-    if not 0 < p < 100:
-        raise ValueError(f"p must be in (0, 100), got {p}")
-    if over not in PERCENTILE_OVER:
-        raise ValueError(f"percentile_over must be one of {PERCENTILE_OVER}, got {over!r}")
+    check_value("p", p, PERCENT)
+    check_value("percentile_over", over, INITIAL_SELECTION_CHECKS["percentile_over"])
     labels = np.asarray(labels, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     variances = np.asarray(variances, dtype=np.float64)
