@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from deepuad.errors import OutputError, UsageError
-from deepuad.estimators.params import BASELINE_DEFAULTS, CLUSTERING_DEFAULTS, DEFAULTS
+from deepuad.estimators.params import BASELINE_DEFAULTS, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
     ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, P0_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _layers, _shard, _size, _thres, _train_options, with_training_options,
@@ -178,7 +178,7 @@ def score(
     shard: Optional[str] = typer.Option(
         None, "--shard", help="I/N: score only the I-th of N row ranges (0 <= I < N) into <features stem>.scores.shard-I-of-N.h5; "
         "'deepuad merge-scores' joins the N files."),
-    batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
+    batch_rows: int = typer.Option(SCORE_BATCH_ROWS, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
                                    "run they should equal need the same value."),
     fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
                                                "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),

@@ -53,7 +53,7 @@ SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
     help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
     "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
-    "5 nearest kept rows): one part alone.")
+    f"{DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
 
 
 BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")

@@ -153,8 +153,8 @@ class DeepUAD(BaseDetector):
         seed: int = DEFAULTS["seed"],
         contamination: float | None = None,
         score: str = DEFAULTS["score"],
-        n_neighbors: int = 5,
-        reference_size: int = 2000,
+        n_neighbors: int = DEFAULTS["n_neighbors"],
+        reference_size: int = DEFAULTS["reference_size"],
     ):
         self._store_params(locals())
 

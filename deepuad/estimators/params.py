@@ -37,7 +37,13 @@ DEFAULTS = {
     "compile": False,
     "seed": 0,
     "score": "combined",
+    "n_neighbors": 5,  # score "knn": the mean distance to this many nearest kept rows
+    "reference_size": 2000,
 }
+
+# rows scored per batch by ``score`` and ``explain``: shards are cut at multiples of it
+# (artifacts.shard.shard_rows), so shards and the unsharded run they equal must share it
+SCORE_BATCH_ROWS = 16384
 
 # the baselines' defaults that the ``baseline`` command offers as options too (the autoencoder
 # baseline's lr, activation and loss are DeepUAD's)
