@@ -141,7 +141,7 @@ def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epo
     same = Xscore is Xfit
     if method in ("deepuad", "deepuad-paper"):
         from deepuad.estimators.detector import DeepUAD
-        from deepuad.estimators.selection import PAPER_READING
+        from deepuad.estimators.params import PAPER_READING
 
         options = {} if method == "deepuad" else dict(PAPER_READING)
         if epochs is not None:

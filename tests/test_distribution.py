@@ -24,7 +24,7 @@ def _gauss(rng, mean, tv, n):
 
 
 def make_test1(seed=0, d=1000):
-    """Spec Test 1, nested hyper-shells, raw features.
+    """Test 1, nested hyper-shells, raw features.
 
     Groups (y): 0 = A (mean 0, tv 0.5, 200), 1 = B (mean 0, tv 1.0, 200),
     2 = C (mean m1, |m1|^2 = 0.3, tv 0.25, 200), 3 = E (mean m1, tv 0.6, 150),
@@ -45,7 +45,7 @@ def make_test1(seed=0, d=1000):
 
 
 def make_test2(seed=0, d=512, fresh=0):
-    """Spec Test 2, a DeepUAD-like mixture, rows L2-normalised.
+    """Test 2, a DeepUAD-like mixture, rows L2-normalised.
 
     Three normal modes (y = 0, 1, 2) with means 0.8 c + 0.6 u_k, tv 0.3 / 0.4 / 0.5 and
     600 / 400 / 300 rows; 96 anomalies (y = 3) in 40 groups of 1-4 rows with their own means
@@ -352,7 +352,8 @@ def test_min_clus_is_strict():
 
 
 def test_seed_test_rejects_everything_below_the_noise_floor():
-    # Spec 2.5: at thres 0.02 on Test 1 every seed pair fails the profile test, so nothing is
+    # thres below the noise floor of two samples of one distribution (estimate_thres): at 0.02
+    # on Test 1 every seed pair fails the profile test, so nothing is
     # grown at all; at 0.1 the three distributions are found.
     X, y = make_test1(0)
     dc = DistributionClustering(**T1_PARAMS | {"thres": 0.02}).fit(X)

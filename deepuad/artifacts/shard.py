@@ -14,6 +14,7 @@ from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, params_of
 from deepuad.artifacts.safe_read import read_array
 from deepuad.artifacts.scores import read_finite_scores, require_finite_scores, _score_dataset
 from deepuad.errors import InputError
+from deepuad.estimators.params import is_contamination
 
 
 def shard_rows(n_rows: int, batch_rows: int, index: int, count: int) -> tuple[int, int]:
@@ -74,10 +75,11 @@ def read_shard_header(path) -> dict:
         if not (isinstance(inputs.get(role), dict) and isinstance(inputs[role].get("fingerprint"), str)):
             raise InputError(f"inputs do not name the {role} it was scored with (corrupt?)", path)
     contamination, threshold = params.get("contamination"), params.get("threshold")
-    number = (int, float)
-    valid = (threshold is None and isinstance(contamination, number) and 0 < contamination <= 0.5) or (
-        contamination is None and isinstance(threshold, number) and np.isfinite(threshold))
-    if not valid or isinstance(contamination, bool) or isinstance(threshold, bool):
+    # the file's values pass the same test as the options they came from (is_contamination), but
+    # a bad one here is a corrupt file (exit 3), not a bad option
+    valid = (threshold is None and is_contamination(contamination)) or (
+        contamination is None and isinstance(threshold, (int, float)) and np.isfinite(threshold))
+    if not valid or isinstance(threshold, bool):
         raise InputError("params hold no valid contamination or threshold (corrupt?)", path)
     return {**header, "path": str(path), "inputs": inputs, "contamination": contamination, "threshold": threshold,
             "device": str(params.get("device")), "y": y}

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from deepuad.errors import OutputError, UsageError
+from deepuad.estimators.params import BASELINE_DEFAULTS, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
     ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, P0_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _layers, _shard, _size, _thres, _train_options, with_training_options,
@@ -106,22 +107,22 @@ def cluster(
     clusters: int = CLUSTERS_OPTION,
     percentile_over: str = PERCENTILE_OPTION,
     min_fraction: float = MIN_FRACTION_OPTION,
-    covariance: str = typer.Option("diag", "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
+    covariance: str = typer.Option(CLUSTERING_DEFAULTS["covariance_type"], "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
     fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
-    thres: str = typer.Option("0.1", "--thres", help="distribution: profile-distance threshold, or 'auto'."),
-    min_clus: int = typer.Option(7, "--min-clus", help="distribution: a cluster needs more than this many points."),
-    max_dist: float = typer.Option(1.4, "--max-dist", help="distribution: stop seeding at this seed distance."),
-    dc_normalize: str = typer.Option("l2", "--dc-normalize", help="distribution: l2, center-l2 or none."),
-    anchors: int = typer.Option(1024, "--anchors", help="distribution: anchor rows for distance profiles."),
-    neighbors: int = typer.Option(20, "--neighbors", help="distribution: kNN graph size for seeding."),
+    thres: str = typer.Option(str(CLUSTERING_DEFAULTS["thres"]), "--thres", help="distribution: profile-distance threshold, or 'auto'."),
+    min_clus: int = typer.Option(CLUSTERING_DEFAULTS["min_clus"], "--min-clus", help="distribution: a cluster needs more than this many points."),
+    max_dist: float = typer.Option(CLUSTERING_DEFAULTS["max_dist"], "--max-dist", help="distribution: stop seeding at this seed distance."),
+    dc_normalize: str = typer.Option(CLUSTERING_DEFAULTS["normalize"], "--dc-normalize", help="distribution: l2, center-l2 or none."),
+    anchors: int = typer.Option(CLUSTERING_DEFAULTS["n_anchors"], "--anchors", help="distribution: anchor rows for distance profiles."),
+    neighbors: int = typer.Option(CLUSTERING_DEFAULTS["n_neighbors"], "--neighbors", help="distribution: kNN graph size for seeding."),
     sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
-    min_cluster_size: int = typer.Option(5, "--min-cluster-size", help="hdbscan: minimum cluster size."),
+    min_cluster_size: int = typer.Option(CLUSTERING_DEFAULTS["min_cluster_size"], "--min-cluster-size", help="hdbscan: minimum cluster size."),
     paper: bool = PAPER_OPTION,
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
     from deepuad.stages.cluster import cluster as stage
-    from deepuad.estimators.selection import PAPER_READING
+    from deepuad.estimators.params import PAPER_READING
 
     percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
     options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
@@ -140,12 +141,12 @@ def train(
     features: Path = typer.Argument(..., help="The features file the clusters were made from."),
     clusters: Path = typer.Argument(..., help="The clusters file from 'deepuad cluster'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
-    min_fraction: float = typer.Option(0.01, "--min-fraction", help="Guard against a tiny training set (share of rows)."),
+    min_fraction: float = typer.Option(DEFAULTS["min_fraction"], "--min-fraction", help="Guard against a tiny training set (share of rows)."),
     score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
     device: str = DEVICE_OPTION,
-    precision: str = typer.Option("32", "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
+    precision: str = typer.Option(DEFAULTS["precision"], "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
+    compile: bool = typer.Option(DEFAULTS["compile"], "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
     threads: Optional[int] = THREADS_OPTION,
     seed: int = SEED_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in the output file."),
@@ -177,7 +178,7 @@ def score(
     shard: Optional[str] = typer.Option(
         None, "--shard", help="I/N: score only the I-th of N row ranges (0 <= I < N) into <features stem>.scores.shard-I-of-N.h5; "
         "'deepuad merge-scores' joins the N files."),
-    batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
+    batch_rows: int = typer.Option(SCORE_BATCH_ROWS, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
                                    "run they should equal need the same value."),
     fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
                                                "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),
@@ -215,13 +216,13 @@ def baseline(
     method: str = typer.Option("iforest", "--method", help="iforest, ocsvm, ae (deepuad's autoencoder on all rows, no selection) or dagmm."),
     score_features: Optional[Path] = typer.Option(None, "--score-features", help="Features to score [default: the same]."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output scores file [default: <stem>.<method>.scores.h5]."),
-    contamination: float = typer.Option(0.1, "--contamination", help="Share of rows flagged (sets the threshold)."),
+    contamination: float = typer.Option(BASELINE_DEFAULTS["contamination"], "--contamination", help="Share of rows flagged (sets the threshold)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="ae/dagmm: epochs [default: ae 200, dagmm 100]."),
-    batch_size: int = typer.Option(1024, "--batch-size", help="ae/dagmm: batch size."),
+    batch_size: int = typer.Option(BASELINE_DEFAULTS["batch_size"], "--batch-size", help="ae/dagmm: batch size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="ae/dagmm: learning rate [default: ae 1e-3, dagmm 1e-4]."),
-    layers: str = typer.Option("60,30,10", "--layers", help="ae: encoder widths."),
-    activation: str = typer.Option("tanh", "--activation", help="ae: tanh or relu."),
-    max_train_samples: int = typer.Option(10000, "--max-train-samples", help="ocsvm: fit on at most this many random rows (OC-SVM is quadratic)."),
+    layers: str = typer.Option(",".join(map(str, BASELINE_DEFAULTS["layers"])), "--layers", help="ae: encoder widths."),
+    activation: str = typer.Option(DEFAULTS["activation"], "--activation", help="ae: tanh or relu."),
+    max_train_samples: int = typer.Option(BASELINE_DEFAULTS["max_train_samples"], "--max-train-samples", help="ocsvm: fit on at most this many random rows (OC-SVM is quadratic)."),
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
     seed: int = SEED_OPTION,

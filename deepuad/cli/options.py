@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from deepuad.errors import UsageError
+from deepuad.estimators.params import DEFAULTS  # standard library only: no NumPy or torch at start-up
 
 
 
@@ -17,7 +18,7 @@ JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object (the sum
 
 
 # NumPy and scikit-learn take seeds in [0, 2**32): refused here, not blamed on a file later
-SEED_OPTION = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same inputs + seed => same results on CPU.")
+SEED_OPTION = typer.Option(DEFAULTS["seed"], "--seed", min=0, max=2**32 - 1, help="Random seed: same inputs + seed => same results on CPU.")
 
 
 DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
@@ -34,14 +35,14 @@ PAPER_OPTION = typer.Option(
 
 
 PERCENTILE_OPTION = typer.Option(
-    "samples", "--percentile-over",
+    DEFAULTS["percentile_over"], "--percentile-over",
     help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
     "clusters: keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words).",
 )
 
 
 RESELECT_BY_OPTION = typer.Option(
-    "variance", "--reselect-by",
+    DEFAULTS["reselect_by"], "--reselect-by",
     help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
     "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
     "the initial clustering left out; see docs/fidelity.md).",
@@ -49,20 +50,20 @@ RESELECT_BY_OPTION = typer.Option(
 
 
 SCORE_OPTION = typer.Option(
-    "combined", "--score",
+    DEFAULTS["score"], "--score",
     help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
     "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
-    "5 nearest kept rows): one part alone.")
+    f"{DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
 
 
-BATCH_SIZE_OPTION = typer.Option("auto", "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
+BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
 
 
-LAYERS_OPTION = typer.Option("auto", "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
+LAYERS_OPTION = typer.Option(DEFAULTS["layers"], "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
 
 
 RESELECT_SAMPLE_OPTION = typer.Option(
-    20000, "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
+    DEFAULTS["reselect_fit_sample"], "--reselect-sample", help="Fit the re-selection GMM on this many random rows and assign every row (0 = fit on all rows).")
 
 
 def _csv(value: Optional[str]) -> list[str]:
@@ -112,10 +113,11 @@ def _batch_size(value: str) -> int | str:
         raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
 
 
-def _train_options(training: dict, min_fraction, seed, precision="32", compile=False, score="combined", paper=False) -> dict:
+def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["precision"], compile=DEFAULTS["compile"],
+                   score=DEFAULTS["score"], paper=False) -> dict:
     """DeepUAD's parameters from the command line's: ``training`` holds the options of
     ``with_training_options``."""
-    from deepuad.estimators.selection import PAPER_READING
+    from deepuad.estimators.params import PAPER_READING
 
     t = dict(training)
     percentile_over, tol = t["percentile_over"], t["tol"]
@@ -144,18 +146,18 @@ ANOMALY_VALUES_OPTION = typer.Option(None, "--anomaly-values", help="Comma-separ
 CATEGORICAL_OPTION = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric.")
 DROP_OPTION = typer.Option(None, "--drop", help="Comma-separated columns to ignore.")
 SCALE_OPTION = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video].")
-METHOD_OPTION = typer.Option("gmm", "--method", help="gmm, kmeans, hdbscan or distribution.")
-CLUSTERS_OPTION = typer.Option(20, "--clusters", help="gmm/kmeans: number of clusters/components.")
-P0_OPTION = typer.Option(35.0, "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out.")
-MIN_FRACTION_OPTION = typer.Option(0.01, "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback).")
-P_OPTION = typer.Option(30.0, "--p", help="Re-selection threshold in percent (p < p0).")
-R_OPTION = typer.Option(10, "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options).")
-EPOCHS_OPTION = typer.Option(100, "--epochs", help="Epoch budget.")
-LR_OPTION = typer.Option(1e-3, "--lr", help="Adam learning rate.")
-ACTIVATION_OPTION = typer.Option("tanh", "--activation", help="tanh (tabular data) or relu.")
-LOSS_OPTION = typer.Option("mse", "--loss", help="Training loss: mse or cosine.")
-RESELECT_CLUSTERS_OPTION = typer.Option(20, "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error].")
-TOL_OPTION = typer.Option(0.05, "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
+METHOD_OPTION = typer.Option(DEFAULTS["init_method"], "--method", help="gmm, kmeans, hdbscan or distribution.")
+CLUSTERS_OPTION = typer.Option(DEFAULTS["init_clusters"], "--clusters", help="gmm/kmeans: number of clusters/components.")
+P0_OPTION = typer.Option(DEFAULTS["p0"], "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out.")
+MIN_FRACTION_OPTION = typer.Option(DEFAULTS["min_fraction"], "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback).")
+P_OPTION = typer.Option(DEFAULTS["p"], "--p", help="Re-selection threshold in percent (p < p0).")
+R_OPTION = typer.Option(DEFAULTS["r"], "--r", "--reselect-every", help="Re-select the training set every r epochs (under torchrun write --reselect-every: torchrun takes --r for its own --rdzv-* options).")
+EPOCHS_OPTION = typer.Option(DEFAULTS["epochs"], "--epochs", help="Epoch budget.")
+LR_OPTION = typer.Option(DEFAULTS["lr"], "--lr", help="Adam learning rate.")
+ACTIVATION_OPTION = typer.Option(DEFAULTS["activation"], "--activation", help="tanh (tabular data) or relu.")
+LOSS_OPTION = typer.Option(DEFAULTS["loss"], "--loss", help="Training loss: mse or cosine.")
+RESELECT_CLUSTERS_OPTION = typer.Option(DEFAULTS["reselect_clusters"], "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error].")
+TOL_OPTION = typer.Option(DEFAULTS["tol"], "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
 CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores].")
 
 

@@ -2,6 +2,8 @@
 
 - ``detector``: ``DeepUAD``, the paper's Algorithm 1
 - ``base``: the contract every detector follows (``BaseDetector``)
+- ``params``: what several layers share, declared once: DeepUAD's, the baselines' and the
+  clustering methods' defaults, the contamination range (standard library only: the CLI reads it)
 - ``baselines``: Isolation Forest, OC-SVM, a plain autoencoder, and ``dagmm``: DAGMM
 - ``clustering``, ``distribution``: initial clustering (GMM, k-means, HDBSCAN, distribution clustering)
 - ``selection``: the low-variance cluster selection C(X, p), and ``initial_selection`` C(X, p0)

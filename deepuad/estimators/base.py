@@ -7,6 +7,12 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
 * each estimator declares its parameters' constraints once, in ``_parameter_checks``
   (name -> (test, what the value must be)); ``check_params`` (called by ``fit``, and by the
   command line before any work) raises ValueError naming the first parameter that fails;
+  what several layers share (DeepUAD's defaults, the range of ``contamination``) is declared
+  in ``params``;
+* the seed is ``seed`` in DeepUAD and ``random_state`` (scikit-learn's name) in the baselines
+  because both names are recorded in artifacts (a model file's params hold ``seed``, a
+  baseline's scores file ``random_state``): renaming either would change those files or need a
+  table mapping old names to new, a second declaration; the command line calls both ``--seed``;
 * ``fit(X)`` learns from unlabelled data and returns ``self``; learned state ends in ``_``;
 * ``decision_function(X)``: one anomaly score per row, **higher = more anomalous** (PyOD; the
   paper's h(x)); ``score_samples(X)`` is its negation, scikit-learn's "higher = more normal";
@@ -18,11 +24,14 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator
+
+from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination, check_value
 
 
 class BaseDetector(BaseEstimator):
@@ -32,10 +41,10 @@ class BaseDetector(BaseEstimator):
     # name -> (test of the value, what the value must be): the message is
     # "<name> must be <what>, got <value>"; checked in this order
     _parameter_checks: dict[str, tuple[Callable[[object], bool], str]] = {
-        "contamination": (lambda v: is_real(v) and 0.0 < v <= 0.5, "a number in (0, 0.5]"),
+        "contamination": CONTAMINATION,
     }
 
-    def __init__(self, contamination: float = 0.1):
+    def __init__(self, contamination: float = BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())
 
     def _store_params(self, arguments: dict) -> None:
@@ -45,10 +54,8 @@ class BaseDetector(BaseEstimator):
 
     def check_params(self) -> None:
         """ValueError naming the first parameter that breaks its constraint."""
-        for name, (test, requirement) in self._parameter_checks.items():
-            value = getattr(self, name)
-            if not test(value):
-                raise ValueError(f"{name} must be {requirement}, got {value!r}")
+        for name, constraint in self._parameter_checks.items():
+            check_value(name, getattr(self, name), constraint)
 
     def fit(self, X, y=None) -> "BaseDetector":
         """Learn from the rows of X; ``y`` is ignored (unsupervised; accepted for Pipeline)."""
@@ -144,8 +151,7 @@ def check_array(X) -> np.ndarray:
 
 def threshold_for_contamination(scores: np.ndarray, contamination: float) -> float:
     """The score above which a share ``contamination`` of ``scores`` lies."""
-    if not 0.0 < contamination <= 0.5:
-        raise ValueError(f"contamination must be in (0, 0.5], got {contamination}")
+    check_contamination(contamination)
     return float(np.quantile(np.asarray(scores, dtype=np.float64), 1.0 - contamination))
 
 
@@ -183,9 +189,9 @@ def _torch_device(value) -> bool:
     return True
 
 
-_CONTAMINATION = BaseDetector._parameter_checks["contamination"]
 _RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
 _POSITIVE_INT = (_positive_int, "a positive integer")
+_POSITIVE_NUMBER = (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive number")  # a learning rate
 
 
 def _check_width(detector, X: np.ndarray) -> None:

@@ -20,10 +20,11 @@ from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
 from deepuad.estimators.base import (
-    _CONTAMINATION, _POSITIVE_INT, _RANDOM_STATE, BaseDetector, _check_width, _gamma, _max_samples, _positive_int, check_array,
+    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _gamma, _max_samples, _positive_int, check_array,
     is_int, is_real,
 )
 from deepuad.estimators.dagmm import DAGMMDetector  # written in torch: its own module
+from deepuad.estimators.params import BASELINE_DEFAULTS, DEFAULTS
 
 __all__ = ["IsolationForestDetector", "OCSVMDetector", "DAGMMDetector", "AutoencoderDetector", "BASELINES"]
 
@@ -46,11 +47,11 @@ class IsolationForestDetector(BaseDetector):
     _parameter_checks = {
         "n_estimators": _POSITIVE_INT,
         "max_samples": (_max_samples, "'auto', a positive int or a float in (0, 1]"),
-        "contamination": _CONTAMINATION,
+        "contamination": CONTAMINATION,
         "random_state": _RANDOM_STATE,
     }
 
-    def __init__(self, n_estimators=100, max_samples="auto", contamination=0.1, random_state=0):
+    def __init__(self, n_estimators=100, max_samples="auto", contamination=BASELINE_DEFAULTS["contamination"], random_state=0):
         self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:
@@ -105,12 +106,12 @@ class OCSVMDetector(BaseDetector):
         "nu": (lambda v: is_real(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
         "gamma": (_gamma, "'scale', 'auto' or a positive number"),
         "max_train_samples": (lambda v: v is None or _positive_int(v), "a positive integer"),
-        "contamination": _CONTAMINATION,
+        "contamination": CONTAMINATION,
         "random_state": _RANDOM_STATE,
     }
 
-    def __init__(self, kernel="rbf", nu=0.1, gamma="scale", max_train_samples=10000,
-                 contamination=0.1, random_state=0):
+    def __init__(self, kernel="rbf", nu=0.1, gamma="scale", max_train_samples=BASELINE_DEFAULTS["max_train_samples"],
+                 contamination=BASELINE_DEFAULTS["contamination"], random_state=0):
         self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:
@@ -147,11 +148,17 @@ class AutoencoderDetector(BaseDetector):
     cosine score as :class:`deepuad.DeepUAD`, but the training set is the whole input.
     """
 
-    # the network's parameters are DeepUAD's, checked by it in fit
-    _parameter_checks = {"contamination": _CONTAMINATION}
+    # the network's other parameters are DeepUAD's, checked by it in fit; these are checked
+    # before (the command line calls check_params before any work)
+    _parameter_checks = {
+        "contamination": CONTAMINATION,
+        "epochs": _POSITIVE_INT,  # at least one: the network is trained on all rows, not just built
+        "lr": _POSITIVE_NUMBER,
+    }
 
-    def __init__(self, epochs=200, batch_size=1024, lr=1e-3, layers=(60, 30, 10), activation="tanh", loss="mse",
-                 device="cpu", random_state=0, contamination=0.1):
+    def __init__(self, epochs=200, batch_size=BASELINE_DEFAULTS["batch_size"], lr=DEFAULTS["lr"],
+                 layers=BASELINE_DEFAULTS["layers"], activation=DEFAULTS["activation"], loss=DEFAULTS["loss"],
+                 device="cpu", random_state=0, contamination=BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())
 
     def _fit(self, X: np.ndarray) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from deepuad.estimators.params import CLUSTERING_DEFAULTS
+
 _PREDICT_CHUNK = 65536
 
 
@@ -81,7 +83,7 @@ def kmeans_labels(X, n_clusters=20, random_state=0, fit_sample=None):
     return _predict_in_chunks(model, X)
 
 
-def hdbscan_labels(X, n_clusters=None, random_state=0, min_cluster_size=5, fit_sample=None):
+def hdbscan_labels(X, n_clusters=None, random_state=0, min_cluster_size=CLUSTERING_DEFAULTS["min_cluster_size"], fit_sample=None):
     """scikit-learn's HDBSCAN (paper Table 6: minimum cluster size 5); noise is -1 and never
     selected. It has no predict: with ``fit_sample`` the rest of the rows stay noise."""
     from sklearn.cluster import HDBSCAN
@@ -94,8 +96,10 @@ def hdbscan_labels(X, n_clusters=None, random_state=0, min_cluster_size=5, fit_s
     return labels
 
 
-def distribution_labels(X, n_clusters=None, random_state=0, thres=0.1, min_clus=7, max_dist=1.4, normalize="l2",
-                        n_anchors=1024, n_neighbors=20, sample=None):
+def distribution_labels(X, n_clusters=None, random_state=0, thres=CLUSTERING_DEFAULTS["thres"],
+                        min_clus=CLUSTERING_DEFAULTS["min_clus"], max_dist=CLUSTERING_DEFAULTS["max_dist"],
+                        normalize=CLUSTERING_DEFAULTS["normalize"], n_anchors=CLUSTERING_DEFAULTS["n_anchors"],
+                        n_neighbors=CLUSTERING_DEFAULTS["n_neighbors"], sample=None):
     """Distribution clustering (Lin et al., CVPR 2018): finds its own number of clusters and
     leaves outliers unclustered. Cluster variance is its s^2 on the normalised rows.
     ``thres="auto"`` applies the nearest-neighbour profile-distance heuristic."""

@@ -11,8 +11,9 @@ from torch import nn
 from deepuad.estimators.autoencoder import EagerAdam
 
 from deepuad.estimators.base import (
-    _CONTAMINATION, _POSITIVE_INT, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
+    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
 )
+from deepuad.estimators.params import BASELINE_DEFAULTS
 
 
 # Added to the diagonal of every mixture covariance so that it stays positive definite
@@ -157,17 +158,17 @@ class DAGMMDetector(BaseDetector):
         "dropout": (lambda v: is_real(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
         "epochs": _POSITIVE_INT,
         "batch_size": _POSITIVE_INT,
-        "lr": (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive finite number"),
+        "lr": _POSITIVE_NUMBER,
         "lambda_energy": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
         "lambda_cov": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
         "device": (_torch_device, "a torch device string such as 'cpu' or 'cuda'"),
         "random_state": _RANDOM_STATE,
-        "contamination": _CONTAMINATION,
+        "contamination": CONTAMINATION,
     }
 
     def __init__(self, hidden=(60, 30, 10, 1), n_gmm=4, est_hidden=10, dropout=0.5, epochs=200,
-                 batch_size=1024, lr=1e-4, lambda_energy=0.1, lambda_cov=0.005, device="cpu",
-                 random_state=0, contamination=0.1):
+                 batch_size=BASELINE_DEFAULTS["batch_size"], lr=1e-4, lambda_energy=0.1, lambda_cov=0.005, device="cpu",
+                 random_state=0, contamination=BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())
 
     def _seed(self) -> int:

@@ -56,8 +56,9 @@ import torch
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
-from deepuad.estimators.base import BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PAPER_READING, Selection, initial_selection, n_changed, select  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
+from deepuad.estimators.params import PAPER_READING, CONTAMINATION, DEFAULTS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
 RESELECT_BY = ("error", "variance")
@@ -89,8 +90,9 @@ def _int_at_least(minimum: int):
 class DeepUAD(BaseDetector):
     """Deep end-to-end unsupervised anomaly detection (the paper's Algorithm 1).
 
-    Parameters mirror the paper's Table 8 (KDDCUP defaults). ``contamination`` only sets
-    ``threshold_``/``labels_``; ``None`` means p/100, the paper's guess of the anomaly share.
+    Parameters mirror the paper's Table 8 (KDDCUP defaults, declared in ``params.DEFAULTS``).
+    ``contamination`` only sets ``threshold_``/``labels_``; ``None`` means ``contamination_``, the
+    share estimated from the training scores (the paper used p/100, its guess of the anomaly share).
 
     Learned attributes: ``model_`` (the autoencoder), ``iterations_`` (list of
     ``Iteration``, one per selection, 0 = initial), ``selected_`` (current training set),
@@ -102,11 +104,11 @@ class DeepUAD(BaseDetector):
     # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
     _parameter_checks = {
         "p0": INITIAL_SELECTION_CHECKS["p0"],
-        "p": (lambda v: 0 < v < 100, "in (0, 100)"),
+        "p": PERCENT,
         "r": (_int_at_least(1), ">= 1"),
         "epochs": (_int_at_least(0), ">= 0"),
         "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
-        "lr": (lambda v: v > 0 and np.isfinite(v), "a positive number"),
+        "lr": _POSITIVE_NUMBER,
         "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
         "activation": (lambda v: v in ("tanh", "relu"), "tanh or relu"),
         "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
@@ -117,8 +119,8 @@ class DeepUAD(BaseDetector):
         "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
         "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
-        "seed": (_int_at_least(0), ">= 0"),
-        "contamination": (lambda v: v is None or 0 < v <= 0.5, "in (0, 0.5]"),
+        "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
+        "contamination": (lambda v: v is None or CONTAMINATION[0](v), f"None or {CONTAMINATION[1]}"),
         "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
         "n_neighbors": (_int_at_least(1), ">= 1"),
         "reference_size": (_int_at_least(2), ">= 2 rows"),
@@ -126,31 +128,31 @@ class DeepUAD(BaseDetector):
 
     def __init__(
         self,
-        p0: float = 35.0,
-        p: float = 30.0,
-        r: int = 10,
-        epochs: int = 100,
-        batch_size: int | str = "auto",
-        lr: float = 1e-3,
-        layers: tuple[int, ...] | str = "auto",
-        activation: str = "tanh",
-        loss: str = "mse",
-        init_method: str = "gmm",
-        init_clusters: int = 20,
-        reselect_clusters: int = 20,
-        reselect_fit_sample: int | None = 20000,
-        percentile_over: str = "samples",
-        reselect_by: str = "variance",
-        tol: float = 0.05,
-        min_fraction: float = 0.01,
+        p0: float = DEFAULTS["p0"],
+        p: float = DEFAULTS["p"],
+        r: int = DEFAULTS["r"],
+        epochs: int = DEFAULTS["epochs"],
+        batch_size: int | str = DEFAULTS["batch_size"],
+        lr: float = DEFAULTS["lr"],
+        layers: tuple[int, ...] | str = DEFAULTS["layers"],
+        activation: str = DEFAULTS["activation"],
+        loss: str = DEFAULTS["loss"],
+        init_method: str = DEFAULTS["init_method"],
+        init_clusters: int = DEFAULTS["init_clusters"],
+        reselect_clusters: int = DEFAULTS["reselect_clusters"],
+        reselect_fit_sample: int | None = DEFAULTS["reselect_fit_sample"],
+        percentile_over: str = DEFAULTS["percentile_over"],
+        reselect_by: str = DEFAULTS["reselect_by"],
+        tol: float = DEFAULTS["tol"],
+        min_fraction: float = DEFAULTS["min_fraction"],
         device: str = "cpu",
-        precision: str = "32",
-        compile: bool = False,
-        seed: int = 0,
+        precision: str = DEFAULTS["precision"],
+        compile: bool = DEFAULTS["compile"],
+        seed: int = DEFAULTS["seed"],
         contamination: float | None = None,
-        score: str = "combined",
-        n_neighbors: int = 5,
-        reference_size: int = 2000,
+        score: str = DEFAULTS["score"],
+        n_neighbors: int = DEFAULTS["n_neighbors"],
+        reference_size: int = DEFAULTS["reference_size"],
     ):
         self._store_params(locals())
 
@@ -485,8 +487,7 @@ class DeepUAD(BaseDetector):
         self.score_parts_ = parts
         if meta.get("contamination_estimate") is not None:
             self.contamination_ = float(meta["contamination_estimate"])
-            if not 0 < self.contamination_ <= 0.5:
-                raise ValueError(f"contamination estimate {self.contamination_} is outside (0, 0.5]")
+            check_contamination(self.contamination_, "the contamination estimate")
         if parts == ("cosine",):
             return
         self.reference_ = np.asarray(arrays["scorer/reference"], dtype=np.float32)

@@ -1,4 +1,5 @@
-"""Distribution clustering (Lin, Liu, Lai, Matsushita, CVPR 2018) for deepuad's initial selection.
+"""Distribution clustering (W.-Y. Lin, S. Liu, J.-H. Lai, Y. Matsushita, "Dimensionality's
+Blessing: Clustering Images by Underlying Distribution", CVPR 2018) for deepuad's initial selection.
 
 Greedy seed-and-grow clustering on squared Euclidean distances between (by default
 L2-normalised) rows. Seeds are the closest still-unclustered pairs whose *distance profiles*
@@ -7,21 +8,19 @@ unclustered point that (a) has a distance profile close to the cluster's mean pr
 (b) lies on the cluster's hyper-shell (its mean distance to the members equals the members'
 mean distance to each other, to within ``thres``). Clusters of at most ``min_clus`` points are
 dropped; seeding stops once the closest remaining pair is at ``max_dist`` or more. Points never
-absorbed are unclustered (label -1). The semantics follow the authors' released MATLAB code;
-"spec N.N" below names the step of that code (as read for this project: the dense reference
-version, the scalable version, distance profiles, seeding and growth, out-of-sample assignment)
-that a line implements, and each such step is described where it is used.
+absorbed are unclustered (label -1). The semantics follow the authors' released MATLAB code
+("the release" below); each of its rules is described here or where it is implemented.
 
 Two implementations:
 
-* :func:`distribution_clustering_reference` — the dense O(n^2)-memory version (spec 4.1), kept
-  as a test oracle for a few thousand rows;
-* :class:`DistributionClustering` — the scalable version (spec 3.2 / 4.2): distance profiles
+* :func:`distribution_clustering_reference` — the dense O(n^2)-memory version, step for step
+  the release's, kept as a test oracle for a few thousand rows;
+* :class:`DistributionClustering` — the scalable version: distance profiles
   over ``n_anchors`` random anchor rows, seed pairs from an exact kNN graph rebuilt on the
   still-unclustered rows, and the shell test in closed form against the running centroid.
   Nothing n x n is ever built; work is done in blocks of ``chunk_size`` rows.
 
-Readings of the spec's ambiguities chosen here, and why:
+Readings of the paper's and the release's ambiguities chosen here, and why:
 
 * **Distance** is *squared* Euclidean (the release uses ``vl_alldist2``), so ``thres`` and
   ``max_dist`` keep the paper's scale (max_dist <= 2 for unit vectors with cosines >= 0).
@@ -30,7 +29,8 @@ Readings of the spec's ambiguities chosen here, and why:
   mean, then unit-normalise); ``"none"`` uses the rows as given. All-zero rows stay zero.
 * **min_clus is strict**, as in the release: a cluster is kept only with *more than*
   ``min_clus`` points.
-* **Stopping** is on the seed distance only (spec 2.4 step 11's recommendation). The release's
+* **Stopping** is on the seed distance only: no new cluster is seeded once the closest pair of
+  unclustered points is ``max_dist`` or more apart, however the clusters grew. The release's
   quirk of also stopping when a grown cluster's mean distance exceeds ``max_dist`` is available
   in the reference as ``legacy_stop=True``.
 * **Exact duplicate seed pairs** (distance 0) are skipped, as in the release; duplicates can
@@ -44,25 +44,26 @@ Readings of the spec's ambiguities chosen here, and why:
 * **Growth in the scalable version is batched**: each sweep tests all candidates against the
   centroid and s^2 at the start of the sweep, while the release updates the shell statistic
   after every single addition. Per-point updates would cost O(n d) per added point; the two
-  agree on the spec's sanity data (see tests). The mean profile is fixed for a whole growth
-  phase, exactly as in the release.
+  agree on the synthetic data of tests/test_distribution.py (nested hyper-shells, a
+  DeepUAD-like mixture). The mean profile is fixed for a whole growth phase, exactly as in the
+  release.
 * **Seed pairs are never retried**: a pair that was examined (rejected, or grown into a cluster
   that was too small) is remembered across kNN rebuilds, as in the release's single sweep.
   Rows closer than float32 rounding (duplicates) are kept out of the kNN lists, so a group of
   more than ``n_neighbors`` copies cannot hide the real seed pairs.
-* **Speed without approximation** beyond the spec's: the kNN graph is exact (brute force in
-  ``chunk_size`` blocks; only rows that lost a neighbour are recomputed on a rebuild), and
-  growth evaluates the shell test only on rows that the triangle inequality, applied to
+* **Speed without approximation** beyond the anchor profiles: the kNN graph is exact (brute
+  force in ``chunk_size`` blocks; only rows that lost a neighbour are recomputed on a rebuild),
+  and growth evaluates the shell test only on rows that the triangle inequality, applied to
   distances from a reference centre (the seed pair's midpoint, computed for a batch of seeds
   in one matrix product), cannot exclude. torch is used only for its faster ``topk``.
 * **Cluster variance.** ``cluster_s2_`` is s^2, the mean squared distance of the members to
-  their centroid (the spec's proposal, used to rank clusters); ``cluster_mu_`` is the members'
-  mean pairwise squared distance, mu = 2 s^2 |C| / (|C| - 1). Both are computed on the *final*
-  members; the release records mu from before its second growth phase, which differs
-  negligibly.
+  their centroid (the cluster variance deepuad ranks clusters by, as for the other methods);
+  ``cluster_mu_`` is the members' mean pairwise squared distance, mu = 2 s^2 |C| / (|C| - 1).
+  Both are computed on the *final* members; the release records mu from before its second
+  growth phase, which differs negligibly.
 * **Out-of-sample assignment** (``predict``, and the rows left out by ``sample=``): a row joins
   the cluster whose shell test and anchor-profile test it passes with the smallest shell
-  deviation, otherwise it is unclustered (spec 3.2 G).
+  deviation, otherwise it is unclustered.
 * **Determinism**: the same data, parameters and ``random_state`` give the same labels on the
   same machine and thread settings (BLAS rounding can differ between thread counts).
 
@@ -78,6 +79,7 @@ import numbers
 import numpy as np
 
 from .base import check_array
+from .params import CLUSTERING_DEFAULTS as _DEFAULTS
 
 __all__ = ["DistributionClustering", "distribution_clustering_reference", "estimate_thres"]
 
@@ -181,7 +183,7 @@ def _exact_pair_sqdist(X, i, j, chunk):
 
 def distribution_clustering_reference(X, thres, min_clus, max_dist, normalize="l2", *,
                                       legacy_stop=False, return_mu=False):
-    """Dense distribution clustering, literally as the release does it (spec 4.1); test oracle.
+    """Dense distribution clustering, literally as the release does it; test oracle.
 
     Builds the full n x n squared-distance matrix in float64, so it is limited to
     10,000 rows. Pairs are walked in increasing distance (ties by row index); growth adds
@@ -327,7 +329,7 @@ class _Cluster:
 
 
 class _ScalableRun:
-    """State of one scalable fit on the rows being clustered (spec 4.2)."""
+    """State of one scalable fit on the rows being clustered."""
 
     def __init__(self, Xs, anchor_idx, thres, min_clus, max_dist, n_neighbors, chunk):
         self.X = Xs                                 # normalised, shifted rows (float32)
@@ -417,7 +419,7 @@ class _ScalableRun:
         A row whose previous neighbours are all still free keeps exactly the same list (its
         k nearest in a superset are still there), so only rows that lost a neighbour are
         recomputed. The rebuild itself is needed: a distribution whose nearest neighbours
-        all sat in an earlier cluster would otherwise never be seeded (spec 3.2 C).
+        all sat in an earlier cluster would otherwise never be seeded.
         """
         refs = np.flatnonzero(self.free)
         kk = min(self.k, len(refs) - 1)
@@ -739,8 +741,9 @@ class DistributionClustering:
         Seed pairs that passed the seed tests and were grown (accepted or not).
     """
 
-    def __init__(self, thres=0.1, min_clus=7, max_dist=1.4, normalize="l2", n_anchors=1024,
-                 n_neighbors=20, sample=None, chunk_size=4096, random_state=0):
+    def __init__(self, thres=_DEFAULTS["thres"], min_clus=_DEFAULTS["min_clus"], max_dist=_DEFAULTS["max_dist"],
+                 normalize=_DEFAULTS["normalize"], n_anchors=_DEFAULTS["n_anchors"], n_neighbors=_DEFAULTS["n_neighbors"],
+                 sample=None, chunk_size=4096, random_state=0):
         self.thres = thres
         self.min_clus = min_clus
         self.max_dist = max_dist
@@ -836,7 +839,8 @@ class DistributionClustering:
         return self._assign(Xn)
 
     def _assign(self, Xn):
-        """Out-of-sample rule on normalised rows (spec 3.2 G); O(n K (d + m))."""
+        """Out-of-sample rule on normalised rows (module docstring: out-of-sample assignment);
+        O(n K (d + m))."""
         n = Xn.shape[0]
         out = np.full(n, -1, dtype=np.int64)
         K = self.n_clusters_
@@ -875,16 +879,16 @@ class DistributionClustering:
 # --------------------------------------------------------------------------- thres heuristic
 
 
-def estimate_thres(X, *, normalize="l2", n_samples=2000, quantile=0.5, n_anchors=1024,
-                   chunk_size=4096, random_state=0, return_values=False):
+def estimate_thres(X, *, normalize=_DEFAULTS["normalize"], n_samples=2000, quantile=0.5,
+                   n_anchors=_DEFAULTS["n_anchors"], chunk_size=4096, random_state=0, return_values=False):
     """Suggest ``thres`` from the data: a quantile of nearest-neighbour profile distances.
 
     For up to ``n_samples`` random rows i, find the nearest other row j (ignoring exact
     duplicates) and compute the seed test value S(i, j) — the mean absolute difference of the
-    two rows' squared distances to ``n_anchors`` random anchor rows (spec 2.5). Two instances
-    of one distribution never match exactly because of sampling noise; ``thres`` has to clear
-    that noise floor, so the spec suggests the median to upper quartile of these values
-    (``quantile`` 0.5-0.75). Returns the quantile, or ``(quantile, values)`` with
+    two rows' squared distances to ``n_anchors`` random anchor rows. Two instances of one
+    distribution never match exactly because of sampling noise; ``thres`` has to clear that
+    noise floor, so a value between the median and the upper quartile of these values is a
+    starting point (``quantile`` 0.5-0.75). Returns the quantile, or ``(quantile, values)`` with
     ``return_values=True`` (the per-row values, for a histogram).
     """
     if normalize not in _NORMALIZE:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepuad.estimators.params import MAX_CONTAMINATION
+
 COMPONENTS = {
     "combined": ("l2", "iforest"),
     "l2": ("l2",),
@@ -191,4 +193,4 @@ def estimate_contamination(scores: np.ndarray, cutoff: float = 3.0) -> float:
     if spread <= 1e-12:
         spread = float(np.std(scores)) or 1.0
     share = float(np.mean(scores > median + cutoff * spread))
-    return float(min(0.5, max(1.0 / len(scores), share)))
+    return float(min(MAX_CONTAMINATION, max(1.0 / len(scores), share)))  # a valid contamination

@@ -26,20 +26,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS, check_value
+
 PERCENTILE_OVER = ("clusters", "samples")
-# The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the
-# command line. Here, not in the detector, so that `cluster --paper` does not import torch.
-PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
 # a function that says it), checked in this order by check_initial_selection; DeepUAD's table
 # reuses the ones they share
+# p0 and p, thresholds in percent: 0 would leave every cluster out, 100 keep every one
+PERCENT = (lambda v: 0 < v < 100, "in (0, 100)")
+
 INITIAL_SELECTION_CHECKS = {
     "method": (lambda v: v in _clustering_methods(), lambda: "one of " + ", ".join(_clustering_methods())),
-    "p0": (lambda v: 0 < v < 100, "in (0, 100)"),
+    "p0": PERCENT,
     "n_clusters": (lambda v: v >= 1, ">= 1"),
-    "percentile_over": (lambda v: v in PERCENTILE_OVER, "clusters or samples"),
+    "percentile_over": (lambda v: v in PERCENTILE_OVER, "one of " + ", ".join(PERCENTILE_OVER)),
     "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "random_state": (lambda v: int(v) >= 0, ">= 0"),
     "covariance_type": (lambda v: v is None or v in COVARIANCE_TYPES, "one of " + ", ".join(COVARIANCE_TYPES)),
@@ -56,10 +58,9 @@ def _clustering_methods():
 def check_initial_selection(**params) -> None:
     """ValueError naming the first of ``params`` (names of INITIAL_SELECTION_CHECKS) that breaks
     its constraint; ``covariance_type`` only applies to method "gmm" (pass None otherwise)."""
-    for name, (test, requirement) in INITIAL_SELECTION_CHECKS.items():
-        if name in params and not test(params[name]):
-            what = requirement() if callable(requirement) else requirement
-            raise ValueError(f"{name} must be {what}, got {params[name]!r}")
+    for name, constraint in INITIAL_SELECTION_CHECKS.items():
+        if name in params:
+            check_value(name, params[name], constraint)
 _CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
 
 
@@ -107,13 +108,11 @@ def select_low_variance(
     variances: np.ndarray,
     p: float,
     over: str = "clusters",
-    min_fraction: float = 0.01,
+    min_fraction: float = DEFAULTS["min_fraction"],
 ) -> Selection:
     """Apply the percentile rule with threshold p (in percent, 0 < p < 100)."""
-    if not 0 < p < 100:
-        raise ValueError(f"p must be in (0, 100), got {p}")
-    if over not in PERCENTILE_OVER:
-        raise ValueError(f"percentile_over must be one of {PERCENTILE_OVER}, got {over!r}")
+    check_value("p", p, PERCENT)
+    check_value("percentile_over", over, INITIAL_SELECTION_CHECKS["percentile_over"])
     labels = np.asarray(labels, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     variances = np.asarray(variances, dtype=np.float64)
@@ -150,7 +149,7 @@ def select_low_variance(
     return Selection(labels, sizes, variances, threshold, accepted, selected.astype(np.int64), fallback)
 
 
-def select(Z: np.ndarray, labels: np.ndarray, p: float, over: str = "clusters", min_fraction: float = 0.01):
+def select(Z: np.ndarray, labels: np.ndarray, p: float, over: str = "clusters", min_fraction: float = DEFAULTS["min_fraction"]):
     """C(Z, p): variances of the clusters in ``labels`` measured in the space ``Z``, then the rule."""
     labels = np.asarray(labels, dtype=np.int64)
     n_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
@@ -167,20 +166,20 @@ def n_changed(old: np.ndarray, new: np.ndarray) -> int:
 
 def initial_selection(
     X: np.ndarray,
-    p0: float = 35.0,
-    method: str = "gmm",
-    n_clusters: int = 20,
-    percentile_over: str = "samples",
-    min_fraction: float = 0.01,
-    random_state: int = 0,
+    p0: float = DEFAULTS["p0"],
+    method: str = DEFAULTS["init_method"],
+    n_clusters: int = DEFAULTS["init_clusters"],
+    percentile_over: str = DEFAULTS["percentile_over"],
+    min_fraction: float = DEFAULTS["min_fraction"],
+    random_state: int = DEFAULTS["seed"],
     **method_options,
 ) -> Selection:
     """C(X, p0): cluster the input features and keep the low-variance clusters."""
     from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
 
     if method == "gmm":
-        method_options.setdefault("covariance_type", "diag")  # full covariance fails on one-hot data
-        method_options.setdefault("reg_covar", 1e-4)
+        method_options.setdefault("covariance_type", CLUSTERING_DEFAULTS["covariance_type"])
+        method_options.setdefault("reg_covar", CLUSTERING_DEFAULTS["reg_covar"])
     labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
     if "variances" in extra:  # the method measured spread in its own geometry
         sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))

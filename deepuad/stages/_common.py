@@ -18,6 +18,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.errors import DataError, DeviceError, InputError, UsageError
+from deepuad.estimators.params import check_contamination
 
 
 Progress = Callable[[str, int, int], None]
@@ -140,11 +141,25 @@ def skipped(output) -> dict:
     return {"output": str(output), "skipped": True, "reason": "up to date (same parameters and inputs)"}
 
 
+# an estimator's parameter -> the option that sets it, where the names differ
+OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
+
+
+def as_option(message: str) -> str:
+    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter
+    (an estimator's ValueError, translated into a UsageError)."""
+    name, rest = message.split(" ", 1)
+    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"
+
+
 def check_threshold_options(contamination, threshold) -> None:
     if contamination is not None and threshold is not None:
         raise UsageError("give --contamination or --threshold, not both")
-    if contamination is not None and not 0 < contamination <= 0.5:
-        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
+    if contamination is not None:
+        try:
+            check_contamination(contamination, "--contamination")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if threshold is not None and not np.isfinite(threshold):
         raise UsageError(f"--threshold must be a finite number, got {threshold}")
 

@@ -20,6 +20,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
 from deepuad.errors import DataError, InputError, OutputError, StaleError, UsageError
+from deepuad.estimators.params import SCORE_BATCH_ROWS
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -245,7 +246,7 @@ def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
 
 
 def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None, k: int = 5,
-            plots_dir=None, force: bool = False, batch_rows: int = 16384, device: str = "cpu") -> dict:
+            plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS, device: str = "cpu") -> dict:
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""

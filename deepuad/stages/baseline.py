@@ -11,7 +11,14 @@ from deepuad import artifacts as art
 from deepuad.artifacts.features import load_features
 from deepuad.artifacts.scores import write_scores
 from deepuad.errors import DataError, StaleError, UsageError
-from deepuad.stages._common import default_output, no_progress, Progress, resolve_device, set_threads
+from deepuad.estimators.params import BASELINE_DEFAULTS, DEFAULTS
+from deepuad.stages._common import as_option, default_output, no_progress, Progress, resolve_device, set_threads
+
+
+# `baseline --method dagmm` trains 100 epochs unless told otherwise, not DAGMMDetector's 200 (its
+# paper's): the command's default since it was added, recorded in its artifacts; the other
+# methods use their detector's default
+DEFAULT_EPOCHS = {"dagmm": 100}
 
 
 def baseline(
@@ -19,14 +26,14 @@ def baseline(
     method="iforest",
     score_features=None,
     output=None,
-    contamination=0.1,
-    seed=0,
+    contamination=BASELINE_DEFAULTS["contamination"],
+    seed=DEFAULTS["seed"],
     epochs=None,
-    batch_size=1024,
+    batch_size=BASELINE_DEFAULTS["batch_size"],
     lr=None,
-    layers=(60, 30, 10),
-    activation="tanh",
-    max_train_samples=10000,
+    layers=BASELINE_DEFAULTS["layers"],
+    activation=DEFAULTS["activation"],
+    max_train_samples=BASELINE_DEFAULTS["max_train_samples"],
     device="auto",
     threads=None,
     progress: Progress = no_progress,
@@ -37,30 +44,23 @@ def baseline(
 
     if method not in BASELINES:
         raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
-    if not 0 < contamination <= 0.5:
-        raise UsageError(f"--contamination must be in (0, 0.5], got {contamination}")
-    if epochs is not None and epochs < 1:  # else the detector's "r must be >= 1", reported as a data error
-        raise UsageError(f"--epochs must be >= 1, got {epochs}")
-    if lr is not None and not (lr > 0 and np.isfinite(lr)):
-        raise UsageError(f"--lr must be a positive number, got {lr}")
-    score_features = score_features or features_path
-    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"), [features_path, score_features])
-    set_threads(threads)
     options: dict = {"contamination": contamination, "random_state": seed}
     if method in ("ae", "dagmm"):
-        options.update(batch_size=batch_size, device=resolve_device(device))
-        options["epochs"] = epochs if epochs is not None else (200 if method == "ae" else 100)
+        options.update(batch_size=batch_size, device="cpu")  # resolved below, after the checks (no GPU: exit 7)
+        options["epochs"] = epochs if epochs is not None else DEFAULT_EPOCHS.get(method, BASELINES[method]().epochs)
         if lr is not None:
             options["lr"] = lr
     if method == "ae":
         options.update(layers=tuple(layers), activation=activation)
     if method == "ocsvm":
         options["max_train_samples"] = max_train_samples
-    try:
-        detector = BASELINES[method](**options)
-        detector.check_params()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    _checked(method, options)  # first, as every option check: exit 2 even if the output or device is wrong too
+    score_features = score_features or features_path
+    output = art.check_output_path(output or default_output(score_features, f"{method}.scores"), [features_path, score_features])
+    set_threads(threads)
+    if "device" in options:
+        options["device"] = resolve_device(device)
+    detector = _checked(method, options)
     train = load_features(features_path)
     target = train if Path(score_features) == Path(features_path) else load_features(score_features)
     if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
@@ -80,3 +80,16 @@ def baseline(
     summary = write_scores(output, params, inputs, len(scores), [(0, scores)], target["y"], contamination,
                            float(detector.threshold_))
     return {"output": summary.pop("output"), "method": method, **summary}
+
+
+def _checked(method: str, options: dict):
+    """The baseline detector with ``options``, its parameters checked by its own constraints; a
+    ValueError becomes a UsageError naming the option (exit 2)."""
+    from deepuad.estimators.baselines import BASELINES
+
+    try:
+        detector = BASELINES[method](**options)
+        detector.check_params()
+    except ValueError as error:
+        raise UsageError(as_option(str(error))) from None
+    return detector

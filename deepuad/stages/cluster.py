@@ -10,18 +10,19 @@ from deepuad import artifacts as art
 from deepuad.artifacts import clusters as clusters_artifact
 from deepuad.artifacts.features import features_for_clustering
 from deepuad.errors import DataError, UsageError
-from deepuad.stages._common import default_output, existing_artifact_matches, no_progress, Progress, skipped
+from deepuad.estimators.params import DEFAULTS
+from deepuad.stages._common import as_option, default_output, existing_artifact_matches, no_progress, Progress, skipped
 
 
 def cluster(
     features_path,
     output=None,
-    method="gmm",
-    n_clusters=20,
-    p0=35.0,
-    percentile_over="samples",
-    min_fraction=0.01,
-    seed=0,
+    method=DEFAULTS["init_method"],
+    n_clusters=DEFAULTS["init_clusters"],
+    p0=DEFAULTS["p0"],
+    percentile_over=DEFAULTS["percentile_over"],
+    min_fraction=DEFAULTS["min_fraction"],
+    seed=DEFAULTS["seed"],
     method_options: dict | None = None,
     skip_current=False,
     progress: Progress = no_progress,
@@ -76,13 +77,3 @@ def cluster(
         summary["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
         summary["data_anomaly_share"] = float(np.mean(y))
     return summary
-
-
-# initial_selection's parameter -> the option that sets it, where the names differ
-OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
-
-
-def as_option(message: str) -> str:
-    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter."""
-    name, rest = message.split(" ", 1)
-    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"

@@ -10,6 +10,7 @@ from deepuad.artifacts.features import as_finite_float32
 from deepuad.artifacts.scores import write_scores
 from deepuad.artifacts.shard import write_shard
 from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.estimators.params import SCORE_BATCH_ROWS
 from deepuad.stages._common import (
     check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
     resolve_device, set_threads, skipped,
@@ -25,7 +26,7 @@ def score(
     force=False,
     device="auto",
     threads=None,
-    batch_rows=16384,
+    batch_rows=SCORE_BATCH_ROWS,
     shard=None,
     skip_current=False,
     progress: Progress = no_progress,

@@ -1,0 +1,102 @@
+"""The parameters that several layers share (estimators, stages, command-line options, artifact
+readers), each declared once here: DeepUAD's defaults, which C(X, p0) (``selection``), the
+``cluster`` stage and the command-line options take too, the baselines' and the clustering
+methods' defaults, and the one range of ``contamination``; ``check_value`` applies any
+(test, what the value must be) constraint of the estimators' tables, with one message form.
+
+Imports nothing but the standard library: the command line builds its options from these
+defaults when it starts, and it starts without NumPy, scikit-learn or torch (seconds).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+# DeepUAD's defaults (the paper's Table 8, KDDCUP; docs/fidelity.md for the readings): its
+# ``__init__`` signature takes them from here, and so do initial_selection, the stages and the
+# options of ``cluster``, ``train`` and ``run``
+DEFAULTS = {
+    "p0": 35.0,
+    "p": 30.0,
+    "r": 10,
+    "epochs": 100,
+    "batch_size": "auto",
+    "lr": 1e-3,
+    "layers": "auto",
+    "activation": "tanh",
+    "loss": "mse",
+    "init_method": "gmm",
+    "init_clusters": 20,
+    "reselect_clusters": 20,
+    "reselect_fit_sample": 20000,
+    "percentile_over": "samples",
+    "reselect_by": "variance",
+    "tol": 0.05,
+    "min_fraction": 0.01,
+    "precision": "32",
+    "compile": False,
+    "seed": 0,
+    "score": "combined",
+    "n_neighbors": 5,  # score "knn": the mean distance to this many nearest kept rows
+    "reference_size": 2000,
+}
+
+# rows scored per batch by ``score`` and ``explain``: shards are cut at multiples of it
+# (artifacts.shard.shard_rows), so shards and the unsharded run they equal must share it
+SCORE_BATCH_ROWS = 16384
+
+# The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the
+# command line (cluster and train)
+PAPER_READING = {"percentile_over": "clusters", "tol": 0.0, "score": "cosine"}
+
+# the baselines' defaults that the ``baseline`` command offers as options too (the autoencoder
+# baseline's lr, activation and loss are DeepUAD's)
+BASELINE_DEFAULTS = {
+    "contamination": 0.1,
+    "batch_size": 1024,
+    "layers": (60, 30, 10),  # the autoencoder's: the paper's KDDCUP network
+    "max_train_samples": 10000,  # OC-SVM (baselines.OCSVMDetector says why)
+}
+
+# the initial clustering methods' own options (clustering.METHODS), taken by their functions, by
+# DistributionClustering and by the options of ``cluster``
+CLUSTERING_DEFAULTS = {
+    "covariance_type": "diag",  # gmm: full covariance fails on one-hot data
+    "reg_covar": 1e-4,
+    "min_cluster_size": 5,  # hdbscan (the paper's Table 6)
+    "thres": 0.1,  # distribution clustering, from here on
+    "min_clus": 7,
+    "max_dist": 1.4,
+    "normalize": "l2",
+    "n_anchors": 1024,
+    "n_neighbors": 20,
+}
+
+# the most a contamination may be: more than half the rows "anomalous" would make the normal
+# rows the anomalies
+MAX_CONTAMINATION = 0.5
+
+
+def is_contamination(value) -> bool:
+    """The one test of a contamination (the share of rows flagged as anomalies): a number in
+    (0, 0.5]. Estimators, stages and artifact readers all ask this one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < value <= MAX_CONTAMINATION
+
+
+# (test, what the value must be), in the form of the estimators' ``_parameter_checks`` tables
+CONTAMINATION = (is_contamination, f"a number in (0, {MAX_CONTAMINATION}]")
+
+
+def check_value(name: str, value, constraint) -> None:
+    """ValueError "<name> must be <what>, got <value>" unless ``value`` passes ``constraint``, a
+    (test, what the value must be) pair as in the estimators' tables (``what`` may be a function
+    that says it). Callers translate the error: an option: exit 2; a file's content: exit 3."""
+    test, requirement = constraint
+    if not test(value):
+        what = requirement() if callable(requirement) else requirement
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def check_contamination(value, name: str = "contamination") -> None:
+    """``check_value`` of a contamination: "<name> must be a number in (0, 0.5], got <value>"."""
+    check_value(name, value, CONTAMINATION)
