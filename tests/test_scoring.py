@@ -34,10 +34,23 @@ def test_one_row_training_sets_score_finite():
     assert np.isfinite(scoring.forest_scores(scoring.fit_forest(one, random_state=0), X)).all()
 
 
-def test_robust_scale_falls_back_when_the_iqr_is_zero():
+def test_robust_scale_is_the_iqr_of_the_values_or_of_their_distinct_values_whichever_is_larger():
     assert scoring.robust_scale(np.array([1.0, 2.0, 3.0, 4.0, 5.0])) == (3.0, 2.0)
+    # duplicates at the median collapse the IQR of all values to 0; the distinct values' IQR remains
+    spread = np.linspace(0.0, 2.0, 40)
+    center, scale = scoring.robust_scale(np.concatenate([np.ones(60), spread]))
+    distinct = np.unique(np.concatenate([[1.0], spread]))
+    assert center == 1.0 and scale == pytest.approx(np.percentile(distinct, 75) - np.percentile(distinct, 25))
     center, scale = scoring.robust_scale(np.array([0.0] * 9 + [10.0]))
-    assert center == 0.0 and scale == pytest.approx(3.0)  # the standard deviation
+    assert center == 0.0 and scale == pytest.approx(5.0)  # distinct values 0 and 10
+    # counting each value once never shrinks the spread: IQR 10 here, 5 over the distinct values
+    assert scoring.robust_scale(np.array([0.0, 0.0, 0.0, 5.0, 10.0, 10.0, 10.0])) == (5.0, 10.0)
+
+
+def test_robust_scale_falls_back_to_the_standard_deviation_then_one():
+    # distinct values packed within 1e-12 of each other, and one far away: both IQRs are ~0
+    values = np.concatenate([np.arange(99) * 1e-14, [1.0]])
+    assert scoring.robust_scale(values)[1] == pytest.approx(np.std(values))
     assert scoring.robust_scale(np.zeros(5)) == (0.0, 1.0)
 
 
@@ -173,7 +186,6 @@ def test_parts_enter_the_combination_on_their_own_scale():
         np.testing.assert_allclose(scoring.for_combining(part, values), np.log(values + 1e-12))
     for part in ("iforest", "cosine"):
         np.testing.assert_array_equal(scoring.for_combining(part, values), values)
-    assert scoring.robust_scale(np.array([0.0, 0.0, 0.0, 1e-13, 1.0]))[1] == pytest.approx(np.std([0, 0, 0, 1e-13, 1.0]))
 
 
 def test_knn_distances_keep_float64_precision_far_from_the_origin():
