@@ -1,6 +1,7 @@
 """No change of behaviour: a fixed small run of every stage gives exactly the artifacts it gave
-before the redesign of issue 13 (tests/golden/reference.json, written by that code; see
-tests/golden/golden_run.py for the run and for how to regenerate it after an intended change).
+before the redesign of issue 13 (tests/golden/reference.json, first written by that code and
+regenerated since only for intended changes, each named in its commit; see tests/golden/golden_run.py
+for the run and for how to regenerate it).
 
 Every dataset (dtype, shape, SHA-256 of its bytes) and every attribute of every artifact is
 compared, and every command's --json summary and ``inspect --json`` output, except the

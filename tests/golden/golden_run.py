@@ -1,9 +1,10 @@
 """A fixed small run of every stage, and a digest of every artifact it writes.
 
 Used by ``tests/test_golden.py`` to prove that a change of code layout changed no behaviour: the
-run's artifacts must give exactly the digest stored in ``reference.json`` (written by the code as
-it was before the redesign of issue 13). Regenerate the reference only for an intended change of
-behaviour, and say so in the commit:
+run's artifacts must give exactly the digest stored in ``reference.json`` (first written by the code
+as it was before the redesign of issue 13; ``git log tests/golden/reference.json`` lists every
+intended change of behaviour since). Regenerate the reference only for such a change, and say so
+in the commit:
 
     python tests/golden/golden_run.py --write
 
