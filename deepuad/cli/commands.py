@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from deepuad.errors import OutputError, UsageError
-from deepuad.estimators.params import BASELINE_DEFAULTS, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
+from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
     ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, P0_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _layers, _shard, _size, _thres, _train_options, with_training_options,
@@ -217,9 +217,9 @@ def baseline(
     score_features: Optional[Path] = typer.Option(None, "--score-features", help="Features to score [default: the same]."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output scores file [default: <stem>.<method>.scores.h5]."),
     contamination: float = typer.Option(BASELINE_DEFAULTS["contamination"], "--contamination", help="Share of rows flagged (sets the threshold)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="ae/dagmm: epochs [default: ae 200, dagmm 100]."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"ae/dagmm: epochs [default: ae {BASELINE_EPOCHS['ae']}, dagmm {BASELINE_EPOCHS['dagmm']}]."),
     batch_size: int = typer.Option(BASELINE_DEFAULTS["batch_size"], "--batch-size", help="ae/dagmm: batch size."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="ae/dagmm: learning rate [default: ae 1e-3, dagmm 1e-4]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"ae/dagmm: learning rate [default: ae {BASELINE_LR['ae']:g}, dagmm {BASELINE_LR['dagmm']:g}]."),
     layers: str = typer.Option(",".join(map(str, BASELINE_DEFAULTS["layers"])), "--layers", help="ae: encoder widths."),
     activation: str = typer.Option(DEFAULTS["activation"], "--activation", help="ae: tanh or relu."),
     max_train_samples: int = typer.Option(BASELINE_DEFAULTS["max_train_samples"], "--max-train-samples", help="ocsvm: fit on at most this many random rows (OC-SVM is quadratic)."),

@@ -24,7 +24,7 @@ from deepuad.estimators.base import (
     is_int, is_real,
 )
 from deepuad.estimators.dagmm import DAGMMDetector  # written in torch: its own module
-from deepuad.estimators.params import BASELINE_DEFAULTS, DEFAULTS
+from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, DEFAULTS
 
 __all__ = ["IsolationForestDetector", "OCSVMDetector", "DAGMMDetector", "AutoencoderDetector", "BASELINES"]
 
@@ -156,7 +156,7 @@ class AutoencoderDetector(BaseDetector):
         "lr": _POSITIVE_NUMBER,
     }
 
-    def __init__(self, epochs=200, batch_size=BASELINE_DEFAULTS["batch_size"], lr=DEFAULTS["lr"],
+    def __init__(self, epochs=BASELINE_EPOCHS["ae"], batch_size=BASELINE_DEFAULTS["batch_size"], lr=BASELINE_LR["ae"],
                  layers=BASELINE_DEFAULTS["layers"], activation=DEFAULTS["activation"], loss=DEFAULTS["loss"],
                  device="cpu", random_state=0, contamination=BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())

@@ -13,7 +13,7 @@ from deepuad.estimators.autoencoder import EagerAdam
 from deepuad.estimators.base import (
     CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
 )
-from deepuad.estimators.params import BASELINE_DEFAULTS
+from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_LR
 
 
 # Added to the diagonal of every mixture covariance so that it stays positive definite
@@ -167,7 +167,7 @@ class DAGMMDetector(BaseDetector):
     }
 
     def __init__(self, hidden=(60, 30, 10, 1), n_gmm=4, est_hidden=10, dropout=0.5, epochs=200,
-                 batch_size=BASELINE_DEFAULTS["batch_size"], lr=1e-4, lambda_energy=0.1, lambda_cov=0.005, device="cpu",
+                 batch_size=BASELINE_DEFAULTS["batch_size"], lr=BASELINE_LR["dagmm"], lambda_energy=0.1, lambda_cov=0.005, device="cpu",
                  random_state=0, contamination=BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())
 

@@ -57,6 +57,11 @@ BASELINE_DEFAULTS = {
     "layers": (60, 30, 10),  # the autoencoder's: the paper's KDDCUP network
     "max_train_samples": 10000,  # OC-SVM (baselines.OCSVMDetector says why)
 }
+# the ``baseline`` command's epochs and learning rate of the two networks. `--method dagmm` trains
+# 100 epochs unless told otherwise, not DAGMMDetector's 200 (its paper's): the command's default
+# since it was added, recorded in its artifacts
+BASELINE_EPOCHS = {"ae": 200, "dagmm": 100}
+BASELINE_LR = {"ae": DEFAULTS["lr"], "dagmm": 1e-4}
 
 # the initial clustering methods' own options (clustering.METHODS), taken by their functions, by
 # DistributionClustering and by the options of ``cluster``

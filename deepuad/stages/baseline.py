@@ -11,14 +11,8 @@ from deepuad import artifacts as art
 from deepuad.artifacts.features import load_features
 from deepuad.artifacts.scores import write_scores
 from deepuad.errors import DataError, StaleError, UsageError
-from deepuad.estimators.params import BASELINE_DEFAULTS, DEFAULTS
+from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS
 from deepuad.stages._common import as_option, default_output, no_progress, Progress, resolve_device, set_threads
-
-
-# `baseline --method dagmm` trains 100 epochs unless told otherwise, not DAGMMDetector's 200 (its
-# paper's): the command's default since it was added, recorded in its artifacts; the other
-# methods use their detector's default
-DEFAULT_EPOCHS = {"dagmm": 100}
 
 
 def baseline(
@@ -47,7 +41,7 @@ def baseline(
     options: dict = {"contamination": contamination, "random_state": seed}
     if method in ("ae", "dagmm"):
         options.update(batch_size=batch_size, device="cpu")  # resolved below, after the checks (no GPU: exit 7)
-        options["epochs"] = epochs if epochs is not None else DEFAULT_EPOCHS.get(method, BASELINES[method]().epochs)
+        options["epochs"] = epochs if epochs is not None else BASELINE_EPOCHS[method]
         if lr is not None:
             options["lr"] = lr
     if method == "ae":
