@@ -56,6 +56,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------- helpers
 
 
+def portable(text: str) -> str:
+    """Paths in what the results record, relative to the repository (its data is ../shared/data)
+    and with the temporary folder named as such: no path of the machine that ran it."""
+    return (text.replace(str(ROOT) + os.sep, "").replace(str(ROOT.parent), "..")
+            .replace(tempfile.gettempdir(), "<temp folder>"))
+
+
 def median(values):
     return float(statistics.median(values))
 
@@ -216,7 +223,6 @@ def section_epoch(data, args, threads) -> dict:
 
 def section_fit(data, args, timeline) -> dict:
     """2. + 3. deepuad fit (timed re-selections) vs PyOD, interleaved; snapshot for the caps."""
-    import torch
 
     from deepuad.estimators.detector import DeepUAD
 
@@ -769,14 +775,15 @@ def main() -> None:
 
     LOAD.start()
     run_start = time.time()
-    R: dict = {"command": "python bench/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-               "machine": machine_info("torch", "numpy", "sklearn", "h5py", "pyod"), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    R: dict = {"command": portable("python bench/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])),
+               "machine": machine_info("torch", "numpy", "sklearn", "h5py", "pyod"),
+               "args": {k: (portable(str(v)) if isinstance(v, (Path, str)) else v) for k, v in vars(args).items()},
                "notes": list(args.note)}
     R["threads"] = set_threads(None)
     R["git"] = git_state()
     import deepuad
 
-    R["deepuad_imported_from"] = str(Path(deepuad.__file__).parent)
+    R["deepuad_imported_from"] = portable(str(Path(deepuad.__file__).parent))
     timeline = Timeline()
     import deepuad.estimators.clustering as clustering_module
 
