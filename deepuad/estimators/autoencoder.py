@@ -52,21 +52,28 @@ class EagerAdam(torch.optim.Adam):
     ever stops exposing ``__wrapped__``, this is Adam with the import again, not another update.
     """
 
+    # unwrapped once, here: step and zero_grad run at every batch
+    _plain_step = staticmethod(inspect.unwrap(torch.optim.Adam.step))
+    _plain_zero_grad = staticmethod(inspect.unwrap(torch.optim.Optimizer.zero_grad))
+    _plain_add_param_group = staticmethod(inspect.unwrap(torch.optim.Optimizer.add_param_group))
+    _plain_state_dict = staticmethod(inspect.unwrap(torch.optim.Optimizer.state_dict))
+    _plain_load_state_dict = staticmethod(inspect.unwrap(torch.optim.Optimizer.load_state_dict))
+
     def step(self, closure=None):
         with torch.no_grad():  # what the step wrapper does (differentiable=False)
-            return inspect.unwrap(torch.optim.Adam.step)(self, closure)
+            return self._plain_step(self, closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        inspect.unwrap(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+        self._plain_zero_grad(self, set_to_none)
 
     def add_param_group(self, param_group: dict) -> None:
-        inspect.unwrap(torch.optim.Optimizer.add_param_group)(self, param_group)
+        self._plain_add_param_group(self, param_group)
 
     def state_dict(self) -> dict:
-        return inspect.unwrap(torch.optim.Optimizer.state_dict)(self)
+        return self._plain_state_dict(self)
 
     def load_state_dict(self, state_dict: dict) -> None:
-        inspect.unwrap(torch.optim.Optimizer.load_state_dict)(self, state_dict)
+        self._plain_load_state_dict(self, state_dict)
 
 
 def cosine_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.params import PAPER_READING, CONTAMINATION, DEFAULTS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.params import PAPER_READING, CONTAMINATION, DEFAULTS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
@@ -120,7 +120,7 @@ class DeepUAD(BaseDetector):
         "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
-        "contamination": (lambda v: v is None or CONTAMINATION[0](v), f"None or {CONTAMINATION[1]}"),
+        "contamination": (lambda v: v is None or is_contamination(v), f"None or {CONTAMINATION[1]}"),
         "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
         "n_neighbors": (_int_at_least(1), ">= 1"),
         "reference_size": (_int_at_least(2), ">= 2 rows"),

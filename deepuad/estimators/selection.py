@@ -31,12 +31,12 @@ from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS, check_value
 PERCENTILE_OVER = ("clusters", "samples")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-# the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
-# a function that says it), checked in this order by check_initial_selection; DeepUAD's table
-# reuses the ones they share
 # p0 and p, thresholds in percent: 0 would leave every cluster out, 100 keep every one
 PERCENT = (lambda v: 0 < v < 100, "in (0, 100)")
 
+# the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
+# a function that says it), checked in this order by check_initial_selection; DeepUAD's table
+# reuses the ones they share
 INITIAL_SELECTION_CHECKS = {
     "method": (lambda v: v in _clustering_methods(), lambda: "one of " + ", ".join(_clustering_methods())),
     "p0": PERCENT,
@@ -61,6 +61,8 @@ def check_initial_selection(**params) -> None:
     for name, constraint in INITIAL_SELECTION_CHECKS.items():
         if name in params:
             check_value(name, params[name], constraint)
+
+
 _CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
 
 

@@ -48,13 +48,13 @@ def baseline(
         options.update(layers=tuple(layers), activation=activation)
     if method == "ocsvm":
         options["max_train_samples"] = max_train_samples
-    _checked(method, options)  # first, as every option check: exit 2 even if the output or device is wrong too
+    detector = _checked(method, options)  # first, as every option check: exit 2 even if the output or device is wrong too
     score_features = score_features or features_path
     output = art.check_output_path(output or default_output(score_features, f"{method}.scores"), [features_path, score_features])
     set_threads(threads)
     if "device" in options:
         options["device"] = resolve_device(device)
-    detector = _checked(method, options)
+        detector.set_params(device=options["device"])
     train = load_features(features_path)
     target = train if Path(score_features) == Path(features_path) else load_features(score_features)
     if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
