@@ -178,8 +178,8 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
     their distinct values, whichever is larger: exact duplicates (most kept rows of KDDCUP are
     copies of a few connections, and copies reconstruct with the same error) shrink the IQR of
     all values towards 0, and a part scaled by that gives other rows z-scores of 10^5 to 10^6,
-    so it alone decides the combined score (AUROC 0.73 instead of 0.96 on KDDCUP 5 %, seed 3).
-    Counting each value once cannot shrink the spread, only undo that collapse. Where both are
+    so it alone decides the combined score (AUROC 0.73 instead of 0.955 on KDDCUP 5 %, seed 3:
+    bench/results/kddcup_runs.csv). Counting each value once cannot shrink the spread, only undo that collapse. Where both are
     0: the standard deviation, then 1."""
     values = np.asarray(values, dtype=np.float64)
     q1, median, q3 = np.percentile(values, [25, 50, 75])
