@@ -27,8 +27,14 @@ DEFAULTS = {
     "loss": "mse",
     "init_method": "gmm",
     "init_clusters": 20,
+    # gmm/kmeans: fit on this many random rows, then assign every row (None = fit on all rows), so
+    # the fit's cost stops growing with N; 20 components get ~1,000 rows each on average
+    "init_fit_sample": 20000,
     "reselect_clusters": 20,
-    "reselect_fit_sample": 20000,
+    # the re-selection GMM is fitted on this many random rows, then every row is assigned (None =
+    # all rows): 20 components get ~500 rows each for the 77 numbers of a full covariance on z
+    # (10 code columns and the error) and its mean
+    "reselect_fit_sample": 10000,
     "percentile_over": "samples",
     "reselect_by": "variance",
     "tol": 0.05,
