@@ -23,9 +23,8 @@ Readings of the paper settled here (see docs/fidelity.md):
   the paper's literal rule. On KDDCUP the selections otherwise oscillate between states for
   the whole budget (see docs/results.md).
 * Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
-  "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (10,000) random rows
-  and every row assigned (20,000 rows gave the same selection up to 0.5 % of rows on KDDCUP,
-  11x faster than all rows). The initial GMM is fitted on ``init_fit_sample`` (20,000) rows. It grows the
+  "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
+  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). The initial GMM is fitted on ``init_fit_sample`` (20,000) rows. It grows the
   training set back over normal modes the initial clustering left out: a left-out mode is a
   tight cluster in z even though its error is high. Keeping the rows whose error is below the
   (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal

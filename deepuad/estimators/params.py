@@ -32,9 +32,8 @@ DEFAULTS = {
     "init_fit_sample": 20000,
     "reselect_clusters": 20,
     # the re-selection GMM is fitted on this many random rows, then every row is assigned (None =
-    # all rows): 20 components get ~500 rows each for the 77 numbers of a full covariance on z
-    # (10 code columns and the error) and its mean
-    "reselect_fit_sample": 10000,
+    # all rows); 10,000 measured worse on KDDCUP (5 %, seed 1: AUROC 0.937 against 0.986)
+    "reselect_fit_sample": 20000,
     "percentile_over": "samples",
     "reselect_by": "variance",
     "tol": 0.05,
