@@ -49,6 +49,8 @@ def test_each_command_imports_only_what_it_needs(folder):
     assert "torch" in loaded and "torch._dynamo" not in loaded
     loaded = loaded_by("score", "m.h5", "f.h5", "-o", "s.h5", cwd=folder)
     assert "torch" in loaded and "torch._dynamo" not in loaded
+    # score runs the network and the forest's arrays: no scikit-learn (its import alone is ~2 s)
+    assert "sklearn" not in loaded
 
 
 def test_eager_adam_is_torch_adam():

@@ -3,7 +3,11 @@
 Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD's ``BaseDetector``:
 
 * ``__init__`` only stores its arguments, unchanged, under the same names; ``get_params``,
-  ``set_params``, ``clone`` and ``repr`` are scikit-learn's, derived from that signature;
+  ``set_params`` and ``repr`` are derived from that signature as scikit-learn's are, and
+  scikit-learn's ``clone`` and ``Pipeline`` take every detector. They are written out here, as
+  PyOD's base class does, instead of inherited from ``sklearn.base.BaseEstimator``: importing
+  scikit-learn costs ~2 s per process, and ``deepuad score`` needs none of it (its forest is
+  NumPy arrays);
 * each estimator declares its parameters' constraints once, in ``_parameter_checks``
   (name -> (test, what the value must be)); ``check_params`` (called by ``fit``, and by the
   command line before any work) raises ValueError naming the first parameter that fails;
@@ -24,17 +28,16 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Callable
 
 import numpy as np
-from sklearn.base import BaseEstimator
-
 from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination, check_value
 
 
-class BaseDetector(BaseEstimator):
+class BaseDetector:
     """Base class: subclasses implement ``_fit(X)`` and ``decision_function(X)`` and declare
     ``_parameter_checks``."""
 
@@ -46,6 +49,38 @@ class BaseDetector(BaseEstimator):
 
     def __init__(self, contamination: float = BASELINE_DEFAULTS["contamination"]):
         self._store_params(locals())
+
+    # ----------------------------------------------------------------- scikit-learn's estimator API
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The parameters of ``__init__``, sorted (as scikit-learn lists them)."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return sorted(p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """``__init__``'s parameters and their values (``deep`` is accepted: no parameter is an estimator)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params) -> "BaseDetector":
+        """Set parameters by name (unchecked until ``fit``, as in scikit-learn); returns self."""
+        names = self._get_param_names()
+        for name, value in params.items():
+            if name not in names:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {type(self).__name__}. Valid parameters are: {names!r}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        """The class and the parameters that differ from their defaults, as scikit-learn prints them."""
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{name}={value!r}" for name, value in self.get_params().items() if not _same(value, defaults.get(name))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        """What scikit-learn's Pipeline and checks ask of an estimator: an outlier detector, no target."""
+        from sklearn.utils import Tags, TargetTags  # only asked by scikit-learn, which is then imported anyway
+
+        return Tags(estimator_type="outlier_detector", target_tags=TargetTags(required=False))
 
     def _store_params(self, arguments: dict) -> None:
         """``__init__``'s arguments (its ``locals()``), stored unchanged under their own names."""
@@ -123,6 +158,13 @@ class BaseDetector(BaseEstimator):
 
     def _contamination_used(self) -> float:
         return self.contamination
+
+
+def _same(value, default) -> bool:
+    try:
+        return bool(value is default or value == default)
+    except ValueError:  # arrays compare element-wise
+        return False
 
 
 def is_int(value) -> bool:
