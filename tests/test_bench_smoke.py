@@ -161,6 +161,8 @@ def test_cost(tmp_path, shared_data):
     assert [r[0] for r in rows] == ["45_wine"] and number(rows[0][1]) == 129
     assert all(number(c) > 0 for c in rows[0][2:7])
     assert number(rows[0][6]) == pytest.approx(sum(number(c) for c in rows[0][2:6]), abs=0.3)
+    imports = [float(v) for v in rows[0][8].split(" / ")]  # cluster / train / score, then their sum
+    assert len(imports) == 3 and all(v > 0 for v in imports) and number(rows[0][9]) == pytest.approx(sum(imports), abs=0.3)
 
 
 def test_ablations(kdd, tmp_path):
