@@ -1,7 +1,6 @@
 """deepuad.estimators.clustering: the GMM behind the initial selection and the re-selection (seeds, fitting
 on a subsample, the covariance floor's retries) and the method registry's option handling."""
 
-import json
 import warnings
 
 import numpy as np
@@ -97,36 +96,3 @@ def test_registry_passes_only_the_accepted_options_and_the_seed(monkeypatch):
     assert cluster_labels("plain", np.zeros((3, 1)), 2, 0)[1] == {}
     with pytest.raises(ValueError, match="unknown clustering method 'magic'; choose from gmm, kmeans"):
         cluster_labels("magic", np.zeros((3, 1)), 2, 0)
-
-
-def test_the_initial_gmm_fits_on_a_sample_unless_told_all_rows_and_records_it(recording, monkeypatch, tmp_path):
-    """The cluster command's GMM fits on DEFAULTS["init_fit_sample"] rows unless given --fit-sample
-    (0 = all rows), and the clusters file records the sample used."""
-    import h5py
-
-    from conftest import cli
-    from deepuad.estimators.params import DEFAULTS
-
-    monkeypatch.setitem(DEFAULTS, "init_fit_sample", 150)
-    np.save(tmp_path / "x.npy", blobs(n_per=100).astype(np.float32))
-    assert cli("--quiet", "extract", tmp_path / "x.npy", "-o", tmp_path / "f.h5")[0] == 0
-    for given, rows in ((None, 150), ("0", 300), ("40", 40)):
-        recording.fits = []
-        out = tmp_path / f"c{given}.h5"
-        code, _, err = cli("--quiet", "cluster", tmp_path / "f.h5", "-o", out, "--clusters", "3",
-                           *(("--fit-sample", given) if given else ()))
-        assert code == 0, err
-        assert [fit["rows"] for fit in recording.fits] == [rows]
-        with h5py.File(out) as f:
-            recorded = json.loads(f.attrs["params"])["method_options"].get("fit_sample")
-            assert recorded == (None if rows == 300 else rows) and (f["assignment"][:] >= 0).all()
-
-
-def test_deepuad_fits_its_own_initial_gmm_on_init_fit_sample_rows(recording):
-    from deepuad import DeepUAD
-
-    X = blobs(n_per=100).astype(np.float32)
-    for sample, rows in ((120, 120), (None, 300)):
-        recording.fits = []
-        DeepUAD(epochs=0, init_clusters=3, init_fit_sample=sample, layers=(2, 1), score="cosine").fit(X)
-        assert recording.fits[0]["rows"] == rows and recording.fits[0]["covariance_type"] == "diag"

@@ -108,7 +108,7 @@ def cluster(
     percentile_over: str = PERCENTILE_OPTION,
     min_fraction: float = MIN_FRACTION_OPTION,
     covariance: str = typer.Option(CLUSTERING_DEFAULTS["covariance_type"], "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
-    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", show_default=False, help=f"gmm/kmeans: fit on this many random rows, then assign all rows in chunks, reading only the sample into memory when given [default: {DEFAULTS['init_fit_sample']}; 0 = all rows]. hdbscan: cluster only this many rows (the rest stay unclustered)."),
+    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
     thres: str = typer.Option(str(CLUSTERING_DEFAULTS["thres"]), "--thres", help="distribution: profile-distance threshold, or 'auto'."),
     min_clus: int = typer.Option(CLUSTERING_DEFAULTS["min_clus"], "--min-clus", help="distribution: a cluster needs more than this many points."),
     max_dist: float = typer.Option(CLUSTERING_DEFAULTS["max_dist"], "--max-dist", help="distribution: stop seeding at this seed distance."),

@@ -24,7 +24,7 @@ Readings of the paper settled here (see docs/fidelity.md):
   the whole budget (see docs/results.md).
 * Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
   "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
-  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). The initial GMM is fitted on ``init_fit_sample`` (20,000) rows. It grows the
+  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). It grows the
   training set back over normal modes the initial clustering left out: a left-out mode is a
   tight cluster in z even though its error is high. Keeping the rows whose error is below the
   (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal
@@ -58,7 +58,7 @@ from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error,
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
 from deepuad.estimators.params import PAPER_READING, CONTAMINATION, DEFAULTS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, SAMPLED_FIT_METHODS, Selection, initial_selection, n_changed, select
+from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
 RESELECT_BY = ("error", "variance")
@@ -118,7 +118,6 @@ class DeepUAD(BaseDetector):
         "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
         "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
-        "init_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
         "contamination": (lambda v: v is None or is_contamination(v), f"None or {CONTAMINATION[1]}"),
@@ -140,7 +139,6 @@ class DeepUAD(BaseDetector):
         loss: str = DEFAULTS["loss"],
         init_method: str = DEFAULTS["init_method"],
         init_clusters: int = DEFAULTS["init_clusters"],
-        init_fit_sample: int | None = DEFAULTS["init_fit_sample"],
         reselect_clusters: int = DEFAULTS["reselect_clusters"],
         reselect_fit_sample: int | None = DEFAULTS["reselect_fit_sample"],
         percentile_over: str = DEFAULTS["percentile_over"],
@@ -177,9 +175,8 @@ class DeepUAD(BaseDetector):
             self.set_state(resume_state, X.shape[1], len(X))
         else:
             if initial is None:
-                sampled = {"fit_sample": self.init_fit_sample} if self.init_method in SAMPLED_FIT_METHODS else {}
                 initial = initial_selection(
-                    X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed, **sampled
+                    X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))

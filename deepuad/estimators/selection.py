@@ -31,11 +31,6 @@ from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS, check_value
 PERCENTILE_OVER = ("clusters", "samples")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-# the clustering methods whose ``fit_sample`` fits on a sample and still assigns every row
-# (hdbscan's leaves the rest unclustered): DeepUAD's ``init_fit_sample`` and the cluster stage's
-# default sample apply to these only
-SAMPLED_FIT_METHODS = ("gmm", "kmeans")
-
 # p0 and p, thresholds in percent: 0 would leave every cluster out, 100 keep every one
 PERCENT = (lambda v: 0 < v < 100, "in (0, 100)")
 

@@ -166,7 +166,7 @@ def check_threshold_options(contamination, threshold) -> None:
 
 # DeepUAD parameters a model artifact does not record: the initial clustering's (the clusters
 # artifact records them) and the run's own (device: recorded apart; contamination: score's)
-NOT_RECORDED = ("init_method", "init_clusters", "init_fit_sample", "device", "contamination")
+NOT_RECORDED = ("init_method", "init_clusters", "device", "contamination")
 
 
 @functools.cache

@@ -27,18 +27,10 @@ def cluster(
     skip_current=False,
     progress: Progress = no_progress,
 ) -> dict:
-    """Initial clustering and selection C(X, p0) -> clusters artifact.
+    """Initial clustering and selection C(X, p0) -> clusters artifact."""
+    from deepuad.estimators.selection import check_initial_selection, initial_selection
 
-    ``method_options["fit_sample"]``: gmm/kmeans fit on that many random rows and assign every
-    row; None (not given) means DeepUAD's ``init_fit_sample``, 0 all rows."""
-    from deepuad.estimators.selection import SAMPLED_FIT_METHODS, check_initial_selection, initial_selection
-
-    given = dict(method_options or {})
-    streaming = bool(given.get("fit_sample")) and method in SAMPLED_FIT_METHODS  # asked for: read only the sample
-    if method in SAMPLED_FIT_METHODS and given.get("fit_sample") is None:
-        given["fit_sample"] = DEFAULTS["init_fit_sample"]
-    elif given.get("fit_sample") == 0:
-        given["fit_sample"] = None
+    given = method_options or {}
     try:  # before any work: exit 2, not a "clustering failed" (exit 4) from deep inside scikit-learn
         check_initial_selection(method=method, p0=p0, n_clusters=n_clusters, percentile_over=percentile_over,
                                 min_fraction=min_fraction, random_state=seed, fit_sample=given.get("fit_sample"),
@@ -46,7 +38,7 @@ def cluster(
     except ValueError as error:
         raise UsageError(as_option(str(error))) from None
     output = art.check_output_path(output or default_output(features_path, "clusters"), [features_path])
-    options = {k: v for k, v in given.items() if v is not None}  # recorded: inspect shows the sample used
+    options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
               "min_fraction": min_fraction, "seed": seed, "method_options": options}
     if skip_current:
@@ -54,7 +46,7 @@ def cluster(
         if existing_artifact_matches(output, "clusters", params, inputs):
             return skipped(output)
     progress(f"clustering ({method})", 0, 1)
-    with features_for_clustering(features_path, streaming=streaming) as features:
+    with features_for_clustering(features_path, streaming=bool(options.get("fit_sample")) and method in ("gmm", "kmeans")) as features:
         X, y = features["X"], features["y"]
         if len(X) < 2:  # else scikit-learn's "Found array with 1 sample(s)" as the reason
             raise DataError(f"has {len(X)} row; clustering needs at least 2", features_path)
