@@ -305,3 +305,16 @@ def test_contamination_estimate_counts_rows_beyond_three_robust_deviations():
     # MAD 0 (most rows alike): the standard deviation (0.3) takes its place, so the ones stand out
     assert scoring.estimate_contamination(np.r_[np.zeros(90), np.ones(10)]) == pytest.approx(0.1)
     assert scoring.estimate_contamination(np.full(50, 7.0)) == pytest.approx(1 / 50)  # at least one row
+
+
+def test_forest_walk_of_a_crafted_chain_whose_nodes_share_children():
+    """A file's forest may pass check_forest (children after parents, in range) yet let both
+    children of a node be the same node: the walk still ends at the leaf, at its depth."""
+    levels = 24
+    chain = np.arange(1, levels + 1)
+    forest = {"left": np.append(chain, -1), "right": np.append(chain, -1), "feature": np.zeros(levels + 1, np.int64),
+              "threshold": np.zeros(levels + 1), "n_samples": np.ones(levels + 1, np.int64), "roots": np.array([0]),
+              "max_samples": np.array([256])}
+    scoring.check_forest(forest, n_features=1)
+    expected = 2.0 ** (-levels / scoring._average_path_length(256))  # depth 24, c(1) = 0 at the leaf
+    np.testing.assert_allclose(scoring.forest_scores(forest, np.array([[-1.0], [1.0]])), expected, rtol=1e-12)

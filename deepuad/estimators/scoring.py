@@ -139,29 +139,44 @@ def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
         raise ValueError("forest thresholds are not finite")
 
 
+def _walk_tables(forest: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The forest rearranged for ``forest_scores``: a leaf points to itself and sends every row to
+    it (threshold +inf), so a walk needs no test of where it stands, and each node carries the
+    path length a row that ends there gets (its depth + c(n_samples)), so no depth is counted."""
+    left, right, roots = forest["left"], forest["right"], forest["roots"]
+    leaf = left < 0
+    index = np.arange(len(left))
+    # children[2 * node] = where a row goes when x[feature] <= threshold, children[2 * node + 1] otherwise
+    children = np.stack([np.where(leaf, index, left), np.where(leaf, index, right)], axis=1).ravel()
+    threshold = np.where(leaf, np.inf, forest["threshold"])
+    depth = np.zeros(len(left), dtype=np.float64)
+    level = np.unique(roots)
+    while level.size:  # breadth first; unique: a crafted file's shared children cannot make a level grow
+        inner = level[~leaf[level]]
+        below = np.concatenate([left[inner], right[inner]])
+        depth[below] = np.concatenate([depth[inner], depth[inner]]) + 1
+        level = np.unique(below)
+    path_length = depth + _average_path_length(forest["n_samples"])
+    return children, forest["feature"], threshold, path_length, int(depth.max())
+
+
 def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """2^(-E[h(x)] / c(max_samples)) in (0, 1], higher = easier to isolate (scikit-learn's
     ``-score_samples``): every row walks all trees at once, one level per step."""
-    left, right, feature, threshold = forest["left"], forest["right"], forest["feature"], forest["threshold"]
-    leaf_depth_bonus = _average_path_length(forest["n_samples"])
+    children, feature, threshold, path_length, levels = _walk_tables(forest)
     roots = forest["roots"]
+    # c(1) = 0: a forest grown on one row isolates nothing; every row scores 1 instead of 0 / 0
+    normaliser = max(1.0, float(_average_path_length(forest["max_samples"][0])))
     out = np.empty(len(X), dtype=np.float64)
     for start in range(0, len(X), chunk):
         # float32 like scikit-learn's trees, which compare float32 features with float64 thresholds
         x = np.asarray(X[start : start + chunk], dtype=np.float32)
         node = np.broadcast_to(roots, (len(x), len(roots))).copy()
-        depth = np.zeros(node.shape, dtype=np.float64)
         rows = np.arange(len(x))[:, None]
-        while True:
-            inner = left[node] >= 0
-            if not inner.any():
-                break
-            go_left = x[rows, feature[node]] <= threshold[node]
-            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-            depth += inner
-        path = (depth + leaf_depth_bonus[node]).mean(axis=1)
-        # c(1) = 0: a forest grown on one row isolates nothing; every row scores 1 instead of 0 / 0
-        out[start : start + len(x)] = 2.0 ** (-path / max(1.0, float(_average_path_length(forest["max_samples"][0]))))
+        for _ in range(levels):
+            goes_right = x[rows, feature[node]] > threshold[node]
+            node = children[2 * node + goes_right]
+        out[start : start + len(x)] = 2.0 ** (-path_length[node].mean(axis=1) / normaliser)
     return out
 
 
