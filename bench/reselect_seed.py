@@ -45,13 +45,9 @@ def reselection(z: np.ndarray, seed: int, max_iter: int, n_init: int = 1) -> tup
     """(selected rows, seconds, EM iterations) of one re-selection, as DeepUAD._choose makes it
     (``n_init`` > 1: the best of that many EM starts, which DeepUAD does not do)."""
     start = time.perf_counter()
-    if n_init == 1:
-        gmm = fit_gmm(z, DEFAULTS["reselect_clusters"], seed, "full", 1e-6, max_iter=max_iter, fit_sample=DEFAULTS["reselect_fit_sample"])
-    else:
-        from sklearn.mixture import GaussianMixture
-
-        gmm = GaussianMixture(DEFAULTS["reselect_clusters"], covariance_type="full", reg_covar=1e-6, max_iter=max_iter,
-                              n_init=n_init, random_state=seed).fit(z)
+    fits = [fit_gmm(z, DEFAULTS["reselect_clusters"], seed * n_init + start_index, "full", 1e-6, max_iter=max_iter,
+                    fit_sample=DEFAULTS["reselect_fit_sample"]) for start_index in range(n_init)]
+    gmm = max(fits, key=lambda fit: fit.lower_bound_)  # the best start by likelihood, as scikit-learn's n_init picks
     labels = gmm.predict(z)
     selected = select(z, labels, DEFAULTS["p"], over=DEFAULTS["percentile_over"], min_fraction=DEFAULTS["min_fraction"]).selected
     return selected, time.perf_counter() - start, int(gmm.n_iter_)

@@ -307,14 +307,20 @@ def test_contamination_estimate_counts_rows_beyond_three_robust_deviations():
     assert scoring.estimate_contamination(np.full(50, 7.0)) == pytest.approx(1 / 50)  # at least one row
 
 
-def test_forest_walk_of_a_crafted_chain_whose_nodes_share_children():
-    """A file's forest may pass check_forest (children after parents, in range) yet let both
-    children of a node be the same node: the walk still ends at the leaf, at its depth."""
+def test_check_forest_refuses_nodes_that_share_a_parent_or_a_parented_root():
+    """A file's forest must be trees: children after parents and in range is not enough, a node
+    reached from two parents would make a walk a graph search (and its depth ambiguous)."""
     levels = 24
     chain = np.arange(1, levels + 1)
     forest = {"left": np.append(chain, -1), "right": np.append(chain, -1), "feature": np.zeros(levels + 1, np.int64),
               "threshold": np.zeros(levels + 1), "n_samples": np.ones(levels + 1, np.int64), "roots": np.array([0]),
               "max_samples": np.array([256])}
-    scoring.check_forest(forest, n_features=1)
-    expected = 2.0 ** (-levels / scoring._average_path_length(256))  # depth 24, c(1) = 0 at the leaf
-    np.testing.assert_allclose(scoring.forest_scores(forest, np.array([[-1.0], [1.0]])), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="share a parent"):
+        scoring.check_forest(forest, n_features=1)
+    stump = {"left": np.array([1, -1, -1]), "right": np.array([2, -1, -1]), "feature": np.zeros(3, np.int64),
+             "threshold": np.zeros(3), "n_samples": np.array([2, 1, 1]), "roots": np.array([0, 2]),
+             "max_samples": np.array([2])}
+    with pytest.raises(ValueError, match="root has one"):
+        scoring.check_forest(stump, n_features=1)
+    stump["roots"] = np.array([0])
+    scoring.check_forest(stump, n_features=1)  # a real tree passes

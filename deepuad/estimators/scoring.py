@@ -130,6 +130,11 @@ def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
     if not (np.array_equal(inner, right >= 0) and (left[inner] > index[inner]).all() and (right[inner] > index[inner]).all()
             and (left < nodes).all() and (right < nodes).all() and (left >= -1).all() and (right >= -1).all()):
         raise ValueError("forest children out of range")
+    # trees, not graphs: every node has at most one parent and no root has one, so a walk is a path
+    # and the depth table of forest_scores is one pass over the nodes
+    children = np.concatenate([left[inner], right[inner]])
+    if len(np.unique(children)) != len(children) or np.isin(np.asarray(forest["roots"]), children).any():
+        raise ValueError("forest nodes share a parent or a root has one")
     feature, roots = np.asarray(forest["feature"]), np.asarray(forest["roots"])
     if ((feature < 0) | (feature >= n_features)).any() or len(roots) == 0 or ((roots < 0) | (roots >= nodes)).any():
         raise ValueError("forest features or roots out of range")
@@ -150,12 +155,11 @@ def _walk_tables(forest: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     children = np.stack([np.where(leaf, index, left), np.where(leaf, index, right)], axis=1).ravel()
     threshold = np.where(leaf, np.inf, forest["threshold"])
     depth = np.zeros(len(left), dtype=np.float64)
-    level = np.unique(roots)
-    while level.size:  # breadth first; unique: a crafted file's shared children cannot make a level grow
+    level = np.asarray(roots)
+    while level.size:  # breadth first: check_forest made every node the child of at most one node
         inner = level[~leaf[level]]
-        below = np.concatenate([left[inner], right[inner]])
-        depth[below] = np.concatenate([depth[inner], depth[inner]]) + 1
-        level = np.unique(below)
+        level = np.concatenate([left[inner], right[inner]])
+        depth[level] = np.concatenate([depth[inner], depth[inner]]) + 1
     path_length = depth + _average_path_length(forest["n_samples"])
     return children, forest["feature"], threshold, path_length, int(depth.max())
 
