@@ -15,6 +15,8 @@ Candidates (z(.) = robust z-score over S: (value - median) / IQR):
   l2+iforest   z(l2) + z(iforest-S)                   log-l2+iforest  z(log l2) + z(iforest-S)   <- default
   l2+knn       z(l2) + z(knn)                          l2+knn+iforest  z(l2) + z(knn) + z(iforest-S)
   log-l2+knn+iforest, rank-l2+knn+iforest (ranks among S instead of z), l2+knn+iforest-all (forest on all rows)
+  knn-code     mean distance of the bottleneck code to the codes of the 5 nearest rows of S
+  log-l2+knn-code, iforest+knn-code, log-l2+iforest+knn-code   z(log l2), z(iforest-S), z(log knn-code) summed
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ SHARED = ROOT.parent / "shared" / "data" / "odds_adbench"
 RESULTS = Path(__file__).parent / "results"
 BASELINES = ["iforest (all rows)", "5-NN (all rows)"]
 CANDIDATES = ["cosine", "l2", "knn", "iforest-S", "l2+iforest", "log-l2+iforest", "l2+knn", "l2+knn+iforest",
-              "log-l2+knn+iforest", "rank-l2+knn+iforest", "l2+knn+iforest-all"]
+              "log-l2+knn+iforest", "rank-l2+knn+iforest", "l2+knn+iforest-all",
+              "knn-code", "log-l2+knn-code", "iforest+knn-code", "log-l2+iforest+knn-code"]
 
 
 def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
@@ -51,8 +54,9 @@ def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
 
     det = DeepUAD(seed=seed, epochs=epochs, score="cosine").fit(X)  # the score does not change the training
     S = det.selected_
-    _, cosine, l2 = reconstruction_errors(det.model_, torch.from_numpy(X))
+    codes, cosine, l2 = reconstruction_errors(det.model_, torch.from_numpy(X))
     knn = scoring.knn_distances(X[S], X, 5)
+    knn_code = scoring.knn_distances(codes[S], codes, 5)
     forest_S = -IsolationForest(random_state=seed).fit(X[S]).score_samples(X)
     forest_all = -IsolationForest(random_state=seed).fit(X).score_samples(X)
 
@@ -70,7 +74,10 @@ def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
             "l2+knn": z(l2) + z(knn), "l2+knn+iforest": z(l2) + z(knn) + z(forest_S),
             "log-l2+knn+iforest": z(log(l2)) + z(log(knn)) + z(forest_S),
             "rank-l2+knn+iforest": rank(l2) + rank(knn) + rank(forest_S),
-            "l2+knn+iforest-all": z(l2) + z(knn) + z(forest_all)}
+            "l2+knn+iforest-all": z(l2) + z(knn) + z(forest_all),
+            "knn-code": knn_code, "log-l2+knn-code": z(log(l2)) + z(log(knn_code)),
+            "iforest+knn-code": z(forest_S) + z(log(knn_code)),
+            "log-l2+iforest+knn-code": z(log(l2)) + z(forest_S) + z(log(knn_code))}
 
 
 def main() -> None:
