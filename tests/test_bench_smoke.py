@@ -177,6 +177,18 @@ def test_reselect_seed(tmp_path, shared_data):
     assert 0 <= number(rows[0][7].split(" / ")[0]) <= 100 and len(rows[0]) == 8  # best of 2 EM starts
 
 
+def test_kdd_parts(kdd, tmp_path):
+    bench("kdd_parts", "--workdir", kdd["split"].parent, "--results", tmp_path, cwd=tmp_path)
+    rows = table(tmp_path / "kdd_parts.md")
+    # per split: contamination | seed | epochs | ref l2 p95 | six parts "AUROC / AUPRC"; then the means per level
+    assert [r[:3] for r in rows[:1]] == [["20 %", "0", "1"]] and len(rows) == 2 and rows[1][0] == "20 % (n=1)"
+    cells = rows[0][4:] + rows[1][1:]
+    assert len(cells) == 12 and all(0 <= float(v) <= 100 for c in cells for v in c.split(" / "))
+    assert rows[0][4:] == rows[1][1:]  # one seed: the mean is that run
+    (run,) = csv.DictReader((tmp_path / "kdd_parts.csv").open())
+    assert float(run["reference_l2_p95"]) >= 0 and run["stop_reason"] == "epoch budget"
+
+
 def test_ablations(kdd, tmp_path):
     bench("ablations", "--features-dir", kdd["split"], "--rows", 400, "--epochs", 11, "--variants", "default", "no initial clustering",
           "--results", tmp_path, cwd=tmp_path)
