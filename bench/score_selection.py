@@ -17,6 +17,7 @@ Candidates (z(.) = robust z-score over S: (value - median) / IQR):
   log-l2+knn+iforest, rank-l2+knn+iforest (ranks among S instead of z), l2+knn+iforest-all (forest on all rows)
   knn-code     mean distance of the bottleneck code to the codes of the 5 nearest rows of S
   log-l2+knn-code, iforest+knn-code, log-l2+iforest+knn-code   z(log l2), z(iforest-S), z(log knn-code) summed
+  log-l2+2x iforest, log-l2+3x iforest   z(log l2) + 2 z(iforest-S), + 3 z(iforest-S): the forest weighted 2/3, 3/4
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ RESULTS = Path(__file__).parent / "results"
 BASELINES = ["iforest (all rows)", "5-NN (all rows)"]
 CANDIDATES = ["cosine", "l2", "knn", "iforest-S", "l2+iforest", "log-l2+iforest", "l2+knn", "l2+knn+iforest",
               "log-l2+knn+iforest", "rank-l2+knn+iforest", "l2+knn+iforest-all",
-              "knn-code", "log-l2+knn-code", "iforest+knn-code", "log-l2+iforest+knn-code"]
+              "knn-code", "log-l2+knn-code", "iforest+knn-code", "log-l2+iforest+knn-code", "log-l2+2x iforest",
+              "log-l2+3x iforest"]
 
 
 def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
@@ -77,7 +79,8 @@ def candidates(X: np.ndarray, seed: int, epochs: int) -> dict[str, np.ndarray]:
             "l2+knn+iforest-all": z(l2) + z(knn) + z(forest_all),
             "knn-code": knn_code, "log-l2+knn-code": z(log(l2)) + z(log(knn_code)),
             "iforest+knn-code": z(forest_S) + z(log(knn_code)),
-            "log-l2+iforest+knn-code": z(log(l2)) + z(forest_S) + z(log(knn_code))}
+            "log-l2+iforest+knn-code": z(log(l2)) + z(forest_S) + z(log(knn_code)),
+            "log-l2+2x iforest": z(log(l2)) + 2 * z(forest_S), "log-l2+3x iforest": z(log(l2)) + 3 * z(forest_S)}
 
 
 def main() -> None:

@@ -76,7 +76,8 @@ def test_contributions_add_up_to_the_score_parts(planted, capsys):
     for entry, expected_l2, x in zip(result["rows"], l2, X):
         assert sum(c["contribution"] for c in entry["columns"]) == pytest.approx(expected_l2, rel=1e-4)
         assert sum(c["share"] for c in entry["columns"]) == pytest.approx(1.0)
-        assert np.mean(list(entry["parts"].values())) == pytest.approx(entry["score"], abs=1e-4)  # combined = mean z
+        weighted = np.average([entry["parts"][name] for name in detector.score_parts_], weights=detector.score_weights_)
+        assert weighted == pytest.approx(entry["score"], abs=1e-4)  # combined = weighted mean z
     with h5py.File(folder / "out" / "scores.h5") as f:
         stored = f["score"][()][rows]
     assert [e["score"] for e in result["rows"]] == pytest.approx(stored, abs=1e-5)

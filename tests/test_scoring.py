@@ -97,13 +97,14 @@ def test_cosine_score_is_the_papers_h():
     np.testing.assert_allclose(det.decision_function(X), h, rtol=1e-6)
 
 
-def test_combined_score_is_the_mean_robust_z_of_its_parts():
+def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, **EXPLICIT).fit(X)
     assert det.score_parts_ == ("l2", "iforest")
+    np.testing.assert_array_equal(det.score_weights_, [1.0, 2.0])  # the forest counts twice
     l2, forest = det._score_parts(X)
     (l2_center, forest_center), (l2_scale, forest_scale) = det.score_center_, det.score_scale_
-    expected = ((np.log(l2 + 1e-12) - l2_center) / l2_scale + (forest - forest_center) / forest_scale) / 2
+    expected = ((np.log(l2 + 1e-12) - l2_center) / l2_scale + 2 * (forest - forest_center) / forest_scale) / 3
     np.testing.assert_allclose(det.decision_scores_, expected, rtol=1e-5, atol=1e-6)
     # the scorer is calibrated on the kept rows: their median part is 0, their IQR 1
     kept_l2, kept_forest = det._score_parts(det.reference_)
@@ -125,11 +126,29 @@ def test_scorer_survives_get_state_and_restore():
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
-    assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/forest/left"} <= set(arrays)
+    assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/score_weights", "scorer/forest/left"} <= set(arrays)
     fresh = DeepUAD(seed=0, **EXPLICIT)
     fresh.set_state((arrays, meta), X.shape[1], len(X), with_optimizer=False)
     np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))
     assert fresh.contamination_ == det.contamination_
+
+
+def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights_are_refused():
+    """Models written before the parts had weights keep their scores; a crafted weight fails on load."""
+    X, _ = magnitude_anomalies()
+    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    arrays, meta = det.get_state()
+    older = {k: v for k, v in arrays.items() if k != "scorer/score_weights"}
+    fresh = DeepUAD(seed=0, **EXPLICIT)
+    fresh.set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
+    parts = [scoring.for_combining(n, p) for n, p in zip(det.score_parts_, det._score_parts(X))]
+    plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0)
+    np.testing.assert_allclose(fresh.decision_function(X), plain, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(det.decision_function(X), plain, atol=1e-3)  # the weights do change the score
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0]):
+        with pytest.raises(ValueError, match="scorer calibration"):
+            DeepUAD(seed=0, **EXPLICIT).set_state(({**arrays, "scorer/score_weights": np.array(bad)}, meta), X.shape[1], len(X),
+                                                  with_optimizer=False)
 
 
 def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys, table):

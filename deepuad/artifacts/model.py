@@ -171,6 +171,7 @@ KIND = register(Kind(
         "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
         "scorer/score_center": "median of each score part over the reference rows",
         "scorer/score_scale": "interquartile range of each score part over the reference rows",
+        "scorer/score_weights": "weight of each score part in the combined score (absent: equal weights)",
         "scorer/forest/left": "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
         "scorer/forest/right": "isolation forest: right child of each node (-1 = leaf)",
         "scorer/forest/feature": "isolation forest: column each node splits on",

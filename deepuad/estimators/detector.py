@@ -10,9 +10,9 @@
     score(x) = distance of x to the final S_train   # higher = more anomalous (see scoring.py)
 
 The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="combined"``, averages the robust z-scores of two distances to the kept set: the log of
-the squared reconstruction error and the score of an isolation forest grown on the kept rows
-(scoring.py says why and how it was chosen). ``contamination_`` is estimated from the
+``score="combined"``, a weighted mean of the robust z-scores of two distances to the kept set: the
+log of the squared reconstruction error (weight 1) and the score of an isolation forest grown on the
+kept rows (weight 2; scoring.py says why and how it was chosen). ``contamination_`` is estimated from the
 scores (share above median + 3 robust sigma) and sets ``threshold_`` unless ``contamination``
 is given: no guess of the anomaly share is needed.
 
@@ -388,6 +388,7 @@ class DeepUAD(BaseDetector):
         parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, self._score_parts(self.reference_))]
         centers, scales = zip(*(scoring.robust_scale(part) for part in parts))
         self.score_center_, self.score_scale_ = np.array(centers), np.array(scales)
+        self.score_weights_ = scoring.part_weights(self.score_parts_)
 
     def _score_parts(self, X, batch_size: int = 65536, names: tuple[str, ...] | None = None) -> list[np.ndarray]:
         """The raw value of each part of the score (default: ``score_parts_``) for every row of X."""
@@ -398,8 +399,8 @@ class DeepUAD(BaseDetector):
         return [np.asarray(values[name](), dtype=np.float64) for name in (names or self.score_parts_)]
 
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        """The anomaly score of every row (float32), higher = more anomalous: the mean robust
-        z-score of the parts for ``score="combined"``, the raw part otherwise."""
+        """The anomaly score of every row (float32), higher = more anomalous: the weighted mean
+        robust z-score of the parts for ``score="combined"``, the raw part otherwise."""
         if not hasattr(self, "model_"):
             raise RuntimeError("DeepUAD is not fitted yet; call fit(X) first")
         if not hasattr(self, "score_parts_") and self.score != "cosine":  # the cosine error needs no fitted scorer
@@ -410,7 +411,7 @@ class DeepUAD(BaseDetector):
             return parts[0].astype(np.float32)
         parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, parts)]
         z = [(part - center) / scale for part, center, scale in zip(parts, self.score_center_, self.score_scale_)]
-        return np.mean(z, axis=0).astype(np.float32)
+        return np.average(z, axis=0, weights=self.score_weights_).astype(np.float32)
 
     # ----------------------------------------------------------------- checkpoint state
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -428,7 +429,7 @@ class DeepUAD(BaseDetector):
         arrays["epoch_losses"] = np.asarray(self.epoch_losses_, dtype=np.float64)
         for it in self.iterations_:
             arrays[f"iterations/{it.iteration}/selected"] = it.selected
-        for name in ("reference_", "score_center_", "score_scale_"):  # the fitted scorer (absent in a checkpoint)
+        for name in ("reference_", "score_center_", "score_scale_", "score_weights_"):  # the fitted scorer (absent in a checkpoint)
             if hasattr(self, name):
                 arrays[f"scorer/{name.rstrip('_')}"] = getattr(self, name)
         for name, values in getattr(self, "forest_", {}).items():
@@ -495,7 +496,11 @@ class DeepUAD(BaseDetector):
             raise ValueError(f"scorer reference has shape {self.reference_.shape}, expected (>= 2, {n_features})")
         self.score_center_ = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
         self.score_scale_ = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
+        # a model made before the parts had weights scores as it always did: their plain mean
+        self.score_weights_ = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
         if (self.score_center_.shape != (len(parts),) or self.score_scale_.shape != (len(parts),)
+                or self.score_weights_.shape != (len(parts),) or not (self.score_weights_ > 0).all()
+                or not np.isfinite(self.score_weights_).all()
                 or not np.isfinite(self.score_center_).all() or not (self.score_scale_ > 0).all()
                 or not np.isfinite(self.score_scale_).all() or not np.isfinite(self.reference_).all()):
             raise ValueError("scorer calibration is not finite or does not match its parts")

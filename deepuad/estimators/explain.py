@@ -71,7 +71,7 @@ def column_errors(detector, X: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def part_z_scores(detector, X: np.ndarray) -> list[dict]:
-    """Per row, each score part's robust z-score (combined score: their mean is the score)."""
+    """Per row, each score part's robust z-score (combined score: their weighted mean is the score)."""
     names = getattr(detector, "score_parts_", ())
     if len(names) < 2 or not hasattr(detector, "score_center_"):
         return [{} for _ in range(len(X))]
