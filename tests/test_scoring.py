@@ -117,6 +117,10 @@ def test_threshold_uses_the_estimated_share_unless_told():
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, **EXPLICIT).fit(X)
     assert 0 < det.contamination_ <= 0.5
+    # counted on the plain mean of the parts' z-scores, ranked by their weighted mean
+    parts = [scoring.for_combining(n, p) for n, p in zip(det.score_parts_, det._score_parts(X))]
+    plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0).astype(np.float32)
+    assert det.contamination_ == scoring.estimate_contamination(plain)
     assert det.labels_.mean() == pytest.approx(det.contamination_, abs=2 / len(X))
     told = DeepUAD(seed=0, contamination=0.2, **EXPLICIT).fit(X)
     assert told.labels_.mean() == pytest.approx(0.2, abs=2 / len(X))

@@ -51,8 +51,8 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="combined: mean robust z-score of the log squared reconstruction error and an isolation forest grown on the kept "
-    "rows (sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
+    help="combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation forest "
+    "grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
     f"{DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
 
 
