@@ -11,7 +11,7 @@ of its score alone, then with the default (combined) score; AUROC and AUPRC of e
   iforest    the isolation forest the model carries (grown on its kept rows)
   knn        mean distance to the 5 nearest of the model's reference rows (kept rows)
   knn-code   the same in the bottleneck code space (codes of the test rows vs codes of the reference rows)
-  combined   what ``deepuad score`` reports (the default: z(log l2) + z(iforest), halved)
+  combined   what ``deepuad score`` reports (the default: (z(log l2) + 2 z(iforest)) / 3)
 
 It also reports the 95th percentile of l2 over the reference rows: a kept row the network never trained on
 reconstructs far worse than the rest.
@@ -46,11 +46,11 @@ def part_scores(model_path: Path, test_path: Path) -> tuple[dict[str, np.ndarray
     detector, _ = load_model(model_path)
     test = load_features(test_path)
     X = test["X"]
-    cosine, l2, forest, knn = detector._score_parts(X, names=("cosine", "l2", "iforest", "knn"))
+    k = int(detector.n_neighbors)
+    codes, cosine, l2 = reconstruction_errors(detector.model_, X)
     reference_codes, _, reference_l2 = reconstruction_errors(detector.model_, detector.reference_)
-    codes, _, _ = reconstruction_errors(detector.model_, X)
-    scores = {"cosine": cosine, "l2": l2, "iforest": forest, "knn": knn,
-              "knn-code": scoring.knn_distances(reference_codes, codes, int(detector.n_neighbors)),
+    scores = {"cosine": cosine, "l2": l2, "iforest": scoring.forest_scores(detector.forest_, X),
+              "knn": scoring.knn_distances(detector.reference_, X, k), "knn-code": scoring.knn_distances(reference_codes, codes, k),
               "combined": detector.decision_function(X)}
     facts = {"epochs": detector.epoch_, "stop_reason": "converged" if detector.converged_ else "epoch budget",
              "reference_l2_p95": float(np.percentile(reference_l2, 95))}

@@ -39,8 +39,8 @@ The split follows the model's --score. combined (the default) and l2: the square
 reconstruction error ||x - x_hat||^2 per column, one-hot groups summed back to their source
 column; for combined this is the autoencoder part and the main answer (the isolation forest
 part has no per-column split; each row also shows each part's robust z-score, whose weighted
-mean, the forest counting twice, is the combined score). cosine: (x/|x| - x_hat/|x_hat|)^2 / 2 per column, which sums to the score
-exactly. knn and iforest: the squared difference to the nearest kept training row. 'expected'
+mean, the forest counting twice, is the combined score). cosine: (x/|x| - x_hat/|x_hat|)^2 / 2
+per column, which sums to the score exactly. knn and iforest: the squared difference to the nearest kept training row. 'expected'
 is the reconstruction (or that nearest row) decoded like the data."""
 
 EXPLAIN_EXAMPLES = """Examples:

@@ -51,9 +51,9 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation forest "
-    "grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn (mean distance to the "
-    f"{DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
+    help="combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation "
+    "forest grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); "
+    f"l2, iforest, knn (mean distance to the {DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
 
 
 BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")

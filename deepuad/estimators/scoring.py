@@ -46,6 +46,10 @@ COMPONENTS = {
     "iforest": ("iforest",),
 }
 SCORES = tuple(COMPONENTS)
+FOREST_TREES = 100  # scikit-learn's defaults for IsolationForest
+FOREST_SAMPLES = 256
+_KNN_CHUNK = 4096  # query rows per distance computation: bounds the (chunk x reference) matrix
+
 # How much each part counts in the combined score (a weighted mean of the parts' robust z-scores).
 # The forest counts twice: the network's error also spikes on normal rows the kept set left out (p
 # leaves out up to 30 % of the rows whatever the anomaly share), rows it never trained on, where the
@@ -58,9 +62,6 @@ WEIGHTS = {"l2": 1.0, "iforest": 2.0}
 def part_weights(parts: tuple[str, ...]) -> np.ndarray:
     """The weight of each of ``parts`` in the combined score (1 for a part WEIGHTS does not name)."""
     return np.array([WEIGHTS.get(part, 1.0) for part in parts], dtype=np.float64)
-FOREST_TREES = 100  # scikit-learn's defaults for IsolationForest
-FOREST_SAMPLES = 256
-_KNN_CHUNK = 4096  # query rows per distance computation: bounds the (chunk x reference) matrix
 
 
 # ----------------------------------------------------------------------------- k nearest kept rows
