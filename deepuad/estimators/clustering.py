@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
 
+from deepuad.estimators.mixture import GaussianMixture  # scikit-learn's EM, every component at once (mixture.py says why)
 from deepuad.estimators.params import CLUSTERING_DEFAULTS
 
 _PREDICT_CHUNK = 65536
@@ -47,7 +47,7 @@ def fit_gmm(
     max_iter: int = 100,
     fit_sample: int | None = None,
 ) -> GaussianMixture:
-    """A GaussianMixture fitted in float64; retries with 10x larger ``reg_covar`` when a
+    """A GaussianMixture (mixture.py) fitted in float64; retries with 10x larger ``reg_covar`` when a
     covariance collapses (one-hot columns make "ill-defined empirical covariance" common)."""
     sample = _subsample(X, fit_sample, random_state).astype(np.float64, copy=False)
     n_components = min(n_clusters, len(sample))
@@ -65,7 +65,7 @@ def fit_gmm(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 gmm.fit(sample)
             return gmm
-        except ValueError as error:  # sklearn raises ValueError for a collapsed covariance
+        except ValueError as error:  # a collapsed covariance
             last_error = error
     raise ValueError(f"GMM failed even with reg_covar={reg_covar * 1000:g}: {last_error}")
 

@@ -1,0 +1,159 @@
+"""A Gaussian mixture fitted by EM: scikit-learn's ``GaussianMixture`` algorithm, with every
+component handled at once.
+
+Why not scikit-learn's class: its full-covariance E and M steps loop over the components in
+Python, one small matrix product each, and on the re-selection's z (20,000 rows x 11 columns,
+20 components) that loop is nearly all of the time: 7 of every 10 seconds of a re-selection on
+KDDCUP, and most of ``deepuad train`` on small sets (bench/results/gmm_speed.md). Here each step
+is a few whole-array products. The algorithm is scikit-learn's, step for step (k-means
+initialisation with ``KMeans(n_init=1)``, the same M step, ``reg_covar`` on the diagonal, the
+same stopping rule on the mean log-likelihood, a final E step), so the labels agree with
+``sklearn.mixture.GaussianMixture`` up to rounding (tests/test_mixture.py compares them).
+
+Only "full" and "diag" covariances: the ones deepuad uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "diag")
+
+
+class GaussianMixture:
+    """``fit(X)`` then ``predict(X)``; learned ``weights_``, ``means_``, ``covariances_``,
+    ``precisions_cholesky_``, ``n_iter_``, ``converged_``, ``lower_bound_``. A covariance that
+    is not positive definite raises ValueError, as scikit-learn's does (callers retry with a
+    larger ``reg_covar``)."""
+
+    def __init__(self, n_components=1, covariance_type="full", reg_covar=1e-6, max_iter=100, tol=1e-3, random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X, y=None) -> "GaussianMixture":
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {', '.join(COVARIANCE_TYPES)}, got {self.covariance_type!r}")
+        X = np.asarray(X, dtype=np.float64)
+        if len(X) < max(2, self.n_components):
+            raise ValueError(f"a mixture of {self.n_components} components needs at least as many rows, got {len(X)}")
+        from sklearn.cluster import KMeans  # the initialisation scikit-learn's GaussianMixture uses
+
+        labels = KMeans(n_clusters=self.n_components, n_init=1, random_state=self.random_state).fit(X).labels_
+        resp = np.zeros((len(X), self.n_components))
+        resp[np.arange(len(X)), labels] = 1
+        # full covariances are fitted on centred rows (_m_step says why; means_ are centred too);
+        # diagonal ones on the rows as given, as scikit-learn does, without a copy of X
+        self.center_ = X.mean(axis=0) if self.covariance_type == "full" else np.zeros(X.shape[1])
+        X = X - self.center_ if self.covariance_type == "full" else X
+        # the squares (diag) or products of column pairs (full) of X are the same at every EM step:
+        # computed once (for diag no more memory than the temporary each step would make)
+        pairs = _pair_products(X) if self.covariance_type == "full" else X * X
+        self._m_step(X, resp, pairs)
+        self.weights_ /= len(X)  # scikit-learn's initialisation: counts over rows, not normalised nk
+        lower_bound, self.converged_ = -np.inf, False
+        for n_iter in range(1, self.max_iter + 1):
+            previous = lower_bound
+            log_prob_norm, log_resp = self._log_prob_resp(X, pairs)
+            self._m_step(X, np.exp(log_resp), pairs)
+            self.weights_ /= self.weights_.sum()
+            lower_bound = float(log_prob_norm.mean())
+            if abs(lower_bound - previous) < self.tol:
+                self.converged_ = True
+                break
+        self.n_iter_ = n_iter if self.max_iter > 0 else 0
+        self.lower_bound_ = lower_bound
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable component of each row (int64)."""
+        X = np.asarray(X, dtype=np.float64)
+        return self._weighted_log_prob(X - self.center_ if self.covariance_type == "full" else X).argmax(axis=1)
+
+    # ----------------------------------------------------------------- EM steps
+    def _m_step(self, X: np.ndarray, resp: np.ndarray, pairs: np.ndarray | None = None) -> None:
+        nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
+        means = (resp.T @ X) / nk[:, None]
+        if self.covariance_type == "diag":
+            squares = X * X if pairs is None else pairs
+            covariances = (resp.T @ squares) / nk[:, None] - means**2 + self.reg_covar
+            if np.any(~(covariances > 0)):
+                raise ValueError("a component's covariance collapsed (not positive)")
+            precisions_cholesky = 1.0 / np.sqrt(covariances)
+        else:
+            # sum_n resp_nk x_n x_n^T for every component in one product over the upper triangle
+            # (X is centred in fit, so subtracting means x means^T loses no precision that matters)
+            upper = np.triu_indices(X.shape[1])
+            second = sum(resp[rows].T @ block for rows, block in _pair_blocks(X, pairs)) / nk[:, None]
+            covariances = np.empty((len(nk), X.shape[1], X.shape[1]))
+            covariances[:, upper[0], upper[1]] = second
+            covariances[:, upper[1], upper[0]] = second
+            covariances -= means[:, :, None] * means[:, None, :]
+            covariances[:, np.arange(X.shape[1]), np.arange(X.shape[1])] += self.reg_covar
+            if not np.all(np.isfinite(covariances)):
+                raise ValueError("a component's covariance is not finite")
+            try:
+                cholesky = np.linalg.cholesky(covariances)
+            except np.linalg.LinAlgError as error:
+                raise ValueError("a component's covariance is not positive definite (collapsed or singleton component)") from error
+            precisions_cholesky = np.linalg.inv(cholesky).transpose(0, 2, 1)  # upper triangular, as scikit-learn's
+        self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = nk, means, covariances, precisions_cholesky
+
+    def _weighted_log_prob(self, X: np.ndarray, pairs: np.ndarray | None = None) -> np.ndarray:
+        """log P(x | component) + log weight, (rows, components)."""
+        n_features = X.shape[1]
+        if self.covariance_type == "diag":
+            precisions = self.precisions_cholesky_**2
+            squares = X**2 if pairs is None else pairs
+            squared = (np.sum(self.means_**2 * precisions, axis=1) - 2.0 * (X @ (self.means_ * precisions).T)
+                       + (squares @ precisions.T))
+            log_det = np.sum(np.log(self.precisions_cholesky_), axis=1)
+        else:
+            # (x - mean)^T precision (x - mean), expanded so that all components take one product
+            precisions = self.precisions_cholesky_ @ self.precisions_cholesky_.transpose(0, 2, 1)
+            upper = np.triu_indices(n_features)
+            twice_off_diagonal = np.where(upper[0] == upper[1], 1.0, 2.0)
+            precision_times_mean = np.einsum("kde,ke->kd", precisions, self.means_)
+            weights = (precisions[:, upper[0], upper[1]] * twice_off_diagonal).T
+            squared = np.concatenate([block @ weights for _, block in _pair_blocks(X, pairs)])
+            squared += np.einsum("kd,kd->k", self.means_, precision_times_mean) - 2.0 * (X @ precision_times_mean.T)
+            log_det = np.log(np.diagonal(self.precisions_cholesky_, axis1=1, axis2=2)).sum(axis=1)
+        return -0.5 * (n_features * math.log(2 * math.pi) + squared) + log_det + np.log(self.weights_)
+
+    def _log_prob_resp(self, X: np.ndarray, pairs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        weighted = self._weighted_log_prob(X, pairs)
+        top = weighted.max(axis=1, keepdims=True)
+        with np.errstate(under="ignore"):
+            log_prob_norm = np.log(np.exp(weighted - top).sum(axis=1)) + top[:, 0]
+            return log_prob_norm, weighted - log_prob_norm[:, None]
+
+
+
+# products of column pairs held at once (float64: 32 MiB); a fit keeps them all when they fit in 4x that
+_PAIR_BLOCK = 1 << 22
+
+
+def _pair_products(X: np.ndarray) -> np.ndarray | None:
+    """x_i x_j for every row and every column pair i <= j (rows x d(d+1)/2), or None when that
+    would exceed 4 x _PAIR_BLOCK elements (then _pair_blocks recomputes them block by block)."""
+    upper = np.triu_indices(X.shape[1])
+    if len(X) * len(upper[0]) > 4 * _PAIR_BLOCK:
+        return None
+    return X[:, upper[0]] * X[:, upper[1]]
+
+
+def _pair_blocks(X: np.ndarray, pairs: np.ndarray | None):
+    """(row slice, products of column pairs of those rows): ``pairs`` whole when given."""
+    if pairs is not None:
+        yield slice(0, len(X)), pairs
+        return
+    upper = np.triu_indices(X.shape[1])
+    step = max(1, _PAIR_BLOCK // len(upper[0]))
+    for start in range(0, len(X), step):
+        rows = slice(start, start + step)
+        yield rows, X[rows, upper[0]] * X[rows, upper[1]]
