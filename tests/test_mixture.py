@@ -32,7 +32,7 @@ def both(X, **params):
     return ours, theirs
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_same_fit_and_labels_as_scikit_learn(covariance_type, seed):
     X = modes(seed=seed)
@@ -67,18 +67,33 @@ def test_row_blocks_give_the_labels_of_one_pass(monkeypatch):
     np.testing.assert_array_equal(blocked.predict(X), whole.predict(X))
 
 
-def test_a_collapsed_covariance_is_a_value_error():
-    X = np.repeat(np.eye(4), 30, axis=0)  # each component one repeated point: zero covariance
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_a_collapsed_covariance_fails_as_in_scikit_learn(covariance_type):
+    """Rows that are copies of one point per component: zero covariance without a floor. Where
+    scikit-learn's class raises ValueError, so does this one (fit_gmm retries on it)."""
+    X = np.vstack([np.repeat(np.eye(4), 30, axis=0), np.eye(4)[[0, 1]] + 0.01])
+    try:
+        ScikitLearnMixture(n_components=4, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(X)
+        theirs = None
+    except ValueError as error:
+        theirs = error
+    if theirs is None:
+        GaussianMixture(n_components=4, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(X)
+    else:
+        with pytest.raises(ValueError, match="collapsed|not positive definite|not finite"):
+            GaussianMixture(n_components=4, covariance_type=covariance_type, reg_covar=0.0, random_state=0).fit(X)
+    ours = GaussianMixture(n_components=4, covariance_type=covariance_type, reg_covar=1e-6, random_state=0).fit(X)
+    assert len(np.unique(ours.predict(X))) == 4  # with a floor on the diagonal it fits
+
+
+def test_full_covariance_collapse_is_refused():
+    X = np.repeat(np.eye(4), 30, axis=0)
     with pytest.raises(ValueError, match="not positive definite"):
         GaussianMixture(n_components=4, covariance_type="full", reg_covar=0.0, random_state=0).fit(X)
-    with pytest.raises(ValueError, match="collapsed"):
-        GaussianMixture(n_components=4, covariance_type="diag", reg_covar=0.0, random_state=0).fit(X)
-    labels = GaussianMixture(n_components=4, covariance_type="full", reg_covar=1e-6, random_state=0).fit(X).predict(X)
-    assert len(np.unique(labels)) == 4  # with a floor on the diagonal it fits
 
 
-def test_refuses_what_it_does_not_implement():
-    with pytest.raises(ValueError, match="covariance_type must be one of full, diag"):
-        GaussianMixture(covariance_type="tied").fit(modes())
+def test_refuses_what_it_cannot_fit():
+    with pytest.raises(ValueError, match="covariance_type must be one of full, tied, diag, spherical"):
+        GaussianMixture(covariance_type="banana").fit(modes())
     with pytest.raises(ValueError, match="needs at least as many rows"):
         GaussianMixture(n_components=5).fit(modes()[:3])

@@ -2,15 +2,18 @@
 component handled at once.
 
 Why not scikit-learn's class: its full-covariance E and M steps loop over the components in
-Python, one small matrix product each, and on the re-selection's z (20,000 rows x 11 columns,
-20 components) that loop is nearly all of the time: 7 of every 10 seconds of a re-selection on
-KDDCUP, and most of ``deepuad train`` on small sets (bench/results/gmm_speed.md). Here each step
-is a few whole-array products. The algorithm is scikit-learn's, step for step (k-means
-initialisation with ``KMeans(n_init=1)``, the same M step, ``reg_covar`` on the diagonal, the
-same stopping rule on the mean log-likelihood, a final E step), so the labels agree with
-``sklearn.mixture.GaussianMixture`` up to rounding (tests/test_mixture.py compares them).
+Python, one small matrix product each, and the re-selection's z (up to 20,000 rows of a few dozen
+columns, 20 components) is where that loop dominates. Here each step is a few whole-array
+products, and the products of column pairs that both steps need are computed once per fit. On
+what deepuad clusters (bench/results/gmm_speed.md) the re-selection's mixture is 2-4x faster
+(full-size KDDCUP: 2.1-2.3x), the initial clustering's diagonal one 1.2x. The algorithm is
+scikit-learn's, step for step (k-means initialisation with its ``KMeans(n_init=1)``, the same M
+step, ``reg_covar`` on the diagonal, the same stopping rule on the mean log-likelihood, a final
+assignment), so the labels are scikit-learn's up to rounding: none of 792,045 rows differed there,
+and tests/test_mixture.py compares the two.
 
-Only "full" and "diag" covariances: the ones deepuad uses.
+All four of scikit-learn's covariance types: "full" (the re-selection), "diag" (the initial
+clustering), "tied" and "spherical" (offered by ``deepuad cluster --covariance``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 
 import numpy as np
 
-COVARIANCE_TYPES = ("full", "diag")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 class GaussianMixture:
@@ -53,7 +56,7 @@ class GaussianMixture:
         X = X - self.center_ if self.covariance_type == "full" else X
         # the squares (diag) or products of column pairs (full) of X are the same at every EM step:
         # computed once (for diag no more memory than the temporary each step would make)
-        pairs = _pair_products(X) if self.covariance_type == "full" else X * X
+        pairs = _pair_products(X) if self.covariance_type == "full" else X * X if self.covariance_type == "diag" else None
         self._m_step(X, resp, pairs)
         self.weights_ /= len(X)  # scikit-learn's initialisation: counts over rows, not normalised nk
         lower_bound, self.converged_ = -np.inf, False
@@ -79,12 +82,18 @@ class GaussianMixture:
     def _m_step(self, X: np.ndarray, resp: np.ndarray, pairs: np.ndarray | None = None) -> None:
         nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
         means = (resp.T @ X) / nk[:, None]
-        if self.covariance_type == "diag":
+        if self.covariance_type in ("diag", "spherical"):
             squares = X * X if pairs is None else pairs
             covariances = (resp.T @ squares) / nk[:, None] - means**2 + self.reg_covar
+            if self.covariance_type == "spherical":
+                covariances = covariances.mean(axis=1)
             if np.any(~(covariances > 0)):
                 raise ValueError("a component's covariance collapsed (not positive)")
             precisions_cholesky = 1.0 / np.sqrt(covariances)
+        elif self.covariance_type == "tied":
+            covariances = (X.T @ X - nk * means.T @ means) / nk.sum()
+            covariances[np.arange(X.shape[1]), np.arange(X.shape[1])] += self.reg_covar
+            precisions_cholesky = _precision_cholesky(covariances[None])[0]
         else:
             # sum_n resp_nk x_n x_n^T for every component in one product over the upper triangle
             # (X is centred in fit, so subtracting means x means^T loses no precision that matters)
@@ -95,13 +104,7 @@ class GaussianMixture:
             covariances[:, upper[1], upper[0]] = second
             covariances -= means[:, :, None] * means[:, None, :]
             covariances[:, np.arange(X.shape[1]), np.arange(X.shape[1])] += self.reg_covar
-            if not np.all(np.isfinite(covariances)):
-                raise ValueError("a component's covariance is not finite")
-            try:
-                cholesky = np.linalg.cholesky(covariances)
-            except np.linalg.LinAlgError as error:
-                raise ValueError("a component's covariance is not positive definite (collapsed or singleton component)") from error
-            precisions_cholesky = np.linalg.inv(cholesky).transpose(0, 2, 1)  # upper triangular, as scikit-learn's
+            precisions_cholesky = _precision_cholesky(covariances)
         self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = nk, means, covariances, precisions_cholesky
 
     def _weighted_log_prob(self, X: np.ndarray, pairs: np.ndarray | None = None) -> np.ndarray:
@@ -113,6 +116,16 @@ class GaussianMixture:
             squared = (np.sum(self.means_**2 * precisions, axis=1) - 2.0 * (X @ (self.means_ * precisions).T)
                        + (squares @ precisions.T))
             log_det = np.sum(np.log(self.precisions_cholesky_), axis=1)
+        elif self.covariance_type == "spherical":
+            precisions = self.precisions_cholesky_**2
+            squared = (np.sum(self.means_**2, axis=1) * precisions - 2 * (X @ self.means_.T * precisions)
+                       + np.outer(np.einsum("nd,nd->n", X, X), precisions))
+            log_det = n_features * np.log(self.precisions_cholesky_)
+        elif self.covariance_type == "tied":  # one precision: ||x U - mean U||^2 expanded over the components
+            shifted, shifted_means = X @ self.precisions_cholesky_, self.means_ @ self.precisions_cholesky_
+            squared = (np.einsum("nd,nd->n", shifted, shifted)[:, None] - 2.0 * (shifted @ shifted_means.T)
+                       + np.einsum("kd,kd->k", shifted_means, shifted_means))
+            log_det = np.sum(np.log(np.diag(self.precisions_cholesky_)))
         else:
             # (x - mean)^T precision (x - mean), expanded so that all components take one product
             precisions = self.precisions_cholesky_ @ self.precisions_cholesky_.transpose(0, 2, 1)
@@ -132,6 +145,17 @@ class GaussianMixture:
             log_prob_norm = np.log(np.exp(weighted - top).sum(axis=1)) + top[:, 0]
             return log_prob_norm, weighted - log_prob_norm[:, None]
 
+
+def _precision_cholesky(covariances: np.ndarray) -> np.ndarray:
+    """The upper-triangular U with U U^T = inverse of each (components, d, d) covariance, as
+    scikit-learn's; ValueError when one is not finite or not positive definite."""
+    if not np.all(np.isfinite(covariances)):
+        raise ValueError("a component's covariance is not finite")
+    try:
+        cholesky = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError as error:
+        raise ValueError("a component's covariance is not positive definite (collapsed or singleton component)") from error
+    return np.linalg.inv(cholesky).transpose(0, 2, 1)
 
 
 # products of column pairs held at once (float64: 32 MiB); a fit keeps them all when they fit in 4x that
