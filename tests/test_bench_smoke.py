@@ -165,6 +165,17 @@ def test_cost(tmp_path, shared_data):
     assert len(imports) == 3 and all(v > 0 for v in imports) and number(rows[0][9]) == pytest.approx(sum(imports), abs=0.3)
 
 
+def test_gmm_speed(tmp_path, shared_data):
+    need(shared_data, "odds_adbench/45_wine.npz")
+    bench("gmm_speed", "--sets", "45_wine", "--reps", 1, "--out", tmp_path / "gmm_speed.md", cwd=tmp_path)
+    rows = table(tmp_path / "gmm_speed.md")
+    # set | clustered | rows | columns | fitted on | covariance | iterations | rows labelled differently | s | s | speed-up
+    assert [r[1] for r in rows][0] == "rows" and rows[0][5] == "diag" and number(rows[0][2]) == 129
+    assert len(rows) >= 2 and all(r[1].startswith("z, re-selection") and r[5] == "full" for r in rows[1:])
+    assert all(number(r[7]) == 0 for r in rows)  # scikit-learn's labels, row for row
+    assert all(number(r[8]) > 0 and number(r[9]) > 0 for r in rows)
+
+
 def test_reselect_seed(tmp_path, shared_data):
     need(shared_data, "odds_adbench/15_Hepatitis.npz")
     bench("reselect_seed", "--datasets", "15_Hepatitis", "--epochs", 10, "--seeds", 2, "--caps", 1, 100, "--n-init", 2,
