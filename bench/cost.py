@@ -7,7 +7,8 @@ processes (imports included: that is what a user waits for), then `deepuad run` 
 stages in one process), --reps times; the table gives the median wall time of each command, of the
 four together and of `run`, and the machine's load while it ran (these machines are shared: a load
 above the core count slows everything). The "imports" columns are processes that only import what
-each command needs: scikit-learn's mixture (`cluster`), torch and it (`train`), torch (`score`):
+each command needs: scikit-learn's k-means (`cluster`: the mixture's initialisation), torch, it and
+scikit-learn's isolation forest (`train`), torch (`score`):
 the floor that each pays, whatever the data; "floor" is the three together.
 """
 
@@ -36,7 +37,7 @@ COMMANDS = (("extract", "{data} -o f.h5"), ("cluster", "f.h5 -o c.h5"), ("train"
             ("score", "m.h5 f.h5 -o s.h5 --threads 1"))
 ONE_PROCESS = ("run", "{data} -o out --threads 1")
 # the heavy imports of cluster, train and score: what each pays before any work
-IMPORTS = {"cluster": "import sklearn.mixture", "train": "import torch, sklearn.mixture", "score": "import torch"}
+IMPORTS = {"cluster": "import sklearn.cluster", "train": "import torch, sklearn.cluster, sklearn.ensemble", "score": "import torch"}
 
 
 def pipeline(data: Path, folder: Path) -> dict[str, float]:
