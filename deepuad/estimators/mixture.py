@@ -51,7 +51,7 @@ class GaussianMixture:
         resp = np.zeros((len(X), self.n_components))
         resp[np.arange(len(X)), labels] = 1
         # full covariances are fitted on centred rows (_m_step says why; means_ are centred too);
-        # diagonal ones on the rows as given, as scikit-learn does, without a copy of X
+        # the others on the rows as given (center_ is 0), as scikit-learn does, without a copy of X
         self.center_ = X.mean(axis=0) if self.covariance_type == "full" else np.zeros(X.shape[1])
         X = X - self.center_ if self.covariance_type == "full" else X
         # the squares (diag) or products of column pairs (full) of X are the same at every EM step:
@@ -75,8 +75,7 @@ class GaussianMixture:
 
     def predict(self, X) -> np.ndarray:
         """The most probable component of each row (int64)."""
-        X = np.asarray(X, dtype=np.float64)
-        return self._weighted_log_prob(X - self.center_ if self.covariance_type == "full" else X).argmax(axis=1)
+        return self._weighted_log_prob(np.asarray(X, dtype=np.float64) - self.center_).argmax(axis=1)
 
     # ----------------------------------------------------------------- EM steps
     def _m_step(self, X: np.ndarray, resp: np.ndarray, pairs: np.ndarray | None = None) -> None:
