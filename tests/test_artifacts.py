@@ -99,3 +99,14 @@ def test_a_second_writer_in_the_same_folder_waits_for_the_first(tmp_path):
     with art.open_artifact(tmp_path / "a.h5", "scores") as f:
         assert len(f["score"]) == 1  # the later writer's complete file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]  # no lock or temp files left
+
+
+@pytest.mark.parametrize("n_features,layers", [(7, (4, 2)), (118, (60, 30, 10)), (3, (1,)), (5, (9, 9, 9, 9, 2))])
+def test_weight_shapes_are_the_networks_own(n_features, layers):
+    """A model's weights are checked against its architecture without torch (so that ``score``
+    of the training rows need not import it): the worked-out shapes must be the network's."""
+    from deepuad.artifacts.model import weight_shapes
+    from deepuad.estimators.autoencoder import Autoencoder
+
+    network = Autoencoder(n_features, layers, "relu").state_dict()
+    assert weight_shapes(n_features, layers) == {f"weights/{name}": tuple(value.shape) for name, value in network.items()}

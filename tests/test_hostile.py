@@ -215,8 +215,28 @@ def test_a_model_with_a_nan_weight_is_refused(tmp_path, capsys, built):
 
 def test_finite_weights_that_overflow_give_an_error_not_nan_scores(tmp_path, capsys, built):
     bad = _model_with(built, tmp_path / "huge-model.h5", huge=True)
-    refuses(capsys, ["score", bad, built["features"], "-o", tmp_path / "out.h5"], 4, "NaN or infinite scores",
-            built["features"], tmp_path)
+    # other batches than train's: the network scores the rows (in train's, score takes the scores train stored)
+    refuses(capsys, ["score", bad, built["features"], "--batch-rows", "32", "-o", tmp_path / "out.h5"], 4,
+            "NaN or infinite scores", built["features"], tmp_path)
+
+
+@pytest.mark.parametrize("case,words", [("nan", "NaN or infinite scores"), ("inf", "NaN or infinite scores"),
+                                        ("short", "scores for the"), ("text", "expected kind")])
+def test_a_model_whose_stored_training_scores_are_broken_is_refused(tmp_path, capsys, built, case, words):
+    """score takes a model's training scores for its training features: they must be numbers, one per row."""
+    from test_reliability import replace_dataset
+
+    def edit(f):
+        scores = f["training_scores"][()]
+        if case in ("nan", "inf"):
+            scores[3] = np.nan if case == "nan" else np.inf
+            f["training_scores"][...] = scores
+        elif case == "short":
+            replace_dataset(f, "training_scores", scores[:-1])
+        else:
+            replace_dataset(f, "training_scores", np.array([b"x"] * len(scores)))
+    bad = rewrite(copy(built, "model", tmp_path / "model.h5"), edit)
+    refuses(capsys, ["score", bad, built["features"], "-o", tmp_path / "out.h5"], 3, words, bad, tmp_path)
 
 
 def _scores_with(built, path: Path, kind="scores", value=np.nan, threshold=None) -> Path:

@@ -47,10 +47,14 @@ def test_each_command_imports_only_what_it_needs(folder):
     # train and score: torch, but never torch._dynamo (torch's optimiser wrappers import it: 2-3 s)
     loaded = loaded_by("train", "f.h5", "c.h5", "-o", "m.h5", "--epochs", "4", "--r", "2", cwd=folder)
     assert "torch" in loaded and "torch._dynamo" not in loaded
-    loaded = loaded_by("score", "m.h5", "f.h5", "-o", "s.h5", cwd=folder)
-    assert "torch" in loaded and "torch._dynamo" not in loaded
-    # score runs the network and the forest's arrays: no scikit-learn (its import alone is ~2 s)
-    assert "sklearn" not in loaded
+    # score of the rows the model was trained on takes the scores train stored: nothing heavy at all
+    assert loaded_by("score", "m.h5", "f.h5", "-o", "s.h5", cwd=folder).isdisjoint(HEAVY)
+    # score of other rows runs the network and the forest's arrays: torch, but no scikit-learn
+    # (its import alone is ~2 s)
+    np.savez(folder / "new.npz", X=np.random.default_rng(1).normal(size=(50, 5)).astype(np.float32))
+    assert loaded_by("extract", "new.npz", "--like", "f.h5", "-o", "new.h5", cwd=folder).isdisjoint(HEAVY)
+    loaded = loaded_by("score", "m.h5", "new.h5", "-o", "s2.h5", cwd=folder)
+    assert "torch" in loaded and "torch._dynamo" not in loaded and "sklearn" not in loaded
 
 
 def test_eager_adam_is_torch_adam():

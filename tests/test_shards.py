@@ -258,3 +258,43 @@ def test_unreadable_shard_files(tmp_path, capsys, three, bad):
         data = three[1].read_bytes()
         path.write_bytes(data[: len(data) // 2])
     merge_fails(capsys, tmp_path, [three[0], path, three[2]], 3, str(path))
+
+
+def test_score_of_the_training_rows_takes_trains_scores_which_equal_the_networks(tmp_path, capsys, monkeypatch):
+    """``train`` stores the score of every row it was trained on, computed in score's own batches;
+    ``score`` of that features file takes them without loading the network. Over several batches
+    (20,000 rows: 2 of SCORE_BATCH_ROWS) they must be exactly what the network computes: the
+    shards below score with the network, and their merge must equal the stored scores bit for bit."""
+    from deepuad.artifacts.model import TRAINING_SCORES
+    from deepuad.estimators.params import SCORE_BATCH_ROWS
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(19_000, 4)), rng.uniform(-6, 6, size=(1_000, 4))]).astype(np.float32)
+    assert len(X) > SCORE_BATCH_ROWS
+    np.savez(tmp_path / "rows.npz", X=X, y=(np.arange(len(X)) >= 19_000).astype(np.int8))
+    paths = {name: tmp_path / f"{name}.h5" for name in ("features", "clusters", "model")}
+    for step in [("extract", tmp_path / "rows.npz", "-o", paths["features"]),
+                 ("cluster", paths["features"], "--clusters", "4", "-o", paths["clusters"]),
+                 ("train", paths["features"], paths["clusters"], "-o", paths["model"], "--epochs", "2", "--r", "1",
+                  "--layers", "4,2", "--reselect-clusters", "3", "--batch-size", "1024", "--threads", "1", "--device", "cpu")]:
+        code, _, err = run_cli(capsys, *step)
+        assert code == 0, (step, err)
+    with h5py.File(paths["model"], "r") as f:
+        assert f[TRAINING_SCORES].shape == (len(X),) and f.attrs["training_scores_batch_rows"] == SCORE_BATCH_ROWS
+    shards = [tmp_path / f"s.scores.shard-{i}-of-2.h5" for i in range(2)]
+    for i, shard in enumerate(shards):
+        code, _, err = run_cli(capsys, "score", paths["model"], paths["features"], "--shard", f"{i}/2", "--threads", "1",
+                               "-o", shard)
+        assert code == 0, err
+    code, _, err = run_cli(capsys, "merge-scores", *shards, "-o", tmp_path / "network.scores.h5")
+    assert code == 0, err
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("score loaded the network for the rows the model was trained on")
+    monkeypatch.setattr("deepuad.stages.score.load_model", no_network)
+    code, _, err = run_cli(capsys, "score", paths["model"], paths["features"], "--threads", "1", "-o", tmp_path / "stored.scores.h5")
+    assert code == 0, err
+    assert_same_scores(tmp_path / "stored.scores.h5", tmp_path / "network.scores.h5")
+    # other batches than train's: the network scores them (no_network raises, exit 1)
+    code, _, err = run_cli(capsys, "score", paths["model"], paths["features"], "--batch-rows", "1000", "-o", tmp_path / "b.h5")
+    assert code != 0 and "loaded the network" in err

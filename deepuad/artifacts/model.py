@@ -4,7 +4,9 @@ It only stores what ``DeepUAD.get_state()`` returns and hands it back for ``set_
 ``weights/*`` and ``optimizer/*`` (tensors as arrays), ``rng_state``, ``epoch_losses``,
 ``iterations/<t>/selected`` (with each re-selection's record and label diagnostics as group
 attributes) and ``scorer/*``; the JSON attributes ``architecture``, ``state`` and
-``iterations``. Loading never unpickles or executes anything.
+``iterations``. Loading never unpickles or executes anything. A complete model also holds the
+score of every row it was trained on (``training_scores``, not part of the state): ``score``
+takes them for that features file instead of computing them again (``stored_scores``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import _datasets, Kind, open_artifact, register, write_artifact
+from deepuad.artifacts.envelope import _datasets, inputs_of, Kind, open_artifact, register, write_artifact
 from deepuad.artifacts.safe_read import attr_json, _check_dataset, MAX_LAYERS, MAX_WIDTH, _positive_int, read_array
-from deepuad.errors import InputError
+from deepuad.errors import DataError, InputError
+from deepuad.estimators.params import ACTIVATIONS
 
+# the score of every row the model was trained on (train's last pass), which ``score`` takes
+# instead of scoring that features file again
+TRAINING_SCORES = "training_scores"
 
 def _check_model(f: h5py.File, path: Path) -> None:
     """The JSON a model's reader indexes into, and the arrays it turns into tensors."""
@@ -56,9 +62,11 @@ def _check_model(f: h5py.File, path: Path) -> None:
 
 def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inputs: dict, encoding_fp: str,
           diagnostics: dict, n_rows: int, complete: bool, stop_reason: str, final_metrics: dict | None = None,
-          contamination_estimate: float | None = None) -> None:
+          contamination_estimate: float | None = None, training_scores: np.ndarray | None = None,
+          scores_batch_rows: int | None = None) -> None:
     """A model artifact holding ``(arrays, state)`` from ``DeepUAD.get_state()``; ``diagnostics``:
-    {iteration: {metric: value}} from labels the algorithm never saw."""
+    {iteration: {metric: value}} from labels the algorithm never saw; ``training_scores``: the
+    score of every training row, computed in batches of ``scores_batch_rows`` (``stored_scores``)."""
     with write_artifact(path, "model", params, inputs) as f:
         for name, values in arrays.items():
             if name.startswith("iterations/"):  # sorted indices compress well: keep checkpoints small
@@ -81,6 +89,36 @@ def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inp
         f.attrs["final_metrics"] = json.dumps(final_metrics or {})
         if complete:  # the share of anomalies estimated from the scores: score's default --contamination
             f.attrs["contamination_estimate"] = float(contamination_estimate)
+        if complete and training_scores is not None:
+            f.create_dataset(TRAINING_SCORES, data=np.asarray(training_scores, dtype=np.float32),
+                             chunks=(min(n_rows, 65536),))
+            f.attrs["training_scores_batch_rows"] = int(scores_batch_rows)
+
+
+def stored_scores(path, features_fingerprint: str, batch_rows: int) -> tuple[np.ndarray, dict] | None:
+    """(scores, meta) of the rows a complete model was trained on, if ``features_fingerprint`` is
+    that of its training features and ``train`` scored them in batches of ``batch_rows``, ``score``'s
+    own: then they are what ``score`` would compute for that file, to the bit, and it need not
+    load the network. Else None. ``meta``: fingerprint, complete, n_rows, params, contamination_estimate."""
+    with open_artifact(path, "model") as f:
+        if (TRAINING_SCORES not in f or not bool(f.attrs.get("complete", False)) or "contamination_estimate" not in f.attrs
+                or inputs_of(f).get("features", {}).get("fingerprint") != features_fingerprint
+                or int(f.attrs.get("training_scores_batch_rows", -1)) != batch_rows):
+            return None
+        check_weight_shapes(f, path, attr_json(f, "architecture"))  # as load_model does
+        n_rows = int(f.attrs["n_rows"])
+        if f[TRAINING_SCORES].shape != (n_rows,):
+            raise InputError(f"dataset '{TRAINING_SCORES}' has {len(f[TRAINING_SCORES])} scores for the {n_rows} rows "
+                             "the model was trained on (corrupt?)", path)
+        for name in _dataset_names(f, "weights/"):  # refused as when the network is loaded (load_model)
+            if not np.isfinite(read_array(f, name)).all():
+                raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
+        scores = read_array(f, TRAINING_SCORES).astype(np.float32, copy=False)
+        if not np.isfinite(scores).all():
+            raise InputError(f"dataset '{TRAINING_SCORES}' holds NaN or infinite scores (corrupt?)", path)
+        meta = {"fingerprint": str(f.attrs["fingerprint"]), "complete": True, "n_rows": n_rows,
+                "params": attr_json(f, "params"), "contamination_estimate": float(f.attrs["contamination_estimate"])}
+    return scores, meta
 
 
 def read(path) -> tuple[dict[str, np.ndarray], dict, dict, dict]:
@@ -112,22 +150,31 @@ def describe(f, path) -> dict:
     return {"architecture": attr_json(f, "architecture"), "iterations": iterations, "summary": summary}
 
 
+def weight_shapes(n_features: int, layers) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of ``Autoencoder(n_features, layers).state_dict()``, named as a
+    model artifact stores it, worked out without torch (tests/test_artifacts.py holds it to the
+    network): each half is a Sequential of Linear layers with an activation between two of
+    them, so its k-th Linear layer has index 2k."""
+    widths = [n_features, *layers]
+    shapes = {}
+    for half, sizes in (("encoder", widths), ("decoder", widths[::-1])):
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"weights/{half}.{2 * k}.weight"] = (n_out, n_in)
+            shapes[f"weights/{half}.{2 * k}.bias"] = (n_out,)
+    return shapes
+
+
 def check_weight_shapes(f: h5py.File, path, architecture: dict) -> None:
     """InputError unless the stored weights have exactly the shapes the architecture declares.
     Checked on the file's metadata before the network is built, so that a small file declaring
-    20,000-wide layers cannot make deepuad allocate gigabytes (the network is built on PyTorch's
-    "meta" device, which allocates nothing)."""
-    import torch
-
-    from deepuad.estimators.autoencoder import Autoencoder
-
-    layers = architecture["layers"]  # at most MAX_LAYERS of MAX_WIDTH: checked by open_artifact
-    try:
-        with torch.device("meta"):
-            expected = {f"weights/{name}": tuple(value.shape) for name, value in
-                        Autoencoder(architecture["n_features"], tuple(layers), architecture["activation"]).state_dict().items()}
-    except ValueError as error:
-        raise InputError(f"attribute 'architecture' does not describe a model (corrupt?): {error}", path) from None
+    20,000-wide layers cannot make deepuad allocate gigabytes, and without torch, so that
+    ``score`` of the rows a model was trained on (which takes its stored scores) checks the
+    model as every other reader does at no cost."""
+    if architecture["activation"] not in ACTIVATIONS:
+        raise InputError(f"attribute 'architecture' does not describe a model (corrupt?): activation "
+                         f"{architecture['activation']!r} is not one of {', '.join(ACTIVATIONS)}", path)
+    # at most MAX_LAYERS of MAX_WIDTH: checked by open_artifact
+    expected = weight_shapes(architecture["n_features"], architecture["layers"])
     stored = {name: tuple(f[name].shape) for name in _dataset_names(f, "weights/")}
     if stored != expected:
         wrong = sorted(set(stored.items()) ^ set(expected.items()))[:1]
@@ -146,7 +193,7 @@ def read_model_state(f: h5py.File):
     arrays: dict[str, np.ndarray] = {}
 
     def collect(name, obj):
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, h5py.Dataset) and name != TRAINING_SCORES:  # an output of fit, not its state
             arrays[name] = read_array(f, name)
 
     f.visititems(collect)
@@ -161,12 +208,14 @@ def read_model_state(f: h5py.File):
 
 KIND = register(Kind(
     "model", check=_check_model, describe=describe,
-    datasets={"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True)},
+    datasets={"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True),
+              TRAINING_SCORES: (1, "f", False)},
     attrs={"architecture": "dict", "state": "dict", "iterations": "list", "complete": "num", "stop_reason": "str",
-           "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict"},
+           "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict", "training_scores_batch_rows": "int"},
     descriptions={
         "selected": "indices of the rows in the training set",
         "epoch_losses": "mean training loss of each epoch",
+        TRAINING_SCORES: "score of every row the model was trained on; score takes them for that features file",
         "rng_state": "state of the shuffling RNG, for exact resume",
         "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
         "scorer/score_center": "median of each score part over the reference rows",

@@ -184,7 +184,7 @@ def score(
                                                "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),
     as_json: bool = JSON_OPTION,
 ):
-    """Score every row with the model's score (train --score; default combined: log reconstruction error and isolation forest, each robustly scaled), higher = more anomalous."""
+    """Score every row with the model's score (train --score; default combined: log reconstruction error and isolation forest, each robustly scaled), higher = more anomalous. The rows the model was trained on were scored by train already: their scores are taken from the model (the same numbers)."""
     from deepuad.cli.answers import check_fail_above, check_fail_options
     from deepuad.stages.score import score as stage
 

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+from deepuad.estimators import params
+
+ACTIVATIONS = dict(zip(params.ACTIVATIONS, (nn.Tanh, nn.ReLU), strict=True))
 
 
 def _mlp(widths: list[int], activation: str) -> nn.Sequential:

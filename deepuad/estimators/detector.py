@@ -58,7 +58,7 @@ from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
-from deepuad.estimators.params import PAPER_READING, CONTAMINATION, DEFAULTS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION, DEFAULTS, SCORE_BATCH_ROWS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
@@ -111,7 +111,7 @@ class DeepUAD(BaseDetector):
         "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
         "lr": _POSITIVE_NUMBER,
         "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
-        "activation": (lambda v: v in ("tanh", "relu"), "tanh or relu"),
+        "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
         "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
         "percentile_over": INITIAL_SELECTION_CHECKS["percentile_over"],
         "reselect_clusters": (_int_at_least(1), ">= 1"),
@@ -367,7 +367,11 @@ class DeepUAD(BaseDetector):
     def _all_scores(self, X, world) -> tuple[np.ndarray, np.ndarray]:
         """``_scores`` of ALL rows on every rank, each rank scoring its own row range."""
         if not world.distributed:
-            return self._scores(X)
+            # chunk by chunk exactly as ``score`` scores a features file, so that the scores it takes
+            # from a model for the rows the model was trained on are what it would compute, to the bit
+            blocks = [self._scores(X[start : start + SCORE_BATCH_ROWS], SCORE_BATCH_ROWS)
+                      for start in range(0, len(X), SCORE_BATCH_ROWS)]
+            return tuple(np.concatenate(values) for values in zip(*blocks))
         start, stop = world.block(len(X))
         block = self._scores(take_rows(X, np.arange(start, stop)))
         return tuple(world.broadcast(world.gather_rows(values, len(X)), np.float32) for values in block)

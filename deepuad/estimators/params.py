@@ -41,6 +41,9 @@ DEFAULTS = {
     "reference_size": 2000,
 }
 
+# the hidden layers' activations (``activation``): autoencoder.ACTIVATIONS maps them to torch's
+ACTIVATIONS = ("tanh", "relu")
+
 # rows scored per batch by ``score`` and ``explain``: shards are cut at multiples of it
 # (artifacts.shard.shard_rows), so shards and the unsharded run they equal must share it
 SCORE_BATCH_ROWS = 16384

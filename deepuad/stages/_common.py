@@ -100,18 +100,24 @@ def resolve_device(device: str) -> str:
 MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
-def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
-    """Pin torch and BLAS thread pools. Default: 1 thread on machines with <= 2 cores (spinning
-    OpenMP threads make a small net 50x slower when another process shares the CPU), else
-    half the cores, at most 8, shared by the processes torchrun started on this node."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
+def check_threads(threads: int | None, processes_per_node: int = 1) -> int:
+    """The thread count to use, or UsageError. Default: 1 thread on machines with <= 2 cores
+    (spinning OpenMP threads make a small net 50x slower when another process shares the CPU),
+    else half the cores, at most 8, shared by the processes torchrun started on this node."""
     if threads is None:
         cores = os.cpu_count() or 1
         threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
     if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults creating 100,000 threads
         raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+    return threads
+
+
+def set_threads(threads: int | None, processes_per_node: int = 1) -> int:
+    """Pin torch and BLAS thread pools to ``check_threads``' count."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = check_threads(threads, processes_per_node)
     torch.set_num_threads(threads)
     threadpool_limits(threads)
     return threads

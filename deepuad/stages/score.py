@@ -1,18 +1,21 @@
 """``score``: h(x) for every row of a features artifact, streamed in batches -> a scores
-artifact, or with ``--shard I/N`` one shard's rows -> a scores_shard artifact."""
+artifact, or with ``--shard I/N`` one shard's rows -> a scores_shard artifact. For the features
+file the model was trained on, the scores ``train`` computed in the same batches are taken from
+the model (the same numbers, to the bit) and the network is not loaded."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from deepuad import artifacts as art
+from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import as_finite_float32
 from deepuad.artifacts.scores import write_scores
 from deepuad.artifacts.shard import write_shard
 from deepuad.errors import DataError, InputError, StaleError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 from deepuad.stages._common import (
-    check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
+    check_threads, check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
     resolve_device, set_threads, skipped,
 )
 
@@ -41,28 +44,40 @@ def score(
         raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
     output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
-    set_threads(threads)
-    detector, model_meta = load_model(model_path, resolve_device(device))
-    if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
-        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
-                         model_path)
-    if contamination is None and threshold is None:
-        # the share estimated from the training scores (models from before it: p/100); recorded in a shard too, so
-        # merge-scores needs no model
-        contamination = getattr(detector, "contamination_", detector.p / 100)
     with art.open_artifact(features_path, "features") as f:
         features_fp = str(f.attrs["fingerprint"])
-        if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
-            raise StaleError(
-                f"is encoded differently from the data {model_path} was trained on; re-extract it with "
-                "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+        # the rows the model was trained on: train scored them already, in these very batches
+        stored = model_artifact.stored_scores(model_path, features_fp, batch_rows) if shard is None else None
+        if stored is not None and device not in ("auto", stored[1]["params"].get("device")):
+            stored = None  # computed on another device than the one asked for
+        if stored is not None:
+            check_threads(threads)  # nothing to compute: neither torch nor the network is loaded
+            stored_scores, model_meta = stored
+            scored_on, default_share = model_meta["params"].get("device"), model_meta["contamination_estimate"]
+        else:
+            set_threads(threads)
+            detector, model_meta = load_model(model_path, resolve_device(device))
+            if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
+                raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with "
+                                 "'deepuad train --resume'", model_path)
+            if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
+                raise StaleError(
+                    f"is encoded differently from the data {model_path} was trained on; re-extract it with "
+                    "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+            # the share estimated from the training scores (models from before it: p/100)
+            scored_on, default_share = detector.device, getattr(detector, "contamination_", detector.p / 100)
+        if contamination is None and threshold is None:
+            contamination = default_share  # recorded in a shard too, so merge-scores needs no model
         X = f["X"]
         n_rows, width = X.shape
-        if width != model_meta["architecture"]["n_features"]:
+        if stored is not None and len(stored_scores) != n_rows:  # the same fingerprint: only a crafted model
+            raise InputError(f"holds {len(stored_scores)} training scores for the {n_rows} rows of {features_path} (corrupt?)",
+                             model_path)
+        if stored is None and width != model_meta["architecture"]["n_features"]:
             raise DataError(f"has {width} features but the model expects {model_meta['architecture']['n_features']}", features_path)
         if n_rows == 0:
             raise DataError("has no rows", features_path)
-        params = {"contamination": contamination, "threshold": threshold, "device": detector.device, "batch_rows": batch_rows}
+        params = {"contamination": contamination, "threshold": threshold, "device": scored_on, "batch_rows": batch_rows}
         inputs = {"model": {"path": str(model_path), "fingerprint": model_meta["fingerprint"]},
                   "features": {"path": str(features_path), "fingerprint": features_fp}}
         start, stop = (0, n_rows) if shard is None else art.shard_rows(n_rows, batch_rows, *shard)
@@ -77,6 +92,9 @@ def score(
             # scored in exactly the batches of an unsharded run (see art.shard_rows)
             for begin in range(start, stop, batch_rows):
                 end = min(begin + batch_rows, stop)
+                if stored is not None:
+                    yield begin - start, stored_scores[begin:end]
+                    continue
                 try:
                     chunk = X[begin:end]
                 except (OSError, ValueError) as error:

@@ -12,6 +12,7 @@ from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import features_for_training
 from deepuad.artifacts.model import check_weight_shapes, read_model_state
 from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.estimators.params import SCORE_BATCH_ROWS
 from deepuad.stages._common import (
     default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
     train_param_names,
@@ -110,8 +111,9 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     if y is not None:
         final = ranking_metrics(y, detector.decision_scores_)
     if world.is_root:
+        # one process scored the rows in score's own batches (DeepUAD._all_scores): score takes these
         _save(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
-              complete=True, final_metrics=final)
+              complete=True, final_metrics=final, training_scores=None if world.distributed else detector.decision_scores_)
     world.barrier()  # no rank exits (and so ends the torchrun job) before the model is written
     last = detector.iterations_[-1]
     summary = {
@@ -138,14 +140,16 @@ def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) 
     return metrics
 
 
-def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None) -> None:
+def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None,
+          training_scores=None) -> None:
     """The detector's own state (``get_state``) into a model artifact: a checkpoint, or
     (``complete``) the trained model."""
     arrays, state = detector.get_state()
     architecture = {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers_),
                     "activation": detector.activation}
     model_artifact.write(path, arrays, state, architecture, params, inputs, encoding_fp, diagnostics, n_rows, complete,
-                         detector.stop_reason_, final_metrics, getattr(detector, "contamination_", None))
+                         detector.stop_reason_, final_metrics, getattr(detector, "contamination_", None),
+                         training_scores, SCORE_BATCH_ROWS)
 
 
 def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
