@@ -57,23 +57,25 @@ def test_each_command_imports_only_what_it_needs(folder):
     assert "torch" in loaded and "torch._dynamo" not in loaded and "sklearn" not in loaded
 
 
-def test_eager_adam_is_torch_adam():
+@pytest.mark.parametrize("foreach", [None, True])
+def test_eager_adam_is_torch_adam(foreach):
     """EagerAdam skips torch's wrappers, not the update: same weights and state_dict as
-    torch.optim.Adam after steps, a save and a load."""
+    torch.optim.Adam after steps, a save and a load; with ``foreach=True`` (DeepUAD's: one op
+    over all tensors) the same numbers as torch's default loop over the tensors."""
     import torch
 
     from deepuad.estimators.autoencoder import Autoencoder, EagerAdam
 
-    def train(optimizer_class):
+    def train(optimizer_class, **options):
         torch.manual_seed(0)
         net = Autoencoder(7, (4, 2))
         X = torch.randn(64, 7, generator=torch.Generator().manual_seed(1))
         initial = net.encoder[0].weight.detach().clone()
-        optimizer = optimizer_class(net.parameters(), lr=1e-2)
+        optimizer = optimizer_class(net.parameters(), lr=1e-2, **options)
         for step in range(30):
             if step == 20:  # continue from a saved state, as --resume does
                 saved = optimizer.state_dict()
-                optimizer = optimizer_class(net.parameters(), lr=1e-2)
+                optimizer = optimizer_class(net.parameters(), lr=1e-2, **options)
                 optimizer.load_state_dict(saved)
             optimizer.zero_grad(set_to_none=True)
             ((net(X) - X) ** 2).mean().backward()
@@ -81,9 +83,9 @@ def test_eager_adam_is_torch_adam():
         assert not torch.equal(initial, net.encoder[0].weight)  # it did train
         return [p.detach().clone() for p in net.parameters()], optimizer.state_dict()
 
-    (eager_weights, eager_state), (torch_weights, torch_state) = train(EagerAdam), train(torch.optim.Adam)
+    (eager_weights, eager_state), (torch_weights, torch_state) = train(EagerAdam, foreach=foreach), train(torch.optim.Adam)
     assert all(torch.equal(a, b) for a, b in zip(eager_weights, torch_weights))
-    assert eager_state["param_groups"] == torch_state["param_groups"]
+    assert eager_state["param_groups"] == [{**group, "foreach": foreach} for group in torch_state["param_groups"]]
     for param_id, state in torch_state["state"].items():
         assert state.keys() == eager_state["state"][param_id].keys()
         assert all(torch.equal(value, eager_state["state"][param_id][key]) for key, value in state.items())
