@@ -8,8 +8,9 @@ stages in one process), --reps times; the table gives the median wall time of ea
 four together and of `run`, and the machine's load while it ran (these machines are shared: a load
 above the core count slows everything). The "imports" columns are processes that only import what
 each command needs: scikit-learn's k-means (`cluster`: the mixture's initialisation), torch, it and
-scikit-learn's isolation forest (`train`), torch (`score`):
-the floor that each pays, whatever the data; "floor" is the three together.
+scikit-learn's isolation forest (`train`), NumPy and h5py (`score` of the rows the model was trained
+on takes the scores `train` stored, without torch): the floor that each pays, whatever the data;
+"floor" is the three together.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ COMMANDS = (("extract", "{data} -o f.h5"), ("cluster", "f.h5 -o c.h5"), ("train"
             ("score", "m.h5 f.h5 -o s.h5 --threads 1"))
 ONE_PROCESS = ("run", "{data} -o out --threads 1")
 # the heavy imports of cluster, train and score: what each pays before any work
-IMPORTS = {"cluster": "import sklearn.cluster", "train": "import torch, sklearn.cluster, sklearn.ensemble", "score": "import torch"}
+IMPORTS = {"cluster": "import sklearn.cluster", "train": "import torch, sklearn.cluster, sklearn.ensemble", "score": "import numpy, h5py"}
 
 
 def pipeline(data: Path, folder: Path) -> dict[str, float]:
