@@ -26,6 +26,7 @@ from deepuad.estimators.params import ACTIVATIONS
 # instead of scoring that features file again
 TRAINING_SCORES = "training_scores"
 
+
 def _check_model(f: h5py.File, path: Path) -> None:
     """The JSON a model's reader indexes into, and the arrays it turns into tensors."""
     def invalid(name):
@@ -99,7 +100,7 @@ def stored_scores(path, features_fingerprint: str, batch_rows: int) -> tuple[np.
     """(scores, meta) of the rows a complete model was trained on, if ``features_fingerprint`` is
     that of its training features and ``train`` scored them in batches of ``batch_rows``, ``score``'s
     own: then they are what ``score`` would compute for that file, to the bit, and it need not
-    load the network. Else None. ``meta``: fingerprint, complete, n_rows, params, contamination_estimate."""
+    load the network. Else None. ``meta``: the model's fingerprint, params and contamination_estimate."""
     with open_artifact(path, "model") as f:
         if (TRAINING_SCORES not in f or not bool(f.attrs.get("complete", False)) or "contamination_estimate" not in f.attrs
                 or inputs_of(f).get("features", {}).get("fingerprint") != features_fingerprint
@@ -116,8 +117,8 @@ def stored_scores(path, features_fingerprint: str, batch_rows: int) -> tuple[np.
         scores = read_array(f, TRAINING_SCORES).astype(np.float32, copy=False)
         if not np.isfinite(scores).all():
             raise InputError(f"dataset '{TRAINING_SCORES}' holds NaN or infinite scores (corrupt?)", path)
-        meta = {"fingerprint": str(f.attrs["fingerprint"]), "complete": True, "n_rows": n_rows,
-                "params": attr_json(f, "params"), "contamination_estimate": float(f.attrs["contamination_estimate"])}
+        meta = {"fingerprint": str(f.attrs["fingerprint"]), "params": attr_json(f, "params"),
+                "contamination_estimate": float(f.attrs["contamination_estimate"])}
     return scores, meta
 
 
