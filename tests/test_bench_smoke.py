@@ -293,3 +293,11 @@ def test_distribution_speed(tmp_path, shared_data):
     assert [r[0] for r in sizes] == ["2,000", "3,000"] and all(number(r[3]) > 0 and number(r[6]) > 0 for r in sizes)
     sensitivity = [r for r in rows if len(r) == 7]
     assert [(r[0], r[1]) for r in sensitivity] == [("l2", "0.06")]
+
+
+def test_adam_step(tmp_path):
+    bench("adam_step", "--steps", 5, "--reps", 2, "--out", tmp_path / "adam_step.md", cwd=tmp_path)
+    rows = table(tmp_path / "adam_step.md")
+    assert [r[0] for r in rows] == ["loop (torch's default on CPU)", "foreach (DeepUAD)"]
+    assert all(len(r[1].split(" / ")) == 2 and number(r[2]) > 0 for r in rows)
+    assert "the same, bit for bit," in (tmp_path / "adam_step.md").read_text()

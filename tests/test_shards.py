@@ -298,3 +298,12 @@ def test_score_of_the_training_rows_takes_trains_scores_which_equal_the_networks
     # other batches than train's: the network scores them (no_network raises, exit 1)
     code, _, err = run_cli(capsys, "score", paths["model"], paths["features"], "--batch-rows", "1000", "-o", tmp_path / "b.h5")
     assert code != 0 and "loaded the network" in err
+    # scores computed on another device than the one asked for: the network scores them; "auto" takes them
+    elsewhere = tmp_path / "gpu.model.h5"
+    elsewhere.write_bytes(paths["model"].read_bytes())
+    with h5py.File(elsewhere, "a") as f:
+        f.attrs["params"] = json.dumps({**json.loads(f.attrs["params"]), "device": "cuda:0"})
+    code, _, err = run_cli(capsys, "score", elsewhere, paths["features"], "--device", "cpu", "-o", tmp_path / "c.h5")
+    assert code != 0 and "loaded the network" in err
+    code, _, err = run_cli(capsys, "score", elsewhere, paths["features"], "--device", "auto", "-o", tmp_path / "d.h5")
+    assert code == 0, err

@@ -96,30 +96,39 @@ def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inp
             f.attrs["training_scores_batch_rows"] = int(scores_batch_rows)
 
 
-def stored_scores(path, features_fingerprint: str, batch_rows: int) -> tuple[np.ndarray, dict] | None:
+def stored_scores(path, features_fingerprint: str, batch_rows: int, device: str) -> tuple[np.ndarray, dict] | None:
     """(scores, meta) of the rows a complete model was trained on, if ``features_fingerprint`` is
-    that of its training features and ``train`` scored them in batches of ``batch_rows``, ``score``'s
-    own: then they are what ``score`` would compute for that file, to the bit, and it need not
-    load the network. Else None. ``meta``: the model's fingerprint, params and contamination_estimate."""
+    that of its training features, ``train`` scored them in batches of ``batch_rows`` (``score``'s
+    own) and ``device`` is "auto" or the one they were computed on: then they are what ``score``
+    would compute for that file, to the bit, and it need not load the network. Else None, having
+    read only attributes. ``meta``: the model's fingerprint, params and contamination_estimate."""
     with open_artifact(path, "model") as f:
+        params = attr_json(f, "params")
         if (TRAINING_SCORES not in f or not bool(f.attrs.get("complete", False)) or "contamination_estimate" not in f.attrs
                 or inputs_of(f).get("features", {}).get("fingerprint") != features_fingerprint
-                or int(f.attrs.get("training_scores_batch_rows", -1)) != batch_rows):
+                or int(f.attrs.get("training_scores_batch_rows", -1)) != batch_rows
+                or device not in ("auto", params.get("device"))):
             return None
         check_weight_shapes(f, path, attr_json(f, "architecture"))  # as load_model does
         n_rows = int(f.attrs["n_rows"])
         if f[TRAINING_SCORES].shape != (n_rows,):
             raise InputError(f"dataset '{TRAINING_SCORES}' has {len(f[TRAINING_SCORES])} scores for the {n_rows} rows "
                              "the model was trained on (corrupt?)", path)
-        for name in _dataset_names(f, "weights/"):  # refused as when the network is loaded (load_model)
-            if not np.isfinite(read_array(f, name)).all():
-                raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
+        for name in _dataset_names(f, "weights/"):
+            check_finite_weights(name, read_array(f, name), path)
         scores = read_array(f, TRAINING_SCORES).astype(np.float32, copy=False)
         if not np.isfinite(scores).all():
             raise InputError(f"dataset '{TRAINING_SCORES}' holds NaN or infinite scores (corrupt?)", path)
-        meta = {"fingerprint": str(f.attrs["fingerprint"]), "params": attr_json(f, "params"),
+        meta = {"fingerprint": str(f.attrs["fingerprint"]), "params": params,
                 "contamination_estimate": float(f.attrs["contamination_estimate"])}
     return scores, meta
+
+
+def check_finite_weights(name: str, values: np.ndarray, path) -> None:
+    """DataError naming the model if weight ``name`` holds NaN or infinity: whatever scores it, or
+    scored with it, would not be numbers (``load_model``, ``stored_scores``)."""
+    if not np.isfinite(values).all():
+        raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
 
 
 def read(path) -> tuple[dict[str, np.ndarray], dict, dict, dict]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.errors import DataError, DeviceError, InputError, UsageError
+from deepuad.errors import DeviceError, InputError, UsageError
 from deepuad.estimators.params import check_contamination
 
 
@@ -193,8 +193,8 @@ def load_model(path, device="cpu"):
     arrays, state, _, meta = model_artifact.read(path)
     params, architecture = meta["params"], meta["architecture"]
     for name, values in arrays.items():
-        if name.startswith("weights/") and not np.isfinite(values).all():
-            raise DataError(f"dataset '{name}' holds NaN or infinite weights; its scores would not be numbers", path)
+        if name.startswith("weights/"):
+            model_artifact.check_finite_weights(name, values, path)
     kwargs = {k: params[k] for k in train_param_names() if k in params}
     kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
     detector = DeepUAD(**kwargs, device=device)

@@ -47,9 +47,7 @@ def score(
     with art.open_artifact(features_path, "features") as f:
         features_fp = str(f.attrs["fingerprint"])
         # the rows the model was trained on: train scored them already, in these very batches
-        stored = model_artifact.stored_scores(model_path, features_fp, batch_rows) if shard is None else None
-        if stored is not None and device not in ("auto", stored[1]["params"].get("device")):
-            stored = None  # computed on another device than the one asked for
+        stored = model_artifact.stored_scores(model_path, features_fp, batch_rows, device) if shard is None else None
         if stored is not None:
             check_threads(threads)  # nothing to compute: neither torch nor the network is loaded
             stored_scores, model_meta = stored
