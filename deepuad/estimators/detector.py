@@ -207,7 +207,7 @@ class DeepUAD(BaseDetector):
         self.model_.to(self.device)
         if with_optimizer:  # scoring needs none
             # foreach: all tensors per update op instead of one op per tensor; the same numbers on CPU
-            # (tests/test_imports.py), about 6 % less time per step on the KDDCUP network
+            # (tests/test_imports.py), about 4 % less time per step on the KDDCUP network (bench/adam_step.py)
             self.optimizer_ = EagerAdam(self.model_.parameters(), lr=self.lr, foreach=True)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)
