@@ -7,7 +7,7 @@ columns, 20 components) is where that loop dominates. Here each step is a few wh
 products, and the products of column pairs that both steps need are computed once per fit. On
 what deepuad clusters (bench/results/gmm_speed.md) the re-selection's mixture is 2-4x faster
 (full-size KDDCUP: 2.1-2.3x), the initial clustering's diagonal one 1.2x. The algorithm is
-scikit-learn's, step for step (k-means initialisation with its ``KMeans(n_init=1)``, the same M
+scikit-learn's, step for step (k-means initialisation as its ``KMeans(n_init=1)``, the same M
 step, ``reg_covar`` on the diagonal, the same stopping rule on the mean log-likelihood, a final
 assignment), so the labels are scikit-learn's up to rounding: none of 792,045 rows differed there,
 and tests/test_mixture.py compares the two.
@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from deepuad.estimators.kmeans import kmeans
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -45,9 +47,8 @@ class GaussianMixture:
         X = np.asarray(X, dtype=np.float64)
         if len(X) < max(2, self.n_components):
             raise ValueError(f"a mixture of {self.n_components} components needs at least as many rows, got {len(X)}")
-        from sklearn.cluster import KMeans  # the initialisation scikit-learn's GaussianMixture uses
-
-        labels = KMeans(n_clusters=self.n_components, n_init=1, random_state=self.random_state).fit(X).labels_
+        # the initialisation scikit-learn's GaussianMixture uses: its KMeans(n_init=1), in NumPy (kmeans.py)
+        labels, _, _ = kmeans(X, self.n_components, self.random_state)
         resp = np.zeros((len(X), self.n_components))
         resp[np.arange(len(X)), labels] = 1
         # full covariances are fitted on centred rows (_m_step says why; means_ are centred too);
