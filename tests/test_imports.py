@@ -44,9 +44,10 @@ def test_each_command_imports_only_what_it_needs(folder):
     # cluster (GMM, k-means initialised): NumPy only; scikit-learn (~2 s, with pandas where installed) only
     # for the methods that are its own (--method kmeans or hdbscan)
     assert loaded_by("cluster", "f.h5", "-o", "c.h5", "--clusters", "4", cwd=folder).isdisjoint(HEAVY)
-    # train and score: torch, but never torch._dynamo (torch's optimiser wrappers import it: 2-3 s)
+    # train: torch, but never torch._dynamo (torch's optimiser wrappers import it: 2-3 s), nor scikit-learn
+    # (the mixture's k-means and the isolation forest are deepuad's own)
     loaded = loaded_by("train", "f.h5", "c.h5", "-o", "m.h5", "--epochs", "4", "--r", "2", cwd=folder)
-    assert "torch" in loaded and "torch._dynamo" not in loaded
+    assert "torch" in loaded and loaded.isdisjoint({"torch._dynamo", "sklearn", "pandas"})
     # score of the rows the model was trained on takes the scores train stored: nothing heavy at all
     assert loaded_by("score", "m.h5", "f.h5", "-o", "s.h5", cwd=folder).isdisjoint(HEAVY)
     # score of other rows runs the network and the forest's arrays: torch, but no scikit-learn
