@@ -2,15 +2,11 @@
 same labels and centres, on generated data and on real sets, including the rare paths (an
 empty cluster refilled, more clusters than distinct rows, ties on duplicated one-hot rows)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
 from deepuad.estimators.kmeans import _lloyd, kmeans
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "odds_adbench"
 
 
 def assert_like_scikit_learn(X, n_clusters, seed):
@@ -68,10 +64,9 @@ def test_refuses_more_clusters_than_rows():
         kmeans(np.zeros((3, 2)), 4, 0)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared benchmark data is not beside the repository")
 @pytest.mark.parametrize("name", ["4_breastw", "42_WBC", "6_cardio", "35_SpamBase"])
-def test_real_sets(name):
-    X = np.load(SHARED / f"{name}.npz")["X"].astype(np.float64)
+def test_real_sets(name, shared_data):
+    X = np.load(shared_data / "odds_adbench" / f"{name}.npz")["X"].astype(np.float64)
     low, high = X.min(axis=0), X.max(axis=0)
     X = (X - low) / np.where(high > low, high - low, 1.0)
     for seed in (0, 1):
