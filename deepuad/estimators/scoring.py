@@ -126,9 +126,7 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
       so both children hold rows.
 
     The trees grow level by level, all nodes of all trees at once, so Python loops over the 9 levels,
-    not over the ~10^4 nodes: on one thread 0.06 s for ADBench's InternetAds (1,966 x 1,555, binary
-    columns), 0.02 s for 2,000 x 120 Gaussian rows; scikit-learn's fit takes 0.2-0.25 s on either,
-    after its ~2 s import."""
+    not over the ~10^4 nodes (``train``'s whole cost on small data: bench/results/cost.md)."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     # NaN or inf would make thresholds check_forest refuses; forest_scores has no branch for missing values
     if X.ndim != 2 or len(X) == 0 or not np.isfinite(X).all():
