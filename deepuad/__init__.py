@@ -10,7 +10,7 @@ __all__ = ["DeepUAD", "__version__"]
 
 
 def __getattr__(name: str):
-    """``deepuad.DeepUAD`` is imported on first use (PEP 562): it pulls in torch and scikit-learn,
+    """``deepuad.DeepUAD`` is imported on first use (PEP 562): it pulls in torch,
     seconds that every command (even ``--help`` and ``inspect``) would otherwise pay at start."""
     if name == "DeepUAD":
         from deepuad.estimators.detector import DeepUAD

@@ -13,7 +13,6 @@ assigns every row in chunks, so memory stays bounded by the subsample, not by N.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from deepuad.estimators.mixture import GaussianMixture  # scikit-learn's EM, every component at once (mixture.py says why)

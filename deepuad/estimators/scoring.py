@@ -111,8 +111,7 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
     n_samples, roots, max_samples; all int64 but threshold, float64).
 
     Ours, in NumPy, rather than scikit-learn's ``IsolationForest``: importing scikit-learn costs ~2 s
-    per process, and ``train`` otherwise needs it only for the GMM of the paper's re-selection
-    (``--reselect-by variance``; with ``--reselect-by error`` it imports none of it). It follows
+    per process, and ``train`` needs nothing else of it (the mixture's k-means is deepuad's too). It follows
     scikit-learn 1.9's algorithm with its defaults in distribution (its Cython random stream cannot be
     reproduced; ours is ``np.random.default_rng(random_state)``, so a seed gives the same forest on
     every run):
@@ -167,7 +166,8 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
         threshold = lower + (upper - lower) * rng.random(n_nodes)
         threshold = np.where(threshold >= upper, lower, threshold)
         n_split = int(split.sum())
-        child = first + n_nodes + 2 * (np.cumsum(split) - 1)  # the left child's index; the right one is next
+        split_rank = np.cumsum(split) - 1  # each split node's place among this level's split nodes
+        child = first + n_nodes + 2 * split_rank  # the left child's index; the right one is next
         levels.append((np.where(split, child, -1), np.where(split, child + 1, -1), np.maximum(feature, 0),
                        np.where(split, threshold, -2.0), counts))
         if not n_split:
@@ -177,7 +177,7 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
         keep = split[node_of_row]
         rows, node_of_row = rows[keep], node_of_row[keep]
         goes_right = flat[rows * n_features + feature[node_of_row]] > threshold[node_of_row]
-        slot = 2 * (np.cumsum(split) - 1)[node_of_row] + goes_right  # the row's child, 0 .. 2 * n_split - 1
+        slot = 2 * split_rank[node_of_row] + goes_right  # the row's child, 0 .. 2 * n_split - 1
         rows = rows[np.argsort(slot, kind="stable")]
         counts = np.bincount(slot, minlength=2 * n_split).astype(np.int64)
         first += n_nodes

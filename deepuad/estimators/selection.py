@@ -50,7 +50,7 @@ INITIAL_SELECTION_CHECKS = {
 
 
 def _clustering_methods():
-    from deepuad.estimators.clustering import METHODS  # scikit-learn: imported when needed
+    from deepuad.estimators.clustering import METHODS  # imported when needed (kmeans, hdbscan: scikit-learn)
 
     return METHODS
 
@@ -177,7 +177,7 @@ def initial_selection(
     **method_options,
 ) -> Selection:
     """C(X, p0): cluster the input features and keep the low-variance clusters."""
-    from deepuad.estimators.clustering import cluster_labels  # scikit-learn's clustering: imported only by the stages that cluster
+    from deepuad.estimators.clustering import cluster_labels  # imported only by the stages that cluster
 
     if method == "gmm":
         method_options.setdefault("covariance_type", CLUSTERING_DEFAULTS["covariance_type"])
