@@ -124,11 +124,12 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
             f.attrs["inputs"] = json.dumps(inputs or {}, sort_keys=True)
             yield f
             handle.check()  # a failed write: stop before reading back what never reached the disk
-            for name, dataset in _datasets(f):
+            datasets = _datasets(f)  # walked once: the descriptions add attributes, not datasets
+            for name, dataset in datasets:
                 key = name if name in DESCRIPTIONS else name.split("/")[-1]  # a full path first: "scorer/forest/left"
                 if "description" not in dataset.attrs and key in DESCRIPTIONS:
                     dataset.attrs["description"] = DESCRIPTIONS[key]
-            f.attrs["fingerprint"] = content_fingerprint(f)
+            f.attrs["fingerprint"] = content_fingerprint(f, datasets)
         handle.check()  # closing flushes HDF5's caches: more writes that may have failed
         os.fsync(handle.raw.fileno())
         handle.raw.close()
@@ -183,23 +184,25 @@ def _datasets(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def content_fingerprint(f: h5py.File) -> str:
-    """SHA-256 over every dataset's name, dtype, shape and bytes, read in bounded chunks."""
+def content_fingerprint(f: h5py.File, datasets: list[tuple[str, h5py.Dataset]] | None = None) -> str:
+    """SHA-256 over every dataset's name, dtype, shape and bytes, read in bounded chunks
+    (``datasets``: ``_datasets(f)``, when the caller has it already)."""
     digest = hashlib.sha256()
-    for name, dataset in _datasets(f):
-        digest.update(f"{name}|{dataset.dtype.str}|{dataset.shape}\n".encode())
-        if dataset.shape == ():
+    for name, dataset in datasets if datasets is not None else _datasets(f):
+        shape, dtype = dataset.shape, dataset.dtype  # each h5py property access is an HDF5 call: read once
+        digest.update(f"{name}|{dtype.str}|{shape}\n".encode())
+        if shape == ():
             value = dataset[()]
             digest.update(value if isinstance(value, bytes) else np.asarray(value).tobytes())
             continue
-        if dataset.dtype.kind == "O":
+        if dtype.kind == "O":
             for value in dataset[()]:
                 digest.update(value if isinstance(value, bytes) else str(value).encode())
                 digest.update(b"\0")
             continue
-        row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64)))
+        row_bytes = max(1, dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)))
         step = max(1, HASH_CHUNK_BYTES // row_bytes)
-        for start in range(0, dataset.shape[0], step):
+        for start in range(0, shape[0], step):
             digest.update(np.ascontiguousarray(dataset[start : start + step]).tobytes())
     return digest.hexdigest()
 
