@@ -91,6 +91,24 @@ def test_resume_after_stopping_gives_the_same_result(tmp_path, capsys, table):
     np.testing.assert_array_equal(scores(straight[3]), scores(s2))
 
 
+def test_train_checkpoints_after_every_reselection_but_the_last(tmp_path, capsys, table, monkeypatch):
+    """A checkpoint after each re-selection that training goes on from; none after the last one,
+    which the complete model follows at once (a checkpoint there would only cost time)."""
+    from deepuad.artifacts import model as model_artifact
+
+    written = []  # the ``complete`` flag of every model file train writes, in order
+    real_write = model_artifact.write
+    monkeypatch.setattr(model_artifact, "write", lambda *args, **kw: (written.append(args[9]), real_write(*args, **kw))[1])
+    f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"
+    assert run_cli(capsys, "extract", table, "-o", f)[0] == 0
+    assert run_cli(capsys, "cluster", f, "--clusters", "6", "-o", c)[0] == 0
+    # the error rule with tol 0 keeps changing a few rows here: all 12 epochs, 4 re-selections
+    code, out, err = run_cli(capsys, "train", f, c, "-o", m, *TRAIN, "--reselect-by", "error", "--json")
+    assert code == 0, err
+    assert json.loads(out)["reselections"] == 4
+    assert written == [False, False, False, True]
+
+
 def test_killed_training_resumes_exactly(tmp_path, capsys):
     table = make_table(tmp_path / "big.csv", n_normal=3000, n_anomaly=300)
     f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"

@@ -1,5 +1,6 @@
 """``train``: Algorithm 1 from the clusters artifact's initial selection -> a model artifact,
-checkpointed at every re-selection so that ``--resume`` continues a killed run exactly."""
+checkpointed at every re-selection (but the last: the model follows it) so that ``--resume``
+continues a killed run exactly."""
 
 from __future__ import annotations
 
@@ -96,6 +97,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         iteration = info["iteration"]
         if y is not None:  # diagnostics from labels the algorithm never sees
             diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
+        if det.converged_ or det.epoch_ >= det.epochs:
+            return  # the last re-selection: the complete model follows at once, with everything a checkpoint holds
         _save(output, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
 
     if y is not None and 0 not in diagnostics:
