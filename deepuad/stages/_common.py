@@ -201,6 +201,8 @@ def load_model(path, device="cpu"):
     detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
     try:
         detector.set_state((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
-    except (KeyError, ValueError, RuntimeError) as error:
+    except RuntimeError as error:  # torch's load_state_dict: a weight's shape is not the architecture's
         raise InputError(f"model weights are inconsistent with its architecture (corrupt?): {error}", path) from None
+    except (KeyError, ValueError) as error:  # a selection, the scorer or its forest (set_state's checks)
+        raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return detector, meta
