@@ -463,12 +463,14 @@ def test_callback_reports_every_epoch_and_every_reselection(modes):
         if event == "epoch":
             events.append(("epoch", info["epoch"], info["loss"] == det.epoch_losses_[-1], det))
         else:
-            events.append(("reselect", info["iteration"] is det.iterations_[-1], info["scores"].shape, det))
+            events.append(("reselect", info["iteration"] is det.iterations_[-1], info["scores"].shape, det, info["last"]))
 
     det = explicit(r=2, epochs=4, tol=0.0, reselect_by="error").fit(X, initial=np.arange(280), callback=callback)
     assert [e[:3] for e in events] == [("epoch", 1, True), ("epoch", 2, True), ("reselect", True, (400,)),
                                         ("epoch", 3, True), ("epoch", 4, True), ("reselect", True, (400,))][: len(events)]
     assert len(events) == 3 * det.epoch_ // 2 and all(e[3] is det for e in events)
+    # "last": the re-selection that training ends at (the epoch budget here, or convergence before it)
+    assert [e[4] for e in events if e[0] == "reselect"] == [False] * (len(events) // 3 - 1) + [True]
 
 
 # ----------------------------------------------------------------------------- the stages (command line)

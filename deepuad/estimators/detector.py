@@ -36,9 +36,9 @@ Readings of the paper settled here (see docs/fidelity.md):
 
 No file or terminal I/O happens here. A ``callback(event, detector, info)`` is called after
 every epoch (event "epoch") and every re-selection (event "reselect", with the scores of all
-rows at that moment in ``info["scores"]``) so that callers can show progress, compute
-diagnostics from labels the algorithm never sees, and save ``get_state()`` as a checkpoint
-that ``fit(..., resume_state=...)`` continues from exactly.
+rows at that moment in ``info["scores"]``, and ``info["last"]`` true when training ends there)
+so that callers can show progress, compute diagnostics from labels the algorithm never sees, and
+save ``get_state()`` as a checkpoint that ``fit(..., resume_state=...)`` continues from exactly.
 
 Longer than 400 lines on purpose: it is one estimator, Algorithm 1 with its state (the
 parameter table, fit and its one training loop, re-selection, the scorer, get_state/set_state);
@@ -254,7 +254,7 @@ class DeepUAD(BaseDetector):
             X = self._place(torch.from_numpy(X))
             self._prepare_steps(self.model_)
         rows = None  # what an epoch trains on: all of X in one process, this rank's block of the selected rows in several
-        while self.epoch_ < self.epochs and not self.converged_:
+        while self._training_goes_on():
             if rows is None:
                 rows = self._training_rows(X, world)
             self.epoch_losses_.append(self._train_one_epoch(rows, world))
@@ -265,8 +265,13 @@ class DeepUAD(BaseDetector):
                 scores = self._reselect(X, world)
                 rows = None if world.distributed else rows
                 if callback:
-                    callback("reselect", self, {"iteration": self.iterations_[-1], "scores": scores})
+                    callback("reselect", self, {"iteration": self.iterations_[-1], "scores": scores,
+                                                "last": not self._training_goes_on()})
         self.stop_reason_ = "converged" if self.converged_ else "epoch budget"
+
+    def _training_goes_on(self) -> bool:
+        """More epochs to train: the budget is not spent and the selection has not settled."""
+        return self.epoch_ < self.epochs and not self.converged_
 
     def _training_rows(self, X, world):
         """All of X (on the device) in one process; this rank's block of the current training set under torchrun."""

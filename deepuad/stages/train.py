@@ -37,7 +37,7 @@ def train(
     **train_params,
 ) -> dict:
     """Algorithm 1 from the clusters artifact's initial selection -> model artifact
-    (checkpointed at every re-selection, so ``resume=True`` continues a killed run)."""
+    (checkpointed after every re-selection but the last, so ``resume=True`` continues a killed run)."""
     from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.distributed import World
 
@@ -97,8 +97,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         iteration = info["iteration"]
         if y is not None:  # diagnostics from labels the algorithm never sees
             diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
-        if det.converged_ or det.epoch_ >= det.epochs:
-            return  # the last re-selection: the complete model follows at once, with everything a checkpoint holds
+        if info["last"]:
+            return  # the complete model follows at once, with everything a checkpoint would hold
         _save(output, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
 
     if y is not None and 0 not in diagnostics:
