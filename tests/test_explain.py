@@ -61,7 +61,6 @@ def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted,
 
 
 def test_contributions_add_up_to_the_score_parts(planted, capsys):
-    from deepuad.estimators import scoring
     from deepuad.stages.answers import read_rows
     from deepuad.estimators.explain import column_errors, expected_rows, explain_rows
     from deepuad.stages._common import load_model

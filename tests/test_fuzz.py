@@ -21,7 +21,6 @@ import os
 import shutil
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -7,7 +7,6 @@ about failure behaviour, not detection quality. Subprocesses are used only where
 a real process boundary (a kill, a file size limit, an address space limit, two writers).
 """
 
-import contextlib
 import faulthandler
 import hashlib
 import io
