@@ -135,8 +135,9 @@ def table(rows: list[dict], args) -> str:
         return np.mean([float(r[field]) for r in rows if r["dataset"] == name and r["variant"] == variant])
 
     lines = ["# Re-selection variants against the default", "",
-             f"Regenerate: `python bench/reselect_variants.py` (see its docstring). {len(names)} data sets of the "
-             f"{args.half if not args.datasets else 'chosen'} set(s), at most {args.max_rows} rows, seeds "
+             f"Regenerate: `{' '.join(['python bench/reselect_variants.py', *sys.argv[1:]])}` (see its docstring). "
+             f"{len(names)} data sets ({'named' if args.datasets else f'the {args.half} half'}), at most "
+             f"{args.max_rows} rows, seeds "
              f"{' '.join(map(str, args.seeds))}; AUROC and epochs are means over seeds, seconds the sum over sets "
              "and seeds (one thread).", "",
              "| variant | mean AUROC | change | median epochs | seconds |", "|---|---|---|---|---|"]
