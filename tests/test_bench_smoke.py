@@ -143,6 +143,22 @@ def test_panel(tmp_path, shared_data):
     assert len(list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))) == 12
 
 
+def test_reselect_variants(tmp_path, shared_data):
+    need(shared_data, "odds_adbench/15_Hepatitis.npz")
+    out = tmp_path / "results" / "variants.md"
+    bench("reselect_variants", "--datasets", "15_Hepatitis", "--seeds", 0, "--epochs", 40, "--out", out, cwd=tmp_path)
+    runs = {r["variant"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
+    assert list(runs) == ["default", "noise stop", "adaptive p", "adaptive p, 1000 steps"]
+    assert all(0 <= float(r["auroc"]) <= 1 and 0 < int(r["epochs"]) <= 40 for r in runs.values())
+    # each variant trains as the one it extends until its own rule acts: on this set the default runs the
+    # whole budget, the seed-noise rule stops it early, and the 1,000-step floor holds adaptive p past its stop
+    epochs = {variant: int(r["epochs"]) for variant, r in runs.items()}
+    assert epochs["noise stop"] < epochs["default"] == 40
+    assert epochs["adaptive p"] < epochs["adaptive p, 1000 steps"]
+    rows = table(out)
+    assert [r[0] for r in rows[:4]] == list(runs) and rows[4][0] == "15_Hepatitis"
+
+
 def test_score_selection(tmp_path, shared_data):
     need(shared_data, ODDS)
     bench("score_selection", "--datasets", "4_breastw", "15_Hepatitis", "--epochs", 2, "--max-rows", 300,
