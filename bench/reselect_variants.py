@@ -1,6 +1,8 @@
 """Re-selection variants tried against the default, on the panel's data sets (the evidence for not keeping them).
 
     python bench/reselect_variants.py                 # the tuning half, seeds 0 1 2 -> bench/results/reselect_variants.md
+    python bench/reselect_variants.py --half held-out --out bench/results/reselect_variants_heldout.md
+    python bench/reselect_variants.py --table-only    # rewrite the table from the CSV beside it
 
 Each variant is DeepUAD with one method overridden; everything else is the default:
 
@@ -9,10 +11,10 @@ Each variant is DeepUAD with one method overridden; everything else is the defau
                      second GMM, with another seed, fitted on the same z at every re-selection.
 * adaptive p:        p = 100 x clip(2 x s, 0.05, 0.30), s the anomaly share estimated from the log cosine
                      errors of all rows (``scoring.estimate_contamination``), instead of a fixed 30.
-* adaptive p, 1000 steps: the same, never converged before 1,000 optimiser steps (on the panel's small sets
-                     62 or more epochs; on full-size KDDCUP, about 240 steps an epoch, it never binds).
+* adaptive p, 1000 steps: the same, never converged before 1,000 optimiser steps (70 epochs or more on the
+                     panel's sets; on full-size KDDCUP, about 240 steps an epoch, it would not bind).
 
-Both are ways to train less on small data (the cost goal) or to need no share guess; neither is a default
+A stop rule to train less on small data (the cost goal), a p rule to need no share guess: neither is a default
 (docs/results.md says why). The data sets, subsamples and halves are bench/panel.py's. Writes a CSV
 (every run: AUROC, AUPRC, epochs, seconds) and a Markdown table (per variant and per set). One thread.
 
