@@ -139,7 +139,8 @@ def main() -> None:
 
 def table(rows: list[dict], args) -> str:
     # a set whose scored rows hold one class has no AUROC (NaN in a CSV written before such sets were skipped)
-    rows = [r for r in rows if not math.isnan(float(r["auroc"]))]
+    undefined = list(dict.fromkeys(r["dataset"] for r in rows if math.isnan(float(r["auroc"]))))
+    rows = [r for r in rows if r["dataset"] not in undefined]
     names = list(dict.fromkeys(r["dataset"] for r in rows))
 
     def cell(name, variant, field):
@@ -151,7 +152,8 @@ def table(rows: list[dict], args) -> str:
              f"{len(names)} data sets ({'named' if args.datasets else f'the {args.half} half'}), at most "
              f"{args.max_rows} rows, seeds "
              f"{' '.join(map(str, args.seeds))}; AUROC and epochs are means over seeds, seconds the sum over sets "
-             "and seeds (one thread).", "",
+             "and seeds (one thread)." + (f" Left out, their scored rows holding one class: {', '.join(undefined)}." if undefined else ""),
+             "",
              "| variant | mean AUROC | change | median epochs | seconds |", "|---|---|---|---|---|"]
     base = np.mean([cell(n, "default", "auroc") for n in names])
     for variant in VARIANTS:
