@@ -39,9 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from panel import datasets  # noqa: E402  (also puts this checkout's deepuad first on the path)
 
 from deepuad.estimators import scoring  # noqa: E402
-from deepuad.estimators.clustering import gmm_labels  # noqa: E402
 from deepuad.estimators.detector import DeepUAD  # noqa: E402
-from deepuad.estimators.selection import n_changed, select  # noqa: E402
+from deepuad.estimators.selection import n_changed  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 FIELDS = ["dataset", "half", "variant", "seed", "auroc", "auprc", "epochs", "seconds"]
@@ -52,11 +51,8 @@ class NoiseStop(DeepUAD):
 
     def _choose(self, codes, errors):
         selection = super()._choose(codes, errors)
-        z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
         other_seed = int(np.random.default_rng([self.seed, len(self.iterations_), 1]).integers(2**31 - 1))
-        labels = gmm_labels(z, self.reselect_clusters, other_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
-        other = select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
-        self.seed_noise_ = n_changed(selection.selected, other.selected)
+        self.seed_noise_ = n_changed(selection.selected, self._variance_selection(codes, errors, other_seed).selected)
         return selection
 
     def _record(self, selected, threshold, fallback, n_rows):

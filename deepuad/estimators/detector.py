@@ -335,21 +335,23 @@ class DeepUAD(BaseDetector):
 
     def _choose(self, codes: np.ndarray | None, errors: np.ndarray) -> Selection:
         """S_train = C(z, p) from the codes and errors of all rows (codes only needed for "variance")."""
-        t = len(self.iterations_)
         if self.reselect_by == "error":
             # rows whose reconstruction error is below the (100 - p)th percentile of all errors
             threshold = float(np.quantile(errors, 1 - self.p / 100))
-            selection = Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), threshold,
-                                  np.zeros(0, bool), np.flatnonzero(errors <= threshold).astype(np.int64), False)
-        else:  # the paper: GMM on z = [code; error], keep the low-variance clusters
-            from deepuad.estimators.clustering import gmm_labels
+            return Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), threshold,
+                             np.zeros(0, bool), np.flatnonzero(errors <= threshold).astype(np.int64), False)
+        # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
+        gmm_seed = int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
+        return self._variance_selection(codes, errors, gmm_seed)
 
-            z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
-            # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
-            gmm_seed = int(np.random.default_rng([self.seed, t]).integers(2**31 - 1))
-            labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
-            selection = select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
-        return selection
+    def _variance_selection(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> Selection:
+        """The paper's re-selection: a GMM (seeded ``gmm_seed``) on z = [code; error], keeping the
+        low-variance clusters."""
+        from deepuad.estimators.clustering import gmm_labels
+
+        z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
+        labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
+        return select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
 
     def _record(self, selected: np.ndarray, threshold: float, fallback: bool, n_rows: int) -> None:
         """Make ``selected`` the training set; converged when at most tol x n_rows indices changed."""

@@ -152,8 +152,8 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
         splittable = np.zeros(0, dtype=np.int64)
         if depth < max_depth and len(candidates):
             # a node of copies of one row is constant in every feature: a leaf, found without ranging any
-            starts = np.cumsum(counts) - counts
-            copies = np.minimum.reduceat(copy_of[rows], starts) == np.maximum.reduceat(copy_of[rows], starts)
+            starts, ids = np.cumsum(counts) - counts, copy_of[rows]
+            copies = np.minimum.reduceat(ids, starts) == np.maximum.reduceat(ids, starts)
             splittable = np.flatnonzero((counts >= 2) & ~copies)
         if len(splittable):
             owned = np.zeros(n_nodes, dtype=bool)
