@@ -122,7 +122,7 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(f"| {r['set']} | {r['what']} | {r['rows']} | {r['columns']} | {r['fit_rows']} | {r['covariance']} | "
-                     f"{r['iterations']} | {r['labels_differing']} | {r['scikit-learn_s']:.2f} | {r['deepuad_s']:.2f} | "
+                     f"{r['iterations']} | {r['labels_differing']} | {r['scikit-learn_s']:.3f} | {r['deepuad_s']:.3f} | "
                      f"{r['scikit-learn_s'] / r['deepuad_s']:.1f}x |")
     differing = sum(r["labels_differing"] for r in rows)
     lines += ["", f"{len(rows)} clusterings, {sum(r['rows'] for r in rows):,} rows labelled: {differing} labelled differently. "

@@ -601,25 +601,30 @@ main(sys.argv[1:])
 
 def test_signals_at_random_moments_leave_a_complete_artifact_or_none(tmp_path, built):
     """SIGTERM and Ctrl-C at random moments of scoring: every run ends 0 or 130, never with a
-    traceback, a temporary file or a damaged output."""
+    traceback, a temporary file or a damaged output. A signal that lands during the interpreter's
+    own exit, after the command has finished, ends the process the default way (Python has given up
+    its handlers by then; a shell reports 128 + the signal, 130 for Ctrl-C): then the output is complete."""
     import random
 
     rng = random.Random(14)
     out = tmp_path / "out.h5"
     for attempt in range(4):
+        out.unlink(missing_ok=True)  # what this run leaves, not an earlier one's
+        sent = signal.SIGTERM if attempt % 2 else signal.SIGINT
         child = subprocess.Popen([sys.executable, "-c", READY_SCORE, "--quiet", "score", str(built["model"]),
                                   str(built["features"]), "-o", str(out), "--threads", "1"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
         try:
             assert child.stdout.readline().strip() == "ready"
             time.sleep(rng.uniform(0.0, 1.5))
-            child.send_signal(signal.SIGTERM if attempt % 2 else signal.SIGINT)
+            child.send_signal(sent)
             _, err = child.communicate(timeout=60)
         finally:
             child.kill()
-        assert child.returncode in (0, 130), err
+        killed_after_finishing = child.returncode == -sent and err == "" and out.exists()
+        assert child.returncode in (0, 130) or killed_after_finishing, (child.returncode, err)
         assert "Traceback" not in err and "Exception ignored" not in err, err
-        assert child.returncode == 0 or clean_error(err), err
+        assert child.returncode == 0 or killed_after_finishing or clean_error(err), err
         assert temp_litter(tmp_path) == []
         if out.exists():
             with art.open_artifact(out, "scores") as f:

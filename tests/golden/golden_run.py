@@ -1,12 +1,19 @@
 """A fixed small run of every stage, and a digest of every artifact it writes.
 
 Used by ``tests/test_golden.py`` to prove that a change of code layout changed no behaviour: the
-run's artifacts must give exactly the digest stored in ``reference.json`` (first written by the code
-as it was before the redesign of issue 13; ``git log tests/golden/reference.json`` lists every
-intended change of behaviour since). Regenerate the reference only for such a change, and say so
-in the commit:
+run's artifacts must give exactly the digest stored in a reference (``reference.json``, first written
+by the code as it was before the redesign of issue 13; ``git log tests/golden/`` lists every intended
+change of behaviour since). Regenerate the references only for such a change, and say so in the commit:
 
     python tests/golden/golden_run.py --write
+
+Matrix products round differently on another kind of CPU (torch's kernels for AVX2 or AVX-512,
+NumPy's BLAS kernels for one CPU family or another), so every float of the run may differ in its
+last bits there while every selection stays the same. Hence one reference per CPU kind:
+``reference.json`` was written on an AMD EPYC machine, before the kind was recorded;
+``reference.<kind>.json`` on the kind ``cpu_kind()`` names. ``--write`` writes the one of the machine
+it runs on; after a change of behaviour, delete the references you cannot rewrite (on a kind
+without one the test compares within a tolerance: tests/test_golden.py says how).
 
 The run (sample_data/kddcup99_5k.csv.gz cut to 1,200 rows, seed 0, one thread):
 extract, extract --like, extract of a .npy array, cluster (gmm and distribution), train for 4
@@ -36,7 +43,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SAMPLE = REPO / "sample_data" / "kddcup99_5k.csv.gz"
-REFERENCE = HERE / "reference.json"
+REFERENCE = HERE / "reference.json"  # the first reference's name (its CPU kind was not recorded)
 ROWS = 1200
 TRAIN = ["--epochs", "4", "--r", "2", "--layers", "16,8", "--batch-size", "128", "--reselect-sample", "0",
          "--threads", "1", "--seed", "0", "--device", "cpu"]
@@ -171,6 +178,26 @@ def golden(folder: Path) -> dict:
     return digest(folder, run_all(folder))
 
 
+def cpu_kind() -> str:
+    """What decides how this machine rounds a matrix product: the kernels torch picked for its CPU
+    (``torch.backends.cpu.get_cpu_capability``) and those of NumPy's BLAS (as threadpoolctl reports)."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = next((f"{lib['internal_api']}.{lib.get('architecture')}" for lib in threadpool_info()
+                 if lib.get("user_api") == "blas"), "unknown")
+    return f"{torch.backends.cpu.get_cpu_capability()}-{blas}"
+
+
+def reference_for(kind: str) -> Path:
+    return HERE / f"reference.{kind}.json"
+
+
+def references() -> list[Path]:
+    """Every stored reference, the first one first."""
+    return sorted(HERE.glob("reference*.json"), key=lambda path: (path != REFERENCE, path.name))
+
+
 if __name__ == "__main__":
     import tempfile
 
@@ -181,7 +208,8 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         result = golden(Path(tmp) / "golden")
     if "--write" in sys.argv:
-        REFERENCE.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {REFERENCE} ({REFERENCE.stat().st_size} bytes)")
+        path = reference_for(cpu_kind())
+        path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
     else:
         print(json.dumps(result, indent=1, sort_keys=True)[:2000])
