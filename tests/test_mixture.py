@@ -67,6 +67,16 @@ def test_row_blocks_give_the_labels_of_one_pass(monkeypatch):
     np.testing.assert_array_equal(blocked.predict(X), whole.predict(X))
 
 
+def test_pair_products_are_the_upper_triangle_in_order():
+    """Both EM steps weight these columns by np.triu_indices positions: a column out of order
+    would pair one covariance entry with another's product."""
+    X = modes(n=40, d=5, seed=5)
+    upper = np.triu_indices(5)
+    np.testing.assert_array_equal(mixture._products_of_pairs(X), X[:, upper[0]] * X[:, upper[1]])
+    blocks = [block for _, block in mixture._pair_blocks(X, None)]
+    np.testing.assert_array_equal(np.concatenate(blocks), X[:, upper[0]] * X[:, upper[1]])
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_a_collapsed_covariance_fails_as_in_scikit_learn(covariance_type):
     """Rows that are copies of one point per component: zero covariance without a floor. Where
