@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-from common import LoadSampler, git_state  # noqa: E402
+from common import LoadSampler, git_state, machine_info  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "odds_adbench"
 RESULTS = Path(__file__).parent / "results"
@@ -73,9 +73,13 @@ def main() -> None:
             pipeline(files[0], Path(folder))
     sampler = LoadSampler()
     sampler.start()
+    machine = machine_info("torch", "numpy", "h5py")
     lines = ["# Cost on small data: the default pipeline, command by command", "",
              f"Regenerate: `python bench/cost.py`. Wall seconds, median of {args.reps}, each command a new process "
              "(imports included), one thread, after one untimed pass over the first set. Code: " + f"{git_state()['commit']}.", "",
+             # the goal is in seconds, so the table says what it was measured on (the floor column scales with it)
+             f"Machine: {machine['cpu_model']}, {machine['nproc']} cores; Python {machine['python']}, torch {machine['torch']}, "
+             f"NumPy {machine['numpy']}, h5py {machine['h5py']}.", "",
              "| set | rows | extract | cluster | train | score | all four | run (one process) | imports: cluster / train / score "
              "| floor | machine load |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
