@@ -67,6 +67,29 @@ def test_row_blocks_give_the_labels_of_one_pass(monkeypatch):
     np.testing.assert_array_equal(blocked.predict(X), whole.predict(X))
 
 
+def test_init_sample_runs_only_the_initial_k_means_on_a_sample(monkeypatch):
+    """Large data: the k-means that starts EM sees ``init_sample`` rows, EM all of them; data no
+    larger than the sample gets scikit-learn's initialisation unchanged."""
+    from sklearn.metrics import adjusted_rand_score
+
+    X = modes(n=3000, seed=6)
+    seen = []
+    real = mixture.kmeans
+    monkeypatch.setattr(mixture, "kmeans", lambda rows, *args: seen.append(len(rows)) or real(rows, *args))
+    whole = GaussianMixture(n_components=5, random_state=0, init_sample=3000).fit(X)
+    plain = GaussianMixture(n_components=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(whole.means_, plain.means_)
+    assert whole.n_iter_ == plain.n_iter_
+    # five well-separated blobs: a start from 400 rows finds them, and EM's weights count all 3,000 rows
+    rng = np.random.default_rng(7)
+    which = rng.integers(0, 5, size=3000)
+    blobs = rng.normal(size=(3000, 6)) + 12.0 * np.eye(6)[which]
+    sampled = GaussianMixture(n_components=5, random_state=0, init_sample=400).fit(blobs)
+    assert seen == [3000, 3000, 400]
+    assert adjusted_rand_score(which, sampled.predict(blobs)) == 1.0
+    np.testing.assert_allclose(np.sort(sampled.weights_), np.sort(np.bincount(which) / 3000), atol=1e-3)
+
+
 def test_pair_products_are_the_upper_triangle_in_order():
     """Both EM steps weight these columns by np.triu_indices positions: a column out of order
     would pair one covariance entry with another's product."""

@@ -43,9 +43,11 @@ def fit_gmm(
     reg_covar: float = 1e-6,
     max_iter: int = 100,
     fit_sample: int | None = None,
+    init_sample: int | None = CLUSTERING_DEFAULTS["init_sample"],
 ) -> GaussianMixture:
     """A GaussianMixture (mixture.py) fitted in float64; retries with 10x larger ``reg_covar`` when a
-    covariance collapses (one-hot columns make "ill-defined empirical covariance" common)."""
+    covariance collapses (one-hot columns make "ill-defined empirical covariance" common).
+    ``fit_sample``: EM on that many random rows; ``init_sample``: only its initial k-means."""
     sample = _subsample(X, fit_sample, random_state).astype(np.float64, copy=False)
     n_components = min(n_clusters, len(sample))
     last_error: Exception | None = None
@@ -56,6 +58,7 @@ def fit_gmm(
             reg_covar=reg_covar * 10**attempt,
             max_iter=max_iter,
             random_state=random_state,
+            init_sample=init_sample,
         )
         try:
             return gmm.fit(sample)

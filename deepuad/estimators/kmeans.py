@@ -66,7 +66,7 @@ def _squared_distances(A: np.ndarray, X: np.ndarray, row_norms: np.ndarray) -> n
     return np.maximum(distances, 0, out=distances)
 
 
-def _assign(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+def assign(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """The nearest centre of every row (the first on a tie)."""
     center_norms = np.einsum("ij,ij->i", centers, centers)
     labels = np.empty(len(X), dtype=np.int32)
@@ -88,7 +88,7 @@ def _lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, tol: float):
     converged_strictly = False
     for n_iter in range(1, max_iter + 1):
         previous = labels
-        labels = _assign(X, centers)
+        labels = assign(X, centers)
         # per cluster, its rows summed in row order (bincount adds one by one, as scikit-learn's loop)
         sums = np.stack([np.bincount(labels, weights=column, minlength=n_clusters) for column in columns], axis=1)
         counts = np.bincount(labels, minlength=n_clusters).astype(np.float64)
@@ -102,7 +102,7 @@ def _lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int, tol: float):
         if shift <= tol:
             break
     if not converged_strictly:  # the labels of the centres returned
-        labels = _assign(X, centers)
+        labels = assign(X, centers)
     return labels, centers, n_iter
 
 

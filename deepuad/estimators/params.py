@@ -71,6 +71,7 @@ BASELINE_LR = {"ae": DEFAULTS["lr"], "dagmm": 1e-4}
 CLUSTERING_DEFAULTS = {
     "covariance_type": "diag",  # gmm: full covariance fails on one-hot data
     "reg_covar": 1e-4,
+    "init_sample": 20000,  # gmm: its k-means initialisation on at most this many rows (mixture.py says why)
     "min_cluster_size": 5,  # hdbscan (the paper's Table 6)
     "thres": 0.1,  # distribution clustering, from here on
     "min_clus": 7,
