@@ -90,13 +90,15 @@ def test_init_sample_runs_only_the_initial_k_means_on_a_sample(monkeypatch):
     np.testing.assert_allclose(np.sort(sampled.weights_), np.sort(np.bincount(which) / 3000), atol=1e-3)
 
 
-def test_pair_products_are_the_upper_triangle_in_order():
+def test_pair_products_are_the_upper_triangle_in_order(monkeypatch):
     """Both EM steps weight these columns by np.triu_indices positions: a column out of order
     would pair one covariance entry with another's product."""
     X = modes(n=40, d=5, seed=5)
     upper = np.triu_indices(5)
     np.testing.assert_array_equal(mixture._products_of_pairs(X), X[:, upper[0]] * X[:, upper[1]])
+    monkeypatch.setattr(mixture, "_PAIR_BLOCK", 150)  # blocks of 10 rows
     blocks = [block for _, block in mixture._pair_blocks(X, None)]
+    assert len(blocks) == 4
     np.testing.assert_array_equal(np.concatenate(blocks), X[:, upper[0]] * X[:, upper[1]])
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepuad.estimators.mixture import GaussianMixture  # scikit-learn's EM, every component at once (mixture.py says why)
+from deepuad.estimators.mixture import GaussianMixture, sample_rows  # scikit-learn's EM, every component at once (mixture.py says why)
 from deepuad.estimators.params import CLUSTERING_DEFAULTS
 
 _PREDICT_CHUNK = 65536
@@ -24,8 +24,7 @@ _PREDICT_CHUNK = 65536
 def _subsample(X: np.ndarray, fit_sample: int | None, random_state: int) -> np.ndarray:
     if fit_sample is None or fit_sample >= len(X):
         return np.asarray(X)
-    rows = np.sort(np.random.default_rng(random_state).choice(len(X), size=fit_sample, replace=False))
-    return np.asarray(X[rows])
+    return np.asarray(X[sample_rows(len(X), fit_sample, random_state)])
 
 
 def _predict_in_chunks(model, X: np.ndarray) -> np.ndarray:
@@ -87,7 +86,7 @@ def hdbscan_labels(X, n_clusters=None, random_state=0, min_cluster_size=CLUSTERI
 
     if fit_sample is None or fit_sample >= len(X):
         return HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(np.asarray(X, dtype=np.float64))
-    rows = np.sort(np.random.default_rng(random_state).choice(len(X), size=fit_sample, replace=False))
+    rows = sample_rows(len(X), fit_sample, random_state)
     labels = np.full(len(X), -1, dtype=np.int64)
     labels[rows] = HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(np.asarray(X[rows], dtype=np.float64))
     return labels

@@ -58,7 +58,7 @@ class GaussianMixture:
         # the initialisation scikit-learn's GaussianMixture uses: its KMeans(n_init=1), in NumPy (kmeans.py);
         # on more than init_sample rows, fitted on a seeded sample of them and every row given its nearest centre
         if self.init_sample is not None and len(X) > self.init_sample:
-            rows = np.sort(np.random.default_rng(self.random_state).choice(len(X), self.init_sample, replace=False))
+            rows = sample_rows(len(X), self.init_sample, self.random_state)
             labels = assign(X, kmeans(X[rows], self.n_components, self.random_state)[1])
         else:
             labels, _, _ = kmeans(X, self.n_components, self.random_state)
@@ -175,11 +175,20 @@ def _precision_cholesky(covariances: np.ndarray) -> np.ndarray:
 _PAIR_BLOCK = 1 << 22
 
 
+def sample_rows(n_rows: int, size: int, random_state) -> np.ndarray:
+    """``size`` distinct row indices of ``n_rows``, drawn with ``random_state`` and sorted (sorted
+    rows read an HDF5 dataset in order): the sample of every fit on a subset of rows."""
+    return np.sort(np.random.default_rng(random_state).choice(n_rows, size=size, replace=False))
+
+
+def _n_pairs(n_features: int) -> int:
+    return n_features * (n_features + 1) // 2
+
+
 def _pair_products(X: np.ndarray) -> np.ndarray | None:
     """x_i x_j for every row and every column pair i <= j (rows x d(d+1)/2), or None when that
     would exceed 4 x _PAIR_BLOCK elements (then _pair_blocks recomputes them block by block)."""
-    n_pairs = X.shape[1] * (X.shape[1] + 1) // 2
-    if len(X) * n_pairs > 4 * _PAIR_BLOCK:
+    if len(X) * _n_pairs(X.shape[1]) > 4 * _PAIR_BLOCK:
         return None
     return _products_of_pairs(X)
 
@@ -189,7 +198,7 @@ def _products_of_pairs(X: np.ndarray) -> np.ndarray:
     the same products as ``X[:, upper[0]] * X[:, upper[1]]`` without its two gathered copies
     (re-selecting on full-size KDDCUP, 31 columns in blocks of 8,456 rows: 26 against 36 ms a block)."""
     n_features = X.shape[1]
-    products = np.empty((len(X), n_features * (n_features + 1) // 2))
+    products = np.empty((len(X), _n_pairs(n_features)))
     first = 0
     for i in range(n_features):
         np.multiply(X[:, i : i + 1], X[:, i:], out=products[:, first : first + n_features - i])
@@ -202,7 +211,7 @@ def _pair_blocks(X: np.ndarray, pairs: np.ndarray | None):
     if pairs is not None:
         yield slice(0, len(X)), pairs
         return
-    step = max(1, _PAIR_BLOCK // (X.shape[1] * (X.shape[1] + 1) // 2))
+    step = max(1, _PAIR_BLOCK // _n_pairs(X.shape[1]))
     for start in range(0, len(X), step):
         rows = slice(start, start + step)
         yield rows, _products_of_pairs(X[rows])
