@@ -1,3 +1,3 @@
-from deepuad.cli import main
+from deepuad.cli import entry
 
-main()
+entry()

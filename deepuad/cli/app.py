@@ -186,6 +186,19 @@ def main(argv: list[str] | None = None) -> None:
         if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
             signal.signal(signal.SIGTERM, previous_sigterm)
 
+def entry(argv: list[str] | None = None) -> None:
+    """The process entry (the ``deepuad`` script, ``python -m deepuad``): ``main``, then no signal
+    handling while the interpreter exits. By then the command has finished and chosen its exit
+    status; a Ctrl-C or SIGTERM landing in Python's own shutdown would print a traceback from
+    whatever finaliser it interrupts ("Exception ignored in ...") or kill the process with another
+    status. ``main`` alone is for in-process callers, whose handlers it leaves as they were."""
+    try:
+        main(argv)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, signal.SIG_IGN)
+
 def _is_click_usage_error(error: Exception) -> bool:
     # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
     return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
