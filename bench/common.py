@@ -45,9 +45,36 @@ def git_state() -> dict:
             "uncommitted_package_files": [line[3:] for line in (dirty or "").splitlines()]}
 
 
+def cpu_model() -> str:
+    """The CPU as a results table should name it. "AMD EPYC" alone has named machines that were twice
+    as fast or as slow as each other, so the family and model numbers and the kernels that round and
+    time the arithmetic (torch's CPU capability, NumPy's BLAS core) come with the name."""
+    fields = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip():
+            break  # the first processor's block is enough
+    name = fields.get("model name") or platform.processor()
+    kernels = []
+    try:
+        import torch
+        kernels.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+        kernels += [f"{lib['internal_api']} {lib.get('architecture')}" for lib in threadpool_info()
+                    if lib.get("user_api") == "blas"][:1]
+    except ImportError:
+        pass
+    family = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
+    return ", ".join(x for x in [f"{name} ({family})" if family else name, " / ".join(kernels)] if x)
+
+
 def machine_info(*modules: str) -> dict:
     """Cores, CPU, memory, Python, the load at the start, and the version of each module (None if absent)."""
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    model = cpu_model()
     mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
     info = {"nproc": os.cpu_count(), "cpu_model": model, "mem_total_mib": mem, "python": platform.python_version()}
     for name in modules:
