@@ -267,7 +267,26 @@ def _summaries(rows: list[dict]):
     return out
 
 
-def _half_summary(names: list[str], methods: list[str], cell: dict) -> list[str]:
+def chance_band(rows: int, anomaly_share: float) -> float:
+    """Half-width of the 95 % band that a random ranking's AUROC falls in around 0.5 on a set of
+    this size: 1.96 standard deviations of the Mann-Whitney statistic under no signal,
+    sqrt((a + n + 1) / (12 a n)) for a anomalies and n normal rows. An AUROC inside the band says
+    nothing either way (ALOI's 58 anomalies in 2,000 rows: +-0.076); one below it ranks the labelled
+    anomalies as more normal than the normal rows, which no choice of ranking direction in an
+    unsupervised method can know to undo."""
+    anomalies = max(1, round(anomaly_share * rows))
+    normal = max(1, rows - anomalies)
+    return 1.96 * np.sqrt((anomalies + normal + 1) / (12 * anomalies * normal))
+
+
+def _below_chance(names: list[str], methods: list[str], cell: dict, info: dict) -> np.ndarray:
+    """Per set and method: is the mean AUROC below 0.5 by more than the chance band?"""
+    band = np.array([chance_band(int(info[n]["rows_scored"]), float(info[n]["anomaly_share"])) for n in names])
+    auroc = np.array([[cell[(n, m)][0] for m in methods] for n in names])
+    return auroc < 0.5 - band[:, None]
+
+
+def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) -> list[str]:
     complete = [n for n in names if all((n, m) in cell for m in methods)]
     if not complete:
         return ["(no data set finished for every method yet)"]
@@ -277,7 +296,9 @@ def _half_summary(names: list[str], methods: list[str], cell: dict) -> list[str]
              "| | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods),
              "| mean AUROC | " + " | ".join(f"{v:.3f}" for v in auroc.mean(axis=0)) + " |",
              "| mean rank (1 = best) | " + " | ".join(f"{v:.2f}" for v in ranks.mean(axis=0)) + " |",
-             "| sets below 0.5 AUROC | " + " | ".join(str(int(v)) for v in (auroc < 0.5).sum(axis=0)) + " |"]
+             "| sets below 0.5 AUROC | " + " | ".join(str(int(v)) for v in (auroc < 0.5).sum(axis=0)) + " |",
+             "| sets below chance (under 0.5 by more than the 95 % band of a random ranking) | "
+             + " | ".join(str(int(v)) for v in _below_chance(complete, methods, cell, info).sum(axis=0)) + " |"]
     if "deepuad" in methods:
         own = auroc[:, methods.index("deepuad")]
         lines.append("| deepuad wins / ties / losses against it | " + " | ".join(
@@ -309,7 +330,23 @@ def write_table(csv_path: Path, md_path: Path) -> None:
         half_names = [n for n in names if half == "all" or info[n]["half"] == half]
         title = {"tuning": "Tuning half (the defaults were chosen on these sets)",
                  "held-out": "Held-out half (not used to choose anything)", "all": "Both halves"}[half]
-        lines += [f"## {title}", ""] + _half_summary(half_names, methods, cell) + [""]
+        lines += [f"## {title}", ""] + _half_summary(half_names, methods, cell, info) + [""]
+    low = [n for n in names if any((n, m) in cell and cell[(n, m)][0] < 0.5 for m in methods)]
+    if low:
+        lines += ["## Sets where some method is below 0.5 AUROC", "",
+                  "The band is where a random ranking's AUROC falls 95 % of the time (`chance_band`); "
+                  "an AUROC marked ▼ is below it: that method ranks the labelled anomalies as more normal than the "
+                  "normal rows, and only the labels could tell it to turn the ranking round.", "",
+                  "| data set | rows | anomalies | chance band | " + " | ".join(methods) + " |",
+                  "|---|---|---|---|" + "---|" * len(methods)]
+        for n in low:
+            r = info[n]
+            n_rows, share = int(r["rows_scored"]), float(r["anomaly_share"])
+            band = chance_band(n_rows, share)
+            texts = ["" if (n, m) not in cell else f"{cell[(n, m)][0]:.3f}" + (" ▼" if cell[(n, m)][0] < 0.5 - band else "")
+                     for m in methods]
+            lines.append(f"| {n} | {n_rows} | {round(share * n_rows)} | 0.5 ± {band:.3f} | " + " | ".join(texts) + " |")
+        lines.append("")
     lines += ["## Per data set: AUROC (mean over seeds; deepuad: ± std over seeds)", "",
               "| data set | half | rows | d | anomalies | " + " | ".join(methods) + " |",
               "|---|---|---|---|---|" + "---|" * len(methods)]
