@@ -329,7 +329,7 @@ def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 102
     ``-score_samples``): every row walks all trees at once, one level per step. Flat ``np.take``
     lookups over chunks of 1,024 rows, whose node tables stay in cache, are faster than 2-D
     indexing over 4,096 rows and give the same scores to the bit (``deepuad score`` on KDDCUP's
-    247k-row train half: 7.6 s before, 5.7-6.5 s after, in the history of bench/results/speed_pipeline.md)."""
+    247k-row train half: 7.6 s before, 5.7-6.5 s after, in the history of bench/results/speed_pipeline*.md)."""
     children, feature, threshold, path_length, levels = _walk_tables(forest)
     roots = forest["roots"]
     # c(1) = 0: a forest grown on one row isolates nothing; every row scores 1 instead of 0 / 0
