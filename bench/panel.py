@@ -271,7 +271,7 @@ def chance_band(rows: int, anomaly_share: float) -> float:
     """Half-width of the 95 % band that a random ranking's AUROC falls in around 0.5 on a set of
     this size: 1.96 standard deviations of the Mann-Whitney statistic under no signal,
     sqrt((a + n + 1) / (12 a n)) for a anomalies and n normal rows. An AUROC inside the band says
-    nothing either way (ALOI's 58 anomalies in 2,000 rows: +-0.076); one below it ranks the labelled
+    nothing either way (ALOI's 59 anomalies in 2,000 rows: +-0.075); one below it ranks the labelled
     anomalies as more normal than the normal rows, which no choice of ranking direction in an
     unsupervised method can know to undo."""
     anomalies = max(1, round(anomaly_share * rows))
