@@ -5,7 +5,8 @@
     python bench/panel.py --table-only         # rewrite panel.md from panel.csv
 
 Data sets (all min-max scaled, as `deepuad extract` does for tables and arrays):
-* every ADBench "Classical" set in ../shared/data/odds_adbench/ (fit and score the same rows);
+* every ADBench "Classical" set in ../shared/data/odds_adbench/ (fit and score the same rows; another
+  folder of <number>_<name>.npz files with --adbench-dir, as CI's smoke run does with generated sets);
 * KDDCUP99 under the paper's protocol at 5, 10 and 20 % (bench/kddcup.py's split: fit on the train
   half, score the test half);
 * CIFAR-10 ResNet-18 embeddings, classes 0, 4 and 6 normal (ADBench; fit and score the same rows);
@@ -120,10 +121,10 @@ def mnist(max_rows: int):
     return X.astype(np.float32), y, X.astype(np.float32), y
 
 
-def datasets(max_rows: int):
+def datasets(max_rows: int, adbench_dir: Path = SHARED / "odds_adbench"):
     """(name, half, loader) for every set; loaders are called only for the sets that run."""
     out = []
-    for path in sorted((SHARED / "odds_adbench").glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
+    for path in sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
         number = int(path.stem.split("_")[0])
         out.append((path.stem, "tuning" if number % 2 else "held-out", lambda p=path: adbench(p, max_rows)))
     for c in (5, 10, 20):
@@ -196,6 +197,9 @@ def main() -> None:
     parser.add_argument("--one-seed", nargs="*", default=[], choices=ALL_METHODS,
                         help="run these random methods with the first seed only (to fit a time budget; the table says so)")
     parser.add_argument("--max-rows", type=int, default=2000, help="subsample every set to at most this many rows per side")
+    parser.add_argument("--adbench-dir", type=Path, default=SHARED / "odds_adbench",
+                        help="the ADBench sets: <number>_<name>.npz with X and y; odd numbers are the tuning half "
+                             "(the CI smoke run points it at generated sets)")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget of every deep method (smoke runs) [default: each one's own]")
     parser.add_argument("--resume", action="store_true", help="keep panel.csv and skip the runs it holds")
     parser.add_argument("--table-only", action="store_true", help="only rewrite panel.md from panel.csv")
@@ -216,7 +220,7 @@ def main() -> None:
         with csv_path.open("w", newline="") as out:
             csv.DictWriter(out, FIELDS).writeheader()
     methods = [m for m in args.methods if available(m) or print(f"skipped {m}: its package is not installed", flush=True)]
-    sets = datasets(args.max_rows)
+    sets = datasets(args.max_rows, args.adbench_dir)
     if args.datasets:
         unknown = set(args.datasets) - {name for name, _, _ in sets}
         if unknown:
