@@ -320,8 +320,9 @@ def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) 
 
 
 def _seeds_per_set(rows: list[dict], method: str, names: list[str]) -> str:
-    """"<method> 0, 1, 2 on every set", or with the sets that ran fewer named: the union of seeds
-    over sets would hide a method that ran three seeds on a few sets and one on the rest."""
+    """The seeds ``method`` ran, per set: '<method> 0, 1, 2 on every set', or how many sets ran
+    fewer (named when at most 8). The union of seeds over sets would hide a method that ran three
+    seeds on a few sets and one on the rest."""
     seeds = {n: sorted({int(r["seed"]) for r in rows if r["method"] == method and r["dataset"] == n}) for n in names}
     seeds = {n: s for n, s in seeds.items() if s}
     most = max(seeds.values(), key=len)
