@@ -45,10 +45,24 @@ def git_state() -> dict:
             "uncommitted_package_files": [line[3:] for line in (dirty or "").splitlines()]}
 
 
+def cpu_kernels() -> tuple[str, str]:
+    """How this machine does a matrix product: the kernels torch picked for its CPU
+    (``torch.backends.cpu.get_cpu_capability``) and NumPy's BLAS with the core it picked (as
+    threadpoolctl reports), e.g. ("AVX512", "openblas.Haswell"). They decide how products round
+    (tests/golden keeps one reference per pair) and much of how fast they run."""
+    import numpy  # noqa: F401  (threadpoolctl lists only the libraries loaded)
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = next((f"{lib['internal_api']}.{lib.get('architecture')}" for lib in threadpool_info()
+                 if lib.get("user_api") == "blas"), "unknown")
+    return torch.backends.cpu.get_cpu_capability(), blas
+
+
 def cpu_model() -> str:
     """The CPU as a results table should name it. "AMD EPYC" alone has named machines that were twice
-    as fast or as slow as each other, so the family and model numbers and the kernels that round and
-    time the arithmetic (torch's CPU capability, NumPy's BLAS core) come with the name."""
+    as fast or as slow as each other, so the family and model numbers and the kernels (``cpu_kernels``)
+    come with the name."""
     fields = {}
     for line in open("/proc/cpuinfo"):
         key, _, value = line.partition(":")
@@ -56,20 +70,10 @@ def cpu_model() -> str:
         if not line.strip():
             break  # the first processor's block is enough
     name = fields.get("model name") or platform.processor()
-    kernels = []
-    try:
-        import torch
-        kernels.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
-    except ImportError:
-        pass
-    try:
-        from threadpoolctl import threadpool_info
-        kernels += [f"{lib['internal_api']} {lib.get('architecture')}" for lib in threadpool_info()
-                    if lib.get("user_api") == "blas"][:1]
-    except ImportError:
-        pass
-    family = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
-    return ", ".join(x for x in [f"{name} ({family})" if family else name, " / ".join(kernels)] if x)
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    capability, blas = cpu_kernels()
+    return f"{name}, torch {capability} / {blas}"
 
 
 def machine_info(*modules: str) -> dict:

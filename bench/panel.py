@@ -283,11 +283,9 @@ def chance_band(rows: int, anomaly_share: float) -> float:
     return 1.96 * np.sqrt((anomalies + normal + 1) / (12 * anomalies * normal))
 
 
-def _below_chance(names: list[str], methods: list[str], cell: dict, info: dict) -> np.ndarray:
-    """Per set and method: is the mean AUROC below 0.5 by more than the chance band?"""
-    band = np.array([chance_band(int(info[n]["rows_scored"]), float(info[n]["anomaly_share"])) for n in names])
-    auroc = np.array([[cell[(n, m)][0] for m in methods] for n in names])
-    return auroc < 0.5 - band[:, None]
+def below_chance(auroc: float, info_row: dict) -> bool:
+    """Is ``auroc`` under 0.5 by more than the chance band of its set (a panel.csv row's sizes)?"""
+    return auroc < 0.5 - chance_band(int(info_row["rows_scored"]), float(info_row["anomaly_share"]))
 
 
 def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) -> list[str]:
@@ -302,7 +300,7 @@ def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) 
              "| mean rank (1 = best) | " + " | ".join(f"{v:.2f}" for v in ranks.mean(axis=0)) + " |",
              "| sets below 0.5 AUROC | " + " | ".join(str(int(v)) for v in (auroc < 0.5).sum(axis=0)) + " |",
              "| sets below chance (under 0.5 by more than the 95 % band of a random ranking) | "
-             + " | ".join(str(int(v)) for v in _below_chance(complete, methods, cell, info).sum(axis=0)) + " |"]
+             + " | ".join(str(sum(below_chance(a, info[n]) for a, n in zip(column, complete))) for column in auroc.T) + " |"]
     if "deepuad" in methods:
         own = auroc[:, methods.index("deepuad")]
         lines.append("| deepuad wins / ties / losses against it | " + " | ".join(
@@ -364,7 +362,7 @@ def write_table(csv_path: Path, md_path: Path) -> None:
             r = info[n]
             n_rows, share = int(r["rows_scored"]), float(r["anomaly_share"])
             band = chance_band(n_rows, share)
-            texts = ["" if (n, m) not in cell else f"{cell[(n, m)][0]:.3f}" + (" ▼" if cell[(n, m)][0] < 0.5 - band else "")
+            texts = ["" if (n, m) not in cell else f"{cell[(n, m)][0]:.3f}" + (" ▼" if below_chance(cell[(n, m)][0], r) else "")
                      for m in methods]
             lines.append(f"| {n} | {n_rows} | {round(share * n_rows)} | 0.5 ± {band:.3f} | " + " | ".join(texts) + " |")
         lines.append("")

@@ -52,8 +52,6 @@ def _differences(expected, actual, where="", rounding=False) -> list[str]:
     return [] if expected == actual else [f"{where}: {str(expected)[:120]} != {str(actual)[:120]}"]
 
 
-
-
 def test_fixed_run_gives_the_reference_artifacts(tmp_path):
     actual = json.loads(json.dumps(golden_run.golden(tmp_path / "golden")))
     references = {path.name: json.loads(path.read_text()) for path in golden_run.references()}

@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
             signal.signal(signal.SIGTERM, previous_sigterm)
 
+
 def entry(argv: list[str] | None = None) -> None:
     """The process entry (the ``deepuad`` script, ``python -m deepuad``): ``main``, then no signal
     handling while the interpreter exits. By then the command has finished and chosen its exit
@@ -198,6 +199,7 @@ def entry(argv: list[str] | None = None) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(signum, signal.SIG_IGN)
+
 
 def _is_click_usage_error(error: Exception) -> bool:
     # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)

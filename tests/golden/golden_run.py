@@ -42,6 +42,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from common import cpu_kernels  # noqa: E402  (the benches name the machine by the same kernels)
 SAMPLE = REPO / "sample_data" / "kddcup99_5k.csv.gz"
 REFERENCE = HERE / "reference.json"  # the first reference's name (its CPU kind was not recorded)
 ROWS = 1200
@@ -179,14 +181,9 @@ def golden(folder: Path) -> dict:
 
 
 def cpu_kind() -> str:
-    """What decides how this machine rounds a matrix product: the kernels torch picked for its CPU
-    (``torch.backends.cpu.get_cpu_capability``) and those of NumPy's BLAS (as threadpoolctl reports)."""
-    import torch
-    from threadpoolctl import threadpool_info
-
-    blas = next((f"{lib['internal_api']}.{lib.get('architecture')}" for lib in threadpool_info()
-                 if lib.get("user_api") == "blas"), "unknown")
-    return f"{torch.backends.cpu.get_cpu_capability()}-{blas}"
+    """What decides how this machine rounds a matrix product: torch's CPU kernels and NumPy's BLAS
+    core (bench/common.py's ``cpu_kernels``), e.g. "AVX512-openblas.SkylakeX"."""
+    return "-".join(cpu_kernels())
 
 
 def reference_for(kind: str) -> Path:
