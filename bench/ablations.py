@@ -11,8 +11,6 @@ final test AUROC/AUPRC, the epochs used and the stop reason. Writes bench/result
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 

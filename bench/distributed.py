@@ -129,8 +129,6 @@ def render(out: Path) -> str:
                   "amounts of work; the per-epoch column is the like-for-like comparison."]
     out.write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
-    args.out.with_suffix(".json").write_text(json.dumps({"loads": loads, "results": results}, indent=1))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -464,7 +464,7 @@ def main() -> None:
             command, shown = deepuad_cmd("--quiet", "extract", csv, "--label-column", "label", "--anomaly-values", "attack",
                                          "--chunk-rows", "100000", "-o", work / "big_csv.features.h5", "--json")
             r = measured(command, shown)
-            r.update(input=f"CSV, 11 numeric + 3 text columns (3/60/11 values) + label", rows=args.csv_rows,
+            r.update(input="CSV, 11 numeric + 3 text columns (3/60/11 values) + label", rows=args.csv_rows,
                      input_bytes=csv.stat().st_size)
             if (work / "big_csv.features.h5").exists():
                 r["output_bytes"] = (work / "big_csv.features.h5").stat().st_size
