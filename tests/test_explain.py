@@ -62,6 +62,7 @@ def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted,
 
 def test_contributions_add_up_to_the_score_parts(planted, capsys):
     from deepuad.stages.answers import read_rows
+    from deepuad.estimators.autoencoder import reconstruction_errors
     from deepuad.estimators.explain import column_errors, expected_rows, explain_rows
     from deepuad.stages._common import load_model
 
@@ -71,7 +72,7 @@ def test_contributions_add_up_to_the_score_parts(planted, capsys):
     data = read_rows(folder / "out" / "features.h5", rows)
     X = data["X"]
     result = explained(capsys, folder, "--rows", "3,17,600,607", "-k", "5")  # 5 = every original column
-    l2 = detector._score_parts(X, names=("l2",))[0]
+    _, cosine, l2 = reconstruction_errors(detector.model_, X)
     for entry, expected_l2, x in zip(result["rows"], l2, X):
         assert sum(c["contribution"] for c in entry["columns"]) == pytest.approx(expected_l2, rel=1e-4)
         assert sum(c["share"] for c in entry["columns"]) == pytest.approx(1.0)
@@ -82,7 +83,6 @@ def test_contributions_add_up_to_the_score_parts(planted, capsys):
     assert [e["score"] for e in result["rows"]] == pytest.approx(stored, abs=1e-5)
     # the paper's cosine score: the per-column terms sum to 1 - cos (up to float32 rounding of 1 - cos: abs 1e-6)
     detector.score = "cosine"
-    cosine = detector._score_parts(X, names=("cosine",))[0]
     assert column_errors(detector, X, expected_rows(detector, X)).sum(axis=1) == pytest.approx(cosine, rel=1e-4, abs=1e-6)
     # knn/iforest: the expected row is the nearest reference row
     detector.score = "knn"

@@ -43,7 +43,9 @@ PERCENTILE_OPTION = typer.Option(
 
 RESELECT_BY_OPTION = typer.Option(
     DEFAULTS["reselect_by"], "--reselect-by",
-    help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
+    help="trim: keep the rows whose score under the current network is at most --trim-cutoff interquartile ranges above its "
+    "upper quartile (with --cluster-cutoff: and drop the clusters of a GMM on z = [code; error] that stand out as a whole); "
+    "variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
     "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
     "the initial clustering left out; see docs/fidelity.md).",
 )
@@ -51,7 +53,8 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation "
+    help="distance: mean robust z-score of the log distance to the 5 nearest kept rows and the log squared reconstruction "
+    "error, plus how many kept ranges a row lies beyond the kept rows in its farthest column; combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation "
     "forest grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); "
     f"l2, iforest, knn (mean distance to the {DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
 
@@ -60,6 +63,18 @@ BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="R
 
 
 LAYERS_OPTION = typer.Option(DEFAULTS["layers"], "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
+
+
+INIT_BY_OPTION = typer.Option(
+    DEFAULTS["init_by"], "--init-by",
+    help="The first training set. variance (the paper's): the low-variance clusters covering (100-p0)% of the rows; "
+    "trim: the rows whose outlyingness (log distance to their 5 nearest rows, log largest per-column deviation) is at "
+    "most --trim-cutoff interquartile ranges above its upper quartile, and with --cluster-cutoff the clusters that do not stand out whole.")
+TRIM_CUTOFF_OPTION = typer.Option(
+    DEFAULTS["trim_cutoff"], "--trim-cutoff", help="trim: keep rows whose outlyingness is at most this many interquartile ranges above its upper quartile (Tukey's fence).")
+CLUSTER_CUTOFF_OPTION = typer.Option(
+    DEFAULTS["cluster_cutoff"], "--cluster-cutoff",
+    help="trim: also drop each cluster whose median outlyingness lies this many interquartile ranges above the upper quartile [default: none].")
 
 
 RESELECT_SAMPLE_OPTION = typer.Option(
@@ -127,7 +142,7 @@ def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["preci
         p=t["p"], r=t["r"], epochs=t["epochs"], batch_size=_batch_size(t["batch_size"]), lr=t["lr"], layers=_layers(t["layers"]),
         activation=t["activation"], loss=t["loss"], reselect_by=t["reselect_by"], reselect_clusters=t["reselect_clusters"],
         reselect_fit_sample=t["reselect_sample"] or None, percentile_over=percentile_over, tol=tol, min_fraction=min_fraction,
-        seed=seed,
+        seed=seed, trim_cutoff=t["trim_cutoff"], cluster_cutoff=t["cluster_cutoff"],
     )
 
 
@@ -167,6 +182,7 @@ TRAINING_OPTIONS = [
     ("lr", float, LR_OPTION), ("layers", str, LAYERS_OPTION), ("activation", str, ACTIVATION_OPTION), ("loss", str, LOSS_OPTION),
     ("reselect_by", str, RESELECT_BY_OPTION), ("reselect_clusters", int, RESELECT_CLUSTERS_OPTION),
     ("reselect_sample", int, RESELECT_SAMPLE_OPTION), ("percentile_over", str, PERCENTILE_OPTION), ("tol", float, TOL_OPTION),
+    ("trim_cutoff", float, TRIM_CUTOFF_OPTION), ("cluster_cutoff", Optional[float], CLUSTER_CUTOFF_OPTION),
 ]
 
 

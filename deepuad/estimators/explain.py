@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deepuad.estimators import scoring
+from deepuad.estimators.parts import PARTS
 from deepuad.inputs.decoding import Decoder
 
 METHODS = {
@@ -71,14 +71,15 @@ def column_errors(detector, X: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def part_z_scores(detector, X: np.ndarray) -> list[dict]:
-    """Per row, each score part's robust z-score (combined score: their weighted mean is the score)."""
+    """Per row, each score part as it enters the score: a robust z-score for a standardised part,
+    the value itself for the others (parts.py)."""
     names = getattr(detector, "score_parts_", ())
     if len(names) < 2 or not hasattr(detector, "score_center_"):
         return [{} for _ in range(len(X))]
-    parts = detector._score_parts(np.ascontiguousarray(X, dtype=np.float32), names=names)
-    z = [(scoring.for_combining(name, part) - center) / scale
-         for name, part, center, scale in zip(names, parts, detector.score_center_, detector.score_scale_)]
-    return [{name: float(values[i]) for name, values in zip(names, z)} for i in range(len(X))]
+    values = detector.score_parts(np.ascontiguousarray(X, dtype=np.float32))
+    z = [(values[name] - center) / scale if PARTS[name].standardised else values[name]
+         for name, center, scale in zip(names, detector.score_center_, detector.score_scale_)]
+    return [{name: float(part[i]) for name, part in zip(names, z)} for i in range(len(X))]
 
 
 def explain_rows(detector, X: np.ndarray, decoder: Decoder, k: int = 5) -> list[dict]:

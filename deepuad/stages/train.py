@@ -67,7 +67,9 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     with art.open_artifact(clusters_path, "clusters") as f:
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
         selected = art.read_array(f, "selected").astype(np.int64)
-        detector.p0 = art.params_of(f).get("p0", detector.p0)  # recorded for provenance; used by cluster only
+        made_with = art.params_of(f)  # recorded for provenance; used by cluster only
+        detector.p0 = made_with.get("p0", detector.p0)
+        detector.init_by = made_with.get("init_by", "variance")  # clusters files made before the trim rule
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
