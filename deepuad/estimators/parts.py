@@ -173,6 +173,7 @@ PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, Cosin
 # every score DeepUAD offers (``score=``): the parts it combines
 SCORES: dict[str, tuple[str, ...]] = {
     "distance": ("knn", "l2", "range"),
+    "distance+forest": ("knn", "l2", "iforest", "range"),
     "combined": ("l2", "iforest"),
     "l2": ("l2",),
     "cosine": ("cosine",),
