@@ -135,7 +135,9 @@ def register(app: typer.Typer) -> None:
             return
         stdout.print(f"{result['score']} score; per column: {result['method']}", markup=False, highlight=False)
         for entry in result["rows"]:
-            title = (f"#{entry['rank']} " if entry.get("rank") else "") + f"id {entry['id']}: score {entry['score']:.4g}"
+            title = (f"#{entry['rank']} " if entry.get("rank") else "") + f"id {entry['id']}"
+            title += "".join(f", {name} {value}" for name, value in entry.get("id_columns", {}).items())
+            title += f": score {entry['score']:.4g}"
             if entry["parts"]:
                 title += " (" + ", ".join(f"{name} z {value:.2f}" for name, value in entry["parts"].items()) + ")"
             table = Table("column", "value", "expected", "share", title=title, title_justify="left")
