@@ -70,6 +70,11 @@ def _csv(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
+def _id_columns(values: Optional[list[str]]) -> list[str]:
+    """--id-column, repeated and/or comma-separated."""
+    return [column for value in values or [] for column in _csv(value)]
+
+
 def _layers(value: str) -> tuple[int, ...] | str:
     if value == "auto":
         return value

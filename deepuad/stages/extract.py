@@ -74,6 +74,7 @@ def extract(
         raise UsageError(f"--missing applies to tables and NumPy arrays only; this input is {input_type}")
     if id_columns and input_type != "table":
         raise UsageError(f"--id-column applies to tables only; this input is {input_type}")
+    scale_given = scale  # checked against --like's below
     if scale is None:
         scale = "minmax" if input_type in ("table", "numpy") else "none"
     if (normal_class is None) != (anomaly_ratio is None):
@@ -110,7 +111,7 @@ def extract(
             inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
         if bool(like_encoding.get("array")) == (input_type == "table"):
             raise StaleError(f"{like} was made from {'a table' if not like_encoding.get('array') else 'arrays'}; this input is {input_type}", input_path)
-        _check_like_options(like, like_encoding, scale=scale, categorical=categorical, drop=drop, label_column=label_column,
+        _check_like_options(like, like_encoding, scale=scale_given, categorical=categorical, drop=drop, label_column=label_column,
                             anomaly_values=anomaly_values, missing=missing, id_columns=id_columns)
         missing = like_encoding.get("params", {}).get("missing", "error")
     missing = missing or "error"
