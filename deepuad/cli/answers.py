@@ -14,7 +14,7 @@ from deepuad.errors import AnomaliesAbove, UsageError
 TABLE_DATA_COLUMNS = 12  # a terminal shows this many original columns; csv/jsonl/parquet hold all
 
 TOP_HELP = """The most anomalous rows of a scores file, ranked: rank, id (the row number, image path or
-video#segment that extract recorded), score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
+video#segment that extract recorded), the columns given to extract --id-column, score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
 (the scaling undone, each one-hot group turned back into its category).
 
 A table on a terminal; CSV on stdout in a pipe; --format jsonl or parquet (-o FILE) otherwise.
