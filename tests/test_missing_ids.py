@@ -75,6 +75,11 @@ def test_a_gap_is_refused_by_default_with_a_hint_that_names_missing(tmp_path, ca
     assert code == 4 and "'inf'" in err and not (tmp_path / "out.h5").exists()
     code, _, err = run_cli(capsys, "extract", tmp_path / "num.csv", "--missing", "guess")
     assert code == 2 and "--missing must be one of error, drop, fill" in err
+    code, _, err = run_cli(capsys, "extract", tmp_path / "x.npy", "--id-column", "a")
+    assert code == 2 and "--id-column applies to tables only" in err
+    (tmp_path / "gaps.csv").write_text("a,b\n1,\n,2\n")
+    code, _, err = run_cli(capsys, "extract", tmp_path / "gaps.csv", "--missing", "drop", "-o", tmp_path / "out.h5")
+    assert code == 4 and "every one of its 2 row(s) has a gap" in err and not (tmp_path / "out.h5").exists()
 
 
 def test_drop_leaves_out_rows_with_gaps_and_lists_them_by_input_row(metrics, tmp_path, capsys):
@@ -230,6 +235,16 @@ def test_explain_shows_the_id_columns(scored, capsys):
     assert [e["id_columns"] for e in entries] == [{"ts": frame["ts"][r], "host": frame["host"][r]} for r in (77, 101)]
     code, out, err = run_cli(capsys, "explain", folder / "m.h5", folder / "f.h5", "--rows", "77")
     assert code == 0 and f"host {frame['host'][77]}" in out and frame["ts"][77] in out
+
+
+def test_a_features_file_whose_id_columns_do_not_match_is_refused(scored, tmp_path, capsys):
+    folder, _ = scored
+    broken = tmp_path / "f.h5"
+    broken.write_bytes((folder / "f.h5").read_bytes())
+    with h5py.File(broken, "a") as f:
+        f.attrs["id_columns"] = json.dumps(["ts", "host", "rack"])  # a third name, no third dataset
+    code, _, err = run_cli(capsys, "top", folder / "s.h5", "--features", broken, "-n", "3", "--format", "csv")
+    assert code == 3 and one_line(err, "error") and "'rack'" in err and str(broken) in err
 
 
 def test_files_without_the_new_fields_still_read(tmp_path, capsys):

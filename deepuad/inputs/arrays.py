@@ -180,15 +180,13 @@ def load_array_file(path: str | Path, missing: str = "error") -> tuple[np.ndarra
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise DataError(f"X has non-numeric dtype {X.dtype}", path)
     X64 = X.astype(np.float64)
-    infinite = np.isinf(X64)
-    if infinite.any():
-        raise DataError(f"X has {int(infinite.any(axis=1).sum())} row(s) with infinite values (first: row "
-                        f"{int(np.argwhere(infinite)[0][0])})", path)
-    gaps = np.isnan(X64)
-    if gaps.any():
-        if check_missing(missing) == "error":
-            raise DataError(gap_hint(f"X has {int(gaps.any(axis=1).sum())} row(s) with NaN values (first: row "
-                                     f"{int(np.argwhere(gaps)[0][0])})"), path)
+    bad, infinite = ~np.isfinite(X64), np.isinf(X64)
+    if infinite.any() or (bad.any() and check_missing(missing) == "error"):
+        where = f"X has {int(bad.any(axis=1).sum())} row(s) with NaN or infinite values"
+        if infinite.any():  # no --missing helps: report it first
+            raise DataError(f"{where} (first infinite: row {int(np.argwhere(infinite)[0][0])})", path)
+        raise DataError(gap_hint(f"{where} (first: row {int(np.argwhere(bad)[0][0])}, a NaN: a gap)"), path)
+    if bad.any():
         X = X64
     if y is not None:
         y = np.asarray(y).ravel()

@@ -200,6 +200,7 @@ class TabularEncoder:
         if not hasattr(self, "numeric_columns_"):
             self._setup_columns(df, path)
         self._check_columns(df, path, require_label=True)
+        self._rows_seen += len(df)
         df = df[~self.gap_rows(df)]
         if self.missing == "error":
             self._refuse_text_gaps(df, path)
@@ -278,6 +279,7 @@ class TabularEncoder:
         self._counts: dict[str, dict[str, int]] = {}
         width = len(self.numeric_columns_)
         self._n = 0
+        self._rows_seen = 0  # before --missing drop
         # per text column not forced with --categorical: rows that read as numbers, rows written
         # with thousands separators, and the first row that is neither (see _check_text_columns)
         self._numberlike: dict[str, list] = {c: [0, 0, None, None] for c in self.categorical_columns_ if c not in self.categorical}
@@ -325,6 +327,9 @@ class TabularEncoder:
 
     def finish_fit(self, path) -> "TabularEncoder":
         """Turn the streamed statistics into vocabularies and scaler parameters."""
+        if hasattr(self, "numeric_columns_") and self._n == 0 and self._rows_seen:
+            raise DataError(f"every one of its {self._rows_seen} row(s) has a gap in a feature column: nothing is left after "
+                            "--missing drop", path)
         if not hasattr(self, "numeric_columns_") or self._n == 0:
             raise DataError("has a header but no data rows", path)
         self._check_text_columns(path)
@@ -449,14 +454,13 @@ class TabularEncoder:
             row, col = np.argwhere(not_gap if not_gap.any() else bad)[0]
             count = int(bad.any(axis=1).sum())
             name = self.numeric_columns_[col]
-            where = f"{count} row(s) have missing, non-numeric or infinite values, first in column {name!r} at data row " \
-                    f"{int(df.index[row]) + 1}"
-            if not not_gap.any():
-                raise DataError(gap_hint(f"{where} (a gap)"), path)
             value = df.iloc[row][name]
-            value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"
-            raise DataError(f"{where} (value {value!r}); fix them, or pass --categorical {name} if the column is categorical",
-                            path)
+            value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"; a gap reads 'nan'
+            where = f"{count} row(s) have missing, non-numeric or infinite values, first in column {name!r} at data row " \
+                    f"{int(df.index[row]) + 1} (value {value!r})"
+            if not not_gap.any():
+                raise DataError(gap_hint(f"{where}: a gap"), path)
+            raise DataError(f"{where}; fix them, or pass --categorical {name} if the column is categorical", path)
         return block
 
     # ------------------------------------------------------------------ persistence
