@@ -95,7 +95,7 @@ def extract(
         "input_type": input_type, "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
         "anomaly_values": anomaly_values, "scale": scale, "like": str(like) if like else None,
     }
-    if missing is not None:  # recorded when given (files written before --missing lack both)
+    if missing is not None:  # recorded only when given: the params of an extraction without them stay as they were
         params["missing"] = missing
     if id_columns:
         params["id_columns"] = list(id_columns)
