@@ -255,7 +255,7 @@ class TabularEncoder:
 
     def id_values(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
         """{id column: its values as text ("" for a gap)}, for the rows of ``df``."""
-        return {str(c): df[c].map(lambda v: "" if pd.isna(v) else str(v)).to_numpy(dtype=object) for c in self.id_columns}
+        return {str(c): df[c].astype(object).where(df[c].notna(), "").astype(str).to_numpy(dtype=object) for c in self.id_columns}
 
     def _setup_columns(self, df: pd.DataFrame, path) -> None:
         for name, columns in (("--categorical", self.categorical), ("--drop", self.drop), ("--id-column", self.id_columns)):
