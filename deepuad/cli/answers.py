@@ -35,13 +35,12 @@ TOP_EXAMPLES = """Examples:
 EXPLAIN_HELP = """Why rows score high: per row, the original columns that contribute most to its score,
 and the value the model expected there.
 
-The split follows the model's --score. combined (the default) and l2: the squared
-reconstruction error ||x - x_hat||^2 per column, one-hot groups summed back to their source
-column; for combined this is the autoencoder part and the main answer (the isolation forest
-part has no per-column split; each row also shows each part's robust z-score, whose weighted
-mean, the forest counting twice, is the combined score). cosine: (x/|x| - x_hat/|x_hat|)^2 / 2
-per column, which sums to the score exactly. knn and iforest: the squared difference to the nearest kept training row. 'expected'
-is the reconstruction (or that nearest row) decoded like the data."""
+A column's contribution is how much the row's whole score (every part of it: reconstruction
+error, isolation forest, ...) falls when that column alone is set to its expected value (a
+text column's one-hot group as a whole); share: over the positive contributions. 'expected':
+over the 5 kept training rows nearest the row in its other columns, the column's median or
+most common category (for --score cosine, which keeps no rows: the reconstruction). A column
+holding its expected value contributes 0. Each row also shows each score part's robust z-score."""
 
 EXPLAIN_EXAMPLES = """Examples:
 

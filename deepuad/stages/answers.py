@@ -254,7 +254,7 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
-    from deepuad.estimators.explain import METHODS, explain_rows
+    from deepuad.estimators.explain import METHOD, explain_rows
     from deepuad.artifacts.scores import read_finite_scores
 
     if k < 1:
@@ -303,14 +303,14 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
             del entry["rank"]
         out_rows.append(entry)
     result = {"model": str(model_path), "features": str(features_path), "score": detector.score,
-              "method": METHODS.get(detector.score, ""), "rows": out_rows}
+              "method": METHOD, "rows": out_rows}
     if plots_dir is not None:
         result["plots"] = plot_explanations(out_rows, Path(plots_dir), [model_path, features_path, scores_path])
     return result
 
 
 def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
-    """One horizontal bar chart per row: each column's share of the decomposed score, labelled
+    """One horizontal bar chart per row: each column's share of the row's score (``explain_rows``), labelled
     with the row's value and the expected one. File names come from the rank (or row) and id."""
     from deepuad.stages import plots
 
@@ -329,7 +329,7 @@ def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
         ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
         ax.set_yticks(range(len(columns)))
         ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
-        ax.set(xlabel="share of the row's error (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
+        ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
         label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
         written.append(plots._save(fig, folder / f"explain_{label}_{safe}.png"))
