@@ -13,11 +13,14 @@ never blamed. The parts interact, so contributions need not add up to the score;
 means the row would look *more* anomalous with that column at its expected value. ``share``
 is a contribution over the sum of the positive ones.
 
-The expected value of a column is the reconstruction of the row (for the ``knn`` and
-``iforest`` scores, its nearest row of the kept reference sample), decoded like the data: a
-number in the input's units, or the category its one-hot group points to most. It is what
-the model would have found normal *near this row*; the row is scored with that number, or that
-category's one-hot encoding, in the column's place.
+The expected value of a column is what the kept rows that resemble this row hold there: over
+the NEIGHBOURS rows of the detector's reference sample (drawn from its final training set) nearest the row
+in its *other* columns, the median of a number, or the most common category. So it always lies
+within what normal rows hold, however far the row's own value is; a reconstruction would be
+pulled towards a spike. A model that keeps no rows (the paper's ``cosine`` score) expects its
+reconstruction, each one-hot group read as the category it points to most. The row is scored
+with that number, or that category's one-hot encoding, in the column's place; the expected
+value is reported decoded like the data.
 
 Pure functions: arrays and a fitted detector in, plain dicts out.
 """
