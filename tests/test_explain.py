@@ -80,6 +80,8 @@ def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
             replaced[first:stop] = x_expected[first:stop]
             before, after = detector.decision_function(np.stack([x, replaced]))
             assert column["contribution"] == pytest.approx(before - after, abs=1e-5)
+            falls = [column["parts"][name] for name in detector.score_parts_]  # the same fall, part by part
+            assert np.average(falls, weights=detector.score_weights_) == pytest.approx(column["contribution"], abs=1e-4)
             if column["value"] == column["expected"]:
                 assert column["contribution"] == 0.0
         positive = [c for c in entry["columns"] if c["contribution"] > 0]

@@ -11,7 +11,9 @@ part that cannot be split by column on its own (the forest) is accounted for too
 whose value is its expected value contributes exactly 0 (its replaced row IS the row), so it is
 never blamed. The parts interact, so contributions need not add up to the score; a negative one
 means the row would look *more* anomalous with that column at its expected value. ``share``
-is a contribution over the sum of the positive ones.
+is a contribution over the sum of the positive ones. For a score of several parts, each column
+also gets the same fall in each part's robust z-score (the combined score is their weighted
+mean), so one sees which part a column moved: the reconstruction error, the forest.
 
 The expected value of a column is what the kept rows that resemble this row hold there: over
 the NEIGHBOURS rows of the detector's reference sample (drawn from its final training set) nearest the row
@@ -111,13 +113,15 @@ def _categories_snapped(decoder: Decoder, X: np.ndarray, reconstruction: np.ndar
     return out
 
 
-def column_contributions(detector, X: np.ndarray, decoder: Decoder, replaced: np.ndarray) -> np.ndarray:
+def column_contributions(detector, X: np.ndarray, decoder: Decoder, replaced: np.ndarray) -> tuple[np.ndarray, dict]:
     """(rows, original columns): score(x) - score(x with that column's group taken from
-    ``replaced``), exactly 0 where the group is unchanged."""
+    ``replaced``), exactly 0 where the group is unchanged; and the same fall in each score
+    part's robust z-score ({part: (rows, columns)}; empty for a score of one part)."""
     X = np.asarray(X, dtype=np.float32)
     groups = decoder.groups
     unchanged = np.column_stack([(replaced[:, first:stop] == X[:, first:stop]).all(axis=1) for _, first, stop in groups])
     out = np.zeros((len(X), len(groups)))
+    parts = {name: np.zeros((len(X), len(groups))) for name in _part_z(detector, X[:1])}
     block = max(1, _BLOCK_VALUES // (len(groups) * X.shape[1]))
     for start in range(0, len(X), block):
         rows, new = X[start : start + block], replaced[start : start + block]
@@ -125,45 +129,49 @@ def column_contributions(detector, X: np.ndarray, decoder: Decoder, replaced: np
         for j, (_, first, stop) in enumerate(groups):
             variants[:, j, first:stop] = new[:, first:stop]
         # the row itself is scored in the same call, so that its score and its variants' share one batch
-        scores = detector.decision_function(np.concatenate([rows, variants.reshape(-1, X.shape[1])]))
-        base, changed = scores[: len(rows)].astype(np.float64), scores[len(rows) :].astype(np.float64)
-        out[start : start + len(rows)] = base[:, None] - changed.reshape(len(rows), len(groups))
-    out[unchanged] = 0.0
-    return out
+        both = np.concatenate([rows, variants.reshape(-1, X.shape[1])])
+        for name, values in [("score", detector.decision_function(both)), *_part_z(detector, both).items()]:
+            values = np.asarray(values, dtype=np.float64)
+            fall = values[: len(rows), None] - values[len(rows) :].reshape(len(rows), len(groups))
+            (out if name == "score" else parts[name])[start : start + len(rows)] = fall
+    for values in (out, *parts.values()):
+        values[unchanged] = 0.0
+    return out, parts
 
 
-def part_z_scores(detector, X: np.ndarray) -> list[dict]:
-    """Per row, each score part's robust z-score (combined score: their weighted mean is the score)."""
+def _part_z(detector, X: np.ndarray) -> dict[str, np.ndarray]:
+    """Each score part's robust z-score per row ({} for a score of one part): for the combined
+    score their weighted mean is the score."""
     names = getattr(detector, "score_parts_", ())
     if len(names) < 2 or not hasattr(detector, "score_center_"):
-        return [{} for _ in range(len(X))]
+        return {}
     parts = detector.score_parts(X)
-    z = [(scoring.for_combining(name, parts[name]) - center) / scale
-         for name, center, scale in zip(names, detector.score_center_, detector.score_scale_)]
-    return [{name: float(values[i]) for name, values in zip(names, z)} for i in range(len(X))]
+    return {name: (scoring.for_combining(name, parts[name]) - center) / scale
+            for name, center, scale in zip(names, detector.score_center_, detector.score_scale_)}
 
 
 def explain_rows(detector, X: np.ndarray, decoder: Decoder, k: int = 5) -> list[dict]:
     """Per row of X: {"parts": {part: z}, "total": the sum of the positive contributions,
     "columns": the ``k`` original columns contributing most, each {"column", "contribution",
-    "share", "value", "expected"}}, largest first."""
+    "share", "value", "expected", "parts": {part: the fall in its z-score}}}, largest first."""
     if len(X) == 0:
         return []
     X = np.ascontiguousarray(X, dtype=np.float32)
     expected = expected_rows(detector, X, decoder)
-    per_column = column_contributions(detector, X, decoder, expected)
+    per_column, per_part = column_contributions(detector, X, decoder, expected)
     values = decoder.group_values(X)
     expected_values = decoder.group_values(expected, expected=True)
-    parts = part_z_scores(detector, X)
+    parts = _part_z(detector, X)
     out = []
     for i in range(len(X)):
         total = float(np.clip(per_column[i], 0, None).sum())
         order = np.argsort(-per_column[i], kind="stable")[:k]
         out.append({
-            "parts": parts[i], "total": total,
+            "parts": {name: float(z[i]) for name, z in parts.items()}, "total": total,
             "columns": [{"column": decoder.groups[j][0], "contribution": float(per_column[i, j]),
                          "share": float(per_column[i, j] / total) if total > 0 else 0.0,
-                         "value": values[i][j], "expected": expected_values[i][j]} for j in order],
+                         "value": values[i][j], "expected": expected_values[i][j],
+                         "parts": {name: float(fall[i, j]) for name, fall in per_part.items()}} for j in order],
         })
     return out
 
