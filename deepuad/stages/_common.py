@@ -222,7 +222,8 @@ def save_model(detector, path) -> None:
 def load_fitted(path, device="cpu"):
     """``DeepUAD.load``: ``load_model``'s detector with what ``fit`` sets beyond the network and
     scorer: every recorded parameter, ``stop_reason_`` and, where the model holds its training
-    rows' scores, ``decision_scores_``, ``threshold_`` and ``labels_`` (``predict`` needs them)."""
+    rows' scores and a contamination, ``decision_scores_``, ``threshold_`` and ``labels_``
+    (``predict`` needs them; a model from a multi-process training has no such scores)."""
     detector, meta = load_model(path, device)
     if not meta["complete"]:
         raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train --resume'", path)
@@ -232,7 +233,7 @@ def load_fitted(path, device="cpu"):
     with art.open_artifact(path, "model") as f:
         detector.stop_reason_ = str(f.attrs["stop_reason"])
         scores = art.read_array(f, model_artifact.TRAINING_SCORES) if model_artifact.TRAINING_SCORES in f else None
-    if scores is not None:
+    if scores is not None and (detector.contamination is not None or hasattr(detector, "contamination_")):
         detector.decision_scores_ = scores.astype(np.float64)
         detector._process_decision_scores()
     return detector
