@@ -6,10 +6,14 @@
 #   examples/nightly.sh TODAY REFERENCE.features.h5 MODEL.h5 REFERENCE.scores.h5 OUTDIR [SHARE]
 #
 #   TODAY                 today's raw file (CSV/TSV, .gz ok, Parquet, ...), same columns as the reference
-#   REFERENCE.features.h5 the features file the model was trained on (extract --like uses its encoding)
+#   REFERENCE.features.h5 the features file the model was trained on (extract --like uses its encoding,
+#                         its handling of gaps and its id columns: make it with e.g.
+#                         deepuad run ref.csv -o ref --missing fill --id-column timestamp,hostname)
 #   MODEL.h5              the model (deepuad train)
 #   REFERENCE.scores.h5   the reference data's scores: its threshold is the line today is held to
-#   OUTDIR                where <today>.features.h5, <today>.scores.h5 and <today>.anomalies.csv go
+#   OUTDIR                where <today>.features.h5, <today>.extract.json (rows, gaps filled or rows dropped,
+#                         unseen categories), <today>.scores.h5 and <today>.anomalies.csv (the flagged rows,
+#                         with their id columns and input row numbers) go
 #   SHARE                 alert when more than this share of today's rows is anomalous [0.05]
 #
 # Exit codes: 0 at most SHARE of the rows are anomalous; 8 more than SHARE are (the scores and
@@ -20,7 +24,7 @@
 set -euo pipefail
 
 if [ $# -lt 5 ]; then
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,24p' "$0" >&2
     exit 2
 fi
 today=$1 reference=$2 model=$3 reference_scores=$4 out=$5 share=${6:-0.05}
@@ -28,7 +32,8 @@ name=$(basename "$today")
 name=${name%%.*}
 mkdir -p "$out"
 
-deepuad --quiet extract "$today" --like "$reference" -o "$out/$name.features.h5"
+# warnings (categories the reference never saw) go to stderr, the cron log; the summary to a file
+deepuad extract "$today" --like "$reference" -o "$out/$name.features.h5" --json > "$out/$name.extract.json"
 # the threshold the reference data was flagged with: today's share is measured against it
 threshold=$(deepuad inspect "$reference_scores" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["summary"]["threshold"])')
 status=0

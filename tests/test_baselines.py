@@ -225,7 +225,9 @@ def test_parameters_stored_unchanged():
 
 
 def test_not_fitted_raises():
-    with pytest.raises(RuntimeError):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
         DAGMMDetector().decision_function(np.zeros((2, 3), dtype=np.float32))
 
 

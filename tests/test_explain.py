@@ -42,7 +42,7 @@ def explained(capsys, folder, *args):
 def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted, capsys):
     folder, table, t = planted
     result = explained(capsys, folder, "--rows", ",".join(map(str, BROKEN_C + FLIPPED_CAT)), "-k", "3")
-    assert result["score"] == "combined" and "reconstruction" in result["method"]
+    assert result["score"] == "combined" and "expected value" in result["method"]
     by_id = {row["id"]: row for row in result["rows"]}
     assert sorted(by_id) == BROKEN_C + FLIPPED_CAT
     for row in BROKEN_C:
@@ -60,37 +60,56 @@ def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted,
     assert sum(right) >= 3, right
 
 
-def test_contributions_add_up_to_the_score_parts(planted, capsys):
+def as_score(detector, z_values):
+    """The score from its parts as explain reports them (robust z-scores, or the value itself)."""
+    from deepuad.estimators.parts import combine
+
+    n = len(detector.score_parts_)
+    return float(combine(z_values, detector.score_parts_, np.zeros(n), np.ones(n), detector.score_weights_)[0])
+
+
+def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
     from deepuad.stages.answers import read_rows
-    from deepuad.estimators.autoencoder import reconstruction_errors
-    from deepuad.estimators.explain import column_errors, expected_rows, explain_rows
+    from deepuad.estimators.explain import expected_rows
     from deepuad.stages._common import load_model
 
     folder, table, t = planted
     detector, _ = load_model(folder / "out" / "model.h5")
     rows = np.array([3, 17, 600, 607])
     data = read_rows(folder / "out" / "features.h5", rows)
-    X = data["X"]
+    X, decoder = data["X"], data["decoder"]
     result = explained(capsys, folder, "--rows", "3,17,600,607", "-k", "5")  # 5 = every original column
-    _, cosine, l2 = reconstruction_errors(detector.model_, X)
-    for entry, expected_l2, x in zip(result["rows"], l2, X):
-        assert sum(c["contribution"] for c in entry["columns"]) == pytest.approx(expected_l2, rel=1e-4)
-        assert sum(c["share"] for c in entry["columns"]) == pytest.approx(1.0)
-        weighted = np.average([entry["parts"][name] for name in detector.score_parts_], weights=detector.score_weights_)
-        assert weighted == pytest.approx(entry["score"], abs=1e-4)  # combined = weighted mean z
+    expected = expected_rows(detector, X, decoder)
+    groups = {name: (first, stop) for name, first, stop in decoder.groups}
+    for entry, x, x_expected in zip(result["rows"], X, expected):
+        for column in entry["columns"]:
+            first, stop = groups[column["column"]]
+            replaced = x.copy()
+            replaced[first:stop] = x_expected[first:stop]
+            before, after = detector.decision_function(np.stack([x, replaced]))
+            assert column["contribution"] == pytest.approx(before - after, abs=1e-5)
+            falls = [np.array([column["parts"][name]]) for name in detector.score_parts_]  # the same fall, part by part
+            assert as_score(detector, falls) == pytest.approx(column["contribution"], abs=1e-4)
+            if column["value"] == column["expected"]:
+                assert column["contribution"] == 0.0
+        positive = [c for c in entry["columns"] if c["contribution"] > 0]
+        assert entry["total"] == pytest.approx(sum(c["contribution"] for c in positive))
+        assert sum(c["share"] for c in positive) == pytest.approx(1.0 if positive else 0.0)
+        parts = [np.array([entry["parts"][name]]) for name in detector.score_parts_]
+        assert as_score(detector, parts) == pytest.approx(entry["score"], abs=1e-4)  # the parts make the score
     with h5py.File(folder / "out" / "scores.h5") as f:
         stored = f["score"][()][rows]
     assert [e["score"] for e in result["rows"]] == pytest.approx(stored, abs=1e-5)
-    # the paper's cosine score: the per-column terms sum to 1 - cos (up to float32 rounding of 1 - cos: abs 1e-6)
-    detector.score = "cosine"
-    assert column_errors(detector, X, expected_rows(detector, X)).sum(axis=1) == pytest.approx(cosine, rel=1e-4, abs=1e-6)
-    # knn/iforest: the expected row is the nearest reference row
-    detector.score = "knn"
-    nearest = expected_rows(detector, X)
-    distances = ((X[:, None, :] - detector.reference_[None]) ** 2).sum(-1)
-    np.testing.assert_allclose(nearest, detector.reference_[distances.argmin(1)])
-    totals = [entry["total"] for entry in explain_rows(detector, X, data["decoder"], 1)]
-    assert totals == pytest.approx(distances.min(1), rel=1e-4, abs=1e-6)
+    # a number is expected from the kept rows: inside their range
+    numeric = [first for name, first, _ in decoder.groups if name not in decoder.vocabularies]
+    low, high = detector.reference_[:, numeric].min(0), detector.reference_[:, numeric].max(0)
+    assert ((expected[:, numeric] >= low) & (expected[:, numeric] <= high)).all()
+    # a model that keeps no rows (the paper's cosine score): the reconstruction, its category one-hot
+    del detector.reference_
+    snapped = expected_rows(detector, X, decoder)
+    np.testing.assert_array_equal(snapped[:, numeric], detector.reconstruct(X)[:, numeric])
+    first, stop = groups["cat"]
+    assert sorted(np.unique(snapped[:, first:stop])) == [0.0, 1.0] and (snapped[:, first:stop].sum(1) == 1).all()
 
 
 def test_top_explain_and_plots(planted, capsys, tmp_path):

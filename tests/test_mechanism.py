@@ -327,7 +327,9 @@ def test_fit_resumes_from_a_saved_state_exactly(modes):
 
 
 def test_scoring_before_fit_is_refused():
-    with pytest.raises(RuntimeError, match=r"^DeepUAD is not fitted yet; call fit\(X\) first$"):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match=r"^This DeepUAD instance is not fitted yet"):
         explicit().decision_function(np.zeros((3, 8), np.float32))
 
 

@@ -73,11 +73,12 @@ def test_timestamps_are_refused_or_dropped_and_bad_files_are_input_errors(tmp_pa
     code, _, err = run_cli(capsys, "extract", tmp_path / "t.parquet", "-o", tmp_path / "t.h5")
     assert code == 4 and "'when'" in err and "--drop when" in err and err.strip().count("\n") == 0
     assert not (tmp_path / "t.h5").exists()
-    got = extract(capsys, tmp_path / "t.parquet", tmp_path / "t.h5", "--drop", "when")
+    got = extract(capsys, tmp_path / "t.parquet", tmp_path / "t.h5", "--drop", "when", "--missing", "fill")
     assert got[2][0] == b"a" and b"kind=x" in got[2] and not any(b"when" in name for name in got[2])
-    # a missing text value (null) is encoded as an empty CSV cell is
+    # a missing text value (null) is encoded as an empty CSV cell is: a category of its own
+    assert b"kind=(missing)" in got[2]
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "kind": ["x", "y", "x", ""]}).to_csv(tmp_path / "t.csv", index=False)
-    from_csv = extract(capsys, tmp_path / "t.csv", tmp_path / "c.h5")
+    from_csv = extract(capsys, tmp_path / "t.csv", tmp_path / "c.h5", "--missing", "fill")
     assert from_csv[2] == got[2]
     np.testing.assert_array_equal(from_csv[1], got[1])
     data = (tmp_path / "t.parquet").read_bytes()

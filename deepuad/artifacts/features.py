@@ -1,5 +1,11 @@
 """The features artifact: the encoded data matrix X, optional ground truth y, and the fitted
-encoding that ``extract --like`` reuses. Written by ``extract``; read by every later stage."""
+encoding that ``extract --like`` reuses. Written by ``extract``; read by every later stage.
+
+Beside X, what identifies each row and is not a feature: ``ids`` (the row's number in the input,
+or its file path, ...; a row left out by ``--missing drop`` keeps its number out of the
+sequence) and, with ``extract --id-column``, the ``id_columns`` group (one text dataset per
+column, in the order of the root attribute ``id_columns``). The scores artifact carries the
+same layout, through ``write_identity`` and ``read_identity`` here."""
 
 from __future__ import annotations
 
@@ -9,9 +15,16 @@ import json
 
 import numpy as np
 
+import h5py
+
 from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
-from deepuad.artifacts.safe_read import attr_json, read_array
+from deepuad.artifacts.safe_read import attr_json, read_array, read_strings
 from deepuad.errors import DataError, InputError
+
+ID_COLUMNS = "id_columns"  # the group of id columns, and the root attribute naming them
+ID_COLUMN_DESCRIPTION = "an id column (extract --id-column): its values as text, one per row; its name is in the root attribute id_columns"
+SUMMARY_DROPPED_ROWS = 100  # dropped rows listed in extract's summary (the artifact holds them all)
+
 
 def no_progress(description: str, completed: int, total: int) -> None:
     pass
@@ -20,6 +33,10 @@ def no_progress(description: str, completed: int, total: int) -> None:
 def describe(f, path) -> dict:
     summary = {"rows": f["X"].shape[0], "features": f["X"].shape[1], "has_labels": "y" in f,
                "unseen_categories": attr_json(f, "unseen_categories") if "unseen_categories" in f.attrs else {}}
+    if ID_COLUMNS in f.attrs:
+        summary["id_columns"] = attr_json(f, ID_COLUMNS)
+    if "dropped_rows" in f:
+        summary["rows_dropped"] = int(f["dropped_rows"].shape[0])
     if "y" in f and f["y"].shape[0]:  # no mean of an empty y: a RuntimeWarning and NaN
         summary["anomaly_share"] = float(np.mean(read_array(f, "y")))
     return {"summary": summary}
@@ -27,14 +44,16 @@ def describe(f, path) -> dict:
 
 KIND = register(Kind(
     "features", describe=describe,
-    datasets={"X": (2, "f", True), "y": (1, "iub", False), "feature_names": (1, "OS", True), "ids": (1, "OSiu", False)},
-    attrs={"encoding_fingerprint": "str", "unseen_categories": "dict"},
+    datasets={"X": (2, "f", True), "y": (1, "iub", False), "feature_names": (1, "OS", True), "ids": (1, "OSiu", False),
+              "dropped_rows": (1, "iu", False)},
+    attrs={"encoding_fingerprint": "str", "unseen_categories": "dict", ID_COLUMNS: "list"},
     same_length=[[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
     descriptions={
         "X": "feature matrix, rows x features, float32, encoded and scaled",
         "y": "ground truth, 1 = anomaly; used only for evaluation, never by the algorithm",
         "feature_names": "name of each column of X",
         "ids": "identifier of each row (row number in the input, file path, ...)",
+        "dropped_rows": "extract --missing drop: the input row numbers (as in ids) of the rows left out for a gap",
         "encoding": "JSON: fitted encoding (columns, vocabularies, scaler) for extract --like",
     },
 ))
@@ -44,13 +63,61 @@ def encoding_fingerprint(encoding: dict) -> str:
     return hashlib.sha256(json.dumps(encoding, sort_keys=True).encode()).hexdigest()
 
 
-def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, compress=False, progress=no_progress,
-                   unseen: dict | None = None, ids=None, extra: dict | None = None) -> dict:
-    """Stream (X_chunk, y_chunk) pairs into a features artifact; returns the summary.
+def write_identity(f: h5py.Group, ids, id_values: dict[str, np.ndarray] | None) -> None:
+    """``ids`` (None: not written) and the id columns ({name: text per row}) of every row."""
+    if ids is not None:
+        put(f, "ids", ids, chunked=True)
+    if id_values:
+        group = f.create_group(ID_COLUMNS)
+        for position, values in enumerate(id_values.values()):
+            put(group, str(position), np.asarray(values, dtype=object), ID_COLUMN_DESCRIPTION)
+        f.attrs[ID_COLUMNS] = json.dumps(list(id_values))
 
-    ``extra`` maps dataset names to whole arrays stored beside X (e.g. class_label, video)."""
+
+def read_identity(f: h5py.File, path, rows=None) -> dict[str, list[str]]:
+    """{id column: its text at ``rows`` (all when None)} from a features or scores artifact;
+    {} for a file without id columns. InputError unless the group matches the names and X."""
+    if ID_COLUMNS not in f.attrs:
+        return {}
+    names = attr_json(f, ID_COLUMNS)
+    group = f.get(ID_COLUMNS)
+    n_rows = f["X"].shape[0] if "X" in f else f["score"].shape[0]
+    if not isinstance(group, h5py.Group) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise InputError("its id columns are malformed (corrupt?)", path)
+    out = {}
+    for position, name in enumerate(names):
+        dataset = group.get(str(position))
+        if not isinstance(dataset, h5py.Dataset) or dataset.shape != (n_rows,) or dataset.dtype.kind != "O":
+            raise InputError(f"id column {name!r} is missing or not one text per row (corrupt?)", path)
+        values = read_strings(f, f"{ID_COLUMNS}/{position}")
+        out[name] = values if rows is None else [values[int(row)] for row in rows]
+    return out
+
+
+def identity_to_carry(f: h5py.File, path) -> tuple | None:
+    """(ids or None, {id column: text}) of a features artifact for its scores file, or None
+    when there is nothing to carry: no id columns, and ids that are the rows' positions."""
+    ids = read_array(f, "ids") if "ids" in f else None
+    if ids is not None and ids.dtype.kind in "iu" and np.array_equal(ids, np.arange(len(ids))):
+        ids = None  # row i's id is i: the scores file says as much by holding no ids
+    id_values = read_identity(f, path)
+    if ids is None and not id_values:
+        return None
+    return ids, {name: np.array(values, dtype=object) for name, values in id_values.items()}
+
+
+def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, compress=False, progress=no_progress,
+                   unseen: dict | None = None, ids=None, extra: dict | None = None, dropped: list | None = None,
+                   filled: dict | None = None) -> dict:
+    """Stream (X_chunk, y_chunk) or (X_chunk, y_chunk, ids_chunk, {id column: text}) tuples into
+    a features artifact; returns the summary.
+
+    ``extra`` maps dataset names to whole arrays stored beside X (e.g. class_label, video).
+    ``unseen``, ``dropped`` (arrays of row numbers left out) and ``filled`` ({column: gaps
+    filled}) are filled by the chunks as they are read, and stored or summarised after them."""
     feature_names = encoding["feature_names"]
     n_rows, n_anomalies, has_y = 0, 0, None
+    id_parts, id_values = [], {}
     with write_artifact(output, "features", params, inputs) as f:
         width = len(feature_names)
         X_out = f.create_dataset(
@@ -59,7 +126,11 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
             **({"compression": "gzip", "compression_opts": 4, "shuffle": True} if compress else {}),
         )
         y_out = None
-        for X_chunk, y_chunk in chunks:
+        for X_chunk, y_chunk, *identity in chunks:
+            if identity:
+                id_parts.append(identity[0])
+                for name, values in identity[1].items():
+                    id_values.setdefault(name, []).append(values)
             if X_chunk.shape[1] != width:
                 raise DataError(f"encoded width {X_chunk.shape[1]} != {width}", inputs["raw"]["path"])
             if not np.isfinite(X_chunk).all():
@@ -79,7 +150,12 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
         if n_rows == 0:
             raise DataError("no data rows", inputs["raw"]["path"])
         put(f, "feature_names", np.array(feature_names, dtype=object))
-        put(f, "ids", np.arange(n_rows, dtype=np.int64) if ids is None else ids, chunked=True)
+        if ids is None:
+            ids = np.concatenate(id_parts).astype(np.int64) if id_parts else np.arange(n_rows, dtype=np.int64)
+        write_identity(f, ids, {name: np.concatenate(parts) for name, parts in id_values.items()})
+        if dropped is not None:
+            dropped = np.concatenate(dropped).astype(np.int64) if dropped else np.zeros(0, dtype=np.int64)
+            put(f, "dropped_rows", dropped)
         for name, values in (extra or {}).items():
             put(f, name, values)
         put_json(f, "encoding", encoding, DESCRIPTIONS["encoding"])
@@ -90,6 +166,13 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
         summary["anomalies"] = n_anomalies
     if unseen:
         summary["unseen_categories"] = unseen
+    if id_values:
+        summary["id_columns"] = list(id_values)
+    if dropped is not None:
+        summary["rows_dropped"] = len(dropped)
+        summary["dropped_rows"] = [int(row) for row in dropped[:SUMMARY_DROPPED_ROWS]]
+    if filled is not None:
+        summary["gaps_filled"] = dict(filled)
     return summary
 
 

@@ -1,6 +1,11 @@
 """The scores artifact: one anomaly score per row, the threshold, is_anomaly and, with
 ground truth, the metrics. Written by ``score``, ``merge-scores`` and ``baseline`` through the one
-writer here, so that the same scores give the same file whichever command computed them."""
+writer here, so that the same scores give the same file whichever command computed them.
+
+What identifies the rows comes along from the features file when there is more to it than the
+row's position (``features.identity_to_carry``): ``ids`` (input row numbers once ``extract
+--missing drop`` left rows out, file paths, ...) and the ``id_columns`` group, in the features
+file's layout (``features.write_identity`` / ``read_identity``)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts.envelope import Kind, put, register, write_artifact
+from deepuad.artifacts.features import ID_COLUMNS, write_identity
 from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
 from deepuad.errors import DataError
 
@@ -43,11 +49,12 @@ def _score_dataset(out: h5py.File, n_rows: int) -> h5py.Dataset:
 
 
 def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, contamination, threshold,
-                 progress=no_progress, description: str = "scoring") -> dict:
+                 progress=no_progress, description: str = "scoring", identity: tuple | None = None) -> dict:
     """The one writer of scores artifacts (score, merge-scores, baseline): stream the
     (first row, float32 scores) ``chunks`` into the file, then derive the threshold (given, else
     the 1 - ``contamination`` quantile), is_anomaly and, with labels ``y``, the metrics. The same
-    scores, y and options give the same datasets and attributes whichever command computed them."""
+    scores, y and options give the same datasets and attributes whichever command computed them.
+    ``identity``: (ids or None, {id column: text}) of the rows, from ``features.identity_to_carry``."""
     from deepuad.estimators.metrics import binary_metrics  # scikit-learn: imported when needed, not by inspect
 
     # the scores go to the output chunk by chunk as they come; the float32 copy kept in memory
@@ -74,6 +81,8 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
         put(out, "is_anomaly", is_anomaly, chunked=True)
         if y is not None:
             put(out, "y", y, chunked=True)
+        if identity is not None:
+            write_identity(out, *identity)
         out.attrs["threshold"] = float(threshold)
         out.attrs["contamination"] = np.nan if contamination is None else contamination
         out.attrs["metrics"] = json.dumps(metrics)
@@ -92,9 +101,9 @@ def describe(f, path) -> dict:
 
 KIND = register(Kind(
     "scores", describe=describe,
-    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False)},
-    attrs={"threshold": "num", "contamination": "num", "metrics": "dict"},
-    same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0)]],
+    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False), "ids": (1, "OSiu", False)},
+    attrs={"threshold": "num", "contamination": "num", "metrics": "dict", ID_COLUMNS: "list"},
+    same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0), ("ids", 0)]],
     descriptions={
         "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",
         "is_anomaly": "1 where score > threshold",

@@ -14,7 +14,7 @@ from deepuad.errors import AnomaliesAbove, UsageError
 TABLE_DATA_COLUMNS = 12  # a terminal shows this many original columns; csv/jsonl/parquet hold all
 
 TOP_HELP = """The most anomalous rows of a scores file, ranked: rank, id (the row number, image path or
-video#segment that extract recorded), score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
+video#segment that extract recorded), the columns given to extract --id-column, score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
 (the scaling undone, each one-hot group turned back into its category).
 
 A table on a terminal; CSV on stdout in a pipe; --format jsonl or parquet (-o FILE) otherwise.
@@ -35,13 +35,12 @@ TOP_EXAMPLES = """Examples:
 EXPLAIN_HELP = """Why rows score high: per row, the original columns that contribute most to its score,
 and the value the model expected there.
 
-The split follows the model's --score. combined (the default) and l2: the squared
-reconstruction error ||x - x_hat||^2 per column, one-hot groups summed back to their source
-column; for combined this is the autoencoder part and the main answer (the isolation forest
-part has no per-column split; each row also shows each part's robust z-score, whose weighted
-mean, the forest counting twice, is the combined score). cosine: (x/|x| - x_hat/|x_hat|)^2 / 2
-per column, which sums to the score exactly. knn and iforest: the squared difference to the nearest kept training row. 'expected'
-is the reconstruction (or that nearest row) decoded like the data."""
+A column's contribution is how much the row's whole score (every part of it: reconstruction
+error, isolation forest, ...) falls when that column alone is set to its expected value (a
+text column's one-hot group as a whole); share: over the positive contributions. 'expected':
+over the 5 kept training rows nearest the row in its other columns, the column's median or
+most common category (for --score cosine, which keeps no rows: the reconstruction). A column
+holding its expected value contributes 0. Each row also shows each score part's robust z-score."""
 
 EXPLAIN_EXAMPLES = """Examples:
 
@@ -135,7 +134,9 @@ def register(app: typer.Typer) -> None:
             return
         stdout.print(f"{result['score']} score; per column: {result['method']}", markup=False, highlight=False)
         for entry in result["rows"]:
-            title = (f"#{entry['rank']} " if entry.get("rank") else "") + f"id {entry['id']}: score {entry['score']:.4g}"
+            title = (f"#{entry['rank']} " if entry.get("rank") else "") + f"id {entry['id']}"
+            title += "".join(f", {name} {value}" for name, value in entry.get("id_columns", {}).items())
+            title += f": score {entry['score']:.4g}"
             if entry["parts"]:
                 title += " (" + ", ".join(f"{name} z {value:.2f}" for name, value in entry["parts"].items()) + ")"
             table = Table("column", "value", "expected", "share", title=title, title_justify="left")

@@ -15,7 +15,7 @@ from deepuad.errors import OutputError, UsageError
 from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
-    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _layers, _shard, _size, _thres, _train_options, with_training_options,
+    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
 )
 
 
@@ -45,6 +45,8 @@ def extract(
     label_column: Optional[str] = LABEL_COLUMN_OPTION,
     anomaly_values: Optional[str] = ANOMALY_VALUES_OPTION,
     scale: Optional[str] = SCALE_OPTION,
+    missing: Optional[str] = MISSING_OPTION,
+    id_column: Optional[list[str]] = ID_COLUMN_OPTION,
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read per chunk (memory bound for big CSVs)."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of a CSV/TSV."),
     compress: bool = typer.Option(False, "--compress", help="gzip-compress X in the HDF5 file."),
@@ -69,7 +71,8 @@ def extract(
     _run_stage(
         stage, as_json, "extract", input_path=input, output=output, like=like, input_type=input_type,
         categorical=_csv(categorical), drop=_csv(drop), label_column=label_column,
-        anomaly_values=_csv(anomaly_values) or None, scale=scale, chunk_rows=chunk_rows, text_encoding=encoding,
+        anomaly_values=_csv(anomaly_values) or None, scale=scale, missing=missing, id_columns=_id_columns(id_column),
+        chunk_rows=chunk_rows, text_encoding=encoding,
         compress=compress, labels=labels, size=_size(size), grayscale=grayscale, model=model, device=device,
         annotations=annotations, segment_frames=segment_frames, per_video=per_video, normal_class=normal_class,
         anomaly_ratio=anomaly_ratio, seed=seed,
@@ -264,6 +267,8 @@ def run(
     categorical: Optional[str] = CATEGORICAL_OPTION,
     drop: Optional[str] = DROP_OPTION,
     scale: Optional[str] = SCALE_OPTION,
+    missing: Optional[str] = MISSING_OPTION,
+    id_column: Optional[list[str]] = ID_COLUMN_OPTION,
     method: str = METHOD_OPTION,
     clusters: int = CLUSTERS_OPTION,
     p0: float = P0_OPTION,
@@ -310,7 +315,7 @@ def run(
     state["quiet"] = quiet or as_json  # one JSON object at the end, not one per stage
     summaries["extract"] = _run_stage(extract_stage.extract, False, "extract", input_path=input, output=f, categorical=_csv(categorical),
                                       drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None,
-                                      scale=scale, skip_current=True)
+                                      scale=scale, missing=missing, id_columns=_id_columns(id_column), skip_current=True)
     summaries["cluster"] = _run_stage(cluster_stage.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
                                       p0=p0, percentile_over=options["percentile_over"], min_fraction=min_fraction, seed=seed,
                                       init_by=init_by, trim_cutoff=options["trim_cutoff"], cluster_cutoff=options["cluster_cutoff"],

@@ -85,6 +85,11 @@ def _csv(value: Optional[str]) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
+def _id_columns(values: Optional[list[str]]) -> list[str]:
+    """--id-column, repeated and/or comma-separated."""
+    return [column for value in values or [] for column in _csv(value)]
+
+
 def _layers(value: str) -> tuple[int, ...] | str:
     if value == "auto":
         return value
@@ -160,6 +165,13 @@ LABEL_COLUMN_OPTION = typer.Option(None, "--label-column", help="Ground-truth co
 ANOMALY_VALUES_OPTION = typer.Option(None, "--anomaly-values", help="Comma-separated label values meaning anomaly (0/1 labels need none).")
 CATEGORICAL_OPTION = typer.Option(None, "--categorical", help="Comma-separated columns to one-hot even if numeric.")
 DROP_OPTION = typer.Option(None, "--drop", help="Comma-separated columns to ignore.")
+MISSING_OPTION = typer.Option(
+    None, "--missing", help="A gap (empty cell, null, NaN): error (refuse it), drop (leave its row out; rows listed in the "
+    "summary and the features file) or fill (a numeric column's median; a gap in a text column is a category of its own) "
+    "[default: error; with --like: the features file's].")
+ID_COLUMN_OPTION = typer.Option(
+    None, "--id-column", help="A column that identifies rows and is no feature (a host name, a timestamp): carried as text "
+    "to the scores, top and explain. Repeat it, or separate columns with commas.")
 SCALE_OPTION = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video].")
 METHOD_OPTION = typer.Option(DEFAULTS["init_method"], "--method", help="gmm, kmeans, hdbscan or distribution.")
 CLUSTERS_OPTION = typer.Option(DEFAULTS["init_clusters"], "--clusters", help="gmm/kmeans: number of clusters/components.")

@@ -96,11 +96,16 @@ class BaseDetector:
         """Learn from the rows of X; ``y`` is ignored (unsupervised; accepted for Pipeline)."""
         self.check_params()
         X = check_array(X)
+        self.n_features_in_ = X.shape[1]
         self._fit(X)
         self.decision_scores_ = np.asarray(self.decision_function(X), dtype=np.float64)
-        self.threshold_ = threshold_for_contamination(self.decision_scores_, self.contamination)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
+        self._process_decision_scores()
         return self
+
+    def _process_decision_scores(self) -> None:
+        """``threshold_`` and ``labels_`` from ``decision_scores_`` and the contamination in use (PyOD's name)."""
+        self.threshold_ = threshold_for_contamination(self.decision_scores_, self._contamination_used())
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
 
     def _fit(self, X: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -112,9 +117,13 @@ class BaseDetector:
         """scikit-learn's convention: higher = more normal (the negated ``decision_function``)."""
         return -np.asarray(self.decision_function(X))
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """What scikit-learn's ``check_is_fitted`` asks: ``fit`` has set the threshold."""
+        return hasattr(self, "threshold_")
+
     def _require_fitted(self) -> None:
-        if not hasattr(self, "threshold_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit(X) first")
+        if not self.__sklearn_is_fitted__():
+            raise not_fitted(self)
 
     def predict(self, X, return_confidence: bool = False):
         """1 for rows scored above the threshold learned in ``fit``, else 0 (and, with
@@ -175,20 +184,54 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_array(X) -> np.ndarray:
-    """A finite, non-empty 2-D float32 array, or ValueError saying what is wrong."""
+def check_array(X, min_samples: int = 1) -> np.ndarray:
+    """A finite 2-D float32 array of at least ``min_samples`` rows and one column, or an error
+    worded as scikit-learn's ``check_array`` words it (its estimator checks match on those
+    words): TypeError for sparse input, ValueError otherwise. Written out rather than
+    imported: importing scikit-learn costs ~2 s, and ``deepuad score`` needs none of it."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("Sparse data was passed, but dense data is required: use X.toarray() to convert it")
     X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported")
     if X.ndim != 2:
-        raise ValueError(f"expected a 2-D array (rows x features), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"expected a non-empty array, got shape {X.shape}")
+        reshape = " Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row." if X.ndim == 1 else ""
+        raise ValueError(f"expected a 2-D array (rows x features), got shape {X.shape}.{reshape}")
+    if X.dtype == object:  # numbers held as Python objects are numbers; anything else: NumPy's TypeError
+        try:
+            X = X.astype(np.float64)
+        except ValueError as error:  # text that is no number
+            raise ValueError(f"expected numeric data, got dtype object ({error})") from None
     if not np.issubdtype(X.dtype, np.number) and X.dtype != np.bool_:
         raise ValueError(f"expected numeric data, got dtype {X.dtype}")
+    if X.shape[0] < min_samples:
+        raise ValueError(f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a minimum of {min_samples} is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     X = X.astype(np.float32, copy=False)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X)).any(axis=1).sum())
         raise ValueError(f"{bad} row(s) contain NaN or infinite values")
     return X
+
+
+def _check_width(detector, X: np.ndarray) -> None:
+    """NotFittedError before ``fit``; ValueError (scikit-learn's words) unless X has as many
+    columns as the data ``detector`` was fitted on."""
+    if not hasattr(detector, "n_features_in_"):
+        raise not_fitted(detector)
+    if X.shape[1] != detector.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(detector).__name__} is expecting "
+                         f"{detector.n_features_in_} features as input (the number it was fitted with)")
+
+
+def not_fitted(detector) -> Exception:
+    """scikit-learn's NotFittedError (a ValueError and an AttributeError), worded as its
+    ``check_is_fitted`` words it; imported only here, when there is one to raise."""
+    from sklearn.exceptions import NotFittedError
+
+    return NotFittedError(f"This {type(detector).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+                          "arguments before using this estimator.")
 
 
 def threshold_for_contamination(scores: np.ndarray, contamination: float) -> float:
@@ -234,13 +277,3 @@ def _torch_device(value) -> bool:
 _RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
 _POSITIVE_INT = (_positive_int, "a positive integer")
 _POSITIVE_NUMBER = (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive number")  # a learning rate
-
-
-def _check_width(detector, X: np.ndarray) -> None:
-    if not hasattr(detector, "n_features_in_"):
-        raise RuntimeError(f"{type(detector).__name__} is not fitted yet; call fit(X) first")
-    if X.shape[1] != detector.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features but {type(detector).__name__} was fitted on "
-            f"{detector.n_features_in_}"
-        )

@@ -59,7 +59,6 @@ class IsolationForestDetector(BaseDetector):
         if is_int(max_samples):
             # scikit-learn would warn and clip; clip silently (no terminal output in detectors).
             max_samples = min(int(max_samples), X.shape[0])
-        self.n_features_in_ = X.shape[1]
         self.model_ = IsolationForest(
             n_estimators=int(self.n_estimators),
             max_samples=max_samples,
@@ -123,7 +122,6 @@ class OCSVMDetector(BaseDetector):
         else:
             idx = None
             X_train = X
-        self.n_features_in_ = X.shape[1]
         self.train_indices_ = idx  # rows of X the SVM was fitted on (None = all rows)
         self.model_ = OneClassSVM(kernel=self.kernel, nu=float(self.nu), gamma=self.gamma).fit(
             X_train.astype(np.float64)
@@ -169,7 +167,6 @@ class AutoencoderDetector(BaseDetector):
             epochs=self.epochs, r=self.epochs + 1, batch_size=self.batch_size, lr=self.lr, layers=self.layers if self.layers == "auto" else tuple(self.layers),
             activation=self.activation, loss=self.loss, device=self.device, seed=self.random_state or 0, score="cosine",
         ).fit(X, initial=np.arange(len(X)))
-        self.n_features_in_ = X.shape[1]
 
     def decision_function(self, X) -> np.ndarray:
         X = check_array(X)

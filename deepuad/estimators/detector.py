@@ -57,7 +57,7 @@ import torch
 from deepuad.estimators import cleaning, parts as score_parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
-from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, check_array, threshold_for_contamination
+from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, _check_width, check_array, not_fitted
 from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION, DEFAULTS, SCORE_BATCH_ROWS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
@@ -177,7 +177,7 @@ class DeepUAD(BaseDetector):
         self.check_params()
         world = world if world is not None else World(device=self.device)  # one process: a world of size one
         if not world.distributed:
-            X = check_array(X)
+            X = check_array(X, min_samples=2)  # one row has nothing to be anomalous against
         if resume_state is not None:
             self.set_state(resume_state, X.shape[1], len(X))
         else:
@@ -193,9 +193,7 @@ class DeepUAD(BaseDetector):
         scores, counting = self._all_scores(X, world)
         self.decision_scores_ = scores.astype(np.float64)
         self.contamination_ = scoring.estimate_contamination(counting)
-        contamination = self.contamination if self.contamination is not None else self.contamination_
-        self.threshold_ = threshold_for_contamination(self.decision_scores_, contamination)
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int8)
+        self._process_decision_scores()
         return self
 
     def _contamination_used(self) -> float:
@@ -206,6 +204,7 @@ class DeepUAD(BaseDetector):
             raise ValueError("the initial training set is empty")
         if selected.min() < 0 or selected.max() >= n_rows:
             raise ValueError(f"initial selection has indices outside [0, {n_rows})")
+        self.n_features_in_ = n_features
         self.layers_ = auto_layers(n_features) if self.layers == "auto" else tuple(self.layers)
         self.batch_size_ = auto_batch_size(n_rows) if self.batch_size == "auto" else int(self.batch_size)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global RNG
@@ -460,25 +459,44 @@ class DeepUAD(BaseDetector):
         self.score_weights_ = score_parts.weights_of(self.score, self.score_parts_)
 
     def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
-        """Each part of the score, as it enters the combination (parts.py), for every row of X."""
-        self._check_scorer()
-        X = check_array(X.numpy() if isinstance(X, torch.Tensor) else X)
-        fitted = getattr(self, "parts_", [score_parts.CosineError()])
-        values, _, _ = self._part_values(X, fitted, batch_size)
-        return dict(zip(self.score_parts_ if hasattr(self, "parts_") else ("cosine",), values))
+        """Each part of the score (``score_parts_``: name -> values), as it enters the combination
+        (parts.py: the log of an error or a distance), for every row of X."""
+        X = self._checked(X)
+        names = getattr(self, "score_parts_", ("cosine",))  # mid-fit the cosine score has no scorer yet
+        values, _, _ = self._part_values(X, getattr(self, "parts_", None) or [score_parts.CosineError()], batch_size)
+        return dict(zip(names, values))
 
-    def _check_scorer(self) -> None:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("DeepUAD is not fitted yet; call fit(X) first")
-        if not hasattr(self, "score_parts_") and self.score != "cosine":  # the cosine error needs no fitted scorer
-            raise RuntimeError("DeepUAD has no scorer yet: its training has not finished (score='cosine' scores mid-fit)")
+    def reconstruct(self, X, batch_size: int = 65536) -> np.ndarray:
+        """decoder(encoder(x)) of every row of X (float32): the row the network expected."""
+        X = self._checked(X)
+        parameter = next(self.model_.parameters())
+        out = np.empty_like(X)
+        was_training = self.model_.training
+        self.model_.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(X), batch_size):
+                    batch = torch.from_numpy(X[start : start + batch_size]).to(parameter.device, parameter.dtype)
+                    out[start : start + len(batch)] = self.model_(batch).float().cpu().numpy()
+        finally:
+            self.model_.train(was_training)
+        return out
 
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
         """The anomaly score of every row (float32), higher = more anomalous: the combination of the
         parts (parts.combine) for a score of several parts, the raw part otherwise."""
-        self._check_scorer()
-        X = X.numpy() if isinstance(X, torch.Tensor) else X
-        return self._scores(X, batch_size)[0]
+        return self._scores(self._checked(X), batch_size)[0]
+
+    def _checked(self, X) -> np.ndarray:
+        """X as float32 rows as wide as the training data, once there is something to score them
+        with: NotFittedError before ``fit``, ValueError for another width, NaN or infinity."""
+        if not hasattr(self, "model_"):
+            raise not_fitted(self)
+        if not hasattr(self, "score_parts_") and self.score != "cosine":  # the cosine error needs no fitted scorer
+            raise RuntimeError("DeepUAD has no scorer yet: its training has not finished (score='cosine' scores mid-fit)")
+        X = check_array(X.numpy() if isinstance(X, torch.Tensor) else X)
+        _check_width(self, X)
+        return X
 
     def _scores(self, X, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """(score, counting score) of every row, float32. ``fit`` estimates the anomaly share from
@@ -498,7 +516,31 @@ class DeepUAD(BaseDetector):
         counting = score_parts.combine(values, parts, self.score_center_, self.score_scale_, np.ones(len(parts)))
         return score.astype(np.float32), counting.astype(np.float32)
 
-    # ----------------------------------------------------------------- checkpoint state
+    # ----------------------------------------------------------------- pickling, files, checkpoint state
+    # training's step machinery (autocast factory, gradient scaler, compiled network): rebuilt by
+    # every fit, and not picklable
+    _TRANSIENT = ("_autocast", "_scaler", "_forward")
+
+    def __getstate__(self) -> dict:
+        """What ``pickle`` and ``joblib`` store: everything but the training step machinery."""
+        return {name: value for name, value in self.__dict__.items() if name not in self._TRANSIENT}
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` as a model artifact (HDF5 datasets, no pickle;
+        written atomically: the file is whole or not there); ``DeepUAD.load(path)`` reads it."""
+        from deepuad.stages._common import save_model
+
+        self._require_fitted()
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, device: str = "cpu") -> "DeepUAD":
+        """A fitted DeepUAD from a model artifact (``save``'s, or ``deepuad train``'s), scoring
+        as the saved one did; never unpickles."""
+        from deepuad.stages._common import load_fitted
+
+        return load_fitted(path, device)
+
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Everything needed to continue training exactly: (arrays, JSON-able metadata).
 
@@ -506,7 +548,8 @@ class DeepUAD(BaseDetector):
         checkpoint can be stored as HDF5 datasets and loaded without unpickling anything.
         """
         arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
-        optimizer = self.optimizer_.state_dict()
+        # a model loaded to score has no optimiser: its state is then the network and scorer only
+        optimizer = self.optimizer_.state_dict() if hasattr(self, "optimizer_") else {"state": {}, "param_groups": []}
         for param_id, param_state in optimizer["state"].items():
             for key, value in param_state.items():
                 arrays[f"optimizer/{param_id}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()

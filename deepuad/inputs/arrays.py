@@ -17,6 +17,10 @@ import numpy as np
 from deepuad.errors import DataError, InputError, UsageError
 
 SCALERS = ("minmax", "standard", "none")
+# what extract does with a gap (an empty cell, a null, a NaN in an array): refuse it, leave its
+# row out, or fill it (a numeric column's median over the rows extracted; a gap in a text column
+# is a category of its own)
+MISSING = ("error", "drop", "fill")
 ENCODING_VERSION = 1
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NUMPY_SIGNATURES = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")  # .npy; .npz (a zip, possibly empty)
@@ -33,16 +37,37 @@ def _starts_with(path: Path, signatures) -> bool:
 
 
 
-class ArrayScaler:
-    """The scaler alone, for inputs that are already numeric matrices (.npy/.npz)."""
+def check_missing(missing: str) -> str:
+    if missing not in MISSING:
+        raise UsageError(f"--missing must be one of {', '.join(MISSING)}, got {missing!r}")
+    return missing
 
-    def __init__(self, scale="minmax"):
+
+def gap_hint(what: str) -> str:
+    """The end of the error for a gap under --missing error: the two other choices."""
+    return (f"{what}; pass --missing drop to leave such rows out, or --missing fill to fill the gaps (a numeric column's "
+            "median; in a text column, a category of its own)")
+
+
+class ArrayScaler:
+    """The scaler alone, for inputs that are already numeric matrices (.npy/.npz). With
+    ``missing="fill"`` a NaN is replaced by its column's median over the rows fitted
+    (``fill_``), at fit and at transform time alike."""
+
+    def __init__(self, scale="minmax", missing="error"):
         if scale not in SCALERS:
             raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
         self.scale = scale
+        self.missing = check_missing(missing)
 
-    def fit(self, X: np.ndarray) -> "ArrayScaler":
+    def fit(self, X: np.ndarray, path=None) -> "ArrayScaler":
         X64 = X.astype(np.float64)
+        if self.missing == "fill":
+            empty = np.flatnonzero(np.isnan(X64).all(axis=0))
+            if len(empty):
+                raise DataError(f"column x{empty[0]} holds no value at all: no median to fill its gaps with", path)
+            self.fill_ = np.nanmedian(X64, axis=0)
+            X64 = self._filled(X64)
         if self.scale == "minmax":
             offset, scale = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
         elif self.scale == "standard":
@@ -52,18 +77,32 @@ class ArrayScaler:
         self.offset_, self.scale_ = offset, np.where(scale > 1e-12, scale, 1.0)
         return self
 
+    def _filled(self, X64: np.ndarray) -> np.ndarray:
+        gaps = np.isnan(X64)
+        return np.where(gaps, self.fill_, X64) if gaps.any() else X64
+
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((X.astype(np.float64) - self.offset_) / self.scale_).astype(np.float32)
+        X64 = X.astype(np.float64)
+        if self.missing == "fill":
+            X64 = self._filled(X64)
+        return ((X64 - self.offset_) / self.scale_).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"encoding_version": ENCODING_VERSION, "params": {"scale": self.scale}, "array": True,
-                "offset": [float(v) for v in self.offset_], "scale": [float(v) for v in self.scale_]}
+        d = {"encoding_version": ENCODING_VERSION, "params": {"scale": self.scale}, "array": True,
+             "offset": [float(v) for v in self.offset_], "scale": [float(v) for v in self.scale_]}
+        if self.missing != "error":  # absent: error (as in encodings written before --missing)
+            d["params"]["missing"] = self.missing
+        if self.missing == "fill":
+            d["fill"] = [float(v) for v in self.fill_]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ArrayScaler":
-        scaler = cls(d["params"]["scale"])
+        scaler = cls(d["params"]["scale"], d["params"].get("missing", "error"))
         scaler.offset_ = np.asarray(d["offset"], dtype=np.float64)
         scaler.scale_ = np.asarray(d["scale"], dtype=np.float64)
+        if scaler.missing == "fill":
+            scaler.fill_ = np.asarray(d["fill"], dtype=np.float64)
         return scaler
 
 
@@ -104,8 +143,10 @@ def _check_npy_header(handle, size: int, path: Path, name: str) -> None:
                          f"{max(size - handle.tell(), 0):,} bytes (truncated or crafted?)", path)
 
 
-def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X, y or None) from a .npy (X only) or .npz (arrays X and optional y); never unpickles."""
+def load_array_file(path: str | Path, missing: str = "error") -> tuple[np.ndarray, np.ndarray | None]:
+    """(X, y or None) from a .npy (X only) or .npz (arrays X and optional y); never unpickles.
+    A NaN is a gap: refused unless ``missing`` is drop or fill (then X keeps it, as float64);
+    an infinite value is refused always."""
     path = Path(path)
     if not _starts_with(path, NUMPY_SIGNATURES):  # np.load would try to unpickle it, and say so
         raise InputError("is not a .npy or .npz file", path)
@@ -138,9 +179,15 @@ def load_array_file(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"X holds complex numbers ({X.dtype}); store the real and imaginary parts as separate columns", path)
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise DataError(f"X has non-numeric dtype {X.dtype}", path)
-    bad = ~np.isfinite(X.astype(np.float64))
+    X64 = X.astype(np.float64)
+    bad, infinite = ~np.isfinite(X64), np.isinf(X64)
+    if infinite.any() or (bad.any() and check_missing(missing) == "error"):
+        where = f"X has {int(bad.any(axis=1).sum())} row(s) with NaN or infinite values"
+        if infinite.any():  # no --missing helps: report it first
+            raise DataError(f"{where} (first infinite: row {int(np.argwhere(infinite)[0][0])})", path)
+        raise DataError(gap_hint(f"{where} (first: row {int(np.argwhere(bad)[0][0])}, a NaN: a gap)"), path)
     if bad.any():
-        raise DataError(f"X has {int(bad.any(axis=1).sum())} row(s) with NaN or infinite values (first: row {int(np.argwhere(bad)[0][0])})", path)
+        X = X64
     if y is not None:
         y = np.asarray(y).ravel()
         if len(y) != len(X):

@@ -9,8 +9,9 @@ the same data as CSV and as Parquet gives the same features file.
   ``--drop`` are never read.
 * Types come from the schema: numbers (and booleans, decimals) are numeric; strings and
   dictionary columns are categorical; dates, times, timestamps and durations are refused with
-  one line naming the column (``--drop`` it, or store it as a number); nested and binary
-  columns likewise.
+  one line naming the column (``--drop`` it, ``--id-column`` it, or store it as a number);
+  nested and binary columns likewise. An id column (``text_columns``) may also be a date or
+  time, and is read as text.
 * A file someone sends: a row group that declares more than MAX_ROW_GROUP_BYTES once decoded
   is refused from the footer, before it is read, and every pyarrow error is an InputError
   naming the file.
@@ -50,14 +51,15 @@ def table_format(path: str | Path) -> str | None:
     return None
 
 
-def read_any_table(path, chunk_rows: int = 100_000, encoding: str = "utf-8", drop=()) -> Iterator[pd.DataFrame]:
-    """DataFrames of at most ``chunk_rows`` rows from a CSV/TSV or a Parquet/Arrow file."""
+def read_any_table(path, chunk_rows: int = 100_000, encoding: str = "utf-8", drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_rows`` rows from a CSV/TSV or a Parquet/Arrow file, indexed
+    by data row number (from 0); ``text_columns`` (id columns) as text."""
     from deepuad.inputs.tabular import read_table_chunks
 
     kind = table_format(path)
     if kind is None:
-        return read_table_chunks(path, chunk_rows, encoding)
-    return read_arrow_chunks(path, chunk_rows, drop, kind)
+        return read_table_chunks(path, chunk_rows, encoding, text_columns)
+    return read_arrow_chunks(path, chunk_rows, drop, kind, text_columns)
 
 
 def _pyarrow():
@@ -69,8 +71,9 @@ def _pyarrow():
     return pa, pq
 
 
-def check_schema(schema, path, drop=()) -> list[str]:
-    """The columns to read (all but ``drop``); DataError for a column whose type is no feature."""
+def check_schema(schema, path, drop=(), text_columns=()) -> list[str]:
+    """The columns to read (all but ``drop``); DataError for a column whose type is no feature
+    (an id column, in ``text_columns``, may also be a date or time)."""
     pa, _ = _pyarrow()
     types = pa.types
     names = list(schema.names)
@@ -83,9 +86,11 @@ def check_schema(schema, path, drop=()) -> list[str]:
     for name in keep:
         kind = schema.field(name).type
         value = kind.value_type if types.is_dictionary(kind) else kind
+        if types.is_temporal(value) and name in text_columns:
+            continue
         if types.is_temporal(value):
-            raise DataError(f"column {name!r} is a {value} (dates and times are not features): --drop {name}, or store it "
-                            "as a number (e.g. seconds since an event)", path)
+            raise DataError(f"column {name!r} is a {value} (dates and times are not features): --drop {name}, --id-column "
+                            f"{name} to carry it beside the scores, or store it as a number (e.g. seconds since an event)", path)
         if not (types.is_integer(value) or types.is_floating(value) or types.is_boolean(value) or types.is_decimal(value)
                 or types.is_string(value) or types.is_large_string(value) or types.is_null(value)):
             raise DataError(f"column {name!r} has type {value}, which deepuad cannot encode (numbers and text only): "
@@ -93,10 +98,11 @@ def check_schema(schema, path, drop=()) -> list[str]:
     return keep
 
 
-def _frame(batch, offset: int, dropped=()) -> pd.DataFrame:
+def _frame(batch, offset: int, dropped=(), text_columns=()) -> pd.DataFrame:
     """A record batch as the DataFrame the CSV reader would give: text columns as strings
-    (missing text as NaN, as the CSV reader gives an empty cell), numbers as float/int (missing numbers as NaN, refused by the encoder), the index the
-    data row number."""
+    (missing text as NaN, as the CSV reader gives an empty cell), numbers as float/int (missing
+    numbers as NaN: a gap), ``text_columns`` as text (dates and times as pandas writes them), the
+    index the data row number."""
     pa, _ = _pyarrow()
     columns = {}
     for name, column in zip(batch.schema.names, batch.columns):
@@ -104,7 +110,10 @@ def _frame(batch, offset: int, dropped=()) -> pd.DataFrame:
         if pa.types.is_dictionary(kind):
             column = column.dictionary_decode()
             kind = column.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if name in text_columns and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            values = column.to_pandas() if pa.types.is_temporal(kind) else column.cast(pa.string()).to_pandas()
+            columns[name] = pd.Series([None if pd.isna(v) else str(v) for v in values], dtype=object)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             values = column.to_numpy(zero_copy_only=False).astype(object)
             values[pd.isna(values)] = np.nan
             columns[name] = pd.Series(values)  # the text dtype pandas' CSV reader gives too (object, or str in pandas 3)
@@ -142,7 +151,7 @@ def _batches(path, kind: str, columns: list[str], chunk_rows: int):
             yield batch.slice(start, chunk_rows)
 
 
-def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None = None) -> Iterator[pd.DataFrame]:
+def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None = None, text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a Parquet or Arrow file (see the module doc)."""
     pa, _ = _pyarrow()
     path = Path(path)
@@ -155,7 +164,7 @@ def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None
         batches = _batches(path, kind, [], chunk_rows)
         schema = next(batches)
         batches.close()
-        keep = check_schema(schema, path, drop)
+        keep = check_schema(schema, path, drop, text_columns)
         batches = _batches(path, kind, keep, chunk_rows)
         next(batches)
         empty = True
@@ -163,7 +172,7 @@ def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None
             if batch.num_rows == 0:
                 continue
             empty = False
-            frame = _frame(batch, offset, [c for c in drop if c in schema.names])
+            frame = _frame(batch, offset, [c for c in drop if c in schema.names], text_columns)
             offset += len(frame)
             yield frame
         if empty:

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from deepuad.errors import DataError, InputError, UsageError
-from deepuad.inputs.arrays import ENCODING_VERSION, HDF5_SIGNATURE, SCALERS, _starts_with
+from deepuad.inputs.arrays import ENCODING_VERSION, HDF5_SIGNATURE, SCALERS, _starts_with, check_missing, gap_hint
 
 NA_VALUES = ["", "nan", "NaN", "NAN", "-nan", "-NaN"]
+MISSING_CATEGORY = "(missing)"  # --missing fill: the category a gap in a text column becomes
 
 
 # Compressed tables, recognised by their first bytes (not their names); .zip by its name, as
@@ -129,8 +130,11 @@ def _separator(path: Path) -> str:
     return "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
 
 
-def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
-    """DataFrames of at most ``chunk_rows`` rows; every parse problem becomes an InputError."""
+def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str = "utf-8",
+                      text_columns=()) -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_rows`` rows, indexed by data row number (from 0); every
+    parse problem becomes an InputError. ``text_columns`` (the id columns) are read as the text
+    written, so that an id "0017" stays "0017"."""
     path = Path(path)
     try:
         codecs.lookup(encoding)
@@ -144,10 +148,10 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
         source = io.BufferedReader(_GuardedStream(_open_decompressed(path), path, allow_nul), buffer_size=1 << 20)
         reader = pd.read_csv(
             source, sep=_separator(path), chunksize=chunk_rows, encoding=encoding, compression=None,
-            skipinitialspace=True, low_memory=False, keep_default_na=False,
+            skipinitialspace=True, low_memory=False, keep_default_na=False, dtype={c: str for c in text_columns} or None,
             # "nan" is how Python and NumPy print a missing number: read as missing, so that a
             # numeric column holding it is refused (DataError) instead of silently becoming a
-            # one-hot text column. In a text column it stays the category "nan", as before.
+            # one-hot text column. Gaps are what --missing decides about.
             na_values=NA_VALUES,
         )
         with reader, source:
@@ -169,12 +173,18 @@ class TabularEncoder:
 
     Parameters: ``categorical`` columns forced to one-hot, ``drop`` columns ignored,
     ``label_column`` kept out of the features, ``anomaly_values`` (label values meaning
-    anomaly; None = labels must already be 0/1), ``scale`` in SCALERS.
+    anomaly; None = labels must already be 0/1), ``scale`` in SCALERS, ``missing`` in MISSING
+    (a gap in any feature column: refused, its row left out, or filled: with the column's median,
+    in a text column with the category MISSING_CATEGORY),
+    ``id_columns`` kept out of the features and carried beside them as text.
     Learned: ``numeric_columns_``, ``categorical_columns_``, ``vocabularies_``,
-    ``offset_``/``scale_`` (x_scaled = (x - offset_) / scale_), ``feature_names_``, ``n_rows_``.
+    ``offset_``/``scale_`` (x_scaled = (x - offset_) / scale_), ``fill_`` (missing="fill": the
+    median of each numeric column), ``feature_names_``, ``n_rows_`` (rows fitted, those left
+    out not counted).
     """
 
-    def __init__(self, categorical=(), drop=(), label_column=None, anomaly_values=None, scale="minmax"):
+    def __init__(self, categorical=(), drop=(), label_column=None, anomaly_values=None, scale="minmax", missing="error",
+                 id_columns=()):
         if scale not in SCALERS:
             raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
         self.categorical = list(categorical)
@@ -182,14 +192,20 @@ class TabularEncoder:
         self.label_column = label_column
         self.anomaly_values = None if anomaly_values is None else [str(v) for v in anomaly_values]
         self.scale = scale
+        self.missing = check_missing(missing)
+        self.id_columns = list(id_columns)
 
     # ------------------------------------------------------------------ fitting
     def partial_fit(self, df: pd.DataFrame, path) -> "TabularEncoder":
         if not hasattr(self, "numeric_columns_"):
             self._setup_columns(df, path)
         self._check_columns(df, path, require_label=True)
+        self._rows_seen += len(df)
+        df = df[~self.gap_rows(df)]
+        if self.missing == "error":
+            self._refuse_text_gaps(df, path)
         for column in self.categorical_columns_:
-            values = df[column].astype(str)
+            values = self._categories(df[column])
             counts = values.value_counts()
             vocabulary = self._counts.setdefault(column, {})
             for value, count in counts.items():
@@ -205,26 +221,57 @@ class TabularEncoder:
                 self._anomaly_counts[value] += int((present == value).sum())
             if len(self._label_examples) < 20:
                 self._label_examples.update(present.unique()[:20].tolist())
-        numeric = self._numeric_block(df, path)
+        numeric = self._numeric_block(df, path)  # NaN at the gaps when missing="fill"
         self._n += len(numeric)
-        self._sum += numeric.sum(axis=0)
-        self._sumsq += (numeric**2).sum(axis=0)
-        self._min = np.minimum(self._min, numeric.min(axis=0, initial=np.inf))
-        self._max = np.maximum(self._max, numeric.max(axis=0, initial=-np.inf))
+        if self.missing == "fill":
+            for j, values in enumerate(numeric.T):
+                self._present[j].append(values[~np.isnan(values)])
+        self._sum += np.nansum(numeric, axis=0)
+        self._sumsq += np.nansum(numeric**2, axis=0)
+        self._min = np.fmin(self._min, np.nanmin(numeric, axis=0, initial=np.inf))
+        self._max = np.fmax(self._max, np.nanmax(numeric, axis=0, initial=-np.inf))
         return self
 
+    @staticmethod
+    def _categories(values: pd.Series) -> pd.Series:
+        """A text column's categories: its text, and MISSING_CATEGORY for a gap (which pandas
+        would turn into "nan" or keep as NaN, depending on its version)."""
+        return values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
+
+    def _refuse_text_gaps(self, df: pd.DataFrame, path) -> None:
+        """missing="error": DataError for a gap in a text (categorical) column."""
+        gaps = df[self.categorical_columns_].isna().to_numpy()
+        if gaps.any():
+            row, col = np.argwhere(gaps)[0]
+            raise DataError(gap_hint(f"{int(gaps.any(axis=1).sum())} row(s) have missing values, first in column "
+                                     f"{self.categorical_columns_[col]!r} at data row {int(df.index[row]) + 1} (a gap)"), path)
+
+    def gap_rows(self, df: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of the rows to leave out: with missing="drop", those with a gap in a
+        feature column; else none."""
+        if self.missing != "drop":
+            return np.zeros(len(df), dtype=bool)
+        return df[self.numeric_columns_ + self.categorical_columns_].isna().any(axis=1).to_numpy()
+
+    def id_values(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """{id column: its values as text ("" for a gap)}, for the rows of ``df``."""
+        return {str(c): df[c].astype(object).where(df[c].notna(), "").astype(str).to_numpy(dtype=object) for c in self.id_columns}
+
     def _setup_columns(self, df: pd.DataFrame, path) -> None:
-        for name, columns in (("--categorical", self.categorical), ("--drop", self.drop)):
+        for name, columns in (("--categorical", self.categorical), ("--drop", self.drop), ("--id-column", self.id_columns)):
             missing = [c for c in columns if c not in df.columns]
             if missing:
                 raise UsageError(f"{name} names column(s) not in {path}: {', '.join(map(str, missing))}")
-        if self.label_column is not None and self.label_column in (*self.categorical, *self.drop):
-            raise UsageError(f"the label column {self.label_column!r} cannot also be given to --categorical or --drop")
+        if self.label_column is not None and self.label_column in (*self.categorical, *self.drop, *self.id_columns):
+            raise UsageError(f"the label column {self.label_column!r} cannot also be given to --categorical, --drop or --id-column")
+        both = [c for c in self.id_columns if c in (*self.categorical, *self.drop)]
+        if both:
+            raise UsageError(f"--id-column {both[0]} is not a feature: it cannot also be given to --categorical or --drop")
         if self.label_column is not None and self.label_column not in df.columns:
             raise UsageError(f"label column {self.label_column!r} is not in {path}; columns are {', '.join(map(str, df.columns[:12]))}...")
-        features = [c for c in df.columns if c not in self.drop and c != self.label_column]
+        features = [c for c in df.columns if c not in self.drop and c != self.label_column and c not in self.id_columns]
         if not features:
-            raise DataError("no feature columns left after --drop and --label-column", path)
+            raise DataError("no feature columns left after --drop, --label-column and --id-column", path)
         self.categorical_columns_ = [
             c for c in features if c in self.categorical or not pd.api.types.is_numeric_dtype(df[c])
         ]
@@ -232,6 +279,7 @@ class TabularEncoder:
         self._counts: dict[str, dict[str, int]] = {}
         width = len(self.numeric_columns_)
         self._n = 0
+        self._rows_seen = 0  # before --missing drop
         # per text column not forced with --categorical: rows that read as numbers, rows written
         # with thousands separators, and the first row that is neither (see _check_text_columns)
         self._numberlike: dict[str, list] = {c: [0, 0, None, None] for c in self.categorical_columns_ if c not in self.categorical}
@@ -239,8 +287,10 @@ class TabularEncoder:
         self._label_examples: set[str] = set()
         self._sum, self._sumsq = np.zeros(width), np.zeros(width)
         self._min, self._max = np.full(width, np.inf), np.full(width, -np.inf)
+        self._present: list[list[np.ndarray]] = [[] for _ in range(width)]  # missing="fill": the values, for the medians
 
     def _count_numberlike(self, column, values: pd.Series, path) -> None:
+        values = values[values.notna()]  # a gap is neither a number nor text: --missing decides about it
         text = values.astype(str).str.strip()
         numeric = pd.to_numeric(text, errors="coerce").notna().to_numpy()
         thousands = ~numeric & text.str.fullmatch(THOUSANDS_NUMBER).to_numpy()
@@ -277,6 +327,9 @@ class TabularEncoder:
 
     def finish_fit(self, path) -> "TabularEncoder":
         """Turn the streamed statistics into vocabularies and scaler parameters."""
+        if hasattr(self, "numeric_columns_") and self._n == 0 and self._rows_seen:
+            raise DataError(f"every one of its {self._rows_seen} row(s) has a gap in a feature column: nothing is left after "
+                            "--missing drop", path)
         if not hasattr(self, "numeric_columns_") or self._n == 0:
             raise DataError("has a header but no data rows", path)
         self._check_text_columns(path)
@@ -290,6 +343,7 @@ class TabularEncoder:
             raise DataError(f"would encode to {width:,} columns (at most {MAX_ENCODED_COLUMNS:,}); --drop wide categorical columns",
                             path)
         self.n_rows_ = self._n
+        self._fit_fill(path)
         self.vocabularies_ = {c: sorted(self._counts.get(c, {})) for c in self.categorical_columns_}
         names = [str(c) for c in self.numeric_columns_]
         for column in self.categorical_columns_:
@@ -314,15 +368,46 @@ class TabularEncoder:
         self.offset_, self.scale_ = offset, scale
         return self
 
+    def _fit_fill(self, path) -> None:
+        """missing="fill": each numeric column's median over the rows fitted, and its gaps
+        counted into the sums as that median (min and max cannot change: a median lies between)."""
+        if self.missing != "fill":
+            return
+        fill = []
+        for j, parts in enumerate(self._present):
+            values = np.concatenate(parts) if parts else np.zeros(0)
+            if not len(values):
+                raise DataError(f"column {self.numeric_columns_[j]!r} holds no value at all: no median to fill its gaps "
+                                f"with; --drop {self.numeric_columns_[j]}", path)
+            fill.append(float(np.median(values)))
+            gaps = self._n - len(values)
+            self._sum[j] += gaps * fill[-1]
+            self._sumsq[j] += gaps * fill[-1] ** 2
+        self.fill_ = np.array(fill, dtype=np.float64)
+        del self._present
+
     # ------------------------------------------------------------------ encoding
-    def transform(self, df: pd.DataFrame, path) -> tuple[np.ndarray, dict[str, int]]:
-        """(X float32, {column: rows with a category unseen at fit time})."""
+    def transform(self, df: pd.DataFrame, path, filled: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+        """(X float32, {column: rows with a category unseen at fit time}). Rows with gaps must
+        have been left out (``gap_rows``) when missing="drop"; with missing="fill" the gaps are
+        filled, and counted per column into ``filled``."""
         self._check_columns(df, path, require_label=False)
-        blocks = [self._numeric_block(df, path)]
+        numeric = self._numeric_block(df, path)
+        if self.missing == "fill":
+            gaps = np.isnan(numeric)
+            if gaps.any():
+                numeric = np.where(gaps, self.fill_, numeric)
+                if filled is not None:
+                    for j in np.flatnonzero(gaps.any(axis=0)):
+                        column = str(self.numeric_columns_[j])
+                        filled[column] = filled.get(column, 0) + int(gaps[:, j].sum())
+        blocks = [numeric]
         unseen: dict[str, int] = {}
+        if self.missing == "error":
+            self._refuse_text_gaps(df, path)
         for column in self.categorical_columns_:
             vocabulary = self.vocabularies_[column]
-            values = df[column].astype(str).to_numpy()
+            values = self._categories(df[column]).to_numpy()
             position = pd.Index(vocabulary).get_indexer(values)
             onehot = np.zeros((len(df), len(vocabulary)))
             known = position >= 0
@@ -358,27 +443,41 @@ class TabularEncoder:
             raise DataError(f"missing column(s) {', '.join(missing[:5])}", path)
 
     def _numeric_block(self, df: pd.DataFrame, path) -> np.ndarray:
-        block = df[self.numeric_columns_].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(block)
+        """The numeric columns as float64; NaN at the gaps with missing="fill". DataError for a
+        non-numeric or infinite value, and for a gap with missing="error"."""
+        raw = df[self.numeric_columns_]
+        block = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        gaps = raw.isna().to_numpy()
+        bad = ~np.isfinite(block) & (~gaps if self.missing == "fill" else True)
         if bad.any():
-            row, col = np.argwhere(bad)[0]
+            not_gap = bad & ~gaps  # no --missing helps with these: report one of them first
+            row, col = np.argwhere(not_gap if not_gap.any() else bad)[0]
             count = int(bad.any(axis=1).sum())
-            value = df.iloc[row][self.numeric_columns_[col]]
-            value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"
-            raise DataError(
-                f"{count} row(s) have missing, non-numeric or infinite values, first in column "
-                f"{self.numeric_columns_[col]!r} at data row {int(df.index[row]) + 1} (value {value!r}); fix them, "
-                f"or pass --categorical {self.numeric_columns_[col]} if the column is categorical",
-                path,
-            )
+            name = self.numeric_columns_[col]
+            value = df.iloc[row][name]
+            value = value if isinstance(value, str) else str(value)  # "inf", not "np.float64(inf)"; a gap reads 'nan'
+            where = f"{count} row(s) have missing, non-numeric or infinite values, first in column {name!r} at data row " \
+                    f"{int(df.index[row]) + 1} (value {value!r})"
+            if not not_gap.any():
+                raise DataError(gap_hint(f"{where}: a gap"), path)
+            raise DataError(f"{where}; fix them, or pass --categorical {name} if the column is categorical", path)
         return block
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
+        """Plain JSON. ``missing``, ``id_columns`` and ``fill`` appear only when not the default,
+        so that an encoding made without them reads (and fingerprints) as before."""
+        params = {"categorical": self.categorical, "drop": self.drop, "label_column": self.label_column,
+                  "anomaly_values": self.anomaly_values, "scale": self.scale}
+        if self.missing != "error":
+            params["missing"] = self.missing
+        if self.id_columns:
+            params["id_columns"] = [str(c) for c in self.id_columns]
+        extra = {"fill": [float(v) for v in self.fill_]} if self.missing == "fill" else {}
         return {
+            **extra,
             "encoding_version": ENCODING_VERSION,
-            "params": {"categorical": self.categorical, "drop": self.drop, "label_column": self.label_column,
-                       "anomaly_values": self.anomaly_values, "scale": self.scale},
+            "params": params,
             "numeric_columns": [str(c) for c in self.numeric_columns_],
             "categorical_columns": [str(c) for c in self.categorical_columns_],
             "vocabularies": {str(k): v for k, v in self.vocabularies_.items()},
@@ -396,4 +495,6 @@ class TabularEncoder:
         encoder.offset_ = np.asarray(d["offset"], dtype=np.float64)
         encoder.scale_ = np.asarray(d["scale"], dtype=np.float64)
         encoder.feature_names_ = list(d["feature_names"])
+        if encoder.missing == "fill":
+            encoder.fill_ = np.asarray(d["fill"], dtype=np.float64)
         return encoder

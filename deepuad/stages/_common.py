@@ -1,6 +1,6 @@
 """What every stage shares: progress reporting, paths and default output names, input
 checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), loading a
-model for scoring."""
+model for scoring, and ``DeepUAD.save``/``DeepUAD.load``'s model artifact writer and reader."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.errors import DeviceError, InputError, UsageError
-from deepuad.estimators.params import check_contamination
+from deepuad.estimators.params import SCORE_BATCH_ROWS, check_contamination
 
 
 Progress = Callable[[str, int, int], None]
@@ -184,8 +184,6 @@ def train_param_names() -> tuple[str, ...]:
     return tuple(name for name in DeepUAD().get_params() if name not in NOT_RECORDED)
 
 
-
-
 def load_model(path, device="cpu"):
     """(DeepUAD ready to score, artifact attributes) from a model artifact; never unpickles."""
     from deepuad.estimators.detector import DeepUAD
@@ -206,3 +204,36 @@ def load_model(path, device="cpu"):
     except (KeyError, ValueError) as error:  # a selection, the scorer or its forest (set_state's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return detector, meta
+
+
+def save_model(detector, path) -> None:
+    """``DeepUAD.save``: a fitted DeepUAD -> a complete model artifact, written atomically. It
+    records every parameter and the training rows' scores (``load_fitted`` restores the threshold
+    from them), no input files and no encoding: a model fitted on an array in Python has
+    neither, so ``deepuad score`` takes it for a features file only with --force."""
+    arrays, state = detector.get_state()
+    params = {name: list(value) if isinstance(value, tuple) else value for name, value in detector.get_params().items()}
+    architecture = {"n_features": int(detector.n_features_in_), "layers": list(detector.layers_), "activation": detector.activation}
+    model_artifact.write(path, arrays, state, architecture, params, {}, "", {}, len(detector.decision_scores_), True,
+                         detector.stop_reason_, contamination_estimate=detector.contamination_,
+                         training_scores=detector.decision_scores_, scores_batch_rows=SCORE_BATCH_ROWS)
+
+
+def load_fitted(path, device="cpu"):
+    """``DeepUAD.load``: ``load_model``'s detector with what ``fit`` sets beyond the network and
+    scorer: every recorded parameter, ``stop_reason_`` and, where the model holds its training
+    rows' scores and a contamination, ``decision_scores_``, ``threshold_`` and ``labels_``
+    (``predict`` needs them; a model from a multi-process training has no such scores)."""
+    detector, meta = load_model(path, device)
+    if not meta["complete"]:
+        raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train --resume'", path)
+    names = set(detector.get_params()) - {"device"}
+    detector.set_params(**{name: tuple(value) if isinstance(value, list) else value
+                           for name, value in meta["params"].items() if name in names})
+    with art.open_artifact(path, "model") as f:
+        detector.stop_reason_ = str(f.attrs["stop_reason"])
+        scores = art.read_array(f, model_artifact.TRAINING_SCORES) if model_artifact.TRAINING_SCORES in f else None
+    if scores is not None and (detector.contamination is not None or hasattr(detector, "contamination_")):
+        detector.decision_scores_ = scores.astype(np.float64)
+        detector._process_decision_scores()
+    return detector

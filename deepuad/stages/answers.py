@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from deepuad import artifacts as art
+from deepuad.artifacts.features import read_identity
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
 from deepuad.errors import DataError, InputError, OutputError, StaleError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
@@ -82,9 +83,10 @@ def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None)
             if name in f and isinstance(f[name], h5py.Dataset) and f[name].shape == (n_rows,):
                 per_row[name] = [_text(v) for v in art.read_array(f, name)[rows]]
         y = art.read_array(f, "y")[rows] if "y" in f else None
+        id_columns = read_identity(f, features_path, rows)
         info = {"fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
-    return {"X": X, "ids": [_text(v) for v in ids], "per_row": per_row, "y": y, "decoder": decoder, "n_rows": n_rows,
-            "width": width, **info}
+    return {"X": X, "ids": [_text(v) for v in ids], "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
+            "n_rows": n_rows, "width": width, **info}
 
 
 def _load_model(model_path, features: dict, features_path, force: bool, device: str = "cpu"):
@@ -132,7 +134,8 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     else:
         y = y[chosen]
     decoder: Decoder = features["decoder"]
-    names = output_names(decoder.columns, RESERVED)
+    id_names = output_names(list(features["id_columns"]), RESERVED)  # extract --id-column: shown after the id
+    names = output_names(decoder.columns, (*RESERVED, *id_names.values()))
     explanations = None
     if explain:
         from deepuad.estimators.explain import explain_rows
@@ -146,8 +149,9 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     decoded = decoder.decode(features["X"])
     rows = []
     for position, row in enumerate(chosen):
-        out = {"rank": position + 1, "id": features["ids"][position], "score": float(f"{scores[row]:.9g}"),
-               "is_anomaly": int(is_anomaly[row])}
+        out = {"rank": position + 1, "id": features["ids"][position],
+               **{id_names[name]: values[position] for name, values in features["id_columns"].items()},
+               "score": float(f"{scores[row]:.9g}"), "is_anomaly": int(is_anomaly[row])}
         if y is not None:
             out["y"] = int(y[position])
         for name, values in features["per_row"].items():
@@ -159,7 +163,7 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
             out["explanation"] = explanations[position]["columns"]
         out.update({names[column]: value for column, value in decoded[position].items()})
         rows.append(out)
-    columns = ["rank", "id", "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
+    columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
                *(["why"] if explanations is not None else []), *(names[c] for c in decoder.columns)]
     return {"scores": str(scores_path), "features": str(features_path), "rows_total": len(scores),
             "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(rows),
@@ -250,7 +254,7 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
-    from deepuad.estimators.explain import METHODS, explain_rows
+    from deepuad.estimators.explain import METHOD, explain_rows
     from deepuad.artifacts.scores import read_finite_scores
 
     if k < 1:
@@ -293,18 +297,20 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     for position, row in enumerate(chosen):
         entry = {"rank": position + 1 if not rows else None, "row": int(row), "id": data["ids"][position],
                  "score": float(row_scores[position]), **explanations[position]}
+        if data["id_columns"]:  # extract --id-column: {column: text}
+            entry["id_columns"] = {name: values[position] for name, values in data["id_columns"].items()}
         if rows:
             del entry["rank"]
         out_rows.append(entry)
     result = {"model": str(model_path), "features": str(features_path), "score": detector.score,
-              "method": METHODS.get(detector.score, ""), "rows": out_rows}
+              "method": METHOD, "rows": out_rows}
     if plots_dir is not None:
         result["plots"] = plot_explanations(out_rows, Path(plots_dir), [model_path, features_path, scores_path])
     return result
 
 
 def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
-    """One horizontal bar chart per row: each column's share of the decomposed score, labelled
+    """One horizontal bar chart per row: each column's share of the row's score (``explain_rows``), labelled
     with the row's value and the expected one. File names come from the rank (or row) and id."""
     from deepuad.stages import plots
 
@@ -323,7 +329,7 @@ def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
         ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
         ax.set_yticks(range(len(columns)))
         ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
-        ax.set(xlabel="share of the row's error (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
+        ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
         label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
         written.append(plots._save(fig, folder / f"explain_{label}_{safe}.png"))

@@ -49,6 +49,7 @@ def input_sha256(path: Path) -> str:
 def extract(
     input_path, output=None, like=None, input_type="auto", scale=None, compress=False,
     categorical=(), drop=(), label_column=None, anomaly_values=None, chunk_rows=100_000, text_encoding="utf-8",  # tables
+    missing=None, id_columns=(),  # tables and arrays (missing); tables (id_columns)
     labels=None, size=(32, 32), grayscale=False, model=None, device="auto",  # MNIST labels; images
     annotations=None, segment_frames=16.0, per_video=False,  # video
     normal_class=None, anomaly_ratio=None, seed=0,  # labelled sets: the paper's one-class task
@@ -58,7 +59,10 @@ def extract(
 
     Tables are encoded in streamed chunks; NumPy arrays, MNIST IDX, image folders (raw pixels
     or a TorchScript extractor's output) and per-video feature files are read whole.
-    ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video."""
+    ``scale`` defaults to minmax for tables and NumPy arrays and to none for pixels/video;
+    ``missing`` (a gap: error, drop or fill) to error. With ``like`` every choice of encoding
+    (scale, categorical, drop, label, missing, id columns) is that file's, and giving one is
+    refused rather than ignored."""
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
         raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
@@ -66,6 +70,11 @@ def extract(
         input_type = detect_input_type(input_path)
     if input_type not in ("images", "video"):
         require_input_file(input_path)
+    if missing is not None and input_type not in ("table", "numpy"):
+        raise UsageError(f"--missing applies to tables and NumPy arrays only; this input is {input_type}")
+    if id_columns and input_type != "table":
+        raise UsageError(f"--id-column applies to tables only; this input is {input_type}")
+    scale_given = scale  # checked against --like's below
     if scale is None:
         scale = "minmax" if input_type in ("table", "numpy") else "none"
     if (normal_class is None) != (anomaly_ratio is None):
@@ -86,6 +95,10 @@ def extract(
         "input_type": input_type, "categorical": list(categorical), "drop": list(drop), "label_column": label_column,
         "anomaly_values": anomaly_values, "scale": scale, "like": str(like) if like else None,
     }
+    if missing is not None:  # recorded only when given: the params of an extraction without them stay as they were
+        params["missing"] = missing
+    if id_columns:
+        params["id_columns"] = list(id_columns)
     if input_type in ("idx", "images", "video"):
         params.update(labels=str(labels) if labels else None, size=list(size), grayscale=grayscale,
                       model=str(model) if model else None, annotations=str(annotations) if annotations else None,
@@ -98,16 +111,21 @@ def extract(
             inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
         if bool(like_encoding.get("array")) == (input_type == "table"):
             raise StaleError(f"{like} was made from {'a table' if not like_encoding.get('array') else 'arrays'}; this input is {input_type}", input_path)
+        _check_like_options(like, like_encoding, scale=scale_given, categorical=categorical, drop=drop, label_column=label_column,
+                            anomaly_values=anomaly_values, missing=missing, id_columns=id_columns)
+        missing = like_encoding.get("params", {}).get("missing", "error")
+    missing = missing or "error"
     if skip_current and not per_video and existing_artifact_matches(output, "features", params, inputs):
         return skipped(output)
 
     if input_type != "table":
-        raw = _read_array_input(input_path, input_type, labels, size, grayscale, model, device, annotations, segment_frames)
+        raw = _read_array_input(input_path, input_type, labels, size, grayscale, model, device, annotations, segment_frames,
+                                missing)
         if normal_class is not None:
             raw = _one_class_subset(raw, normal_class, anomaly_ratio, seed, input_path)
         if per_video:
             return _write_per_video(raw, output, params, inputs, scale, compress)
-        return _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress)
+        return _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress, missing)
 
     from deepuad.inputs.parquet import read_any_table  # CSV/TSV, or Parquet/Arrow through pyarrow (and pandas:
     from deepuad.inputs.tabular import TabularEncoder  # imported for tables only)
@@ -116,9 +134,9 @@ def extract(
     if like_encoding is not None:
         encoder = TabularEncoder.from_dict(like_encoding)
     else:
-        encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale)
+        encoder = TabularEncoder(categorical, drop, label_column, anomaly_values, scale, missing, id_columns)
         rows = 0
-        for df in read_any_table(input_path, chunk_rows, text_encoding, drop):
+        for df in read_any_table(input_path, chunk_rows, text_encoding, drop, id_columns):
             encoder.partial_fit(df, input_path)
             rows += len(df)
             progress("fitting encoding", rows, 0)
@@ -127,17 +145,50 @@ def extract(
     # rows encoded at a time: a chunk of --chunk-rows rows times a wide one-hot encoding (float64
     # while it is built) must not take gigabytes
     rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
+    dropped: list[np.ndarray] | None = [] if encoder.missing == "drop" else None
+    filled: dict[str, int] | None = {} if encoder.missing == "fill" else None
 
     def table_chunks():
-        for df in read_any_table(input_path, chunk_rows, text_encoding, encoder.drop):
+        for df in read_any_table(input_path, chunk_rows, text_encoding, encoder.drop, encoder.id_columns):
             for start in range(0, len(df), rows_per_piece):
                 piece = df.iloc[start : start + rows_per_piece]
-                X_chunk, unseen_chunk = encoder.transform(piece, input_path)
+                gaps = encoder.gap_rows(piece)
+                if gaps.any():
+                    dropped.append(piece.index.to_numpy()[gaps])
+                    piece = piece[~gaps]
+                X_chunk, unseen_chunk = encoder.transform(piece, input_path, filled)
                 for column, count in unseen_chunk.items():
                     unseen[column] = unseen.get(column, 0) + count
-                yield X_chunk, encoder.labels(piece, input_path)
+                yield X_chunk, encoder.labels(piece, input_path), piece.index.to_numpy(), encoder.id_values(piece)
 
-    return write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen)
+    summary = write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen,
+                             dropped=dropped, filled=filled)
+    for column, count in unseen.items():  # a warning, and in the summary (--json) all the same
+        warnings.warn(f"column {column!r}: {count} row(s) hold a category unseen in {like}; encoded as none of its categories")
+    return summary
+
+
+# extract's encoding options, and how the stored encoding's params hold each when it was not given
+LIKE_DEFAULTS = {"scale": None, "categorical": [], "drop": [], "label_column": None, "anomaly_values": None, "missing": "error",
+                 "id_columns": []}
+
+
+def _check_like_options(like, encoding: dict, **given) -> None:
+    """UsageError for an encoding option given with --like that disagrees with the features
+    file, which decides them all: ignored, it would look as if it had been applied. The same
+    value as stored is accepted (scripts may repeat them)."""
+    stored = encoding.get("params", {})
+    for name, value in given.items():
+        if not value:
+            continue
+        recorded = stored.get(name, LIKE_DEFAULTS[name])
+        same = sorted(map(str, value)) == sorted(map(str, recorded or [])) if isinstance(value, (list, tuple)) else value == recorded
+        if not same:
+            option = "--id-column" if name == "id_columns" else "--" + name.replace("_", "-")
+            shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise UsageError(f"{option} {shown} conflicts with --like {like}, which was encoded with {option} "
+                             f"{recorded if not isinstance(recorded, list) else ','.join(map(str, recorded)) or '(none)'}: "
+                             f"the features file decides the encoding; leave {option} out")
 
 
 def _check_table_options(input_type, categorical, drop, label_column, anomaly_values) -> None:
@@ -153,13 +204,14 @@ def _check_table_options(input_type, categorical, drop, label_column, anomaly_va
         raise UsageError("--anomaly-values needs --label-column (else the label column would be encoded as a feature)")
 
 
-def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames) -> dict:
+def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames,
+                      missing="error") -> dict:
     """{"X", "y", "ids", "extra": {name: array}, "notes": {...}} for the non-table inputs."""
     from deepuad.inputs import media
     from deepuad.inputs.arrays import load_array_file
 
     if input_type == "numpy":
-        X, y = load_array_file(path)
+        X, y = load_array_file(path, missing)
         return {"X": X, "y": y, "ids": None, "extra": {}, "notes": {}}
     if input_type == "idx":
         X, class_label = media.read_mnist(path, labels)
@@ -211,23 +263,38 @@ def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dic
             "notes": {**raw["notes"], "task": {"normal_class": str(normal_class), "anomaly_ratio": anomaly_ratio, "seed": seed}}}
 
 
-def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress) -> dict:
+def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compress, progress, missing="error") -> dict:
     from deepuad.inputs.arrays import ArrayScaler
 
     X = raw["X"]
+    dropped = None
+    if missing == "drop":  # NaN is a gap only in a float array (load_array_file lets it through)
+        gaps = np.isnan(X).any(axis=1) if X.dtype.kind == "f" else np.zeros(len(X), dtype=bool)
+        dropped = [np.flatnonzero(gaps)]
+        if gaps.all():
+            raise DataError("every row has a NaN: nothing is left after --missing drop", inputs["raw"]["path"])
+        X = X[~gaps]
+        rows = np.flatnonzero(~gaps)
+        ids = rows.astype(np.int64) if raw["ids"] is None else raw["ids"][rows]
+        raw = {**raw, "X": X, "y": None if raw["y"] is None else raw["y"][rows], "ids": ids,
+               "extra": {k: v[rows] for k, v in raw["extra"].items()}}
+    filled = None
+    if missing == "fill":
+        counts = np.isnan(X).sum(axis=0) if X.dtype.kind == "f" else np.zeros(X.shape[1], dtype=int)
+        filled = {f"x{j}": int(n) for j, n in enumerate(counts) if n}
     if like_encoding is not None:
         scaler = ArrayScaler.from_dict(like_encoding)
         if X.shape[1] != len(scaler.offset_):
             raise DataError(f"has {X.shape[1]} columns but {like} was fitted on {len(scaler.offset_)}", inputs["raw"]["path"])
     else:
-        scaler = ArrayScaler(scale).fit(X)
+        scaler = ArrayScaler(scale, missing).fit(X, inputs["raw"]["path"])
     encoding = scaler.to_dict()
     encoding.update(feature_names=[f"x{i}" for i in range(X.shape[1])], input_type=params["input_type"])
     for key in ("size", "grayscale", "model"):
         if key in params:
             encoding[key] = params[key]
     summary = write_features(output, iter([(scaler.transform(X), raw["y"])]), encoding, params, inputs, compress, progress,
-                             ids=raw["ids"], extra=raw["extra"])
+                             ids=raw["ids"], extra=raw["extra"], dropped=dropped, filled=filled)
     summary.update(raw["notes"])
     return summary
 

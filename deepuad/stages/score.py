@@ -9,7 +9,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.artifacts.features import as_finite_float32
+from deepuad.artifacts.features import as_finite_float32, identity_to_carry
 from deepuad.artifacts.scores import write_scores
 from deepuad.artifacts.shard import write_shard
 from deepuad.errors import DataError, InputError, StaleError, UsageError
@@ -106,5 +106,6 @@ def score(
                 yield begin - start, values
 
         if shard is None:
-            return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress)
+            return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress,
+                                identity=identity_to_carry(f, features_path))
         return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
