@@ -4,7 +4,10 @@ reference stored in the model, the summary stored in the scores file, and score 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -194,3 +197,23 @@ def test_a_corrupt_drift_summary_is_one_line(days, tmp_path, capsys):
         f.attrs["drift"] = json.dumps(summary)
     code, _, err = run_cli(capsys, "inspect", scores)
     assert code == 3 and "attribute 'drift'" in err and err.count("\n") == 1
+
+
+def test_nightly_tells_a_bad_night_from_a_stale_model(days, tmp_path):
+    """examples/nightly.sh: another day of the same data, with a fifth of it flagged, is a bad
+    night (exit 8); the same day with src_bytes in other units is a stale model (exit 9) and the
+    message names the column."""
+    script = Path(__file__).resolve().parent.parent / "examples" / "nightly.sh"
+    assert cli("--quiet", "score", days / "day1.model.h5", days / "day1.features.h5", "-o", days / "day1.scores.h5")[0] == 0
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    results = {}
+    for day in ("day2", "units"):
+        results[day] = subprocess.run(["bash", script, days / f"{day}.csv", days / "day1.features.h5", days / "day1.model.h5",
+                                       days / "day1.scores.h5", tmp_path / "out"], env=env, capture_output=True, text=True,
+                                      timeout=300)
+        assert (tmp_path / "out" / f"{day}.anomalies.csv").exists()
+    assert results["day2"].returncode == 8, results["day2"].stderr
+    assert "nightly: BAD NIGHT" in results["day2"].stderr and "src_bytes" not in results["day2"].stderr
+    assert results["units"].returncode == 9, results["units"].stderr
+    stale = [line for line in results["units"].stderr.splitlines() if line.startswith("nightly:")]
+    assert len(stale) == 1 and stale[0].startswith("nightly: STALE MODEL: the data moved away from the training data in src_bytes (PSI")

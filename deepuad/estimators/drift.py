@@ -59,18 +59,21 @@ def bin_edges(X: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 
 def bin_indices(X: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(rows, columns) bin of each value of ``X``."""
-    bins = np.empty(X.shape, dtype=np.uint8)
-    for column in range(edges.shape[0]):
-        bins[:, column] = np.searchsorted(edges[column], X[:, column], side="left")
+    """(columns, rows) bin of each value of ``X`` (rows, columns): column by column, each one
+    contiguous."""
+    columns = np.ascontiguousarray(np.asarray(X).T)
+    bins = np.empty(columns.shape, dtype=np.uint8)
+    for column, values in enumerate(columns):
+        bins[column] = np.searchsorted(edges[column], values, side="left")
     return bins
 
 
 def tally(bins: np.ndarray, n_bins: int) -> np.ndarray:
     """(columns, n_bins) row counts from ``bin_indices``."""
-    n_columns = bins.shape[1]
-    flat = bins.astype(np.int64) + np.arange(n_columns, dtype=np.int64) * n_bins
-    return np.bincount(flat.ravel(), minlength=n_columns * n_bins).reshape(n_columns, n_bins)
+    counts = np.zeros((bins.shape[0], n_bins), dtype=np.int64)
+    for column, row in enumerate(bins):
+        counts[column] = np.bincount(row, minlength=n_bins)
+    return counts
 
 
 def shares(counts: np.ndarray) -> np.ndarray:
@@ -117,9 +120,10 @@ class DriftCounter:
         on_stride = slice((-first_row) % self.stride, None, self.stride)
         bins = bin_indices(X[on_stride], self.reference["edges"])
         normal = np.asarray(scores)[on_stride] <= self.reference["cut"]
-        self.counts += tally(bins, self.n_bins)
-        self.normal_counts += tally(bins[normal], self.n_bins)
-        self.rows += len(bins)
+        counts = tally(bins, self.n_bins)
+        self.counts += counts
+        self.normal_counts += counts - tally(bins[:, ~normal], self.n_bins)  # the few rows above the cut
+        self.rows += bins.shape[1]
         self.normal_rows += int(normal.sum())
 
     def result(self, scores: np.ndarray) -> tuple[np.ndarray, float, bool]:
