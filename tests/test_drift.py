@@ -145,11 +145,15 @@ def test_the_model_holds_a_small_reference(days, capsys):
     assert any(d["name"] == "drift_reference/edges" and d["description"] for d in info["datasets"])
 
 
-def test_the_training_rows_themselves_are_not_measured(days, capsys):
-    code, out, err = run_cli(capsys, "score", days / "day1.model.h5", days / "day1.features.h5", "-o", days / "self.scores.h5",
-                             "--fail-on-drift", "0.25", "--json")
+@pytest.mark.parametrize("batch_rows", [[], ["--batch-rows", "1000"]])  # train's stored scores; the network's
+def test_the_training_rows_themselves_are_not_measured(days, tmp_path, capsys, batch_rows):
+    code, out, err = run_cli(capsys, "score", days / "day1.model.h5", days / "day1.features.h5", "-o", tmp_path / "self.scores.h5",
+                             "--fail-on-drift", "0.25", "--json", *batch_rows)
     assert code == 0, err
-    assert json.loads(out)["drift"] == "not measured: these are the rows the model was trained on"
+    assert "drift_max_psi" not in json.loads(out)
+    info = json.loads(run_cli(capsys, "inspect", tmp_path / "self.scores.h5", "--json")[1])
+    assert info["summary"]["drift"] == "not measured: these are the rows the model was trained on"
+    assert not any(d["name"] == "drift_psi" for d in info["datasets"])
 
 
 def test_fail_on_drift_refusals_write_nothing(days, tmp_path, capsys):
@@ -165,7 +169,9 @@ def test_fail_on_drift_refusals_write_nothing(days, tmp_path, capsys):
     assert code == 3 and err.startswith(f"deepuad: error: {old}: holds no drift reference") and err.count("\n") == 1
     assert not (tmp_path / "s.h5").exists()
     code, out, _ = run_cli(capsys, "score", old, features, "-o", tmp_path / "s.h5", "--json")  # without the option: scored
-    assert code == 0 and json.loads(out)["drift"].startswith("not measured: the model was trained before")
+    assert code == 0 and "drift_max_psi" not in json.loads(out)
+    info = json.loads(run_cli(capsys, "inspect", tmp_path / "s.h5", "--json")[1])
+    assert info["summary"]["drift"].startswith("not measured: the model was trained before")
 
 
 @pytest.mark.parametrize("damage", ["unordered", "shape", "cut"])

@@ -89,8 +89,8 @@ def score(
         if skip_current and existing_artifact_matches(output, "scores" if shard is None else "scores_shard", params, inputs):
             return skipped(output)
         y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
-        drift = None if shard is not None else DriftMeasure(model_path, f, features_path, n_rows, stored is not None)
-        if need_drift and drift is not None and drift.counter is None and stored is None:
+        drift = None if shard is not None else DriftMeasure(model_path, f, n_rows, features_fp)
+        if need_drift and drift is not None and drift.reference is None and not drift.training_rows:
             raise InputError(f"holds no drift reference ({drift.reason}); retrain it to use --fail-on-drift", model_path)
 
         def chunks():
@@ -118,23 +118,26 @@ def score(
         if shard is None:
             summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress,
                                    identity=identity_to_carry(f, features_path), drift=drift)
-            return {**summary, **drift_fields(drift.stored)}
+            # drift when measured (inspect says why not): else the summary is merge-scores' own
+            return {**summary, **(drift_fields(drift.stored) if drift.stored["measured"] else {})}
         return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
 
 
 class DriftMeasure:
     """The drift of the rows being scored from the model's training data: ``counter`` counts
     them chunk by chunk as they are scored (None when there is nothing to measure: the model's
-    own training rows, or a model without a drift reference, ``reason``); called by
+    own training features, or a model without a drift reference, ``reason``); called by
     ``write_scores`` with every score, it gives the stored summary and the PSI per column."""
 
-    def __init__(self, model_path, features: h5py.File, features_path, n_rows: int, training_rows: bool):
+    def __init__(self, model_path, features: h5py.File, n_rows: int, features_fingerprint: str):
         from deepuad.estimators.drift import DriftCounter
         from deepuad.inputs.decoding import Decoder
 
         self.counter, self.stored = None, None
-        self.reference = None if training_rows else model_artifact.read_drift_reference(model_path)
-        self.reason = ("these are the rows the model was trained on" if training_rows
+        with art.open_artifact(model_path, "model") as model:
+            self.training_rows = art.inputs_of(model).get("features", {}).get("fingerprint") == features_fingerprint
+        self.reference = None if self.training_rows else model_artifact.read_drift_reference(model_path)
+        self.reason = ("these are the rows the model was trained on" if self.training_rows
                        else "the model was trained before deepuad stored one" if self.reference is None else "")
         if self.reference is None:
             return
