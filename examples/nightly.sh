@@ -28,7 +28,7 @@
 set -euo pipefail
 
 if [ $# -lt 5 ]; then
-    sed -n '2,29p' "$0" >&2
+    sed -n '2,27p' "$0" >&2
     exit 2
 fi
 today=$1 reference=$2 model=$3 reference_scores=$4 out=$5 share=${6:-0.05} drift=${7:-0.25}
