@@ -65,7 +65,7 @@ def test_report_is_one_small_page_that_loads_nothing(kdd):
 
 def test_report_escapes_the_data(tmp_path):
     """A value from someone else's CSV is text on the page, never markup."""
-    rows = ["a,b,kind"] + [f"{i % 7},{(i * 3) % 11},{'<b>x</b>' if i % 2 else 'y'}" for i in range(120)]
+    rows = ["a,b,kind"] + [f"{i % 7},{(i * 3) % 11},{'<script>alert(1)</script>' if i % 2 else 'y'}" for i in range(120)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     for step in [("extract", tmp_path / "t.csv"), ("cluster", tmp_path / "t.features.h5", "--clusters", "2"),
                  ("train", tmp_path / "t.features.h5", tmp_path / "t.clusters.h5", "--epochs", "2", "--r", "1"),
@@ -73,7 +73,7 @@ def test_report_escapes_the_data(tmp_path):
         code, _, err = cli("--quiet", *step)
         assert code == 0, (step[0], err)
     text = (tmp_path / "t.report.html").read_text("utf-8")
-    assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x</b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script" not in text
 
 
 def test_report_without_its_features_names_the_missing_file(kdd, tmp_path, capsys):
