@@ -60,7 +60,7 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     model = None
     if has_model:
         model_path = answers._recorded(inputs, "model", model_path, scores_path)
-        model = _model_story(model_path, threshold, describe)
+        model = _model_story(model_path, threshold)
     scored = describe(scores_path)
     files = [_envelope(scores_path, "scores")]
     files += [_envelope(top["features"], "features")] + ([_envelope(model_path, "model")] if model else [])
@@ -70,10 +70,8 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     flagged = int(is_anomaly.sum())
     context = {
         "title": f"deepuad report: {Path(scores_path).name}", "generated": _now(), "version": __version__,
-        "files": files, "score_params": scored["params"], "rows": len(scores), "flagged": flagged,
-        "flagged_share": flagged / len(scores), "threshold": threshold, "model": model, "top": top,
-        "data_columns": [c for c in top["columns"] if c not in answers.RESERVED],
-        "drift": drift, "drift_level": _drift_level(drift), "act_above": ACT_ABOVE, "stable_below": STABLE_BELOW,
+        "files": files, "rows": len(scores), "flagged": flagged, "flagged_share": flagged / len(scores),
+        "threshold": threshold, "model": model, "top": top, "drift": drift, "drift_level": _drift_level(drift), "act_above": ACT_ABOVE, "stable_below": STABLE_BELOW,
         "metrics": {key: value for key, value in scored["summary"].items()
                     if key in ("auroc", "auprc", "precision", "recall", "f1", "anomaly_share")} if y is not None else None,
         "charts": charts, "no_charts": NO_CHARTS,
@@ -110,10 +108,11 @@ def _envelope(path, role: str) -> dict:
                            if isinstance(source, dict)}}
 
 
-def _model_story(model_path, threshold: float, describe) -> dict:
+def _model_story(model_path, threshold: float) -> dict:
     """The model's training summary, its re-selections (the paper's Fig. 5), its loss per epoch
     and the share of its training rows that score above ``threshold``."""
     from deepuad.artifacts.model import TRAINING_SCORES
+    from deepuad.stages.inspect import describe
 
     info = describe(model_path)
     with art.open_artifact(model_path, "model") as f:
