@@ -171,7 +171,7 @@ def test_fail_on_drift_refusals_write_nothing(days, tmp_path, capsys):
     code, out, _ = run_cli(capsys, "score", old, features, "-o", tmp_path / "s.h5", "--json")  # without the option: scored
     assert code == 0 and "drift_max_psi" not in json.loads(out)
     info = json.loads(run_cli(capsys, "inspect", tmp_path / "s.h5", "--json")[1])
-    assert info["summary"]["drift"].startswith("not measured: the model was trained before")
+    assert info["summary"]["drift"].startswith("not measured: the model holds no drift reference")
 
 
 @pytest.mark.parametrize("damage", ["unordered", "shape", "cut"])

@@ -91,7 +91,8 @@ def score(
         y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
         drift = None if shard is not None else DriftMeasure(model_path, f, n_rows, features_fp)
         if need_drift and drift is not None and drift.reference is None and not drift.training_rows:
-            raise InputError(f"holds no drift reference ({drift.reason}); retrain it to use --fail-on-drift", model_path)
+            raise InputError(f"holds no drift reference ({NO_REFERENCE}); retrain it with 'deepuad train' to use "
+                             "--fail-on-drift", model_path)
 
         def chunks():
             # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are
@@ -123,6 +124,10 @@ def score(
         return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
 
 
+# why a model may hold no drift reference
+NO_REFERENCE = "made before deepuad stored one, or by DeepUAD.save"
+
+
 class DriftMeasure:
     """The drift of the rows being scored from the model's training data: ``counter`` counts
     them chunk by chunk as they are scored (None when there is nothing to measure: the model's
@@ -138,7 +143,7 @@ class DriftMeasure:
             self.training_rows = art.inputs_of(model).get("features", {}).get("fingerprint") == features_fingerprint
         self.reference = None if self.training_rows else model_artifact.read_drift_reference(model_path)
         self.reason = ("these are the rows the model was trained on" if self.training_rows
-                       else "the model was trained before deepuad stored one" if self.reference is None else "")
+                       else f"the model holds no drift reference ({NO_REFERENCE})" if self.reference is None else "")
         if self.reference is None:
             return
         width = features["X"].shape[1]
