@@ -61,6 +61,9 @@ def test_report_is_one_small_page_that_loads_nothing(kdd):
     for section in ('id="summary"', 'id="scores"', 'id="drift"', 'id="top-rows"', 'id="training"', 'id="labels"', 'id="run"'):
         assert section in text, section
     assert text.count("<svg") >= 3
+    # each top row's explanation, in a list of its own: the columns that drove it, value against expected
+    why = text[text.index('<ol class="why">'):text.index("</ol>")]
+    assert why.count("<li>") == 20 and why.count("expected") >= 20
 
 
 def test_report_escapes_the_data(tmp_path):
