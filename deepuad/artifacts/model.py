@@ -29,6 +29,8 @@ from deepuad.estimators.params import ACTIVATIONS
 TRAINING_SCORES = "training_scores"
 # the training data's bins per column and of the score (deepuad.estimators.drift.fit_reference)
 DRIFT_REFERENCE = "drift_reference"
+DRIFT_ARRAYS = ("edges", "proportions", "score_edges", "score_proportions")  # drift_reference/<name>
+MAX_DRIFT_BINS = 64  # train writes 10; a bin index is counted as one byte
 
 
 def _check_model(f: h5py.File, path: Path) -> None:
@@ -108,10 +110,6 @@ def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inp
             group.attrs["cut"] = float(drift_reference["cut"])
 
 
-# drift_reference/<name>: the arrays of drift.fit_reference
-DRIFT_ARRAYS = ("edges", "proportions", "score_edges", "score_proportions")
-
-
 def read_drift_reference(path) -> dict | None:
     """The training data's drift reference of a model (``drift.fit_reference``'s arrays, ``cut``
     and ``rows``), checked so that a crafted file cannot make the counting fail, or None for a
@@ -127,10 +125,12 @@ def read_drift_reference(path) -> dict | None:
         rows, cut = f[DRIFT_REFERENCE].attrs.get("rows"), f[DRIFT_REFERENCE].attrs.get("cut")
     edges, proportions = reference["edges"], reference["proportions"]
     n_bins = proportions.shape[1] if proportions.ndim == 2 else 0
-    consistent = (edges.shape == (n_features, n_bins - 1) and proportions.shape == (n_features, n_bins) and n_bins >= 2
-                  and reference["score_edges"].shape == (n_bins - 1,) and reference["score_proportions"].shape == (n_bins,))
+    consistent = (edges.shape == (n_features, n_bins - 1) and proportions.shape == (n_features, n_bins)
+                  and 2 <= n_bins <= MAX_DRIFT_BINS and reference["score_edges"].shape == (n_bins - 1,)
+                  and reference["score_proportions"].shape == (n_bins,))
     if not consistent:
-        raise InputError(f"'{DRIFT_REFERENCE}' does not describe {n_features} columns in equal numbers of bins (corrupt?)", path)
+        raise InputError(f"'{DRIFT_REFERENCE}' does not describe {n_features} columns in equal numbers of bins, 2 to "
+                         f"{MAX_DRIFT_BINS} (corrupt?)", path)
     finite = all(np.isfinite(values).all() for values in reference.values())
     ordered = (np.diff(edges, axis=1) >= 0).all() and (np.diff(reference["score_edges"]) >= 0).all()
     summing = (np.abs(proportions.sum(axis=1) - 1) < 1e-6).all() and abs(reference["score_proportions"].sum() - 1) < 1e-6
