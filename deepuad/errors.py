@@ -18,6 +18,7 @@ EXIT_STALE = 5  # artifacts do not belong together (made from other inputs or en
 EXIT_OUTPUT = 6  # the output cannot be written (permissions, disk full, locked)
 EXIT_DEVICE = 7  # the requested device (e.g. CUDA) is not available
 EXIT_ANOMALIES = 8  # score --fail-above: more rows flagged than the given share (the output WAS written)
+EXIT_DRIFT = 9  # score --fail-on-drift: the data moved from the training data beyond the given PSI (the output WAS written)
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT, and SIGTERM (timeout, cron, docker stop) likewise
 
 EXIT_CODES = {
@@ -30,6 +31,7 @@ EXIT_CODES = {
     EXIT_OUTPUT: "output cannot be written",
     EXIT_DEVICE: "requested device not available",
     EXIT_ANOMALIES: "score --fail-above: more anomalies than the given share (scores written)",
+    EXIT_DRIFT: "score --fail-on-drift: the data drifted from the training data (scores written)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -89,6 +91,10 @@ class DeviceError(DeepUADError):
 
 class AnomaliesAbove(DeepUADError):
     exit_code = EXIT_ANOMALIES
+
+
+class DriftAbove(DeepUADError):
+    exit_code = EXIT_DRIFT
 
 
 class Terminated(KeyboardInterrupt):

@@ -6,7 +6,9 @@ It only stores what ``DeepUAD.get_state()`` returns and hands it back for ``set_
 attributes) and ``scorer/*``; the JSON attributes ``architecture``, ``state`` and
 ``iterations``. Loading never unpickles or executes anything. A complete model also holds the
 score of every row it was trained on (``training_scores``, not part of the state): ``score``
-takes them for that features file instead of computing them again (``stored_scores``).
+takes them for that features file instead of computing them again (``stored_scores``), and the
+training data's drift reference (``drift_reference/*``: bin edges and shares per column and of
+the score, ``deepuad.estimators.drift``), which ``score`` measures new data against.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from deepuad.estimators.params import ACTIVATIONS
 # the score of every row the model was trained on (train's last pass), which ``score`` takes
 # instead of scoring that features file again
 TRAINING_SCORES = "training_scores"
+# the training data's bins per column and of the score (deepuad.estimators.drift.fit_reference)
+DRIFT_REFERENCE = "drift_reference"
+DRIFT_ARRAYS = ("edges", "proportions", "score_edges", "score_proportions")  # drift_reference/<name>
+MAX_DRIFT_BINS = 64  # train writes 10; a bin index is counted as one byte
 
 
 def _check_model(f: h5py.File, path: Path) -> None:
@@ -64,10 +70,12 @@ def _check_model(f: h5py.File, path: Path) -> None:
 def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inputs: dict, encoding_fp: str,
           diagnostics: dict, n_rows: int, complete: bool, stop_reason: str, final_metrics: dict | None = None,
           contamination_estimate: float | None = None, training_scores: np.ndarray | None = None,
-          scores_batch_rows: int | None = None) -> None:
+          scores_batch_rows: int | None = None, drift_reference: dict | None = None) -> None:
     """A model artifact holding ``(arrays, state)`` from ``DeepUAD.get_state()``; ``diagnostics``:
     {iteration: {metric: value}} from labels the algorithm never saw; ``training_scores``: the
-    score of every training row, computed in batches of ``scores_batch_rows`` (``stored_scores``)."""
+    score of every training row, computed in batches of ``scores_batch_rows`` (``stored_scores``);
+    ``drift_reference``: ``drift.fit_reference``'s arrays and ``cut``, and ``rows``, how many
+    rows it was learned on (a complete model only)."""
     with write_artifact(path, "model", params, inputs) as f:
         for name, values in arrays.items():
             if name.startswith("iterations/"):  # sorted indices compress well: keep checkpoints small
@@ -94,6 +102,47 @@ def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inp
             f.create_dataset(TRAINING_SCORES, data=np.asarray(training_scores, dtype=np.float32),
                              chunks=(min(n_rows, 65536),))
             f.attrs["training_scores_batch_rows"] = int(scores_batch_rows)
+        if complete and drift_reference is not None:
+            group = f.create_group(DRIFT_REFERENCE)
+            for name in DRIFT_ARRAYS:
+                group.create_dataset(name, data=np.asarray(drift_reference[name], dtype=np.float64))
+            group.attrs["rows"] = int(drift_reference["rows"])
+            group.attrs["cut"] = float(drift_reference["cut"])
+
+
+def read_drift_reference(path) -> dict | None:
+    """The training data's drift reference of a model (``drift.fit_reference``'s arrays, ``cut``
+    and ``rows``), checked so that a crafted file cannot make the counting fail, or None for a
+    model made before it was stored."""
+    with open_artifact(path, "model") as f:
+        if DRIFT_REFERENCE not in f:
+            return None
+        n_features = attr_json(f, "architecture")["n_features"]
+        reference = {}
+        for name in DRIFT_ARRAYS:
+            _check_dataset(f, path, f"{DRIFT_REFERENCE}/{name}", 1 if name.startswith("score") else 2, "f", True)
+            reference[name] = read_array(f, f"{DRIFT_REFERENCE}/{name}").astype(np.float64)
+        rows, cut = f[DRIFT_REFERENCE].attrs.get("rows"), f[DRIFT_REFERENCE].attrs.get("cut")
+    edges, proportions = reference["edges"], reference["proportions"]
+    n_bins = proportions.shape[1] if proportions.ndim == 2 else 0
+    consistent = (edges.shape == (n_features, n_bins - 1) and proportions.shape == (n_features, n_bins)
+                  and 2 <= n_bins <= MAX_DRIFT_BINS and reference["score_edges"].shape == (n_bins - 1,)
+                  and reference["score_proportions"].shape == (n_bins,))
+    if not consistent:
+        raise InputError(f"'{DRIFT_REFERENCE}' does not describe {n_features} columns in equal numbers of bins, 2 to "
+                         f"{MAX_DRIFT_BINS} (corrupt?)", path)
+    finite = all(np.isfinite(values).all() for values in reference.values())
+    ordered = (np.diff(edges, axis=1) >= 0).all() and (np.diff(reference["score_edges"]) >= 0).all()
+    summing = (np.abs(proportions.sum(axis=1) - 1) < 1e-6).all() and abs(reference["score_proportions"].sum() - 1) < 1e-6
+    if not (finite and ordered and summing and (proportions >= 0).all() and (reference["score_proportions"] >= 0).all()):
+        raise InputError(f"'{DRIFT_REFERENCE}' holds bins that are not finite, ordered edges with shares summing to 1 (corrupt?)",
+                         path)
+    if not (np.ndim(rows) == 0 and np.asarray(rows).dtype.kind in "iu" and int(rows) > 0):
+        raise InputError(f"attribute 'rows' of '{DRIFT_REFERENCE}' is not a positive count (corrupt?)", path)
+    if not (np.ndim(cut) == 0 and np.asarray(cut).dtype.kind == "f" and np.isfinite(cut)):
+        raise InputError(f"attribute 'cut' of '{DRIFT_REFERENCE}' is not a finite score (corrupt?)", path)
+    reference["rows"], reference["cut"] = int(rows), float(cut)
+    return reference
 
 
 def stored_scores(path, features_fingerprint: str, batch_rows: int, device: str) -> tuple[np.ndarray, dict] | None:
@@ -203,7 +252,8 @@ def read_model_state(f: h5py.File):
     arrays: dict[str, np.ndarray] = {}
 
     def collect(name, obj):
-        if isinstance(obj, h5py.Dataset) and name != TRAINING_SCORES:  # an output of fit, not its state
+        # training scores and the drift reference: outputs of fit, not its state
+        if isinstance(obj, h5py.Dataset) and name != TRAINING_SCORES and not name.startswith(DRIFT_REFERENCE + "/"):
             arrays[name] = read_array(f, name)
 
     f.visititems(collect)
@@ -227,6 +277,10 @@ KIND = register(Kind(
         "epoch_losses": "mean training loss of each epoch",
         TRAINING_SCORES: "score of every row the model was trained on; score takes them for that features file",
         "rng_state": "state of the shuffling RNG, for exact resume",
+        f"{DRIFT_REFERENCE}/edges": "drift reference: per column of X, the inner bin edges (quantiles of the training data)",
+        f"{DRIFT_REFERENCE}/proportions": "drift reference: per column of X, the training rows' share in each bin",
+        f"{DRIFT_REFERENCE}/score_edges": "drift reference: inner bin edges of the training rows' scores",
+        f"{DRIFT_REFERENCE}/score_proportions": "drift reference: the training rows' share in each score bin",
         "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
         "scorer/score_center": "median of each score part over the reference rows",
         "scorer/score_scale": "interquartile range of each score part over the reference rows",

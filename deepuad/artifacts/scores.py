@@ -1,6 +1,8 @@
 """The scores artifact: one anomaly score per row, the threshold, is_anomaly and, with
-ground truth, the metrics. Written by ``score``, ``merge-scores`` and ``baseline`` through the one
-writer here, so that the same scores give the same file whichever command computed them.
+ground truth, the metrics; from ``score``, the drift of the scored data from the training data
+(``drift``: JSON summary, ``drift_psi``: PSI per column of X). Written by ``score``,
+``merge-scores`` and ``baseline`` through the one writer here, so that the same scores give the
+same file whichever command computed them.
 
 What identifies the rows comes along from the features file when there is more to it than the
 row's position (``features.identity_to_carry``): ``ids`` (input row numbers once ``extract
@@ -10,14 +12,15 @@ file's layout (``features.write_identity`` / ``read_identity``)."""
 from __future__ import annotations
 
 import json
+import math
 
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import Kind, put, register, write_artifact
+from deepuad.artifacts.envelope import Kind, open_artifact, put, register, write_artifact
 from deepuad.artifacts.features import ID_COLUMNS, write_identity
 from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
-from deepuad.errors import DataError
+from deepuad.errors import DataError, InputError
 
 
 def no_progress(description: str, completed: int, total: int) -> None:
@@ -49,12 +52,14 @@ def _score_dataset(out: h5py.File, n_rows: int) -> h5py.Dataset:
 
 
 def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, contamination, threshold,
-                 progress=no_progress, description: str = "scoring", identity: tuple | None = None) -> dict:
+                 progress=no_progress, description: str = "scoring", identity: tuple | None = None,
+                 drift=None) -> dict:
     """The one writer of scores artifacts (score, merge-scores, baseline): stream the
     (first row, float32 scores) ``chunks`` into the file, then derive the threshold (given, else
     the 1 - ``contamination`` quantile), is_anomaly and, with labels ``y``, the metrics. The same
     scores, y and options give the same datasets and attributes whichever command computed them.
-    ``identity``: (ids or None, {id column: text}) of the rows, from ``features.identity_to_carry``."""
+    ``identity``: (ids or None, {id column: text}) of the rows, from ``features.identity_to_carry``;
+    ``drift(scores)`` (score's): (summary, PSI per column or None), called once every chunk is in."""
     from deepuad.estimators.metrics import binary_metrics  # scikit-learn: imported when needed, not by inspect
 
     # the scores go to the output chunk by chunk as they come; the float32 copy kept in memory
@@ -86,6 +91,11 @@ def write_scores(output, params: dict, inputs: dict, n_rows: int, chunks, y, con
         out.attrs["threshold"] = float(threshold)
         out.attrs["contamination"] = np.nan if contamination is None else contamination
         out.attrs["metrics"] = json.dumps(metrics)
+        if drift is not None:
+            drift_summary, column_psi = drift(scores)
+            out.attrs["drift"] = json.dumps(drift_summary, allow_nan=False)
+            if column_psi is not None:
+                put(out, "drift_psi", np.asarray(column_psi, dtype=np.float32))
     summary = {"output": str(output), "rows": n_rows, "threshold": float(threshold), "anomalies_flagged": int(is_anomaly.sum())}
     summary.update(metrics)
     return summary
@@ -96,17 +106,59 @@ def describe(f, path) -> dict:
     return {"summary": {"rows": len(scores), "threshold": finite_threshold(f, path),
                         "flagged": int(np.sum(read_array(f, "is_anomaly"))),
                         "score_min": float(scores.min()), "score_median": float(np.median(scores)),
-                        "score_max": float(scores.max()), **attr_json(f, "metrics")}}
+                        "score_max": float(scores.max()), **attr_json(f, "metrics"),
+                        **drift_fields(attr_json(f, "drift") if "drift" in f.attrs else None)},
+            **({"drift": attr_json(f, "drift")} if "drift" in f.attrs else {})}
+
+
+def read_drift(path) -> dict | None:
+    """The drift summary a scores file stores (see ``deepuad.estimators.drift.summary``), or
+    None where none was measured (merge-scores, baseline, files made before it)."""
+    with open_artifact(path, "scores") as f:
+        return attr_json(f, "drift") if "drift" in f.attrs else None
+
+
+def drift_fields(drift: dict | None) -> dict:
+    """The flat summary fields of a stored drift summary (score's and inspect's tables, --json)."""
+    if drift is None:
+        return {}
+    if not drift.get("measured"):
+        return {"drift": "not measured: " + str(drift.get("reason"))}
+    top = ", ".join(f"{c['column']} {c['psi']:.3g}" for c in drift["columns"][:3])
+    return {"drift_max_psi": drift["max_psi"], "drift_columns": top, "drift_score_psi": drift["score_psi"]}
+
+
+def _check_scores(f, path) -> None:
+    """The drift summary the readers index into: what ``DriftMeasure`` (score) writes."""
+    if "drift" not in f.attrs:
+        return
+    drift = attr_json(f, "drift")
+
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+    measured = drift.get("measured")
+    columns = drift.get("columns")
+    if measured is True:
+        valid = (number(drift.get("max_psi")) and number(drift.get("score_psi")) and isinstance(columns, list)
+                 and all(isinstance(c, dict) and isinstance(c.get("column"), str) and isinstance(c.get("feature"), str)
+                         and number(c.get("psi")) for c in columns))
+    else:
+        valid = measured is False and isinstance(drift.get("reason"), str)
+    if not valid:
+        raise InputError("attribute 'drift' does not describe a drift measurement (corrupt?)", path)
 
 
 KIND = register(Kind(
-    "scores", describe=describe,
-    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False), "ids": (1, "OSiu", False)},
-    attrs={"threshold": "num", "contamination": "num", "metrics": "dict", ID_COLUMNS: "list"},
+    "scores", describe=describe, check=_check_scores,
+    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False), "ids": (1, "OSiu", False),
+              "drift_psi": (1, "f", False)},
+    attrs={"threshold": "num", "contamination": "num", "metrics": "dict", ID_COLUMNS: "list", "drift": "dict"},
     same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0), ("ids", 0)]],
     descriptions={
         "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",
         "is_anomaly": "1 where score > threshold",
+        "drift_psi": "population stability index of each column of X against the model's training data (drift)",
         "y": "ground truth, 1 = anomaly; used only for evaluation, never by the algorithm",
     },
 ))

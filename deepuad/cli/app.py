@@ -78,7 +78,8 @@ def _global(
     """Deep end-to-end unsupervised anomaly detection (ICLR 2020 submission), in inspectable stages.
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 input file, 4 data, 5 stale artifacts,
-    6 output not writable, 7 device unavailable, 8 score --fail-above exceeded, 130 interrupted.
+    6 output not writable, 7 device unavailable, 8 score --fail-above exceeded, 9 score --fail-on-drift
+    exceeded, 130 interrupted.
     """
     state["quiet"], state["debug"] = quiet, debug
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":

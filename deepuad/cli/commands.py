@@ -189,16 +189,23 @@ def score(
                                    "run they should equal need the same value."),
     fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
                                                "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),
+    fail_on_drift: Optional[float] = typer.Option(None, "--fail-on-drift", help="Exit 9 (after writing the scores) when a column "
+                                                  "drifted from the training data beyond this PSI, e.g. 0.25: a stale model, "
+                                                  "not a bad night. Checked before --fail-above."),
     as_json: bool = JSON_OPTION,
 ):
     """Score every row with the model's score (train --score; default combined: log reconstruction error and isolation forest, each robustly scaled), higher = more anomalous. The rows the model was trained on were scored by train already: their scores are taken from the model (the same numbers)."""
     from deepuad.cli.answers import check_fail_above, check_fail_options
     from deepuad.stages.score import score as stage
 
+    from deepuad.cli.report import check_drift_option, check_fail_on_drift
+
     check_fail_options(fail_above, threshold, shard)
+    check_drift_option(fail_on_drift, shard)
     summary = _run_stage(stage, as_json, "score", model_path=model, features_path=features, output=output,
                          contamination=contamination, threshold=threshold, force=force, device=device, threads=threads,
-                         batch_rows=batch_rows, shard=_shard(shard))
+                         batch_rows=batch_rows, shard=_shard(shard), need_drift=fail_on_drift is not None)
+    check_fail_on_drift(summary, fail_on_drift)
     check_fail_above(summary, fail_above)
 
 
@@ -366,6 +373,13 @@ def inspect(
         for row in info["iterations"]:
             table.add_row(*[_cell(row.get(c)) for c in present])
         stdout.print(table)
+    if info["kind"] == "scores" and info.get("drift", {}).get("measured"):
+        drift = info["drift"]
+        table = Table("column", "PSI", "encoded column", title=f"drift from the training data ({drift['compared']}; "
+                      f"above {drift['act_above']:g}: worth acting on)", title_justify="left")
+        for c in drift["columns"][:10]:
+            table.add_row(c["column"], f"{c['psi']:.3g}", c["feature"])
+        stdout.print(table, markup=False, highlight=False)
     _report(info["summary"], False, "summary")
 
 

@@ -5,12 +5,13 @@ the model (the same numbers, to the bit) and the network is not loaded."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import as_finite_float32, identity_to_carry
-from deepuad.artifacts.scores import write_scores
+from deepuad.artifacts.scores import drift_fields, write_scores
 from deepuad.artifacts.shard import write_shard
 from deepuad.errors import DataError, InputError, StaleError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
@@ -32,11 +33,15 @@ def score(
     batch_rows=SCORE_BATCH_ROWS,
     shard=None,
     skip_current=False,
+    need_drift=False,
     progress: Progress = no_progress,
 ) -> dict:
     """h(x) for every row of a features artifact, streamed in chunks -> scores artifact. With
     ``shard=(i, n)`` only shard i's rows (``art.shard_rows``) -> scores_shard artifact, which
-    merge_scores joins with the other n - 1 into the scores artifact this would have written."""
+    merge_scores joins with the other n - 1 into the scores artifact this would have written.
+    The scores artifact also holds the drift of these rows from the model's training data
+    (``DriftMeasure``); ``need_drift`` (``--fail-on-drift``): InputError before anything is
+    scored when the model holds no drift reference."""
     check_threshold_options(contamination, threshold)
     if batch_rows < 1:
         raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
@@ -84,6 +89,10 @@ def score(
         if skip_current and existing_artifact_matches(output, "scores" if shard is None else "scores_shard", params, inputs):
             return skipped(output)
         y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
+        drift = None if shard is not None else DriftMeasure(model_path, f, n_rows, features_fp)
+        if need_drift and drift is not None and drift.reference is None and not drift.training_rows:
+            raise InputError(f"holds no drift reference ({NO_REFERENCE}); retrain it with 'deepuad train' to use "
+                             "--fail-on-drift", model_path)
 
         def chunks():
             # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are
@@ -103,9 +112,55 @@ def score(
                     raise DataError(f"scoring rows {begin}..{end - 1} with {model_path} gave NaN or infinite scores "
                                     f"(largest |x| in them: {float(np.abs(chunk).max()):.3g}; values too large for this model?)",
                                     features_path)
+                if drift is not None and drift.counter is not None:
+                    drift.counter.add(chunk, values, begin)
                 yield begin - start, values
 
         if shard is None:
-            return write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress,
-                                identity=identity_to_carry(f, features_path))
+            summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress,
+                                   identity=identity_to_carry(f, features_path), drift=drift)
+            # drift when measured (inspect says why not): else the summary is merge-scores' own
+            return {**summary, **(drift_fields(drift.stored) if drift.stored["measured"] else {})}
         return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
+
+
+# why a model may hold no drift reference
+NO_REFERENCE = "made before deepuad stored one, or by DeepUAD.save"
+
+
+class DriftMeasure:
+    """The drift of the rows being scored from the model's training data: ``counter`` counts
+    them chunk by chunk as they are scored (None when there is nothing to measure: the model's
+    own training features, or a model without a drift reference, ``reason``); called by
+    ``write_scores`` with every score, it gives the stored summary and the PSI per column."""
+
+    def __init__(self, model_path, features: h5py.File, n_rows: int, features_fingerprint: str):
+        from deepuad.estimators.drift import DriftCounter
+        from deepuad.inputs.decoding import Decoder
+
+        self.counter, self.stored = None, None
+        with art.open_artifact(model_path, "model") as model:
+            self.training_rows = art.inputs_of(model).get("features", {}).get("fingerprint") == features_fingerprint
+        self.reference = None if self.training_rows else model_artifact.read_drift_reference(model_path)
+        self.reason = ("these are the rows the model was trained on" if self.training_rows
+                       else f"the model holds no drift reference ({NO_REFERENCE})" if self.reference is None else "")
+        if self.reference is None:
+            return
+        width = features["X"].shape[1]
+        if self.reference["edges"].shape[0] != width:
+            return  # a width the model does not take: score refuses it next
+        self.names = [str(name) for name in art.read_strings(features, "feature_names")]
+        try:
+            self.groups = Decoder(art.read_json(features, "encoding"), width).groups
+        except ValueError:  # an encoding explain and top would refuse: drift is per column of X then
+            self.groups = [(name, column, column + 1) for column, name in enumerate(self.names)]
+        self.counter = DriftCounter(self.reference, n_rows)
+
+    def __call__(self, scores: np.ndarray) -> tuple[dict, np.ndarray | None]:
+        from deepuad.estimators import drift
+
+        if self.counter is None:
+            self.stored = {"measured": False, "reason": self.reason}
+            return self.stored, None
+        self.stored, column_psi = drift.summary(self.counter, scores, self.groups, self.names, self.reference["rows"])
+        return self.stored, column_psi

@@ -118,7 +118,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     if world.is_root:
         # one process scored the rows in score's own batches (DeepUAD._all_scores): score takes these
         _save(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
-              complete=True, final_metrics=final, training_scores=None if world.distributed else detector.decision_scores_)
+              complete=True, final_metrics=final, training_scores=None if world.distributed else detector.decision_scores_,
+              drift_reference=_drift_reference(X, detector.decision_scores_, detector.threshold_))
     world.barrier()  # no rank exits (and so ends the torchrun job) before the model is written
     last = detector.iterations_[-1]
     summary = {
@@ -145,8 +146,19 @@ def _label_diagnostics(y: np.ndarray, scores: np.ndarray, selected: np.ndarray) 
     return metrics
 
 
+def _drift_reference(X, scores: np.ndarray, cut: float) -> dict:
+    """The bins ``score`` measures drift against, learned on evenly spaced training rows (a
+    bounded sample: X may be an HDF5 dataset of any size), those scoring at most ``cut`` (the
+    model's threshold) for the columns."""
+    from deepuad.estimators import drift
+    from deepuad.estimators.detector import take_rows
+
+    rows = drift.reference_rows(len(X))
+    return {**drift.fit_reference(take_rows(X, rows), scores[rows], cut), "rows": len(rows)}
+
+
 def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None,
-          training_scores=None) -> None:
+          training_scores=None, drift_reference=None) -> None:
     """The detector's own state (``get_state``) into a model artifact: a checkpoint, or
     (``complete``) the trained model."""
     arrays, state = detector.get_state()
@@ -154,7 +166,7 @@ def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, comp
                     "activation": detector.activation}
     model_artifact.write(path, arrays, state, architecture, params, inputs, encoding_fp, diagnostics, n_rows, complete,
                          detector.stop_reason_, final_metrics, getattr(detector, "contamination_", None),
-                         training_scores, SCORE_BATCH_ROWS)
+                         training_scores, SCORE_BATCH_ROWS, drift_reference)
 
 
 def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
