@@ -87,8 +87,10 @@ def register(app: typer.Typer) -> None:
         fmt = answer_stages.output_format(fmt, output, sys.stdout.isatty() and not as_json)
         if output is not None:
             from deepuad.artifacts import check_output_path
+            from deepuad.stages._common import check_not_an_input
 
             check_output_path(output, [scores, features, model])
+            check_not_an_input(output, [scores, features, model])
         result = answer_stages.top(scores, features, None if flagged else n, flagged, force, explain, model)
         if output is not None:
             written = answer_stages.write_rows(result, fmt, output)

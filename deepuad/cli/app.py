@@ -113,7 +113,23 @@ class _Reporter:
             self.tasks[description] = self.bar.add_task(description, total=total or None)
         self.bar.update(self.tasks[description], completed=completed, total=total or None)
 
+OUTPUT_ARGUMENTS = ("output", "plots_dir")
+
+
+def stage_inputs(kwargs: dict) -> list:
+    """The files a stage is given: every path among its arguments but its outputs."""
+    paths = []
+    for name, value in kwargs.items():
+        if name not in OUTPUT_ARGUMENTS:
+            paths += [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, os.PathLike)]
+    return paths
+
+
 def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
+    from deepuad.stages._common import check_not_an_input
+
+    for name in OUTPUT_ARGUMENTS:  # before any work: the output must be none of the files the stage reads
+        check_not_an_input(kwargs.get(name), stage_inputs(kwargs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _Reporter(enabled=not state["quiet"] and not as_json) as reporter:

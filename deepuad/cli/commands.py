@@ -299,7 +299,7 @@ def run(
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
     for target in (output_dir, f, c, m, s):  # before the folder is made: a refused command leaves nothing behind
         if is_same_or_inside(target, input):
-            raise OutputError(f"is, or is inside, the input {input}; writing there would change that input: "
+            raise OutputError(f"is, or is inside, {input}, an input of this command; writing there would change it: "
                               "choose another folder", target)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -32,15 +32,17 @@ RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
 
 def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
     """The ``role`` file given, else the one the scores file records (as recorded, or beside it)."""
+    from deepuad.stages._common import recorded_file
+
     if given is not None:
         return Path(given)
     recorded = (scores_inputs.get(role) or {}).get("path")
     if not isinstance(recorded, str) or not recorded:
         raise UsageError(f"{scores_path} records no {role} file; pass --{role}")
-    for candidate in (Path(recorded), Path(scores_path).parent / Path(recorded).name):
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+    found = recorded_file(scores_path, scores_inputs, role)
+    if found is None:
+        raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+    return found
 
 
 def _text(value):
