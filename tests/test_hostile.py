@@ -137,7 +137,7 @@ def test_evaluate_plots_refuse_a_folder_where_they_would_replace_an_input(tmp_pa
     plots = tmp_path / "plots"
     plots.mkdir()
     scores = copy(built, "scores", plots / "metrics.json")  # an input with the name evaluate writes
-    refuses(capsys, ["evaluate", scores, "--plots", plots], 6, "plots would replace", plots, tmp_path)
+    refuses(capsys, ["evaluate", scores, "--plots", plots], 6, "holds", plots, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "link-to-device", "socket"])

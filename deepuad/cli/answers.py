@@ -128,6 +128,11 @@ def register(app: typer.Typer) -> None:
         from deepuad.stages import answers as answer_stages
         from deepuad.cli.app import _emit, state, stdout, strict_json
 
+        from deepuad.stages._common import check_not_an_input
+
+        if rows and scores is not None:
+            raise UsageError("--scores ranks the rows for --top; with --rows it is not read")
+        check_not_an_input(plots, [model, features, scores])
         result = answer_stages.explain(model, features, _ids(rows), top_n, scores, k, plots, force)
         if as_json:
             _emit(strict_json(result))
@@ -147,6 +152,11 @@ def register(app: typer.Typer) -> None:
             stdout.print(table)
         for path in result.get("plots", []):
             stdout.print(f"wrote {path}", markup=False, highlight=False)
+        if result.get("plots_not_drawn"):
+            from deepuad.stages.plots import MAX_PLOTS
+
+            stdout.print(f"{result['plots_not_drawn']} more rows not drawn: --plots draws at most {MAX_PLOTS} per run",
+                         markup=False, highlight=False)
 
 
 def _print_table(result: dict, console) -> None:

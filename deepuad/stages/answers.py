@@ -20,7 +20,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts.features import read_identity
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
-from deepuad.errors import DataError, InputError, OutputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, StaleError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
@@ -307,35 +307,31 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     result = {"model": str(model_path), "features": str(features_path), "score": detector.score,
               "method": METHOD, "rows": out_rows}
     if plots_dir is not None:
-        result["plots"] = plot_explanations(out_rows, Path(plots_dir), [model_path, features_path, scores_path])
+        result.update(plot_explanations(out_rows, Path(plots_dir)))
     return result
 
 
-def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
-    """One horizontal bar chart per row: each column's share of the row's score (``explain_rows``), labelled
-    with the row's value and the expected one. File names come from the rank (or row) and id."""
+def plot_explanations(rows: list[dict], folder: Path) -> dict:
+    """One horizontal bar chart per row, at most ``plots.MAX_PLOTS`` (the first rows): each
+    column's share of the row's score (``explain_rows``), labelled with the row's value and the expected one.
+    File names come from the rank (or row) and id. The folder is written as one set
+    (``plots.plot_folder``)."""
     from deepuad.stages import plots
 
-    for source in inputs:
-        if source is not None and Path(source).suffix.lower() == ".png" and art.is_same_or_inside(Path(source), folder):
-            raise OutputError(f"holds {source}, an input of this command that a plot would replace; choose another folder", folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create folder: {error.strerror}", folder) from None
-    plt = plots._pyplot()
-    written = []
-    for entry in rows:
-        columns = entry["columns"][::-1]
-        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(columns) + 1.4))
-        ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
-        ax.set_yticks(range(len(columns)))
-        ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
-        ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
-        label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
-        written.append(plots._save(fig, folder / f"explain_{label}_{safe}.png"))
-    return written
+    with plots.plot_folder(folder) as draft:
+        plt = plots._pyplot()
+        drawn = []
+        for entry in rows[: plots.MAX_PLOTS]:
+            columns = entry["columns"][::-1]
+            fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(columns) + 1.4))
+            ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
+            ax.set_yticks(range(len(columns)))
+            ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
+            ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
+            label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
+            drawn.append(plots._save(fig, draft / f"explain_{label}_{safe}.png"))
+    return {"plots": [str(folder / Path(path).name) for path in drawn], "plots_not_drawn": max(0, len(rows) - plots.MAX_PLOTS)}
 
 
 def _short(value, width: int = 24) -> str:
