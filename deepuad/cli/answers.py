@@ -70,6 +70,7 @@ def _cell(value) -> str:
 def register(app: typer.Typer) -> None:
     @app.command(help=TOP_HELP, epilog=TOP_EXAMPLES)
     def top(
+        ctx: typer.Context,
         scores: Path = typer.Argument(..., help="A scores file from 'deepuad score' (or merge-scores, baseline)."),
         features: Optional[Path] = typer.Option(None, "--features", help="The features file the scores came from [default: the one the scores file records]."),
         n: int = typer.Option(20, "-n", "--n", help="How many rows, highest score first."),
@@ -84,6 +85,10 @@ def register(app: typer.Typer) -> None:
         from deepuad.stages import answers as answer_stages
         from deepuad.cli.app import _emit, state, stdout, strict_json
 
+        if flagged and ctx.get_parameter_source("n").name == "COMMANDLINE":
+            raise UsageError("give -n or --flagged, not both (--flagged shows every flagged row)")
+        if model is not None and not explain:
+            raise UsageError("--model is read only with --explain K")
         fmt = answer_stages.output_format(fmt, output, sys.stdout.isatty() and not as_json)
         if output is not None:
             from deepuad.artifacts import check_output_path
