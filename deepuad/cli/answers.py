@@ -167,13 +167,13 @@ def register(app: typer.Typer) -> None:
 def _print_table(result: dict, console) -> None:
     from rich.table import Table
 
-    from deepuad.stages.answers import RESERVED
+    from deepuad.stages.answers import RESERVED, cell
 
     fixed = [c for c in result["columns"] if c in RESERVED]
     data = [c for c in result["columns"] if c not in fixed]
 
     def width(column):  # what a column takes: its widest cell or header, plus borders
-        return 3 + max([len(column)] + [len(_cell(row.get(column))) for row in result["rows"]])
+        return 3 + max([len(column)] + [len(_cell(cell(row, column))) for row in result["rows"]])
 
     room = console.width - sum(min(width(c), 40) for c in fixed)
     shown = []
@@ -192,7 +192,7 @@ def _print_table(result: dict, console) -> None:
     for column in fixed + shown:
         table.add_column(column, no_wrap=column != "why", overflow="fold")
     for row in result["rows"]:
-        table.add_row(*(_cell(row.get(c)) for c in fixed + shown))
+        table.add_row(*(_cell(cell(row, c)) for c in fixed + shown))
     console.print(table)
 
 

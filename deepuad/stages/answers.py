@@ -159,10 +159,7 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         for name, values in features["per_row"].items():
             out[name] = values[position]
         if explanations is not None:
-            from deepuad.estimators.explain import why
-
-            out["why"] = why(explanations[position])
-            out["explanation"] = explanations[position]["columns"]
+            out["why"] = explanations[position]["columns"]  # structured in JSON; one line in a flat cell (``cell``)
         out.update({names[column]: value for column, value in decoded[position].items()})
         rows.append(out)
     columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
@@ -187,8 +184,19 @@ def output_format(fmt: str | None, output, is_terminal: bool) -> str:
     return "table" if is_terminal else "csv"
 
 
+def cell(row: dict, column: str):
+    """A row's value in ``column`` as a flat cell (CSV, Parquet, a table): the ``why`` column's
+    per-column records as one line."""
+    value = row.get(column)
+    if column == "why" and isinstance(value, list):
+        from deepuad.estimators.explain import why
+
+        return why({"columns": value})
+    return value
+
+
 def _flat(row: dict, columns: list[str]) -> list:
-    return [row.get(column) for column in columns]
+    return [cell(row, column) for column in columns]
 
 
 def write_csv(result: dict, handle) -> None:
@@ -209,7 +217,7 @@ def parquet_bytes(result: dict) -> bytes:
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
         raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
-    columns = {column: [row.get(column) for row in result["rows"]] for column in result["columns"]}
+    columns = {column: [cell(row, column) for row in result["rows"]] for column in result["columns"]}
     try:
         table = pa.table({name: pa.array(values) for name, values in columns.items()})
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed numbers and text: all text
