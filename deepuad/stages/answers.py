@@ -58,7 +58,7 @@ def _text(value):
 def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
     and fingerprints. Only those rows of X are read."""
-    from deepuad.estimators.detector import take_rows
+    from deepuad.estimators.rows import take_rows
     from deepuad.artifacts.features import as_finite_float32
 
     rows = np.asarray(rows, dtype=np.int64)
