@@ -313,6 +313,10 @@ HELP_CONSTRAINTS = [
     (["baseline", "{features}", "--method", "ae", "--batch-size", "0"], "--batch-size"),
     (["baseline", "{features}", "--method", "ae", "--activation", "x"], "--activation"),
     (["run", "{table}", "-o", "{out}", "--p", "40", "--p0", "35"], "below --p0"),
+    (["run", "{table}", "-o", "{out}", "--lr", "-1"], "--lr must be"),  # each stage's options: no features.h5 left
+    (["run", "{table}", "-o", "{out}", "--reselect-sample", "-5"], "--reselect-sample must be"),
+    (["run", "{table}", "-o", "{out}", "--contamination", "0.9"], "--contamination"),
+    (["run", "{table}", "-o", "{out}", "--scale", "x"], "--scale"),
     (["top", "{scores}", "--flagged", "-n", "3"], "not both"),
     (["top", "{scores}", "--model", "{model}"], "--explain"),
     (["explain", "{model}", "{features}", "--rows", "1", "--scores", "{scores}"], "--scores"),

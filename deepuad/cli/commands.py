@@ -305,13 +305,20 @@ def run(
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(training, min_fraction, seed, score=score, paper=paper)
+    from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.selection import check_initial_selection
+    from deepuad.inputs.arrays import SCALERS
+    from deepuad.stages._common import check_threshold_options
     from deepuad.stages.cluster import as_option
 
-    try:
-        check_initial_selection(p0=p0)
+    try:  # every stage's options, checked as each stage would: a bad --lr must not leave features.h5 behind
+        check_initial_selection(method=method, p0=p0, n_clusters=clusters, percentile_over=options["percentile_over"],
+                                min_fraction=min_fraction)
+        DeepUAD(**options).check_params()
     except ValueError as error:
         raise UsageError(as_option(str(error))) from None
+    check_threshold_options(contamination, None)
+    check_option("--scale", scale, lambda v: v is None or v in SCALERS, "one of " + ", ".join(SCALERS))
     refuse_unused(ctx, method, CLUSTER_METHOD_OPTIONS)
     check_option("--p", options["p"], lambda v: v < p0, f"below --p0 ({p0:g}): re-selection is stricter than the initial one")
     from deepuad.artifacts import is_same_or_inside

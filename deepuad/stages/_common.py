@@ -205,7 +205,8 @@ def skipped(output) -> dict:
 
 
 # an estimator's parameter -> the option that sets it, where the names differ
-OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
+OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance",
+           "reselect_fit_sample": "--reselect-sample"}
 
 
 def as_option(message: str) -> str:
