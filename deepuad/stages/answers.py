@@ -339,7 +339,8 @@ def plot_explanations(rows: list[dict], folder: Path) -> dict:
             label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
             safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
             drawn.append(plots._save(fig, draft / f"explain_{label}_{safe}.png"))
-    return {"plots": [str(folder / Path(path).name) for path in drawn], "plots_not_drawn": max(0, len(rows) - plots.MAX_PLOTS)}
+    left_out = len(rows) - len(drawn)
+    return {"plots": [str(folder / Path(path).name) for path in drawn], **({"plots_not_drawn": left_out} if left_out else {})}
 
 
 def _short(value, width: int = 24) -> str:

@@ -87,7 +87,7 @@ def _draw(folder: Path, scores, y, threshold, iterations, videos, summary: dict)
             for name in chosen:
                 rows = np.flatnonzero(names == name)
                 drawn.append(plots.video_scores(name, scores[rows], y[rows], draft))
-        added = {"plots": [str(folder / Path(path).name) for path in drawn], "plots_not_drawn": left_out}
+        added = {"plots": [str(folder / Path(path).name) for path in drawn], **({"plots_not_drawn": left_out} if left_out else {})}
         text = json.dumps({**summary, **added}, indent=2, sort_keys=True, default=str, allow_nan=False)  # metrics are finite or None
         art.write_file_atomically(draft / "metrics.json", lambda handle: handle.write(text.encode()))
     return added
