@@ -213,7 +213,8 @@ def test_score_refuses_differently_encoded_features(tmp_path, capsys, built):
 def test_every_clustering_method_through_the_cli(tmp_path, capsys, table, method):
     f, c = tmp_path / "f.h5", tmp_path / "c.h5"
     run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", f)
-    extra = ["--thres", "auto", "--min-clus", "5"] if method == "distribution" else ["--clusters", "6"]
+    extra = {"kmeans": ["--clusters", "6"], "hdbscan": ["--min-cluster-size", "5"],  # each method's own options
+             "distribution": ["--thres", "auto", "--min-clus", "5"]}[method]
     code, out, err = run_cli(capsys, "cluster", f, "--method", method, "--p0", "35", "-o", c, "--json", *extra)
     assert code == 0, err
     summary = json.loads(out)

@@ -122,13 +122,13 @@ def test_run_and_extract_refuse_to_write_into_what_they_read(tmp_path, capsys, b
     folder.mkdir()
     shutil.copy(built["table"], folder / "features.h5")  # a CSV under the name run gives its first artifact
     refuses(capsys, ["run", folder / "features.h5", "-o", folder, "--label-column", "label", "--anomaly-values", "bad"],
-            6, "would change that input", folder / "features.h5", tmp_path)
+            6, "an input of this command", folder / "features.h5", tmp_path)
     videos = tmp_path / "videos"
     videos.mkdir()
     np.save(videos / "v1.npy", np.random.default_rng(0).normal(size=(8, 4)))
-    refuses(capsys, ["run", videos, "-o", videos], 6, "would change that input", videos, tmp_path)
-    refuses(capsys, ["run", videos, "-o", videos / "out"], 6, "would change that input", None, tmp_path)
-    refuses(capsys, ["extract", videos, "-o", videos / "v.features.h5"], 6, "is also an input", None, tmp_path)
+    refuses(capsys, ["run", videos, "-o", videos], 6, "an input of this command", videos, tmp_path)
+    refuses(capsys, ["run", videos, "-o", videos / "out"], 6, "an input of this command", None, tmp_path)
+    refuses(capsys, ["extract", videos, "-o", videos / "v.features.h5"], 6, "an input of this command", None, tmp_path)
     refuses(capsys, ["extract", videos, "--per-video", "-o", videos], 6, "is also an input", None, tmp_path)
 
 
@@ -137,7 +137,7 @@ def test_evaluate_plots_refuse_a_folder_where_they_would_replace_an_input(tmp_pa
     plots = tmp_path / "plots"
     plots.mkdir()
     scores = copy(built, "scores", plots / "metrics.json")  # an input with the name evaluate writes
-    refuses(capsys, ["evaluate", scores, "--plots", plots], 6, "plots would replace", plots, tmp_path)
+    refuses(capsys, ["evaluate", scores, "--plots", plots], 6, "holds", plots, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "link-to-device", "socket"])

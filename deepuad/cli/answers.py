@@ -70,6 +70,7 @@ def _cell(value) -> str:
 def register(app: typer.Typer) -> None:
     @app.command(help=TOP_HELP, epilog=TOP_EXAMPLES)
     def top(
+        ctx: typer.Context,
         scores: Path = typer.Argument(..., help="A scores file from 'deepuad score' (or merge-scores, baseline)."),
         features: Optional[Path] = typer.Option(None, "--features", help="The features file the scores came from [default: the one the scores file records]."),
         n: int = typer.Option(20, "-n", "--n", help="How many rows, highest score first."),
@@ -84,11 +85,17 @@ def register(app: typer.Typer) -> None:
         from deepuad.stages import answers as answer_stages
         from deepuad.cli.app import _emit, state, stdout, strict_json
 
+        if flagged and ctx.get_parameter_source("n").name == "COMMANDLINE":
+            raise UsageError("give -n or --flagged, not both (--flagged shows every flagged row)")
+        if model is not None and not explain:
+            raise UsageError("--model is read only with --explain K")
         fmt = answer_stages.output_format(fmt, output, sys.stdout.isatty() and not as_json)
         if output is not None:
             from deepuad.artifacts import check_output_path
+            from deepuad.stages._common import check_not_an_input
 
             check_output_path(output, [scores, features, model])
+            check_not_an_input(output, [scores, features, model])
         result = answer_stages.top(scores, features, None if flagged else n, flagged, force, explain, model)
         if output is not None:
             written = answer_stages.write_rows(result, fmt, output)
@@ -126,6 +133,11 @@ def register(app: typer.Typer) -> None:
         from deepuad.stages import answers as answer_stages
         from deepuad.cli.app import _emit, state, stdout, strict_json
 
+        from deepuad.stages._common import check_not_an_input
+
+        if rows and scores is not None:
+            raise UsageError("--scores ranks the rows for --top; with --rows it is not read")
+        check_not_an_input(plots, [model, features, scores])
         result = answer_stages.explain(model, features, _ids(rows), top_n, scores, k, plots, force)
         if as_json:
             _emit(strict_json(result))
@@ -145,18 +157,23 @@ def register(app: typer.Typer) -> None:
             stdout.print(table)
         for path in result.get("plots", []):
             stdout.print(f"wrote {path}", markup=False, highlight=False)
+        if result.get("plots_not_drawn"):
+            from deepuad.stages.plots import MAX_PLOTS
+
+            stdout.print(f"{result['plots_not_drawn']} more rows not drawn: --plots draws at most {MAX_PLOTS} per run",
+                         markup=False, highlight=False)
 
 
 def _print_table(result: dict, console) -> None:
     from rich.table import Table
 
-    from deepuad.stages.answers import RESERVED
+    from deepuad.stages.answers import RESERVED, cell
 
     fixed = [c for c in result["columns"] if c in RESERVED]
     data = [c for c in result["columns"] if c not in fixed]
 
     def width(column):  # what a column takes: its widest cell or header, plus borders
-        return 3 + max([len(column)] + [len(_cell(row.get(column))) for row in result["rows"]])
+        return 3 + max([len(column)] + [len(_cell(cell(row, column))) for row in result["rows"]])
 
     room = console.width - sum(min(width(c), 40) for c in fixed)
     shown = []
@@ -175,7 +192,7 @@ def _print_table(result: dict, console) -> None:
     for column in fixed + shown:
         table.add_column(column, no_wrap=column != "why", overflow="fold")
     for row in result["rows"]:
-        table.add_row(*(_cell(row.get(c)) for c in fixed + shown))
+        table.add_row(*(_cell(cell(row, c)) for c in fixed + shown))
     console.print(table)
 
 

@@ -30,6 +30,7 @@ app = typer.Typer(
     name="deepuad",
     help="Deep end-to-end unsupervised anomaly detection, in stages: extract -> cluster -> train -> score.",
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
@@ -38,21 +39,85 @@ app = typer.Typer(
 def _stdout_closed() -> OutputError:
     """The error for a reader that went away (``deepuad inspect F | head -1``). Not an OSError:
     click turns a broken pipe into a silent exit 1, and rich into SystemExit(1)."""
-    # the rest goes to /dev/null, so that Python's own flush at exit fails no more
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _silence_stdout()
     return OutputError("standard output was closed before all output was written (broken pipe)")
+
+
+def _silence_stdout() -> None:
+    """Point standard output's file descriptor at /dev/null, so that what is still buffered, and
+    Python's own flush at exit, fail no more. (A stream without a descriptor, as in-process
+    callers and tests give, is left alone.)"""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        target = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, target)
+        os.close(null)
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: every write that fails says so as an OutputError
+    (exit 6, one line), whoever writes (print, csv, rich, click's help). A closed pipe
+    (``| head -1``), a closed descriptor (``>&-``: Python then has no sys.stdout at all) and a
+    full device (``> /dev/full``) all end the same way."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if isinstance(text, str) and not text:  # click probes with write(""): nothing to write, nothing to fail
+            return 0
+        return self._call("write", text)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            self._call("flush")
+
+    def _call(self, name: str, *args):
+        if self.stream is None:
+            raise OutputError("standard output is closed (>&-): nowhere to write; redirect it to a file, "
+                              "or pass -o FILE where the command offers it")
+        try:
+            return getattr(self.stream, name)(*args)
+        except BrokenPipeError:
+            raise _stdout_closed() from None
+        except OSError as error:  # ENOSPC from /dev/full, EIO, ...
+            _silence_stdout()
+            raise OutputError(f"standard output cannot be written: {error.strerror or error}") from None
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def fileno(self) -> int:
+        if self.stream is None:
+            raise OSError("standard output is closed")
+        return self.stream.fileno()
+
+    def __getattr__(self, name):  # encoding, errors, buffer, ...
+        if self.stream is None:
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _guarded_stdout():
+    """Install _Stdout for the length of a command; in-process callers get theirs back."""
+    previous = sys.stdout
+    sys.stdout = _Stdout(previous)
+    try:
+        yield
+    finally:
+        sys.stdout = previous
+
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         raise _stdout_closed()
 
+
 def _emit(text: str) -> None:
     """One line on stdout (the --json summary)."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        raise _stdout_closed() from None
+    print(text, flush=True)
+
 
 stdout = _Console(soft_wrap=True)
 
@@ -88,10 +153,12 @@ def _global(
                          "(score scales out with --shard I/N)")
 
 class _Reporter:
-    """Rich progress on stderr; silent with --quiet or --json."""
+    """Rich progress on stderr; silent with --quiet or --json, and where stderr is not a terminal
+    (a bar means nothing in a log, and rich ends it with a line break that would open the
+    error line)."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled
+        self.enabled = enabled and stderr.is_terminal
         self.tasks: dict[str, int] = {}
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -114,7 +181,23 @@ class _Reporter:
             self.tasks[description] = self.bar.add_task(description, total=total or None)
         self.bar.update(self.tasks[description], completed=completed, total=total or None)
 
+OUTPUT_ARGUMENTS = ("output", "plots_dir")
+
+
+def stage_inputs(kwargs: dict) -> list:
+    """The files a stage is given: every path among its arguments but its outputs."""
+    paths = []
+    for name, value in kwargs.items():
+        if name not in OUTPUT_ARGUMENTS:
+            paths += [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, os.PathLike)]
+    return paths
+
+
 def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
+    from deepuad.stages._common import check_not_an_input
+
+    for name in OUTPUT_ARGUMENTS:  # before any work: the output must be none of the files the stage reads
+        check_not_an_input(kwargs.get(name), stage_inputs(kwargs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with _Reporter(enabled=not state["quiet"] and not as_json) as reporter:
@@ -153,22 +236,20 @@ def _report(summary: dict, as_json: bool, title: str) -> None:
     stdout.print(table)
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
     previous_sigterm = _terminate_like_ctrl_c()
     state["terminated"] = False
     try:
-        code = app(args=argv, prog_name="deepuad", standalone_mode=False)
-        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
-            _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
-        _flush_stdout()
+        with _guarded_stdout():
+            code = _invoke(argv)
+            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
+                _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
+            sys.stdout.flush()  # now, so that a closed pipe is reported here and not at interpreter exit
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
         _fail(str(error), error.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except BrokenPipeError:
-        error = _stdout_closed()
-        _fail(str(error), error.exit_code)
     except (typer.Abort, KeyboardInterrupt) as error:
         cause = error.__cause__ or error.__context__ if isinstance(error, typer.Abort) else error
         if isinstance(cause, EOFError):  # click turns an EOFError into Abort: a reader that missed one, not Ctrl-C
@@ -178,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
     except Exception as error:
         if _is_click_usage_error(error):
-            _fail(error.format_message().replace("\n", " "), getattr(error, "exit_code", EXIT_USAGE))
+            _fail(_usage_message(error, argv), getattr(error, "exit_code", EXIT_USAGE))
         # anything else is a bug: one line unless --debug
         if "--debug" in argv:
             traceback.print_exc()
@@ -188,18 +269,87 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
 
+GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
+
+
+def _invoke(argv: list[str]):
+    """The app on ``argv``. Bare ``deepuad`` prints the help on stdout (exit 2, as click's
+    no_args_is_help), not as an error line."""
+    try:
+        return app(args=argv, prog_name="deepuad", standalone_mode=False)
+    except Exception as error:
+        if type(error).__name__ != "NoArgsIsHelpError":
+            raise
+        print(error.format_message())
+        return EXIT_USAGE
+
+
+def _globals_first(argv: list[str]) -> list[str]:
+    """``deepuad extract x.csv --quiet`` as ``deepuad --quiet extract x.csv``: the global flags
+    are accepted after the command too. A token that is the value of the command's own option
+    (``--drop --quiet``) stays where it is, and nothing after ``--`` moves."""
+    position = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
+    group = typer.main.get_command(app)
+    if position is None or argv[position] not in group.commands:
+        return argv
+    takes_value = {name for param in group.commands[argv[position]].params
+                   if getattr(param, "param_type_name", "") == "option" and not param.is_flag and not param.count
+                   for name in param.opts}
+    moved, kept, previous = [], [], ""
+    for index, token in enumerate(argv[position + 1:], position + 1):
+        if token == "--":
+            kept += argv[index:]
+            break
+        if token in GLOBAL_FLAGS and previous not in takes_value:
+            moved.append(token)
+        else:
+            kept.append(token)
+        previous = token
+    return argv[:position] + moved + [argv[position]] + kept
+
+
+def _usage_message(error, argv: list[str]) -> str:
+    """Click's message on one line; an option of a command given before the command (``deepuad
+    --json inspect F``) is told where it goes."""
+    message = " ".join(error.format_message().split())
+    option = getattr(error, "option_name", None)
+    group = typer.main.get_command(app)
+    command = next((token for token in argv if token in group.commands), None)
+    if option in argv and command is not None and argv.index(option) < argv.index(command) \
+            and any(option in param.opts for param in group.commands[command].params):
+        message += f" (an option of '{command}': put it after the command, e.g. deepuad {command} ... {option})"
+    return message
+
+
 def entry(argv: list[str] | None = None) -> None:
     """The process entry (the ``deepuad`` script, ``python -m deepuad``): ``main``, then no signal
     handling while the interpreter exits. By then the command has finished and chosen its exit
     status; a Ctrl-C or SIGTERM landing in Python's own shutdown would print a traceback from
     whatever finaliser it interrupts ("Exception ignored in ...") or kill the process with another
     status. ``main`` alone is for in-process callers, whose handlers it leaves as they were."""
+    _hold_closed_stdout()
     try:
         main(argv)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(signum, signal.SIG_IGN)
+
+
+def _hold_closed_stdout() -> None:
+    """Under ``>&-`` descriptor 1 is free, and the next file opened (an output being written)
+    would get it: whatever writes to descriptor 1 would then write into that file. /dev/null
+    takes it instead; Python's sys.stdout stays None, so a command that prints still fails as
+    on a closed stdout (exit 6)."""
+    if sys.stdout is not None:
+        return
+    with contextlib.suppress(OSError):
+        os.fstat(1)
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        if descriptor != 1:
+            os.close(descriptor)
 
 
 def _is_click_usage_error(error: Exception) -> bool:
@@ -218,14 +368,6 @@ def _terminate_like_ctrl_c():
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             return signal.signal(signal.SIGTERM, handler)
     return None
-
-def _flush_stdout() -> None:
-    """Flush now, so that a closed pipe is reported here and not as an "Exception ignored" at
-    interpreter exit."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise _stdout_closed() from None
 
 def _fail(message: str, code: int) -> None:
     stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)

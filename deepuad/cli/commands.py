@@ -15,7 +15,8 @@ from deepuad.errors import OutputError, UsageError
 from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
-    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
+    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
+    BASELINE_METHOD_OPTIONS, CLUSTER_METHOD_OPTIONS, check_option, refuse_unused,
 )
 
 
@@ -103,6 +104,7 @@ Paper values (Table 9): MNIST 0.1/7/1.4, CIFAR-10 and cats-vs-dogs 0.06/5/1.4, v
 
 @app.command(help=CLUSTER_HELP, epilog="Examples: deepuad cluster kdd.features.h5 --p0 35 ; deepuad cluster cifar.features.h5 --method distribution --thres 0.06 --min-clus 5 --max-dist 1.4")
 def cluster(
+    ctx: typer.Context,
     features: Path = typer.Argument(..., help="A features file from 'deepuad extract'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <stem>.clusters.h5]."),
     p0: float = P0_OPTION,
@@ -123,13 +125,24 @@ def cluster(
     neighbors: int = typer.Option(CLUSTERING_DEFAULTS["n_neighbors"], "--neighbors", help="distribution: kNN graph size for seeding."),
     sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
     min_cluster_size: int = typer.Option(CLUSTERING_DEFAULTS["min_cluster_size"], "--min-cluster-size", help="hdbscan: minimum cluster size."),
-    paper: bool = PAPER_OPTION,
+    paper: bool = CLUSTER_PAPER_OPTION,
     seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
 ):
     from deepuad.stages.cluster import cluster as stage
     from deepuad.estimators.params import PAPER_READING
 
+    refuse_unused(ctx, method, CLUSTER_METHOD_OPTIONS)
+    if method == "distribution":  # what the help texts state, before any work (the estimator's own errors are exit 4)
+        check_option("--min-clus", min_clus, lambda v: v >= 0, ">= 0")
+        check_option("--max-dist", max_dist, lambda v: 0 < v <= 4 or (v > 0 and dc_normalize == "none"),
+                     "in (0, 4], a squared distance between unit vectors (any positive value with --dc-normalize none)")
+        check_option("--dc-normalize", dc_normalize, lambda v: v in ("l2", "center-l2", "none"), "one of l2, center-l2, none")
+        check_option("--anchors", anchors, lambda v: v >= 1, ">= 1")
+        check_option("--neighbors", neighbors, lambda v: v >= 1, ">= 1")
+        check_option("--sample", sample, lambda v: v is None or v >= 2, ">= 2 rows")
+    if method == "hdbscan":
+        check_option("--min-cluster-size", min_cluster_size, lambda v: v >= 2, ">= 2")
     percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
     options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
     if method == "distribution":
@@ -226,6 +239,7 @@ def merge_scores(
 
 @app.command(epilog="Example: deepuad baseline train.features.h5 --method iforest --score-features test.features.h5 --contamination 0.2")
 def baseline(
+    ctx: typer.Context,
     features: Path = typer.Argument(..., help="Features to fit the baseline on."),
     method: str = typer.Option("iforest", "--method", help="iforest, ocsvm, ae (deepuad's autoencoder on all rows, no selection) or dagmm."),
     score_features: Optional[Path] = typer.Option(None, "--score-features", help="Features to score [default: the same]."),
@@ -243,8 +257,12 @@ def baseline(
     as_json: bool = JSON_OPTION,
 ):
     """A baseline detector through the same artifacts: its scores file works with evaluate and plots."""
+    from deepuad.estimators.params import ACTIVATIONS
     from deepuad.stages.baseline import baseline as stage
 
+    refuse_unused(ctx, method, BASELINE_METHOD_OPTIONS)
+    check_option("--batch-size", batch_size, lambda v: v >= 1, ">= 1")
+    check_option("--activation", activation, lambda v: v in ACTIVATIONS, "one of " + ", ".join(ACTIVATIONS))
     _run_stage(stage, as_json, "baseline", features_path=features, method=method, score_features=score_features,
                output=output, contamination=contamination, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                layers=_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
@@ -267,7 +285,8 @@ def evaluate(
 @app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. --epochs 50")
 @with_training_options(after="p0")
 def run(
-    input: Path = typer.Argument(..., help="Raw input for extract (CSV/TSV, .npy, .npz)."),
+    ctx: typer.Context,
+    input: Path = typer.Argument(..., help="Raw input for extract: CSV/TSV with a header (.gz ok), Parquet or Arrow/Feather, .npy, .npz (X, optional y)."),
     output_dir: Path = typer.Option(..., "-o", "--output-dir", help="Folder for features.h5, clusters.h5, model.h5, scores.h5 (created if missing)."),
     label_column: Optional[str] = LABEL_COLUMN_OPTION,
     anomaly_values: Optional[str] = ANOMALY_VALUES_OPTION,
@@ -298,20 +317,29 @@ def run(
 
     # validate before creating the folder: a failed command leaves nothing behind
     options = _train_options(training, min_fraction, seed, score=score, paper=paper)
+    from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.selection import check_initial_selection
+    from deepuad.inputs.arrays import SCALERS
+    from deepuad.stages._common import check_threshold_options
     from deepuad.stages.cluster import as_option
 
-    try:
-        check_initial_selection(p0=p0)
+    try:  # every stage's options, checked as each stage would: a bad --lr must not leave features.h5 behind
+        check_initial_selection(method=method, p0=p0, n_clusters=clusters, percentile_over=options["percentile_over"],
+                                min_fraction=min_fraction)
+        DeepUAD(**options).check_params()
     except ValueError as error:
         raise UsageError(as_option(str(error))) from None
+    check_threshold_options(contamination, None)
+    check_option("--scale", scale, lambda v: v is None or v in SCALERS, "one of " + ", ".join(SCALERS))
+    refuse_unused(ctx, method, CLUSTER_METHOD_OPTIONS)
+    check_option("--p", options["p"], lambda v: v < p0, f"below --p0 ({p0:g}): re-selection is stricter than the initial one")
     from deepuad.artifacts import is_same_or_inside
 
     input = require_exists(input)
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
     for target in (output_dir, f, c, m, s):  # before the folder is made: a refused command leaves nothing behind
         if is_same_or_inside(target, input):
-            raise OutputError(f"is, or is inside, the input {input}; writing there would change that input: "
+            raise OutputError(f"is, or is inside, {input}, an input of this command; writing there would change it: "
                               "choose another folder", target)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

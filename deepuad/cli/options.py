@@ -34,6 +34,10 @@ PAPER_OPTION = typer.Option(
     "score (overrides --percentile-over, --tol and --score).")
 
 
+CLUSTER_PAPER_OPTION = typer.Option(
+    False, "--paper", help="The paper's literal reading of the initial selection: percentile over clusters (overrides --percentile-over).")
+
+
 PERCENTILE_OPTION = typer.Option(
     DEFAULTS["percentile_over"], "--percentile-over",
     help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows (default: measured better); "
@@ -211,3 +215,32 @@ def with_training_options(after: str):
         function.__signature__ = signature.replace(parameters=own[:at] + added + own[at:])
         return function
     return decorate
+
+
+# the options that only some methods use (their help text starts "gmm/kmeans: ...", "ae: ..."):
+# option -> the methods that use it. Given with another method, such an option would be ignored.
+CLUSTER_METHOD_OPTIONS = {
+    "--clusters": ("gmm", "kmeans"), "--covariance": ("gmm",), "--fit-sample": ("gmm", "kmeans", "hdbscan"),
+    "--thres": ("distribution",), "--min-clus": ("distribution",), "--max-dist": ("distribution",),
+    "--dc-normalize": ("distribution",), "--anchors": ("distribution",), "--neighbors": ("distribution",),
+    "--sample": ("distribution",), "--min-cluster-size": ("hdbscan",),
+}
+BASELINE_METHOD_OPTIONS = {
+    "--epochs": ("ae", "dagmm"), "--batch-size": ("ae", "dagmm"), "--lr": ("ae", "dagmm"), "--layers": ("ae",),
+    "--activation": ("ae",), "--max-train-samples": ("ocsvm",),
+}
+
+
+def refuse_unused(ctx: typer.Context, method: str, uses: dict[str, tuple[str, ...]]) -> None:
+    """UsageError for an option typed on the command line that ``--method METHOD`` does not use:
+    ignored, it would leave a run that is not the one asked for."""
+    for param in ctx.command.params:
+        option = next((name for name in param.opts if name in uses), None)
+        if option and method not in uses[option] and ctx.get_parameter_source(param.name).name == "COMMANDLINE":
+            raise UsageError(f"{option} applies to --method {' or '.join(uses[option])} only, not {method}")
+
+
+def check_option(option: str, value, test, requirement: str) -> None:
+    """UsageError "<option> must be <requirement>, got <value>" unless ``test(value)``."""
+    if not test(value):
+        raise UsageError(f"{option} must be {requirement}, got {value!r}")

@@ -58,6 +58,7 @@ from deepuad.estimators import cleaning, parts as score_parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, _check_width, check_array, not_fitted
+from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests and callers import it from here)
 from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION, DEFAULTS, SCORE_BATCH_ROWS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
@@ -650,20 +651,3 @@ def auto_layers(n_features: int) -> tuple[int, ...]:
 def auto_batch_size(n_rows: int) -> int:
     """About 16 steps per epoch on small data (a 1024-row batch would give 1 or 2), 1024 from 16k rows on."""
     return int(min(1024, max(32, n_rows // 16)))
-
-
-def take_rows(X, indices: np.ndarray, block_rows: int = 65536) -> np.ndarray:
-    """``X[indices]`` for sorted indices, as float32. A NumPy array is indexed directly; any other
-    array-like (an HDF5 dataset) is read in contiguous slices that start at a wanted row, since
-    HDF5's fancy indexing is slow on many scattered rows."""
-    if isinstance(X, np.ndarray):
-        return np.ascontiguousarray(X[indices], dtype=np.float32)
-    rows = np.empty((len(indices), X.shape[1]), dtype=np.float32)
-    done = 0
-    while done < len(indices):
-        start = int(indices[done])
-        stop = min(start + block_rows, len(X))
-        end = int(np.searchsorted(indices, stop, side="left"))
-        rows[done:end] = X[start:stop][indices[done:end] - start]
-        done = end
-    return rows

@@ -4,6 +4,7 @@ model for scoring, and ``DeepUAD.save``/``DeepUAD.load``'s model artifact writer
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -17,7 +18,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.errors import DeviceError, InputError, UsageError
+from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS, check_contamination
 
 
@@ -81,6 +82,62 @@ def require_exists(path: str | Path, what: str = "no such file or folder") -> Pa
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror or error}", path) from None
     return path
+
+
+def recorded_file(artifact_path, inputs: dict, role: str) -> Path | None:
+    """The ``role`` file an artifact records among its inputs, where it is now: at the path
+    recorded, else beside the artifact (the two were moved together); None if neither is there
+    or the record is not a path."""
+    source = inputs.get(role) if isinstance(inputs, dict) else None
+    recorded = source.get("path") if isinstance(source, dict) else None
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    for candidate in (Path(recorded), Path(artifact_path).parent / Path(recorded).name):
+        with contextlib.suppress(OSError, ValueError):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def command_inputs(paths) -> dict[Path, str]:
+    """Every file a command may read, each with how it comes to be read: the paths it was
+    given, and the files each deepuad artifact among them records as its inputs (top reads the
+    features and the model its scores file records, evaluate the model). A path that is not a
+    readable artifact contributes only itself: the command's own reading reports what is
+    wrong with it."""
+    found: dict[Path, str] = {}
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        found.setdefault(path, "given on the command line")
+        try:
+            with art.open_artifact(path) as f:
+                inputs = art.inputs_of(f)
+        except DeepUADError:
+            continue
+        for role in inputs if isinstance(inputs, dict) else ():
+            recorded = recorded_file(path, inputs, role)
+            if recorded is not None:
+                found.setdefault(recorded, f"the {role} file that {path} records")
+    return found
+
+
+def check_not_an_input(output, paths) -> None:
+    """OutputError (exit 6) when ``output`` (a file or a folder) is one of ``command_inputs(paths)``,
+    or a folder holding one: writing it would destroy what the command reads. Run before any work."""
+    if output is None:
+        return
+    for source, how in command_inputs(paths).items():
+        if art.is_same_or_inside(output, source):
+            inside = source.is_dir() and Path(output).resolve() != source.resolve()
+            problem = f"lies inside {source}, an input of this command ({how})" if inside \
+                else f"is also an input of this command ({source}, {how})"
+        elif art.is_same_or_inside(source, output):
+            problem = f"is a folder that holds an input of this command ({source}, {how})"
+        else:
+            continue
+        raise OutputError(f"{problem}; writing there would destroy it: choose another output name", output)
 
 
 def resolve_device(device: str) -> str:
@@ -148,7 +205,8 @@ def skipped(output) -> dict:
 
 
 # an estimator's parameter -> the option that sets it, where the names differ
-OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance"}
+OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance",
+           "reselect_fit_sample": "--reselect-sample"}
 
 
 def as_option(message: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts.features import read_identity
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
-from deepuad.errors import DataError, InputError, OutputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, StaleError, UsageError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
@@ -32,15 +32,17 @@ RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
 
 def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
     """The ``role`` file given, else the one the scores file records (as recorded, or beside it)."""
+    from deepuad.stages._common import recorded_file
+
     if given is not None:
         return Path(given)
     recorded = (scores_inputs.get(role) or {}).get("path")
     if not isinstance(recorded, str) or not recorded:
         raise UsageError(f"{scores_path} records no {role} file; pass --{role}")
-    for candidate in (Path(recorded), Path(scores_path).parent / Path(recorded).name):
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+    found = recorded_file(scores_path, scores_inputs, role)
+    if found is None:
+        raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+    return found
 
 
 def _text(value):
@@ -56,7 +58,7 @@ def _text(value):
 def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
     and fingerprints. Only those rows of X are read."""
-    from deepuad.estimators.detector import take_rows
+    from deepuad.estimators.rows import take_rows
     from deepuad.artifacts.features import as_finite_float32
 
     rows = np.asarray(rows, dtype=np.int64)
@@ -157,10 +159,7 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         for name, values in features["per_row"].items():
             out[name] = values[position]
         if explanations is not None:
-            from deepuad.estimators.explain import why
-
-            out["why"] = why(explanations[position])
-            out["explanation"] = explanations[position]["columns"]
+            out["why"] = explanations[position]["columns"]  # structured in JSON; one line in a flat cell (``cell``)
         out.update({names[column]: value for column, value in decoded[position].items()})
         rows.append(out)
     columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
@@ -185,8 +184,19 @@ def output_format(fmt: str | None, output, is_terminal: bool) -> str:
     return "table" if is_terminal else "csv"
 
 
+def cell(row: dict, column: str):
+    """A row's value in ``column`` as a flat cell (CSV, Parquet, a table): the ``why`` column's
+    per-column records as one line."""
+    value = row.get(column)
+    if column == "why" and isinstance(value, list):
+        from deepuad.estimators.explain import why
+
+        return why({"columns": value})
+    return value
+
+
 def _flat(row: dict, columns: list[str]) -> list:
-    return [row.get(column) for column in columns]
+    return [cell(row, column) for column in columns]
 
 
 def write_csv(result: dict, handle) -> None:
@@ -207,7 +217,7 @@ def parquet_bytes(result: dict) -> bytes:
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
         raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
-    columns = {column: [row.get(column) for row in result["rows"]] for column in result["columns"]}
+    columns = {column: [cell(row, column) for row in result["rows"]] for column in result["columns"]}
     try:
         table = pa.table({name: pa.array(values) for name, values in columns.items()})
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed numbers and text: all text
@@ -305,35 +315,32 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     result = {"model": str(model_path), "features": str(features_path), "score": detector.score,
               "method": METHOD, "rows": out_rows}
     if plots_dir is not None:
-        result["plots"] = plot_explanations(out_rows, Path(plots_dir), [model_path, features_path, scores_path])
+        result.update(plot_explanations(out_rows, Path(plots_dir)))
     return result
 
 
-def plot_explanations(rows: list[dict], folder: Path, inputs) -> list[str]:
-    """One horizontal bar chart per row: each column's share of the row's score (``explain_rows``), labelled
-    with the row's value and the expected one. File names come from the rank (or row) and id."""
+def plot_explanations(rows: list[dict], folder: Path) -> dict:
+    """One horizontal bar chart per row, at most ``plots.MAX_PLOTS`` (the first rows): each
+    column's share of the row's score (``explain_rows``), labelled with the row's value and the expected one.
+    File names come from the rank (or row) and id. The folder is written as one set
+    (``plots.plot_folder``)."""
     from deepuad.stages import plots
 
-    for source in inputs:
-        if source is not None and Path(source).suffix.lower() == ".png" and art.is_same_or_inside(Path(source), folder):
-            raise OutputError(f"holds {source}, an input of this command that a plot would replace; choose another folder", folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create folder: {error.strerror}", folder) from None
-    plt = plots._pyplot()
-    written = []
-    for entry in rows:
-        columns = entry["columns"][::-1]
-        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(columns) + 1.4))
-        ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
-        ax.set_yticks(range(len(columns)))
-        ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
-        ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
-        label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
-        written.append(plots._save(fig, folder / f"explain_{label}_{safe}.png"))
-    return written
+    with plots.plot_folder(folder) as draft:
+        plt = plots._pyplot()
+        drawn = []
+        for entry in rows[: plots.MAX_PLOTS]:
+            columns = entry["columns"][::-1]
+            fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(columns) + 1.4))
+            ax.barh(range(len(columns)), [100 * c["share"] for c in columns], color="C3")
+            ax.set_yticks(range(len(columns)))
+            ax.set_yticklabels([f"{c['column']} = {_short(c['value'])}\n(expected {_short(c['expected'])})" for c in columns], fontsize=8)
+            ax.set(xlabel="share of the row's score (%)", title=f"id {_short(entry['id'], 60)}: score {entry['score']:.3g}")
+            label = f"rank-{entry['rank']}" if entry.get("rank") else f"row-{entry['row']}"
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(entry["id"]))[:100]  # ids come from the data
+            drawn.append(plots._save(fig, draft / f"explain_{label}_{safe}.png"))
+    left_out = len(rows) - len(drawn)
+    return {"plots": [str(folder / Path(path).name) for path in drawn], **({"plots_not_drawn": left_out} if left_out else {})}
 
 
 def _short(value, width: int = 24) -> str:

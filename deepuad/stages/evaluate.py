@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,14 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts.safe_read import finite_threshold
 from deepuad.artifacts.scores import read_finite_scores
-from deepuad.errors import DataError, InputError, OutputError
-from deepuad.stages._common import no_progress, Progress
+from deepuad.errors import DataError, InputError
+from deepuad.stages._common import no_progress, Progress, recorded_file
 
 
 def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, progress: Progress = no_progress) -> dict:
     """Metrics of a scores artifact against ground truth (from the scores file itself, or the
-    ``y`` of a features file), and optionally PNG plots plus metrics.json in ``plots_dir``."""
+    ``y`` of a features file), and optionally PNG plots plus metrics.json in ``plots_dir``.
+    Without ground truth there is nothing to measure: DataError (exit 4)."""
     from deepuad.estimators.metrics import binary_metrics
 
     with art.open_artifact(scores_path, "scores") as f:
@@ -25,9 +27,9 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
         threshold = finite_threshold(f, scores_path)
         inputs = art.inputs_of(f)
     source = str(scores_path)
-    features_path = labels_path or inputs.get("features", {}).get("path")
+    features_path = labels_path or recorded_file(scores_path, inputs, "features")
     extra = {}
-    if labels_path is not None or (features_path and Path(features_path).exists()):
+    if features_path is not None:
         try:
             with art.open_artifact(features_path, "features") as f:
                 if labels_path is not None:
@@ -38,40 +40,54 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
         except InputError:
             if labels_path is not None:
                 raise
-    if y is not None and len(y) != len(scores):
+    if y is None:
+        raise DataError("has no labels (y) to evaluate against: pass --labels FEATURES, a features file extracted with "
+                        "--label-column (or --annotations, --labels)", scores_path)
+    if len(y) != len(scores):
         raise DataError(f"has {len(y)} labels but {scores_path} has {len(scores)} scores", source)
     summary: dict = {"scores": str(scores_path), "rows": len(scores), "threshold": threshold,
-                     "flagged": int(is_anomaly.sum()), "labels_from": source if y is not None else None}
-    if y is not None:
-        summary.update(binary_metrics(y, scores, is_anomaly))
-    if plots_dir is None:
-        return summary
-    from deepuad.stages import plots
+                     "flagged": int(is_anomaly.sum()), "labels_from": source}
+    summary.update(binary_metrics(y, scores, is_anomaly))
+    if plots_dir is not None:
+        model_path = model_path or recorded_file(scores_path, inputs, "model")
+        iterations = _iterations(model_path) if model_path is not None else None  # a wrong file fails before any plot
+        summary.update(_draw(Path(plots_dir), scores, y, threshold, iterations, extra.get("video"), summary))
+    return summary
+
+
+def _iterations(model_path) -> list[dict]:
     from deepuad.stages.inspect import describe
 
-    plots_dir = Path(plots_dir)
-    model_path = model_path or inputs.get("model", {}).get("path")
-    for source in (scores_path, labels_path, model_path, features_path):
-        # evaluate writes metrics.json and *.png there: an input with such a name would be replaced
-        if source and (Path(source).name == "metrics.json" or Path(source).suffix.lower() == ".png") \
-                and art.is_same_or_inside(Path(source), plots_dir):
-            raise OutputError(f"holds {source}, an input of this command that the plots would replace; choose another folder",
-                              plots_dir)
-    try:
-        plots_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create folder: {error.strerror}", plots_dir) from None
-    written = [plots.score_histogram(scores, y, threshold, plots_dir)]
-    if y is not None and len(np.unique(y)) == 2:
-        written += plots.roc_pr_curves(y, scores, plots_dir)
-    if model_path and Path(model_path).exists():
-        written.append(plots.iteration_curves(describe(model_path)["iterations"], plots_dir))
-    if "video" in extra:
-        videos = np.asarray([v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in extra["video"]])
-        for name in dict.fromkeys(videos.tolist()):
-            rows = np.flatnonzero(videos == name)
-            written.append(plots.video_scores(name, scores[rows], None if y is None else y[rows], plots_dir))
-    summary["plots"] = written
-    text = json.dumps(summary, indent=2, sort_keys=True, default=str, allow_nan=False)  # metrics are finite or None
-    art.write_file_atomically(plots_dir / "metrics.json", lambda handle: handle.write(text.encode()))
-    return summary
+    with art.open_artifact(model_path, "model"):  # InputError (exit 3) for another kind of artifact
+        pass
+    return describe(model_path)["iterations"]
+
+
+def _draw(folder: Path, scores, y, threshold, iterations, videos, summary: dict) -> dict:
+    """The figures and metrics.json, written into ``folder`` as one set (``plots.plot_folder``);
+    at most MAX_PLOTS video figures, those of the videos with the highest peak score."""
+    from deepuad.stages import plots
+
+    with plots.plot_folder(folder) as draft:
+        drawn = [plots.score_histogram(scores, y, threshold, draft)]
+        if len(np.unique(y)) == 2:
+            drawn += plots.roc_pr_curves(y, scores, draft)
+        if iterations is not None:
+            drawn.append(plots.iteration_curves(iterations, draft))
+        left_out = 0
+        if videos is not None:
+            names = np.asarray([v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in videos])
+            unique = list(dict.fromkeys(names.tolist()))
+            peaks = {name: float(scores[names == name].max()) for name in unique}
+            chosen = sorted(unique, key=lambda name: -peaks[name])[: plots.MAX_PLOTS]
+            left_out = len(unique) - len(chosen)
+            if left_out:
+                warnings.warn(f"drew the {len(chosen)} videos with the highest peak score; {left_out} more are not drawn "
+                              f"(at most {plots.MAX_PLOTS} video plots per run)")
+            for name in chosen:
+                rows = np.flatnonzero(names == name)
+                drawn.append(plots.video_scores(name, scores[rows], y[rows], draft))
+        added = {"plots": [str(folder / Path(path).name) for path in drawn], **({"plots_not_drawn": left_out} if left_out else {})}
+        text = json.dumps({**summary, **added}, indent=2, sort_keys=True, default=str, allow_nan=False)  # metrics are finite or None
+        art.write_file_atomically(draft / "metrics.json", lambda handle: handle.write(text.encode()))
+    return added

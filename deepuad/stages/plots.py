@@ -1,15 +1,84 @@
-"""PNG figures for `deepuad evaluate --plots` (matplotlib, headless; an optional extra).
+"""PNG figures for `deepuad evaluate --plots` and `explain --plots` (matplotlib, headless; an
+optional extra), and the folder they go to.
 
-Each function takes plain arrays and a path, draws one figure and writes it; nothing else.
+Each figure function takes plain arrays and a path, draws one figure and writes it; nothing
+else. ``plot_folder`` makes the set of files atomic: the figures are drawn into a temporary
+folder beside the target, which is renamed into place only when all of them are written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
+import stat
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from deepuad.errors import UsageError
+from deepuad.errors import OutputError, UsageError
+
+# at most this many figures of one kind per run (one per video, one per explained row): a file
+# naming 2,000 videos must not draw 2,000 PNGs. Those left out are counted in the summary.
+MAX_PLOTS = 50
+
+PLOT_FILES = (".png", ".json")  # what a plots folder holds: figures and metrics.json
+
+
+def _replaceable(folder: Path) -> None:
+    """OutputError unless ``folder`` is missing or a folder of earlier plots (figures and
+    metrics.json only), which a new run replaces whole. Anything else in it would be lost."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror or error}", folder) from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutputError("cannot create folder: it exists and is not a folder", folder)
+    others = [entry.name for entry in os.scandir(folder)
+              if not (entry.is_file(follow_symlinks=False) and Path(entry.name).suffix.lower() in PLOT_FILES)]
+    if others:
+        raise OutputError(f"holds {len(others)} entries that are not plots (e.g. {others[0]}), and --plots replaces the "
+                          "folder whole: choose a new or empty folder", folder)
+
+
+@contextlib.contextmanager
+def plot_folder(folder: Path) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to draw into, renamed to ``folder`` when the block
+    ends without error and removed otherwise: an interrupted or failed run leaves no partial
+    folder, and an earlier one (checked by ``_replaceable``) stays as it was."""
+    folder = Path(folder)
+    parent = folder.parent if str(folder.parent) else Path(".")
+    _replaceable(folder)
+    if not parent.is_dir():
+        raise OutputError(f"cannot create folder: folder {parent} does not exist", folder)
+    temporary = parent / f".{folder.name[:200]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        temporary.mkdir()
+    except OSError as error:
+        raise OutputError(f"cannot create folder: {error.strerror or error}", folder) from None
+    try:
+        yield temporary
+        _replaceable(folder)  # again: something may have appeared there while the plots were drawn
+        old = None
+        if folder.exists():
+            old = temporary.with_name(temporary.name + ".old")
+            os.rename(folder, old)
+        try:
+            os.rename(temporary, folder)
+        except BaseException:
+            if old is not None:
+                os.rename(old, folder)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        raise OutputError(f"cannot write the plots: {error.strerror or error}", folder) from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _pyplot():
