@@ -18,8 +18,8 @@ CANDIDATES: dict[str, dict] = {
     "default": {},
     "paper": dict(PAPER_READING),
     # issue 29's candidates (deepuad/estimators/parts.py, cleaning.py), run on the tuning half at seed 0
-    "distance": {"score": "distance"},
     "distance-trim": {"score": "distance", "init_by": "trim", "reselect_by": "trim"},
-    "distance-trim-init": {"score": "distance", "init_by": "trim"},
     "distance-forest": {"score": "distance+forest"},
+    "distance-forest-trim": {"score": "distance+forest", "init_by": "trim", "reselect_by": "trim"},
+    "distance-forest-trim-init": {"score": "distance+forest", "init_by": "trim"},
 }
