@@ -57,10 +57,10 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="distance: mean robust z-score of the log distance to the 5 nearest kept rows and the log squared reconstruction "
-    "error, plus how many kept ranges a row lies beyond the kept rows in its farthest column; combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation "
-    "forest grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); "
-    f"l2, iforest, knn (mean distance to the {DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
+    help="distance+forest: the mean robust z-score of the log distance to the 5 nearest kept rows, the log squared "
+    "reconstruction error and an isolation forest grown on the kept rows, plus how many kept ranges a row lies beyond "
+    "the kept rows in its farthest column; distance: the same without the forest; combined: the log squared error "
+    "(weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn: one part alone.")
 
 
 BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
@@ -189,7 +189,7 @@ ACTIVATION_OPTION = typer.Option(DEFAULTS["activation"], "--activation", help="t
 LOSS_OPTION = typer.Option(DEFAULTS["loss"], "--loss", help="Training loss: mse or cosine.")
 RESELECT_CLUSTERS_OPTION = typer.Option(DEFAULTS["reselect_clusters"], "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error].")
 TOL_OPTION = typer.Option(DEFAULTS["tol"], "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
-CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores].")
+CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share of training rows the model's rule flagged: more than 3 robust sigmas above the median score].")
 
 
 # the training options of train that run offers too: (parameter, type, option)

@@ -10,12 +10,15 @@
     score(x) = distance of x to the final S_train   # higher = more anomalous (see scoring.py)
 
 The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="combined"``, a weighted mean of the robust z-scores of two distances to the kept set: the
-log of the squared reconstruction error (weight 1) and the score of an isolation forest grown on the
-kept rows (weight 2; scoring.py says why and how it was chosen). ``contamination_`` is estimated from the
-training rows' scores (share above median + 3 robust sigma; for the combined score, of the plain
-mean of its parts: ``_scores`` says why) and sets ``threshold_`` unless ``contamination`` is
-given: no guess of the anomaly share is needed.
+``score="distance+forest"``, combines four parts fitted on the kept rows (parts.py: the k-NN
+distance, the log squared error, an isolation forest and the distance beyond the kept range).
+``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
+above the median score; for ``score="combined"`` of the plain mean of its parts: ``_scores`` says
+why); it sets ``threshold_`` unless ``contamination`` is given.
+
+The cleaning: ``reselect_by="variance"`` (the paper's, the default) or ``"trim"`` (cleaning.py: the
+rows within a fence of the kept rows' own scores, so the kept share follows the data); the first
+training set likewise (``init_by``).
 
 Readings of the paper settled here (see docs/fidelity.md):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
