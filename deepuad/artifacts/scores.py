@@ -18,9 +18,11 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts.envelope import Kind, open_artifact, put, register, write_artifact
-from deepuad.artifacts.features import ID_COLUMNS, write_identity
+from deepuad.artifacts.features import ID_COLUMNS, MAX_COLUMNS, write_identity
 from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
+from deepuad.artifacts.schema import Array, Attr, Json, Nullable, Number, Record, Seq, Text
 from deepuad.errors import DataError, InputError
+from deepuad.estimators.params import MAX_CONTAMINATION
 
 
 def no_progress(description: str, completed: int, total: int) -> None:
@@ -149,11 +151,20 @@ def _check_scores(f, path) -> None:
         raise InputError("attribute 'drift' does not describe a drift measurement (corrupt?)", path)
 
 
+# NaN or infinite scores and thresholds are unusable data, refused with exit 4 by
+# read_finite_scores and finite_threshold (docs/exit-codes.md), so they are declared possible here
+SCORE = Array("f", 1, required=True, values=Number(nan=True, infinite=True))
+LABELS = Array("iub", 1, values=Number(0, 1))
 KIND = register(Kind(
     "scores", describe=describe, check=_check_scores,
-    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False), "ids": (1, "OSiu", False),
-              "drift_psi": (1, "f", False)},
-    attrs={"threshold": "num", "contamination": "num", "metrics": "dict", ID_COLUMNS: "list", "drift": "dict"},
+    datasets={"score": SCORE, "is_anomaly": Array("iub", 1, required=True, values=Number(0, 1)), "y": LABELS,
+              "ids": Array("OSiu", 1), f"{ID_COLUMNS}/*": Array("O", 1, length="dim:score:0"),
+              "drift_psi": Array("f", 1, values=Number(0, nan=True))},
+    attrs={"threshold": Attr(Number(nan=True, infinite=True)),
+           "contamination": Attr(Number(0, MAX_CONTAMINATION, low_open=True, nan=True)),  # NaN: a threshold was given
+           "metrics": Attr(Json(Record(other=Nullable(Number(nan=True))))),
+           ID_COLUMNS: Attr(Json(Seq(Text(), max_len=MAX_COLUMNS))),
+           "drift": Attr(Json(Record()))},  # its structure: _check_scores
     same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0), ("ids", 0)]],
     descriptions={
         "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",
