@@ -215,6 +215,12 @@ def test_attribute_contents_are_checked(tmp_path, capsys, built, kind, edit, fie
     assert not (tmp_path / "o.scores.h5").exists()
 
 
+def test_evaluate_with_a_model_that_is_no_model_draws_nothing(tmp_path, capsys, built):
+    refused(capsys, ["evaluate", built["scores"], "--model", built["features"], "--plots", tmp_path / "plots"],
+            "expected model", built["features"])
+    assert not (tmp_path / "plots").exists()
+
+
 def test_selected_indices_beyond_the_rows_are_refused(tmp_path, capsys, built):
     bad = crafted(built, "clusters", tmp_path, lambda f: replace_dataset(f, "selected", np.array([0, 1, 10**6])))
     refused(capsys, ["train", built["features"], bad, "-o", tmp_path / "m.h5", "--epochs", "1"], "selected", bad)
@@ -236,6 +242,50 @@ def test_sixty_thousand_iteration_records_are_refused_fast(tmp_path, capsys, bui
     assert bad.stat().st_size < 10 << 20
     for args in (["score", bad, built["features"], "-o", tmp_path / "o.scores.h5"], ["inspect", bad]):
         refused(capsys, args, "iterations", bad, seconds=5)
+
+
+def test_records_within_the_declared_epochs_are_bounded_too(tmp_path, capsys, built):
+    """Declaring 10^7 epochs does not lift the bound: train takes at most LIMITS["reselections"]."""
+    def edit(f):
+        f.attrs["params"] = json.dumps({**json.loads(f.attrs["params"]), "epochs": 10**7, "r": 1})
+        _iterations(1_500, True)(f)
+
+    bad = crafted(built, "model", tmp_path, edit)
+    refused(capsys, ["inspect", bad], "'iterations' has 1,500 entries, more than 1,002", bad, seconds=5)
+
+
+def test_a_file_of_thousands_of_groups_is_refused_before_they_are_visited(tmp_path, capsys, built):
+    def edit(f):
+        for i in range(5_000):
+            f.create_group(f"padding/{i}")
+
+    bad = crafted(built, "model", tmp_path, edit)
+    refused(capsys, ["score", bad, built["features"], "-o", tmp_path / "o.scores.h5"], "groups and datasets", bad, seconds=2)
+
+
+def _zeros(f, name: str, mib: int) -> None:
+    """A compressed dataset of ``mib`` MiB of zeros, every chunk stored (a few hundred bytes each)."""
+    f.create_dataset(name, shape=(mib << 17,), dtype=np.float64, chunks=(1 << 20,), compression="gzip")
+    f[name][...] = 0.0
+
+
+def test_a_dataset_that_inflates_far_beyond_what_it_stores_is_refused(tmp_path, capsys, built):
+    def edit(f):
+        del f["score"]
+        _zeros(f, "score", 512)
+
+    bad = crafted(built, "scores", tmp_path, edit)
+    refused(capsys, ["top", bad, "--format", "csv"], "more than 100:1", bad)
+
+
+def test_a_model_declaring_far_more_data_than_it_stores_is_refused(tmp_path, capsys, built):
+    """Each dataset under the per-dataset bound, together 100 times the file: a model is read whole."""
+    def edit(f):
+        for index in range(3):
+            _zeros(f, f"scorer/padding{index}", 200)
+
+    bad = crafted(built, "model", tmp_path, edit)
+    refused(capsys, ["inspect", bad], "MiB of data", bad)
 
 
 def test_every_record_of_a_real_training_is_accepted(tmp_path, capsys, built):

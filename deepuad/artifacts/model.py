@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from deepuad.artifacts.envelope import _datasets, inputs_of, Kind, open_artifact, register, write_artifact
-from deepuad.artifacts.safe_read import attr_json, MAX_LAYERS, MAX_WIDTH, read_array
+from deepuad.artifacts.safe_read import attr_json, MAX_INFLATED_BYTES, MAX_INFLATION, MAX_LAYERS, MAX_WIDTH, read_array
 from deepuad.artifacts.schema import (
     Array, Attr, Either, Flag, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value, python_value,
 )
 from deepuad.errors import DataError, InputError
-from deepuad.estimators.params import ACTIVATIONS, MAX_CONTAMINATION
+from deepuad.estimators.params import ACTIVATIONS, LIMITS, MAX_CONTAMINATION
 from deepuad.estimators.scoring import COMPONENTS, FOREST_ARRAYS, SCORES, check_forest
 
 # the score of every row the model was trained on (train's last pass), which ``score`` takes
@@ -39,8 +40,14 @@ MAX_DRIFT_BINS = 64  # train writes 10; a bin index is counted as one byte
 
 
 def _check_model(f: h5py.File, path: Path) -> None:
-    """What the declarations cannot say: iteration t is record t (each with its own selection),
-    no more of them than the training could make, and a finished model's scorer is there."""
+    """What the declarations cannot say: no more data than the file could hold, iteration t is
+    record t (each with its own selection), and a finished model's scorer is there (its forest
+    made of trees of the depth and size its samples allow)."""
+    declared = sum(int(np.prod(d.shape, dtype=np.float64)) * d.dtype.itemsize for _, d in _datasets(f))
+    size = os.stat(path).st_size
+    if declared > MAX_INFLATED_BYTES and declared > MAX_INFLATION * size:  # a model is read whole: all its datasets at once
+        raise InputError(f"declares {declared / 2**20:,.0f} MiB of data in a {size / 2**20:,.1f} MiB file (more than "
+                         f"{MAX_INFLATION}:1; corrupt or crafted?)", path)
     if "iterations" not in f.attrs:
         return
     records, params = attr_json(f, "iterations"), attr_json(f, "params")
@@ -72,10 +79,11 @@ def _check_model(f: h5py.File, path: Path) -> None:
 
 def most_records(f: h5py.File) -> int:
     """The most re-selection records the declared training makes: the initial selection, one
-    every r epochs, and the last epochs'."""
+    every r epochs (train takes at most LIMITS["reselections"]), and the last epochs'."""
     params = attr_json(f, "params")  # checked before "iterations", which this bounds
     epochs, r = params.get("epochs"), params.get("r")
-    return epochs // r + 2 if isinstance(epochs, int) and isinstance(r, int) and r >= 1 else 2
+    reselections = epochs // r if isinstance(epochs, int) and isinstance(r, int) and r >= 1 else 0
+    return min(reselections, LIMITS["reselections"]) + 2
 
 
 def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inputs: dict, encoding_fp: str,

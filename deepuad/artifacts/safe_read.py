@@ -33,8 +33,14 @@ ALLOWED_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h
 MAX_CHUNK_BYTES = 64 << 20  # deepuad writes chunks of about 1 MiB; HDF5 allocates a whole chunk per read
 MAX_ATTRIBUTE_BYTES = 16 << 20  # deepuad's largest attribute is a few KiB of JSON
 MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
+# what a dataset may inflate to: deepuad compresses only X (--compress) and a model's selections,
+# a few to a few tens of times; a small file declaring gigabytes of zeros is crafted
+MAX_INFLATED_BYTES, MAX_INFLATION = 256 << 20, 100
 MAX_JSON_DEPTH = 32  # deepuad's JSON nests 4 levels deep
 MAX_LAYERS, MAX_WIDTH = 64, 1 << 20  # a model's declared architecture; the weights must then match it
+# groups and datasets in one artifact: the largest model (64 layers, Adam's state, 1,002
+# re-selections) holds about 3,300
+MAX_OBJECTS = 4096
 
 
 def check_self_contained(f: h5py.File, path: str | Path) -> None:
@@ -44,6 +50,7 @@ def check_self_contained(f: h5py.File, path: str | Path) -> None:
     path = Path(path)
     links: list[tuple[str, object]] = []
     try:
+        _check_object_count(f, path)
         # collect first, check after: an exception raised inside HDF5's visit callback comes
         # back as a SystemError from h5py's lock
         f.visititems_links(lambda name, link: links.append((name, link)))
@@ -64,6 +71,21 @@ def check_self_contained(f: h5py.File, path: str | Path) -> None:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as error:
         raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
+
+
+def _check_object_count(f: h5py.File, path: Path) -> None:
+    """InputError for a file of more than MAX_OBJECTS links, counted by name only (and no further
+    than the limit): every later check visits each object, at a fraction of a millisecond each."""
+    count = 0
+
+    def counted(name):
+        nonlocal count
+        count += 1
+        return True if count > MAX_OBJECTS else None  # not None: stop visiting
+
+    f.id.links.visit(counted)
+    if count > MAX_OBJECTS:
+        raise InputError(f"holds more than {MAX_OBJECTS:,} groups and datasets (corrupt or crafted?)", path)
 
 
 def _check_dataset_layout(dataset: h5py.Dataset, path: Path, name: str) -> None:
@@ -179,6 +201,10 @@ def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
         if dataset.id.get_storage_size() * MAX_COMPRESSION_RATIO < nbytes:
             raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size()} "
                              "stored bytes, more than any compression gives (corrupt or crafted?)", path)
+        if nbytes > MAX_INFLATED_BYTES and dataset.id.get_storage_size() * MAX_INFLATION < nbytes:
+            raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size():,} "
+                             f"stored bytes (more than {MAX_INFLATION}:1 beyond {MAX_INFLATED_BYTES >> 20} MiB: numbers "
+                             "compress far less; crafted?)", path)
     elif layout == h5py.h5d.CONTIGUOUS:
         nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
         if dataset.id.get_storage_size() < nbytes:

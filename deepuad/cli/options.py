@@ -139,6 +139,9 @@ def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["preci
     from deepuad.estimators.params import PAPER_READING
 
     t = dict(training)
+    if t["r"] >= 1 and t["epochs"] // t["r"] > LIMITS["reselections"]:  # each one a record the model keeps
+        raise UsageError(f"--epochs {t['epochs']} with --r {t['r']} asks for {t['epochs'] // t['r']:,} re-selections "
+                         f"(at most {LIMITS['reselections']:,}); raise --r")
     percentile_over, tol = t["percentile_over"], t["tol"]
     if paper:
         percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]

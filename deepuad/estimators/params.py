@@ -126,6 +126,7 @@ LIMITS = {
     "layers": 64,  # --layers: how many
     "hidden_weights": 1 << 27,  # --layers: weights between hidden layers (x 16 bytes with Adam's moments: 2 GiB)
     "image_side": 4_096,  # --size: pixels a side
+    "reselections": 1_000,  # --epochs // --r: a model keeps a record and a selection of each
 }
 
 # the environment torchrun gives each process (the defaults: no torchrun), and the largest world
