@@ -128,6 +128,21 @@ def test_a_tree_deeper_than_its_samples_allow_is_refused(tmp_path, capsys, built
     assert code == 0, err
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 300])
+def test_every_forest_fit_forest_grows_meets_the_bounds(rows):
+    """The bounds are the ones our grower (and scikit-learn's) reaches, not looser: some tree of a
+    forest grown on many distinct rows is exactly ceil(log2(max_samples)) deep."""
+    from deepuad.estimators.scoring import _walk_tables, check_forest, fit_forest, forest_depth_limit
+
+    X = np.random.default_rng(rows).normal(size=(rows, 4)).astype(np.float32)
+    forest = fit_forest(X, random_state=0)
+    check_forest(forest, 4)
+    depth = _walk_tables(forest)[-1]
+    assert depth <= forest_depth_limit(forest["max_samples"][0])
+    if rows == 300:
+        assert depth == forest_depth_limit(forest["max_samples"][0])
+
+
 def test_a_forest_with_more_nodes_than_its_trees_can_hold_is_refused(tmp_path, capsys, built):
     with h5py.File(built["model"]) as f:
         max_samples = int(f["scorer/forest/max_samples"][0])
