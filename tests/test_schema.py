@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import zlib
 from pathlib import Path
 
 import h5py
@@ -280,8 +281,11 @@ def test_a_file_of_thousands_of_groups_is_refused_before_they_are_visited(tmp_pa
 
 def _zeros(f, name: str, mib: int) -> None:
     """A compressed dataset of ``mib`` MiB of zeros, every chunk stored (a few hundred bytes each)."""
-    f.create_dataset(name, shape=(mib << 17,), dtype=np.float64, chunks=(1 << 20,), compression="gzip")
-    f[name][...] = 0.0
+    chunk = 1 << 20  # values: 8 MiB, deflated once and stored as every chunk
+    dataset = f.create_dataset(name, shape=(mib << 17,), dtype=np.float64, chunks=(chunk,), compression="gzip")
+    deflated = zlib.compress(bytes(8 * chunk))
+    for start in range(0, dataset.shape[0], chunk):
+        dataset.id.write_direct_chunk((start,), deflated)
 
 
 def test_a_dataset_that_inflates_far_beyond_what_it_stores_is_refused(tmp_path, capsys, built):
