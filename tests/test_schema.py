@@ -237,6 +237,26 @@ def test_evaluate_with_a_model_that_is_no_model_draws_nothing(tmp_path, capsys, 
     assert not (tmp_path / "plots").exists()
 
 
+@pytest.mark.parametrize("drift,field", [
+    ({"measured": True, "max_psi": "x", "score_psi": 0.1, "columns": []}, "drift.max_psi"),
+    ({"measured": True, "max_psi": 0.2, "score_psi": 0.1, "columns": [{"column": "a", "feature": "a"}]}, "drift.columns[0].psi"),
+    ({"measured": False}, "drift.reason"),
+    ({"measured": "yes", "reason": "r"}, "drift.measured"),
+    ([], "drift"),
+])
+def test_a_scores_drift_summary_is_held_to_its_declaration(tmp_path, capsys, built, drift, field):
+    bad = crafted(built, "scores", tmp_path, lambda f: f.attrs.__setitem__("drift", json.dumps(drift)))
+    refused(capsys, ["inspect", bad], field, bad)
+
+
+def test_the_drift_summaries_score_writes_meet_their_declaration(built):
+    from deepuad.artifacts.scores import DRIFT
+
+    for drift in ({"measured": True, "max_psi": 0.3, "score_psi": 0.0, "columns": [{"column": "a", "feature": "a=x", "psi": 0.3}]},
+                  {"measured": False, "reason": "no drift reference"}):
+        schema.check_value(DRIFT, drift, "drift", lambda _: None)
+
+
 def test_selected_indices_beyond_the_rows_are_refused(tmp_path, capsys, built):
     bad = crafted(built, "clusters", tmp_path, lambda f: replace_dataset(f, "selected", np.array([0, 1, 10**6])))
     refused(capsys, ["train", built["features"], bad, "-o", tmp_path / "m.h5", "--epochs", "1"], "selected", bad)

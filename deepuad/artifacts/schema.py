@@ -19,6 +19,7 @@ applied (the referent's own declaration reports it).
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,8 +33,8 @@ MAX_ITEMS = 1 << 20  # entries of a JSON list or object: a vocabulary of the 10,
 class SchemaError(ValueError):
     """A value breaks its declaration: ``field`` names it (``params.p``, ``iterations[3].loss``)."""
 
-    def __init__(self, field: str, problem: str):
-        self.field, self.problem = field, problem
+    def __init__(self, field: str, problem: str, other_variant: bool = False):
+        self.field, self.problem, self.other_variant = field, problem, other_variant
         super().__init__(f"'{field}' {problem}")
 
 
@@ -90,6 +91,13 @@ class Either:
     """Any one of ``specs`` ("auto" or a whole number; None, the JSON null, or a number)."""
 
     specs: tuple
+
+
+@dataclass(frozen=True)
+class Const:
+    """Exactly ``value`` (``true`` where a record's other fields depend on it)."""
+
+    value: object
 
 
 def Nullable(spec) -> Either:  # noqa: N802 (it declares a field, as the classes do)
@@ -155,8 +163,15 @@ def check_value(spec, value, where: str, resolve: Callable[[str], float | None])
             try:
                 return check_value(option, value, where, resolve)
             except SchemaError as error:
-                errors.append(error.problem)
-        raise SchemaError(where, " or ".join(errors))
+                errors.append(error)
+        # an option whose Const did not match is another variant: the others say what is wrong
+        errors = [error for error in errors if not error.other_variant] or errors
+        errors = [error for error in errors if error.field == errors[0].field]
+        raise SchemaError(errors[0].field, " or ".join(dict.fromkeys(error.problem for error in errors)))
+    if isinstance(spec, Const):
+        if not (type(value) is type(spec.value) and value == spec.value):
+            raise SchemaError(where, f"must be {json.dumps(spec.value)}, got {_shown(value)}", other_variant=True)
+        return
     if isinstance(spec, Json):
         raise TypeError("Json is parsed by its reader, not checked as a value")
     if isinstance(spec, Number):
@@ -186,13 +201,13 @@ def check_value(spec, value, where: str, resolve: Callable[[str], float | None])
             raise SchemaError(where, f"must be an object, got {_shown(value)}")
         if len(value) > spec.max_len:
             raise SchemaError(where, f"has {len(value):,} keys (at most {spec.max_len:,})")
-        for key in spec.required:
-            if key not in value:
-                raise SchemaError(f"{where}.{key}", "is missing")
-        for key, item in value.items():
+        for key, item in value.items():  # before what is missing: a Const says which variant this is
             declared = spec.fields.get(key, spec.other)
             if declared is not None:
                 check_value(declared, item, f"{where}.{key}", resolve)
+        for key in spec.required:
+            if key not in value:
+                raise SchemaError(f"{where}.{key}", "is missing")
     else:
         raise TypeError(f"unknown field type {spec!r}")
 
