@@ -68,6 +68,7 @@ STDOUT_CASES = {
     "inspect": ["inspect", "{model}"],
     "top": ["top", "{scores}", "-n", "3"],
     "explain": ["explain", "{model}", "{features}", "--top", "2"],
+    "report": ["report", "{scores}", "-o", "{out}"],
 }
 
 
@@ -115,6 +116,36 @@ def test_a_stdout_nobody_can_read_is_exit_6_with_one_line(base, tmp_path, capsys
     assert one_error(err) and "standard output" in err, err
 
 
+@pytest.fixture(scope="module")
+def moved(base, tmp_path_factory):
+    """Features like the base table's, with column a in other units (x1000): drift beyond any PSI."""
+    folder = tmp_path_factory.mktemp("moved")
+    table = make_table(folder / "moved.csv", n_normal=60, n_anomaly=6, seed=1)
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + [f"{float(a) * 1000:.4f},{rest}" for a, rest in (l.split(",", 1) for l in lines[1:])]) + "\n")
+    code, _, err = cli("-q", "extract", table, "--like", base["features"], "-o", folder / "moved.h5")
+    assert code == 0, err
+    return folder / "moved.h5"
+
+
+@pytest.mark.parametrize("state", STDOUT_STATES)
+def test_fail_on_drift_with_a_stdout_nobody_can_read_is_exit_6_after_the_scores(base, moved, tmp_path, capsys, monkeypatch, state):
+    """The summary is printed before the drift check: a stdout that fails is exit 6, the scores written."""
+    from deepuad.cli import main
+
+    args = ["score", base["model"], moved, "-o", tmp_path / "s.h5", "--fail-on-drift", "0.25"]
+    assert run_cli(capsys, "-q", *args)[0] == 9  # nothing printed: the drift decides
+    (tmp_path / "s.h5").unlink()
+    monkeypatch.setattr(sys, "stdout", STDOUT_STATES[state]())
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 6, err
+    assert one_error(err) and "standard output" in err, err
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert len(f["score"]) == 66
+
+
 def _child(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "deepuad", *map(str, args)], stderr=subprocess.PIPE, text=True,
                           env=CHILD_ENV, timeout=120, **kwargs)
@@ -160,6 +191,7 @@ OUTPUT_CASES = {
     "run": (["run", "{table}", "--clusters", "3"], "-o", ["table"]),
     "top": (["top", "{scores}", "--explain", "2", "--format", "csv"], "-o", ["scores", "features", "model"]),
     "explain": (["explain", "{model}", "{features}", "--scores", "{scores}", "--top", "2"], "--plots", ["model", "features", "scores"]),
+    "report": (["report", "{scores}"], "-o", ["scores", "features", "model"]),
 }
 WRITES_NOTHING = {"inspect"}
 

@@ -406,7 +406,7 @@ def test_no_clusters_when_nothing_is_close():
 
 @pytest.mark.parametrize("X, match", [
     (np.zeros(5), "2-D"),
-    (np.zeros((0, 3)), "non-empty"),
+    (np.zeros((0, 3)), "0 sample"),  # scikit-learn's words (check_array)
     (np.zeros((1, 3)), "at least 2 rows"),
     (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN or infinite"),
     (np.array([[0.0, np.inf], [1.0, 2.0]]), "NaN or infinite"),

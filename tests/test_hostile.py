@@ -219,7 +219,7 @@ def test_finite_weights_that_overflow_give_an_error_not_nan_scores(tmp_path, cap
 
 
 @pytest.mark.parametrize("case,words", [("nan", "NaN or infinite scores"), ("inf", "NaN or infinite scores"),
-                                        ("short", "scores for the"), ("text", "expected kind")])
+                                        ("short", "'training_scores' has"), ("text", "expected kind")])
 def test_a_model_whose_stored_training_scores_are_broken_is_refused(tmp_path, capsys, built, case, words):
     """score takes a model's training scores for its training features: they must be numbers, one per row."""
     from test_reliability import replace_dataset
@@ -704,7 +704,7 @@ def test_small_files_declaring_huge_sizes_are_refused_before_allocating(tmp_path
     results = json.loads(child.stdout)
     for args, (code, err, _) in zip(commands, results, strict=True):
         assert code == 3 and clean_error(err), (args, err)
-    words = ["inconsistent with its architecture", "declares 10000 layers", "declares 10000 layers", "declares chunks",
+    words = ["inconsistent with its architecture", "layers' has 10,000 entries", "layers' has 10,000 entries", "declares chunks",
              "line longer than"]
     for word, (_, err, _) in zip(words, results):
         assert word in err, err

@@ -10,6 +10,7 @@ import numpy as np
 
 from deepuad.artifacts.envelope import Kind, put, register, write_artifact
 from deepuad.artifacts.safe_read import finite_threshold, read_array
+from deepuad.artifacts.schema import Array, Attr, Flag, Number
 from deepuad.errors import InputError
 
 
@@ -68,13 +69,20 @@ def _check_rows(f: h5py.File, path: Path) -> None:
         raise InputError(f"dataset 'assignment' has {f['assignment'].shape[0]} rows but n_rows is {int(f.attrs['n_rows'])} (corrupt?)", path)
 
 
+CLUSTERS = "len:size"
 KIND = register(Kind(
     "clusters", check=_check_rows, describe=describe,
     datasets={
-        "assignment": (1, "i", True), "size": (1, "iu", True), "variance": (1, "f", True),
-        "accepted": (1, "b", True), "selected": (1, "iu", True), "diagnostics/anomaly_share": (1, "f", False),
+        "assignment": Array("i", 1, required=True, values=Number(-1, below=CLUSTERS), length="attr:n_rows"),
+        "size": Array("iu", 1, required=True, values=Number(0, high="attr:n_rows")),
+        "variance": Array("f", 1, required=True, values=Number(0, nan=True, infinite=True)),  # inf: an empty cluster
+        "accepted": Array("b", 1, required=True),
+        "selected": Array("iu", 1, required=True, values=Number(0, below="attr:n_rows"), max_len="attr:n_rows"),
+        "diagnostics/anomaly_share": Array("f", 1, values=Number(0, 1, nan=True)),
     },
-    attrs={"threshold": "num", "fallback": "num", "n_rows": "int", "selected_anomaly_share": "num"},
+    # a NaN or infinite threshold: exit 4 from finite_threshold, as for scores
+    attrs={"threshold": Attr(Number(nan=True, infinite=True), required=True), "fallback": Attr(Flag(), required=True),
+           "n_rows": Attr(Number(1, integer=True), required=True), "selected_anomaly_share": Attr(Number(0, 1, nan=True))},
     same_length=[[("size", 0), ("variance", 0), ("accepted", 0), ("diagnostics/anomaly_share", 0)]],
     descriptions={
         "assignment": "cluster of each row, -1 = unclustered (never selected)",

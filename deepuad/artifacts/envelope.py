@@ -42,10 +42,11 @@ from deepuad.artifacts.atomic import (
     check_output_path, _discard, _folder_lock, _fsync_folder, _interrupts_held_in_driver, _output_error, _SafeFile,
     _temporary_name,
 )
+from deepuad.artifacts import schema
 from deepuad.artifacts.safe_read import (
-    attr_json, _check_attr, _check_dataset, check_self_contained, _h5py_errors_as_input_errors, _one_line,
-    _str_attr,
+    attr_json, check_attribute, check_self_contained, _h5py_errors_as_input_errors, _one_line, _str_attr,
 )
+from deepuad.artifacts.schema import Array, Attr, Json, Record, Text
 from deepuad.errors import DeepUADError, InputError, StaleError
 
 
@@ -53,20 +54,22 @@ from deepuad.errors import DeepUADError, InputError, StaleError
 class Kind:
     """What an artifact of one kind holds, checked by ``open_artifact``.
 
-    ``datasets``: name -> (ndim, dtype kinds allowed, required); ``attrs``: root attribute ->
-    what it must hold when present ("str", "num": a real number or bool, "int", "dict"/"list":
-    JSON text of that type); ``same_length``: groups of (dataset, axis) whose lengths must agree
-    (the readers index one by the other); ``descriptions``: the text stored with each dataset
-    (by full name or last path component); ``check(f, path)``: anything more, InputError if not
-    met; ``describe(f, path)``: the kind's part of ``inspect``."""
+    ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration;
+    ``attrs``: root attribute -> its ``schema.Attr`` declaration; ``same_length``: groups of
+    (dataset, axis) whose lengths must agree (the readers index one by the other);
+    ``descriptions``: the text stored with each dataset (by full name or last path component);
+    ``check(f, path)``: relations between fields that a declaration cannot say, InputError if
+    not met; ``describe(f, path)``: the kind's part of ``inspect``; ``bounds``: name -> a bound
+    derived from fields checked before (``schema``'s "bound:NAME")."""
 
     name: str
-    datasets: dict[str, tuple[int, str, bool]]
-    attrs: dict[str, str]
+    datasets: dict[str, Array]
+    attrs: dict[str, Attr]
     same_length: list[list[tuple[str, int]]] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)
     check: Callable[[h5py.File, Path], None] | None = None
     describe: Callable[[h5py.File, Path], dict] | None = None
+    bounds: dict[str, Callable[[h5py.File], float | None]] = field(default_factory=dict)
 
 
 # kind name -> Kind, in the order the kind modules register (deepuad.artifacts imports them all)
@@ -80,6 +83,8 @@ def register(kind: Kind) -> Kind:
         if DESCRIPTIONS.setdefault(name, text) != text:
             raise ValueError(f"dataset '{name}' is described differently by two kinds")
     KINDS[kind.name] = kind
+    schema.DATASETS[kind.name] = kind.datasets
+    schema.BOUNDS[kind.name] = kind.bounds
     return kind
 
 
@@ -87,11 +92,11 @@ SCHEMA_VERSION = 1
 HASH_CHUNK_BYTES = 64 << 20
 
 
-# root attributes every artifact carries (ROOT_ATTRS: required) and those of each kind (checked
-# when present; a reader that needs a missing one gets an InputError from open_artifact), with
-# what they must hold: "str", "num" (a real number or bool), "int", "dict"/"list" (JSON text of
-# that type). Checked on open, so that the stages never meet a garbage value (exit 1).
-ROOT_ATTRS = {"fingerprint": "str", "params": "dict", "inputs": "dict"}
+# the attributes every artifact carries, whatever its kind: "inputs" maps a role ("features",
+# "model", "raw", ...) to the path and fingerprint of the file it was made from
+INPUTS = Record(other=Record({"path": Text(), "fingerprint": Text(max_len=128), "sha256": Text(max_len=128)}))
+ROOT_ATTRS = {"fingerprint": Attr(Text(max_len=128), required=True), "params": Attr(Json(Record()), required=True),
+              "inputs": Attr(Json(INPUTS), required=True)}
 
 
 def fingerprint_of(path: str | Path) -> str:
@@ -252,17 +257,35 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
             raise InputError(
                 f"has schema version {version}, newer than this deepuad understands ({SCHEMA_VERSION}); upgrade deepuad", path
             )
-        for name, expected in ROOT_ATTRS.items():
-            _check_attr(f, path, name, expected, required=True)
         spec = KINDS[found_kind]
-        for name, expected in spec.attrs.items():
-            _check_attr(f, path, name, expected, required=False)
-        for name, (ndim, dtype_kinds, required) in spec.datasets.items():
-            _check_dataset(f, path, name, ndim, dtype_kinds, required)
+        resolve = schema.resolver(f)
+        for name, attr in {**ROOT_ATTRS, **spec.attrs}.items():
+            check_attribute(f, path, name, attr, resolve)
+        _check_datasets(f, path, spec, resolve)
         _check_lengths(f, path, spec)
         if spec.check is not None:
             spec.check(f, path)
         yield f
+
+
+def _check_datasets(f: h5py.File, path: Path, spec: Kind, resolve) -> None:
+    """Every dataset against its declaration (dtype kind, rank, lengths: metadata only), and
+    every required one present."""
+    declared = [(name, dataset, schema.declared(spec.datasets, name)) for name, dataset in _datasets(f)]
+    declared = [item for item in declared if item[2] is not None]
+    try:
+        for name, dataset, array in declared:  # every rank first: lengths refer to other datasets' axes
+            schema.check_array_shape(array, dataset, name)
+        for name, dataset, array in declared:
+            schema.check_array_length(array, dataset, name, resolve)
+    except schema.SchemaError as error:
+        raise InputError(f"dataset {error} (corrupt or crafted?)", path) from None
+    for name, declared in spec.datasets.items():
+        if declared.required and "*" not in name:
+            if name not in f:
+                raise InputError(f"dataset '{name}' is missing", path)
+            if not isinstance(f[name], h5py.Dataset):
+                raise InputError(f"'{name}' is not a dataset", path)
 
 
 def _check_lengths(f: h5py.File, path: Path, spec: Kind) -> None:

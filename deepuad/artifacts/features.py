@@ -19,11 +19,13 @@ import h5py
 
 from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
 from deepuad.artifacts.safe_read import attr_json, read_array, read_strings
+from deepuad.artifacts.schema import Array, Attr, Flag, Json, Number, Record, Seq, Text
 from deepuad.errors import DataError, InputError
 
 ID_COLUMNS = "id_columns"  # the group of id columns, and the root attribute naming them
 ID_COLUMN_DESCRIPTION = "an id column (extract --id-column): its values as text, one per row; its name is in the root attribute id_columns"
 SUMMARY_DROPPED_ROWS = 100  # dropped rows listed in extract's summary (the artifact holds them all)
+MAX_COLUMNS = 1 << 20  # columns of X a features file may declare (an image of 3 x 512 x 512 values)
 
 
 def no_progress(description: str, completed: int, total: int) -> None:
@@ -42,11 +44,42 @@ def describe(f, path) -> dict:
     return {"summary": summary}
 
 
+# the scaler's numbers are bounded so that undoing it (X * scale + offset, top and explain) stays
+# finite for any float32 X: a scale is never below 1e-12 (the scalers store 1 for a constant
+# column) and no value beyond 1e250 is a column's offset or spread
+SCALER_LIMIT = 1e250
+COLUMNS = Seq(Text(), max_len=MAX_COLUMNS)
+ENCODING = Record(
+    {
+        "encoding_version": Number(1, 1, integer=True),
+        "params": Record(),
+        "array": Flag(),
+        "offset": Seq(Number(-SCALER_LIMIT, SCALER_LIMIT), length="dim:X:1"),
+        "scale": Seq(Number(1e-12, SCALER_LIMIT), length="dim:X:1"),
+        "feature_names": Seq(Text(), length="dim:X:1"),
+        "numeric_columns": COLUMNS,
+        "categorical_columns": COLUMNS,
+        "vocabularies": Record(other=Seq(Text(), max_len=MAX_COLUMNS), max_len=MAX_COLUMNS),
+    },
+    required=("offset", "scale"),
+)
+ROWS = "dim:X:0"
+
 KIND = register(Kind(
     "features", describe=describe,
-    datasets={"X": (2, "f", True), "y": (1, "iub", False), "feature_names": (1, "OS", True), "ids": (1, "OSiu", False),
-              "dropped_rows": (1, "iu", False)},
-    attrs={"encoding_fingerprint": "str", "unseen_categories": "dict", ID_COLUMNS: "list"},
+    datasets={
+        "X": Array("f", 2, required=True),  # finiteness: checked as rows are read (as_finite_float32)
+        "y": Array("iub", 1, values=Number(0, 1), length=ROWS),
+        "feature_names": Array("OS", 1, required=True, length="dim:X:1"),
+        "ids": Array("OSiu", 1, length=ROWS),
+        "encoding": Array("OS", 0, json=ENCODING),
+        "class_label": Array("OSiu", 1, length=ROWS), "video": Array("OS", 1, length=ROWS), "segment": Array("iu", 1, length=ROWS),
+        "dropped_rows": Array("iu", 1, values=Number(0)),
+        f"{ID_COLUMNS}/*": Array("O", 1, length=ROWS),
+    },
+    attrs={"encoding_fingerprint": Attr(Text(max_len=128)),
+           "unseen_categories": Attr(Json(Record(other=Number(0, integer=True)))),
+           ID_COLUMNS: Attr(Json(Seq(Text(), max_len=MAX_COLUMNS)))},
     same_length=[[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
     descriptions={
         "X": "feature matrix, rows x features, float32, encoded and scaled",

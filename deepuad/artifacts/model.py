@@ -13,16 +13,22 @@ the score, ``deepuad.estimators.drift``), which ``score`` measures new data agai
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from deepuad.artifacts.envelope import _datasets, inputs_of, Kind, open_artifact, register, write_artifact
-from deepuad.artifacts.safe_read import attr_json, _check_dataset, MAX_LAYERS, MAX_WIDTH, _positive_int, read_array
+from deepuad.artifacts.safe_read import attr_json, MAX_INFLATED_BYTES, MAX_INFLATION, MAX_LAYERS, MAX_WIDTH, read_array
+from deepuad.artifacts.schema import (
+    Array, Attr, Either, Flag, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value, python_value,
+)
 from deepuad.errors import DataError, InputError
-from deepuad.estimators.params import ACTIVATIONS
+from deepuad.estimators.params import ACTIVATIONS, LIMITS, MAX_CONTAMINATION
+from deepuad.estimators.scoring import COMPONENTS, FOREST_ARRAYS, SCORES, check_forest
 
 # the score of every row the model was trained on (train's last pass), which ``score`` takes
 # instead of scoring that features file again
@@ -34,37 +40,50 @@ MAX_DRIFT_BINS = 64  # train writes 10; a bin index is counted as one byte
 
 
 def _check_model(f: h5py.File, path: Path) -> None:
-    """The JSON a model's reader indexes into, and the arrays it turns into tensors."""
-    def invalid(name):
-        return InputError(f"attribute '{name}' does not describe a model (corrupt?)", path)
+    """What the declarations cannot say: no more data than the file could hold, iteration t is
+    record t (each with its own selection), and a finished model's scorer is there (its forest
+    made of trees of the depth and size its samples allow)."""
+    declared = sum(int(np.prod(d.shape, dtype=np.float64)) * d.dtype.itemsize for _, d in _datasets(f))
+    size = os.stat(path).st_size
+    if declared > MAX_INFLATED_BYTES and declared > MAX_INFLATION * size:  # a model is read whole: all its datasets at once
+        raise InputError(f"declares {declared / 2**20:,.0f} MiB of data in a {size / 2**20:,.1f} MiB file (more than "
+                         f"{MAX_INFLATION}:1; corrupt or crafted?)", path)
+    if "iterations" not in f.attrs:
+        return
+    records, params = attr_json(f, "iterations"), attr_json(f, "params")
+    state = attr_json(f, "state") if "state" in f.attrs else {}
+    for index, record in enumerate(records):
+        if record["iteration"] != index:
+            raise InputError(f"attribute 'iterations[{index}].iteration' is {record['iteration']}, expected {index} "
+                             "(corrupt or crafted?)", path)
+        name = f"iterations/{index}"
+        if not isinstance(f.get(f"{name}/selected"), h5py.Dataset):
+            raise InputError(f"dataset '{name}/selected' is missing", path)
+        try:
+            check_value(ITERATION_GROUP, {key: python_value(value) for key, value in f[name].attrs.items()}, name,
+                        lambda _: None)
+        except SchemaError as error:
+            raise InputError(f"attribute {error} (corrupt or crafted?)", path) from None
+    forest = {name: f"scorer/forest/{name}" for name in FOREST_ARRAYS}
+    if any(name in f for name in forest.values()):  # trees, of the depth and size their samples allow
+        try:
+            check_forest({key: read_array(f, name) for key, name in forest.items() if name in f},
+                         attr_json(f, "architecture")["n_features"])
+        except ValueError as error:
+            raise InputError(f"dataset 'scorer/forest': {error} (corrupt or crafted?)", path) from None
+    complete = bool(f.attrs.get("complete", False))
+    if complete and params.get("score", "cosine") != "cosine" and "score_parts" not in state:
+        raise InputError(f"attribute 'state.score_parts' is missing from a finished model scored by "
+                         f"{params.get('score')!r} (corrupt or crafted?)", path)
 
-    if "architecture" in f.attrs:
-        architecture = attr_json(f, "architecture")
-        layers = architecture.get("layers")
-        if not (_positive_int(architecture.get("n_features")) and isinstance(layers, list) and layers
-                and all(map(_positive_int, layers)) and isinstance(architecture.get("activation"), str)):
-            raise invalid("architecture")
-        if len(layers) > MAX_LAYERS or max(architecture["n_features"], *layers) > MAX_WIDTH:  # declared, not stored
-            raise InputError(f"architecture declares {len(layers)} layers up to {max(layers)} wide (at most {MAX_LAYERS} "
-                             f"layers of {MAX_WIDTH}; corrupt or crafted?)", path)
-    if "state" in f.attrs:
-        state = attr_json(f, "state")
-        if not (isinstance(state.get("epoch"), int) and isinstance(state.get("optimizer_param_groups"), str)):
-            raise invalid("state")
-    if "iterations" in f.attrs:
-        keys = ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")
-        for record in attr_json(f, "iterations"):
-            if not (isinstance(record, dict) and all(k in record for k in keys) and isinstance(record["iteration"], int)):
-                raise invalid("iterations")
-            _check_dataset(f, path, f"iterations/{record['iteration']}/selected", 1, "iu", True)
-            group = f[f"iterations/{record['iteration']}"]
-            for name, value in group.attrs.items():  # epoch, loss, auroc, ...: numbers, read with float()
-                if not (np.ndim(value) == 0 and np.asarray(value).dtype.kind in "iubf"):
-                    raise InputError(f"attribute '{name}' of iterations/{record['iteration']} is not a number (corrupt?)", path)
-    for group in ("weights", "optimizer"):
-        for name, dataset in _datasets(f):
-            if name.startswith(group + "/") and dataset.dtype.kind != "f":
-                raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected floats", path)
+
+def most_records(f: h5py.File) -> int:
+    """The most re-selection records the declared training makes: the initial selection, one
+    every r epochs (train takes at most LIMITS["reselections"]), and the last epochs'."""
+    params = attr_json(f, "params")  # checked before "iterations", which this bounds
+    epochs, r = params.get("epochs"), params.get("r")
+    reselections = epochs // r if isinstance(epochs, int) and isinstance(r, int) and r >= 1 else 0
+    return min(reselections, LIMITS["reselections"]) + 2
 
 
 def write(path, arrays: dict, state: dict, architecture: dict, params: dict, inputs: dict, encoding_fp: str,
@@ -120,7 +139,8 @@ def read_drift_reference(path) -> dict | None:
         n_features = attr_json(f, "architecture")["n_features"]
         reference = {}
         for name in DRIFT_ARRAYS:
-            _check_dataset(f, path, f"{DRIFT_REFERENCE}/{name}", 1 if name.startswith("score") else 2, "f", True)
+            if not isinstance(f.get(f"{DRIFT_REFERENCE}/{name}"), h5py.Dataset):  # its dtype and rank: declared
+                raise InputError(f"dataset '{DRIFT_REFERENCE}/{name}' is missing", path)
             reference[name] = read_array(f, f"{DRIFT_REFERENCE}/{name}").astype(np.float64)
         rows, cut = f[DRIFT_REFERENCE].attrs.get("rows"), f[DRIFT_REFERENCE].attrs.get("cut")
     edges, proportions = reference["edges"], reference["proportions"]
@@ -159,10 +179,6 @@ def stored_scores(path, features_fingerprint: str, batch_rows: int, device: str)
                 or device not in ("auto", params.get("device"))):
             return None
         check_weight_shapes(f, path, attr_json(f, "architecture"))  # as load_model does
-        n_rows = int(f.attrs["n_rows"])
-        if f[TRAINING_SCORES].shape != (n_rows,):
-            raise InputError(f"dataset '{TRAINING_SCORES}' has {len(f[TRAINING_SCORES])} scores for the {n_rows} rows "
-                             "the model was trained on (corrupt?)", path)
         for name in _dataset_names(f, "weights/"):
             check_finite_weights(name, read_array(f, name), path)
         scores = read_array(f, TRAINING_SCORES).astype(np.float32, copy=False)
@@ -266,12 +282,82 @@ def read_model_state(f: h5py.File):
         diagnostics[record["iteration"]] = {k: float(group.attrs[k]) for k in keys if k in group.attrs}
     return arrays, state, diagnostics
 
+
+# ----------------------------------------------------------------------------- the schema
+INTEGER = Number(0, integer=True)
+PERCENT = Number(0, 100, low_open=True)  # p0 and p; 100 itself would keep every cluster
+MAX_EPOCHS = 10**7
+# the parameters train records and load_model hands back to DeepUAD (DeepUAD._parameter_checks
+# says the same of them; it is not imported here: reading a model needs no torch)
+TRAIN_PARAMS = Record({
+    "p0": PERCENT, "p": PERCENT, "r": Number(1, integer=True), "epochs": Number(0, MAX_EPOCHS, integer=True),
+    "batch_size": Either((Text(choices=("auto",)), Number(1, integer=True))),
+    "lr": Number(0, low_open=True), "layers": Either((Text(choices=("auto",)), Seq(Number(1, MAX_WIDTH, integer=True),
+                                                                                    min_len=1, max_len=MAX_LAYERS))),
+    "activation": Text(choices=ACTIVATIONS), "loss": Text(choices=("mse", "cosine")),
+    "reselect_clusters": Number(1, integer=True), "reselect_fit_sample": Nullable(Number(2, integer=True)),
+    "percentile_over": Text(choices=("clusters", "samples")), "reselect_by": Text(choices=("error", "variance")),
+    "tol": Number(0, 1), "min_fraction": Number(0, 1), "precision": Text(choices=("32", "bf16", "16")),
+    "compile": Flag(), "seed": Number(0, 2**32 - 1, integer=True), "score": Text(choices=SCORES),
+    "n_neighbors": Number(1, integer=True), "reference_size": Number(2, integer=True),
+}, required=("epochs", "r"))  # they bound the records of "iterations"
+ARCHITECTURE = Record({"n_features": Number(1, MAX_WIDTH, integer=True),
+                       "layers": Seq(Number(1, MAX_WIDTH, integer=True), min_len=1, max_len=MAX_LAYERS),
+                       "activation": Text(choices=ACTIVATIONS)}, required=("n_features", "layers", "activation"))
+MAX_PARTS = max(map(len, COMPONENTS.values()))
+STATE = Record({"epoch": Number(0, MAX_EPOCHS, integer=True), "converged": Flag(), "optimizer_param_groups": Text(),
+                "score_parts": Seq(Text(choices=tuple(sorted({part for parts in COMPONENTS.values() for part in parts}))),
+                                   min_len=1, max_len=MAX_PARTS),
+                "contamination_estimate": Nullable(Number(0, MAX_CONTAMINATION, low_open=True))},
+               required=("epoch", "converged", "optimizer_param_groups"))
+ITERATION_KEYS = ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")
+# an iteration's threshold is a cut-off in variance or error; the first one (no re-selection yet) has none
+ITERATION = Record({"iteration": INTEGER, "epoch": INTEGER, "n_changed": INTEGER, "loss": Number(0, nan=True),
+                    "threshold": Number(nan=True), "fallback": Flag()}, required=ITERATION_KEYS)
+ITERATIONS = Seq(ITERATION, min_len=1, max_len="bound:records")
+# the attributes of group iterations/<t>: its record, the size of its selection, and label
+# diagnostics (auroc, f1, ...; NaN where undefined), read with float()
+ITERATION_GROUP = Record({**ITERATION.fields, "n_selected": INTEGER}, other=Number(nan=True))
+MAX_TREES = 4096
+NODES = "len:scorer/forest/left"
+ROWS = "attr:n_rows"
+SELECTED = Array("iu", 1, values=Number(0, below=ROWS), max_len=ROWS)
 KIND = register(Kind(
-    "model", check=_check_model, describe=describe,
-    datasets={"epoch_losses": (1, "f", True), "rng_state": (1, "u", True), "iterations/0/selected": (1, "iu", True),
-              TRAINING_SCORES: (1, "f", False)},
-    attrs={"architecture": "dict", "state": "dict", "iterations": "list", "complete": "num", "stop_reason": "str",
-           "n_rows": "int", "encoding_fingerprint": "str", "final_metrics": "dict", "training_scores_batch_rows": "int"},
+    "model", check=_check_model, describe=describe, bounds={"records": most_records},
+    datasets={
+        "epoch_losses": Array("f", 1, required=True, values=Number(0), max_len=MAX_EPOCHS),
+        "rng_state": Array("u", 1, required=True, max_len=1 << 16),
+        "iterations/0/selected": dataclasses.replace(SELECTED, required=True),
+        "iterations/*/selected": SELECTED,
+        # NaN or infinite weights are unusable data, refused with exit 4 by check_finite_weights
+        # (their shapes: check_weight_shapes, from the architecture)
+        "weights/*": Array("f", (1, 2)), "optimizer/*": Array("f", (0, 1, 2)),
+        TRAINING_SCORES: Array("f", 1, length=ROWS),
+        "scorer/reference": Array("f", 2, values=Number(), max_len=1 << 20),
+        "scorer/score_center": Array("f", 1, values=Number(), max_len=MAX_PARTS),
+        "scorer/score_scale": Array("f", 1, values=Number(0, low_open=True), max_len=MAX_PARTS),
+        "scorer/score_weights": Array("f", 1, values=Number(0, low_open=True), max_len=MAX_PARTS),
+        # the forest's trees (scoring.check_forest checks that they are trees, and of what depth)
+        "scorer/forest/left": Array("i", 1, values=Number(-1, below=NODES)),
+        "scorer/forest/right": Array("i", 1, values=Number(-1, below=NODES), length=NODES),
+        "scorer/forest/feature": Array("iu", 1, values=Number(0, below="dim:scorer/reference:1"), length=NODES),
+        "scorer/forest/threshold": Array("f", 1, values=Number(), length=NODES),
+        "scorer/forest/n_samples": Array("iu", 1, values=Number(1, high="value:scorer/forest/max_samples"), length=NODES),
+        "scorer/forest/roots": Array("iu", 1, values=Number(0, below=NODES), max_len=MAX_TREES),
+        "scorer/forest/max_samples": Array("iu", 1, values=Number(1, high="len:scorer/reference"), length=1),
+        # the drift reference (read_drift_reference checks bins and shares against one another)
+        f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
+        f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
+        f"{DRIFT_REFERENCE}/score_edges": Array("f", 1, values=Number()),
+        f"{DRIFT_REFERENCE}/score_proportions": Array("f", 1, values=Number(0, 1)),
+    },
+    attrs={"architecture": Attr(Json(ARCHITECTURE), required=True), "state": Attr(Json(STATE), required=True),
+           "iterations": Attr(Json(ITERATIONS), required=True), "complete": Attr(Flag()), "stop_reason": Attr(Text()),
+           "n_rows": Attr(Number(1, integer=True), required=True), "encoding_fingerprint": Attr(Text(max_len=128)),
+           "final_metrics": Attr(Json(Record(other=Nullable(Number(nan=True))))),
+           "contamination_estimate": Attr(Number(0, MAX_CONTAMINATION, low_open=True)),
+           "training_scores_batch_rows": Attr(Number(1, integer=True)),
+           "params": Attr(Json(TRAIN_PARAMS), required=True)},
     descriptions={
         "selected": "indices of the rows in the training set",
         "epoch_losses": "mean training loss of each epoch",

@@ -15,6 +15,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from deepuad.artifacts import schema
 from deepuad.errors import DataError, InputError
 
 
@@ -32,8 +33,14 @@ ALLOWED_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h
 MAX_CHUNK_BYTES = 64 << 20  # deepuad writes chunks of about 1 MiB; HDF5 allocates a whole chunk per read
 MAX_ATTRIBUTE_BYTES = 16 << 20  # deepuad's largest attribute is a few KiB of JSON
 MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
+# what a dataset may inflate to: deepuad compresses only X (--compress) and a model's selections,
+# a few to a few tens of times; a small file declaring gigabytes of zeros is crafted
+MAX_INFLATED_BYTES, MAX_INFLATION = 256 << 20, 100
 MAX_JSON_DEPTH = 32  # deepuad's JSON nests 4 levels deep
 MAX_LAYERS, MAX_WIDTH = 64, 1 << 20  # a model's declared architecture; the weights must then match it
+# groups and datasets in one artifact: the largest model (64 layers, Adam's state, 1,002
+# re-selections) holds about 3,300
+MAX_OBJECTS = 4096
 
 
 def check_self_contained(f: h5py.File, path: str | Path) -> None:
@@ -43,6 +50,7 @@ def check_self_contained(f: h5py.File, path: str | Path) -> None:
     path = Path(path)
     links: list[tuple[str, object]] = []
     try:
+        _check_object_count(f, path)
         # collect first, check after: an exception raised inside HDF5's visit callback comes
         # back as a SystemError from h5py's lock
         f.visititems_links(lambda name, link: links.append((name, link)))
@@ -63,6 +71,21 @@ def check_self_contained(f: h5py.File, path: str | Path) -> None:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as error:
         raise InputError(f"unreadable (corrupt?): {_one_line(error)}", path) from None
+
+
+def _check_object_count(f: h5py.File, path: Path) -> None:
+    """InputError for a file of more than MAX_OBJECTS links, counted by name only (and no further
+    than the limit): every later check visits each object, at a fraction of a millisecond each."""
+    count = 0
+
+    def counted(name):
+        nonlocal count
+        count += 1
+        return True if count > MAX_OBJECTS else None  # not None: stop visiting
+
+    f.id.links.visit(counted)
+    if count > MAX_OBJECTS:
+        raise InputError(f"holds more than {MAX_OBJECTS:,} groups and datasets (corrupt or crafted?)", path)
 
 
 def _check_dataset_layout(dataset: h5py.Dataset, path: Path, name: str) -> None:
@@ -139,45 +162,26 @@ def _str_attr(f: h5py.File, name: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _check_attr(f: h5py.File, path: Path, name: str, expected: str, required: bool) -> None:
+def check_attribute(f: h5py.File, path: Path, name: str, attr: schema.Attr, resolve) -> None:
+    """InputError unless root attribute ``name`` is what its declaration says (missing: only if
+    it is not required); a JSON attribute is parsed and its whole structure checked."""
     try:
         if name not in f.attrs:
-            if required:
+            if attr.required:
                 raise InputError(f"attribute '{name}' is missing", path)
             return
         value = f.attrs[name]
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:
         raise InputError(f"attribute '{name}' is unreadable (corrupt?): {_one_line(error)}", path) from None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if expected == "str":
-        ok = isinstance(value, str)
-    elif expected in ("num", "int"):
-        kinds = "iub" if expected == "int" else "iubf"
-        ok = np.ndim(value) == 0 and np.asarray(value).dtype.kind in kinds
-    else:
-        ok = isinstance(value, str) and isinstance(_parse_json(value, path, name), dict if expected == "dict" else list)
-    if not ok:
-        described = {"str": "a string", "num": "a number", "int": "an integer", "dict": "a JSON object", "list": "a JSON list"}
-        raise InputError(f"attribute '{name}' is not {described[expected]} (corrupt?)", path)
-
-
-def _check_dataset(f: h5py.File, path: Path, name: str, ndim: int, dtype_kinds: str, required: bool) -> None:
     try:
-        dataset = f.get(name)
-        if dataset is None:
-            if required:
-                raise InputError(f"dataset '{name}' is missing", path)
-            return
-        if not isinstance(dataset, h5py.Dataset):
-            raise InputError(f"'{name}' is not a dataset", path)
-        if dataset.ndim != ndim:
-            raise InputError(f"dataset '{name}' has {dataset.ndim} dimensions, expected {ndim}", path)
-        if dataset.dtype.kind not in dtype_kinds:
-            raise InputError(f"dataset '{name}' has dtype {dataset.dtype}, expected kind {dtype_kinds!r}", path)
-        _check_storage(dataset, path, name)
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
-        raise InputError(f"dataset '{name}' is unreadable: {_one_line(error)}", path) from None
+        if isinstance(attr.spec, schema.Json):
+            if not isinstance(value, (str, bytes)):
+                raise schema.SchemaError(name, "must be JSON text")
+            schema.check_value(attr.spec.spec, _parse_json(value, path, name), name, resolve)
+        else:
+            schema.check_value(attr.spec, schema.python_value(value), name, resolve)
+    except schema.SchemaError as error:
+        raise InputError(f"attribute {error} (corrupt or crafted?)", path) from None
 
 
 def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
@@ -197,15 +201,15 @@ def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
         if dataset.id.get_storage_size() * MAX_COMPRESSION_RATIO < nbytes:
             raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size()} "
                              "stored bytes, more than any compression gives (corrupt or crafted?)", path)
+        if nbytes > MAX_INFLATED_BYTES and dataset.id.get_storage_size() * MAX_INFLATION < nbytes:
+            raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size():,} "
+                             f"stored bytes (more than {MAX_INFLATION}:1 beyond {MAX_INFLATED_BYTES >> 20} MiB: numbers "
+                             "compress far less; crafted?)", path)
     elif layout == h5py.h5d.CONTIGUOUS:
         nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
         if dataset.id.get_storage_size() < nbytes:
             raise InputError(f"dataset '{name}' declares shape {dataset.shape} but its data is not stored "
                              "(truncated or corrupt?)", path)
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | None = None) -> np.ndarray:
@@ -224,6 +228,13 @@ def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | 
         raise InputError(f"dataset '{name}' is unreadable (corrupt?): {_one_line(error)}", f.filename) from None
     if name.split("/")[-1] in BINARY_DATASETS and data.dtype.kind in "iub" and not np.isin(data, (0, 1)).all():
         raise InputError(f"dataset '{name}' holds values other than 0 and 1 (corrupt?)", f.filename)
+    declared = schema.dataset_spec(f, name)
+    if declared is not None:
+        try:
+            schema.check_array_shape(declared, dataset, name)
+            schema.check_array_values(declared, data, name, schema.resolver(f))
+        except schema.SchemaError as error:
+            raise InputError(f"dataset {error} (corrupt or crafted?)", f.filename) from None
     return data
 
 
@@ -235,8 +246,16 @@ def read_strings(f: h5py.File, name: str) -> list[str]:
 
 
 def read_json(f: h5py.File, name: str):
-    """A JSON document stored as a scalar string dataset (see put_json)."""
-    return _parse_json(read_array(f, name), f.filename, name)
+    """A JSON document stored as a scalar string dataset (see put_json), checked against the
+    structure its kind declares."""
+    value = _parse_json(read_array(f, name), f.filename, name)
+    declared = schema.dataset_spec(f, name)
+    if declared is not None and declared.json is not None:
+        try:
+            schema.check_value(declared.json, value, name, schema.resolver(f))
+        except schema.SchemaError as error:
+            raise InputError(f"dataset {error} (corrupt or crafted?)", f.filename) from None
+    return value
 
 
 def attr_json(f: h5py.File, name: str):

@@ -12,15 +12,16 @@ file's layout (``features.write_identity`` / ``read_identity``)."""
 from __future__ import annotations
 
 import json
-import math
 
 import h5py
 import numpy as np
 
 from deepuad.artifacts.envelope import Kind, open_artifact, put, register, write_artifact
-from deepuad.artifacts.features import ID_COLUMNS, write_identity
+from deepuad.artifacts.features import ID_COLUMNS, MAX_COLUMNS, write_identity
 from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
-from deepuad.errors import DataError, InputError
+from deepuad.artifacts.schema import Array, Attr, Const, Either, Json, Nullable, Number, Record, Seq, Text
+from deepuad.errors import DataError
+from deepuad.estimators.params import MAX_CONTAMINATION
 
 
 def no_progress(description: str, completed: int, total: int) -> None:
@@ -128,32 +129,30 @@ def drift_fields(drift: dict | None) -> dict:
     return {"drift_max_psi": drift["max_psi"], "drift_columns": top, "drift_score_psi": drift["score_psi"]}
 
 
-def _check_scores(f, path) -> None:
-    """The drift summary the readers index into: what ``DriftMeasure`` (score) writes."""
-    if "drift" not in f.attrs:
-        return
-    drift = attr_json(f, "drift")
-
-    def number(value):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-    measured = drift.get("measured")
-    columns = drift.get("columns")
-    if measured is True:
-        valid = (number(drift.get("max_psi")) and number(drift.get("score_psi")) and isinstance(columns, list)
-                 and all(isinstance(c, dict) and isinstance(c.get("column"), str) and isinstance(c.get("feature"), str)
-                         and number(c.get("psi")) for c in columns))
-    else:
-        valid = measured is False and isinstance(drift.get("reason"), str)
-    if not valid:
-        raise InputError("attribute 'drift' does not describe a drift measurement (corrupt?)", path)
+# what DriftMeasure (score) writes: a measurement, or why none was made
+PSI = Number(0)
+DRIFT = Either((
+    Record({"measured": Const(True), "max_psi": PSI, "score_psi": PSI,
+            "columns": Seq(Record({"column": Text(), "feature": Text(), "psi": PSI}, required=("column", "feature", "psi")))},
+           required=("measured", "max_psi", "score_psi", "columns")),
+    Record({"measured": Const(False), "reason": Text()}, required=("measured", "reason")),
+))
 
 
+# NaN or infinite scores and thresholds are unusable data, refused with exit 4 by
+# read_finite_scores and finite_threshold (docs/exit-codes.md), so they are declared possible here
+SCORE = Array("f", 1, required=True, values=Number(nan=True, infinite=True))
+LABELS = Array("iub", 1, values=Number(0, 1))
 KIND = register(Kind(
-    "scores", describe=describe, check=_check_scores,
-    datasets={"score": (1, "f", True), "is_anomaly": (1, "iub", True), "y": (1, "iub", False), "ids": (1, "OSiu", False),
-              "drift_psi": (1, "f", False)},
-    attrs={"threshold": "num", "contamination": "num", "metrics": "dict", ID_COLUMNS: "list", "drift": "dict"},
+    "scores", describe=describe,
+    datasets={"score": SCORE, "is_anomaly": Array("iub", 1, required=True, values=Number(0, 1)), "y": LABELS,
+              "ids": Array("OSiu", 1), f"{ID_COLUMNS}/*": Array("O", 1, length="dim:score:0"),
+              "drift_psi": Array("f", 1, values=Number(0, nan=True))},
+    attrs={"threshold": Attr(Number(nan=True, infinite=True)),
+           "contamination": Attr(Number(0, MAX_CONTAMINATION, low_open=True, nan=True)),  # NaN: a threshold was given
+           "metrics": Attr(Json(Record(other=Nullable(Number(nan=True))))),
+           ID_COLUMNS: Attr(Json(Seq(Text(), max_len=MAX_COLUMNS))),
+           "drift": Attr(Json(DRIFT))},
     same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0), ("ids", 0)]],
     descriptions={
         "score": "anomaly score (the model's --score: combined, cosine, ...), higher = more anomalous",

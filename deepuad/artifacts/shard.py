@@ -12,7 +12,8 @@ import numpy as np
 
 from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, params_of, put, register, write_artifact
 from deepuad.artifacts.safe_read import read_array
-from deepuad.artifacts.scores import read_finite_scores, require_finite_scores, _score_dataset
+from deepuad.artifacts.schema import Attr, Number
+from deepuad.artifacts.scores import LABELS, SCORE, read_finite_scores, require_finite_scores, _score_dataset
 from deepuad.errors import InputError
 from deepuad.estimators.params import is_contamination
 
@@ -30,10 +31,7 @@ def shard_rows(n_rows: int, batch_rows: int, index: int, count: int) -> tuple[in
 def _check_shard(f: h5py.File, path: Path) -> None:
     """A shard's row range must be the one shard_rows gives for its index, count, total and
     batch size: merge-scores relies on it to find gaps and overlaps."""
-    names = ("shard_index", "shard_count", "row_start", "row_stop", "n_rows_total", "batch_rows")
-    for name in names:
-        if name not in f.attrs:
-            raise InputError(f"attribute '{name}' is missing", path)
+    names = ("shard_index", "shard_count", "row_start", "row_stop", "n_rows_total", "batch_rows")  # declared required
     index, count, start, stop, total, batch_rows = (int(f.attrs[name]) for name in names)
     if not (0 <= index < count and total >= 1 and batch_rows >= 1):
         raise InputError(f"shard {index} of {count}, {total} rows in batches of {batch_rows}: not a valid shard (corrupt?)", path)
@@ -96,10 +94,13 @@ def describe(f, path) -> dict:
     return {"summary": summary}
 
 
+COUNT = Number(0, integer=True)
 KIND = register(Kind(
     "scores_shard", check=_check_shard, describe=describe,
-    datasets={"score": (1, "f", True), "y": (1, "iub", False)},
-    attrs={"shard_index": "int", "shard_count": "int", "row_start": "int", "row_stop": "int", "n_rows_total": "int",
-           "batch_rows": "int"},
+    datasets={"score": SCORE, "y": LABELS},
+    attrs={"shard_index": Attr(COUNT, required=True), "shard_count": Attr(Number(1, integer=True), required=True),
+           "row_start": Attr(COUNT, required=True), "row_stop": Attr(COUNT, required=True),
+           "n_rows_total": Attr(Number(1, integer=True), required=True),
+           "batch_rows": Attr(Number(1, integer=True), required=True)},
     same_length=[[("score", 0), ("y", 0)]],
 ))

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deepuad import __version__
+from deepuad.estimators.params import torchrun_environment
 from deepuad.errors import (
     EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, Terminated, UsageError,
 )
@@ -147,7 +148,7 @@ def _global(
     exceeded, 130 interrupted.
     """
     state["quiet"], state["debug"] = quiet, debug
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.invoked_subcommand != "train":
+    if torchrun_environment()["WORLD_SIZE"] > 1 and ctx.invoked_subcommand != "train":
         # N copies of any other command would each do all the work and race for the same output
         raise UsageError(f"only 'train' runs under torchrun; run '{ctx.invoked_subcommand}' as one process "
                          "(score scales out with --shard I/N)")

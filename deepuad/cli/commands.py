@@ -4,7 +4,6 @@ A new command is a function here, decorated with ``@app.command``."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +11,9 @@ import typer
 from rich.table import Table
 
 from deepuad.errors import OutputError, UsageError
-from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, SCORE_BATCH_ROWS
+from deepuad.estimators.params import (
+    BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, LIMITS, SCORE_BATCH_ROWS, torchrun_environment,
+)
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
     ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
@@ -121,8 +122,8 @@ def cluster(
     min_clus: int = typer.Option(CLUSTERING_DEFAULTS["min_clus"], "--min-clus", help="distribution: a cluster needs more than this many points."),
     max_dist: float = typer.Option(CLUSTERING_DEFAULTS["max_dist"], "--max-dist", help="distribution: stop seeding at this seed distance."),
     dc_normalize: str = typer.Option(CLUSTERING_DEFAULTS["normalize"], "--dc-normalize", help="distribution: l2, center-l2 or none."),
-    anchors: int = typer.Option(CLUSTERING_DEFAULTS["n_anchors"], "--anchors", help="distribution: anchor rows for distance profiles."),
-    neighbors: int = typer.Option(CLUSTERING_DEFAULTS["n_neighbors"], "--neighbors", help="distribution: kNN graph size for seeding."),
+    anchors: int = typer.Option(CLUSTERING_DEFAULTS["n_anchors"], "--anchors", max=LIMITS["anchors"], help="distribution: anchor rows for distance profiles."),
+    neighbors: int = typer.Option(CLUSTERING_DEFAULTS["n_neighbors"], "--neighbors", max=LIMITS["neighbors"], help="distribution: kNN graph size for seeding."),
     sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
     min_cluster_size: int = typer.Option(CLUSTERING_DEFAULTS["min_cluster_size"], "--min-cluster-size", help="hdbscan: minimum cluster size."),
     paper: bool = CLUSTER_PAPER_OPTION,
@@ -178,7 +179,7 @@ def train(
     from deepuad.stages.train import train as stage
 
     options = _train_options(training, min_fraction, seed, precision, compile, score, paper)
-    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports; the others still print errors
+    if torchrun_environment()["RANK"] > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stage, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume=resume, force=force, device=device, threads=threads, **options)
@@ -198,7 +199,7 @@ def score(
     shard: Optional[str] = typer.Option(
         None, "--shard", help="I/N: score only the I-th of N row ranges (0 <= I < N) into <features stem>.scores.shard-I-of-N.h5; "
         "'deepuad merge-scores' joins the N files."),
-    batch_rows: int = typer.Option(SCORE_BATCH_ROWS, "--batch-rows", help="Rows scored per batch (bounds memory). Shards and the unsharded "
+    batch_rows: int = typer.Option(SCORE_BATCH_ROWS, "--batch-rows", max=LIMITS["batch_rows"], help="Rows scored per batch (bounds memory). Shards and the unsharded "
                                    "run they should equal need the same value."),
     fail_above: Optional[float] = typer.Option(None, "--fail-above", help="Exit 8 (after writing the scores) when more than this "
                                                "share of rows score above --threshold, e.g. 0.05: for cron and CI alerts."),

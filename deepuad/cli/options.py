@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from deepuad.errors import UsageError
-from deepuad.estimators.params import DEFAULTS  # standard library only: no NumPy or torch at start-up
+from deepuad.estimators.params import DEFAULTS, LIMITS  # standard library only: no NumPy or torch at start-up
 
 
 
@@ -103,6 +103,11 @@ def _layers(value: str) -> tuple[int, ...] | str:
         raise UsageError(f"--layers must be comma-separated integers like 60,30,10, got {value!r}") from None
     if not layers or min(layers) < 1:
         raise UsageError(f"--layers must be positive widths like 60,30,10, got {value!r}")
+    if len(layers) > LIMITS["layers"] or max(layers) > LIMITS["layer_width"]:
+        raise UsageError(f"--layers takes at most {LIMITS['layers']} widths of at most {LIMITS['layer_width']:,}, got {value!r}")
+    weights = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    if weights > LIMITS["hidden_weights"]:
+        raise UsageError(f"--layers {value} needs {weights:,} weights between its layers (at most {LIMITS['hidden_weights']:,})")
     return layers
 
 
@@ -113,6 +118,8 @@ def _size(value: str) -> tuple[int, int]:
         raise UsageError(f"--size must look like 32x32 (height x width), got {value!r}") from None
     if height < 1 or width < 1:
         raise UsageError(f"--size must be positive, got {value!r}")
+    if max(height, width) > LIMITS["image_side"]:
+        raise UsageError(f"--size is at most {LIMITS['image_side']} pixels a side, got {value!r}")
     return height, width
 
 
@@ -132,9 +139,12 @@ def _batch_size(value: str) -> int | str:
     if value == "auto":
         return value
     try:
-        return int(value)  # its range is checked with the other parameters (DeepUAD.check_params)
+        size = int(value)  # its lower bound is checked with the other parameters (DeepUAD.check_params)
     except ValueError:
         raise UsageError(f"--batch-size must be 'auto' or a positive integer, got {value!r}") from None
+    if size > LIMITS["batch_rows"]:
+        raise UsageError(f"--batch-size is at most {LIMITS['batch_rows']:,} rows, got {value!r}")
+    return size
 
 
 def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["precision"], compile=DEFAULTS["compile"],
@@ -144,6 +154,9 @@ def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["preci
     from deepuad.estimators.params import PAPER_READING
 
     t = dict(training)
+    if t["r"] >= 1 and t["epochs"] // t["r"] > LIMITS["reselections"]:  # each one a record the model keeps
+        raise UsageError(f"--epochs {t['epochs']} with --r {t['r']} asks for {t['epochs'] // t['r']:,} re-selections "
+                         f"(at most {LIMITS['reselections']:,}); raise --r")
     percentile_over, tol = t["percentile_over"], t["tol"]
     if paper:
         percentile_over, tol, score = PAPER_READING["percentile_over"], PAPER_READING["tol"], PAPER_READING["score"]
@@ -178,7 +191,7 @@ ID_COLUMN_OPTION = typer.Option(
     "to the scores, top and explain. Repeat it, or separate columns with commas.")
 SCALE_OPTION = typer.Option(None, "--scale", help="minmax, standard or none [default: minmax for tables and arrays, none for pixels and video].")
 METHOD_OPTION = typer.Option(DEFAULTS["init_method"], "--method", help="gmm, kmeans, hdbscan or distribution.")
-CLUSTERS_OPTION = typer.Option(DEFAULTS["init_clusters"], "--clusters", help="gmm/kmeans: number of clusters/components.")
+CLUSTERS_OPTION = typer.Option(DEFAULTS["init_clusters"], "--clusters", max=LIMITS["clusters"], help="gmm/kmeans: number of clusters/components.")
 P0_OPTION = typer.Option(DEFAULTS["p0"], "--p0", help="Initial threshold in percent: clusters above the (100-p0)th variance percentile are left out.")
 MIN_FRACTION_OPTION = typer.Option(DEFAULTS["min_fraction"], "--min-fraction", help="Guard: if fewer rows than this share are selected, add clusters in increasing variance (warned, recorded as fallback).")
 P_OPTION = typer.Option(DEFAULTS["p"], "--p", help="Re-selection threshold in percent (p < p0).")
@@ -187,7 +200,7 @@ EPOCHS_OPTION = typer.Option(DEFAULTS["epochs"], "--epochs", help="Epoch budget.
 LR_OPTION = typer.Option(DEFAULTS["lr"], "--lr", help="Adam learning rate.")
 ACTIVATION_OPTION = typer.Option(DEFAULTS["activation"], "--activation", help="tanh (tabular data) or relu.")
 LOSS_OPTION = typer.Option(DEFAULTS["loss"], "--loss", help="Training loss: mse or cosine.")
-RESELECT_CLUSTERS_OPTION = typer.Option(DEFAULTS["reselect_clusters"], "--reselect-clusters", help="--reselect-by variance: GMM components on z = [code; error].")
+RESELECT_CLUSTERS_OPTION = typer.Option(DEFAULTS["reselect_clusters"], "--reselect-clusters", max=LIMITS["clusters"], help="--reselect-by variance: GMM components on z = [code; error].")
 TOL_OPTION = typer.Option(DEFAULTS["tol"], "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
 CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share of training rows the model's rule flagged: more than 3 robust sigmas above the median score].")
 

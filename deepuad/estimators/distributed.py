@@ -17,12 +17,13 @@ What is data-parallel and what is central (docs/scaling.md):
 from __future__ import annotations
 
 import datetime
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from deepuad.estimators.params import torchrun_environment
 
 
 @dataclass
@@ -47,11 +48,12 @@ class World:
 
         ``device`` is the resolved --device ("cpu" or "cuda[:N]"); under torchrun each rank takes
         the GPU of its local rank."""
-        size = int(os.environ.get("WORLD_SIZE", "1"))
+        environment = torchrun_environment()  # UsageError naming a variable that is not a valid rank or size
+        size = environment["WORLD_SIZE"]
         if size <= 1:
             return cls(device=device)
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        rank, local_rank = environment["RANK"], environment["LOCAL_RANK"]
+        local_size = environment["LOCAL_WORLD_SIZE"]
         if device.startswith("cuda"):
             device = f"cuda:{local_rank}"
             torch.cuda.set_device(device)

@@ -11,6 +11,9 @@ defaults when it starts, and it starts without NumPy, scikit-learn or torch (sec
 from __future__ import annotations
 
 import numbers
+import os
+
+from deepuad.errors import UsageError
 
 # DeepUAD's defaults (the paper's Table 8, KDDCUP; docs/fidelity.md for the readings): its
 # ``__init__`` signature takes them from here, and so do initial_selection, the stages and the
@@ -112,3 +115,42 @@ def check_value(name: str, value, constraint) -> None:
 def check_contamination(value, name: str = "contamination") -> None:
     """``check_value`` of a contamination: "<name> must be a number in (0, 0.5], got <value>"."""
     check_value(name, value, CONTAMINATION)
+
+
+# The most an option that sizes memory may ask for, checked where the option is parsed (exit 2,
+# the message naming the limit): each allocation they size is linear in rows x the value, so a
+# typo (--neighbors 100000000: a 745 GiB kNN table) fails at once instead of after the data is read.
+LIMITS = {
+    "clusters": 10_000,  # --clusters, --reselect-clusters: GMM/k-means components
+    "neighbors": 1_024,  # --neighbors: the kNN table of distribution clustering holds rows x this
+    "anchors": 16_384,  # --anchors: distance profiles hold rows x this
+    "batch_rows": 1 << 22,  # --batch-size (training rows per step), --batch-rows (rows scored at once)
+    "layer_width": 1 << 16,  # --layers: one width
+    "layers": 64,  # --layers: how many
+    "hidden_weights": 1 << 27,  # --layers: weights between hidden layers (x 16 bytes with Adam's moments: 2 GiB)
+    "image_side": 4_096,  # --size: pixels a side
+    "reselections": 1_000,  # --epochs // --r: a model keeps a record and a selection of each
+}
+
+# the environment torchrun gives each process (the defaults: no torchrun), and the largest world
+TORCHRUN_VARIABLES = {"WORLD_SIZE": 1, "RANK": 0, "LOCAL_WORLD_SIZE": 1, "LOCAL_RANK": 0}
+MAX_WORLD_SIZE = 1 << 16
+
+
+def torchrun_environment() -> dict[str, int]:
+    """WORLD_SIZE, RANK, LOCAL_WORLD_SIZE and LOCAL_RANK as whole numbers, or UsageError (exit 2)
+    naming the variable: each in [0, MAX_WORLD_SIZE] (sizes from 1) and, in a world of more than
+    one process, each rank below its size. Read here once for every reader (the CLI, World)."""
+    values = {}
+    for name, default in TORCHRUN_VARIABLES.items():
+        text = os.environ.get(name, str(default)).strip()
+        value = int(text) if text.isdigit() and len(text) <= 9 else -1
+        if not default <= value <= MAX_WORLD_SIZE:
+            raise UsageError(f"environment variable {name} must be a whole number in [{default}, {MAX_WORLD_SIZE}], "
+                             f"got {text[:40]!r}")
+        values[name] = value
+    if values["WORLD_SIZE"] > 1:
+        for rank, size in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
+            if values[rank] >= values[size]:
+                raise UsageError(f"environment variable {rank}={values[rank]} is not below {size}={values[size]}")
+    return values

@@ -227,16 +227,36 @@ def _choose_splits(flat: np.ndarray, n_features: int, rows: np.ndarray, counts: 
 FOREST_ARRAYS = ("left", "right", "feature", "threshold", "n_samples", "roots", "max_samples")
 
 
+def forest_depth_limit(max_samples: int) -> int:
+    """The deepest a tree grown on ``max_samples`` rows may be: ceil(log2(max_samples)), where both
+    ``fit_forest`` and scikit-learn's IsolationForest (the forests of older models) stop growing."""
+    return int(np.ceil(np.log2(max(int(max_samples), 2))))
+
+
 def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
     """ValueError unless ``forest`` is a well-formed set of trees over ``n_features`` columns: a
-    forest read from a file someone sent must not index out of range or walk in a loop."""
+    forest read from a file someone sent must not index out of range, walk in a loop, or cost
+    more than the forest it declares (at most 2 x max_samples - 1 nodes a tree, no tree deeper
+    than ``forest_depth_limit``: ``forest_scores`` takes one step per level)."""
     missing = [name for name in FOREST_ARRAYS if name not in forest]
     if missing:
         raise ValueError(f"forest lacks {', '.join(missing)}")
-    nodes = len(forest["left"])
-    if any(np.ndim(forest[name]) != 1 or len(forest[name]) != nodes for name in FOREST_ARRAYS[:5]):
+    arrays = {name: np.asarray(forest[name]) for name in FOREST_ARRAYS}
+    for name, values in arrays.items():
+        if values.ndim != 1:
+            raise ValueError(f"forest array {name} has {values.ndim} dimensions, expected 1")
+        if values.dtype.kind not in ("f" if name == "threshold" else "iu"):
+            raise ValueError(f"forest array {name} has dtype {values.dtype}, expected {'floats' if name == 'threshold' else 'integers'}")
+    nodes = len(arrays["left"])
+    if any(len(arrays[name]) != nodes for name in FOREST_ARRAYS[:5]):
         raise ValueError("forest arrays differ in shape")
-    left, right = np.asarray(forest["left"]), np.asarray(forest["right"])
+    if arrays["max_samples"].shape != (1,) or int(arrays["max_samples"][0]) < 1:
+        raise ValueError("forest max_samples is not one positive count")
+    max_samples = int(arrays["max_samples"][0])
+    left, right, feature, roots = (arrays[name].astype(np.int64) for name in ("left", "right", "feature", "roots"))
+    if len(roots) == 0 or nodes > len(roots) * (2 * max_samples - 1):
+        raise ValueError(f"forest has {nodes:,} nodes in {len(roots)} trees grown on {max_samples} rows each "
+                         f"(at most {len(roots) * (2 * max_samples - 1):,})")
     inner = left >= 0
     index = np.arange(nodes)
     # children come after their parent (fit_forest numbers nodes level by level; forests saved before it
@@ -247,15 +267,20 @@ def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
     # trees, not graphs: every node has at most one parent and no root has one, so a walk is a path
     # and the depth table of forest_scores is one pass over the nodes
     children = np.concatenate([left[inner], right[inner]])
-    if len(np.unique(children)) != len(children) or np.isin(np.asarray(forest["roots"]), children).any():
+    if len(np.unique(children)) != len(children) or np.isin(roots, children).any():
         raise ValueError("forest nodes share a parent or a root has one")
-    feature, roots = np.asarray(forest["feature"]), np.asarray(forest["roots"])
-    if ((feature < 0) | (feature >= n_features)).any() or len(roots) == 0 or ((roots < 0) | (roots >= nodes)).any():
+    if ((feature < 0) | (feature >= n_features)).any() or ((roots < 0) | (roots >= nodes)).any():
         raise ValueError("forest features or roots out of range")
-    if (np.asarray(forest["n_samples"]) < 1).any() or np.size(forest["max_samples"]) != 1 or int(forest["max_samples"][0]) < 1:
+    if (arrays["n_samples"] < 1).any():
         raise ValueError("forest sample counts are not positive")
-    if not np.isfinite(np.asarray(forest["threshold"], dtype=np.float64)).all():
+    if not np.isfinite(arrays["threshold"].astype(np.float64)).all():
         raise ValueError("forest thresholds are not finite")
+    limit = forest_depth_limit(max_samples)
+    level = roots
+    for _ in range(limit):  # breadth first, a bounded number of levels: a chain is found in `limit` steps
+        level = np.concatenate([left[level[inner[level]]], right[level[inner[level]]]])
+    if inner[level].any():
+        raise ValueError(f"forest trees are deeper than {limit} levels, the most {max_samples} rows grow")
 
 
 def _walk_tables(forest: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:

@@ -107,6 +107,9 @@ class ArrayScaler:
 
 
 MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
+# numbers compress a few times at most; an array that inflates more than MAX_INFLATION:1 to more
+# than MAX_INFLATED_BYTES is checked before it is decompressed, as a zip bomb
+MAX_INFLATED_BYTES, MAX_INFLATION = 64 << 20, 200
 
 
 def _check_declared_sizes(path: Path) -> None:
@@ -123,6 +126,10 @@ def _check_declared_sizes(path: Path) -> None:
                 if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + (1 << 20):
                     raise InputError(f"member {info.filename!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
                                      "compressed, more than compression gives (corrupt or crafted?)", path)
+                if info.file_size > MAX_INFLATED_BYTES and info.file_size > MAX_INFLATION * info.compress_size:
+                    raise InputError(f"member {info.filename!r} inflates {info.compress_size:,} bytes to {info.file_size:,} "
+                                     f"(more than {MAX_INFLATION}:1 beyond {MAX_INFLATED_BYTES >> 20} MiB: a zip bomb?); "
+                                     "save it with np.savez (uncompressed) if it is real data", path)
                 if info.filename.endswith(".npy"):
                     with archive.open(info) as member:
                         _check_npy_header(member, info.file_size, path, info.filename)

@@ -32,6 +32,10 @@ ARROW_FILE_MAGIC = b"ARROW1"
 ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"  # the continuation marker of an IPC stream's first message
 ARROW_SUFFIXES = (".arrow", ".arrows", ".feather", ".ipc")
 MAX_ROW_GROUP_BYTES = 4 << 30  # decoded size of one row group: what reading it holds in memory
+# a column chunk may inflate beyond MAX_INFLATED_BYTES only by this ratio: run-length and
+# dictionary encodings already shrink repetitive columns, so more is a compressed bomb
+MAX_INFLATED_BYTES, MAX_INFLATION = 64 << 20, 200
+MAX_BATCH_TEXT_BYTES = 256 << 20  # text decoded at once: one chunk of rows
 
 
 def table_format(path: str | Path) -> str | None:
@@ -98,16 +102,20 @@ def check_schema(schema, path, drop=(), text_columns=()) -> list[str]:
     return keep
 
 
-def _frame(batch, offset: int, dropped=(), text_columns=()) -> pd.DataFrame:
+def _frame(batch, offset: int, dropped=(), text_columns=(), path=None) -> pd.DataFrame:
     """A record batch as the DataFrame the CSV reader would give: text columns as strings
     (missing text as NaN, as the CSV reader gives an empty cell), numbers as float/int (missing
     numbers as NaN: a gap), ``text_columns`` as text (dates and times as pandas writes them), the
     index the data row number."""
     pa, _ = _pyarrow()
+    _check_text_size(batch, offset, path)
     columns = {}
     for name, column in zip(batch.schema.names, batch.columns):
         kind = column.type
-        if pa.types.is_dictionary(kind):
+        if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
+            columns[name] = pd.Series(_dictionary_text(column))
+            continue
+        if pa.types.is_dictionary(kind):  # numbers: 8 bytes a row decoded
             column = column.dictionary_decode()
             kind = column.type
         if name in text_columns and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
@@ -128,17 +136,78 @@ def _frame(batch, offset: int, dropped=(), text_columns=()) -> pd.DataFrame:
     return frame
 
 
+def _is_text(kind) -> bool:
+    pa, _ = _pyarrow()
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _dictionary_text(column) -> np.ndarray:
+    """A dictionary-encoded text column as the object array the CSV reader gives, without
+    decoding it: each row refers to its dictionary entry's one Python string (8 bytes a row),
+    so a small dictionary repeated over millions of rows (a "dictionary bomb") costs no more
+    than its indices. Missing values are NaN."""
+    dictionary = column.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    indices = column.indices
+    missing = indices.is_null().to_numpy(zero_copy_only=False)
+    values = dictionary[indices.fill_null(0).to_numpy(zero_copy_only=False)] if len(dictionary) else np.full(len(column), np.nan, object)
+    values[missing] = np.nan
+    return values
+
+
+def _check_text_size(batch, offset: int, path) -> None:
+    """Before any text of ``batch`` is decoded: InputError if a dictionary holds a value longer
+    than a category may be (tabular.MAX_CATEGORY_CHARS), or if its text columns would decode to
+    more than MAX_BATCH_TEXT_BYTES. A dictionary of one long value repeated over every row is a
+    few kilobytes stored and gigabytes decoded."""
+    import pyarrow.compute as pc
+    from deepuad.inputs.tabular import MAX_CATEGORY_CHARS
+
+    pa, _ = _pyarrow()
+    total = 0
+    for name, column in zip(batch.schema.names, batch.columns):
+        if pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
+            lengths = pc.utf8_length(column.dictionary)
+            longest = pc.max(lengths).as_py() or 0
+            if longest > MAX_CATEGORY_CHARS:
+                raise DataError(f"column {name!r} holds a {longest:,}-character value, too long for a category (free text, "
+                                "or a broken quote?); --drop it", path)
+            total += pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
+        elif _is_text(column.type):
+            total += column.nbytes
+    if total > MAX_BATCH_TEXT_BYTES:
+        raise InputError(f"rows {offset + 1:,} to {offset + batch.num_rows:,} hold {total / 2**20:,.0f} MiB of text once decoded "
+                         f"(at most {MAX_BATCH_TEXT_BYTES >> 20} MiB at once); lower --chunk-rows if that is real data", path)
+
+
+def _check_row_groups(metadata, path) -> None:
+    """InputError, from the footer and before any page is read, for a row group that declares
+    more than MAX_ROW_GROUP_BYTES decoded, or a column chunk that inflates more than
+    MAX_INFLATION times beyond MAX_INFLATED_BYTES (a compressed run of one value)."""
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        size = row_group.total_byte_size
+        if size > MAX_ROW_GROUP_BYTES:
+            raise InputError(f"row group {group} declares {size / 2**30:.1f} GiB decoded (at most "
+                             f"{MAX_ROW_GROUP_BYTES >> 30} GiB are read at once); rewrite it with smaller row groups", path)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            inflated, stored = chunk.total_uncompressed_size, max(chunk.total_compressed_size, 1)
+            if inflated > MAX_INFLATED_BYTES and inflated > MAX_INFLATION * stored:
+                raise InputError(f"column {chunk.path_in_schema!r} of row group {group} declares {inflated / 2**20:,.0f} MiB "
+                                 f"from {stored:,} stored bytes (more than {MAX_INFLATION}:1; crafted?)", path)
+
+
 def _batches(path, kind: str, columns: list[str], chunk_rows: int):
     pa, pq = _pyarrow()
     if kind == "parquet":
         reader = pq.ParquetFile(path)
-        metadata = reader.metadata
-        for group in range(metadata.num_row_groups):
-            size = metadata.row_group(group).total_byte_size
-            if size > MAX_ROW_GROUP_BYTES:
-                raise InputError(f"row group {group} declares {size / 2**30:.1f} GiB decoded (at most "
-                                 f"{MAX_ROW_GROUP_BYTES >> 30} GiB are read at once); rewrite it with smaller row groups", path)
-        yield reader.schema_arrow
+        _check_row_groups(reader.metadata, path)
+        schema = reader.schema_arrow
+        yield schema
+        # text read as dictionaries where stored so: _frame then never decodes them (_dictionary_text)
+        text = [name for name in columns if _is_text(schema.field(name).type)]
+        if text:
+            reader = pq.ParquetFile(path, read_dictionary=text)
         yield from reader.iter_batches(batch_size=chunk_rows, columns=columns)
         return
     source = pa.memory_map(str(path), "r")
@@ -172,7 +241,7 @@ def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None
             if batch.num_rows == 0:
                 continue
             empty = False
-            frame = _frame(batch, offset, [c for c in drop if c in schema.names], text_columns)
+            frame = _frame(batch, offset, [c for c in drop if c in schema.names], text_columns, path)
             offset += len(frame)
             yield frame
         if empty:
