@@ -1,56 +1,91 @@
-"""The panel: deepuad's defaults against the detectors users compare it with, on every data set we hold.
+"""The panel: deepuad's candidate configurations against the detectors users compare it with, on five
+families of data sets weighted equally.
 
-    python bench/panel.py                      # everything; appends to bench/results/panel.csv, resumable
-    python bench/panel.py --resume             # carry on after an interruption (skips finished runs)
+    python bench/panel.py --half tuning        # the tuning half; appends to bench/results/panel.csv, resumable
+    python bench/panel.py --resume ...         # carry on after an interruption (skips finished runs)
     python bench/panel.py --table-only         # rewrite panel.md from panel.csv
+    python bench/choose_defaults.py            # the defaults the tuning half picks (the protocol)
 
-Data sets (all min-max scaled, as `deepuad extract` does for tables and arrays):
-* every ADBench "Classical" set in ../shared/data/odds_adbench/ (fit and score the same rows; another
-  folder of <number>_<name>.npz files with --adbench-dir, as CI's smoke run does with generated sets);
-* KDDCUP99 under the paper's protocol at 5, 10 and 20 % (bench/kddcup.py's split: fit on the train
-  half, score the test half);
-* CIFAR-10 ResNet-18 embeddings, classes 0, 4 and 6 normal (ADBench; fit and score the same rows);
-* raw MNIST (t10k), digit 4 normal, the other digits sampled evenly to 5 %.
-Each set is subsampled (seeded, the same rows for every method) to at most --max-rows rows per
-side; the size used is in the CSV. A set whose subsample holds no anomaly is skipped (at 2,000 rows:
-smtp, 30 anomalies in 95,156 rows). "anomalies" in the tables is the share among the rows scored
-(for KDDCUP the test half, about 19 %; the train half holds 5, 10 or 20 %).
+Families (every set min-max scaled as a whole, as `deepuad extract` does; fit and score the same
+rows except KDDCUP):
+* tables: every ADBench "Classical" set in ../shared/data/odds_adbench/ (another folder of
+  <number>_<name>.npz files with --adbench-dir, as CI's smoke run does with generated sets);
+* images: CIFAR-10 ResNet-18 embeddings with class 0, 4 or 6 normal (ADBench); raw MNIST t10k
+  (../shared/data/mnist) and scikit-learn's bundled 8x8 digits (load_digits, no download), each
+  of the ten digits normal in turn, the other nine sampled evenly to 5 % of the set;
+* kddcup: KDDCUP99 under the paper's protocol at 5, 10 and 20 % (bench/kddcup.py's split: fit on
+  the train half, score the test half; the three score the same test rows, so they are one group);
+* synthetic: local, global, dependency and clustered anomalies (bench/synthetic.py, after ADBench
+  §3.3) planted at 1, 5, 10 and 20 % among the normal rows of BASES: 2_annthyroid, 4_breastw,
+  6_cardio, 12_fault, 28_pendigits, 29_Pima, 30_satellite, 47_yeast (low to mid width, raw or
+  standardised features, 444 to 6,666 normal rows); at most 0.8 x --max-rows normal rows, the
+  same ones at every type and share;
+* spikes: in the normal rows of the same BASES (at most --max-rows), 20 rows each get one column
+  at 10 x that column's normal range above its maximum. Besides AUROC: spike_recall, the share of
+  spiked rows scoring above the 99th percentile of the untouched rows' scores (the goal is 1.0).
+Each set is subsampled (seeded, the same rows for every method) to at most --max-rows rows per side.
+A set whose rows scored hold one class only is skipped (at 2,000 rows: smtp).
 
-Halves: ADBench sets with an odd number, KDDCUP 5 and 20 %, CIFAR 0 and 6 are the "tuning" half
-(defaults were chosen on it), the rest the "held-out" half; the tables report both.
+Halves: SPLIT_SEED = 29 assigns groups of sets (a base set's variants, the three KDDCUP levels) at
+random to `tuning` or `held-out`, balanced by set count within each family (``split``; KDDCUP is one
+group, so one half). A base set's synthetic and spike sets share its half as a table. With the 36
+ADBench sets in ../shared/data the tuning half is (`python bench/panel.py --show-split` lists all):
+* tables: 2_annthyroid, 7_Cardiotocography, 11_donors, 14_glass, 17_InternetAds, 24_mnist,
+  28_pendigits, 29_Pima, 31_satimage-2, 32_shuttle, 33_skin, 34_smtp, 38_thyroid, 39_vertebral,
+  42_WBC, 45_wine, 46_WPBC, 47_yeast;
+* images: cifar10_0, cifar10_6, mnist_0, mnist_4, mnist_5, mnist_9, digits_2, digits_3, digits_4,
+  digits_7, digits_9;
+* kddcup: all three (so the held-out half has no KDDCUP family);
+* synthetic and spikes: those built on 2_annthyroid, 28_pendigits, 29_Pima and 47_yeast;
+and the held-out half every other set. This replaces the odd/even split by ADBench number used up to 52bc507 (results then:
+bench/results/panel_52bc507.md). The protocol: bench/choose_defaults.py.
 
-Methods: deepuad (defaults); deepuad-paper (the paper's literal reading: percentile over clusters
-for both selections, tol 0, the cosine score); Isolation Forest (scikit-learn); k-NN (PyOD KNN,
-k = 5); ECOD (PyOD); PyOD AutoEncoder (its defaults); DAGMM (deepuad.estimators.baselines, 50 epochs);
+Methods: deepuad (the package's defaults), deepuad-paper (PAPER_READING), deepuad:NAME (any
+configuration in bench/candidates.py); Isolation Forest (scikit-learn); k-NN (PyOD KNN, k = 5);
+ECOD (PyOD); PyOD AutoEncoder; DAGMM (deepuad.estimators.baselines, its own defaults: 200 epochs);
 Deep Isolation Forest (DeepOD; `pip install --no-deps deepod tqdm`: deepod 0.4.1 pins an old torch).
-Random methods run with every --seeds seed, deterministic ones (k-NN, ECOD) once. A method whose
-package is missing is skipped and says so. One thread for everything.
+All at their own defaults. Random methods run with every --seeds seed, deterministic ones (k-NN,
+ECOD) once. A method whose package is missing is skipped and says so. One thread for everything.
+
+Per run the CSV holds AUROC, AUPRC, F1 at the method's own threshold (deepuad's labels_; PyOD,
+DeepOD and DAGMM: their default 10 % contamination; Isolation Forest: scikit-learn's "auto"
+offset), F1 at the true share (top k, k = the true number of anomalies), the estimated anomaly
+share (deepuad's contamination_) and spike_recall (spikes family).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import gzip
 import os
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from scipy.stats import rankdata, wilcoxon  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).parent))
+import synthetic  # noqa: E402
+from panel_tables import FIELDS, below_chance, chance_band, write_table  # noqa: E402,F401
+
+DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
-FIELDS = ["dataset", "half", "rows_fit", "rows_scored", "features", "anomaly_share", "method", "seed", "auroc", "auprc", "seconds",
-          "estimated_share"]
-RANDOM_METHODS = ("deepuad", "deepuad-paper", "iforest", "pyod-ae", "dagmm", "dif")
-ALL_METHODS = ("deepuad", "deepuad-paper", "iforest", "knn", "ecod", "pyod-ae", "dagmm", "dif")
+SPLIT_SEED = 29
+BASES = ("2_annthyroid", "4_breastw", "6_cardio", "12_fault", "28_pendigits", "29_Pima", "30_satellite", "47_yeast")
+SHARES = (1, 5, 10, 20)  # synthetic anomalies, % of the set
+SPIKES = 20  # spiked rows per set
+FAMILIES = ("tables", "images", "kddcup", "synthetic", "spikes")
+PEERS = ("iforest", "knn", "ecod", "pyod-ae", "dagmm", "dif")
+DETERMINISTIC = ("knn", "ecod")
+DEFAULT_METHODS = ("deepuad", "deepuad-paper", *PEERS)
 
 
 # ----------------------------------------------------------------------------- data sets
@@ -67,19 +102,67 @@ def _cap(X, y, max_rows, seed=0):
     return X[rows], y[rows]
 
 
-def adbench(path: Path, max_rows: int):
-    data = np.load(path)
-    X, y = _cap(np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"]).astype(int), max_rows)
+def _same(X, y):
     (X,) = _minmax(X)
     return X, y, X, y
 
 
-def kddcup(contamination: float, max_rows: int):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from kddcup import DATA  # the protocol's data folder
+def _npz(path: Path):
+    data = np.load(path)
+    return np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"]).astype(int)
 
-    names = [line.split(":")[0] for line in (DATA / "kddcup.names").read_text().splitlines()[1:] if ":" in line]
-    rows = [line.split(",") for line in gzip.open(DATA / "kddcup.data_10_percent.gz", "rt").read().splitlines()]
+
+def adbench(path: Path, max_rows: int):
+    return _same(*_cap(*_npz(path), max_rows))
+
+
+def planted(path: Path, kind: str, share: int, max_rows: int):
+    X, y = _npz(path)
+    normal, _ = _cap(X[y == 0], y[y == 0], int(0.8 * max_rows))
+    return _same(*synthetic.plant(normal, kind, share / 100, seed=zlib.crc32(f"{path.stem}+{kind}_{share}".encode())))
+
+
+def spiked(path: Path, max_rows: int):
+    X, y = _npz(path)
+    normal, _ = _cap(X[y == 0], y[y == 0], max_rows)
+    return _same(*synthetic.spikes(normal, SPIKES, seed=zlib.crc32(path.stem.encode())))
+
+
+def one_class_normal(X: np.ndarray, labels: np.ndarray, normal_class: int, share: float = 0.05, seed: int = 0):
+    """The rows of ``normal_class`` plus the other classes sampled evenly (seeded) to ``share``
+    of the result; y = 1 for the other classes."""
+    rng = np.random.default_rng(seed)
+    normal = np.flatnonzero(labels == normal_class)
+    others = [np.flatnonzero(labels == c) for c in np.unique(labels) if c != normal_class]
+    n_anomalies = int(round(share / (1 - share) * len(normal)))
+    per_class = np.full(len(others), n_anomalies // len(others)) + (np.arange(len(others)) < n_anomalies % len(others))
+    anomalies = np.concatenate([rng.choice(o, size=n, replace=False) for o, n in zip(others, per_class)])
+    rows = np.sort(np.concatenate([normal, anomalies]))
+    return X[rows], (labels[rows] != normal_class).astype(int)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_t10k(folder: Path):
+    images = np.frombuffer(gzip.open(folder / "t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 784)
+    labels = np.frombuffer(gzip.open(folder / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    return images.astype(np.float64), labels.astype(int)
+
+
+def mnist(folder: Path, digit: int, max_rows: int):
+    return _same(*_cap(*one_class_normal(*_mnist_t10k(folder), digit), max_rows))
+
+
+def digits(digit: int, max_rows: int):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return _same(*_cap(*one_class_normal(bunch.data.astype(np.float64), bunch.target, digit), max_rows))
+
+
+@functools.lru_cache(maxsize=1)
+def _kddcup_rows(folder: Path):
+    names = [line.split(":")[0] for line in (folder / "kddcup.names").read_text().splitlines()[1:] if ":" in line]
+    rows = [line.split(",") for line in gzip.open(folder / "kddcup.data_10_percent.gz", "rt").read().splitlines()]
     symbolic = [names.index(c) for c in ("protocol_type", "service", "flag")]
     is_anomaly = np.array([r[-1] == "normal." for r in rows])
     numeric = np.array([[float(v) for i, v in enumerate(r[:-1]) if i not in symbolic] for r in rows])
@@ -87,12 +170,16 @@ def kddcup(contamination: float, max_rows: int):
     for column in symbolic:
         values = np.array([r[column] for r in rows])
         onehot.append((values[:, None] == np.unique(values)[None, :]).astype(np.float64))
-    X = np.hstack([numeric, *onehot])
+    return np.hstack([numeric, *onehot]), is_anomaly
+
+
+def kddcup(folder: Path, contamination: float, max_rows: int):
+    X, is_anomaly = _kddcup_rows(folder)
     # bench/kddcup.py's split (seed 0): 50/50 at random; the train half keeps every attack row and
     # "normal." rows (the anomaly class) sampled to the contamination
     rng = np.random.default_rng(0)
-    order = rng.permutation(len(rows))
-    train_half, test_half = np.sort(order[: len(rows) // 2]), np.sort(order[len(rows) // 2 :])
+    order = rng.permutation(len(X))
+    train_half, test_half = np.sort(order[: len(X) // 2]), np.sort(order[len(X) // 2 :])
     attacks, anomalies = train_half[~is_anomaly[train_half]], train_half[is_anomaly[train_half]]
     wanted = int(round(contamination / (1 - contamination) * len(attacks)))
     train = np.sort(np.concatenate([attacks, rng.choice(anomalies, size=min(wanted, len(anomalies)), replace=False)]))
@@ -102,61 +189,89 @@ def kddcup(contamination: float, max_rows: int):
     return Xtr, ytr, Xte, yte
 
 
-def cifar(k: int, max_rows: int):
-    return adbench(SHARED / "image_embeddings" / "CV_by_ResNet18" / f"CIFAR10_{k}.npz", max_rows)
-
-
-def mnist(max_rows: int):
-    folder = SHARED / "mnist"
-    images = np.frombuffer(gzip.open(folder / "t10k-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 784)
-    labels = np.frombuffer(gzip.open(folder / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-    rng = np.random.default_rng(0)
-    normal = np.flatnonzero(labels == 4)
-    n_anomalies = int(round(0.05 / 0.95 * len(normal)))
-    others = [np.flatnonzero(labels == d) for d in range(10) if d != 4]
-    per_digit = np.full(9, n_anomalies // 9) + (np.arange(9) < n_anomalies % 9)
-    anomalies = np.concatenate([rng.choice(o, size=n, replace=False) for o, n in zip(others, per_digit)])
-    rows = np.sort(np.concatenate([normal, anomalies]))
-    X, y = _cap(images[rows].astype(np.float64) / 255.0, (labels[rows] != 4).astype(int), max_rows)
-    return X.astype(np.float32), y, X.astype(np.float32), y
-
-
-def datasets(max_rows: int, adbench_dir: Path = SHARED / "odds_adbench"):
-    """(name, half, loader) for every set; loaders are called only for the sets that run."""
-    out = []
-    for path in sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
-        number = int(path.stem.split("_")[0])
-        out.append((path.stem, "tuning" if number % 2 else "held-out", lambda p=path: adbench(p, max_rows)))
-    for c in (5, 10, 20):
-        out.append((f"kddcup_{c}", "tuning" if c != 10 else "held-out", lambda c=c: kddcup(c / 100, max_rows)))
-    for k in (0, 4, 6):
-        out.append((f"cifar10_{k}", "tuning" if k != 4 else "held-out", lambda k=k: cifar(k, max_rows)))
-    out.append(("mnist_4", "held-out", lambda: mnist(max_rows)))
+def catalog(max_rows: int, data_dir: Path, adbench_dir: Path, bases=BASES):
+    """(name, family, group, loader) for every set; loaders are called only for the sets that run.
+    ``group``: the sets that must share a half (a base set's variants; the three KDDCUP levels)."""
+    tables = sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
+    out = [(p.stem, "tables", p.stem, lambda p=p: adbench(p, max_rows)) for p in tables]
+    out += [(f"cifar10_{k}", "images", f"cifar10_{k}",
+             lambda k=k: adbench(data_dir / "image_embeddings" / "CV_by_ResNet18" / f"CIFAR10_{k}.npz", max_rows)) for k in (0, 4, 6)]
+    out += [(f"mnist_{d}", "images", f"mnist_{d}", lambda d=d: mnist(data_dir / "mnist", d, max_rows)) for d in range(10)]
+    out += [(f"digits_{d}", "images", f"digits_{d}", lambda d=d: digits(d, max_rows)) for d in range(10)]
+    out += [(f"kddcup_{c}", "kddcup", "kddcup", lambda c=c: kddcup(data_dir / "kddcup99", c / 100, max_rows)) for c in (5, 10, 20)]
+    present = [p for p in tables if p.stem in bases]
+    out += [(f"{p.stem}+{kind}_{share}", "synthetic", p.stem, lambda p=p, k=kind, s=share: planted(p, k, s, max_rows))
+            for p in present for kind in synthetic.KINDS for share in SHARES]
+    out += [(f"{p.stem}+spikes", "spikes", p.stem, lambda p=p: spiked(p, max_rows)) for p in present]
     return out
 
 
-# ----------------------------------------------------------------------------- methods
-def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epochs: int | None):
-    """(scores of Xscore, higher = more anomalous; the anomaly share the method estimated, or None)
-    from ``method`` fitted on Xfit."""
-    same = Xscore is Xfit
-    if method in ("deepuad", "deepuad-paper"):
-        from deepuad.estimators.detector import DeepUAD
-        from deepuad.estimators.params import PAPER_READING
+def split(sets, seed: int = SPLIT_SEED) -> dict[str, str]:
+    """{set name: "tuning" or "held-out"}. Groups go whole to one half. Families are taken in
+    turn, the ones whose groups reach into others first (synthetic, spikes, kddcup, images,
+    tables); within a family the groups not yet placed are shuffled (seeded) and each goes to the
+    half holding fewer of the family's sets so far (a coin on ties)."""
+    rng = np.random.default_rng(seed)
+    half_of: dict[str, str] = {}
+    for family in ("synthetic", "spikes", "kddcup", "images", "tables"):
+        members = [(name, group) for name, fam, group, *_ in sets if fam == family]
+        groups = list(dict.fromkeys(g for _, g in members if g not in half_of))
+        for index in rng.permutation(len(groups)):
+            counts = {h: sum(half_of.get(g) == h for _, g in members) for h in ("tuning", "held-out")}
+            if counts["tuning"] == counts["held-out"]:
+                half_of[groups[index]] = "tuning" if rng.random() < 0.5 else "held-out"
+            else:
+                half_of[groups[index]] = min(counts, key=counts.get)
+    return {name: half_of[group] for name, _, group, *_ in sets}
 
-        options = {} if method == "deepuad" else dict(PAPER_READING)
+
+# ----------------------------------------------------------------------------- methods
+def deepuad_options(method: str) -> dict | None:
+    """DeepUAD's keyword overrides for a deepuad method name, None for a peer."""
+    from candidates import CANDIDATES
+
+    if method == "deepuad":
+        return dict(CANDIDATES["default"])
+    if method == "deepuad-paper":
+        return dict(CANDIDATES["paper"])
+    if method.startswith("deepuad:"):
+        return dict(CANDIDATES[method.split(":", 1)[1]])
+    return None
+
+
+def method_name(text: str) -> str:
+    """argparse type: a peer, deepuad, deepuad-paper or deepuad:NAME of bench/candidates.py."""
+    from candidates import CANDIDATES
+
+    if text in DEFAULT_METHODS or (text.startswith("deepuad:") and text.split(":", 1)[1] in CANDIDATES):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: not one of {', '.join(DEFAULT_METHODS)} or deepuad:NAME with NAME "
+                                     f"in bench/candidates.py ({', '.join(CANDIDATES)})")
+
+
+def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epochs: int | None):
+    """(scores of Xscore, higher = more anomalous; the anomaly share the method estimated, or None;
+    the method's own threshold on those scores, or None) from ``method`` fitted on Xfit."""
+    same = Xscore is Xfit
+    options = deepuad_options(method)
+    if options is not None:
+        from deepuad.estimators.detector import DeepUAD
+
         if epochs is not None:
             options["epochs"] = epochs
         detector = DeepUAD(seed=seed, **options).fit(Xfit)
-        return (detector.decision_scores_ if same else detector.decision_function(Xscore)), detector.contamination_
+        scores = detector.decision_scores_ if same else detector.decision_function(Xscore)
+        return scores, detector.contamination_, detector.threshold_
     if method == "iforest":
         from sklearn.ensemble import IsolationForest
 
-        return -IsolationForest(random_state=seed).fit(Xfit).score_samples(Xscore), None
+        model = IsolationForest(random_state=seed).fit(Xfit)
+        return -model.score_samples(Xscore), None, -model.offset_  # predict(): anomalous where score_samples < offset_
     if method == "dagmm":
         from deepuad.estimators.baselines import DAGMMDetector
 
-        return DAGMMDetector(epochs=epochs or 50, random_state=seed).fit(Xfit).decision_function(Xscore), None
+        model = DAGMMDetector(random_state=seed, **({"epochs": epochs} if epochs else {})).fit(Xfit)
+        return (model.decision_scores_ if same else model.decision_function(Xscore)), None, model.threshold_
     if method in ("knn", "ecod", "pyod-ae"):
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.ecod import ECOD
@@ -166,13 +281,13 @@ def run_method(method: str, Xfit: np.ndarray, Xscore: np.ndarray, seed: int, epo
                  "pyod-ae": lambda: AutoEncoder(random_state=seed, verbose=0, device="cpu",
                                                 **({"epoch_num": epochs} if epochs else {}))}[method]()
         model.fit(Xfit)
-        return (model.decision_scores_ if same else model.decision_function(Xscore)), None
+        return (model.decision_scores_ if same else model.decision_function(Xscore)), None, model.threshold_
     if method == "dif":
         from deepod.models.tabular import DeepIsolationForest
 
         model = DeepIsolationForest(random_state=seed, verbose=0, device="cpu", **({"epochs": epochs} if epochs else {}))
         model.fit(Xfit)
-        return model.decision_function(Xscore), None
+        return model.decision_function(Xscore), None, model.threshold_
     raise ValueError(f"unknown method {method}")
 
 
@@ -187,23 +302,46 @@ def available(method: str) -> bool:
         return False
 
 
+def measures(y: np.ndarray, scores: np.ndarray, threshold, family: str) -> dict:
+    """The CSV's quality columns for one run: AUROC, AUPRC, F1 at the method's threshold (blank
+    without one), F1 at the true share (the top k scores, k = the number of anomalies, ties broken
+    by row order) and spike_recall (spikes family only)."""
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    top = np.zeros(len(y), dtype=int)
+    top[np.argsort(-scores, kind="stable")[: int(y.sum())]] = 1
+    return {"auroc": round(float(roc_auc_score(y, scores)), 5), "auprc": round(float(average_precision_score(y, scores)), 5),
+            "f1_default": "" if threshold is None else round(float(f1_score(y, scores > threshold, zero_division=0)), 5),
+            "f1_true_share": round(float(f1_score(y, top, zero_division=0)), 5),
+            "spike_recall": round(synthetic.spike_recall(scores, y), 5) if family == "spikes" else ""}
+
+
 # ----------------------------------------------------------------------------- the run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for panel.csv and panel.md")
-    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
-    parser.add_argument("--datasets", nargs="+", default=None, help="only these, in this order (e.g. 4_breastw kddcup_5 cifar10_0 mnist_4)")
+    parser.add_argument("--methods", nargs="+", type=method_name, default=list(DEFAULT_METHODS),
+                        help=f"any of {', '.join(DEFAULT_METHODS)}, or deepuad:NAME (bench/candidates.py)")
+    parser.add_argument("--half", choices=("tuning", "held-out", "both"), default="both", help="run only this half's sets")
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these, in this order (e.g. 4_breastw kddcup_5 mnist_4)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--one-seed", nargs="*", default=[], choices=ALL_METHODS,
-                        help="run these random methods with the first seed only (to fit a time budget; the table says so)")
     parser.add_argument("--max-rows", type=int, default=2000, help="subsample every set to at most this many rows per side")
-    parser.add_argument("--adbench-dir", type=Path, default=SHARED / "odds_adbench",
-                        help="the ADBench sets: <number>_<name>.npz with X and y; odd numbers are the tuning half "
-                             "(the CI smoke run points it at generated sets)")
+    parser.add_argument("--data-dir", type=Path, default=DATA, help="the shared data folder [default: ../shared/data]")
+    parser.add_argument("--adbench-dir", type=Path, default=None,
+                        help="the ADBench sets, <number>_<name>.npz with X and y [default: DATA_DIR/odds_adbench]")
+    parser.add_argument("--bases", nargs="+", default=list(BASES), help="the tables the synthetic and spike sets are built on")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget of every deep method (smoke runs) [default: each one's own]")
     parser.add_argument("--resume", action="store_true", help="keep panel.csv and skip the runs it holds")
     parser.add_argument("--table-only", action="store_true", help="only rewrite panel.md from panel.csv")
+    parser.add_argument("--show-split", action="store_true", help="print each set's family, group and half, and stop")
     args = parser.parse_args()
+    sets = catalog(args.max_rows, args.data_dir, args.adbench_dir or args.data_dir / "odds_adbench", args.bases)
+    halves = split(sets)
+    if args.show_split:
+        for name, family, group, _ in sets:
+            print(f"{halves[name]:9s} {family:10s} {group:16s} {name}")
+        return
     import torch
 
     torch.set_num_threads(1)
@@ -220,15 +358,13 @@ def main() -> None:
         with csv_path.open("w", newline="") as out:
             csv.DictWriter(out, FIELDS).writeheader()
     methods = [m for m in args.methods if available(m) or print(f"skipped {m}: its package is not installed", flush=True)]
-    sets = datasets(args.max_rows, args.adbench_dir)
     if args.datasets:
-        unknown = set(args.datasets) - {name for name, _, _ in sets}
+        unknown = set(args.datasets) - {s[0] for s in sets}
         if unknown:
             parser.error(f"unknown data sets: {', '.join(sorted(unknown))}")
         sets = sorted((s for s in sets if s[0] in args.datasets), key=lambda s: args.datasets.index(s[0]))  # in the order given
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    for name, half, load in sets:
+    sets = [s for s in sets if s[1] in args.families and args.half in ("both", halves[s[0]])]
+    for name, family, _, load in sets:
         Xfit, yfit, Xscore, yscore = load()
         if yscore.min() == yscore.max():  # e.g. smtp: 30 anomalies in 95k rows, none left in the subsample
             print(f"{name}: skipped, the {len(yscore)} rows scored hold one class only (AUROC undefined)", flush=True)
@@ -236,161 +372,24 @@ def main() -> None:
         if Xscore is not Xfit and np.array_equal(Xscore, Xfit):
             Xscore = Xfit
         for method in methods:
-            for seed in (args.seeds if method in RANDOM_METHODS and method not in args.one_seed else args.seeds[:1]):
+            for seed in (args.seeds[:1] if method in DETERMINISTIC else args.seeds):
                 if (name, method, seed) in done:
                     continue
                 start = time.perf_counter()
-                scores, estimated_share = run_method(method, Xfit, Xscore, seed, args.epochs)
-                scores = np.asarray(scores, dtype=np.float64)
+                scores, estimated_share, threshold = run_method(method, Xfit, Xscore, seed, args.epochs)
                 seconds = time.perf_counter() - start
+                scores = np.asarray(scores, dtype=np.float64)
                 finite = np.isfinite(scores)
                 scores = np.where(finite, scores, np.nanmax(np.where(finite, scores, np.nan)) if finite.any() else 0.0)
-                row = {"dataset": name, "half": half, "rows_fit": len(Xfit), "rows_scored": len(Xscore),
-                       "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(yscore)), 4), "method": method,
-                       "seed": seed, "auroc": round(float(roc_auc_score(yscore, scores)), 5),
-                       "auprc": round(float(average_precision_score(yscore, scores)), 5), "seconds": round(seconds, 2),
+                row = {"dataset": name, "family": family, "half": halves[name], "rows_fit": len(Xfit),
+                       "rows_scored": len(Xscore), "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(yscore)), 4),
+                       "method": method, "seed": seed, **measures(yscore, scores, threshold, family), "seconds": round(seconds, 2),
                        "estimated_share": "" if estimated_share is None else round(float(estimated_share), 4)}
                 with csv_path.open("a", newline="") as out:
                     csv.DictWriter(out, FIELDS).writerow(row)
-                print(f"{name:22s} {method:14s} seed {seed}  AUROC {row['auroc']:.3f}  AUPRC {row['auprc']:.3f}  {seconds:6.1f} s",
+                print(f"{name:26s} {method:16s} seed {seed}  AUROC {row['auroc']:.3f}  AUPRC {row['auprc']:.3f}  {seconds:6.1f} s",
                       flush=True)
         write_table(csv_path, md_path)
-
-
-# ----------------------------------------------------------------------------- the tables
-def _summaries(rows: list[dict]):
-    """{(dataset, method): (mean AUROC, std AUROC, mean AUPRC, mean seconds, n seeds)} and dataset info."""
-    cells: dict = {}
-    for r in rows:
-        cells.setdefault((r["dataset"], r["method"]), []).append(r)
-    out = {}
-    for key, runs in cells.items():
-        auroc = np.array([float(r["auroc"]) for r in runs])
-        out[key] = (auroc.mean(), auroc.std(), np.mean([float(r["auprc"]) for r in runs]),
-                    np.mean([float(r["seconds"]) for r in runs]), len(runs))
-    return out
-
-
-def chance_band(rows: int, anomaly_share: float) -> float:
-    """Half-width of the 95 % band that a random ranking's AUROC falls in around 0.5 on a set of
-    this size: 1.96 standard deviations of the Mann-Whitney statistic under no signal,
-    sqrt((a + n + 1) / (12 a n)) for a anomalies and n normal rows. An AUROC inside the band says
-    nothing either way (ALOI's 59 anomalies in 2,000 rows: +-0.075); one below it ranks the labelled
-    anomalies as more normal than the normal rows, which no choice of ranking direction in an
-    unsupervised method can know to undo."""
-    anomalies = max(1, round(anomaly_share * rows))
-    normal = max(1, rows - anomalies)
-    return 1.96 * np.sqrt((anomalies + normal + 1) / (12 * anomalies * normal))
-
-
-def below_chance(auroc: float, info_row: dict) -> bool:
-    """Is ``auroc`` under 0.5 by more than the chance band of its set (a panel.csv row's sizes)?"""
-    return auroc < 0.5 - chance_band(int(info_row["rows_scored"]), float(info_row["anomaly_share"]))
-
-
-def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) -> list[str]:
-    complete = [n for n in names if all((n, m) in cell for m in methods)]
-    if not complete:
-        return ["(no data set finished for every method yet)"]
-    auroc = np.array([[cell[(n, m)][0] for m in methods] for n in complete])
-    ranks = np.array([rankdata(-row) for row in auroc])
-    lines = [f"{len(complete)} data sets finished for every method.", "",
-             "| | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods),
-             "| mean AUROC | " + " | ".join(f"{v:.3f}" for v in auroc.mean(axis=0)) + " |",
-             "| mean rank (1 = best) | " + " | ".join(f"{v:.2f}" for v in ranks.mean(axis=0)) + " |",
-             "| sets below 0.5 AUROC | " + " | ".join(str(int(v)) for v in (auroc < 0.5).sum(axis=0)) + " |",
-             "| sets below chance (under 0.5 by more than the 95 % band of a random ranking) | "
-             + " | ".join(str(sum(below_chance(a, info[n]) for a, n in zip(column, complete))) for column in auroc.T) + " |"]
-    if "deepuad" in methods:
-        own = auroc[:, methods.index("deepuad")]
-        lines.append("| deepuad wins / ties / losses against it | " + " | ".join(
-            "-" if m == "deepuad" else f"{int((own > auroc[:, j]).sum())} / {int((own == auroc[:, j]).sum())} / {int((own < auroc[:, j]).sum())}"
-            for j, m in enumerate(methods)) + " |")
-        peers = [j for j, m in enumerate(methods) if m != "deepuad"]
-        if peers:
-            best = min(peers, key=lambda j: ranks[:, j].mean())
-            differences = own - auroc[:, best]
-            p = wilcoxon(own, auroc[:, best]).pvalue if np.any(differences != 0) and len(complete) > 1 else float("nan")
-            lines += ["", f"Best peer by mean rank: **{methods[best]}**. Wilcoxon signed-rank test, deepuad vs {methods[best]} "
-                          f"(per-set AUROC, two-sided): p = {p:.3g}; deepuad's mean AUROC is "
-                          f"{own.mean() - auroc[:, best].mean():+.3f} against it."]
-    return lines
-
-
-def _seeds_per_set(rows: list[dict], method: str, names: list[str]) -> str:
-    """The seeds ``method`` ran, per set: '<method> 0, 1, 2 on every set', or how many sets ran
-    fewer (named when at most 8). The union of seeds over sets would hide a method that ran three
-    seeds on a few sets and one on the rest."""
-    seeds = {n: sorted({int(r["seed"]) for r in rows if r["method"] == method and r["dataset"] == n}) for n in names}
-    seeds = {n: s for n, s in seeds.items() if s}
-    most = max(seeds.values(), key=len)
-    fewer = [n for n, s in seeds.items() if len(s) < len(most)]
-    named = f" ({', '.join(fewer)})" if len(fewer) <= 8 else ""
-    return f"{method} {', '.join(map(str, most))} on " + (
-        "every set" if not fewer else f"{_sets(len(seeds) - len(fewer))}, fewer on {len(fewer)}{named}")
-
-
-def _sets(count: int) -> str:
-    return f"{count} set" + ("" if count == 1 else "s")
-
-
-def write_table(csv_path: Path, md_path: Path) -> None:
-    rows = list(csv.DictReader(csv_path.open()))
-    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
-    names = list(dict.fromkeys(r["dataset"] for r in rows))
-    info = {r["dataset"]: r for r in rows}
-    cell = _summaries(rows)
-    lines = ["# The panel: deepuad's defaults against its peers", "",
-             "Regenerate: `python bench/panel.py` (see its docstring; `--resume` continues an interrupted run). "
-             "Fully unsupervised: no method sees a label. AUROC is the mean over seeds "
-             "(random methods: every seed in panel.csv; k-NN and ECOD are deterministic). "
-             "Every set subsampled to the rows stated, the same rows for every method.", ""]
-    for half in ("tuning", "held-out", "all"):
-        half_names = [n for n in names if half == "all" or info[n]["half"] == half]
-        title = {"tuning": "Tuning half (the defaults were chosen on these sets)",
-                 "held-out": "Held-out half (not used to choose anything)", "all": "Both halves"}[half]
-        lines += [f"## {title}", ""] + _half_summary(half_names, methods, cell, info) + [""]
-    low = [n for n in names if any((n, m) in cell and cell[(n, m)][0] < 0.5 for m in methods)]
-    if low:
-        lines += ["## Sets where some method is below 0.5 AUROC", "",
-                  "The band is where a random ranking's AUROC falls 95 % of the time (`chance_band`); "
-                  "an AUROC marked ▼ is below it: that method ranks the labelled anomalies as more normal than the "
-                  "normal rows, and only the labels could tell it to turn the ranking round.", "",
-                  "| data set | rows | anomalies | chance band | " + " | ".join(methods) + " |",
-                  "|---|---|---|---|" + "---|" * len(methods)]
-        for n in low:
-            r = info[n]
-            n_rows, share = int(r["rows_scored"]), float(r["anomaly_share"])
-            band = chance_band(n_rows, share)
-            texts = ["" if (n, m) not in cell else f"{cell[(n, m)][0]:.3f}" + (" ▼" if below_chance(cell[(n, m)][0], r) else "")
-                     for m in methods]
-            lines.append(f"| {n} | {n_rows} | {round(share * n_rows)} | 0.5 ± {band:.3f} | " + " | ".join(texts) + " |")
-        lines.append("")
-    lines += ["## Per data set: AUROC (mean over seeds; deepuad: ± std over seeds)", "",
-              "| data set | half | rows | d | anomalies | " + " | ".join(methods) + " |",
-              "|---|---|---|---|---|" + "---|" * len(methods)]
-    for n in names:
-        values = [cell.get((n, m)) for m in methods]
-        best = max(v[0] for v in values if v is not None)
-        texts = []
-        for m, v in zip(methods, values):
-            if v is None:
-                texts.append("")
-                continue
-            text = f"{v[0]:.3f}" + (f" ± {v[1]:.3f}" if m == "deepuad" and v[4] > 1 else "")
-            texts.append(f"**{text}**" if v[0] == best else text)
-        r = info[n]
-        lines.append(f"| {n} | {r['half']} | {r['rows_fit']} | {r['features']} | {float(r['anomaly_share']):.3f} | " + " | ".join(texts) + " |")
-    lines += ["", "Seeds run per set: " + "; ".join(_seeds_per_set(rows, m, names) for m in methods) + "."]
-    lines += ["", "## Per data set: AUPRC (mean over seeds)", "", "| data set | " + " | ".join(methods) + " |",
-              "|---|" + "---|" * len(methods)]
-    for n in names:
-        lines.append(f"| {n} | " + " | ".join("" if (n, m) not in cell else f"{cell[(n, m)][2]:.3f}" for m in methods) + " |")
-    lines += ["", "## Per data set: wall time in seconds (fit + score, mean over seeds, one thread)", "",
-              "| data set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for n in names:
-        lines.append(f"| {n} | " + " | ".join("" if (n, m) not in cell else f"{cell[(n, m)][3]:.1f}" for m in methods) + " |")
-    md_path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -135,10 +135,10 @@ def test_panel(tmp_path, shared_data):
     assert len(runs) == 12 and {r["dataset"] for r in runs} == {"4_breastw", "kddcup_5"}
     assert all(0 <= float(r["auroc"]) <= 1 and float(r["seconds"]) >= 0 for r in runs)
     assert {int(r["rows_fit"]) for r in runs} == {300}
+    assert {(r["dataset"], r["family"], r["half"]) for r in runs} == {("4_breastw", "tables", "held-out"), ("kddcup_5", "kddcup", "tuning")}
     text = (tmp_path / "results" / "panel.md").read_text()
-    # breastw is held-out (even number), kddcup_5 tuning: each half reports its one set
-    assert text.count("1 data sets finished for every method.") == 2 and "2 data sets finished for every method." in text
-    assert "Wilcoxon" in text and "deepuad wins / ties / losses" in text
+    # each half reports its one set, and the share table its two
+    assert text.count("1 data sets finished for every method.") == 2 and "| deepuad | 2 |" in text
     # --resume skips every finished run: nothing is appended
     bench("panel", "--datasets", "4_breastw", "kddcup_5", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
           "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", "--resume", cwd=tmp_path)
@@ -147,25 +147,36 @@ def test_panel(tmp_path, shared_data):
 
 def test_panel_on_generated_sets(tmp_path):
     """The panel's smoke run that needs no shared data (CI has none): two generated ADBench-style
-    sets, every method that needs no optional package, two seeds."""
+    sets as tables and as bases of a synthetic and a spike set, every method that needs no optional
+    package, two seeds."""
     rng = np.random.default_rng(0)
     folder = tmp_path / "adbench"
     folder.mkdir()
-    for name in ("1_shifted", "2_shifted"):  # 1: tuning half, 2: held-out half
-        normal, anomalies = rng.normal(size=(200, 5)), rng.normal(loc=4.0, size=(20, 5))
+    for name in ("1_shifted", "2_shifted"):
+        normal, anomalies = rng.normal(loc=3.0, size=(200, 5)), rng.normal(loc=7.0, size=(20, 5))
         np.savez(folder / f"{name}.npz", X=np.vstack([normal, anomalies]), y=np.r_[np.zeros(200), np.ones(20)])
-    methods = ["deepuad", "deepuad-paper", "iforest", "dagmm"]
-    bench("panel", "--adbench-dir", folder, "--datasets", "1_shifted", "2_shifted", "--methods", *methods,
+    sets = {"1_shifted": "tables", "2_shifted": "tables", "1_shifted+clustered_20": "synthetic", "2_shifted+spikes": "spikes"}
+    methods = ["deepuad", "deepuad-paper", "deepuad:default", "iforest", "dagmm"]
+    bench("panel", "--adbench-dir", folder, "--bases", "1_shifted", "2_shifted", "--datasets", *sets, "--methods", *methods,
           "--seeds", 0, 1, "--epochs", 1, "--results", tmp_path / "results", cwd=tmp_path)
     runs = list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))
     assert sorted((r["dataset"], r["method"], r["seed"]) for r in runs) == sorted(
-        (name, m, str(seed)) for name in ("1_shifted", "2_shifted") for m in methods for seed in (0, 1))
-    assert {r["half"] for r in runs if r["dataset"] == "1_shifted"} == {"tuning"}
-    assert {r["rows_fit"] for r in runs} == {"220"} and {r["anomaly_share"] for r in runs} == {str(round(20 / 220, 4))}
+        (name, m, str(seed)) for name in sets for m in methods for seed in (0, 1))
+    assert all(r["family"] == sets[r["dataset"]] for r in runs)
+    half = {r["dataset"]: r["half"] for r in runs}  # a base's variants share its half; the two bases split
+    assert half["1_shifted"] == half["1_shifted+clustered_20"] != half["2_shifted"] == half["2_shifted+spikes"]
+    rows = {r["dataset"]: int(r["rows_fit"]) for r in runs}
+    # 200 normal rows (under 0.8 x 2,000) plus 20 % clustered anomalies; 20 of the 200 spiked in place
+    assert rows == {"1_shifted": 220, "2_shifted": 220, "1_shifted+clustered_20": 250, "2_shifted+spikes": 200}
+    for r in runs:
+        assert 0 <= float(r["f1_default"]) <= 1 and 0 <= float(r["f1_true_share"]) <= 1
+        assert (r["spike_recall"] != "") == (r["family"] == "spikes") and 0 <= float(r["spike_recall"] or 0) <= 1
+        assert (r["estimated_share"] != "") == r["method"].startswith("deepuad")
     # anomalies 4 standard deviations away: the labels and the scores' direction line up
-    assert all(float(r["auroc"]) > 0.95 for r in runs if r["method"] == "iforest")
+    assert all(float(r["auroc"]) > 0.95 for r in runs if r["method"] == "iforest" and r["family"] == "tables")
     text = (tmp_path / "results" / "panel.md").read_text()
-    assert text.count("1 data sets finished for every method.") == 2
+    assert text.count("2 data sets finished for every method.") == 2 and "mean of family means" in text
+    assert "| 2_shifted+spikes |" in text.split("## Spikes")[1]
     assert "Seeds run per set: deepuad 0, 1 on every set;" in text
 
 

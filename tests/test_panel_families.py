@@ -1,0 +1,223 @@
+"""The panel's instrument: bench/synthetic.py's planted anomalies are the type and share they claim,
+bench/panel.py's split is fixed by its seed and keeps groups whole, and bench/choose_defaults.py
+sees the tuning half only. Generated data only (the docstring check also reads ../shared/data
+where it is present)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load("synthetic")
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return load("panel")
+
+
+@pytest.fixture(scope="module")
+def choose():
+    return load("choose_defaults")
+
+
+def two_modes(rows: int = 300, seed: int = 0) -> np.ndarray:
+    """Normal rows in two tight modes away from the origin, columns 0 and 1 strongly correlated."""
+    rng = np.random.default_rng(seed)
+    centre = np.where(rng.random(rows) < 0.5, 3.0, 6.0)[:, None]
+    X = centre + rng.normal(scale=0.2, size=(rows, 3))
+    X[:, 1] = X[:, 0] + rng.normal(scale=0.05, size=rows)
+    return X
+
+
+# ----------------------------------------------------------------------------- synthetic anomalies
+@pytest.mark.parametrize("kind", ["local", "global", "dependency", "clustered"])
+@pytest.mark.parametrize("share", [0.01, 0.05, 0.2])
+def test_plant_keeps_the_normal_rows_and_adds_the_share(synthetic, kind, share):
+    normal = two_modes()
+    X, y = synthetic.plant(normal, kind, share, seed=1)
+    expected = max(1, round(share / (1 - share) * len(normal)))
+    assert int(y.sum()) == expected and len(y) == len(normal) + expected
+    assert abs(y.mean() - share) <= 1 / len(y)
+    # the normal rows come back untouched (in a shuffled order)
+    np.testing.assert_array_equal(np.sort(X[y == 0], axis=0), np.sort(normal, axis=0))
+    X2, y2 = synthetic.plant(normal, kind, share, seed=1)
+    np.testing.assert_array_equal(X, X2)  # seeded
+
+
+def test_clustered_anomalies_sit_far_from_the_normal_modes(synthetic):
+    normal = two_modes()
+    A = synthetic.anomalies(normal, "clustered", 200, np.random.default_rng(0))
+    # means scaled by 5: around 15 and 30, the normal modes at 3 and 6
+    nearest_normal = np.min(np.linalg.norm(A[:, None, :] - normal[None, :, :], axis=2), axis=1)
+    assert nearest_normal.min() > 10
+    # same covariances: as tight as a normal mode
+    assert np.std(A[:, 2][A[:, 2] < 22]) < 0.5
+
+
+def test_local_anomalies_keep_the_means_and_widen_the_spread_by_sqrt_5(synthetic):
+    normal = two_modes(600)
+    A = synthetic.anomalies(normal, "local", 4000, np.random.default_rng(0))
+    mode = np.where(A[:, 2] < 4.5, 3.0, 6.0)
+    assert abs(np.mean(A[:, 2] - mode)) < 0.05
+    ratio = np.var(A[:, 2] - mode) / 0.2 ** 2
+    assert 3.5 < ratio < 6.5  # covariances x 5
+
+
+def test_global_anomalies_fill_the_widened_box(synthetic):
+    normal = two_modes()
+    A = synthetic.anomalies(normal, "global", 3000, np.random.default_rng(0))
+    low, high = normal.min(axis=0), normal.max(axis=0)
+    middle, half = (low + high) / 2, 1.1 * (high - low) / 2
+    assert np.all(A >= middle - half) and np.all(A <= middle + half)
+    outside = np.mean((A < low) | (A > high), axis=0)
+    assert np.all((outside > 0.05) & (outside < 0.13))  # 1 - 1/1.1 = 0.09 of each feature beyond the normal range
+
+
+def test_dependency_anomalies_keep_each_marginal_and_lose_the_correlation(synthetic):
+    normal = two_modes(400)
+    A = synthetic.anomalies(normal, "dependency", 400, np.random.default_rng(0))
+    for j in range(normal.shape[1]):  # n = all rows: each column is a permutation of the normal column
+        np.testing.assert_array_equal(np.sort(A[:, j]), np.sort(normal[:, j]))
+    assert np.corrcoef(normal[:, 0], normal[:, 1])[0, 1] > 0.95
+    assert abs(np.corrcoef(A[:, 0], A[:, 1])[0, 1]) < 0.2
+
+
+def test_unknown_kind_is_refused(synthetic):
+    with pytest.raises(ValueError, match="unknown anomaly type"):
+        synthetic.anomalies(two_modes(), "seasonal", 5, np.random.default_rng(0))
+
+
+def test_spikes_change_one_value_in_each_spiked_row(synthetic):
+    normal = two_modes()
+    normal[:, 2] = 1.0  # a constant column is never spiked
+    X, y = synthetic.spikes(normal, 20, seed=3)
+    changed = X != normal
+    assert int(y.sum()) == 20 and np.array_equal(changed.any(axis=1), y == 1)
+    assert np.all(changed.sum(axis=1)[y == 1] == 1) and not changed[:, 2].any()
+    rows, columns = np.nonzero(changed)
+    low, high = normal.min(axis=0), normal.max(axis=0)
+    np.testing.assert_allclose(X[rows, columns], high[columns] + 10 * (high[columns] - low[columns]))
+
+
+def test_spike_recall_counts_spikes_above_the_99th_percentile(synthetic):
+    y = np.r_[np.zeros(100, dtype=int), np.ones(4, dtype=int)]
+    scores = np.r_[np.arange(100.0), [200.0, 99.5, 97.5, 300.0]]  # 99th percentile of 0..99: 98.01
+    assert synthetic.spike_recall(scores, y) == 0.75
+    assert synthetic.spike_recall(np.r_[np.arange(100.0), [0, 1, 2, 3]], y) == 0.0
+
+
+# ----------------------------------------------------------------------------- the split
+def fake_catalog(panel, tmp_path, count=12):
+    folder = tmp_path / "adbench"
+    folder.mkdir(exist_ok=True)
+    for i in range(1, count + 1):
+        (folder / f"{i}_set{i}.npz").touch()  # the catalog only lists names; no loader runs
+    return panel.catalog(2000, tmp_path / "data", folder, bases=("2_set2", "5_set5", "7_set7", "11_set11"))
+
+
+def test_split_is_fixed_by_its_seed_and_keeps_groups_whole(panel, tmp_path):
+    sets = fake_catalog(panel, tmp_path)
+    halves = panel.split(sets)
+    assert halves == panel.split(sets) and set(halves.values()) == {"tuning", "held-out"}
+    assert any(panel.split(sets, seed) != halves for seed in (1, 2, 3))
+    groups: dict = {}
+    for name, family, group, _ in sets:
+        groups.setdefault(group, set()).add(halves[name])
+    assert all(len(h) == 1 for h in groups.values())  # a base's table, synthetic and spike sets share a half
+    assert len({halves[f"kddcup_{c}"] for c in (5, 10, 20)}) == 1
+    for family in ("tables", "images", "synthetic", "spikes"):
+        members = [halves[name] for name, fam, *_ in sets if fam == family]
+        tuning = members.count("tuning")
+        assert 0 < tuning < len(members)
+        largest = max(sum(1 for n, f, g, _ in sets if f == family and g == group) for group in groups)
+        assert abs(2 * tuning - len(members)) <= largest  # balanced up to one group
+
+
+def test_docstring_states_the_split(panel):
+    """The tuning half printed in panel.py's docstring is the one SPLIT_SEED gives on ../shared/data."""
+    data = panel.DATA
+    if not (data / "odds_adbench").is_dir():
+        pytest.skip(f"shared data folder {data} is absent")
+    sets = panel.catalog(2000, data, data / "odds_adbench")
+    halves = panel.split(sets)
+    doc = " ".join(panel.__doc__.split())
+    for family in ("tables", "images"):
+        stated = re.search(rf"\* {family}: ([^;]+);", doc.split("tuning half is")[1]).group(1).split(", ")
+        assert sorted(stated) == sorted(n for n, f, *_ in sets if f == family and halves[n] == "tuning")
+    bases = re.search(r"built on ([\w, ]+) and (\w+);", doc)
+    stated = bases.group(1).split(", ") + [bases.group(2)]
+    assert sorted(stated) == sorted(g for n, f, g, _ in sets if f == "spikes" and halves[n] == "tuning")
+
+
+# ----------------------------------------------------------------------------- the protocol
+CANDIDATES = {"default": {}, "paper": {"score": "cosine", "tol": 0.0}, "wide": {"layers": (64, 32)}}
+
+
+def panel_rows() -> list[dict]:
+    """Tuning: 'wide' wins three synthetic sets by a little, 'default' the one kddcup set by a lot
+    (mean over sets prefers wide, mean of family means prefers default); held-out favours paper."""
+    rows = []
+    tuning = {("s1", "synthetic"): (0.80, 0.70, 0.83), ("s2", "synthetic"): (0.80, 0.70, 0.83),
+              ("s3", "synthetic"): (0.80, 0.70, 0.83), ("k", "kddcup"): (0.95, 0.60, 0.80)}
+    for (name, family), aurocs in tuning.items():
+        for method, auroc in zip(("deepuad", "deepuad-paper", "deepuad:wide"), aurocs):
+            for seed in (0, 1):
+                rows.append({"dataset": name, "family": family, "half": "tuning", "method": method, "seed": seed, "auroc": auroc})
+        rows.append({"dataset": name, "family": family, "half": "tuning", "method": "iforest", "seed": 0, "auroc": 0.99})
+    for method, auroc in (("deepuad", 0.5), ("deepuad-paper", 0.99), ("deepuad:wide", 0.6)):
+        rows.append({"dataset": "h", "family": "tables", "half": "held-out", "method": method, "seed": 0, "auroc": auroc})
+    return rows
+
+
+def test_choice_is_the_best_mean_of_family_means(choose):
+    ranking = choose.rank(panel_rows(), CANDIDATES)
+    assert [c["name"] for c in ranking] == ["default", "wide", "paper"]
+    assert ranking[0]["score"] == pytest.approx((0.80 + 0.95) / 2) and ranking[0]["sets"] == 4
+
+
+def test_ties_go_to_fewer_overrides(choose):
+    rows = [r | {"auroc": 0.8} for r in panel_rows() if r["method"] != "deepuad"]
+    assert [c["name"] for c in choose.rank(rows, CANDIDATES)] == ["wide", "paper"]  # 1 override before 2
+
+
+def test_choice_ignores_every_held_out_row(choose, tmp_path):
+    def run(rows):
+        path = tmp_path / "panel.csv"
+        with path.open("w", newline="") as out:
+            writer = csv.DictWriter(out, ["dataset", "family", "half", "method", "seed", "auroc"])
+            writer.writeheader()
+            writer.writerows(rows)
+        done = subprocess.run([sys.executable, str(BENCH / "choose_defaults.py"), str(path), "--json"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    rows = panel_rows()
+    before = run(rows)
+    assert json.loads(before)["chosen"] == "default"
+    changed = [r | {"auroc": 1.0 - r["auroc"]} if r["half"] == "held-out" else r for r in rows]
+    changed += [{"dataset": f"h{i}", "family": "images", "half": "held-out", "method": "deepuad:paper", "seed": 0, "auroc": 1.0}
+                for i in range(5)]
+    changed += [{"dataset": "s1", "family": "synthetic", "half": "held-out", "method": "deepuad-paper", "seed": 5, "auroc": 1.0}]
+    assert run(changed) == before
