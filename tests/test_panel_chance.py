@@ -54,5 +54,6 @@ def test_the_table_marks_only_the_aurocs_below_the_band(panel, tmp_path):
     assert "| large | 1484 | 507 | 0.5 ± 0.031 | 0.450 ▼ | 0.480 |" in text
     # deepuad is below chance on both sets (one in each half), iforest on neither
     assert text.count("| sets below chance (under 0.5 by more than the 95 % band of a random ranking) | 1 | 0 |") == 2
+    assert "DAGMM is not in the default method list" in text  # none of its runs: the table says why
     # a method with fewer seeds on some sets says so (the union of seeds over sets would read "0, 1")
     assert "Seeds run per set: deepuad 0, 1 on 1 set, fewer on 1 (large); iforest 0 on every set." in text
