@@ -134,17 +134,20 @@ def _share_table(names: list[str], methods: list[str], rows: list[dict], info: d
         return []
     lines = ["## Estimated against true anomaly share", "",
              "The true share is among the rows fitted (KDDCUP: the train half's level). Within 2x: estimate / true in [0.5, 2].", "",
-             "| method | sets | within 2x | median estimate / true | Spearman |", "|---|---|---|---|---|"]
+             "| method | half | sets | within 2x | median estimate / true | Spearman |", "|---|---|---|---|---|---|"]
     for m in estimating:
-        done = [n for n in names if (n, m) in estimate]
-        within, median, rho = share_agreement(np.array([true_share(info[n]) for n in done]), np.array([estimate[(n, m)] for n in done]))
-        lines.append(f"| {m} | {len(done)} | {within} | {median:.2f} | {rho:.2f} |")
-    lines += ["", "| data set | true share | " + " | ".join(f"{m} (ratio)" for m in estimating) + " |",
-              "|---|---|" + "---|" * len(estimating)]
+        for half in ("tuning", "held-out"):
+            done = [n for n in names if (n, m) in estimate and info[n]["half"] == half]
+            if done:
+                within, median, rho = share_agreement(np.array([true_share(info[n]) for n in done]),
+                                                      np.array([estimate[(n, m)] for n in done]))
+                lines.append(f"| {m} | {half} | {len(done)} | {within} | {median:.2f} | {rho:.2f} |")
+    lines += ["", "| data set | half | true share | " + " | ".join(f"{m} (ratio)" for m in estimating) + " |",
+              "|---|---|---|" + "---|" * len(estimating)]
     for n in names:
         if any((n, m) in estimate for m in estimating):
             t = true_share(info[n])
-            lines.append(f"| {n} | {t:.3f} | " + " | ".join(
+            lines.append(f"| {n} | {info[n]['half']} | {t:.3f} | " + " | ".join(
                 "" if (n, m) not in estimate else f"{estimate[(n, m)]:.3f} ({estimate[(n, m)] / t:.2f})" for m in estimating) + " |")
     return lines + [""]
 
@@ -163,7 +166,7 @@ def _f1_table(names: list[str], methods: list[str], rows: list[dict], info: dict
              "Own threshold: deepuad's labels_; PyOD, DeepOD and DAGMM at their default 10 % contamination; Isolation Forest "
              "at scikit-learn's 'auto' offset. True share: the top k scores, k = the true number of anomalies.", "",
              "| half | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    for half in ("tuning", "held-out"):
+    for half in [h for h in ("tuning", "held-out") if any(info[n]["half"] == h for n in names)]:
         texts = []
         for m in methods:
             pair = []

@@ -221,3 +221,14 @@ def test_choice_ignores_every_held_out_row(choose, tmp_path):
                 for i in range(5)]
     changed += [{"dataset": "s1", "family": "synthetic", "half": "held-out", "method": "deepuad-paper", "seed": 5, "auroc": 1.0}]
     assert run(changed) == before
+
+
+# ----------------------------------------------------------------------------- the share table
+def test_share_agreement_counts_within_2x_and_ranks():
+    tables = load("panel_tables")
+    true = np.array([0.01, 0.05, 0.10, 0.20])
+    within, median, rho = tables.share_agreement(true, np.array([0.02, 0.12, 0.04, 0.25]))  # ratios 2, 2.4, 0.4, 1.25
+    assert within == 2 and median == pytest.approx(1.625) and rho == pytest.approx(0.8)
+    # KDDCUP's estimate is of the train half, which holds the level in the set's name
+    assert tables.true_share({"family": "kddcup", "dataset": "kddcup_20", "anomaly_share": "0.19"}) == 0.2
+    assert tables.true_share({"family": "tables", "dataset": "4_breastw", "anomaly_share": "0.35"}) == 0.35
