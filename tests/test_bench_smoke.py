@@ -177,6 +177,7 @@ def test_panel_on_generated_sets(tmp_path):
     text = (tmp_path / "results" / "panel.md").read_text()
     assert text.count("2 data sets finished for every method.") == 2 and "mean of family means" in text
     assert "| 2_shifted+spikes |" in text.split("## Spikes")[1] and "DAGMM is not in" not in text
+    assert "| clustered_20 | 1 |" in text.split("## Synthetic anomalies by type and share")[1]
     assert "Seeds run per set: deepuad 0, 1 on every set;" in text
 
 
