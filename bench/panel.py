@@ -37,20 +37,22 @@ ADBench sets in ../shared/data the tuning half is (`python bench/panel.py --show
   digits_7, digits_9;
 * kddcup: all three (so the held-out half has no KDDCUP family);
 * synthetic and spikes: those built on 2_annthyroid, 28_pendigits, 29_Pima and 47_yeast;
-and the held-out half every other set. This replaces the odd/even split by ADBench number used up to 52bc507 (results then:
-bench/results/panel_52bc507.md). The protocol: bench/choose_defaults.py.
+and the held-out half every other set. This replaces the odd/even split by ADBench number used up
+to 52bc507 (results then: bench/results/panel_52bc507.md). The protocol: bench/choose_defaults.py.
 
 Methods: deepuad (the package's defaults), deepuad-paper (PAPER_READING), deepuad:NAME (any
 configuration in bench/candidates.py); Isolation Forest (scikit-learn); k-NN (PyOD KNN, k = 5);
-ECOD (PyOD); PyOD AutoEncoder; DAGMM (deepuad.estimators.baselines, its own defaults: 200 epochs;
-only when named in --methods, see panel_tables.DAGMM_NOTE); Deep Isolation Forest (DeepOD; `pip install --no-deps deepod tqdm`: deepod 0.4.1 pins an old torch).
-All at their own defaults. Random methods run with every --seeds seed, deterministic ones (k-NN,
-ECOD) once. A method whose package is missing is skipped and says so. One thread for everything.
+ECOD (PyOD); PyOD AutoEncoder (needs tqdm); DAGMM (deepuad.estimators.baselines, its own defaults:
+200 epochs; only when named in --methods, see panel_tables.DAGMM_NOTE); Deep Isolation Forest
+(DeepOD; `pip install --no-deps deepod tqdm`: deepod 0.4.1 pins an old torch). All at their own
+defaults. Random methods run with every --seeds seed, deterministic ones (k-NN, ECOD) once. A
+method whose package is missing is skipped and says so. One thread for everything.
 
 Per run the CSV holds AUROC, AUPRC, F1 at the method's own threshold (deepuad's labels_; PyOD,
 DeepOD and DAGMM: their default 10 % contamination; Isolation Forest: scikit-learn's "auto"
 offset), F1 at the true share (top k, k = the true number of anomalies), the estimated anomaly
-share (deepuad's contamination_) and spike_recall (spikes family).
+share (deepuad's contamination_) and spike_recall (spikes family); bench/panel_tables.py writes
+panel.md from it. The data folder is ../shared/data unless --data-dir says otherwise.
 """
 
 from __future__ import annotations
