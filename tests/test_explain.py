@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepuad.estimators.params import DEFAULTS
+
 from conftest import cli, make_media, run_cli
 
 BROKEN_C = [600, 601, 602, 603, 604, 605]
@@ -42,7 +44,7 @@ def explained(capsys, folder, *args):
 def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted, capsys):
     folder, table, t = planted
     result = explained(capsys, folder, "--rows", ",".join(map(str, BROKEN_C + FLIPPED_CAT)), "-k", "3")
-    assert result["score"] == "combined" and "expected value" in result["method"]
+    assert result["score"] == DEFAULTS["score"] and "expected value" in result["method"]
     by_id = {row["id"]: row for row in result["rows"]}
     assert sorted(by_id) == BROKEN_C + FLIPPED_CAT
     for row in BROKEN_C:

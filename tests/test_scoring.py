@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import cosine_error
 from deepuad.estimators.detector import DeepUAD, auto_batch_size, auto_layers
+from deepuad.estimators.params import DEFAULTS
 
 
 def test_knn_distances_skip_the_row_itself_once():
@@ -90,7 +91,7 @@ def test_cosine_score_is_the_papers_h():
 
 def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     assert det.score_parts_ == ("l2", "iforest")
     np.testing.assert_array_equal(det.score_weights_, [1.0, 2.0])  # the forest counts twice
     l2, forest = det.score_parts(X).values()  # l2: log of the squared error
@@ -104,11 +105,14 @@ def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
         assert abs(np.median(z)) < 1e-6 and np.subtract(*np.percentile(z, [75, 25])) == pytest.approx(1.0)
 
 
-def test_threshold_uses_the_estimated_share_unless_told():
+def test_threshold_flags_by_the_rule_unless_told():
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    default = DeepUAD(seed=0, **EXPLICIT).fit(X)  # the default score: the rule counts on the score itself
+    assert default.contamination_ == scoring.estimate_contamination(default.decision_scores_.astype(np.float32))
+    assert default.labels_.mean() == pytest.approx(default.contamination_, abs=2 / len(X))
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     assert 0 < det.contamination_ <= 0.5
-    # counted on the plain mean of the parts' z-scores, ranked by their weighted mean
+    # the combined score: counted on the plain mean of the parts' z-scores, ranked by their weighted mean
     parts = det.score_parts(X).values()
     plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0).astype(np.float32)
     assert det.contamination_ == scoring.estimate_contamination(plain)
@@ -131,10 +135,10 @@ def test_scorer_survives_get_state_and_restore():
 def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights_are_refused():
     """Models written before the parts had weights keep their scores; a crafted weight fails on load."""
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
     older = {k: v for k, v in arrays.items() if k != "scorer/score_weights"}
-    fresh = DeepUAD(seed=0, **EXPLICIT)
+    fresh = DeepUAD(seed=0, score="combined", **EXPLICIT)
     fresh.set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
     parts = det.score_parts(X).values()
     plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0)
@@ -142,7 +146,7 @@ def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights
     assert not np.allclose(det.decision_function(X), plain, atol=1e-3)  # the weights do change the score
     for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0]):
         with pytest.raises(ValueError, match="scorer calibration"):
-            DeepUAD(seed=0, **EXPLICIT).set_state(({**arrays, "scorer/score_weights": np.array(bad)}, meta), X.shape[1], len(X),
+            DeepUAD(seed=0, score="combined", **EXPLICIT).set_state(({**arrays, "scorer/score_weights": np.array(bad)}, meta), X.shape[1], len(X),
                                                   with_optimizer=False)
 
 
@@ -166,7 +170,7 @@ def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys,
     assert code == 0, err
     with h5py.File(tmp_path / "default.model.h5") as f:
         params = json.loads(f.attrs["params"])
-        assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, "combined")
+        assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, DEFAULTS["score"])
 
 
 def test_knn_distances_match_brute_force_across_chunks(monkeypatch):
