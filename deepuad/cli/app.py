@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import time
 import traceback
 import warnings
 
@@ -153,12 +154,15 @@ def _global(
                          "(score scales out with --shard I/N)")
 
 class _Reporter:
-    """Rich progress on stderr; silent with --quiet or --json, and where stderr is not a terminal
-    (a bar means nothing in a log, and rich ends it with a line break that would open the
-    error line)."""
+    """Progress on stderr: on a terminal a rich bar per task, with its ``status`` (train: the
+    current loss); elsewhere (a pipe, a cron log) no bar (it means nothing in a log, and rich
+    ends it with a line break that would open the error line) but each ``line`` (train: one per
+    re-selection) with the seconds since the start. Silent with --quiet or --json."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and stderr.is_terminal
+        self.enabled = enabled
+        self.live = enabled and stderr.is_terminal
+        self.started = time.monotonic()
         self.tasks: dict[str, int] = {}
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -166,20 +170,28 @@ class _Reporter:
         )
 
     def __enter__(self):
-        if self.enabled:
+        self.started = time.monotonic()
+        if self.live:
             self.bar.start()
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
+        if self.live:
             self.bar.stop()
 
-    def __call__(self, description: str, completed: int, total: int) -> None:
+    def __call__(self, description: str, completed: int, total: int, status: str | None = None,
+                 line: str | None = None) -> None:
         if not self.enabled:
+            return
+        if not self.live:
+            if line:
+                elapsed = time.monotonic() - self.started
+                stderr.print(f"deepuad: {description} {elapsed:.1f}s {line}", markup=False, highlight=False)
             return
         if description not in self.tasks:
             self.tasks[description] = self.bar.add_task(description, total=total or None)
-        self.bar.update(self.tasks[description], completed=completed, total=total or None)
+        shown = {} if status is None else {"description": f"{description} ({status})"}
+        self.bar.update(self.tasks[description], completed=completed, total=total or None, **shown)
 
 OUTPUT_ARGUMENTS = ("output", "plots_dir")
 

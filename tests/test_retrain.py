@@ -1,0 +1,235 @@
+"""Retraining over a model in use (issues 30 and 33): a run checkpoints beside its output and only
+the finished model replaces it, whatever stops the run and wherever; ``--resume`` and
+``--resume-or-start``; the p < p0 rule; progress for logs.
+
+Tiny data, as in test_reliability.py; subprocesses only where a real signal is needed.
+"""
+
+import io
+import json
+import signal
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import make_table, run_cli
+from deepuad.artifacts import model as model_artifact
+from deepuad.stages.train import checkpoint_path
+from test_hostile import TAKE_CTRL_C
+from test_reliability import CHILD_ENV, clean_error, temp_litter
+
+# error re-selection with tol 0 keeps changing a few rows here: 4 re-selections, so 3 checkpoints
+RETRAIN = ["--epochs", "8", "--r", "2", "--reselect-by", "error", "--tol", "0", "--layers", "4,2", "--batch-size", "16",
+           "--device", "cpu", "--threads", "1", "--seed", "1"]
+CHECKPOINTS = 3
+# scored with the network (not the training scores stored in the model): the weights are what is compared
+SCORE = ["--batch-rows", "64", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """features, clusters, the model in use (seed 0) and its scores; a straight retrain (seed 1)."""
+    from conftest import cli
+
+    folder = tmp_path_factory.mktemp("retrain")
+    table = make_table(folder / "table.csv", n_normal=150, n_anomaly=15)
+    paths = {name: folder / f"{name}.h5" for name in ("features", "clusters", "in_use", "straight")}
+    steps = [("extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", paths["features"]),
+             ("cluster", paths["features"], "--clusters", "4", "-o", paths["clusters"]),
+             ("train", paths["features"], paths["clusters"], "-o", paths["in_use"], *RETRAIN[:-1], "0"),
+             ("train", paths["features"], paths["clusters"], "-o", paths["straight"], *RETRAIN, "--json")]
+    for step in steps:
+        code, out, err = cli(*step)
+        assert code == 0, (step, err)
+    assert json.loads(out)["reselections"] == CHECKPOINTS + 1  # the last re-selection is followed by the model
+    paths["in_use_scores"] = _scores(paths["in_use"], paths["features"], folder / "in_use_scores.h5")
+    paths["straight_scores"] = _scores(paths["straight"], paths["features"], folder / "straight_scores.h5")
+    return paths
+
+
+def _scores(model, features, out) -> np.ndarray:
+    from conftest import cli
+
+    code, _, err = cli("score", model, features, "-o", out, *SCORE)
+    assert code == 0, err
+    with h5py.File(out) as f:
+        return f["score"][()]
+
+
+def _selections(model) -> list:
+    with h5py.File(model) as f:
+        return [f[f"iterations/{k}/selected"][()] for k in sorted(f["iterations"], key=int)]
+
+
+def _model_in_use(built, tmp_path):
+    model = tmp_path / "m.model.h5"
+    model.write_bytes(built["in_use"].read_bytes())
+    return model, model.read_bytes()
+
+
+def _assert_unchanged_and_checkpointed(built, tmp_path, model, before, iterations):
+    """The model in use as it was, scoring as before to the bit; a checkpoint of ``iterations``
+    selections beside it; no temporary file."""
+    assert model.read_bytes() == before
+    np.testing.assert_array_equal(_scores(model, built["features"], tmp_path / "s.h5"), built["in_use_scores"])
+    with h5py.File(checkpoint_path(model)) as f:
+        assert not f.attrs["complete"] and len(f["iterations"]) == iterations
+    assert temp_litter(tmp_path) == []
+
+
+def _assert_resumes_to_the_straight_run(built, capsys, model):
+    code, out, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *RETRAIN, "--resume", "--json")
+    assert code == 0, err
+    assert json.loads(out)["resumed"] and not checkpoint_path(model).exists()
+    for resumed, straight in zip(_selections(model), _selections(built["straight"]), strict=True):
+        np.testing.assert_array_equal(resumed, straight)
+    np.testing.assert_array_equal(_scores(model, built["features"], model.with_name("s2.h5")), built["straight_scores"])
+
+
+def test_the_checkpoint_is_named_beside_the_output():
+    assert checkpoint_path("runs/m.model.h5").as_posix() == "runs/m.model.checkpoint.h5"
+    assert checkpoint_path("model").name == "model.checkpoint.h5"
+
+
+def test_an_interrupt_at_every_checkpoint_leaves_the_model_in_use(tmp_path, capsys, built, monkeypatch):
+    """Each run continues the previous one's checkpoint and is stopped at its own first one, so
+    that together they stop at every checkpoint of the straight run."""
+    from deepuad.errors import Terminated
+
+    model, before = _model_in_use(built, tmp_path)
+    real_write = model_artifact.write
+    for run in range(1, CHECKPOINTS + 1):
+        written = []
+
+        def write_then_stop(*args, **kwargs):
+            real_write(*args, **kwargs)
+            written.append(args[9])  # complete
+            raise Terminated() if run % 2 else KeyboardInterrupt()  # as SIGTERM and Ctrl-C raise them
+
+        monkeypatch.setattr(model_artifact, "write", write_then_stop)
+        code, _, err = run_cli(capsys, "--quiet", "train", built["features"], built["clusters"], "-o", model, *RETRAIN,
+                               "--resume-or-start")
+        assert code == 130 and clean_error(err) and written == [False], err
+        _assert_unchanged_and_checkpointed(built, tmp_path, model, before, run + 1)
+    monkeypatch.setattr(model_artifact, "write", real_write)
+    _assert_resumes_to_the_straight_run(built, capsys, model)
+
+
+STOP_AT_CHECKPOINT = TAKE_CTRL_C + """
+import os, sys, time
+from deepuad.artifacts import model as model_artifact
+real, written = model_artifact.write, []
+def write(*args, **kwargs):
+    real(*args, **kwargs)
+    written.append(args[9])
+    if written.count(False) == int(os.environ["STOP_AT"]):
+        print("checkpoint", flush=True)
+        time.sleep(60)  # with the checkpoint on disk: wait to be signalled
+model_artifact.write = write
+from deepuad.cli import entry
+entry(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("signum,stop_at", [(signal.SIGINT, 1), (signal.SIGTERM, 2), (signal.SIGKILL, 3)])
+def test_a_killed_retrain_leaves_the_model_in_use_and_resumes_exactly(tmp_path, capsys, built, signum, stop_at):
+    model, before = _model_in_use(built, tmp_path)
+    args = ["--quiet", "train", built["features"], built["clusters"], "-o", model, *RETRAIN]
+    child = subprocess.Popen([sys.executable, "-c", STOP_AT_CHECKPOINT, *map(str, args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=dict(CHILD_ENV, STOP_AT=str(stop_at)))
+    try:
+        assert child.stdout.readline().strip() == "checkpoint"
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    if signum == signal.SIGKILL:
+        assert child.returncode == -signal.SIGKILL
+    else:
+        assert child.returncode == 130 and clean_error(err), err
+    # the kill at checkpoint k left k + 1 selections: the ones before it are continued, not redone
+    _assert_unchanged_and_checkpointed(built, tmp_path, model, before, stop_at + 1)
+    _assert_resumes_to_the_straight_run(built, capsys, model)
+
+
+# --------------------------------------------------------------------------- --resume, --resume-or-start, p < p0
+def test_resume_with_nothing_to_resume_says_so(tmp_path, capsys, built):
+    model = tmp_path / "new.model.h5"
+    code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *RETRAIN, "--resume")
+    assert code == 3 and clean_error(err), err
+    assert "no checkpoint" in err and str(checkpoint_path(model)) in err and "--resume-or-start" in err
+    assert list(tmp_path.iterdir()) == []
+    code, out, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *RETRAIN, "--resume-or-start", "--json")
+    assert code == 0 and not json.loads(out)["resumed"], err
+    np.testing.assert_array_equal(_scores(model, built["features"], tmp_path / "s.h5"), built["straight_scores"])
+    code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, "--resume", "--resume-or-start")
+    assert code == 2 and clean_error(err) and "exclude each other" in err
+
+
+def test_resume_or_start_trains_afresh_over_a_checkpoint_of_another_run(tmp_path, capsys, built, monkeypatch):
+    model, _ = _model_in_use(built, tmp_path)
+    checkpoint = checkpoint_path(model)
+    checkpoint.write_bytes(built["in_use"].read_bytes())  # as if a run with another seed had been killed
+    with h5py.File(checkpoint, "a") as f:
+        f.attrs["complete"] = False
+    code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *RETRAIN, "--resume")
+    assert code == 5 and clean_error(err) and "parameters differ" in err and str(checkpoint) in err
+    code, out, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", model, *RETRAIN, "--resume-or-start", "--json")
+    assert code == 0 and not json.loads(out)["resumed"]
+    assert f"warning: {checkpoint}: not resumed" in err and "parameters differ from the checkpoint (seed)" in err
+    assert not checkpoint.exists()
+    np.testing.assert_array_equal(_scores(model, built["features"], tmp_path / "s.h5"), built["straight_scores"])
+
+
+def test_p_at_or_above_the_clusters_p0_is_refused(tmp_path, capsys, built):
+    for p in ("35", "40"):  # the clusters file was made with cluster's default --p0 35
+        code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", tmp_path / "m.h5", "--p", p)
+        assert code == 2 and clean_error(err), err
+        assert f"--p must be below the p0 that {built['clusters']} was made with (cluster --p0 35), got {p}" in err
+    code, _, err = run_cli(capsys, "run", built["features"].with_name("table.csv"), "-o", tmp_path / "run", "--p0", "20", "--p", "25")
+    assert code == 2 and clean_error(err) and "--p must be below --p0 (20)" in err
+    assert list(tmp_path.iterdir()) == []  # refused before any work: no folder, no model
+
+
+def test_a_clusters_file_with_a_p0_that_is_not_a_percentage_is_refused(tmp_path, capsys, built):
+    clusters = tmp_path / "c.h5"
+    clusters.write_bytes(built["clusters"].read_bytes())
+    with h5py.File(clusters, "a") as f:
+        f.attrs["params"] = json.dumps({**json.loads(f.attrs["params"]), "p0": "thirty"})
+    code, _, err = run_cli(capsys, "train", built["features"], clusters, "-o", tmp_path / "m.h5", *RETRAIN)
+    assert code == 3 and clean_error(err) and "p0" in err and str(clusters) in err
+
+
+# --------------------------------------------------------------------------- progress
+def test_progress_in_a_pipe_is_one_line_per_reselection_and_quiet_silences_it(tmp_path, capsys, built):
+    args = ["train", built["features"], built["clusters"], "-o", tmp_path / "m.h5", *RETRAIN]
+    code, _, err = run_cli(capsys, *args)  # captured: stderr is not a terminal
+    assert code == 0, err
+    lines = err.splitlines()
+    assert len(lines) == CHECKPOINTS + 1, err
+    with h5py.File(tmp_path / "m.h5") as f:
+        for line, k in zip(lines, range(1, CHECKPOINTS + 2)):
+            record = f[f"iterations/{k}"].attrs
+            words = line.split()
+            assert words[:2] == ["deepuad:", "training"] and words[2].endswith("s") and float(words[2][:-1]) >= 0
+            assert words[3:] == ["epoch", f"{record['epoch']}/8", "loss", f"{record['loss']:.6g}", "changed",
+                                 str(record["n_changed"]), "kept", str(record["n_selected"])]
+    code, _, err = run_cli(capsys, "--quiet", *args)
+    assert code == 0 and err == ""
+
+
+def test_the_terminal_bar_shows_the_loss(monkeypatch):
+    import importlib
+
+    from rich.console import Console
+
+    app = importlib.import_module("deepuad.cli.app")  # the module: deepuad.cli.app names the typer app too
+    monkeypatch.setattr(app, "stderr", Console(force_terminal=True, file=io.StringIO()))
+    reporter = app._Reporter(enabled=True)
+    with reporter:
+        reporter("training", 3, 10, status="loss 0.0123")
+        reporter("training", 4, 10, line="epoch 4/10 loss 0.0121 changed 2 kept 90")  # a log's line: not on a terminal
+        assert [(t.description, t.completed) for t in reporter.bar.tasks] == [("training (loss 0.0123)", 4)]
