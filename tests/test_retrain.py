@@ -118,6 +118,29 @@ def test_an_interrupt_at_every_checkpoint_leaves_the_model_in_use(tmp_path, caps
     _assert_resumes_to_the_straight_run(built, capsys, model)
 
 
+def test_an_error_after_a_checkpoint_leaves_no_file_and_the_model_in_use(tmp_path, capsys, built, monkeypatch):
+    """An error (not an interrupt) is one line and no file created: the checkpoint this run made
+    goes too. One that was there before the run (a resumed run's) stays for the next --resume."""
+    from deepuad.errors import OutputError
+
+    model, before = _model_in_use(built, tmp_path)
+    real_write = model_artifact.write
+
+    def second_checkpoint_fails(*args, **kwargs):
+        if args[0] == checkpoint_path(model) and checkpoint_path(model).exists():
+            raise OutputError("no space left on the device; nothing was written", args[0])
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(model_artifact, "write", second_checkpoint_fails)
+    args = ["--quiet", "train", built["features"], built["clusters"], "-o", model, *RETRAIN]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 6 and clean_error(err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.model.h5"] and model.read_bytes() == before
+    checkpoint_path(model).write_bytes(b"a checkpoint from before")  # stays: only the path matters here
+    code, _, err = run_cli(capsys, *args)
+    assert code == 6 and checkpoint_path(model).read_bytes() == b"a checkpoint from before"
+
+
 STOP_AT_CHECKPOINT = TAKE_CTRL_C + """
 import os, sys, time
 from deepuad.artifacts import model as model_artifact

@@ -67,7 +67,8 @@ def train(
     if resume not in RESUME_MODES:
         raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
-    art.check_output_path(checkpoint_path(output), [features_path, clusters_path])
+    checkpoint = art.check_output_path(checkpoint_path(output), [features_path, clusters_path])
+    had_checkpoint = checkpoint.exists()
     world = World.from_environment(resolve_device(device))  # joins the torchrun process group, if any
     try:
         threads = set_threads(threads, world.local_size)
@@ -75,6 +76,11 @@ def train(
         with features_for_training(features_path, world) as features:
             return _train(detector, features, features_path, clusters_path, output, resume, force, threads, world,
                           skip_current, progress)
+    except DeepUADError:
+        # an error leaves no file behind; an interrupt (or a kill) leaves the checkpoint for --resume
+        if world.is_root and not had_checkpoint:
+            checkpoint.unlink(missing_ok=True)
+        raise
     finally:
         world.close()
 
