@@ -20,7 +20,7 @@ from deepuad.artifacts.model import check_weight_shapes, read_model_state
 from deepuad.errors import DataError, DeepUADError, InputError, StaleError, UsageError
 from deepuad.estimators.params import DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.stages._common import (
-    default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
+    as_option, default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
     train_param_names,
 )
 
@@ -63,7 +63,7 @@ def train(
     try:
         detector.check_params()
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(as_option(str(error))) from None
     if resume not in RESUME_MODES:
         raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
