@@ -253,8 +253,8 @@ def test_progress_in_a_pipe_is_one_line_per_reselection_and_quiet_silences_it(tm
         for line, k in zip(lines, range(1, CHECKPOINTS + 2)):
             record = f[f"iterations/{k}"].attrs
             words = line.split()
-            assert words[:2] == ["deepuad:", "training"] and words[2].endswith("s") and float(words[2][:-1]) >= 0
-            assert words[3:] == ["epoch", f"{record['epoch']}/8", "loss", f"{record['loss']:.6g}", "changed",
+            assert words[:3] == ["deepuad:", "progress:", "training"] and words[3].endswith("s") and float(words[3][:-1]) >= 0
+            assert words[4:] == ["epoch", f"{record['epoch']}/8", "loss", f"{record['loss']:.6g}", "changed",
                                  str(record["n_changed"]), "kept", str(record["n_selected"])]
     code, _, err = run_cli(capsys, "--quiet", *args)
     assert code == 0 and err == ""

@@ -186,7 +186,7 @@ class _Reporter:
         if not self.live:
             if line:
                 elapsed = time.monotonic() - self.started
-                stderr.print(f"deepuad: {description} {elapsed:.1f}s {line}", markup=False, highlight=False)
+                stderr.print(f"deepuad: progress: {description} {elapsed:.1f}s {line}", markup=False, highlight=False)
             return
         if description not in self.tasks:
             self.tasks[description] = self.bar.add_task(description, total=total or None)
