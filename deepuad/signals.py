@@ -17,6 +17,9 @@ from deepuad.errors import Terminated
 _deferred: list = []
 _previous_unraisablehook = [sys.unraisablehook]
 _terminated = [False]
+# whether our handlers are in place; held while a timer sends, so that none sends once they are not
+_installed = [False]
+_sending = threading.Lock()
 
 
 def install() -> dict:
@@ -42,15 +45,18 @@ def install() -> dict:
     if previous:
         previous["unraisablehook"] = _previous_unraisablehook[0] = sys.unraisablehook
         sys.unraisablehook = _unraisable
+        _installed[0] = True
     return previous
 
 
 def restore(previous: dict) -> None:
     """The handlers (and unraisable hook) from before ``install``; a signal still held back is dropped:
     the command has ended."""
-    for timer in _deferred:
-        timer.cancel()
-    _deferred.clear()
+    with _sending:  # a timer past its wait would otherwise send the signal to the default handler: killed
+        _installed[0] = False
+        for timer in _deferred:
+            timer.cancel()
+        _deferred.clear()
     for key, handler in previous.items():
         if key == "unraisablehook":
             sys.unraisablehook = handler
@@ -116,8 +122,9 @@ def _deliver_later(signum: int) -> None:
 
 
 def _send(signum: int) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(os.getpid(), signum)
+    with _sending, contextlib.suppress(OSError):
+        if _installed[0]:
+            os.kill(os.getpid(), signum)
 
 
 def _unraisable(unraisable) -> None:
@@ -129,5 +136,6 @@ def _unraisable(unraisable) -> None:
     _previous_unraisablehook[0](unraisable)
 
 
-# a signal landing while these run would be raised into what they hold a signal back from
-_HOLDING_BACK = frozenset({_raise_where_safe.__code__, _unraisable.__code__})
+# a signal landing while these run would be raised into what they hold a signal back from, or
+# (restore) into the end of a command that has finished
+_HOLDING_BACK = frozenset({_raise_where_safe.__code__, _unraisable.__code__, restore.__code__})
