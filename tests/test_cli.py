@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_table, run_cli
+from deepuad.stages.train import checkpoint_path
 
 TRAIN = ["--tol", "0", "--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]
 
@@ -122,14 +123,17 @@ def test_killed_training_resumes_exactly(tmp_path, capsys):
     assert run_cli(capsys, *args, "-o", reference)[0] == 0
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "-m", "deepuad", "--quiet", *map(str, args), "-o", str(m)], env=env)
+    checkpoint = checkpoint_path(m)  # beside the output, which only the finished model replaces
     deadline = time.time() + 120
-    while not m.exists() and time.time() < deadline:  # first checkpoint written
+    while not checkpoint.exists() and time.time() < deadline:  # first checkpoint written
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    with h5py.File(m) as h:
+    assert not m.exists()
+    with h5py.File(checkpoint) as h:
         assert not h.attrs["complete"]  # we really killed it mid-run
     assert run_cli(capsys, *args, "-o", m, "--resume")[0] == 0
+    assert not checkpoint.exists()
     for a, b in zip(selections(reference), selections(m), strict=True):
         np.testing.assert_array_equal(a, b)
     assert run_cli(capsys, "score", reference, f, "-o", tmp_path / "s1.h5")[0] == 0

@@ -50,8 +50,10 @@ def base(tmp_path_factory):
 
 
 def one_error(err: str) -> bool:
-    """clean_error, warnings aside (a tiny training run may warn): one error line, no traceback."""
-    return clean_error("\n".join(line for line in err.splitlines() if not line.startswith("deepuad: warning:")))
+    """clean_error, warnings and train's progress lines (stderr is not a terminal) aside: one error
+    line, no traceback."""
+    return clean_error("\n".join(line for line in err.splitlines()
+                                 if not line.startswith(("deepuad: warning:", "deepuad: progress:"))))
 
 
 # --------------------------------------------------------------------------- standard output

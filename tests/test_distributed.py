@@ -17,6 +17,7 @@ import pytest
 from deepuad.estimators.detector import take_rows
 from deepuad.estimators.distributed import World
 from deepuad.estimators.metrics import ranking_metrics
+from deepuad.stages.train import checkpoint_path
 
 from conftest import make_table, run_cli
 
@@ -109,20 +110,22 @@ def test_killed_rank_resumes_exactly_and_with_another_process_count(prepared, ca
     run("train", features, clusters, "-o", whole, *train, processes=2)
 
     killed = folder / "killed.model.h5"
+    checkpoint = checkpoint_path(killed)  # a run checkpoints beside its output
     launcher = subprocess.Popen(deepuad_cmd("train", features, clusters, "-o", killed, *train, processes=2), env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not killed.exists() and time.time() < deadline and launcher.poll() is None:
+    while not checkpoint.exists() and time.time() < deadline and launcher.poll() is None:
         time.sleep(0.02)
     victim = _rank_pid(launcher, "1")
-    assert victim is not None and killed.exists(), "the run ended or never checkpointed before the kill"
+    assert victim is not None and checkpoint.exists(), "the run ended or never checkpointed before the kill"
     os.kill(victim, signal.SIGKILL)
     assert launcher.wait(timeout=120) != 0
-    with h5py.File(killed) as f:
+    assert not killed.exists()  # only a finished run writes the output
+    with h5py.File(checkpoint) as f:
         assert not f.attrs["complete"]
         checkpoint_epoch = int(f["iterations"][str(len(f["iterations"]) - 1)].attrs["epoch"])
     assert 0 < checkpoint_epoch < 100
-    shutil.copy(killed, folder / "killed_copy.model.h5")
+    shutil.copy(checkpoint, checkpoint_path(folder / "killed_copy.model.h5"))
 
     run("train", features, clusters, "-o", killed, *train, "--resume", processes=2)
     whole_scores, y = scores_of(capsys, whole, features, folder / "whole.scores.h5")

@@ -534,7 +534,11 @@ def test_seeds_numpy_cannot_take_are_usage_errors(tmp_path, capsys, built, seed)
 
 
 # =========================================================================== 6. signals
-SLOW_SCORE = """
+# a shell without job control (nohup ... &, some CI runners) starts its children with Ctrl-C ignored,
+# and deepuad leaves an ignored signal ignored: the child scripts take Ctrl-C back themselves
+TAKE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+SLOW_SCORE = TAKE_CTRL_C + """
 import sys, time
 from deepuad.artifacts import scores
 real = scores.require_finite_scores
@@ -591,7 +595,7 @@ def test_a_held_back_interrupt_is_raised_before_the_rename(tmp_path, monkeypatch
     assert raised_at_close and not raised_late
 
 
-READY_SCORE = """
+READY_SCORE = TAKE_CTRL_C + """
 import sys
 from deepuad.cli import entry  # imported first: a signal during Python's own start-up is not deepuad's to handle
 print("ready", flush=True)

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from conftest import cli, make_table
+from deepuad.stages.train import checkpoint_path
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # the error re-selection with tol 0 keeps changing a few rows, so the run lasts its whole budget
@@ -24,7 +25,7 @@ TRAIN = ("--epochs", "30", "--reselect-every", "5", "--tol", "0", "--batch-size"
 
 
 def last_checkpoint_epoch(model) -> int:
-    """The epoch of the model file's last re-selection; -1 while there is none (or it is being replaced)."""
+    """The epoch of the model file's (or checkpoint's) last re-selection; -1 while there is none (or it is being replaced)."""
     try:
         with h5py.File(model, "r") as f:
             return max(int(f[f"iterations/{k}"].attrs["epoch"]) for k in f["iterations"])
@@ -85,22 +86,24 @@ def test_two_nodes_train_and_resume_after_one_is_killed(tmp_path):
         code, _, err = cli("--quiet", *args)
         assert code == 0, err
     train = ("train", features, clusters, "-o", model, *TRAIN)
+    checkpoint = checkpoint_path(model)  # a run checkpoints beside its output
     port = free_port()
     first = node(port, "first", *train)
     time.sleep(0.5)  # the first node hosts the rendezvous store; the second one is the one killed
     second = node(port, "first", *train)
     deadline = time.time() + 120
-    while last_checkpoint_epoch(model) < 5 and time.time() < deadline and first.poll() is None and second.poll() is None:
+    while last_checkpoint_epoch(checkpoint) < 5 and time.time() < deadline and first.poll() is None and second.poll() is None:
         time.sleep(0.05)
     assert first.poll() is None and second.poll() is None, "the run ended before the kill: " + (
         second.stderr.read()[-2000:] if second.poll() is not None else first.stderr.read()[-2000:])
-    assert last_checkpoint_epoch(model) >= 5, "no checkpoint after training began within 120 s"
+    assert last_checkpoint_epoch(checkpoint) >= 5, "no checkpoint after training began within 120 s"
     kill_node(second)
     killed_at = time.time()
     codes = finish([first, second], timeout=120)
     print(f"surviving node exited {time.time() - killed_at:.1f} s after the kill")
     assert codes[0] != 0 and codes[1] != 0  # the surviving node fails too, instead of hanging
-    with h5py.File(model) as f:
+    assert not model.exists()  # only a finished run writes the output
+    with h5py.File(checkpoint) as f:
         assert not f.attrs["complete"] and '"processes": 2' in f.attrs["params"]
         kept = {k: f[f"iterations/{k}/selected"][()] for k in f["iterations"]}
         checkpoint_epoch = max(int(f[f"iterations/{k}"].attrs["epoch"]) for k in f["iterations"])
@@ -112,6 +115,7 @@ def test_two_nodes_train_and_resume_after_one_is_killed(tmp_path):
     resumed.append(node(port, "again", *train, "--resume"))
     codes = finish(resumed)
     assert codes == [0, 0], [launcher.stderr.read()[-2000:] for launcher in resumed]
+    assert not checkpoint.exists()
     with h5py.File(model) as f:
         assert f.attrs["complete"] and '"processes": 2' in f.attrs["params"]
         epochs = [int(f[f"iterations/{k}"].attrs["epoch"]) for k in f["iterations"]]

@@ -48,6 +48,7 @@ from deepuad.artifacts.safe_read import (
 )
 from deepuad.artifacts.schema import Array, Attr, Json, Record, Text
 from deepuad.errors import DeepUADError, InputError, StaleError
+from deepuad.signals import raise_held_back
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
         handle.check()  # closing flushes HDF5's caches: more writes that may have failed
         os.fsync(handle.raw.fileno())
         handle.raw.close()
+        raise_held_back()  # a Ctrl-C or SIGTERM held back while HDF5 ran: the old output stays
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as error:

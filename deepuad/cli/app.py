@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import time
 import traceback
 import warnings
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deepuad import __version__
+from deepuad import __version__, signals
 from deepuad.estimators.params import torchrun_environment
 from deepuad.errors import (
     EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, Terminated, UsageError,
@@ -154,12 +155,15 @@ def _global(
                          "(score scales out with --shard I/N)")
 
 class _Reporter:
-    """Rich progress on stderr; silent with --quiet or --json, and where stderr is not a terminal
-    (a bar means nothing in a log, and rich ends it with a line break that would open the
-    error line)."""
+    """Progress on stderr: on a terminal a rich bar per task, with its ``status`` (train: the
+    current loss); elsewhere (a pipe, a cron log) no bar (it means nothing in a log, and rich
+    ends it with a line break that would open the error line) but each ``line`` (train: one per
+    re-selection) with the seconds since the start. Silent with --quiet or --json."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and stderr.is_terminal
+        self.enabled = enabled
+        self.live = enabled and stderr.is_terminal
+        self.started = time.monotonic()
         self.tasks: dict[str, int] = {}
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -167,20 +171,28 @@ class _Reporter:
         )
 
     def __enter__(self):
-        if self.enabled:
+        self.started = time.monotonic()
+        if self.live:
             self.bar.start()
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
+        if self.live:
             self.bar.stop()
 
-    def __call__(self, description: str, completed: int, total: int) -> None:
+    def __call__(self, description: str, completed: int, total: int, status: str | None = None,
+                 line: str | None = None) -> None:
         if not self.enabled:
+            return
+        if not self.live:
+            if line:
+                elapsed = time.monotonic() - self.started
+                stderr.print(f"deepuad: progress: {description} {elapsed:.1f}s {line}", markup=False, highlight=False)
             return
         if description not in self.tasks:
             self.tasks[description] = self.bar.add_task(description, total=total or None)
-        self.bar.update(self.tasks[description], completed=completed, total=total or None)
+        shown = {} if status is None else {"description": f"{description} ({status})"}
+        self.bar.update(self.tasks[description], completed=completed, total=total or None, **shown)
 
 OUTPUT_ARGUMENTS = ("output", "plots_dir")
 
@@ -238,13 +250,12 @@ def _report(summary: dict, as_json: bool, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
-    previous_sigterm = _terminate_like_ctrl_c()
-    state["terminated"] = False
+    previous_handlers = signals.install()
     try:
         with _guarded_stdout():
             code = _invoke(argv)
             if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
-                _fail("terminated (SIGTERM)" if state.get("terminated") else "interrupted", EXIT_INTERRUPTED)
+                _fail("terminated (SIGTERM)" if signals.terminated() else "interrupted", EXIT_INTERRUPTED)
             sys.stdout.flush()  # now, so that a closed pipe is reported here and not at interpreter exit
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
@@ -266,8 +277,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
     finally:
-        if previous_sigterm is not None:  # in-process callers (tests, notebooks) get their handler back
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        signals.restore(previous_handlers)  # in-process callers (tests, notebooks) get their handlers back
 
 
 GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
@@ -357,18 +367,6 @@ def _is_click_usage_error(error: Exception) -> bool:
     # Click's exceptions (typer >= 0.2x vendors its own copy of click, so match by shape, not class)
     return hasattr(error, "format_message") and any(c.__name__ == "ClickException" for c in type(error).__mro__)
 
-def _terminate_like_ctrl_c():
-    """SIGTERM (timeout, cron supervisors, docker stop) ends the command as Ctrl-C does:
-    temporary files removed, the old output kept, exit 130. Left alone where someone chose to
-    ignore it, or outside the main thread (signals cannot be set there)."""
-    def handler(signum, frame):
-        state["terminated"] = True
-        raise Terminated()
-
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            return signal.signal(signal.SIGTERM, handler)
-    return None
 
 def _fail(message: str, code: int) -> None:
     stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)

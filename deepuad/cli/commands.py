@@ -170,19 +170,30 @@ def train(
     compile: bool = typer.Option(DEFAULTS["compile"], "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
     threads: Optional[int] = THREADS_OPTION,
     seed: int = SEED_OPTION,
-    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in the output file."),
-    force: bool = typer.Option(False, "--force", help="Use a clusters file made from other features anyway."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run that was writing the output, from its checkpoint "
+                                "beside it (<output stem>.checkpoint.h5), else train the model in the output on (e.g. with more "
+                                "--epochs); exit 3 when there is neither."),
+    resume_or_start: bool = typer.Option(False, "--resume-or-start", help="For scripts: continue the run from its checkpoint "
+                                         "if it was made from the same inputs and parameters, else start afresh (warned)."),
+    force: bool = typer.Option(False, "--force", help="Use a clusters file made from other features, or --resume a checkpoint "
+                               "made with other parameters or inputs, anyway."),
     as_json: bool = JSON_OPTION,
     **training,  # the options of with_training_options
 ):
-    """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing."""
+    """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing. A run
+    checkpoints beside its output; only the finished model replaces the output. Progress: on a terminal a bar with the
+    loss, in a pipe or log one line per re-selection (--quiet: none)."""
     from deepuad.stages.train import train as stage
 
+    if resume and resume_or_start:
+        raise UsageError("--resume and --resume-or-start exclude each other: --resume fails when there is nothing to "
+                         "resume, --resume-or-start then starts afresh")
     options = _train_options(training, min_fraction, seed, precision, compile, score, paper)
     if torchrun_environment()["RANK"] > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stage, as_json, "train", features_path=features, clusters_path=clusters, output=output,
-               resume=resume, force=force, device=device, threads=threads, **options)
+               resume="required" if resume else "if-possible" if resume_or_start else "never", force=force, device=device,
+               threads=threads, **options)
 
 
 @app.command(epilog="Examples: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json ; "
@@ -357,7 +368,7 @@ def run(
                                       init_by=init_by, trim_cutoff=options["trim_cutoff"], cluster_cutoff=options["cluster_cutoff"],
                                       skip_current=True)
     summaries["train"] = _run_stage(train_stage.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
-                                    threads=threads, skip_current=True, **options)
+                                    threads=threads, skip_current=True, resume="if-possible", **options)
     summaries["score"] = _run_stage(score_stage.score, False, "score", model_path=m, features_path=f, output=s,
                                     contamination=contamination, device=device, threads=threads, skip_current=True)
     state["quiet"] = quiet

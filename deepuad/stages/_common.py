@@ -22,10 +22,12 @@ from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, U
 from deepuad.estimators.params import SCORE_BATCH_ROWS, check_contamination
 
 
-Progress = Callable[[str, int, int], None]
+# progress(description, completed, total, status=None, line=None): ``status`` (the current loss)
+# is shown beside a terminal's bar; ``line`` (one per re-selection) is what a log gets instead
+Progress = Callable[..., None]
 
 
-def no_progress(description: str, completed: int, total: int) -> None:
+def no_progress(description: str, completed: int, total: int, status: str | None = None, line: str | None = None) -> None:
     pass
 
 

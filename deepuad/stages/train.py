@@ -1,9 +1,14 @@
-"""``train``: Algorithm 1 from the clusters artifact's initial selection -> a model artifact,
-checkpointed at every re-selection (but the last: the model follows it) so that ``--resume``
-continues a killed run exactly."""
+"""``train``: Algorithm 1 from the clusters artifact's initial selection -> a model artifact.
+
+A run checkpoints after every re-selection (but the last: the model follows it) into a file
+beside its output (``checkpoint_path``: ``m.model.h5`` -> ``m.model.checkpoint.h5``), never
+into the output itself, so that a killed retrain leaves the model in use as it was. Only the
+finished model replaces the output (atomically), and then the checkpoint is removed.
+``--resume`` continues from the checkpoint exactly."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +17,10 @@ from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import features_for_training
 from deepuad.artifacts.model import check_weight_shapes, read_model_state
-from deepuad.errors import DataError, InputError, StaleError, UsageError
-from deepuad.estimators.params import SCORE_BATCH_ROWS
+from deepuad.errors import DataError, DeepUADError, InputError, StaleError, UsageError
+from deepuad.estimators.params import DEFAULTS, SCORE_BATCH_ROWS
 from deepuad.stages._common import (
-    default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
+    as_option, default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
     train_param_names,
 )
 
@@ -23,12 +28,24 @@ from deepuad.stages._common import (
 # parameters that may differ when resuming: more epochs, another device or thread count
 RESUME_MAY_CHANGE = ("epochs", "device", "threads", "processes")
 
+# ``resume``: start afresh; continue a run (exit 3 if there is nothing to continue); continue a
+# run of the same inputs and parameters if there is one, else start afresh (scripts, ``run``)
+RESUME_MODES = ("never", "required", "if-possible")
+
+
+def checkpoint_path(output) -> Path:
+    """Where a run that writes ``output`` keeps its checkpoints: beside it, ``m.model.h5`` ->
+    ``m.model.checkpoint.h5``."""
+    output = Path(output)
+    stem = output.name[:-3] if output.name.endswith(".h5") else output.name
+    return output.with_name(f"{stem}.checkpoint.h5")
+
 
 def train(
     features_path,
     clusters_path,
     output=None,
-    resume=False,
+    resume="never",
     force=False,
     device="auto",
     threads=None,
@@ -36,8 +53,9 @@ def train(
     progress: Progress = no_progress,
     **train_params,
 ) -> dict:
-    """Algorithm 1 from the clusters artifact's initial selection -> model artifact
-    (checkpointed after every re-selection but the last, so ``resume=True`` continues a killed run)."""
+    """Algorithm 1 from the clusters artifact's initial selection -> model artifact, checkpointed
+    beside it (``checkpoint_path``) after every re-selection but the last; ``resume``: one of
+    RESUME_MODES."""
     from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.distributed import World
 
@@ -45,8 +63,12 @@ def train(
     try:
         detector.check_params()
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(as_option(str(error))) from None
+    if resume not in RESUME_MODES:
+        raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
+    checkpoint = art.check_output_path(checkpoint_path(output), [features_path, clusters_path])
+    had_checkpoint = checkpoint.exists()
     world = World.from_environment(resolve_device(device))  # joins the torchrun process group, if any
     try:
         threads = set_threads(threads, world.local_size)
@@ -54,6 +76,11 @@ def train(
         with features_for_training(features_path, world) as features:
             return _train(detector, features, features_path, clusters_path, output, resume, force, threads, world,
                           skip_current, progress)
+    except DeepUADError:
+        # an error leaves no file behind; an interrupt (or a kill) leaves the checkpoint for --resume
+        if world.is_root and not had_checkpoint:
+            checkpoint.unlink(missing_ok=True)
+        raise
     finally:
         world.close()
 
@@ -67,9 +94,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     with art.open_artifact(clusters_path, "clusters") as f:
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
         selected = art.read_array(f, "selected").astype(np.int64)
-        made_with = art.params_of(f)  # recorded for provenance; used by cluster only
-        detector.p0 = made_with.get("p0", detector.p0)
-        detector.init_by = made_with.get("init_by", "variance")  # clusters files made before the trim rule
+        detector.p0 = _p0_of(f, clusters_path, detector.p)  # recorded for provenance; used by cluster only
+        detector.init_by = art.params_of(f).get("init_by", "variance")  # clusters files made before the trim rule
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
@@ -81,27 +107,33 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
     }
 
-    if skip_current:  # deepuad run: skip a complete model, resume a checkpoint, else start afresh
-        status = existing_artifact_matches(output, "model", params, inputs)
-        if status:
-            return skipped(output)
-        resume = status is False
+    if skip_current and existing_artifact_matches(output, "model", params, inputs):
+        return skipped(output)  # deepuad run: a complete model of these inputs and parameters
+    checkpoint = checkpoint_path(output)
     resume_state, diagnostics = None, {}
-    if resume and Path(output).exists():
-        resume_state, diagnostics = _load_checkpoint(output, params, inputs, len(X), X.shape[1], force)
+    source = _resume_source(output, checkpoint, resume)
+    if source is not None:
+        try:
+            resume_state, diagnostics = _load_checkpoint(source, params, inputs, len(X), X.shape[1], force)
+        except StaleError as error:
+            if resume == "required":
+                raise
+            warnings.warn(f"{source}: not resumed ({error.problem}); training afresh")
 
     def on_event(event: str, det: DeepUAD, info: dict) -> None:
         if event == "epoch":
             if not np.isfinite(info["loss"]):  # else the next re-selection blames the features ("contains NaN")
                 raise DataError(_diverged(det, f"the training loss is {info['loss']} after epoch {info['epoch']}"))
-            progress("training", info["epoch"], det.epochs)
+            progress("training", info["epoch"], det.epochs, status=f"loss {info['loss']:.4g}")
             return
         iteration = info["iteration"]
+        progress("training", iteration.epoch, det.epochs, line=f"epoch {iteration.epoch}/{det.epochs} loss {iteration.loss:.6g} "
+                 f"changed {iteration.n_changed} kept {iteration.n_selected}")
         if y is not None:  # diagnostics from labels the algorithm never sees
             diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
         if info["last"]:
             return  # the complete model follows at once, with everything a checkpoint would hold
-        _save(output, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
+        _save(checkpoint, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
 
     if y is not None and 0 not in diagnostics:
         diagnostics[0] = {"selected_anomaly_share": float(np.mean(y[np.sort(selected)]))}
@@ -120,6 +152,10 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         _save(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
               complete=True, final_metrics=final, training_scores=None if world.distributed else detector.decision_scores_,
               drift_reference=_drift_reference(X, detector.decision_scores_, detector.threshold_))
+        try:
+            checkpoint.unlink(missing_ok=True)  # the finished model holds all it held
+        except OSError as error:
+            warnings.warn(f"{checkpoint}: could not remove this run's checkpoint ({error.strerror or error}); delete it")
     world.barrier()  # no rank exits (and so ends the torchrun job) before the model is written
     last = detector.iterations_[-1]
     summary = {
@@ -129,6 +165,42 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     }
     summary.update({f"train_{k}": v for k, v in final.items()})
     return summary
+
+
+def _p0_of(f, clusters_path, p: float) -> float:
+    """The p0 the clusters file was made with; UsageError unless ``p`` (the re-selection's
+    threshold) is below it, as the paper's p < p0 and ``train --help`` say."""
+    p0 = art.params_of(f).get("p0", DEFAULTS["p0"])  # files made before it was recorded: cluster's default
+    if isinstance(p0, bool) or not isinstance(p0, (int, float)) or not 0 < p0 < 100:
+        raise InputError(f"attribute 'params' records p0 = {p0!r}, not a percentage in (0, 100) (corrupt?)", clusters_path)
+    if not p < p0:
+        raise UsageError(f"--p must be below the p0 that {clusters_path} was made with (cluster --p0 {p0:g}), got {p:g}")
+    return p0
+
+
+def _resume_source(output: Path, checkpoint: Path, resume: str) -> Path | None:
+    """The file a run continues from: its checkpoint; else the output, with "required" any model
+    there (a finished one trains on, e.g. with more --epochs), with "if-possible" only an
+    unfinished one (older versions checkpointed into the output itself). None: start afresh.
+    InputError when "required" finds neither."""
+    if resume == "never":
+        return None
+    if checkpoint.exists():
+        return checkpoint
+    if Path(output).exists() and (resume == "required" or not _is_complete(output)):
+        return Path(output)
+    if resume == "required":
+        raise InputError(f"cannot --resume: there is no checkpoint ({checkpoint}) and no model to train on; "
+                         "drop --resume, or pass --resume-or-start to start afresh when there is nothing to resume", output)
+    return None
+
+
+def _is_complete(path) -> bool:
+    try:
+        with art.open_artifact(path, "model") as f:
+            return bool(f.attrs.get("complete", True))
+    except DeepUADError:
+        return True  # not a model this run could continue: it is replaced, as any output is
 
 
 def _diverged(detector, what: str) -> str:

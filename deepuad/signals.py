@@ -1,0 +1,141 @@
+"""Ctrl-C and SIGTERM end a command cleanly, also when they arrive inside Python code that
+native code called: ``install`` for the command line, ``raise_held_back`` for writers about to
+rename their output into place. Standard library only: the command line imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+from deepuad.errors import Terminated
+
+# the timers that send a signal again, once raising it may be safe; the unraisable hook before ours
+_deferred: list = []
+_previous_unraisablehook = [sys.unraisablehook]
+_terminated = [False]
+# whether our handlers are in place; held while a timer sends, so that none sends once they are not
+_installed = [False]
+_sending = threading.Lock()
+
+
+def install() -> dict:
+    """Ctrl-C (SIGINT) and SIGTERM (timeout, cron supervisors, docker stop) end the command the
+    same way: temporary files removed, the old output kept, exit 130. Left alone where someone
+    chose to ignore them (a shell without job control ignores SIGINT in background jobs), or
+    outside the main thread (signals cannot be set there). Returns what ``restore`` needs.
+
+    Python runs a handler between any two bytecodes, also in Python code that native code
+    called: torch's C++ calling the import machinery or its own Python, a weakref callback or a
+    ``__del__`` run by the garbage collector. An exception raised there either aborts the process
+    (pybind11 throws it through C++ that cannot pass it on: "terminate called after throwing an
+    instance of 'pybind11::error_already_set'", SIGABRT) or is printed and dropped ("Exception
+    ignored in ...", and the command ends with exit 0). So the handler raises only where that
+    cannot happen and otherwise sends the signal again 10 ms later (``_raise_where_safe``), and
+    an exception dropped anyway is sent again too (``_unraisable``)."""
+    previous: dict = {}
+    _terminated[0] = False
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                previous[signum] = signal.signal(signum, _raise_where_safe)
+    if previous:
+        previous["unraisablehook"] = _previous_unraisablehook[0] = sys.unraisablehook
+        sys.unraisablehook = _unraisable
+        _installed[0] = True
+    return previous
+
+
+def restore(previous: dict) -> None:
+    """The handlers (and unraisable hook) from before ``install``; a signal still held back is dropped:
+    the command has ended."""
+    with _sending:  # a timer past its wait would otherwise send the signal to the default handler: killed
+        _installed[0] = False
+        for timer in _deferred:
+            timer.cancel()
+        _deferred.clear()
+    for key, handler in previous.items():
+        if key == "unraisablehook":
+            sys.unraisablehook = handler
+        else:
+            signal.signal(key, handler)
+
+
+def terminated() -> bool:
+    """Whether a SIGTERM (rather than a Ctrl-C) came since ``install``."""
+    return _terminated[0]
+
+
+def raise_held_back() -> None:
+    """Raise now a signal that is held back, waiting to be sent again: for a writer about to
+    rename its finished temporary file into place, so that an interrupted command never ends
+    (exit 130) having replaced its output. Cancels its re-sending."""
+    waiting = [timer for timer in _deferred if timer.is_alive()]
+    for timer in waiting:
+        timer.cancel()
+    _deferred.clear()
+    if waiting:
+        raise Terminated() if signal.SIGTERM in (timer.args[0] for timer in waiting) else KeyboardInterrupt()
+
+
+def _raise_where_safe(signum, frame) -> None:
+    if signum == signal.SIGTERM:
+        _terminated[0] = True
+    if _called_from_native_code(frame):
+        _deliver_later(signum)
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+# packages whose native code runs Python code and the signal handlers (torch's C++ through
+# pybind11, h5py's Cython): an exception raised there aborts the process (pybind11) or comes back
+# as another error ("... returned a result with an exception set", blamed on the file being read)
+_NATIVE_CALLERS = ("torch", "h5py")
+
+
+def _called_from_native_code(frame) -> bool:
+    """Whether ``frame`` may be Python code that native code called, where an exception cannot
+    travel back safely: anything while _NATIVE_CALLERS' code is on the stack (their imports too:
+    ``import torch`` registers its operators through pybind11), a finaliser (weakref callbacks,
+    ``__del__``), or this module's own handling of an earlier signal that was held back."""
+    if frame is not None and (frame.f_code.co_name == "__del__"
+                              or os.path.basename(frame.f_code.co_filename) in ("weakref.py", "_weakrefset.py")):
+        return True
+    folders = tuple(os.path.dirname(module.__file__) + os.sep for module in map(sys.modules.get, _NATIVE_CALLERS)
+                    if getattr(module, "__file__", None))  # while a package imports, it is there already
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(folders) or frame.f_code in _HOLDING_BACK:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_later(signum: int) -> None:
+    timer = threading.Timer(0.01, _send, (signum,))
+    timer.daemon = True
+    _deferred[:] = [t for t in _deferred if t.is_alive()] + [timer]
+    timer.start()
+
+
+def _send(signum: int) -> None:
+    with _sending, contextlib.suppress(OSError):
+        if _installed[0]:
+            os.kill(os.getpid(), signum)
+
+
+def _unraisable(unraisable) -> None:
+    """An interrupt raised where Python drops exceptions (a callback the collector ran) is not
+    lost: the signal is sent again, to land where it ends the command."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _deliver_later(signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT)
+        return
+    _previous_unraisablehook[0](unraisable)
+
+
+# a signal landing while these run would be raised into what they hold a signal back from, or
+# (restore) into the end of a command that has finished
+_HOLDING_BACK = frozenset({_raise_where_safe.__code__, _unraisable.__code__, restore.__code__})
