@@ -17,4 +17,9 @@ from deepuad.estimators.params import PAPER_READING  # noqa: E402
 CANDIDATES: dict[str, dict] = {
     "default": {},
     "paper": dict(PAPER_READING),
+    # issue 29's candidates (deepuad/estimators/parts.py, cleaning.py), run on the tuning half at seed 0
+    "distance-trim": {"score": "distance", "init_by": "trim", "reselect_by": "trim"},
+    "distance-forest": {"score": "distance+forest"},
+    "distance-forest-trim": {"score": "distance+forest", "init_by": "trim", "reselect_by": "trim"},
+    "distance-forest-trim-init": {"score": "distance+forest", "init_by": "trim"},
 }

@@ -49,7 +49,7 @@ def part_scores(model_path: Path, test_path: Path) -> tuple[dict[str, np.ndarray
     k = int(detector.n_neighbors)
     codes, cosine, l2 = reconstruction_errors(detector.model_, X)
     reference_codes, _, reference_l2 = reconstruction_errors(detector.model_, detector.reference_)
-    scores = {"cosine": cosine, "l2": l2, "iforest": scoring.forest_scores(detector.forest_, X),
+    scores = {"cosine": cosine, "l2": l2, "iforest": scoring.forest_scores(next(p for p in detector.parts_ if p.name == "iforest").forest_, X),
               "knn": scoring.knn_distances(detector.reference_, X, k), "knn-code": scoring.knn_distances(reference_codes, codes, k),
               "combined": detector.decision_function(X)}
     facts = {"epochs": detector.epoch_, "stop_reason": "converged" if detector.converged_ else "epoch budget",

@@ -139,13 +139,12 @@ def test_fit_sets_n_features_in_and_another_width_is_a_clear_value_error(cls, X)
 
 
 def test_score_parts_are_public_and_make_the_score(fitted, X):
-    from deepuad.estimators import scoring
+    from deepuad.estimators.parts import combine
 
     parts = fitted.score_parts(X)
     assert tuple(parts) == fitted.score_parts_ and all(values.shape == (len(X),) for values in parts.values())
-    z = [(scoring.for_combining(name, parts[name]) - center) / scale
-         for name, center, scale in zip(fitted.score_parts_, fitted.score_center_, fitted.score_scale_)]
-    np.testing.assert_allclose(np.average(z, axis=0, weights=fitted.score_weights_), fitted.decision_function(X), atol=1e-5)
+    score = combine(list(parts.values()), fitted.score_parts_, fitted.score_center_, fitted.score_scale_, fitted.score_weights_)
+    np.testing.assert_allclose(score, fitted.decision_function(X), atol=1e-5)
 
 
 # --------------------------------------------------------------------------- scikit-learn's estimator checks

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepuad.estimators.params import DEFAULTS
+
 from conftest import cli, make_media, run_cli
 
 BROKEN_C = [600, 601, 602, 603, 604, 605]
@@ -42,7 +44,7 @@ def explained(capsys, folder, *args):
 def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted, capsys):
     folder, table, t = planted
     result = explained(capsys, folder, "--rows", ",".join(map(str, BROKEN_C + FLIPPED_CAT)), "-k", "3")
-    assert result["score"] == "combined" and "expected value" in result["method"]
+    assert result["score"] == DEFAULTS["score"] and "expected value" in result["method"]
     by_id = {row["id"]: row for row in result["rows"]}
     assert sorted(by_id) == BROKEN_C + FLIPPED_CAT
     for row in BROKEN_C:
@@ -58,6 +60,14 @@ def test_the_broken_column_comes_first_with_the_value_the_curve_expects(planted,
     # the category the model expects instead is the right one for most (a one-unit code extrapolates near cat's edge)
     right = [by_id[row]["columns"][0]["expected"] == ("low" if t[row] < 0.5 else "high") for row in FLIPPED_CAT]
     assert sum(right) >= 3, right
+
+
+def as_score(detector, z_values):
+    """The score from its parts as explain reports them (robust z-scores, or the value itself)."""
+    from deepuad.estimators.parts import combine
+
+    n = len(detector.score_parts_)
+    return float(combine(z_values, detector.score_parts_, np.zeros(n), np.ones(n), detector.score_weights_)[0])
 
 
 def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
@@ -80,15 +90,15 @@ def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
             replaced[first:stop] = x_expected[first:stop]
             before, after = detector.decision_function(np.stack([x, replaced]))
             assert column["contribution"] == pytest.approx(before - after, abs=1e-5)
-            falls = [column["parts"][name] for name in detector.score_parts_]  # the same fall, part by part
-            assert np.average(falls, weights=detector.score_weights_) == pytest.approx(column["contribution"], abs=1e-4)
+            falls = [np.array([column["parts"][name]]) for name in detector.score_parts_]  # the same fall, part by part
+            assert as_score(detector, falls) == pytest.approx(column["contribution"], abs=1e-4)
             if column["value"] == column["expected"]:
                 assert column["contribution"] == 0.0
         positive = [c for c in entry["columns"] if c["contribution"] > 0]
         assert entry["total"] == pytest.approx(sum(c["contribution"] for c in positive))
         assert sum(c["share"] for c in positive) == pytest.approx(1.0 if positive else 0.0)
-        weighted = np.average([entry["parts"][name] for name in detector.score_parts_], weights=detector.score_weights_)
-        assert weighted == pytest.approx(entry["score"], abs=1e-4)  # combined = weighted mean z
+        parts = [np.array([entry["parts"][name]]) for name in detector.score_parts_]
+        assert as_score(detector, parts) == pytest.approx(entry["score"], abs=1e-4)  # the parts make the score
     with h5py.File(folder / "out" / "scores.h5") as f:
         stored = f["score"][()][rows]
     assert [e["score"] for e in result["rows"]] == pytest.approx(stored, abs=1e-5)

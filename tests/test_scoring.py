@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import cosine_error
 from deepuad.estimators.detector import DeepUAD, auto_batch_size, auto_layers
+from deepuad.estimators.params import DEFAULTS
 
 
 def test_knn_distances_skip_the_row_itself_once():
@@ -90,26 +91,29 @@ def test_cosine_score_is_the_papers_h():
 
 def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     assert det.score_parts_ == ("l2", "iforest")
     np.testing.assert_array_equal(det.score_weights_, [1.0, 2.0])  # the forest counts twice
-    l2, forest = det._score_parts(X)
+    l2, forest = det.score_parts(X).values()  # l2: log of the squared error
     (l2_center, forest_center), (l2_scale, forest_scale) = det.score_center_, det.score_scale_
-    expected = ((np.log(l2 + 1e-12) - l2_center) / l2_scale + 2 * (forest - forest_center) / forest_scale) / 3
+    expected = ((l2 - l2_center) / l2_scale + 2 * (forest - forest_center) / forest_scale) / 3
     np.testing.assert_allclose(det.decision_scores_, expected, rtol=1e-5, atol=1e-6)
     # the scorer is calibrated on the kept rows: their median part is 0, their IQR 1
-    kept_l2, kept_forest = det._score_parts(det.reference_)
-    for part, center, scale in ((np.log(kept_l2 + 1e-12), l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
+    kept_l2, kept_forest = det.score_parts(det.reference_).values()
+    for part, center, scale in ((kept_l2, l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
         z = (part - center) / scale
         assert abs(np.median(z)) < 1e-6 and np.subtract(*np.percentile(z, [75, 25])) == pytest.approx(1.0)
 
 
-def test_threshold_uses_the_estimated_share_unless_told():
+def test_threshold_flags_by_the_rule_unless_told():
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    default = DeepUAD(seed=0, **EXPLICIT).fit(X)  # the default score: the rule counts on the score itself
+    assert default.contamination_ == scoring.estimate_contamination(default.decision_scores_.astype(np.float32))
+    assert default.labels_.mean() == pytest.approx(default.contamination_, abs=2 / len(X))
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     assert 0 < det.contamination_ <= 0.5
-    # counted on the plain mean of the parts' z-scores, ranked by their weighted mean
-    parts = [scoring.for_combining(n, p) for n, p in zip(det.score_parts_, det._score_parts(X))]
+    # the combined score: counted on the plain mean of the parts' z-scores, ranked by their weighted mean
+    parts = det.score_parts(X).values()
     plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0).astype(np.float32)
     assert det.contamination_ == scoring.estimate_contamination(plain)
     assert det.labels_.mean() == pytest.approx(det.contamination_, abs=2 / len(X))
@@ -131,18 +135,18 @@ def test_scorer_survives_get_state_and_restore():
 def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights_are_refused():
     """Models written before the parts had weights keep their scores; a crafted weight fails on load."""
     X, _ = magnitude_anomalies()
-    det = DeepUAD(seed=0, **EXPLICIT).fit(X)
+    det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
     older = {k: v for k, v in arrays.items() if k != "scorer/score_weights"}
-    fresh = DeepUAD(seed=0, **EXPLICIT)
+    fresh = DeepUAD(seed=0, score="combined", **EXPLICIT)
     fresh.set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
-    parts = [scoring.for_combining(n, p) for n, p in zip(det.score_parts_, det._score_parts(X))]
+    parts = det.score_parts(X).values()
     plain = np.mean([(p - c) / s for p, c, s in zip(parts, det.score_center_, det.score_scale_)], axis=0)
     np.testing.assert_allclose(fresh.decision_function(X), plain, rtol=1e-5, atol=1e-6)
     assert not np.allclose(det.decision_function(X), plain, atol=1e-3)  # the weights do change the score
     for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, -2.0]):
         with pytest.raises(ValueError, match="scorer calibration"):
-            DeepUAD(seed=0, **EXPLICIT).set_state(({**arrays, "scorer/score_weights": np.array(bad)}, meta), X.shape[1], len(X),
+            DeepUAD(seed=0, score="combined", **EXPLICIT).set_state(({**arrays, "scorer/score_weights": np.array(bad)}, meta), X.shape[1], len(X),
                                                   with_optimizer=False)
 
 
@@ -166,7 +170,7 @@ def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys,
     assert code == 0, err
     with h5py.File(tmp_path / "default.model.h5") as f:
         params = json.loads(f.attrs["params"])
-        assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, "combined")
+        assert (params["percentile_over"], params["tol"], params["score"]) == ("samples", 0.05, DEFAULTS["score"])
 
 
 def test_knn_distances_match_brute_force_across_chunks(monkeypatch):
@@ -195,11 +199,15 @@ def test_average_path_length_is_scikit_learns():
 
 
 def test_parts_enter_the_combination_on_their_own_scale():
+    from deepuad.estimators.parts import PARTS
+
     values = np.array([0.0, 1e-3, 1.0, 100.0])
-    for part in ("l2", "knn"):  # errors and distances: log scale, finite at 0
-        np.testing.assert_allclose(scoring.for_combining(part, values), np.log(values + 1e-12))
-    for part in ("iforest", "cosine"):
-        np.testing.assert_array_equal(scoring.for_combining(part, values), values)
+    errors = {"l2": values, "cosine": values}
+    np.testing.assert_allclose(PARTS["l2"]().values(None, errors), np.log(values + 1e-12))  # log scale, finite at 0
+    np.testing.assert_array_equal(PARTS["cosine"]().values(None, errors), values)
+    reference = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    knn = PARTS["knn"](n_neighbors=1).fit(reference, 0)
+    np.testing.assert_allclose(knn.values(np.array([[0.0, 10.0]]), errors), np.log(np.linalg.norm([0.0, 10.0] - reference, axis=1).min() + 1e-12))
 
 
 def test_knn_distances_keep_float64_precision_far_from_the_origin():
@@ -232,11 +240,13 @@ def test_forest_exports_index_arrays_and_fits_one_column():
 
 
 def test_parts_and_scales_are_computed_in_float64():
+    from deepuad.estimators.parts import PARTS
+
     values = np.array([0.1, 0.2, 0.3, 0.4, 0.7], dtype=np.float32)
-    for part in ("l2", "iforest"):
-        got = scoring.for_combining(part, values)
+    for part in ("l2", "cosine"):
+        got = PARTS[part]().values(None, {"l2": values, "cosine": values})
         assert got.dtype == np.float64
-        np.testing.assert_array_equal(got, scoring.for_combining(part, values.astype(np.float64)))
+        np.testing.assert_array_equal(got, PARTS[part]().values(None, {"l2": values.astype(np.float64), "cosine": values.astype(np.float64)}))
     assert scoring.robust_scale(values) == scoring.robust_scale(values.astype(np.float64))
 
 
@@ -258,9 +268,9 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
     X, _ = magnitude_anomalies()
     cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
     assert cosine.score_parts_ == ("cosine",)
-    assert not any(hasattr(cosine, name) for name in ("reference_", "forest_", "score_center_"))
-    knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)
-    np.testing.assert_allclose(knn.decision_function(X), scoring.knn_distances(knn.reference_, X, 3), rtol=1e-6)
+    assert not any(hasattr(cosine, name) for name in ("reference_", "parts_", "score_center_"))
+    knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)  # a part alone: its value (log distance)
+    np.testing.assert_allclose(knn.decision_function(X), np.log(scoring.knn_distances(knn.reference_, X, 3) + 1e-12), rtol=1e-6)
 
 
 def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():

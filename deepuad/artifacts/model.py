@@ -28,7 +28,8 @@ from deepuad.artifacts.schema import (
 )
 from deepuad.errors import DataError, InputError
 from deepuad.estimators.params import ACTIVATIONS, LIMITS, MAX_CONTAMINATION
-from deepuad.estimators.scoring import COMPONENTS, FOREST_ARRAYS, SCORES, check_forest
+from deepuad.estimators.parts import PARTS, SCORES
+from deepuad.estimators.scoring import FOREST_ARRAYS, check_forest
 
 # the score of every row the model was trained on (train's last pass), which ``score`` takes
 # instead of scoring that features file again
@@ -296,17 +297,19 @@ TRAIN_PARAMS = Record({
                                                                                     min_len=1, max_len=MAX_LAYERS))),
     "activation": Text(choices=ACTIVATIONS), "loss": Text(choices=("mse", "cosine")),
     "reselect_clusters": Number(1, integer=True), "reselect_fit_sample": Nullable(Number(2, integer=True)),
-    "percentile_over": Text(choices=("clusters", "samples")), "reselect_by": Text(choices=("error", "variance")),
+    "percentile_over": Text(choices=("clusters", "samples")), "reselect_by": Text(choices=("error", "variance", "trim")),
     "tol": Number(0, 1), "min_fraction": Number(0, 1), "precision": Text(choices=("32", "bf16", "16")),
-    "compile": Flag(), "seed": Number(0, 2**32 - 1, integer=True), "score": Text(choices=SCORES),
+    "compile": Flag(), "seed": Number(0, 2**32 - 1, integer=True), "score": Text(choices=tuple(SCORES)),
     "n_neighbors": Number(1, integer=True), "reference_size": Number(2, integer=True),
+    "init_by": Text(choices=("variance", "trim")), "trim_cutoff": Number(0, 100, low_open=True),
+    "cluster_cutoff": Nullable(Number(0, 100, low_open=True)),
 }, required=("epochs", "r"))  # they bound the records of "iterations"
 ARCHITECTURE = Record({"n_features": Number(1, MAX_WIDTH, integer=True),
                        "layers": Seq(Number(1, MAX_WIDTH, integer=True), min_len=1, max_len=MAX_LAYERS),
                        "activation": Text(choices=ACTIVATIONS)}, required=("n_features", "layers", "activation"))
-MAX_PARTS = max(map(len, COMPONENTS.values()))
+MAX_PARTS = max(map(len, SCORES.values()))
 STATE = Record({"epoch": Number(0, MAX_EPOCHS, integer=True), "converged": Flag(), "optimizer_param_groups": Text(),
-                "score_parts": Seq(Text(choices=tuple(sorted({part for parts in COMPONENTS.values() for part in parts}))),
+                "score_parts": Seq(Text(choices=tuple(sorted(PARTS))),
                                    min_len=1, max_len=MAX_PARTS),
                 "contamination_estimate": Nullable(Number(0, MAX_CONTAMINATION, low_open=True))},
                required=("epoch", "converged", "optimizer_param_groups"))
@@ -345,6 +348,10 @@ KIND = register(Kind(
         "scorer/forest/n_samples": Array("iu", 1, values=Number(1, high="value:scorer/forest/max_samples"), length=NODES),
         "scorer/forest/roots": Array("iu", 1, values=Number(0, below=NODES), max_len=MAX_TREES),
         "scorer/forest/max_samples": Array("iu", 1, values=Number(1, high="len:scorer/reference"), length=1),
+        # the range part (parts.OutsideKeptRange): one value per column
+        "scorer/range/low": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
+        "scorer/range/high": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
+        "scorer/range/span": Array("f", 1, values=Number(0, low_open=True), length="dim:scorer/reference:1"),
         # the drift reference (read_drift_reference checks bins and shares against one another)
         f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
         f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
@@ -378,5 +385,8 @@ KIND = register(Kind(
         "scorer/forest/n_samples": "isolation forest: training rows that reached each node",
         "scorer/forest/roots": "isolation forest: index of each tree's root node",
         "scorer/forest/max_samples": "isolation forest: rows each tree was grown on",
+        "scorer/range/low": "range part: each column's low end of the kept range",
+        "scorer/range/high": "range part: each column's high end of the kept range",
+        "scorer/range/span": "range part: each column's kept range (the unit of the distance beyond it)",
     },
 ))

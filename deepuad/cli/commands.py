@@ -16,7 +16,7 @@ from deepuad.estimators.params import (
 )
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
-    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
+    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
     BASELINE_METHOD_OPTIONS, CLUSTER_METHOD_OPTIONS, check_option, refuse_unused,
 )
 
@@ -113,6 +113,9 @@ def cluster(
     clusters: int = CLUSTERS_OPTION,
     percentile_over: str = PERCENTILE_OPTION,
     min_fraction: float = MIN_FRACTION_OPTION,
+    init_by: str = INIT_BY_OPTION,
+    trim_cutoff: float = TRIM_CUTOFF_OPTION,
+    cluster_cutoff: Optional[float] = CLUSTER_CUTOFF_OPTION,
     covariance: str = typer.Option(CLUSTERING_DEFAULTS["covariance_type"], "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
     fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
     thres: str = typer.Option(str(CLUSTERING_DEFAULTS["thres"]), "--thres", help="distribution: profile-distance threshold, or 'auto'."),
@@ -149,6 +152,7 @@ def cluster(
     _run_stage(
         stage, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
         p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, method_options=options,
+        init_by=init_by, trim_cutoff=trim_cutoff, cluster_cutoff=cluster_cutoff,
     )
 
 
@@ -307,6 +311,7 @@ def run(
     clusters: int = CLUSTERS_OPTION,
     p0: float = P0_OPTION,
     min_fraction: float = MIN_FRACTION_OPTION,
+    init_by: str = INIT_BY_OPTION,
     score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
     contamination: Optional[float] = CONTAMINATION_OPTION,
@@ -360,6 +365,7 @@ def run(
                                       scale=scale, missing=missing, id_columns=_id_columns(id_column), skip_current=True)
     summaries["cluster"] = _run_stage(cluster_stage.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
                                       p0=p0, percentile_over=options["percentile_over"], min_fraction=min_fraction, seed=seed,
+                                      init_by=init_by, trim_cutoff=options["trim_cutoff"], cluster_cutoff=options["cluster_cutoff"],
                                       skip_current=True)
     summaries["train"] = _run_stage(train_stage.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
                                     threads=threads, skip_current=True, resume="if-possible", **options)

@@ -47,7 +47,9 @@ PERCENTILE_OPTION = typer.Option(
 
 RESELECT_BY_OPTION = typer.Option(
     DEFAULTS["reselect_by"], "--reselect-by",
-    help="variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
+    help="trim: keep the rows whose score under the current network is at most --trim-cutoff interquartile ranges above its "
+    "upper quartile (with --cluster-cutoff: and drop the clusters of a GMM on z = [code; error] that stand out as a whole); "
+    "variance (the paper's): a GMM on z = [code; error], keeping the low-variance clusters; "
     "error: keep the rows whose reconstruction error is below the (100-p)th percentile (cannot win back a normal mode "
     "the initial clustering left out; see docs/fidelity.md).",
 )
@@ -55,15 +57,28 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="combined: weighted mean robust z-score of the log squared reconstruction error (weight 1) and an isolation "
-    "forest grown on the kept rows (weight 2; sees direction and magnitude); cosine: the paper's 1 - cos(x, x_hat); "
-    f"l2, iforest, knn (mean distance to the {DEFAULTS['n_neighbors']} nearest kept rows): one part alone.")
+    help="distance+forest: the mean robust z-score of the log distance to the 5 nearest kept rows, the log squared "
+    "reconstruction error and an isolation forest grown on the kept rows, plus how many kept ranges a row lies beyond "
+    "the kept rows in its farthest column; distance: the same without the forest; combined: the log squared error "
+    "(weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn: one part alone.")
 
 
 BATCH_SIZE_OPTION = typer.Option(DEFAULTS["batch_size"], "--batch-size", help="Rows per step; auto: n/16 between 32 and 1024.")
 
 
 LAYERS_OPTION = typer.Option(DEFAULTS["layers"], "--layers", help="Encoder widths, e.g. 60,30,10 (the decoder mirrors them); auto: d/2, d/4 (at most 64, 32).")
+
+
+INIT_BY_OPTION = typer.Option(
+    DEFAULTS["init_by"], "--init-by",
+    help="The first training set. variance (the paper's): the low-variance clusters covering (100-p0)% of the rows; "
+    "trim: the rows whose outlyingness (log distance to their 5 nearest rows, log largest per-column deviation) is at "
+    "most --trim-cutoff interquartile ranges above its upper quartile, and with --cluster-cutoff the clusters that do not stand out whole.")
+TRIM_CUTOFF_OPTION = typer.Option(
+    DEFAULTS["trim_cutoff"], "--trim-cutoff", help="trim: keep rows whose outlyingness is at most this many interquartile ranges above its upper quartile (Tukey's fence).")
+CLUSTER_CUTOFF_OPTION = typer.Option(
+    DEFAULTS["cluster_cutoff"], "--cluster-cutoff",
+    help="trim: also drop each cluster whose median outlyingness lies this many interquartile ranges above the upper quartile [default: none].")
 
 
 RESELECT_SAMPLE_OPTION = typer.Option(
@@ -149,7 +164,7 @@ def _train_options(training: dict, min_fraction, seed, precision=DEFAULTS["preci
         p=t["p"], r=t["r"], epochs=t["epochs"], batch_size=_batch_size(t["batch_size"]), lr=t["lr"], layers=_layers(t["layers"]),
         activation=t["activation"], loss=t["loss"], reselect_by=t["reselect_by"], reselect_clusters=t["reselect_clusters"],
         reselect_fit_sample=t["reselect_sample"] or None, percentile_over=percentile_over, tol=tol, min_fraction=min_fraction,
-        seed=seed,
+        seed=seed, trim_cutoff=t["trim_cutoff"], cluster_cutoff=t["cluster_cutoff"],
     )
 
 
@@ -187,7 +202,7 @@ ACTIVATION_OPTION = typer.Option(DEFAULTS["activation"], "--activation", help="t
 LOSS_OPTION = typer.Option(DEFAULTS["loss"], "--loss", help="Training loss: mse or cosine.")
 RESELECT_CLUSTERS_OPTION = typer.Option(DEFAULTS["reselect_clusters"], "--reselect-clusters", max=LIMITS["clusters"], help="--reselect-by variance: GMM components on z = [code; error].")
 TOL_OPTION = typer.Option(DEFAULTS["tol"], "--tol", help="Converged when at most tol x N indices change between re-selections (0 = the paper's literal 'no change').")
-CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share the model estimated from its training scores].")
+CONTAMINATION_OPTION = typer.Option(None, "--contamination", help="Flag this share of rows as anomalies [default: the share of training rows the model's rule flagged: more than 3 robust sigmas above the median score].")
 
 
 # the training options of train that run offers too: (parameter, type, option)
@@ -196,6 +211,7 @@ TRAINING_OPTIONS = [
     ("lr", float, LR_OPTION), ("layers", str, LAYERS_OPTION), ("activation", str, ACTIVATION_OPTION), ("loss", str, LOSS_OPTION),
     ("reselect_by", str, RESELECT_BY_OPTION), ("reselect_clusters", int, RESELECT_CLUSTERS_OPTION),
     ("reselect_sample", int, RESELECT_SAMPLE_OPTION), ("percentile_over", str, PERCENTILE_OPTION), ("tol", float, TOL_OPTION),
+    ("trim_cutoff", float, TRIM_CUTOFF_OPTION), ("cluster_cutoff", Optional[float], CLUSTER_CUTOFF_OPTION),
 ]
 
 

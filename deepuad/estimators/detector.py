@@ -10,12 +10,15 @@
     score(x) = distance of x to the final S_train   # higher = more anomalous (see scoring.py)
 
 The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="combined"``, a weighted mean of the robust z-scores of two distances to the kept set: the
-log of the squared reconstruction error (weight 1) and the score of an isolation forest grown on the
-kept rows (weight 2; scoring.py says why and how it was chosen). ``contamination_`` is estimated from the
-training rows' scores (share above median + 3 robust sigma; for the combined score, of the plain
-mean of its parts: ``_scores`` says why) and sets ``threshold_`` unless ``contamination`` is
-given: no guess of the anomaly share is needed.
+``score="distance+forest"``, combines four parts fitted on the kept rows (parts.py: the k-NN
+distance, the log squared error, an isolation forest and the distance beyond the kept range).
+``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
+above the median score; for ``score="combined"`` of the plain mean of its parts: ``_scores`` says
+why); it sets ``threshold_`` unless ``contamination`` is given.
+
+The cleaning: ``reselect_by="variance"`` (the paper's, the default) or ``"trim"`` (cleaning.py: the
+rows within a fence of the kept rows' own scores, so the kept share follows the data); the first
+training set likewise (``init_by``).
 
 Readings of the paper settled here (see docs/fidelity.md):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepuad.estimators import scoring
+from deepuad.estimators import cleaning, parts as score_parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
 from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, _check_width, check_array, not_fitted
@@ -63,7 +66,7 @@ from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION,
 from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
 
 
-RESELECT_BY = ("error", "variance")
+RESELECT_BY = ("error", "variance", "trim")
 PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 
@@ -123,7 +126,10 @@ class DeepUAD(BaseDetector):
         "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
         "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
         "contamination": (lambda v: v is None or is_contamination(v), f"None or {CONTAMINATION[1]}"),
-        "score": (lambda v: v in scoring.SCORES, f"one of {', '.join(scoring.SCORES)}"),
+        "score": (lambda v: v in score_parts.SCORES, f"one of {', '.join(score_parts.SCORES)}"),
+        "init_by": INITIAL_SELECTION_CHECKS["rule"],
+        "trim_cutoff": INITIAL_SELECTION_CHECKS["trim_cutoff"],
+        "cluster_cutoff": INITIAL_SELECTION_CHECKS["cluster_cutoff"],
         "n_neighbors": (_int_at_least(1), ">= 1"),
         "reference_size": (_int_at_least(2), ">= 2 rows"),
     }
@@ -155,6 +161,9 @@ class DeepUAD(BaseDetector):
         score: str = DEFAULTS["score"],
         n_neighbors: int = DEFAULTS["n_neighbors"],
         reference_size: int = DEFAULTS["reference_size"],
+        init_by: str = DEFAULTS["init_by"],
+        trim_cutoff: float = DEFAULTS["trim_cutoff"],
+        cluster_cutoff: float | None = DEFAULTS["cluster_cutoff"],
     ):
         self._store_params(locals())
 
@@ -178,7 +187,8 @@ class DeepUAD(BaseDetector):
         else:
             if initial is None:
                 initial = initial_selection(
-                    X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed
+                    X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed,
+                    rule=self.init_by, trim_cutoff=self.trim_cutoff, cluster_cutoff=self.cluster_cutoff,
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
@@ -324,8 +334,11 @@ class DeepUAD(BaseDetector):
         """S_train = C(z, p) over ALL rows: each rank encodes its rows, rank 0 chooses and every
         rank takes its choice. Returns the errors of all rows (on rank 0; None on the others)."""
         world = world if world is not None else World(device=self.device)
-        errors, codes = self._encode(X, world, with_codes=self.reselect_by == "variance")
-        chosen = self._choose(codes, errors) if world.is_root else None
+        if self.reselect_by == "trim":  # rank 0 measures every row's outlyingness itself
+            chosen, errors = self._trim(X) if world.is_root else (None, None)
+        else:
+            errors, codes = self._encode(X, world, with_codes=self.reselect_by == "variance")
+            chosen = self._choose(codes, errors) if world.is_root else None
         if not world.distributed:
             self._record(chosen.selected, chosen.threshold, chosen.fallback, len(X))
             return errors
@@ -345,6 +358,34 @@ class DeepUAD(BaseDetector):
         # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
         gmm_seed = int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
         return self._variance_selection(codes, errors, gmm_seed)
+
+    def _trim(self, X) -> tuple[Selection, np.ndarray]:
+        """The ``trim`` re-selection (cleaning.py): every row's outlyingness is its score under the
+        current network, with the score's parts fitted on a seeded sample of the current training
+        set; with ``cluster_cutoff``, the clusters are the paper's, a GMM on z = [code; error].
+        Returns the selection and the outlyingness of every row."""
+        rng = np.random.default_rng([self.seed, len(self.iterations_)])
+        parts = score_parts.SCORES[self.score]
+        fitted, center, scale = self._fit_parts(take_rows(X, self._reference_rows(rng)), parts)
+        values, codes, cosines = [], [], []
+        for start in range(0, len(X), SCORE_BATCH_ROWS):
+            rows = np.ascontiguousarray(X[start : start + SCORE_BATCH_ROWS], dtype=np.float32)
+            block, code, cosine = self._part_values(rows, fitted)
+            values.append(block)
+            codes.append(code)
+            cosines.append(cosine)
+        values = [np.concatenate(column) for column in zip(*values)]
+        outlyingness = score_parts.combine(values, parts, center, scale, np.ones(len(parts)))
+        labels = None
+        if self.cluster_cutoff is not None:
+            gmm_seed = int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
+            from deepuad.estimators.clustering import gmm_labels
+
+            z = np.concatenate([np.concatenate(codes), np.concatenate(cosines)[:, None]], axis=1).astype(np.float64)
+            labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
+        selected, threshold = cleaning.trim(outlyingness, self.trim_cutoff, self.selected_, labels, self.cluster_cutoff)
+        empty = np.zeros(0)
+        return Selection(empty.astype(np.int64), empty.astype(np.int64), empty, threshold, empty.astype(bool), selected, False), outlyingness
 
     def _variance_selection(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> Selection:
         """The paper's re-selection: a GMM (seeded ``gmm_seed``) on z = [code; error], keeping the
@@ -388,38 +429,46 @@ class DeepUAD(BaseDetector):
         return tuple(world.broadcast(world.gather_rows(values, len(X)), np.float32) for values in block)
 
     # ----------------------------------------------------------------- scoring
-    def _fit_scorer(self, X) -> None:
-        """Fit what the score compares rows with: a seeded sample of the final training set
-        (at most ``reference_size`` rows) is the k-NN reference, grows the isolation forest and
-        calibrates each part's robust z-score (scoring.py)."""
-        self.score_parts_ = scoring.COMPONENTS[self.score]
-        if self.score == "cosine":  # the paper's score needs nothing beyond the network
-            return
-        rng = np.random.default_rng([self.seed, len(self.iterations_)])
+    def _reference_rows(self, rng: np.random.Generator) -> np.ndarray:
+        """A seeded sample of the current training set, at most ``reference_size`` rows, sorted."""
         rows = self.selected_
         if len(rows) > self.reference_size:
             rows = np.sort(rng.choice(rows, size=self.reference_size, replace=False))
-        self.reference_ = take_rows(X, rows)
-        if "iforest" in self.score_parts_:
-            self.forest_ = scoring.fit_forest(self.reference_, random_state=self.seed)
-        parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, self._score_parts(self.reference_))]
-        centers, scales = zip(*(scoring.robust_scale(part) for part in parts))
-        self.score_center_, self.score_scale_ = np.array(centers), np.array(scales)
-        self.score_weights_ = scoring.part_weights(self.score_parts_)
+        return rows
 
-    def _score_parts(self, X, batch_size: int = 65536, names: tuple[str, ...] | None = None) -> list[np.ndarray]:
-        """The raw value of each part of the score (default: ``score_parts_``) for every row of X."""
-        _, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
-        values = {"cosine": lambda: cosines, "l2": lambda: squares,
-                  "knn": lambda: scoring.knn_distances(self.reference_, X, int(self.n_neighbors)),
-                  "iforest": lambda: scoring.forest_scores(self.forest_, X)}
-        return [np.asarray(values[name](), dtype=np.float64) for name in (names or self.score_parts_)]
+    def _fit_parts(self, reference: np.ndarray, names: tuple[str, ...]):
+        """The parts ``names`` fitted on ``reference``, and the median and spread of each one's
+        values over the reference rows (what its robust z-score is taken against)."""
+        fitted = [score_parts.make(name, int(self.n_neighbors)).fit(reference, self.seed) for name in names]
+        values, _, _ = self._part_values(reference, fitted)
+        centers, scales = zip(*(scoring.robust_scale(v) for v in values))
+        return fitted, np.array(centers), np.array(scales)
+
+    def _part_values(self, X: np.ndarray, fitted: list, batch_size: int = 65536):
+        """(each part's values, the bottleneck codes, the cosine errors) of the rows of X."""
+        codes, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
+        errors = {"cosine": cosines, "l2": squares}
+        return [np.asarray(part.values(X, errors), dtype=np.float64) for part in fitted], codes, cosines
+
+    def _fit_scorer(self, X) -> None:
+        """Fit what the score compares rows with: a seeded sample of the final training set (at
+        most ``reference_size`` rows) is the reference every part is fitted on and calibrated
+        against (parts.py)."""
+        self.score_parts_ = score_parts.SCORES[self.score]
+        if self.score_parts_ == ("cosine",):  # the paper's score needs nothing beyond the network
+            return
+        rng = np.random.default_rng([self.seed, len(self.iterations_)])
+        self.reference_ = take_rows(X, self._reference_rows(rng))
+        self.parts_, self.score_center_, self.score_scale_ = self._fit_parts(self.reference_, self.score_parts_)
+        self.score_weights_ = score_parts.weights_of(self.score, self.score_parts_)
 
     def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
-        """The raw value of each part of the score (``score_parts_``: name -> values) for every
-        row of X, before the parts are combined."""
+        """Each part of the score (``score_parts_``: name -> values), as it enters the combination
+        (parts.py: the log of an error or a distance), for every row of X."""
+        X = self._checked(X)
         names = getattr(self, "score_parts_", ("cosine",))  # mid-fit the cosine score has no scorer yet
-        return dict(zip(names, self._score_parts(self._checked(X), batch_size, names)))
+        values, _, _ = self._part_values(X, getattr(self, "parts_", None) or [score_parts.CosineError()], batch_size)
+        return dict(zip(names, values))
 
     def reconstruct(self, X, batch_size: int = 65536) -> np.ndarray:
         """decoder(encoder(x)) of every row of X (float32): the row the network expected."""
@@ -438,8 +487,8 @@ class DeepUAD(BaseDetector):
         return out
 
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        """The anomaly score of every row (float32), higher = more anomalous: the weighted mean
-        robust z-score of the parts for ``score="combined"``, the raw part otherwise."""
+        """The anomaly score of every row (float32), higher = more anomalous: the combination of the
+        parts (parts.combine) for a score of several parts, the raw part otherwise."""
         return self._scores(self._checked(X), batch_size)[0]
 
     def _checked(self, X) -> np.ndarray:
@@ -455,18 +504,21 @@ class DeepUAD(BaseDetector):
 
     def _scores(self, X, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """(score, counting score) of every row, float32. ``fit`` estimates the anomaly share from
-        the counting score: for ``score="combined"`` the plain mean of the parts' z-scores, not the
-        weighted one. The forest's isolation score is bounded and saturates, so a score weighted
-        towards it has a compressed upper tail where the 3-robust-sigma count finds almost nothing
-        (on the README's 5,000-row KDDCUP sample, 1,000 anomalies: 1 row flagged instead of 1,321);
-        the plain mean keeps the log error's tail, and the count it gave before the weights."""
-        parts = self._score_parts(X, batch_size, getattr(self, "score_parts_", ("cosine",)))
+        the counting score: the score itself, but for ``score="combined"`` the plain mean of the
+        parts' z-scores, not the weighted one (the forest's bounded score compresses the weighted
+        score's upper tail, where the 3-robust-sigma count then finds almost nothing)."""
+        fitted = getattr(self, "parts_", None) or [score_parts.CosineError()]
+        values, _, _ = self._part_values(X, fitted, batch_size)
+        parts = getattr(self, "score_parts_", ("cosine",))
         if len(parts) == 1:
-            score = parts[0].astype(np.float32)
+            score = values[0].astype(np.float32)
             return score, score
-        parts = [scoring.for_combining(name, part) for name, part in zip(self.score_parts_, parts)]
-        z = [(part - center) / scale for part, center, scale in zip(parts, self.score_center_, self.score_scale_)]
-        return np.average(z, axis=0, weights=self.score_weights_).astype(np.float32), np.mean(z, axis=0).astype(np.float32)
+        score = score_parts.combine(values, parts, self.score_center_, self.score_scale_, self.score_weights_)
+        if parts != score_parts.SCORES["combined"]:
+            score = score.astype(np.float32)
+            return score, score
+        counting = score_parts.combine(values, parts, self.score_center_, self.score_scale_, np.ones(len(parts)))
+        return score.astype(np.float32), counting.astype(np.float32)
 
     # ----------------------------------------------------------------- pickling, files, checkpoint state
     # training's step machinery (autocast factory, gradient scaler, compiled network): rebuilt by
@@ -512,8 +564,9 @@ class DeepUAD(BaseDetector):
         for name in ("reference_", "score_center_", "score_scale_", "score_weights_"):  # the fitted scorer (absent in a checkpoint)
             if hasattr(self, name):
                 arrays[f"scorer/{name.rstrip('_')}"] = getattr(self, name)
-        for name, values in getattr(self, "forest_", {}).items():
-            arrays[f"scorer/forest/{name}"] = values
+        for part in getattr(self, "parts_", []):
+            for name, values in part.state().items():
+                arrays[f"scorer/{name}"] = values
         meta = {
             "epoch": self.epoch_,
             "converged": self.converged_,
@@ -563,7 +616,7 @@ class DeepUAD(BaseDetector):
         """The fitted scorer from a state, checked so that a corrupt or crafted file fails here
         (ValueError) instead of indexing out of range while scoring."""
         parts = tuple(meta["score_parts"])
-        if parts not in scoring.COMPONENTS.values():
+        if parts not in score_parts.SCORES.values():
             raise ValueError(f"unknown score parts {list(parts)}")
         self.score_parts_ = parts
         if meta.get("contamination_estimate") is not None:
@@ -584,9 +637,11 @@ class DeepUAD(BaseDetector):
                 or not np.isfinite(self.score_center_).all() or not (self.score_scale_ > 0).all()
                 or not np.isfinite(self.score_scale_).all() or not np.isfinite(self.reference_).all()):
             raise ValueError("scorer calibration is not finite or does not match its parts")
-        if "iforest" in parts:
-            self.forest_ = {k[len("scorer/forest/"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("scorer/forest/")}
-            scoring.check_forest(self.forest_, n_features)
+        stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
+        missing = [name for name in parts if score_parts.PARTS[name] is score_parts.OutsideKeptRange and "range/low" not in stored]
+        if missing:
+            raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
+        self.parts_ = [score_parts.make(name, int(self.n_neighbors)).restore(stored, n_features) for name in parts]
 
 
 def auto_layers(n_features: int) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepuad.estimators import scoring
+from deepuad.estimators.parts import PARTS
 from deepuad.inputs.decoding import UNSEEN_BELOW, Decoder
 
 # what a column's contribution is (``explain``'s "method")
@@ -140,13 +140,13 @@ def column_contributions(detector, X: np.ndarray, decoder: Decoder, replaced: np
 
 
 def _part_z(detector, X: np.ndarray) -> dict[str, np.ndarray]:
-    """Each score part's robust z-score per row ({} for a score of one part): for the combined
-    score their weighted mean is the score."""
+    """Each score part as it enters the score, per row ({} for a score of one part): a robust
+    z-score for a standardised part, the value itself for the others (parts.py)."""
     names = getattr(detector, "score_parts_", ())
     if len(names) < 2 or not hasattr(detector, "score_center_"):
         return {}
     parts = detector.score_parts(X)
-    return {name: (scoring.for_combining(name, parts[name]) - center) / scale
+    return {name: (parts[name] - center) / scale if PARTS[name].standardised else parts[name]
             for name, center, scale in zip(names, detector.score_center_, detector.score_scale_)}
 
 

@@ -39,9 +39,12 @@ DEFAULTS = {
     "precision": "32",
     "compile": False,
     "seed": 0,
-    "score": "combined",
+    "score": "distance+forest",  # chosen on the panel's tuning half by bench/choose_defaults.py
     "n_neighbors": 5,  # score "knn": the mean distance to this many nearest kept rows
     "reference_size": 2000,
+    "init_by": "variance",  # the first training set: "variance" (the paper's low-variance clusters) or "trim"
+    "trim_cutoff": 1.5,  # trim: keep rows at most this many IQRs above the upper quartile of outlyingness (Tukey's fence)
+    "cluster_cutoff": None,  # trim: also drop a cluster whose median outlyingness is beyond such a fence (None: no)
 }
 
 # the hidden layers' activations (``activation``): autoencoder.ACTIVATIONS maps them to torch's

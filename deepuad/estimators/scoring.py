@@ -1,32 +1,7 @@
-"""How far a row is from the training set that Algorithm 1 kept: the parts of ``DeepUAD``'s score.
-
-The paper scores a row by its cosine reconstruction error h(x) = 1 - cos(x, x_hat) alone
-(``score="cosine"``). That error sees direction only: a row that is a scaled copy of a normal
-row reconstructs "perfectly" (on the ODDS sets breastw and mammography, whose anomalies are
-large values in many columns, it ranks anomalies *below* normal rows: AUROC 0.36 and 0.33).
-The default, ``score="combined"``, weighs two views of the distance to the kept set:
-
-* ``l2``: the squared reconstruction error ||x - x_hat||^2 of the autoencoder trained on it
-  (direction and magnitude), taken as a logarithm: reconstruction errors are heavy-tailed, and
-  on a linear scale a few huge errors would outvote the other part;
-* ``iforest``: the isolation score of a forest grown on a sample of it (global, per column;
-  bounded in (0, 1]): scikit-learn's Isolation Forest, grown by our own NumPy code (``fit_forest``).
-
-Each part is put on one scale by a robust z-score, (value - median) / IQR, with median and
-interquartile range taken over that same sample of kept rows (the IQR of the distinct values
-where duplicates collapse it: ``robust_scale``), so neither part dominates by its units; the
-combined score is their weighted mean, the forest counting twice (``WEIGHTS`` says why; higher =
-more anomalous). ``knn`` (the mean distance
-to the k nearest kept rows) is a third part offered alone.
-
-How it was chosen (bench/results/panel_selection.md): on the odd-numbered half of the 36
-ADBench sets, 2,000 rows each, seed 0, the log-L2 + forest mean had the best mean AUROC (0.738;
-Isolation Forest on all rows 0.736, L2 alone 0.724, cosine 0.644) and the best mean rank of
-19 columns, 17 candidates and 2 baselines (adding the k-NN part: 0.726; linear instead of log L2: 0.736; the
-k-NN distance in the bottleneck code space alone 0.624, added 0.720). The even half
-was looked at only afterwards (0.822 vs Isolation Forest 0.824). The weights came later, from full-size
-KDDCUP (``WEIGHTS``): on the ADBench tuning half the forest counted twice scores 0.736 (0.738 equal),
-on the held-out half 0.828 (0.822).
+"""The numerical pieces of ``DeepUAD``'s score parts (parts.py): the distance to the k nearest
+kept rows, an isolation forest grown by our own NumPy code (``fit_forest``) and walked as flat
+arrays (``forest_scores``), the robust scale every standardised part is put on
+(``robust_scale``), and the anomaly-share rule (``estimate_contamination``).
 
 Every piece of state is a NumPy array, so a fitted scorer is stored in the model artifact as
 HDF5 datasets and restored without unpickling anything (the forest's trees included).
@@ -38,14 +13,6 @@ import numpy as np
 
 from deepuad.estimators.params import MAX_CONTAMINATION
 
-COMPONENTS = {
-    "combined": ("l2", "iforest"),
-    "l2": ("l2",),
-    "cosine": ("cosine",),
-    "knn": ("knn",),
-    "iforest": ("iforest",),
-}
-SCORES = tuple(COMPONENTS)
 FOREST_TREES = 100  # scikit-learn's defaults for IsolationForest
 FOREST_SAMPLES = 256
 # scikit-learn's: a feature whose max <= min + this on a node's rows is constant there. scikit-learn adds it
@@ -54,19 +21,6 @@ FOREST_SAMPLES = 256
 FEATURE_THRESHOLD = 1e-7
 _RANGE_BLOCK = 1 << 20  # values read at once when every candidate feature of some nodes is ranged
 _KNN_CHUNK = 4096  # query rows per distance computation: bounds the (chunk x reference) matrix
-
-# How much each part counts in the combined score (a weighted mean of the parts' robust z-scores).
-# The forest counts twice: the network's error also spikes on normal rows the kept set left out (p
-# leaves out up to 30 % of the rows whatever the anomaly share), rows it never trained on, where the
-# forest's per-column ranges are barely moved. On full-size KDDCUP the forest alone reaches 98.2-98.6
-# AUROC and the error 85-94 (bench/results/kdd_parts.md); equal weights let the error pull the ranking.
-# Chosen on the tuning half (bench/results/panel_selection.md, kdd_parts.md), checked on the held-out one.
-WEIGHTS = {"l2": 1.0, "iforest": 2.0}
-
-
-def part_weights(parts: tuple[str, ...]) -> np.ndarray:
-    """The weight of each of ``parts`` in the combined score (1 for a part WEIGHTS does not name)."""
-    return np.array([WEIGHTS.get(part, 1.0) for part in parts], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- k nearest kept rows
@@ -374,13 +328,6 @@ def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 102
 
 
 # ----------------------------------------------------------------------------- one scale for all parts
-def for_combining(part: str, values: np.ndarray) -> np.ndarray:
-    """A part as it enters the combined score: distances and errors on a log scale (heavy tails)."""
-    if part in ("l2", "knn"):
-        return np.log(np.asarray(values, dtype=np.float64) + 1e-12)
-    return np.asarray(values, dtype=np.float64)
-
-
 def robust_scale(values: np.ndarray) -> tuple[float, float]:
     """(median, spread) of ``values``. The spread is the interquartile range of the values and of
     their distinct values, whichever is larger: exact duplicates (most kept rows of KDDCUP are
@@ -400,8 +347,9 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
 
 def estimate_contamination(scores: np.ndarray, cutoff: float = 3.0) -> float:
     """The share of rows whose score lies more than ``cutoff`` robust standard deviations
-    (1.4826 MAD) above the median: an estimate of the anomaly share that needs no guess.
-    Kept in [1 / N, 0.5]."""
+    (1.4826 MAD) above the median: the flag rule that sets the default threshold. A rule, not an
+    estimate of the anomaly share: on the panel it lands within 2x of the true share on fewer than
+    half the sets (bench/results/panel.md). Kept in [1 / N, 0.5]."""
     scores = np.asarray(scores, dtype=np.float64)
     median = float(np.median(scores))
     spread = 1.4826 * float(np.median(np.abs(scores - median)))

@@ -46,6 +46,10 @@ INITIAL_SELECTION_CHECKS = {
     "random_state": (lambda v: int(v) >= 0, ">= 0"),
     "covariance_type": (lambda v: v is None or v in COVARIANCE_TYPES, "one of " + ", ".join(COVARIANCE_TYPES)),
     "fit_sample": (lambda v: v is None or v >= 2, ">= 2 rows"),
+    "rule": (lambda v: v in ("variance", "trim"), "variance or trim"),
+    "trim_cutoff": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100, "a number in (0, 100)"),
+    "cluster_cutoff": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100),
+                       "None or a number in (0, 100)"),
 }
 
 
@@ -174,9 +178,13 @@ def initial_selection(
     percentile_over: str = DEFAULTS["percentile_over"],
     min_fraction: float = DEFAULTS["min_fraction"],
     random_state: int = DEFAULTS["seed"],
+    rule: str = DEFAULTS["init_by"],
+    trim_cutoff: float = DEFAULTS["trim_cutoff"],
+    cluster_cutoff: float | None = DEFAULTS["cluster_cutoff"],
     **method_options,
 ) -> Selection:
-    """C(X, p0): cluster the input features and keep the low-variance clusters."""
+    """C(X, p0): cluster the input features and keep the low-variance clusters (``rule="variance"``,
+    the paper's), or the rows and clusters that do not stand out (``rule="trim"``: cleaning.py)."""
     from deepuad.estimators.clustering import cluster_labels  # imported only by the stages that cluster
 
     if method == "gmm":
@@ -189,4 +197,23 @@ def initial_selection(
     else:
         selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
     selection.extra = extra
+    if rule == "trim":
+        return trimmed_selection(X, selection, trim_cutoff, cluster_cutoff, random_state)
     return selection
+
+
+def trimmed_selection(X: np.ndarray, clustered: Selection, cutoff: float, cluster_cutoff: float | None,
+                      random_state: int) -> Selection:
+    """The initial selection of the ``trim`` rule (cleaning.py): the rows whose initial outlyingness
+    lies within the fence of the paper's selection ``clustered`` (its low-variance clusters), and
+    with ``cluster_cutoff`` outside the clusters that stand out whole. Rows the paper's rule left
+    out come back when they look like the rows it kept; rows it kept leave when they stand out. A
+    cluster counts as accepted when it keeps any row."""
+    from deepuad.estimators import cleaning
+
+    outlyingness = cleaning.initial_outlyingness(X, random_state)
+    selected, threshold = cleaning.trim(outlyingness, cutoff, clustered.selected, clustered.labels, cluster_cutoff)
+    kept_labels = clustered.labels[selected]
+    accepted = np.bincount(kept_labels[kept_labels >= 0], minlength=len(clustered.sizes)) > 0
+    return Selection(clustered.labels, clustered.sizes, clustered.variances, threshold, accepted, selected, False,
+                     clustered.extra)

@@ -24,6 +24,9 @@ def cluster(
     min_fraction=DEFAULTS["min_fraction"],
     seed=DEFAULTS["seed"],
     method_options: dict | None = None,
+    init_by=DEFAULTS["init_by"],
+    trim_cutoff=DEFAULTS["trim_cutoff"],
+    cluster_cutoff=DEFAULTS["cluster_cutoff"],
     skip_current=False,
     progress: Progress = no_progress,
 ) -> dict:
@@ -34,13 +37,15 @@ def cluster(
     try:  # before any work: exit 2, not a "clustering failed" (exit 4) from deep inside scikit-learn
         check_initial_selection(method=method, p0=p0, n_clusters=n_clusters, percentile_over=percentile_over,
                                 min_fraction=min_fraction, random_state=seed, fit_sample=given.get("fit_sample"),
-                                covariance_type=given.get("covariance_type") if method == "gmm" else None)
+                                covariance_type=given.get("covariance_type") if method == "gmm" else None,
+                                rule=init_by, trim_cutoff=trim_cutoff, cluster_cutoff=cluster_cutoff)
     except ValueError as error:
         raise UsageError(as_option(str(error))) from None
     output = art.check_output_path(output or default_output(features_path, "clusters"), [features_path])
     options = {k: v for k, v in (method_options or {}).items() if v is not None}
     params = {"method": method, "n_clusters": n_clusters, "p0": p0, "percentile_over": percentile_over,
-              "min_fraction": min_fraction, "seed": seed, "method_options": options}
+              "min_fraction": min_fraction, "seed": seed, "method_options": options,
+              "init_by": init_by, "trim_cutoff": trim_cutoff, "cluster_cutoff": cluster_cutoff}
     if skip_current:
         inputs = {"features": {"path": str(features_path), "fingerprint": art.fingerprint_of(features_path)}}
         if existing_artifact_matches(output, "clusters", params, inputs):
@@ -51,7 +56,8 @@ def cluster(
         if len(X) < 2:  # else scikit-learn's "Found array with 1 sample(s)" as the reason
             raise DataError(f"has {len(X)} row; clustering needs at least 2", features_path)
         try:
-            selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, **options)
+            selection = initial_selection(X, p0, method, n_clusters, percentile_over, min_fraction, seed, rule=init_by,
+                                          trim_cutoff=trim_cutoff, cluster_cutoff=cluster_cutoff, **options)
         except ValueError as error:
             raise DataError(f"clustering failed: {error}", features_path) from None
         n_rows = len(X)

@@ -95,6 +95,7 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
         selected = art.read_array(f, "selected").astype(np.int64)
         detector.p0 = _p0_of(f, clusters_path, detector.p)  # recorded for provenance; used by cluster only
+        detector.init_by = art.params_of(f).get("init_by", "variance")  # clusters files made before the trim rule
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)

@@ -9,9 +9,9 @@ change of behaviour since). Regenerate the references only for such a change, an
 
 Matrix products round differently on another kind of CPU (torch's kernels for AVX2 or AVX-512,
 NumPy's BLAS kernels for one CPU family or another), so every float of the run may differ in its
-last bits there while every selection stays the same. Hence one reference per CPU kind:
-``reference.json`` was written on an AMD EPYC machine, before the kind was recorded;
-``reference.<kind>.json`` on the kind ``cpu_kind()`` names. ``--write`` writes the one of the machine
+last bits there while every selection stays the same. Hence one reference per CPU kind,
+``reference.<kind>.json`` on the kind ``cpu_kind()`` names (the AMD EPYC one, ``reference.json``, went
+with the change of the default score to distance+forest, which only that kind could rewrite). ``--write`` writes the one of the machine
 it runs on; after a change of behaviour, delete the references you cannot rewrite (on a kind
 without one the test compares within a tolerance: tests/test_golden.py says how).
 

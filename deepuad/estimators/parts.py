@@ -1,0 +1,213 @@
+"""The parts of ``DeepUAD``'s score: each one says, in its own way, how far a row is from the rows
+that Algorithm 1 kept, and each states which kind of anomaly it sees.
+
+A part is a class with a ``name``, fitted on the *reference* (a seeded sample of the kept rows):
+
+* ``fit(reference, seed)`` learns what it needs from the reference rows;
+* ``values(X, errors)`` gives one value per row of X, higher = farther from the kept rows
+  (``errors`` holds the network's reconstruction errors of those rows, computed once for all parts);
+* ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
+  (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
+  from ``fit``, since a model file may come from someone else.
+
+A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
+the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
+standardised is already in units of "how many kept ranges beyond the kept rows" and is added to
+that mean, so that it cannot be averaged away. Registering a part is one line in ``PARTS``; a
+score is a tuple of part names in ``SCORES``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepuad.estimators import scoring
+
+
+class Part:
+    """One view of the distance from a row to the kept rows (see the module docstring)."""
+
+    name = ""
+    covers = ""
+    standardised = True
+
+    def fit(self, reference: np.ndarray, seed: int) -> "Part":
+        return self
+
+    def values(self, X: np.ndarray, errors: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def restore(self, arrays: dict[str, np.ndarray], n_features: int) -> "Part":
+        return self
+
+
+class SquaredError(Part):
+    """log ||x - decode(encode(x))||^2 of the network trained on the kept rows: a row that breaks the
+    dependencies between columns the network learnt (direction and magnitude). A logarithm, since
+    reconstruction errors are heavy-tailed."""
+
+    name = "l2"
+    covers = "dependency anomalies: values that do not go together"
+
+    def values(self, X, errors):
+        return np.log(np.asarray(errors["l2"], dtype=np.float64) + 1e-12)
+
+
+class CosineError(Part):
+    """The paper's h(x) = 1 - cos(x, decode(encode(x))): the direction of a row only."""
+
+    name = "cosine"
+    covers = "rows whose direction the network cannot reproduce (blind to magnitude)"
+
+    def values(self, X, errors):
+        return np.asarray(errors["cosine"], dtype=np.float64)
+
+
+class NearestKept(Part):
+    """log of the mean Euclidean distance to the k nearest reference rows (an exact copy of the row
+    skipped once): a row far from every kept row, wherever it lies, also between normal modes."""
+
+    name = "knn"
+    covers = "local and global anomalies: rows with no kept row near them"
+
+    def __init__(self, n_neighbors: int = 5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, reference, seed):
+        self.reference_ = np.asarray(reference, dtype=np.float32)
+        return self
+
+    def values(self, X, errors):
+        return np.log(scoring.knn_distances(self.reference_, X, self.n_neighbors) + 1e-12)
+
+    def state(self):
+        return {}  # the reference is the detector's ("scorer/reference"), shared by every part
+
+    def restore(self, arrays, n_features):
+        self.reference_ = np.asarray(arrays["reference"], dtype=np.float32)
+        return self
+
+
+class KeptForest(Part):
+    """The isolation score of a forest grown on the reference rows (bounded in (0, 1]: it cannot
+    tell a value just outside the kept range from one far outside it)."""
+
+    name = "iforest"
+    covers = "global anomalies, per column (saturates beyond the kept range)"
+
+    def fit(self, reference, seed):
+        self.forest_ = scoring.fit_forest(reference, random_state=seed)
+        return self
+
+    def values(self, X, errors):
+        return scoring.forest_scores(self.forest_, X)
+
+    def state(self):
+        return {f"forest/{name}": values for name, values in self.forest_.items()}
+
+    def restore(self, arrays, n_features):
+        self.forest_ = {k[len("forest/"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("forest/")}
+        scoring.check_forest(self.forest_, n_features)
+        return self
+
+
+class OutsideKeptRange(Part):
+    """How far a row lies beyond the range of the kept rows, in the column where it lies farthest,
+    in units of that column's kept range: 0 inside the range, 10 for a value ten ranges above the
+    kept maximum. Not standardised: it adds to the mean z-score of the other parts, so a value far
+    outside the kept range always scores higher than one just outside it, however ordinary the
+    rest of the row is (a forest or a mean of z-scores would average it away).
+
+    The range of a column is robust to a few anomalies left in the reference: from its k-th
+    smallest to its k-th largest value (k = 0.5 % of the rows, at least 2); where that is empty
+    (a column constant on all but a few rows), from the second smallest to the second largest,
+    then the whole range, then 1."""
+
+    name = "range"
+    covers = "values beyond the kept range in any one column (a spike that only one column shows)"
+    standardised = False
+
+    def fit(self, reference, seed):
+        reference = np.asarray(reference, dtype=np.float64)
+        ordered = np.sort(reference, axis=0)
+        n = len(ordered)
+        k = min(max(2, int(0.005 * n)), (n + 1) // 2)
+        low, high = ordered[k - 1], ordered[n - k]
+        span = high - low
+        for fallback in (min(2, (n + 1) // 2), 1):
+            wider = ordered[n - fallback] - ordered[fallback - 1]
+            empty = span <= 1e-12
+            low, high = np.where(empty, ordered[fallback - 1], low), np.where(empty, ordered[n - fallback], high)
+            span = np.where(empty, wider, span)
+        self.low_, self.high_, self.span_ = low, high, np.where(span > 1e-12, span, 1.0)
+        return self
+
+    def values(self, X, errors):
+        out = np.empty(len(X), dtype=np.float64)
+        for start in range(0, len(X), 16384):  # bounds the (rows x columns) temporaries
+            x = np.asarray(X[start : start + 16384], dtype=np.float64)
+            beyond = np.maximum(np.maximum(x - self.high_, self.low_ - x), 0.0) / self.span_
+            out[start : start + len(x)] = beyond.max(axis=1) if x.shape[1] else 0.0
+        return out
+
+    def state(self):
+        return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_}
+
+    def restore(self, arrays, n_features):
+        low, high, span = (np.asarray(arrays[f"range/{name}"], dtype=np.float64) for name in ("low", "high", "span"))
+        if any(a.shape != (n_features,) for a in (low, high, span)):
+            raise ValueError(f"scorer range arrays do not have one value per column ({n_features})")
+        if not (np.isfinite(low).all() and np.isfinite(high).all() and np.isfinite(span).all() and (span > 0).all()
+                and (high >= low).all()):
+            raise ValueError("scorer range arrays are not finite, or a span is not positive")
+        self.low_, self.high_, self.span_ = low, high, span
+        return self
+
+
+# every part by name; adding a part is a class above and one line here
+PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestKept, KeptForest, OutsideKeptRange)}
+
+# every score DeepUAD offers (``score=``): the parts it combines
+SCORES: dict[str, tuple[str, ...]] = {
+    "distance": ("knn", "l2", "range"),
+    "distance+forest": ("knn", "l2", "iforest", "range"),
+    "combined": ("l2", "iforest"),
+    "l2": ("l2",),
+    "cosine": ("cosine",),
+    "knn": ("knn",),
+    "iforest": ("iforest",),
+}
+
+# a part's weight in the mean of the standardised parts' z-scores, per score (1 where not named)
+WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
+
+
+def make(name: str, n_neighbors: int = 5) -> Part:
+    """A new, unfitted part by name (the k-NN part takes its k)."""
+    return PARTS[name](n_neighbors) if name == "knn" else PARTS[name]()
+
+
+def weights_of(score: str, parts: tuple[str, ...]) -> np.ndarray:
+    return np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in parts], dtype=np.float64)
+
+
+def needs_network(parts: tuple[str, ...]) -> bool:
+    return any(part in ("l2", "cosine") for part in parts)
+
+
+def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray, scale: np.ndarray,
+            weights: np.ndarray) -> np.ndarray:
+    """The score from the parts' raw values: the weighted mean of the standardised parts' robust
+    z-scores, plus the parts that are not standardised; one part alone is its raw value."""
+    if len(parts) == 1:
+        return np.asarray(values[0], dtype=np.float64)
+    standard = [i for i, name in enumerate(parts) if PARTS[name].standardised]
+    z = [(values[i] - center[i]) / scale[i] for i in standard]
+    score = np.average(z, axis=0, weights=weights[standard]) if z else np.zeros(len(values[0]))
+    for i, name in enumerate(parts):
+        if not PARTS[name].standardised:
+            score = score + values[i]
+    return score

@@ -1,0 +1,157 @@
+"""The score parts (parts.py) and the trim cleaning rule (cleaning.py): what each one is fitted on,
+its centre and spread, and what it sees."""
+
+import numpy as np
+import pytest
+
+from deepuad.estimators import cleaning, parts, scoring
+from deepuad.estimators.detector import DeepUAD
+
+SMALL = dict(p0=20, p=15, r=5, epochs=10, batch_size=64, layers=(4, 2), tol=0.05)
+
+
+def table(n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32)
+
+
+def test_range_part_is_zero_inside_the_kept_range_and_grows_without_bound_outside():
+    reference = np.linspace(0.0, 1.0, 201)[:, None] * np.ones((1, 3))  # every column 0..1
+    part = parts.PARTS["range"]().fit(reference, 0)
+    inside = np.full((1, 3), 0.5)
+    just_out, far_out = inside.copy(), inside.copy()
+    just_out[0, 1], far_out[0, 1] = 1.2, 11.0
+    below = inside.copy()
+    below[0, 2] = -3.0
+    values = part.values(np.vstack([inside, just_out, far_out, below]), {})
+    k = 2  # 0.5 % of 201 rows, at least 2: the range runs from the 2nd smallest to the 2nd largest value
+    low, high = reference[k - 1, 0], reference[-k, 0]
+    expected = [0.0, (1.2 - high) / (high - low), (11.0 - high) / (high - low), (low + 3.0) / (high - low)]
+    np.testing.assert_allclose(values, expected)
+    assert values[2] > values[1] > 0  # far outside scores higher than just outside: no saturation
+
+
+def test_range_part_of_a_nearly_constant_column_falls_back_to_a_wider_range():
+    reference = np.zeros((300, 2))
+    reference[:3, 0] = [1.0, 2.0, 4.0]  # three rows off the mode: the 2nd..(n-2)th range is empty
+    part = parts.PARTS["range"]().fit(reference, 0)
+    assert part.span_[0] == pytest.approx(2.0)  # second smallest (0) to second largest (2)
+    assert part.span_[1] == 1.0  # a constant column: a unit span
+    assert part.values(np.array([[6.0, 0.0]]), {})[0] == pytest.approx((6.0 - 2.0) / 2.0)
+
+
+def test_range_part_refuses_arrays_it_could_not_have_fitted():
+    part = parts.PARTS["range"]().fit(table(50, 3), 0)
+    state = part.state()
+    parts.PARTS["range"]().restore(state, 3)  # its own state reads back
+    for bad in ({**state, "range/span": np.array([1.0, 0.0, 1.0])}, {**state, "range/low": np.array([np.nan, 0.0, 0.0])},
+                {**state, "range/high": np.zeros(2)}):
+        with pytest.raises(ValueError, match="scorer range"):
+            parts.PARTS["range"]().restore(bad, 3)
+
+
+def test_combine_averages_the_standardised_parts_and_adds_the_others():
+    values = [np.array([1.0, 3.0]), np.array([2.0, 2.0]), np.array([0.0, 5.0])]
+    got = parts.combine(values, ("knn", "l2", "range"), np.array([1.0, 2.0, 0.0]), np.array([2.0, 1.0, 1.0]), np.ones(3))
+    np.testing.assert_allclose(got, [(0.0 + 0.0) / 2 + 0.0, (1.0 + 0.0) / 2 + 5.0])
+    weighted = parts.combine(values[:2], ("knn", "l2"), np.zeros(2), np.ones(2), np.array([1.0, 3.0]))
+    np.testing.assert_allclose(weighted, [(1.0 + 3 * 2.0) / 4, (3.0 + 3 * 2.0) / 4])
+
+
+def test_a_new_part_needs_one_class_and_one_registration(monkeypatch):
+    class ColumnZero(parts.Part):
+        name = "column0"
+        covers = "rows whose first column is large"
+
+        def values(self, X, errors):
+            return np.asarray(X, dtype=np.float64)[:, 0]
+
+    monkeypatch.setitem(parts.PARTS, "column0", ColumnZero)
+    monkeypatch.setitem(parts.SCORES, "column0", ("column0",))
+    X = table()
+    det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)
+    np.testing.assert_allclose(det.decision_scores_, X[:, 0], rtol=1e-6)
+
+
+def test_distance_score_is_fitted_on_the_kept_rows():
+    X = table()
+    det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
+    assert 0 < len(det.selected_) < len(X)
+    kept = X[det.selected_]
+    np.testing.assert_array_equal(det.reference_, kept)  # fewer kept rows than reference_size: all of them
+    rng_part = det.parts_[det.score_parts_.index("range")]
+    ordered = np.sort(kept.astype(np.float64), axis=0)
+    k = max(2, int(0.005 * len(kept)))
+    np.testing.assert_allclose(rng_part.low_, ordered[k - 1])
+    np.testing.assert_allclose(rng_part.high_, ordered[len(kept) - k])
+    # calibrated on the kept rows: each standardised part's median over them is 0 and its IQR 1
+    values = det.score_parts(det.reference_)
+    for name, center, scale in zip(det.score_parts_, det.score_center_, det.score_scale_):
+        if parts.PARTS[name].standardised:
+            assert center == pytest.approx(np.median(values[name]))
+            assert scale == pytest.approx(scoring.robust_scale(values[name])[1])
+
+
+def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_table():
+    rng = np.random.default_rng(3)
+    X = rng.random((600, 80)).astype(np.float32)
+    spiked = np.arange(0, 600, 60)
+    columns = rng.integers(80, size=len(spiked))
+    X[spiked, columns] = 1.0 + 10.0  # ten ranges above the maximum, one column each
+    det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
+    normal = np.setdiff1d(np.arange(600), spiked)
+    assert (det.decision_scores_[spiked] > np.percentile(det.decision_scores_[normal], 99)).all()
+
+
+def test_distance_score_survives_get_state_and_restore():
+    X = table()
+    det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
+    arrays, meta = det.get_state()
+    assert {"scorer/reference", "scorer/range/low", "scorer/range/high", "scorer/range/span"} <= set(arrays)
+    fresh = DeepUAD(score="distance", seed=0, **SMALL)
+    fresh.set_state((arrays, meta), X.shape[1], len(X), with_optimizer=False)
+    np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))
+    missing = {k: v for k, v in arrays.items() if not k.startswith("scorer/range/")}
+    with pytest.raises(ValueError, match="range"):
+        DeepUAD(score="distance", seed=0, **SMALL).set_state((missing, meta), X.shape[1], len(X), with_optimizer=False)
+
+
+def test_trim_keeps_the_rows_within_the_fence_of_the_kept_rows():
+    outlyingness = np.concatenate([np.linspace(0.0, 1.0, 100), [1.2, 5.0, 50.0]])
+    kept = np.arange(100)  # the fence comes from these rows: upper quartile 0.75, IQR 0.5 -> 1.5
+    selected, threshold = cleaning.trim(outlyingness, 1.5, kept)
+    assert threshold == pytest.approx(0.75 + 1.5 * 0.5, rel=1e-3)
+    np.testing.assert_array_equal(selected, np.arange(101))  # 1.2 comes in, 5 and 50 stay out
+    assert cleaning.trim(outlyingness, 0.1, kept)[0].tolist() == list(range(80))  # fence 0.8
+    # the fence is the kept rows': over all 103 rows the upper quartile and IQR are larger
+    assert len(cleaning.trim(outlyingness, 0.1, np.arange(103))[0]) > 80
+
+
+def test_trim_drops_a_cluster_that_stands_out_as_a_whole_and_never_keeps_less_than_half():
+    outlyingness = np.concatenate([np.zeros(50), np.linspace(0, 1, 50), np.full(20, 1.4)])
+    labels = np.concatenate([np.zeros(100, int), np.ones(20, int)])
+    everyone = np.arange(120)
+    assert len(cleaning.trim(outlyingness, 3.0, everyone)[0]) == 120
+    selected, _ = cleaning.trim(outlyingness, 3.0, everyone, labels, cluster_cutoff=0.2)
+    np.testing.assert_array_equal(selected, np.arange(100))  # cluster 1's median 1.4 is beyond 0.75 + 0.2 x 1
+    least, threshold = cleaning.trim(np.arange(10.0), 0.01, np.arange(2))  # a fence that would keep 2 of 10 rows
+    assert len(least) == 5 and threshold == 4.0
+
+
+def test_trim_rule_keeps_more_rows_when_there_are_fewer_anomalies():
+    """The kept share follows the data: the paper's fixed p0 drops a fixed share of the rows."""
+    rng = np.random.default_rng(5)
+    X = np.vstack([rng.normal(size=(990, 5)), rng.normal(6.0, 1.0, size=(10, 5))]).astype(np.float32)
+    paper = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
+    trim = DeepUAD(score="distance", init_by="trim", reselect_by="trim", seed=0, **SMALL).fit(X)
+    assert len(paper.iterations_[0].selected) < 0.85 * len(X)  # p0 = 20: a fifth of the rows left out
+    assert len(trim.iterations_[0].selected) > 0.95 * len(X) and len(trim.selected_) > 0.95 * len(X)
+    assert (trim.selected_ < 990).all()  # and no anomaly
+
+
+def test_initial_outlyingness_sees_a_group_far_from_the_rest():
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.normal(size=(900, 4)), rng.normal(8.0, 1.0, size=(100, 4))]).astype(np.float32)
+    outlyingness = cleaning.initial_outlyingness(X, seed=0)
+    group, normal = outlyingness[900:], outlyingness[:900]
+    assert np.median(group) > np.percentile(normal, 99) and np.mean(group > np.percentile(normal, 90)) > 0.9
