@@ -403,3 +403,33 @@ def test_top_never_imports_torch(base):
                            capture_output=True, text=True, env=CHILD_ENV, timeout=120)
     assert child.stderr.split() == ["0", "False"], child.stderr
     assert len(child.stdout.splitlines()) == 5
+
+
+def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_path):
+    """A model scored by the k-NN part alone is explained with NumPy alone, and the explanation
+    is the one its DeepUAD gives; the default score has the network's error as a part, and needs it."""
+    model = tmp_path / "knn.model.h5"
+    code, _, err = cli("-q", "train", base["features"], base["clusters"], "-o", model, "--score", "knn", *TRAIN)
+    assert code == 0, err
+    code = ("import json, sys\nfrom deepuad.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+            "    print(exit_.code, 'torch' in sys.modules, file=sys.stderr)\n")
+    answers = {}
+    for name, path in (("knn", model), ("default", base["model"])):
+        child = subprocess.run([sys.executable, "-c", code, "explain", str(path), str(base["features"]), "--rows", "0,61,64",
+                                "--json"], capture_output=True, text=True, env=CHILD_ENV, timeout=120)
+        answers[name] = child
+    assert answers["knn"].stderr.split() == ["0", "False"], answers["knn"].stderr
+    assert answers["default"].stderr.split() == ["0", "True"], answers["default"].stderr
+    from deepuad.estimators.explain import explain_rows
+    from deepuad.stages._common import load_model, load_scorer
+    from deepuad.stages.answers import read_rows
+
+    scorer, _ = load_scorer(model)
+    detector, _ = load_model(model)
+    assert type(scorer).__name__ == "KeptRowsScorer" and type(load_scorer(base["model"])[0]).__name__ == "DeepUAD"
+    data = read_rows(base["features"], np.array([0, 61, 64]))
+    np.testing.assert_array_equal(scorer.decision_function(data["X"]), detector.decision_function(data["X"]))
+    assert explain_rows(scorer, data["X"], data["decoder"], 3) == explain_rows(detector, data["X"], data["decoder"], 3)
+    shown = json.loads(answers["knn"].stdout)
+    assert [row["score"] for row in shown["rows"]] == pytest.approx(detector.decision_function(data["X"]).tolist(), abs=1e-6)

@@ -624,24 +624,9 @@ class DeepUAD(BaseDetector):
             check_contamination(self.contamination_, "the contamination estimate")
         if parts == ("cosine",):
             return
-        self.reference_ = np.asarray(arrays["scorer/reference"], dtype=np.float32)
-        if self.reference_.ndim != 2 or self.reference_.shape[1] != n_features or len(self.reference_) < 2:
-            raise ValueError(f"scorer reference has shape {self.reference_.shape}, expected (>= 2, {n_features})")
-        self.score_center_ = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
-        self.score_scale_ = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-        # a model made before the parts had weights scores as it always did: their plain mean
-        self.score_weights_ = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
-        if (self.score_center_.shape != (len(parts),) or self.score_scale_.shape != (len(parts),)
-                or self.score_weights_.shape != (len(parts),) or not (self.score_weights_ > 0).all()
-                or not np.isfinite(self.score_weights_).all()
-                or not np.isfinite(self.score_center_).all() or not (self.score_scale_ > 0).all()
-                or not np.isfinite(self.score_scale_).all() or not np.isfinite(self.reference_).all()):
-            raise ValueError("scorer calibration is not finite or does not match its parts")
-        stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
-        missing = [name for name in parts if score_parts.PARTS[name] is score_parts.OutsideKeptRange and "range/low" not in stored]
-        if missing:
-            raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
-        self.parts_ = [score_parts.make(name, int(self.n_neighbors)).restore(stored, n_features) for name in parts]
+        fitted = score_parts.restore_scorer(arrays, parts, n_features, int(self.n_neighbors))
+        for name, value in fitted.items():
+            setattr(self, name, value)
 
 
 def auto_layers(n_features: int) -> tuple[int, ...]:

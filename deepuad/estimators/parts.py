@@ -211,3 +211,56 @@ def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray
         if not PARTS[name].standardised:
             score = score + values[i]
     return score
+
+
+def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int, n_neighbors: int) -> dict:
+    """A finished model's fitted scorer from its arrays (``scorer/*``), as the attributes a detector
+    holds (``reference_``, ``score_center_``, ``score_scale_``, ``score_weights_``, ``parts_``),
+    checked so that a corrupt or crafted file fails here (ValueError) instead of indexing out of
+    range while scoring."""
+    reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
+    if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
+        raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
+    center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
+    scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
+    # a model made before the parts had weights scores as it always did: their plain mean
+    weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
+    if (center.shape != (len(parts),) or scale.shape != (len(parts),) or weights.shape != (len(parts),)
+            or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
+            or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
+        raise ValueError("scorer calibration is not finite or does not match its parts")
+    stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
+    missing = [name for name in parts if PARTS[name] is OutsideKeptRange and "range/low" not in stored]
+    if missing:
+        raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
+    fitted = [make(name, n_neighbors).restore(stored, n_features) for name in parts]
+    return {"reference_": reference, "score_center_": center, "score_scale_": scale, "score_weights_": weights,
+            "parts_": fitted}
+
+
+class KeptRowsScorer:
+    """A finished model's score when none of its parts needs the network (``knn``, ``iforest``
+    alone): the same numbers as the model's DeepUAD gives, from NumPy alone, so that answering
+    which rows and why (``explain``) never imports torch for such a model. It has the scoring
+    surface ``explain`` uses: ``score``, ``score_parts_``, the fitted scorer's attributes,
+    ``decision_function`` and ``score_parts``."""
+
+    def __init__(self, score: str, arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int,
+                 n_neighbors: int):
+        self.score, self.score_parts_, self.n_features_in_ = score, parts, n_features
+        for name, value in restore_scorer(arrays, parts, n_features, n_neighbors).items():
+            setattr(self, name, value)
+
+    def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
+        X = self._checked(X)
+        return {name: np.asarray(part.values(X, {}), dtype=np.float64) for name, part in zip(self.score_parts_, self.parts_)}
+
+    def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
+        values = list(self.score_parts(X).values())
+        return combine(values, self.score_parts_, self.score_center_, self.score_scale_, self.score_weights_).astype(np.float32)
+
+    def _checked(self, X) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[-1]} features, but the model expects {self.n_features_in_}")
+        return X

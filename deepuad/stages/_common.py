@@ -19,7 +19,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, UsageError
-from deepuad.estimators.params import SCORE_BATCH_ROWS, check_contamination
+from deepuad.estimators.params import DEFAULTS, SCORE_BATCH_ROWS, check_contamination
 
 
 # progress(description, completed, total, status=None, line=None): ``status`` (the current loss)
@@ -244,11 +244,12 @@ def train_param_names() -> tuple[str, ...]:
     return tuple(name for name in DeepUAD().get_params() if name not in NOT_RECORDED)
 
 
-def load_model(path, device="cpu"):
-    """(DeepUAD ready to score, artifact attributes) from a model artifact; never unpickles."""
+def load_model(path, device="cpu", content=None):
+    """(DeepUAD ready to score, artifact attributes) from a model artifact (``content``: what
+    ``model_artifact.read`` gave for it, when already read); never unpickles."""
     from deepuad.estimators.detector import DeepUAD
 
-    arrays, state, _, meta = model_artifact.read(path)
+    arrays, state, _, meta = content or model_artifact.read(path)
     params, architecture = meta["params"], meta["architecture"]
     for name, values in arrays.items():
         if name.startswith("weights/"):
@@ -264,6 +265,27 @@ def load_model(path, device="cpu"):
     except (KeyError, ValueError) as error:  # a selection, the scorer or its forest (set_state's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return detector, meta
+
+
+def load_scorer(path, device="cpu"):
+    """(what scores the rows, artifact attributes) for answering which rows and why: when no part
+    of a finished model's score needs the network (``knn``, ``iforest`` alone), a
+    ``parts.KeptRowsScorer`` that scores with NumPy alone and never imports torch; else
+    ``load_model``'s DeepUAD."""
+    from deepuad.estimators.parts import KeptRowsScorer, needs_network
+
+    content = model_artifact.read(path)
+    arrays, state, _, meta = content
+    parts = tuple(state.get("score_parts") or ())
+    if not meta["complete"] or not parts or needs_network(parts):
+        return load_model(path, device, content)
+    params = meta["params"]
+    try:
+        scorer = KeptRowsScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
+                                int(params.get("n_neighbors", DEFAULTS["n_neighbors"])))
+    except (KeyError, ValueError) as error:  # the scorer or its forest (restore_scorer's checks)
+        raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
+    return scorer, meta
 
 
 def save_model(detector, path) -> None:

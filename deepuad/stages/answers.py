@@ -92,9 +92,9 @@ def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None)
 
 
 def _load_model(model_path, features: dict, features_path, force: bool, device: str = "cpu"):
-    from deepuad.stages._common import load_model
+    from deepuad.stages._common import load_scorer
 
-    detector, meta = load_model(model_path, device)
+    detector, meta = load_scorer(model_path, device)
     if not meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
         raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
                          model_path)
