@@ -218,6 +218,8 @@ def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_feat
     holds (``reference_``, ``score_center_``, ``score_scale_``, ``score_weights_``, ``parts_``),
     checked so that a corrupt or crafted file fails here (ValueError) instead of indexing out of
     range while scoring."""
+    if tuple(parts) not in SCORES.values():
+        raise ValueError(f"unknown score parts {list(parts)}")
     reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
     if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
         raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
