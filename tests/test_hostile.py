@@ -574,6 +574,9 @@ def test_a_held_back_interrupt_is_raised_before_the_rename(tmp_path, monkeypatch
     """Ctrl-C inside HDF5's file driver is held back and re-delivered 10 ms later; if the file
     closes first, it must be raised there (before the rename), not land after the command has
     replaced its output, or during interpreter shutdown (a traceback and exit 0)."""
+    # Python's own Ctrl-C handler, whatever the shell that started the suite left (a shell without
+    # job control starts background commands with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     handle = art._SafeFile(tmp_path / "driver.tmp")
     real_write = handle.raw.write
 
@@ -592,6 +595,8 @@ def test_a_held_back_interrupt_is_raised_before_the_rename(tmp_path, monkeypatch
         time.sleep(0.1)  # a re-delivery still pending would land here
     except KeyboardInterrupt:
         raised_late = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert raised_at_close and not raised_late
 
 
