@@ -7,7 +7,7 @@
         S_train = C(z, p)                     # reselect_by="variance" (default): GMM on z, low-variance clusters
                                               # reselect_by="error": the (100 - p)% lowest errors
     until S_train no longer changes (or the epoch budget is spent)
-    score(x) = distance of x to the final S_train   # higher = more anomalous (see scoring.py)
+    score(x) = distance of x to the final S_train   # higher = more anomalous (see parts.py)
 
 The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
 ``score="distance+forest"``, combines four parts fitted on the kept rows (parts.py: the k-NN
@@ -355,9 +355,18 @@ class DeepUAD(BaseDetector):
             threshold = float(np.quantile(errors, 1 - self.p / 100))
             return Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), threshold,
                              np.zeros(0, bool), np.flatnonzero(errors <= threshold).astype(np.int64), False)
-        # a different but reproducible GMM seed per re-selection (a fixed one measured no better)
-        gmm_seed = int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
-        return self._variance_selection(codes, errors, gmm_seed)
+        return self._variance_selection(codes, errors, self._gmm_seed())
+
+    def _gmm_seed(self) -> int:
+        """A different but reproducible GMM seed per re-selection (a fixed one measured no better)."""
+        return int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
+
+    def _z_labels(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(z = [code; error], the paper's GMM clusters of z) of all rows."""
+        from deepuad.estimators.clustering import gmm_labels
+
+        z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
+        return z, gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
 
     def _trim(self, X) -> tuple[Selection, np.ndarray]:
         """The ``trim`` re-selection (cleaning.py): every row's outlyingness is its score under the
@@ -367,22 +376,19 @@ class DeepUAD(BaseDetector):
         rng = np.random.default_rng([self.seed, len(self.iterations_)])
         parts = score_parts.SCORES[self.score]
         fitted, center, scale = self._fit_parts(take_rows(X, self._reference_rows(rng)), parts)
+        clustered = self.cluster_cutoff is not None  # the clusters need every row's code and error
         values, codes, cosines = [], [], []
         for start in range(0, len(X), SCORE_BATCH_ROWS):
             rows = np.ascontiguousarray(X[start : start + SCORE_BATCH_ROWS], dtype=np.float32)
-            block, code, cosine = self._part_values(rows, fitted)
+            block, code, cosine = self._part_values(rows, fitted, with_codes=clustered)
             values.append(block)
             codes.append(code)
             cosines.append(cosine)
         values = [np.concatenate(column) for column in zip(*values)]
         outlyingness = score_parts.combine(values, parts, center, scale, np.ones(len(parts)))
         labels = None
-        if self.cluster_cutoff is not None:
-            gmm_seed = int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
-            from deepuad.estimators.clustering import gmm_labels
-
-            z = np.concatenate([np.concatenate(codes), np.concatenate(cosines)[:, None]], axis=1).astype(np.float64)
-            labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
+        if clustered:
+            _, labels = self._z_labels(np.concatenate(codes), np.concatenate(cosines), self._gmm_seed())
         selected, threshold = cleaning.trim(outlyingness, self.trim_cutoff, self.selected_, labels, self.cluster_cutoff)
         empty = np.zeros(0)
         return Selection(empty.astype(np.int64), empty.astype(np.int64), empty, threshold, empty.astype(bool), selected, False), outlyingness
@@ -390,10 +396,7 @@ class DeepUAD(BaseDetector):
     def _variance_selection(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> Selection:
         """The paper's re-selection: a GMM (seeded ``gmm_seed``) on z = [code; error], keeping the
         low-variance clusters."""
-        from deepuad.estimators.clustering import gmm_labels
-
-        z = np.concatenate([codes, errors[:, None]], axis=1).astype(np.float64)
-        labels = gmm_labels(z, self.reselect_clusters, gmm_seed, "full", 1e-6, fit_sample=self.reselect_fit_sample)
+        z, labels = self._z_labels(codes, errors, gmm_seed)
         return select(z, labels, self.p, over=self.percentile_over, min_fraction=self.min_fraction)
 
     def _record(self, selected: np.ndarray, threshold: float, fallback: bool, n_rows: int) -> None:
@@ -444,10 +447,14 @@ class DeepUAD(BaseDetector):
         centers, scales = zip(*(scoring.robust_scale(v) for v in values))
         return fitted, np.array(centers), np.array(scales)
 
-    def _part_values(self, X: np.ndarray, fitted: list, batch_size: int = 65536):
-        """(each part's values, the bottleneck codes, the cosine errors) of the rows of X."""
-        codes, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
-        errors = {"cosine": cosines, "l2": squares}
+    def _part_values(self, X: np.ndarray, fitted: list, batch_size: int = 65536, with_codes: bool = False):
+        """(each part's values, the bottleneck codes, the cosine errors) of the rows of X; the
+        network runs only where a part or ``with_codes`` needs it (codes and errors None otherwise)."""
+        codes = cosines = None
+        errors = {}
+        if with_codes or score_parts.needs_network(tuple(part.name for part in fitted)):
+            codes, cosines, squares = reconstruction_errors(self.model_, X, batch_size=batch_size, device=self.device)
+            errors = {"cosine": cosines, "l2": squares}
         return [np.asarray(part.values(X, errors), dtype=np.float64) for part in fitted], codes, cosines
 
     def _fit_scorer(self, X) -> None:

@@ -39,7 +39,7 @@ DEFAULTS = {
     "precision": "32",
     "compile": False,
     "seed": 0,
-    "score": "distance+forest",  # chosen on the panel's tuning half by bench/choose_defaults.py
+    "score": "distance+forest",  # parts.SCORES says what each score combines
     "n_neighbors": 5,  # score "knn": the mean distance to this many nearest kept rows
     "reference_size": 2000,
     "init_by": "variance",  # the first training set: "variance" (the paper's low-variance clusters) or "trim"
