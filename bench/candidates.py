@@ -23,3 +23,18 @@ CANDIDATES: dict[str, dict] = {
     "distance-forest-trim": {"score": "distance+forest", "init_by": "trim", "reselect_by": "trim"},
     "distance-forest-trim-init": {"score": "distance+forest", "init_by": "trim"},
 }
+
+# Scores: (parts, weights) over the same fit (the package's cleaning), run by bench/parts_panel.py
+# from one cached fit per set as `deepuad:NAME`; "range_fenced" is parts_panel.FencedRange. Issue
+# 29's second round, SPLIT_SEED 31, tuning half, seed 0.
+SCORE_CANDIDATES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
+    "default": (("knn", "l2", "iforest", "range"), {}),
+    "fenced": (("knn", "l2", "iforest", "range_fenced"), {}),
+    "distance-fenced": (("knn", "l2", "range_fenced"), {}),
+    "knn-fenced": (("knn", "range_fenced"), {}),
+    "knn-forest-fenced": (("knn", "iforest", "range_fenced"), {}),
+    "knn-cosine-fenced": (("knn", "cosine", "range_fenced"), {}),
+    "knn2-fenced": (("knn", "l2", "iforest", "range_fenced"), {"knn": 2.0}),
+}
+# choose_defaults ranks them with the others; one override (the score) each
+CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES if name != "default"})

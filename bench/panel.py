@@ -26,19 +26,20 @@ rows except KDDCUP):
 Each set is subsampled (seeded, the same rows for every method) to at most --max-rows rows per side.
 A set whose rows scored hold one class only is skipped (at 2,000 rows: smtp).
 
-Halves: SPLIT_SEED = 29 assigns groups of sets (a base set's variants, the three KDDCUP levels) at
+Halves: SPLIT_SEED = 31 assigns groups of sets (a base set's variants, the three KDDCUP levels) at
 random to `tuning` or `held-out`, balanced by set count within each family (``split``; KDDCUP is one
 group, so one half). A base set's synthetic and spike sets share its half as a table. With the 36
 ADBench sets in ../shared/data the tuning half is (`python bench/panel.py --show-split` lists all):
-* tables: 2_annthyroid, 7_Cardiotocography, 11_donors, 14_glass, 17_InternetAds, 24_mnist,
-  28_pendigits, 29_Pima, 31_satimage-2, 32_shuttle, 33_skin, 34_smtp, 38_thyroid, 39_vertebral,
-  42_WBC, 45_wine, 46_WPBC, 47_yeast;
-* images: cifar10_0, cifar10_6, mnist_0, mnist_4, mnist_5, mnist_9, digits_2, digits_3, digits_4,
-  digits_7, digits_9;
-* kddcup: all three (so the held-out half has no KDDCUP family);
-* synthetic and spikes: those built on 2_annthyroid, 28_pendigits, 29_Pima and 47_yeast;
-and the held-out half every other set. This replaces the odd/even split by ADBench number used up
-to 52bc507 (results then: bench/results/panel_52bc507.md). The protocol: bench/choose_defaults.py.
+* tables: 1_ALOI, 4_breastw, 6_cardio, 7_Cardiotocography, 8_celeba, 12_fault, 15_Hepatitis,
+  16_http, 17_InternetAds, 21_Lymphography, 26_optdigits, 27_PageBlocks, 30_satellite,
+  31_satimage-2, 32_shuttle, 39_vertebral, 42_WBC, 45_wine;
+* images: cifar10_6, mnist_1, mnist_2, mnist_3, mnist_4, mnist_7, mnist_8, mnist_9, digits_0,
+  digits_2, digits_8, digits_9;
+* kddcup: none (all three are held out);
+* synthetic and spikes: those built on 4_breastw, 6_cardio, 12_fault and 30_satellite;
+and the held-out half every other set. Seed 31 is the second split: the first (SPLIT_SEED = 29) chose
+the default frozen in 9932c24 and its held-out half ran once (bench/results/panel_split29.md); this
+one chooses among bench/candidates.py's SCORE_CANDIDATES. The protocol: bench/choose_defaults.py.
 
 Methods: deepuad (the package's defaults), deepuad-paper (PAPER_READING), deepuad:NAME (any
 configuration in bench/candidates.py); Isolation Forest (scikit-learn); k-NN (PyOD KNN, k = 5);
@@ -80,7 +81,7 @@ from panel_tables import FIELDS, below_chance, chance_band, write_table  # noqa:
 
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
-SPLIT_SEED = 29
+SPLIT_SEED = 31
 BASES = ("2_annthyroid", "4_breastw", "6_cardio", "12_fault", "28_pendigits", "29_Pima", "30_satellite", "47_yeast")
 SHARES = (1, 5, 10, 20)  # synthetic anomalies, % of the set
 SPIKES = 20  # spiked rows per set
@@ -336,6 +337,9 @@ def main() -> None:
     parser.add_argument("--bases", nargs="+", default=list(BASES), help="the tables the synthetic and spike sets are built on")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget of every deep method (smoke runs) [default: each one's own]")
     parser.add_argument("--resume", action="store_true", help="keep panel.csv and skip the runs it holds")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="start panel.csv from this older CSV's runs of the peers and deepuad-paper at --seeds, each "
+                             "set's half recomputed by this split (a peer's run does not depend on the split)")
     parser.add_argument("--table-only", action="store_true", help="only rewrite panel.md from panel.csv")
     parser.add_argument("--show-split", action="store_true", help="print each set's family, group and half, and stop")
     args = parser.parse_args()
@@ -355,6 +359,16 @@ def main() -> None:
         write_table(csv_path, md_path)
         return
     done = set()
+    if args.reuse:
+        kept = [dict(r, half=halves[r["dataset"]]) for r in csv.DictReader(args.reuse.open())
+                if r["method"] in (*PEERS, "deepuad-paper") and int(r["seed"]) in args.seeds and r["dataset"] in halves]
+        with csv_path.open("w", newline="") as out:
+            writer = csv.DictWriter(out, FIELDS)
+            writer.writeheader()
+            writer.writerows(kept)
+        print(f"{len(kept)} runs reused from {args.reuse}", flush=True)
+        write_table(csv_path, md_path)
+        return
     if args.resume and csv_path.exists():
         done = {(r["dataset"], r["method"], int(r["seed"])) for r in csv.DictReader(csv_path.open())}
     else:
