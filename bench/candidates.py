@@ -35,6 +35,11 @@ SCORE_CANDIDATES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "knn-forest-fenced": (("knn", "iforest", "range_fenced"), {}),
     "knn-cosine-fenced": (("knn", "cosine", "range_fenced"), {}),
     "knn2-fenced": (("knn", "l2", "iforest", "range_fenced"), {"knn": 2.0}),
+    # "knn_distinct" is parts_panel.DistinctNearestKept: copies of a kept row are one neighbour
+    "distinct-fenced": (("knn_distinct", "l2", "iforest", "range_fenced"), {}),
+    "distinct-knn-fenced": (("knn_distinct", "range_fenced"), {}),
+    "distinct-forest-fenced": (("knn_distinct", "iforest", "range_fenced"), {}),
+    "distinct-all-fenced": (("knn_distinct", "l2", "cosine", "iforest", "range_fenced"), {}),
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES if name != "default"})

@@ -80,24 +80,32 @@ class FencedRange(score_parts.OutsideKeptRange):
         return self
 
 
+class DistinctNearestKept(score_parts.NearestKept):
+    """``knn`` over the distinct reference rows: copies of one row count as one neighbour, so a few
+    identical anomalies that stayed in the kept rows (8 copies of one connection in 16_http) are
+    still far from every *other* kept row, instead of at distance 0 from each other."""
+
+    name = "knn_distinct"
+
+    def fit(self, reference, seed):
+        self.reference_ = np.unique(np.asarray(reference, dtype=np.float32), axis=0)
+        return self
+
+
 PARTS = {**{name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS},
-         FencedRange.name: FencedRange}
+         FencedRange.name: FencedRange, DistinctNearestKept.name: lambda: DistinctNearestKept(DEFAULTS["n_neighbors"])}
+# the package part each bench part stands in for (parts.combine asks the registry whether a part is standardised)
+REGISTERED = {FencedRange.name: "range", DistinctNearestKept.name: "knn"}
 
 
-def part_values(detector, X: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """{part: values on X, "<part>@ref": values on the detector's reference} for every part of PARTS."""
-    reference = np.asarray(detector.reference_, dtype=np.float32)
-    out = {}
-    for rows, suffix in ((X, ""), (reference, "@ref")):
-        _, cosines, squares = reconstruction_errors(detector.model_, np.ascontiguousarray(rows, dtype=np.float32))
-        errors = {"cosine": np.asarray(cosines), "l2": np.asarray(squares)}
-        for name, make in PARTS.items():
-            out[name + suffix] = np.asarray(make().fit(reference, detector.seed).values(rows, errors), dtype=np.float64)
-    return out
+def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
+    _, cosines, squares = reconstruction_errors(detector.model_, np.ascontiguousarray(rows, dtype=np.float32))
+    return {"cosine": np.asarray(cosines), "l2": np.asarray(squares)}
 
 
 def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray, seed: int) -> Path:
-    """Fit "kept" and "all" on Xfit, cache the parts' values on Xscore and on each reference."""
+    """Fit "kept" and "all" on Xfit; cache each one's reference rows and the network's errors on
+    the reference and on Xscore: all a part needs to be fitted and evaluated later."""
     from deepuad.estimators.detector import DeepUAD
 
     path = CACHE / f"{name}_s{seed}.npz"
@@ -109,19 +117,39 @@ def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray
     everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
     arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore)}
     for prefix, detector in (("kept", kept), ("all", everything)):
-        for key, values in part_values(detector, Xscore, seed).items():
-            arrays[f"{prefix}/{key}"] = values
+        reference = np.asarray(detector.reference_, dtype=np.float32)
+        arrays[f"{prefix}/reference"] = reference
+        for rows, suffix in ((Xscore, ""), (reference, "@ref")):
+            for kind, values in errors_of(detector, rows).items():
+                arrays[f"{prefix}/{kind}{suffix}"] = values
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(str(path) + ".tmp.npz", **arrays)
     os.replace(str(path) + ".tmp.npz", path)
     return path
 
 
+class Values:
+    """Each part's values on the scored rows and on the reference, fitted from a cache on demand."""
+
+    def __init__(self, cache, Xscore: np.ndarray, seed: int):
+        self.cache, self.X, self.seed, self.memo = cache, Xscore, seed, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.memo:
+            prefix, part = key.split("/")
+            reference = self.cache[f"{prefix}/reference"]
+            fitted = PARTS[part.removesuffix("@ref")]().fit(reference, self.seed)
+            for rows, suffix in ((self.X, ""), (reference, "@ref")):
+                errors = {kind: self.cache[f"{prefix}/{kind}{suffix}"] for kind in ("cosine", "l2")}
+                self.memo[f"{prefix}/{fitted.name}{suffix}"] = np.asarray(fitted.values(rows, errors), dtype=np.float64)
+        return self.memo[key]
+
+
 def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, float]) -> np.ndarray:
     """The score DeepUAD gives with these parts and weights, from cached values (parts.combine)."""
     values = [cache[f"{prefix}/{p}"] for p in parts]
     centers, scales = zip(*(scoring.robust_scale(cache[f"{prefix}/{p}@ref"]) for p in parts))
-    registered = tuple("range" if p == FencedRange.name else p for p in parts)  # combine() asks the registry which parts are standardised
+    registered = tuple(REGISTERED.get(p, p) for p in parts)
     w = np.array([weights.get(p, 1.0) for p in parts], dtype=np.float64)
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
 
@@ -156,9 +184,9 @@ def main() -> None:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
-                cache = np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0]))
+                cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
                 mine = score_of(cache, "kept", default_parts, default_weights)
-                print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache['default_scores']).max():.3g}")
+                print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:
         methods = {"ablation:no-cleaning": ("all", default_parts, default_weights)}
@@ -181,8 +209,8 @@ def main() -> None:
         info = {"dataset": name, "family": family, "half": halves[name], "rows_fit": len(Xfit), "rows_scored": len(Xscore),
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
-            cache = np.load(fit_and_cache(name, Xfit, Xscore, y, seed))
-            rows = [row_for(info, method, seed, y, score_of(cache, prefix, parts, weights), float(cache["kept_seconds"]))
+            cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
+            rows = [row_for(info, method, seed, y, score_of(cache, prefix, parts, weights), float(cache.cache["kept_seconds"]))
                     for method, (prefix, parts, weights) in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)
