@@ -24,22 +24,27 @@ CANDIDATES: dict[str, dict] = {
     "distance-forest-trim-init": {"score": "distance+forest", "init_by": "trim"},
 }
 
-# Scores: (parts, weights) over the same fit (the package's cleaning), run by bench/parts_panel.py
-# from one cached fit per set as `deepuad:NAME`; "range_fenced" is parts_panel.FencedRange. Issue
-# 29's second round, SPLIT_SEED 31, tuning half, seed 0.
-SCORE_CANDIDATES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
-    "default": (("knn", "l2", "iforest", "range"), {}),
-    "fenced": (("knn", "l2", "iforest", "range_fenced"), {}),
-    "distance-fenced": (("knn", "l2", "range_fenced"), {}),
-    "knn-fenced": (("knn", "range_fenced"), {}),
-    "knn-forest-fenced": (("knn", "iforest", "range_fenced"), {}),
-    "knn-cosine-fenced": (("knn", "cosine", "range_fenced"), {}),
-    "knn2-fenced": (("knn", "l2", "iforest", "range_fenced"), {"knn": 2.0}),
-    # "knn_distinct" is parts_panel.DistinctNearestKept: copies of a kept row are one neighbour
-    "distinct-fenced": (("knn_distinct", "l2", "iforest", "range_fenced"), {}),
-    "distinct-knn-fenced": (("knn_distinct", "range_fenced"), {}),
-    "distinct-forest-fenced": (("knn_distinct", "iforest", "range_fenced"), {}),
-    "distinct-all-fenced": (("knn_distinct", "l2", "cosine", "iforest", "range_fenced"), {}),
+# Scores over the same fit (the package's cleaning), run by bench/parts_panel.py from one cached fit
+# per set as `deepuad:NAME`: the parts, their weights (1 where not named) and the rows the parts are
+# fitted on ("kept": a sample of the kept rows, as the package does today; "all": a sample of all
+# rows, while the network is still trained on the kept rows). "range_fenced" is
+# parts_panel.FencedRange, "knn_distinct" parts_panel.DistinctNearestKept. Issue 29's second round,
+# SPLIT_SEED 31, tuning half, seed 0; the "all" entries were added after the first eleven had run.
+SCORE_CANDIDATES: dict[str, dict] = {
+    "default": {"parts": ("knn", "l2", "iforest", "range")},
+    "fenced": {"parts": ("knn", "l2", "iforest", "range_fenced")},
+    "distance-fenced": {"parts": ("knn", "l2", "range_fenced")},
+    "knn-fenced": {"parts": ("knn", "range_fenced")},
+    "knn-forest-fenced": {"parts": ("knn", "iforest", "range_fenced")},
+    "knn-cosine-fenced": {"parts": ("knn", "cosine", "range_fenced")},
+    "knn2-fenced": {"parts": ("knn", "l2", "iforest", "range_fenced"), "weights": {"knn": 2.0}},
+    "distinct-fenced": {"parts": ("knn_distinct", "l2", "iforest", "range_fenced")},
+    "distinct-knn-fenced": {"parts": ("knn_distinct", "range_fenced")},
+    "distinct-forest-fenced": {"parts": ("knn_distinct", "iforest", "range_fenced")},
+    "distinct-all-fenced": {"parts": ("knn_distinct", "l2", "cosine", "iforest", "range_fenced")},
+    "all-distinct-fenced": {"parts": ("knn_distinct", "l2", "iforest", "range_fenced"), "reference": "all"},
+    "all-distinct-noforest": {"parts": ("knn_distinct", "l2", "range_fenced"), "reference": "all"},
+    "all-distinct-cosine": {"parts": ("knn_distinct", "l2", "cosine", "iforest", "range_fenced"), "reference": "all"},
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES if name != "default"})

@@ -12,7 +12,9 @@ cached under runs/parts_cache/:
   seeded sample of the kept rows, as DeepUAD does) and gives its values on the scored rows and on
   the reference (whose median and spread standardise it, as DeepUAD does);
 * "all": the same network trained on every row, without re-selection, and the parts fitted on a
-  sample of all rows: the score without cleaning.
+  sample of all rows: the score without cleaning;
+* "mixed": the network of "kept" (trained on the kept rows) and the parts fitted on the sample of
+  all rows of "all".
 A score is a tuple of parts and their weights, combined by deepuad.estimators.parts.combine: the
 numbers DeepUAD(score=...) computes from the same fit (``--check`` asserts it for the default).
 
@@ -116,11 +118,12 @@ def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray
     kept_seconds = time.perf_counter() - start
     everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
     arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore)}
-    for prefix, detector in (("kept", kept), ("all", everything)):
+    # (prefix, the network, the rows its parts are fitted on)
+    for prefix, network, detector in (("kept", kept, kept), ("all", everything, everything), ("mixed", kept, everything)):
         reference = np.asarray(detector.reference_, dtype=np.float32)
         arrays[f"{prefix}/reference"] = reference
         for rows, suffix in ((Xscore, ""), (reference, "@ref")):
-            for kind, values in errors_of(detector, rows).items():
+            for kind, values in errors_of(network, rows).items():
                 arrays[f"{prefix}/{kind}{suffix}"] = values
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(str(path) + ".tmp.npz", **arrays)
@@ -192,7 +195,9 @@ def main() -> None:
         methods = {"ablation:no-cleaning": ("all", default_parts, default_weights)}
         methods.update({f"ablation:{p}-alone": ("kept", (p,), {}) for p in default_parts})
     else:
-        methods = {f"deepuad:{name}": ("kept", parts, weights) for name, (parts, weights) in SCORE_CANDIDATES.items()}
+        prefix = {"kept": "kept", "all": "mixed"}
+        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}))
+                   for name, c in SCORE_CANDIDATES.items()}
     csv_path = args.results / "panel.csv"
     done = {(r["dataset"], r["method"], int(r["seed"])) for r in csv.DictReader(csv_path.open())}
     for name, family, _, load in sets:
