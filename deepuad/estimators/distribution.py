@@ -234,7 +234,7 @@ class _ScalableRun:
 
     def _knn(self, queries, refs, kk):
         """Exact kk nearest refs (excluding the query itself) of each query row; refs sorted."""
-        import torch  # topk is about twice as fast as np.argpartition for this selection
+        import torch  # topk is faster than np.argpartition for this selection
 
         nq = len(queries)
         best_d = np.full((nq, kk), np.inf, dtype=np.float32)
