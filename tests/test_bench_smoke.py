@@ -23,7 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -182,17 +181,6 @@ def test_panel_on_generated_sets(tmp_path):
     assert "Seeds run per set: deepuad 0, 1 on every set;" in text
 
 
-def test_score_selection(tmp_path, shared_data):
-    need(shared_data, ODDS)
-    bench("score_selection", "--datasets", "4_breastw", "15_Hepatitis", "--epochs", 2, "--max-rows", 300,
-          "--results", tmp_path / "results", cwd=tmp_path)
-    runs = list(csv.DictReader((tmp_path / "results" / "panel_selection.csv").open()))
-    assert [(r["dataset"], r["half"]) for r in runs] == [("4_breastw", "held-out"), ("15_Hepatitis", "tuning")]
-    assert all(0 <= float(v) <= 1 for r in runs for k, v in r.items() if k not in ("dataset", "half"))
-    text = (tmp_path / "results" / "panel_selection.md").read_text()
-    assert "## tuning half (1 sets)" in text and "## held-out half (1 sets)" in text and "| log-l2+iforest |" in text
-
-
 def test_cost(tmp_path, shared_data):
     need(shared_data, ODDS)
     bench("cost", "--datasets", "45_wine", "--reps", 1, "--results", tmp_path / "results", cwd=tmp_path)
@@ -202,87 +190,6 @@ def test_cost(tmp_path, shared_data):
     assert number(rows[0][6]) == pytest.approx(sum(number(c) for c in rows[0][2:6]), abs=0.3)
     imports = [float(v) for v in rows[0][8].split(" / ")]  # cluster / train / score, then their sum
     assert len(imports) == 3 and all(v > 0 for v in imports) and number(rows[0][9]) == pytest.approx(sum(imports), abs=0.3)
-
-
-def test_gmm_speed(tmp_path, shared_data):
-    need(shared_data, "odds_adbench/45_wine.npz")
-    bench("gmm_speed", "--sets", "45_wine", "--reps", 1, "--out", tmp_path / "gmm_speed.md", cwd=tmp_path)
-    rows = table(tmp_path / "gmm_speed.md")
-    # set | clustered | rows | columns | fitted on | covariance | iterations | rows labelled differently | s | s | speed-up
-    assert [r[1] for r in rows][0] == "rows" and rows[0][5] == "diag" and number(rows[0][2]) == 129
-    assert len(rows) >= 2 and all(r[1].startswith("z, re-selection") and r[5] == "full" for r in rows[1:])
-    assert all(number(r[7]) == 0 for r in rows)  # scikit-learn's labels, row for row
-    assert all(number(r[8]) > 0 and number(r[9]) > 0 for r in rows)
-
-
-def test_reselect_seed(tmp_path, shared_data):
-    need(shared_data, "odds_adbench/15_Hepatitis.npz")
-    bench("reselect_seed", "--datasets", "15_Hepatitis", "--epochs", 10, "--seeds", 2, "--caps", 1, 100, "--n-init", 2,
-          "--results", tmp_path, cwd=tmp_path)
-    rows = table(tmp_path / "reselect_seed.md")
-    # set | rows | seed 0 s / iterations | other seeds moved % | their s / iterations | cap 1: moved % / s | cap 100
-    assert [r[0] for r in rows] == ["15_Hepatitis"] and number(rows[0][1]) == 80
-    assert 1 <= int(rows[0][2].split(" / ")[1]) <= 100 and 0 <= number(rows[0][3]) <= 100
-    assert number(rows[0][6].split(" / ")[0]) == 0  # 100 iterations: seed 0's own fit, unchanged
-    assert 0 <= number(rows[0][7].split(" / ")[0]) <= 100 and len(rows[0]) == 8  # best of 2 EM starts
-
-
-def test_kdd_parts(kdd, tmp_path):
-    bench("kdd_parts", "--workdir", kdd["split"].parent, "--results", tmp_path, cwd=tmp_path)
-    rows = table(tmp_path / "kdd_parts.md")
-    # per split: contamination | seed | epochs | ref l2 p95 | six parts "AUROC / AUPRC"; then the means per level
-    assert [r[:3] for r in rows[:1]] == [["20 %", "0", "1"]] and len(rows) == 2 and rows[1][0] == "20 % (n=1)"
-    cells = rows[0][4:] + rows[1][1:]
-    assert len(cells) == 12 and all(0 <= float(v) <= 100 for c in cells for v in c.split(" / "))
-    assert rows[0][4:] == rows[1][1:]  # one seed: the mean is that run
-    (run,) = csv.DictReader((tmp_path / "kdd_parts.csv").open())
-    assert float(run["reference_l2_p95"]) >= 0 and run["stop_reason"] == "epoch budget"
-
-
-def test_ablations(kdd, tmp_path):
-    bench("ablations", "--features-dir", kdd["split"], "--rows", 400, "--epochs", 11, "--variants", "default", "no initial clustering",
-          "--results", tmp_path, cwd=tmp_path)
-    rows = table(tmp_path / "ablations.md")
-    # variant | what | initial set (share) | final AUROC | final AUPRC | epochs, stop | AUROC per re-selection
-    assert [r[0] for r in rows] == ["default", "no initial clustering"]
-    assert rows[1][2].startswith("400 (")  # all rows
-    for row in rows:
-        assert 0 <= number(row[3]) <= 100 and 0 <= number(row[4]) <= 100
-        assert [0 <= float(a) <= 100 for a in row[6].split()] == [True]  # one re-selection (epoch 10)
-
-
-def test_reselect_rules(kdd, tmp_path):
-    bench("reselect_rules", "--workdir", kdd["split"].parent, "--splits", "c20_s0", "--rules", "error", "--epochs", 1,
-          "--out", tmp_path / "rules.md", cwd=tmp_path)
-    rows = table(tmp_path / "rules.md")
-    assert len(rows) == 1 and rows[0][0] == "c20_s0"
-    assert re.fullmatch(r"\d+\.\d / \d+\.\d \(1 ep, \d+% kept\)", rows[0][1])
-    (row,) = csv.DictReader((tmp_path / "rules.csv").open())
-    assert row["rule"] == "error" and row["epochs"] == "1"
-
-
-def test_left_out_errors(kdd, tmp_path):
-    bench("left_out_errors", "--split", kdd["split"], "--model", "model.h5", "--out", tmp_path / "errors.md", cwd=tmp_path)
-    rows = table(tmp_path / "errors.md")
-    assert [r[0] for r in rows] == ["selected normal", "normal left out", "anomaly"]
-    with h5py.File(kdd["split"] / "train.features.h5") as f:
-        assert sum(int(r[1]) for r in rows) == f["X"].shape[0]  # the three groups partition the train rows
-    assert all(0 <= float(v) <= 2 for r in rows if int(r[1]) for v in r[2:])  # cosine errors lie in [0, 2]
-
-
-def test_ddp_agreement(kdd, tmp_path):
-    """1 vs 2 processes (torchrun, gloo) on the tiny split's train rows, error rule only."""
-    bench("ddp_agreement", "--input", kdd["split"] / "train.csv", "--rules", "error", "--workdir", tmp_path / "work",
-          "--out", tmp_path / "agreement.md", cwd=tmp_path)
-    (row,) = table(tmp_path / "agreement.md")
-    assert row[0] == "error" and 0 <= float(row[3]) <= 2 and all(0 <= float(v) <= 1 for v in row[4:6])
-
-
-def test_reselect_shortcut(kdd, tmp_path):
-    done = bench("reselect_shortcut", "--split", kdd["split"], "--epochs", 11, "--caps", 0, 300, cwd=tmp_path)
-    lines = re.findall(r"reselect_fit_sample=(\w+): test AUROC ([\d.]+) AUPRC ([\d.]+), (\d+) epochs", done.stdout)
-    assert [line[0] for line in lines] == ["all", "300"]
-    assert all(0 <= float(a) <= 1 and 0 <= float(b) <= 1 for _, a, b, _ in lines)
 
 
 def test_distributed(kdd, tmp_path):
@@ -332,11 +239,3 @@ def test_distribution_speed(tmp_path, shared_data):
     assert [r[0] for r in sizes] == ["2,000", "3,000"] and all(number(r[3]) > 0 and number(r[6]) > 0 for r in sizes)
     sensitivity = [r for r in rows if len(r) == 7]
     assert [(r[0], r[1]) for r in sensitivity] == [("l2", "0.06")]
-
-
-def test_adam_step(tmp_path):
-    bench("adam_step", "--steps", 5, "--reps", 2, "--out", tmp_path / "adam_step.md", cwd=tmp_path)
-    rows = table(tmp_path / "adam_step.md")
-    assert [r[0] for r in rows] == ["loop (torch's default on CPU)", "foreach (DeepUAD)"]
-    assert all(len(r[1].split(" / ")) == 2 and number(r[2]) > 0 for r in rows)
-    assert "the same, bit for bit," in (tmp_path / "adam_step.md").read_text()

@@ -1,19 +1,16 @@
 """Tests for deepuad.estimators.distribution (distribution clustering, Lin et al. CVPR 2018).
 
 Test 1 (nested hyper-shells, raw features) and Test 2 (a DeepUAD-like mixture, rows L2-normalised) are sanity
-data sets for the method, generated here with fixed seeds.
+data sets for the method, generated here with fixed seeds. The scalable class is checked against the dense
+oracle of tests/distribution_oracle.py.
 """
 
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from deepuad.estimators.distribution import (
-    DistributionClustering,
-    _ScalableRun,
-    distribution_clustering_reference,
-    estimate_thres,
-)
+from deepuad.estimators.distribution import DistributionClustering, _ScalableRun, estimate_thres
+from distribution_oracle import distribution_clustering_reference
 
 # --------------------------------------------------------------------------- data
 
@@ -251,17 +248,6 @@ def test_sample_clusters_subset_and_assigns_the_rest(t2):
         assert purity(dc.labels_, y, k) == 1.0
         assert np.mean(dc.labels_[rest][y[rest] == g] == k) >= 0.9
     np.testing.assert_array_equal(dc.cluster_sizes_, np.bincount(dc.labels_[dc.labels_ >= 0]))
-
-
-def test_legacy_stop_ends_run_early():
-    X, y = make_test2(0)
-    # At max_dist 0.95 the release quirk stops after a cluster whose mu exceeds 0.95,
-    # although later seeds are closer than that.
-    full = distribution_clustering_reference(X, 0.1, 7, 0.95, normalize="l2")
-    legacy = distribution_clustering_reference(X, 0.1, 7, 0.95, normalize="l2", legacy_stop=True)
-    assert legacy.max() < full.max()
-    kept = legacy >= 0
-    np.testing.assert_array_equal(legacy[kept], full[kept])
 
 
 # --------------------------------------------------------------------------- properties

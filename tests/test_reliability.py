@@ -608,10 +608,10 @@ def test_no_code_path_can_unpickle():
         for call in re.finditer(r"\bnp\.load\(([^)]*)\)", text):
             if "allow_pickle=False" not in call.group(1):
                 found.append(f"{source.name}: np.load without allow_pickle=False")
-        if "torch.jit.load(" in text and source.name != "media.py":
+        if "torch.jit.load(" in text and source.name != "torchscript.py":
             found.append(f"{source.name}: torch.jit.load outside extract --model")
     assert found == []
-    assert len(re.findall(r"torch\.jit\.load\(", (ROOT / "deepuad" / "inputs" / "media.py").read_text())) == 1
+    assert len(re.findall(r"torch\.jit\.load\(", (ROOT / "deepuad" / "inputs" / "torchscript.py").read_text())) == 1
 
 
 def _fuzz_variants(built, folder: Path, seed=20240601):

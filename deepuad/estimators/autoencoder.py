@@ -48,7 +48,7 @@ class EagerAdam(torch.optim.Adam):
 
     torch wraps ``step``, ``zero_grad``, ``add_param_group``, ``state_dict`` and
     ``load_state_dict`` so that torch.compile does not trace them, and each wrapper imports
-    torch._dynamo on first use: 2 to 3 s, more than a whole fit on a small table. Nothing here
+    torch._dynamo on first use, which takes longer than a whole fit on a small table. Nothing here
     is traced (``--compile`` compiles the network, not the optimiser), so the plain functions
     are called. ``inspect.unwrap`` finds them whatever wrappers a torch release stacks; if one
     ever stops exposing ``__wrapped__``, this is Adam with the import again, not another update.

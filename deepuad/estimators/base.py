@@ -6,7 +6,7 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
   ``set_params`` and ``repr`` are derived from that signature as scikit-learn's are, and
   scikit-learn's ``clone`` and ``Pipeline`` take every detector. They are written out here, as
   PyOD's base class does, instead of inherited from ``sklearn.base.BaseEstimator``: importing
-  scikit-learn costs ~2 s per process, and ``deepuad score`` needs none of it (its forest is
+  scikit-learn is slow, and ``deepuad score`` needs none of it (its forest is
   NumPy arrays);
 * each estimator declares its parameters' constraints once, in ``_parameter_checks``
   (name -> (test, what the value must be)); ``check_params`` (called by ``fit``, and by the
@@ -188,7 +188,7 @@ def check_array(X, min_samples: int = 1) -> np.ndarray:
     """A finite 2-D float32 array of at least ``min_samples`` rows and one column, or an error
     worded as scikit-learn's ``check_array`` words it (its estimator checks match on those
     words): TypeError for sparse input, ValueError otherwise. Written out rather than
-    imported: importing scikit-learn costs ~2 s, and ``deepuad score`` needs none of it."""
+    imported: importing scikit-learn is slow, and ``deepuad score`` needs none of it."""
     if type(X).__module__.startswith("scipy.sparse"):
         raise TypeError("Sparse data was passed, but dense data is required: use X.toarray() to convert it")
     X = np.asarray(X)

@@ -72,7 +72,7 @@ def gmm_labels(X, n_clusters=20, random_state=0, covariance_type="full", reg_cov
 
 
 def kmeans_labels(X, n_clusters=20, random_state=0, fit_sample=None):
-    from sklearn.cluster import KMeans  # scikit-learn costs about 2 s to import: only when asked
+    from sklearn.cluster import KMeans  # scikit-learn is slow to import: only when asked
 
     sample = _subsample(X, fit_sample, random_state).astype(np.float64, copy=False)
     model = KMeans(n_clusters=min(n_clusters, len(sample)), n_init=3, random_state=random_state).fit(sample)

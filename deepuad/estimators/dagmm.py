@@ -125,8 +125,8 @@ class DAGMMDetector(BaseDetector):
 
         mean_rows ||x - x'||^2  (reconstruction error, the paper's L(x, x') = ||x - x'||_2^2,
                                  i.e. the squared error summed over features, not divided
-                                 by the width; dividing by it made the small-data AE
-                                 undertrained relative to the energy/covariance terms)
+                                 by the width, which would leave the AE undertrained on small
+                                 data relative to the energy/covariance terms)
         + lambda_energy * mean_rows E(z) + lambda_cov * sum_k sum_j 1 / Sigma_k[j, j].
 
     After training, the mixture parameters are recomputed from the whole training set (in

@@ -11,14 +11,11 @@ dropped; seeding stops once the closest remaining pair is at ``max_dist`` or mor
 absorbed are unclustered (label -1). The semantics follow the authors' released MATLAB code
 ("the release" below); each of its rules is described here or where it is implemented.
 
-Two implementations:
-
-* :func:`distribution_clustering_reference` — the dense O(n^2)-memory version, step for step
-  the release's, kept as a test oracle for a few thousand rows;
-* :class:`DistributionClustering` — the scalable version: distance profiles
-  over ``n_anchors`` random anchor rows, seed pairs from an exact kNN graph rebuilt on the
-  still-unclustered rows, and the shell test in closed form against the running centroid.
-  Nothing n x n is ever built; work is done in blocks of ``chunk_size`` rows.
+:class:`DistributionClustering` is a scalable version: distance profiles over ``n_anchors``
+random anchor rows, seed pairs from an exact kNN graph rebuilt on the still-unclustered rows,
+and the shell test in closed form against the running centroid. Nothing n x n is ever built;
+work is done in blocks of ``chunk_size`` rows. The dense O(n^2)-memory version, step for step
+the release's, is the tests' oracle (tests/distribution_oracle.py).
 
 Readings of the paper's and the release's ambiguities chosen here, and why:
 
@@ -30,9 +27,8 @@ Readings of the paper's and the release's ambiguities chosen here, and why:
 * **min_clus is strict**, as in the release: a cluster is kept only with *more than*
   ``min_clus`` points.
 * **Stopping** is on the seed distance only: no new cluster is seeded once the closest pair of
-  unclustered points is ``max_dist`` or more apart, however the clusters grew. The release's
-  quirk of also stopping when a grown cluster's mean distance exceeds ``max_dist`` is available
-  in the reference as ``legacy_stop=True``.
+  unclustered points is ``max_dist`` or more apart, however the clusters grew (the release
+  also stops when a grown cluster's mean distance exceeds ``max_dist``: a quirk, not kept).
 * **Exact duplicate seed pairs** (distance 0) are skipped, as in the release; duplicates can
   still join clusters by growth. Seed distances are recomputed exactly in float64 so that a
   duplicate gives exactly 0.
@@ -67,9 +63,8 @@ Readings of the paper's and the release's ambiguities chosen here, and why:
 * **Determinism**: the same data, parameters and ``random_state`` give the same labels on the
   same machine and thread settings (BLAS rounding can differ between thread counts).
 
-Longer than 400 lines on purpose: one method in its two implementations, the dense
-reference that the tests check the scalable one against and the scalable one, which share
-their definitions (profiles, seeding, growth) line for line.
+Longer than 400 lines on purpose: one method, whose run, estimator and thres heuristic share
+the validation and distance helpers above them.
 """
 
 from __future__ import annotations
@@ -81,15 +76,9 @@ import numpy as np
 from .base import check_array
 from .params import CLUSTERING_DEFAULTS as _DEFAULTS
 
-__all__ = ["DistributionClustering", "distribution_clustering_reference", "estimate_thres"]
+__all__ = ["DistributionClustering", "estimate_thres"]
 
 _NORMALIZE = ("l2", "center-l2", "none")
-# The dense oracle holds an n x n float64 matrix (plus its sorted pair list); above this it
-# would need gigabytes, which is what the scalable class exists to avoid.
-_REFERENCE_MAX_ROWS = 10_000
-# Formula-based squared distances below this are recomputed from the difference vector, so
-# that exact duplicates give exactly 0 (the release skips zero-distance seed pairs).
-_TINY = 1e-9
 # estimate_thres works from float32 distances only; below this two rows count as duplicates.
 _DUPLICATE_TOL = 1e-6
 
@@ -178,133 +167,6 @@ def _exact_pair_sqdist(X, i, j, chunk):
     return out
 
 
-# --------------------------------------------------------------------------- dense reference
-
-
-def distribution_clustering_reference(X, thres, min_clus, max_dist, normalize="l2", *,
-                                      legacy_stop=False, return_mu=False):
-    """Dense distribution clustering, literally as the release does it; test oracle.
-
-    Builds the full n x n squared-distance matrix in float64, so it is limited to
-    10,000 rows. Pairs are walked in increasing distance (ties by row index); growth adds
-    points one at a time, each updating the shell statistic for the next.
-
-    Parameters are those of :class:`DistributionClustering`. ``legacy_stop=True`` reproduces
-    the release's quirk of ending the whole run when a grown cluster's mean pairwise distance
-    exceeds ``max_dist``.
-
-    Returns ``labels`` (int64, -1 = unclustered, clusters 0..K-1 in discovery order), or
-    ``(labels, mu)`` with ``return_mu=True``, where ``mu[c]`` is the final members' mean
-    pairwise squared distance.
-    """
-    thres, min_clus, max_dist = _check_core(thres, min_clus, max_dist, normalize)
-    X = _check_rows(X)
-    n = X.shape[0]
-    if n > _REFERENCE_MAX_ROWS:
-        raise ValueError(f"the dense reference is limited to {_REFERENCE_MAX_ROWS} rows (it builds an "
-                         f"n x n matrix), got {n}; use DistributionClustering instead")
-    Xn, _ = _normalize(X.astype(np.float64), normalize)
-    # Squared distances are translation invariant; centring first keeps the
-    # ||a||^2 + ||b||^2 - 2ab formula accurate when the rows sit far from the origin.
-    Xs = Xn - Xn.mean(axis=0)
-    sq = _sq_norms(Xs)
-    D = sq[:, None] + sq[None, :] - 2.0 * (Xs @ Xs.T)
-    np.maximum(D, 0, out=D)
-    ti, tj = np.nonzero(np.triu(D < _TINY, 1))
-    if len(ti):
-        exact = _exact_pair_sqdist(Xs, ti, tj, 4096)
-        D[ti, tj] = exact
-        D[tj, ti] = exact
-    np.fill_diagonal(D, 0.0)
-
-    # Sorting all candidate pairs once replaces the release's repeated global argmin: the
-    # next unexamined pair with both ends unassigned is the next such pair in this list.
-    iu, ju = np.nonzero(np.triu(D < max_dist, 1))
-    dd = D[iu, ju]
-    order = np.argsort(dd, kind="stable")
-    iu, ju, dd = iu[order], ju[order], dd[order]
-
-    labels = np.full(n, -1, dtype=np.int64)
-    free = np.ones(n, dtype=bool)
-    mus = []
-    rows = np.arange(n)
-    batch = 256
-    pos, stop = 0, False
-    while pos < len(dd) and not stop:
-        if not free.any():
-            break
-        bi, bj, bd = iu[pos : pos + batch], ju[pos : pos + batch], dd[pos : pos + batch]
-        pos += batch
-        keep = free[bi] & free[bj]
-        bi, bj, bd = bi[keep], bj[keep], bd[keep]
-        if not len(bi):
-            continue
-        # The seed test does not depend on which points are assigned, so it can be batched.
-        A = D[bi]
-        B = D[bj]
-        r = np.arange(len(bi))
-        A[r, bj] = 0.0
-        B[r, bi] = 0.0
-        S = np.abs(A - B).sum(axis=1) / n
-        for i, j, d0, s in zip(bi, bj, bd, S):
-            if not (free[i] and free[j]):
-                continue
-            if s > thres or d0 == 0:
-                continue
-            inC = np.zeros(n, dtype=bool)
-            inC[[i, j]] = True
-            _dense_grow(D, free, inC, d0, thres)
-            cnt = int(inC.sum())
-            mu = float(D[np.ix_(inC, inC)].sum()) / (cnt * (cnt - 1))
-            _dense_grow(D, free, inC, mu, thres)
-            if inC.sum() > min_clus:
-                members = rows[inC]
-                labels[members] = len(mus)
-                free[members] = False
-                c = len(members)
-                mus.append(float(D[np.ix_(members, members)].sum()) / (c * (c - 1)))
-            if legacy_stop and mu > max_dist:
-                stop = True
-                break
-    if return_mu:
-        return labels, np.asarray(mus, dtype=np.float64)
-    return labels
-
-
-def _dense_grow(D, free, inC, mu, tau):
-    """One growth phase of the reference (profile fixed, shell statistic updated per addition)."""
-    n = D.shape[0]
-    cnt = int(inC.sum())
-    # Mean profile of the members; each member sees itself at the cluster scale mu.
-    prof = D[inC].sum(axis=0)
-    prof[inC] += mu
-    prof /= cnt
-    cidx = np.flatnonzero(free & ~inC)
-    passing = []
-    for s in range(0, len(cidx), 512):
-        c = cidx[s : s + 512]
-        # Row of D with the candidate's own entry (0) replaced by mu.
-        S = np.abs(D[c] - prof).sum(axis=1) - np.abs(prof[c]) + np.abs(mu - prof[c])
-        passing.append(c[S / n < tau])
-    # With the profile fixed, a candidate failing the profile test fails it in every sweep.
-    remaining = np.concatenate(passing) if passing else np.empty(0, dtype=np.int64)
-    sumD = D[:, inC].sum(axis=1)
-    changed = True
-    while changed and len(remaining):
-        changed = False
-        still = []
-        for k in remaining:
-            if abs(sumD[k] / cnt - mu) < tau:
-                inC[k] = True
-                cnt += 1
-                sumD += D[k]
-                changed = True
-            else:
-                still.append(k)
-        remaining = still
-    return inC
-
-
 # --------------------------------------------------------------------------- scalable version
 
 
@@ -372,7 +234,7 @@ class _ScalableRun:
 
     def _knn(self, queries, refs, kk):
         """Exact kk nearest refs (excluding the query itself) of each query row; refs sorted."""
-        import torch  # topk is about twice as fast as np.argpartition for this selection
+        import torch  # topk is faster than np.argpartition for this selection
 
         nq = len(queries)
         best_d = np.full((nq, kk), np.inf, dtype=np.float32)

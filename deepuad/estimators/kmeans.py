@@ -2,8 +2,8 @@
 NumPy: k-means++ seeding with greedy local trials, then Lloyd iterations. It initialises the
 Gaussian mixture (mixture.py), as scikit-learn's GaussianMixture initialises with its KMeans.
 
-Why ours: importing scikit-learn costs about 2 s per process (it brings scipy.stats, and pandas
-where installed), and this initialisation was why ``cluster`` and ``train`` imported it.
+Why ours: importing scikit-learn is slow (it brings scipy.stats, and pandas where installed), and
+``cluster`` and ``train`` need nothing else of it.
 
 The steps are scikit-learn 1.9's, one for one, so the labels are scikit-learn's up to rounding
 (tests/test_kmeans.py compares them): the data centred on its mean, the tolerance scaled by its

@@ -2,8 +2,8 @@
 
 Computed directly rather than with scikit-learn so that scoring ten million rows stays within
 a bounded memory budget: one argsort plus a few int32/float32 arrays (scikit-learn's
-roc_auc_score and average_precision_score each copy the data to float64/int64 several times,
-about 600 MiB at 10M rows). Both agree with scikit-learn to 1e-9 (tests/test_metrics.py).
+roc_auc_score and average_precision_score each copy the data to float64/int64 several times).
+Both agree with scikit-learn to 1e-9 (tests/test_metrics.py).
 """
 
 from __future__ import annotations

@@ -4,22 +4,20 @@ component handled at once.
 Why not scikit-learn's class: its full-covariance E and M steps loop over the components in
 Python, one small matrix product each, and the re-selection's z (up to 20,000 rows of a few dozen
 columns, 20 components) is where that loop dominates. Here each step is a few whole-array
-products, and the products of column pairs that both steps need are computed once per fit. On
-what deepuad clusters (bench/results/gmm_speed.md) the re-selection's mixture is 2-4x faster
-(full-size KDDCUP: 2.1-2.3x), the initial clustering's diagonal one 1.2x. The algorithm is
-scikit-learn's, step for step (k-means initialisation as its ``KMeans(n_init=1)``, the same M
-step, ``reg_covar`` on the diagonal, the same stopping rule on the mean log-likelihood, a final
-assignment), so the labels are scikit-learn's up to rounding: none of 792,045 rows differed there,
-and tests/test_mixture.py compares the two.
+products, and the products of column pairs that both steps need are computed once per fit. The
+algorithm is scikit-learn's, step for step (k-means initialisation as its ``KMeans(n_init=1)``,
+the same M step, ``reg_covar`` on the diagonal, the same stopping rule on the mean
+log-likelihood, a final assignment), so the labels are scikit-learn's up to rounding
+(tests/test_mixture.py compares the two).
 
 All four of scikit-learn's covariance types: "full" (the re-selection), "diag" (the initial
 clustering), "tied" and "spherical" (offered by ``deepuad cluster --covariance``).
 
 One departure, for large data only: with ``init_sample`` the k-means that initialises EM runs on
 that many seeded random rows, and every row then starts in the component of its nearest centre;
-EM itself runs on all rows. On KDDCUP's 247k-row train half the k-means on all rows took 4.6 of
-the initial clustering's 11 s, as long as EM. Data with at most ``init_sample`` rows gets
-scikit-learn's initialisation, unchanged (clustering.fit_gmm passes 20,000: docs/results.md).
+EM itself runs on all rows. On large data the k-means on all rows costs as much as EM. Data with
+at most ``init_sample`` rows gets scikit-learn's initialisation, unchanged (clustering.fit_gmm
+passes 20,000).
 """
 
 from __future__ import annotations
@@ -195,8 +193,7 @@ def _pair_products(X: np.ndarray) -> np.ndarray | None:
 
 def _products_of_pairs(X: np.ndarray) -> np.ndarray:
     """x_i x_j for i <= j in np.triu_indices order, one column i against columns i.. at a time:
-    the same products as ``X[:, upper[0]] * X[:, upper[1]]`` without its two gathered copies
-    (re-selecting on full-size KDDCUP, 31 columns in blocks of 8,456 rows: 26 against 36 ms a block)."""
+    the same products as ``X[:, upper[0]] * X[:, upper[1]]`` without its two gathered copies."""
     n_features = X.shape[1]
     products = np.empty((len(X), _n_pairs(n_features)))
     first = 0

@@ -64,8 +64,8 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
     children indices global, every child numbered after its parent (left, right, feature, threshold,
     n_samples, roots, max_samples; all int64 but threshold, float64).
 
-    Ours, in NumPy, rather than scikit-learn's ``IsolationForest``: importing scikit-learn costs ~2 s
-    per process, and ``train`` needs nothing else of it (the mixture's k-means is deepuad's too). It follows
+    Ours, in NumPy, rather than scikit-learn's ``IsolationForest``: importing scikit-learn is slow, and
+    ``train`` needs nothing else of it (the mixture's k-means is deepuad's too). It follows
     scikit-learn 1.9's algorithm with its defaults in distribution (its Cython random stream cannot be
     reproduced; ours is ``np.random.default_rng(random_state)``, so a seed gives the same forest on
     every run):
@@ -79,7 +79,7 @@ def fit_forest(X: np.ndarray, random_state: int) -> dict[str, np.ndarray]:
       so both children hold rows.
 
     The trees grow level by level, all nodes of all trees at once, so Python loops over the 9 levels,
-    not over the ~10^4 nodes (``train``'s whole cost on small data: bench/results/cost.md)."""
+    not over the ~10^4 nodes."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     # NaN or inf would make thresholds check_forest refuses; forest_scores has no branch for missing values
     if X.ndim != 2 or len(X) == 0 or not np.isfinite(X).all():
@@ -163,7 +163,7 @@ def _node_ranges(flat: np.ndarray, n_features: int, rows: np.ndarray, counts: np
     """(min, max) over each node's rows of each of its features (float64 of the float32 values): nodes
     hold consecutive runs of ``rows`` (``counts[k]`` rows each, all >= 1); ``features`` is (nodes, k)."""
     node_of_row = np.repeat(np.arange(len(counts)), counts)
-    # gathered as (k, rows): reduceat along the last axis is 1.2-4x faster than along the first
+    # gathered as (k, rows): reduceat along the last axis is faster than along the first
     values = flat[features.T[:, node_of_row] + rows * n_features]
     starts = np.cumsum(counts) - counts
     lower = np.minimum.reduceat(values, starts, axis=1).T.astype(np.float64)
@@ -259,8 +259,8 @@ def check_forest(forest: dict[str, np.ndarray], n_features: int) -> None:
                          f"(at most {len(roots) * (2 * max_samples - 1):,})")
     inner = left >= 0
     index = np.arange(nodes)
-    # children come after their parent (fit_forest numbers nodes level by level; forests saved before it
-    # grew its own trees are scikit-learn's, numbered depth first): every walk ends at a leaf
+    # children come after their parent (fit_forest numbers nodes level by level; a scikit-learn forest,
+    # which a model file may hold, depth first): every walk ends at a leaf
     if not (np.array_equal(inner, right >= 0) and (left[inner] > index[inner]).all() and (right[inner] > index[inner]).all()
             and (left < nodes).all() and (right < nodes).all() and (left >= -1).all() and (right >= -1).all()):
         raise ValueError("forest children out of range")
@@ -307,8 +307,7 @@ def forest_scores(forest: dict[str, np.ndarray], X: np.ndarray, chunk: int = 102
     """2^(-E[h(x)] / c(max_samples)) in (0, 1], higher = easier to isolate (scikit-learn's
     ``-score_samples``): every row walks all trees at once, one level per step. Flat ``np.take``
     lookups over chunks of 1,024 rows, whose node tables stay in cache, are faster than 2-D
-    indexing over 4,096 rows and give the same scores to the bit (``deepuad score`` on KDDCUP's
-    247k-row train half: 7.6 s before, 5.7-6.5 s after, in the history of bench/results/speed_pipeline*.md)."""
+    indexing over larger chunks and give the same scores to the bit."""
     children, feature, threshold, path_length, levels = _walk_tables(forest)
     roots = forest["roots"]
     # c(1) = 0: a forest grown on one row isolates nothing; every row scores 1 instead of 0 / 0
@@ -333,9 +332,8 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
     their distinct values, whichever is larger: exact duplicates (most kept rows of KDDCUP are
     copies of a few connections, and copies reconstruct with the same error) shrink the IQR of
     all values towards 0, and a part scaled by that gives other rows z-scores of 10^5 to 10^6,
-    so it alone decides the combined score (AUROC 0.73 instead of 0.955 on KDDCUP 5 %, seed 3:
-    bench/results/kddcup_runs.csv). Counting each value once cannot shrink the spread, only undo that collapse. Where both are
-    0: the standard deviation, then 1."""
+    so it alone decides the combined score. Counting each value once cannot shrink the spread, only
+    undo that collapse. Where both are 0: the standard deviation, then 1."""
     values = np.asarray(values, dtype=np.float64)
     q1, median, q3 = np.percentile(values, [25, 50, 75])
     distinct_q1, distinct_q3 = np.percentile(np.unique(values), [25, 75])
@@ -348,8 +346,7 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
 def estimate_contamination(scores: np.ndarray, cutoff: float = 3.0) -> float:
     """The share of rows whose score lies more than ``cutoff`` robust standard deviations
     (1.4826 MAD) above the median: the flag rule that sets the default threshold. A rule, not an
-    estimate of the anomaly share: on the panel it lands within 2x of the true share on fewer than
-    half the sets (bench/results/panel.md). Kept in [1 / N, 0.5]."""
+    estimate of the anomaly share. Kept in [1 / N, 0.5]."""
     scores = np.asarray(scores, dtype=np.float64)
     median = float(np.median(scores))
     spread = 1.4826 * float(np.median(np.abs(scores - median)))

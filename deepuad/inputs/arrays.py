@@ -1,7 +1,7 @@
 """NumPy array files (.npy, .npz) to a numeric matrix, and the scaler shared with tables.
 
-Kept apart from ``tabular`` so that reading an array never imports pandas (0.4 s of every
-``extract`` of a .npy/.npz). ``load_array_file`` never unpickles and refuses a header that
+Kept apart from ``tabular`` so that reading an array never imports pandas (slow to import).
+``load_array_file`` never unpickles and refuses a header that
 declares more data than the file holds; ``ArrayScaler`` is ``TabularEncoder``'s scaler alone,
 stored in the features artifact so that ``extract --like`` scales new arrays identically.
 """
@@ -115,7 +115,7 @@ MAX_INFLATED_BYTES, MAX_INFLATION = 64 << 20, 200
 def _check_declared_sizes(path: Path) -> None:
     """InputError for a .npy (or an array in a .npz) whose header declares more data than the
     file holds: np.load allocates the declared shape first (a 2**31-row header in a small file
-    was a MemoryError), then finds the data missing."""
+    is a MemoryError), then finds the data missing."""
     if _starts_with(path, b"\x93NUMPY"):
         with open(path, "rb") as handle:
             _check_npy_header(handle, path.stat().st_size, path, path.name)

@@ -2,7 +2,7 @@
 
 Pure functions on arrays and the stored encoding (no files, no printing): ``rank`` orders rows
 by score, ``Decoder`` turns rows of X back into the columns the input had, undoing the scaler
-and turning each one-hot group back into its category. ``answer_stages.py`` reads the
+and turning each one-hot group back into its category. ``deepuad.stages.answers`` reads the
 artifacts and writes the outputs.
 """
 

@@ -1,6 +1,6 @@
 """Parquet and Arrow (IPC file/Feather v2, IPC stream) tables for ``extract``, through pyarrow.
 
-``read_table_chunks`` yields the same pandas DataFrames that ``tabular.read_table_chunks`` yields
+``read_table_chunks`` yields the same pandas DataFrames that ``delimited.read_table_chunks`` yields
 for a CSV, so one ``TabularEncoder`` encodes both and ``extract --like`` works across formats:
 the same data as CSV and as Parquet gives the same features file.
 
@@ -58,7 +58,7 @@ def table_format(path: str | Path) -> str | None:
 def read_any_table(path, chunk_rows: int = 100_000, encoding: str = "utf-8", drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a CSV/TSV or a Parquet/Arrow file, indexed
     by data row number (from 0); ``text_columns`` (id columns) as text."""
-    from deepuad.inputs.tabular import read_table_chunks
+    from deepuad.inputs.delimited import read_table_chunks
 
     kind = table_format(path)
     if kind is None:

@@ -161,7 +161,7 @@ MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 def check_threads(threads: int | None, processes_per_node: int = 1) -> int:
     """The thread count to use, or UsageError. Default: 1 thread on machines with <= 2 cores
-    (spinning OpenMP threads make a small net 50x slower when another process shares the CPU),
+    (spinning OpenMP threads make a small net many times slower when another process shares the CPU),
     else half the cores, at most 8, shared by the processes torchrun started on this node."""
     if threads is None:
         cores = os.cpu_count() or 1

@@ -24,7 +24,7 @@ INPUT_TYPES = ("auto", "table", "numpy", "idx", "images", "video")
 
 def detect_input_type(path: Path) -> str:
     """table (CSV/TSV), numpy (.npy/.npz), idx (MNIST), images or video (folders)."""
-    from deepuad.inputs.media import list_image_files
+    from deepuad.inputs.images import list_image_files
 
     name = path.name.lower()
     if path.is_dir():
@@ -207,32 +207,39 @@ def _check_table_options(input_type, categorical, drop, label_column, anomaly_va
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames,
                       missing="error") -> dict:
     """{"X", "y", "ids", "extra": {name: array}, "notes": {...}} for the non-table inputs."""
-    from deepuad.inputs import media
     from deepuad.inputs.arrays import load_array_file
 
     if input_type == "numpy":
         X, y = load_array_file(path, missing)
         return {"X": X, "y": y, "ids": None, "extra": {}, "notes": {}}
     if input_type == "idx":
-        X, class_label = media.read_mnist(path, labels)
+        from deepuad.inputs.mnist import read_mnist
+
+        X, class_label = read_mnist(path, labels)
         extra = {} if class_label is None else {"class_label": class_label}
         return {"X": X, "y": None, "ids": None, "extra": extra, "notes": {}}
     if input_type == "images":
         if model:
-            folder = media.extract_image_folder(model, path, size=size, grayscale=grayscale, device=resolve_device(device))
+            from deepuad.inputs.torchscript import extract_image_folder
+
+            folder = extract_image_folder(model, path, size=size, grayscale=grayscale, device=resolve_device(device))
         else:
-            folder = media.read_image_folder(path, size=size, grayscale=grayscale)
+            from deepuad.inputs.images import read_image_folder
+
+            folder = read_image_folder(path, size=size, grayscale=grayscale)
         notes = {"skipped_images": len(folder.skipped)}
         if folder.skipped:
             notes["skipped_examples"] = [f"{name}: {why}" for name, why in folder.skipped[:5]]
             warnings.warn(f"{len(folder.skipped)} unreadable image(s) skipped, e.g. {folder.skipped[0][0]}: {folder.skipped[0][1]}")
         return {"X": folder.X, "y": None, "ids": folder.ids.astype(object),
                 "extra": {"class_label": folder.class_label.astype(object)}, "notes": notes}
-    videos = media.read_video_features(path)
+    from deepuad.inputs.video import read_ucf_annotations, read_video_features, segment_labels
+
+    videos = read_video_features(path)
     y = None
     notes = {"videos": len(set(videos.video.tolist()))}
     if annotations:
-        intervals = media.read_ucf_annotations(annotations)
+        intervals = read_ucf_annotations(annotations)
         names = list(dict.fromkeys(videos.video.tolist()))
         missing = [v for v in names if v not in intervals]
         if missing:
@@ -240,7 +247,7 @@ def _read_array_input(path, input_type, labels, size, grayscale, model, device, 
         y = np.empty(len(videos.X), dtype=np.int8)
         for name in names:
             rows = np.flatnonzero(videos.video == name)
-            y[rows] = media.segment_labels(len(rows), intervals[name], segment_frames)
+            y[rows] = segment_labels(len(rows), intervals[name], segment_frames)
     ids = np.array([f"{v}#{s}" for v, s in zip(videos.video, videos.segment)], dtype=object)
     return {"X": videos.X, "y": y, "ids": ids, "notes": notes,
             "extra": {"video": videos.video.astype(object), "segment": videos.segment}}
@@ -248,13 +255,13 @@ def _read_array_input(path, input_type, labels, size, grayscale, model, device, 
 
 def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dict:
     """The paper's task: all of one class as normal plus the others sampled to anomaly_ratio."""
-    from deepuad.inputs import media
+    from deepuad.inputs.one_class import one_class_task
 
     class_label = raw["extra"].get("class_label")
     if class_label is None:
         raise UsageError(f"--normal-class needs class labels, and {path} has none (pass --labels for IDX files)")
     try:
-        rows, y = media.one_class_task(class_label, normal_class, anomaly_ratio, seed)
+        rows, y = one_class_task(class_label, normal_class, anomaly_ratio, seed)
     except ValueError as error:
         raise UsageError(str(error)) from None
     subset = {k: (None if v is None else v[rows]) for k, v in raw.items() if k in ("X", "ids")}
