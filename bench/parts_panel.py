@@ -5,23 +5,25 @@ should combine, and what cleaning and each part buy.
     python bench/parts_panel.py --half held-out --ablations    # after the freeze: the ablations of the default
     python bench/parts_panel.py --check 4_breastw               # the cache reproduces DeepUAD's own scores
 
-For every panel set (bench/panel.py's catalog and split) and seed, two detectors are fitted and
-cached under runs/parts_cache/:
-* "kept": DeepUAD at the package's defaults (the paper's cleaning: low-variance clusters, then
-  re-selection on [code; error]); every part of ``PARTS`` below is fitted on its reference (a
-  seeded sample of the kept rows, as DeepUAD does) and gives its values on the scored rows and on
-  the reference (whose median and spread standardise it, as DeepUAD does);
-* "all": the same network trained on every row, without re-selection, and the parts fitted on a
-  sample of all rows: the score without cleaning;
-* "mixed": the network of "kept" (trained on the kept rows) and the parts fitted on the sample of
-  all rows of "all".
-A score is a tuple of parts and their weights, combined by deepuad.estimators.parts.combine: the
-numbers DeepUAD(score=...) computes from the same fit (``--check`` asserts it for the default).
+For every panel set (bench/panel.py's catalog and split) and seed, two detectors are fitted: DeepUAD
+at the package's defaults (the paper's cleaning: low-variance clusters, then re-selection on
+[code; error]) and the same network trained on every row without re-selection. Cached under
+runs/parts_cache/, for three views (a network and the reference rows its parts are fitted on):
+* "mixed": the network trained on the kept rows, the parts fitted on a seeded sample of all rows
+  (the package's default since the freeze of issue 29's second round);
+* "kept": the same network, the parts fitted on a seeded sample of the kept rows (the package's
+  rule before it);
+* "all": the network trained on every row, the parts on a sample of all rows (no cleaning at all).
+Each view keeps its reference rows and the network's errors on them and on the scored rows: all
+that a part needs to be fitted and evaluated. A score is a tuple of parts and weights, combined by
+deepuad.estimators.parts.combine: the numbers DeepUAD computes from the same fit (``--check``
+asserts it for the default).
 
 Rows are appended to panel.csv as ``deepuad:NAME`` for each entry of candidates.SCORE_CANDIDATES
 (tuning half only: the protocol's candidates; bench/choose_defaults.py ranks them) and, with
-``--ablations``, as ``ablation:NAME`` for the package's default score: ``no-cleaning`` (its parts
-fitted on all rows) and ``<part>-alone`` (each part alone, fitted on the kept rows).
+``--ablations``, ``deepuad`` (the package's own scores, threshold and flag share) and, as
+``ablation:NAME``, its score with ``no-cleaning`` ("all"), with ``kept-reference`` ("kept") and
+``<part>-alone`` (each part alone, as the package fits it).
 """
 
 from __future__ import annotations
@@ -54,50 +56,13 @@ from deepuad.estimators.params import DEFAULTS  # noqa: E402
 CACHE = ROOT / "runs" / "parts_cache"
 
 
-class FencedRange(score_parts.OutsideKeptRange):
-    """``range`` with a range that a few spikes left in the kept rows cannot widen: a column's kept
-    range runs from its smallest to its largest value inside a fence 3 inner ranges beyond its 1st
-    and 99th percentiles (inner range = 99th - 1st percentile); where the inner range is 0 (a
-    column constant on 98 % of the rows), the package's rule."""
-
-    name = "range_fenced"
-    FENCE = 3.0
-
-    def fit(self, reference, seed):
-        super().fit(reference, seed)
-        reference = np.asarray(reference, dtype=np.float64)
-        ordered = np.sort(reference, axis=0)
-        n = len(ordered)
-        k = max(1, int(np.ceil(0.01 * n)))
-        inner_low, inner_high = ordered[k - 1], ordered[n - k]
-        inner = inner_high - inner_low
-        fenced = inner > 1e-12
-        fence_low, fence_high = inner_low - self.FENCE * inner, inner_high + self.FENCE * inner
-        inside = (reference >= fence_low) & (reference <= fence_high)
-        low = np.where(inside, reference, np.inf).min(axis=0)
-        high = np.where(inside, reference, -np.inf).max(axis=0)
-        self.low_ = np.where(fenced, low, self.low_)
-        self.high_ = np.where(fenced, high, self.high_)
-        self.span_ = np.where(fenced, np.maximum(self.high_ - self.low_, 1e-12), self.span_)
-        return self
-
-
-class DistinctNearestKept(score_parts.NearestKept):
-    """``knn`` over the distinct reference rows: copies of one row count as one neighbour, so a few
-    identical anomalies that stayed in the kept rows (8 copies of one connection in 16_http) are
-    still far from every *other* kept row, instead of at distance 0 from each other."""
-
-    name = "knn_distinct"
-
-    def fit(self, reference, seed):
-        self.reference_ = np.unique(np.asarray(reference, dtype=np.float32), axis=0)
-        return self
-
-
-PARTS = {**{name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS},
-         FencedRange.name: FencedRange, DistinctNearestKept.name: lambda: DistinctNearestKept(DEFAULTS["n_neighbors"])}
-# the package part each bench part stands in for (parts.combine asks the registry whether a part is standardised)
-REGISTERED = {FencedRange.name: "range", DistinctNearestKept.name: "knn"}
+PARTS = {name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
+# the candidates' names of parts that the package has since taken on: "range_fenced" and
+# "knn_distinct" were this script's own parts up to 38c5adc and became the package's "range" and
+# "knn" in the freeze commit; the earlier "range" and "knn" (unfenced, copies counted) are gone, so
+# the candidates that name them can no longer be recomputed (their tuning rows in panel.csv stand)
+PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
+REGISTERED = {"range_fenced": "range", "knn_distinct": "knn"}
 
 
 def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -117,10 +82,13 @@ def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray
     kept = DeepUAD(seed=seed).fit(Xfit)
     kept_seconds = time.perf_counter() - start
     everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
-    arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore)}
-    # (prefix, the network, the rows its parts are fitted on)
-    for prefix, network, detector in (("kept", kept, kept), ("all", everything, everything), ("mixed", kept, everything)):
-        reference = np.asarray(detector.reference_, dtype=np.float32)
+    arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore),
+              "default_threshold": kept.threshold_, "default_share": kept.contamination_}
+    kept_rows = Xfit[kept._reference_rows(np.random.default_rng([seed, len(kept.iterations_)]))]  # a sample of the kept rows
+    # prefix: (the network, the rows its parts are fitted on)
+    views = {"kept": (kept, kept_rows), "all": (everything, everything.reference_), "mixed": (kept, kept.reference_)}
+    for prefix, (network, reference) in views.items():
+        reference = np.asarray(reference, dtype=np.float32)
         arrays[f"{prefix}/reference"] = reference
         for rows, suffix in ((Xscore, ""), (reference, "@ref")):
             for kind, values in errors_of(network, rows).items():
@@ -164,6 +132,14 @@ def row_for(info: dict, method: str, seed: int, y: np.ndarray, score: np.ndarray
             "seconds": round(seconds, 2), "estimated_share": round(float(share), 4)}
 
 
+def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
+    """The package's own run (``deepuad``): its scores, threshold and flag share, as bench/panel.py records them."""
+    score = np.asarray(cache["default_scores"], dtype=np.float64)
+    return {**info, "method": "deepuad", "seed": seed,
+            **panel.measures(y, score, float(cache["default_threshold"]), info["family"]),
+            "seconds": round(float(cache["kept_seconds"]), 2), "estimated_share": round(float(cache["default_share"]), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=panel.RESULTS)
@@ -188,12 +164,13 @@ def main() -> None:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, "kept", default_parts, default_weights)
+                mine = score_of(cache, "mixed", default_parts, default_weights)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
-    if args.ablations:
-        methods = {"ablation:no-cleaning": ("all", default_parts, default_weights)}
-        methods.update({f"ablation:{p}-alone": ("kept", (p,), {}) for p in default_parts})
+    if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
+        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights),
+                   "ablation:kept-reference": ("kept", default_parts, default_weights)}
+        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
         methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}))
@@ -215,8 +192,9 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [row_for(info, method, seed, y, score_of(cache, prefix, parts, weights), float(cache.cache["kept_seconds"]))
-                    for method, (prefix, parts, weights) in methods.items() if (name, method, seed) not in done]
+            rows = [package_row(info, seed, y, cache.cache) if spec is None else
+                    row_for(info, method, seed, y, score_of(cache, *spec), float(cache.cache["kept_seconds"]))
+                    for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)
             print(f"{name:26s} seed {seed}  " + "  ".join(f"{r['method'].split(':')[1]} {r['auroc']:.3f}" for r in rows), flush=True)

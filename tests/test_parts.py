@@ -15,29 +15,56 @@ def table(n=400, d=6, seed=0):
     return rng.normal(size=(n, d)).astype(np.float32)
 
 
-def test_range_part_is_zero_inside_the_kept_range_and_grows_without_bound_outside():
+def test_range_part_is_zero_inside_the_range_and_grows_without_bound_outside():
     reference = np.linspace(0.0, 1.0, 201)[:, None] * np.ones((1, 3))  # every column 0..1
     part = parts.PARTS["range"]().fit(reference, 0)
+    np.testing.assert_array_equal(part.low_, 0.0)  # no value lies beyond the fence: the whole range
+    np.testing.assert_array_equal(part.high_, 1.0)
     inside = np.full((1, 3), 0.5)
     just_out, far_out = inside.copy(), inside.copy()
     just_out[0, 1], far_out[0, 1] = 1.2, 11.0
     below = inside.copy()
     below[0, 2] = -3.0
     values = part.values(np.vstack([inside, just_out, far_out, below]), {})
-    k = 2  # 0.5 % of 201 rows, at least 2: the range runs from the 2nd smallest to the 2nd largest value
-    low, high = reference[k - 1, 0], reference[-k, 0]
-    expected = [0.0, (1.2 - high) / (high - low), (11.0 - high) / (high - low), (low + 3.0) / (high - low)]
-    np.testing.assert_allclose(values, expected)
+    np.testing.assert_allclose(values, [0.0, 0.2, 10.0, 3.0])
     assert values[2] > values[1] > 0  # far outside scores higher than just outside: no saturation
 
 
-def test_range_part_of_a_nearly_constant_column_falls_back_to_a_wider_range():
+def test_range_part_is_not_widened_by_spikes_among_the_reference_rows():
+    rng = np.random.default_rng(0)
+    reference = rng.random((300, 2))
+    reference[:3, 0] = [11.0, 12.0, -9.0]  # three spikes in column 0 (1 % of the rows), kept in the reference
+    part = parts.PARTS["range"]().fit(reference, 0)
+    normal = reference[3:, 0]
+    assert part.low_[0] == normal.min() and part.high_[0] == normal.max()  # fenced out: 1st-99th percentile +- 3 inner ranges
+    assert part.low_[1] == reference[:, 1].min() and part.high_[1] == reference[:, 1].max()
+    spikes = part.values(reference[:3], {})
+    assert (spikes > 9.0).all()  # each spike still lies about ten ranges out
+
+
+def test_range_part_of_a_nearly_constant_column_falls_back_to_order_statistics():
     reference = np.zeros((300, 2))
-    reference[:3, 0] = [1.0, 2.0, 4.0]  # three rows off the mode: the 2nd..(n-2)th range is empty
+    reference[:2, 0] = [2.0, 4.0]  # two rows off the mode (< 1 %): no inner range, and the 2nd..(n-2)th range is empty
     part = parts.PARTS["range"]().fit(reference, 0)
     assert part.span_[0] == pytest.approx(2.0)  # second smallest (0) to second largest (2)
     assert part.span_[1] == 1.0  # a constant column: a unit span
     assert part.values(np.array([[6.0, 0.0]]), {})[0] == pytest.approx((6.0 - 2.0) / 2.0)
+
+
+def test_knn_part_counts_copies_of_a_row_as_one_neighbour():
+    rng = np.random.default_rng(0)
+    reference = rng.random((200, 3)).astype(np.float32)
+    odd = np.full((8, 3), 5.0, dtype=np.float32)  # eight identical anomalies among the reference rows
+    part = parts.PARTS["knn"](5).fit(np.vstack([reference, odd]), 0)
+    assert len(part.reference_) == 201  # the copies are one row
+    far = part.values(odd[:1], {})[0]
+    near = part.values(reference[:1], {})[0]
+    # the copy itself is skipped once; its neighbours are the other rows, about 7 away, not its copies at 0
+    assert far > np.log(6.0) > near
+    restored = parts.PARTS["knn"](5).restore({"reference": reference, **part.state()}, 3)
+    np.testing.assert_array_equal(restored.values(odd, {}), part.values(odd, {}))
+    shared = parts.PARTS["knn"](5).restore({"reference": np.vstack([reference, odd])}, 3)  # a model without its own rows
+    assert shared.values(odd[:1], {})[0] < np.log(1e-6)  # measures against the shared reference, copies and all
 
 
 def test_range_part_refuses_arrays_it_could_not_have_fitted():
@@ -73,18 +100,17 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch):
     np.testing.assert_allclose(det.decision_scores_, X[:, 0], rtol=1e-6)
 
 
-def test_distance_score_is_fitted_on_the_kept_rows():
+def test_network_learns_the_kept_rows_and_the_other_parts_are_fitted_on_all_rows():
     X = table()
-    det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
-    assert 0 < len(det.selected_) < len(X)
-    kept = X[det.selected_]
-    np.testing.assert_array_equal(det.reference_, kept)  # fewer kept rows than reference_size: all of them
-    rng_part = det.parts_[det.score_parts_.index("range")]
-    ordered = np.sort(kept.astype(np.float64), axis=0)
-    k = max(2, int(0.005 * len(kept)))
-    np.testing.assert_allclose(rng_part.low_, ordered[k - 1])
-    np.testing.assert_allclose(rng_part.high_, ordered[len(kept) - k])
-    # calibrated on the kept rows: each standardised part's median over them is 0 and its IQR 1
+    det = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
+    assert 0 < len(det.selected_) < len(X)  # the network learnt the kept rows only
+    np.testing.assert_array_equal(det.reference_, X)  # fewer rows than reference_size: all of them, not the kept ones
+    by_name = dict(zip(det.score_parts_, det.parts_))
+    np.testing.assert_array_equal(by_name["knn"].reference_, np.unique(X, axis=0))
+    np.testing.assert_array_equal(by_name["range"].low_, X.astype(np.float64).min(axis=0))
+    np.testing.assert_array_equal(by_name["range"].high_, X.astype(np.float64).max(axis=0))
+    assert by_name["iforest"].forest_["max_samples"][0] == min(256, len(X))
+    # calibrated on the reference: each standardised part's median over it is its centre, its robust IQR its scale
     values = det.score_parts(det.reference_)
     for name, center, scale in zip(det.score_parts_, det.score_center_, det.score_scale_):
         if parts.PARTS[name].standardised:
@@ -107,7 +133,7 @@ def test_distance_score_survives_get_state_and_restore():
     X = table()
     det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
     arrays, meta = det.get_state()
-    assert {"scorer/reference", "scorer/range/low", "scorer/range/high", "scorer/range/span"} <= set(arrays)
+    assert {"scorer/reference", "scorer/knn/reference", "scorer/range/low", "scorer/range/high", "scorer/range/span"} <= set(arrays)
     fresh = DeepUAD(score="distance", seed=0, **SMALL)
     fresh.set_state((arrays, meta), X.shape[1], len(X), with_optimizer=False)
     np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))

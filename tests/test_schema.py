@@ -399,6 +399,8 @@ def _break_dataset(f, name: str, declared: schema.Array, mutation: str) -> bool:
         if value is None:
             return False
         broken = np.array(data, dtype=np.float64) if np.isnan(value) else np.array(data)
+        if broken.dtype.kind in "iu" and not np.can_cast(np.min_scalar_type(value), broken.dtype):
+            broken = broken.astype(np.int64)  # -1 or 2 in a uint8 mask: the same kind, wide enough to hold it
         broken.ravel()[0] = value
         replace_dataset(f, name, broken)
     return True

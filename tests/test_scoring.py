@@ -250,18 +250,20 @@ def test_parts_and_scales_are_computed_in_float64():
     assert scoring.robust_scale(values) == scoring.robust_scale(values.astype(np.float64))
 
 
-def test_reference_sample_is_a_seeded_subset_of_the_kept_rows():
+def test_reference_sample_is_a_seeded_subset_of_all_rows():
     X, _ = magnitude_anomalies()  # no two rows alike
     a = DeepUAD(seed=0, reference_size=50, **EXPLICIT).fit(X)
     b = DeepUAD(seed=0, reference_size=50, **EXPLICIT).fit(X)
-    assert len(a.selected_) > 50 and a.reference_.shape == (50, X.shape[1])
-    kept = [row.tobytes() for row in X[a.selected_]]
+    assert a.reference_.shape == (50, X.shape[1])
+    rows = [row.tobytes() for row in X]
     drawn = [row.tobytes() for row in a.reference_]
-    assert len(set(drawn)) == 50 and set(drawn) <= set(kept)  # drawn without replacement from the kept rows
-    assert sorted(drawn, key=kept.index) == drawn  # in the rows' order
+    assert len(set(drawn)) == 50 and set(drawn) <= set(rows)  # drawn without replacement
+    assert sorted(drawn, key=rows.index) == drawn  # in the rows' order
+    kept = {row.tobytes() for row in X[a.selected_]}
+    assert set(drawn) - kept  # from all rows, not only the kept ones
     np.testing.assert_array_equal(a.reference_, b.reference_)  # the same seed draws the same sample
     whole = DeepUAD(seed=0, reference_size=10_000, **EXPLICIT).fit(X)
-    np.testing.assert_array_equal(whole.reference_, X[whole.selected_])
+    np.testing.assert_array_equal(whole.reference_, X)
 
 
 def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():

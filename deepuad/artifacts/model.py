@@ -348,7 +348,9 @@ KIND = register(Kind(
         "scorer/forest/n_samples": Array("iu", 1, values=Number(1, high="value:scorer/forest/max_samples"), length=NODES),
         "scorer/forest/roots": Array("iu", 1, values=Number(0, below=NODES), max_len=MAX_TREES),
         "scorer/forest/max_samples": Array("iu", 1, values=Number(1, high="len:scorer/reference"), length=1),
-        # the range part (parts.OutsideKeptRange): one value per column
+        "scorer/reference_kept": Array("iu", 1, values=Number(0, 1, integer=True), length="len:scorer/reference"),
+        "scorer/knn/reference": Array("f", 2, values=Number(), max_len="len:scorer/reference"),
+        # the range part (parts.OutsideRange): one value per column
         "scorer/range/low": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
         "scorer/range/high": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
         "scorer/range/span": Array("f", 1, values=Number(0, low_open=True), length="dim:scorer/reference:1"),
@@ -374,7 +376,9 @@ KIND = register(Kind(
         f"{DRIFT_REFERENCE}/proportions": "drift reference: per column of X, the training rows' share in each bin",
         f"{DRIFT_REFERENCE}/score_edges": "drift reference: inner bin edges of the training rows' scores",
         f"{DRIFT_REFERENCE}/score_proportions": "drift reference: the training rows' share in each score bin",
-        "scorer/reference": "sample of the final training set (data rows): k-NN reference, forest and score calibration",
+        "scorer/reference": "sample of the rows the model was trained on (all of them, not only the kept ones): forest and score calibration",
+        "scorer/reference_kept": "1 where a reference row is in the final training set: explain's expected values come from those",
+        "scorer/knn/reference": "the distinct rows of scorer/reference: the k-NN part's neighbours",
         "scorer/score_center": "median of each score part over the reference rows",
         "scorer/score_scale": "interquartile range of each score part over the reference rows",
         "scorer/score_weights": "weight of each score part in the combined score (absent: equal weights)",

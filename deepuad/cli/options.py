@@ -57,9 +57,9 @@ RESELECT_BY_OPTION = typer.Option(
 
 SCORE_OPTION = typer.Option(
     DEFAULTS["score"], "--score",
-    help="distance+forest: the mean robust z-score of the log distance to the 5 nearest kept rows, the log squared "
-    "reconstruction error and an isolation forest grown on the kept rows, plus how many kept ranges a row lies beyond "
-    "the kept rows in its farthest column; distance: the same without the forest; combined: the log squared error "
+    help="distance+forest: the mean robust z-score of the log squared reconstruction error (the network learns the "
+    "kept rows), the log distance to the 5 nearest distinct rows and an isolation forest (on a sample of all rows), "
+    "plus how many fenced ranges a row lies beyond the rows in its farthest column; distance: the same without the forest; combined: the log squared error "
     "(weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, knn: one part alone.")
 
 

@@ -7,11 +7,12 @@
         S_train = C(z, p)                     # reselect_by="variance" (default): GMM on z, low-variance clusters
                                               # reselect_by="error": the (100 - p)% lowest errors
     until S_train no longer changes (or the epoch budget is spent)
-    score(x) = distance of x to the final S_train   # higher = more anomalous (see parts.py)
+    score(x) = the error of the network trained on S_train, with distances to the data   # parts.py
 
 The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="distance+forest"``, combines four parts fitted on the kept rows (parts.py: the k-NN
-distance, the log squared error, an isolation forest and the distance beyond the kept range).
+``score="distance+forest"``, combines the log squared error of the network trained on the kept
+rows with three parts fitted on a sample of all rows (parts.py: the k-NN distance to distinct
+rows, an isolation forest and the distance beyond a column's fenced range).
 ``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
 above the median score; for ``score="combined"`` of the plain mean of its parts: ``_scores`` says
 why); it sets ``threshold_`` unless ``contamination`` is given.
@@ -432,9 +433,10 @@ class DeepUAD(BaseDetector):
         return tuple(world.broadcast(world.gather_rows(values, len(X)), np.float32) for values in block)
 
     # ----------------------------------------------------------------- scoring
-    def _reference_rows(self, rng: np.random.Generator) -> np.ndarray:
-        """A seeded sample of the current training set, at most ``reference_size`` rows, sorted."""
-        rows = self.selected_
+    def _reference_rows(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
+        """A seeded sample of ``rows`` (default: the current training set), at most
+        ``reference_size`` rows, sorted."""
+        rows = self.selected_ if rows is None else rows
         if len(rows) > self.reference_size:
             rows = np.sort(rng.choice(rows, size=self.reference_size, replace=False))
         return rows
@@ -458,14 +460,17 @@ class DeepUAD(BaseDetector):
         return [np.asarray(part.values(X, errors), dtype=np.float64) for part in fitted], codes, cosines
 
     def _fit_scorer(self, X) -> None:
-        """Fit what the score compares rows with: a seeded sample of the final training set (at
-        most ``reference_size`` rows) is the reference every part is fitted on and calibrated
-        against (parts.py)."""
+        """Fit what the score compares rows with. The network was trained on the kept rows; the
+        other parts (parts.py) are fitted on and calibrated against the reference, a seeded
+        sample of *all* rows (at most ``reference_size``): measured against the kept rows only,
+        every normal row the cleaning left out looks far from the data."""
         self.score_parts_ = score_parts.SCORES[self.score]
         if self.score_parts_ == ("cosine",):  # the paper's score needs nothing beyond the network
             return
         rng = np.random.default_rng([self.seed, len(self.iterations_)])
-        self.reference_ = take_rows(X, self._reference_rows(rng))
+        rows = self._reference_rows(rng, np.arange(len(X)))
+        self.reference_ = take_rows(X, rows)
+        self.reference_kept_ = np.isin(rows, self.selected_)  # explain draws a column's expected value from these
         self.parts_, self.score_center_, self.score_scale_ = self._fit_parts(self.reference_, self.score_parts_)
         self.score_weights_ = score_parts.weights_of(self.score, self.score_parts_)
 
@@ -571,6 +576,8 @@ class DeepUAD(BaseDetector):
         for name in ("reference_", "score_center_", "score_scale_", "score_weights_"):  # the fitted scorer (absent in a checkpoint)
             if hasattr(self, name):
                 arrays[f"scorer/{name.rstrip('_')}"] = getattr(self, name)
+        if hasattr(self, "reference_kept_"):
+            arrays["scorer/reference_kept"] = self.reference_kept_.astype(np.uint8)
         for part in getattr(self, "parts_", []):
             for name, values in part.state().items():
                 arrays[f"scorer/{name}"] = values

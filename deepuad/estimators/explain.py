@@ -16,7 +16,7 @@ also gets the same fall in each part's robust z-score (the combined score is the
 mean), so one sees which part a column moved: the reconstruction error, the forest.
 
 The expected value of a column is what the kept rows that resemble this row hold there: over
-the NEIGHBOURS rows of the detector's reference sample (drawn from its final training set) nearest the row
+the NEIGHBOURS kept rows of the detector's reference sample (``reference_kept_``) nearest the row
 in its *other* columns, the median of a number, or the most common category. So it always lies
 within what normal rows hold, however far the row's own value is; a reconstruction would be
 pulled towards a spike. A model that keeps no rows (the paper's ``cosine`` score) expects its
@@ -48,6 +48,10 @@ def expected_rows(detector, X: np.ndarray, decoder: Decoder) -> np.ndarray:
     none (the ``cosine`` score)."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     reference = getattr(detector, "reference_", None)
+    if reference is not None:
+        kept = getattr(detector, "reference_kept_", None)
+        if kept is not None and kept.sum() >= NEIGHBOURS:  # anomalies among the reference would expect themselves
+            reference = reference[kept]
     if reference is None:
         return _categories_snapped(decoder, X, detector.reconstruct(X))
     return _neighbour_values(decoder, X, np.asarray(reference, dtype=np.float32))

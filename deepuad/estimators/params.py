@@ -40,7 +40,7 @@ DEFAULTS = {
     "compile": False,
     "seed": 0,
     "score": "distance+forest",  # parts.SCORES says what each score combines
-    "n_neighbors": 5,  # score "knn": the mean distance to this many nearest kept rows
+    "n_neighbors": 5,  # score part "knn": the mean distance to this many nearest distinct reference rows
     "reference_size": 2000,
     "init_by": "variance",  # the first training set: "variance" (the paper's low-variance clusters) or "trim"
     "trim_cutoff": 1.5,  # trim: keep rows at most this many IQRs above the upper quartile of outlyingness (Tukey's fence)

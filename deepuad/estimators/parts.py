@@ -1,10 +1,12 @@
-"""The parts of ``DeepUAD``'s score: each one says, in its own way, how far a row is from the rows
-that Algorithm 1 kept, and each states which kind of anomaly it sees.
+"""The parts of ``DeepUAD``'s score: each one says, in its own way, how far a row is from the data,
+and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``) measure
+it against what the network learnt from the rows Algorithm 1 kept; the others against the
+*reference*, a seeded sample of the rows (detector.DeepUAD._fit_scorer says which).
 
-A part is a class with a ``name``, fitted on the *reference* (a seeded sample of the kept rows):
+A part is a class with a ``name``, fitted on the reference:
 
 * ``fit(reference, seed)`` learns what it needs from the reference rows;
-* ``values(X, errors)`` gives one value per row of X, higher = farther from the kept rows
+* ``values(X, errors)`` gives one value per row of X, higher = farther from the data
   (``errors`` holds the network's reconstruction errors of those rows, computed once for all parts);
 * ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
   (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
@@ -12,7 +14,7 @@ A part is a class with a ``name``, fitted on the *reference* (a seeded sample of
 
 A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
 the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
-standardised is already in units of "how many kept ranges beyond the kept rows" and is added to
+standardised is already in units of "how many ranges beyond the reference rows" and is added to
 that mean, so that it cannot be averaged away. Registering a part is one line in ``PARTS``; a
 score is a tuple of part names in ``SCORES``.
 """
@@ -25,7 +27,7 @@ from deepuad.estimators import scoring
 
 
 class Part:
-    """One view of the distance from a row to the kept rows (see the module docstring)."""
+    """One view of the distance from a row to the data (see the module docstring)."""
 
     name = ""
     covers = ""
@@ -66,37 +68,43 @@ class CosineError(Part):
         return np.asarray(errors["cosine"], dtype=np.float64)
 
 
-class NearestKept(Part):
-    """log of the mean Euclidean distance to the k nearest reference rows (an exact copy of the row
-    skipped once): a row far from every kept row, wherever it lies, also between normal modes."""
+class NearestRows(Part):
+    """log of the mean Euclidean distance to the k nearest *distinct* reference rows (an exact copy
+    of the row skipped once): a row far from every other row, wherever it lies, also between
+    normal modes. Copies of one row are one neighbour, so a handful of identical anomalies are
+    still far from every other row instead of at distance 0 from each other."""
 
     name = "knn"
-    covers = "local and global anomalies: rows with no kept row near them"
+    covers = "local and global anomalies, copies of one odd row included: rows with no other row near them"
 
     def __init__(self, n_neighbors: int = 5):
         self.n_neighbors = n_neighbors
 
     def fit(self, reference, seed):
-        self.reference_ = np.asarray(reference, dtype=np.float32)
+        self.reference_ = np.unique(np.asarray(reference, dtype=np.float32), axis=0)
         return self
 
     def values(self, X, errors):
         return np.log(scoring.knn_distances(self.reference_, X, self.n_neighbors) + 1e-12)
 
     def state(self):
-        return {}  # the reference is the detector's ("scorer/reference"), shared by every part
+        return {"knn/reference": self.reference_}
 
     def restore(self, arrays, n_features):
-        self.reference_ = np.asarray(arrays["reference"], dtype=np.float32)
+        # a model without its own distinct rows measures against the shared reference, copies and all
+        reference = np.asarray(arrays.get("knn/reference", arrays["reference"]), dtype=np.float32)
+        if reference.ndim != 2 or reference.shape[1] != n_features or not len(reference) or not np.isfinite(reference).all():
+            raise ValueError(f"scorer k-NN rows have shape {reference.shape}, expected (>= 1, {n_features}) finite values")
+        self.reference_ = reference
         return self
 
 
-class KeptForest(Part):
+class ReferenceForest(Part):
     """The isolation score of a forest grown on the reference rows (bounded in (0, 1]: it cannot
-    tell a value just outside the kept range from one far outside it)."""
+    tell a value just outside the reference's range from one far outside it)."""
 
     name = "iforest"
-    covers = "global anomalies, per column (saturates beyond the kept range)"
+    covers = "global anomalies, per column (saturates beyond the reference's range)"
 
     def fit(self, reference, seed):
         self.forest_ = scoring.fit_forest(reference, random_state=seed)
@@ -114,26 +122,30 @@ class KeptForest(Part):
         return self
 
 
-class OutsideKeptRange(Part):
-    """How far a row lies beyond the range of the kept rows, in the column where it lies farthest,
-    in units of that column's kept range: 0 inside the range, 10 for a value ten ranges above the
-    kept maximum. Not standardised: it adds to the mean z-score of the other parts, so a value far
-    outside the kept range always scores higher than one just outside it, however ordinary the
-    rest of the row is (a forest or a mean of z-scores would average it away).
+class OutsideRange(Part):
+    """How far a row lies beyond the range of the reference rows, in the column where it lies
+    farthest, in units of that column's range: 0 inside the range, 10 for a value ten ranges above
+    its maximum. Not standardised: it adds to the mean z-score of the other parts, so a value far
+    outside the range always scores higher than one just outside it, however ordinary the rest of
+    the row is (a forest or a mean of z-scores would average it away).
 
-    The range of a column is robust to a few anomalies left in the reference: from its k-th
-    smallest to its k-th largest value (k = 0.5 % of the rows, at least 2); where that is empty
-    (a column constant on all but a few rows), from the second smallest to the second largest,
-    then the whole range, then 1."""
+    A column's range is fenced so that the anomalies among the reference rows cannot widen it: it
+    runs from the smallest to the largest value within ``FENCE`` inner ranges of the column's 1st
+    and 99th percentiles (inner range = 99th - 1st percentile). A column constant on 98 % of the
+    rows has no inner range; its range runs from its k-th smallest to its k-th largest value
+    (k = 0.5 % of the rows, at least 2), where that is empty from the second smallest to the second
+    largest, then the whole range, then 1."""
 
     name = "range"
-    covers = "values beyond the kept range in any one column (a spike that only one column shows)"
+    covers = "values beyond the range in any one column (a spike that only one column shows)"
     standardised = False
+    FENCE = 3.0
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
         ordered = np.sort(reference, axis=0)
         n = len(ordered)
+        # a column with almost no spread: between order statistics
         k = min(max(2, int(0.005 * n)), (n + 1) // 2)
         low, high = ordered[k - 1], ordered[n - k]
         span = high - low
@@ -142,7 +154,18 @@ class OutsideKeptRange(Part):
             empty = span <= 1e-12
             low, high = np.where(empty, ordered[fallback - 1], low), np.where(empty, ordered[n - fallback], high)
             span = np.where(empty, wider, span)
-        self.low_, self.high_, self.span_ = low, high, np.where(span > 1e-12, span, 1.0)
+        span = np.where(span > 1e-12, span, 1.0)
+        # every other column: the values inside the fence around its 1st-99th percentile range
+        k = max(1, int(np.ceil(0.01 * n)))
+        inner_low, inner_high = ordered[k - 1], ordered[n - k]
+        inner = inner_high - inner_low
+        fenced = inner > 1e-12
+        inside = (reference >= inner_low - self.FENCE * inner) & (reference <= inner_high + self.FENCE * inner)
+        fenced_low = np.where(inside, reference, np.inf).min(axis=0)
+        fenced_high = np.where(inside, reference, -np.inf).max(axis=0)
+        self.low_ = np.where(fenced, fenced_low, low)
+        self.high_ = np.where(fenced, fenced_high, high)
+        self.span_ = np.where(fenced, np.maximum(self.high_ - self.low_, 1e-12), span)
         return self
 
     def values(self, X, errors):
@@ -168,7 +191,7 @@ class OutsideKeptRange(Part):
 
 
 # every part by name; adding a part is a class above and one line here
-PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestKept, KeptForest, OutsideKeptRange)}
+PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, ReferenceForest, OutsideRange)}
 
 # every score DeepUAD offers (``score=``): the parts it combines
 SCORES: dict[str, tuple[str, ...]] = {
@@ -232,15 +255,19 @@ def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_feat
             or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
         raise ValueError("scorer calibration is not finite or does not match its parts")
     stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
-    missing = [name for name in parts if PARTS[name] is OutsideKeptRange and "range/low" not in stored]
+    missing = [name for name in parts if PARTS[name] is OutsideRange and "range/low" not in stored]
     if missing:
         raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
+    # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
+    kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
+    if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
+        raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
     fitted = [make(name, n_neighbors).restore(stored, n_features) for name in parts]
-    return {"reference_": reference, "score_center_": center, "score_scale_": scale, "score_weights_": weights,
-            "parts_": fitted}
+    return {"reference_": reference, "reference_kept_": kept.astype(bool), "score_center_": center, "score_scale_": scale,
+            "score_weights_": weights, "parts_": fitted}
 
 
-class KeptRowsScorer:
+class NumpyScorer:
     """A finished model's score when none of its parts needs the network (``knn``, ``iforest``
     alone): the same numbers as the model's DeepUAD gives, from NumPy alone, so that answering
     which rows and why (``explain``) never imports torch for such a model. It has the scoring

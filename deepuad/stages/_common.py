@@ -270,9 +270,9 @@ def load_model(path, device="cpu", content=None):
 def load_scorer(path, device="cpu"):
     """(what scores the rows, artifact attributes) for answering which rows and why: when no part
     of a finished model's score needs the network (``knn``, ``iforest`` alone), a
-    ``parts.KeptRowsScorer`` that scores with NumPy alone and never imports torch; else
+    ``parts.NumpyScorer`` that scores with NumPy alone and never imports torch; else
     ``load_model``'s DeepUAD."""
-    from deepuad.estimators.parts import KeptRowsScorer, needs_network
+    from deepuad.estimators.parts import NumpyScorer, needs_network
 
     content = model_artifact.read(path)
     arrays, state, _, meta = content
@@ -281,7 +281,7 @@ def load_scorer(path, device="cpu"):
         return load_model(path, device, content)
     params = meta["params"]
     try:
-        scorer = KeptRowsScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
+        scorer = NumpyScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
                                 int(params.get("n_neighbors", DEFAULTS["n_neighbors"])))
     except (KeyError, ValueError) as error:  # the scorer or its forest (restore_scorer's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
