@@ -215,6 +215,38 @@ def _seeds_per_set(rows: list[dict], method: str, names: list[str]) -> str:
         "every set" if not fewer else f"{_sets(len(seeds) - len(fewer))}, fewer on {len(fewer)}{named}")
 
 
+ABLATIONS = ("deepuad", "ablation:no-cleaning", "ablation:kept-reference", "ablation:l2-alone", "ablation:knn-alone",
+             "ablation:iforest-alone", "ablation:range-alone", "deepuad-paper", "iforest")
+
+
+def _ablation_table(names: list[str], methods: list[str], cell: dict, info: dict) -> list[str]:
+    """Per half and family, the default against itself without cleaning (network and parts on all
+    rows), with its parts fitted on the kept rows, each part alone, the paper's reading and Isolation
+    Forest (bench/parts_panel.py --ablations), over the sets all of them finished."""
+    shown = [m for m in ABLATIONS if m in methods]
+    if not any(m.startswith("ablation:") for m in shown):
+        return []
+    lines = ["## Ablations of the default", "",
+             "`no-cleaning`: the network trained on every row and the parts fitted on all rows; `kept-reference`: the "
+             "parts fitted on the kept rows instead of all rows; `<part>-alone`: one part of the default, as the "
+             "default fits it; then the paper's reading and Isolation Forest. Mean AUROC per family.", ""]
+    for half in ("tuning", "held-out"):
+        members = [n for n in names if info[n]["half"] == half and all((n, m) in cell for m in shown)]
+        if not members:
+            continue
+        families = [f for f in FAMILY_ORDER if any(info[n]["family"] == f for n in members)]
+        lines += [f"{half.capitalize()} half ({_sets(len(members))}).", "",
+                  "| family | sets | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
+        means = {}
+        for fam in families:
+            group = [n for n in members if info[n]["family"] == fam]
+            means[fam] = [np.mean([cell[(n, m)] for n in group]) for m in shown]
+            lines.append(f"| {fam} | {len(group)} | " + " | ".join(f"{v:.3f}" for v in means[fam]) + " |")
+        lines += ["| **mean of family means** | | " + " | ".join(f"**{np.mean([means[f][i] for f in families]):.3f}**"
+                                                            for i in range(len(shown))) + " |", ""]
+    return lines
+
+
 def _sets(count: int) -> str:
     return f"{count} set" + ("" if count == 1 else "s")
 
@@ -233,9 +265,11 @@ def write_table(csv_path: Path, md_path: Path) -> None:
         lines += [DAGMM_NOTE, ""]
     for half in ("tuning", "held-out"):
         half_names = [n for n in names if info[n]["half"] == half]
-        present = [m for m in methods if any((n, m) in cell for n in half_names)]
+        present = [m for m in methods if any((n, m) in cell for n in half_names) and not m.startswith("ablation:")]
         if half_names:
             lines += [f"## {half.capitalize()} half", ""] + _half_summary(half_names, present, cell, info) + [""]
+    lines += _ablation_table(names, methods, cell, info)
+    methods = [m for m in methods if not m.startswith("ablation:")]
     lines += _synthetic_table(names, methods, cell, info) + _spike_table(names, methods, rows, info) + _share_table(names, methods, rows, info) + _f1_table(names, methods, rows, info)
     low = [n for n in names if any(cell.get((n, m), 1) < 0.5 for m in methods)]
     if low:
