@@ -36,7 +36,7 @@ VARIANTS = {
     "p0 20": ({"p0": 20}, {}, ""), "p0 50": ({"p0": 50}, {}, ""),
     "p 20": ({}, {"p": 20}, "p = true contamination"), "p 40": ({}, {"p": 40}, "p over-estimated"),
     "p0 10, p 5": ({"p0": 10}, {"p": 5}, "contamination badly under-estimated"),
-    "init kmeans": ({"method": "kmeans"}, {}, "k-means instead of GMM for the initial clustering"),
+    "init kmeans": ({"init_method": "kmeans"}, {}, "k-means instead of GMM for the initial clustering"),
     "reselect GMM on 10k": ({}, {"reselect_by": "variance", "reselect_fit_sample": 10_000}, "paper re-selection, GMM fitted on 10k rows of z"),
     "loss cosine": ({}, {"loss": "cosine"}, "train on 1 - cos instead of MSE"),
 }
@@ -68,7 +68,7 @@ def main() -> None:
         if init_options.pop("all_rows", False):
             initial = np.arange(len(X))
         else:
-            initial = initial_selection(X, random_state=0, **init_options).selected
+            initial = initial_selection(X, seed=0, **init_options).selected
         history = []
 
         def on_event(event, detector, info):

@@ -60,14 +60,12 @@ import torch
 from deepuad.estimators import cleaning, parts as score_parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
-from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, _check_width, check_array, not_fitted
+from deepuad.estimators.base import BaseDetector, _check_width, check_array, not_fitted
 from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests and callers import it from here)
-from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION, DEFAULTS, SCORE_BATCH_ROWS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
+from deepuad.estimators.params import CONSTRAINTS, DEFAULTS, PAPER_READING, SCORE_BATCH_ROWS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.selection import Selection, initial_selection, n_changed, select
 
 
-RESELECT_BY = ("error", "variance", "trim")
-PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -88,14 +86,11 @@ class Iteration:
         return len(self.selected)
 
 
-def _int_at_least(minimum: int):
-    return lambda value: int(value) >= minimum
-
-
 class DeepUAD(BaseDetector):
     """Deep end-to-end unsupervised anomaly detection (the paper's Algorithm 1).
 
-    Parameters mirror the paper's Table 8 (KDDCUP defaults, declared in ``params.DEFAULTS``).
+    Parameters mirror the paper's Table 8 (KDDCUP defaults); each is declared, with its default
+    and constraints, in ``params.PARAMS``. ``__init__`` only stores them; ``fit`` checks them.
     ``contamination`` only sets ``threshold_``/``labels_``; ``None`` means ``contamination_``, the
     share estimated from the training scores (the paper used p/100, its guess of the anomaly share).
 
@@ -106,33 +101,8 @@ class DeepUAD(BaseDetector):
     ``labels_``.
     """
 
-    # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
-    _parameter_checks = {
-        "p0": INITIAL_SELECTION_CHECKS["p0"],
-        "p": PERCENT,
-        "r": (_int_at_least(1), ">= 1"),
-        "epochs": (_int_at_least(0), ">= 0"),
-        "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
-        "lr": _POSITIVE_NUMBER,
-        "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
-        "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
-        "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
-        "percentile_over": INITIAL_SELECTION_CHECKS["percentile_over"],
-        "reselect_clusters": (_int_at_least(1), ">= 1"),
-        "reselect_by": (lambda v: v in RESELECT_BY, f"one of {', '.join(RESELECT_BY)}"),
-        "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-        "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
-        "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
-        "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
-        "contamination": (lambda v: v is None or is_contamination(v), f"None or {CONTAMINATION[1]}"),
-        "score": (lambda v: v in score_parts.SCORES, f"one of {', '.join(score_parts.SCORES)}"),
-        "init_by": INITIAL_SELECTION_CHECKS["rule"],
-        "trim_cutoff": INITIAL_SELECTION_CHECKS["trim_cutoff"],
-        "cluster_cutoff": INITIAL_SELECTION_CHECKS["cluster_cutoff"],
-        "n_neighbors": (_int_at_least(1), ">= 1"),
-        "reference_size": (_int_at_least(2), ">= 2 rows"),
-    }
+    # every parameter's constraints (params.PARAMS), checked by ``fit`` in this order
+    _parameter_checks = CONSTRAINTS
 
     def __init__(
         self,
@@ -153,11 +123,11 @@ class DeepUAD(BaseDetector):
         reselect_by: str = DEFAULTS["reselect_by"],
         tol: float = DEFAULTS["tol"],
         min_fraction: float = DEFAULTS["min_fraction"],
-        device: str = "cpu",
+        device: str = DEFAULTS["device"],
         precision: str = DEFAULTS["precision"],
         compile: bool = DEFAULTS["compile"],
         seed: int = DEFAULTS["seed"],
-        contamination: float | None = None,
+        contamination: float | None = DEFAULTS["contamination"],
         score: str = DEFAULTS["score"],
         n_neighbors: int = DEFAULTS["n_neighbors"],
         reference_size: int = DEFAULTS["reference_size"],
@@ -188,7 +158,7 @@ class DeepUAD(BaseDetector):
             if initial is None:
                 initial = initial_selection(
                     X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed,
-                    rule=self.init_by, trim_cutoff=self.trim_cutoff, cluster_cutoff=self.cluster_cutoff,
+                    self.init_by, self.trim_cutoff, self.cluster_cutoff,
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))

@@ -715,7 +715,7 @@ def segment_labels(n_segments: int, intervals: Sequence[tuple[int, int]],
 
 
 def one_class_task(class_label, normal_class, anomaly_ratio: float,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """All samples of ``normal_class`` plus a few of every other class as anomalies.
 
     The anomalies are spread as evenly as the class counts allow over the other classes,
