@@ -9,8 +9,8 @@
     until S_train no longer changes (or the epoch budget is spent)
     score(x) = distance of x to the final S_train   # higher = more anomalous (see parts.py)
 
-The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="distance+forest"``, combines four parts fitted on the kept rows (parts.py: the k-NN
+The score (``score``, parts.SCORES): ``"cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x)));
+the others combine parts fitted on the kept rows (parts.py: ``"distance+forest"`` the k-NN
 distance, the log squared error, an isolation forest and the distance beyond the kept range).
 ``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
 above the median score; for ``score="combined"`` of the plain mean of its parts: ``_scores`` says
@@ -20,20 +20,17 @@ The cleaning: ``reselect_by="variance"`` (the paper's, the default) or ``"trim"`
 rows within a fence of the kept rows' own scores, so the kept share follows the data); the first
 training set likewise (``init_by``).
 
-Readings of the paper settled here (see docs/fidelity.md):
+Readings of the paper settled here (docs/fidelity.md gives the reasons and measurements):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
   re-selection follows every r *training* epochs, so ``epochs`` counts training epochs.
-* "No change" is relaxed to "at most ``tol`` x N indices changed" (default 5 %); ``tol=0`` is
-  the paper's literal rule. On KDDCUP the selections otherwise oscillate between states for
-  the whole budget (see docs/results.md).
+* "No change" is relaxed to "at most ``tol`` x N indices changed"; ``tol=0`` is the paper's
+  literal rule (on KDDCUP the selections otherwise oscillate for the whole budget).
 * Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
-  "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
-  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). It grows the
-  training set back over normal modes the initial clustering left out: a left-out mode is a
-  tight cluster in z even though its error is high. Keeping the rows whose error is below the
-  (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal
-  mode reconstructs worse than the anomalies, so the rule keeps anomalies first (docs/fidelity.md:
-  5 % contamination, AUROC 71.6 with "error" vs 94-99 with "variance").
+  "variance"``), with the GMM fitted on ``reselect_fit_sample`` random rows and every row
+  assigned. It grows the training set back over normal modes the initial clustering left out:
+  a left-out mode is a tight cluster in z even though its error is high. Keeping the rows whose
+  error is below the (100 - p)th percentile (``reselect_by="error"``) cannot do that: a left-out
+  normal mode may reconstruct worse than the anomalies, and the rule then keeps anomalies first.
 * The training loss is MSE between x and its reconstruction (the paper does not name it);
   ``loss="cosine"`` trains on the score itself.
 
@@ -186,8 +183,8 @@ class DeepUAD(BaseDetector):
             self.model_ = Autoencoder(n_features, self.layers_, self.activation)
         self.model_.to(self.device)
         if with_optimizer:  # scoring needs none
-            # foreach: all tensors per update op instead of one op per tensor; the same numbers on CPU
-            # (tests/test_imports.py), about 4 % less time per step on the KDDCUP network (bench/adam_step.py)
+            # foreach: one op per update over all tensors; the same numbers on CPU as one op per tensor,
+            # in less time per step (tests/test_imports.py checks the numbers)
             self.optimizer_ = EagerAdam(self.model_.parameters(), lr=self.lr, foreach=True)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)
@@ -282,8 +279,7 @@ class DeepUAD(BaseDetector):
         """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
         total = torch.zeros((), device=self.device)
         for start in range(0, len(order), batch_size):
-            # index_select copies the same rows as X[...] and is about 4x faster on the CPU (0.08 against
-            # 0.36 ms for 1,024 rows of 118 columns: 1.5 s of a 30-epoch fit on KDDCUP's 247k rows)
+            # index_select copies the same rows as X[...], several times faster on the CPU
             batch = X.index_select(0, order[start : start + batch_size])
             if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
@@ -328,7 +324,7 @@ class DeepUAD(BaseDetector):
         return self._variance_selection(codes, errors, self._gmm_seed())
 
     def _gmm_seed(self) -> int:
-        """A different but reproducible GMM seed per re-selection (a fixed one measured no better)."""
+        """A different but reproducible GMM seed per re-selection."""
         return int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
 
     def _z_labels(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -609,7 +605,7 @@ class DeepUAD(BaseDetector):
 def auto_layers(n_features: int) -> tuple[int, ...]:
     """Encoder widths sized to the data: d/2 then d/4, at most 64 and 32. The paper's 60-30-10 is
     KDDCUP's (118 columns); on 3 columns it would be over-complete and learn the identity, on
-    1,500 it would be slow for nothing (measured on the panel: bench/panel.py)."""
+    1,500 it would be slow for nothing."""
     return (min(64, math.ceil(n_features / 2)), max(1, min(32, math.ceil(n_features / 4))))
 
 
