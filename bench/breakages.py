@@ -60,7 +60,7 @@ BREAKAGES = [
      "deepuad/estimators/detector.py", "threshold = float(np.quantile(errors, 1 - self.p / 100))",
      "threshold = float(np.quantile(errors, 1 - self.p0 / 100))"),
     ("cluster_keeps_p0", "`cluster` keeping p0 % of the rows instead of (100 - p0) %",
-     "deepuad/stages/cluster.py", "selection = initial_selection(X, p0, method,", "selection = initial_selection(X, 100 - p0, method,"),
+     "deepuad/stages/cluster.py", "selection = initial_selection(X, p0, init_method,", "selection = initial_selection(X, 100 - p0, init_method,"),
     ("run_ignores_inputs", "`run` skipping a stage although its input changed",
      "deepuad/stages/_common.py", "return complete if same_params and same_inputs else None", "return complete if same_params else None"),
     ("resume_ignores_inputs", "`--resume` accepting changed inputs",

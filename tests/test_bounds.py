@@ -58,10 +58,10 @@ def test_options_that_size_memory_are_bounded_naming_the_limit(tmp_path, capsys,
 
 
 def test_options_at_their_limit_are_accepted(capsys):
-    from deepuad.cli.options import _batch_size, _layers
+    from deepuad.estimators.params import parse_batch_size, parse_layers
 
-    assert _layers(f"{LIMITS['layer_width']},2") == (LIMITS["layer_width"], 2)
-    assert _batch_size(str(LIMITS["batch_rows"])) == LIMITS["batch_rows"]
+    assert parse_layers(f"{LIMITS['layer_width']},2") == (LIMITS["layer_width"], 2)
+    assert parse_batch_size(str(LIMITS["batch_rows"])) == LIMITS["batch_rows"]
 
 
 # =========================================================================== torchrun's environment

@@ -146,13 +146,13 @@ def test_no_reselection_before_r_epochs(modes, monkeypatch, trained_rows):
 # ----------------------------------------------------------------------------- the method on known data
 def test_initial_clustering_keeps_the_tight_modes_and_excludes_the_loose_ones(modes):
     X, groups = modes
-    selection = initial_selection(X, p0=35, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01,
-                                  random_state=0)
+    selection = initial_selection(X, p0=35, init_method="gmm", init_clusters=4, percentile_over="samples", min_fraction=0.01,
+                                  seed=0)
     # 65 % of 400 rows wanted: A (40 %) is not enough, B crosses the line; C and the anomalies are loose
     np.testing.assert_array_equal(selection.selected, rows_of(groups, A, B))
     # keeping p0 % instead of (100 - p0) % would stop after A
-    selection = initial_selection(X, p0=65, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01,
-                                  random_state=0)
+    selection = initial_selection(X, p0=65, init_method="gmm", init_clusters=4, percentile_over="samples", min_fraction=0.01,
+                                  seed=0)
     np.testing.assert_array_equal(selection.selected, rows_of(groups, A))
 
 
@@ -345,17 +345,17 @@ def test_initial_selection_passes_its_parameters_to_the_clustering(modes, monkey
         return original(method, X, n_clusters, random_state, **options)
 
     monkeypatch.setattr(clustering, "cluster_labels", spy)
-    initial_selection(X, p0=35, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3)
+    initial_selection(X, p0=35, init_method="gmm", init_clusters=4, percentile_over="samples", min_fraction=0.01, seed=3)
     # a diagonal GMM with a larger covariance floor: full covariances collapse on one-hot columns
     assert seen[-1] == ("gmm", 4, 3, {"covariance_type": "diag", "reg_covar": 1e-4})
-    initial_selection(X, p0=35, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3,
+    initial_selection(X, p0=35, init_method="gmm", init_clusters=4, percentile_over="samples", min_fraction=0.01, seed=3,
                       covariance_type="full", reg_covar=1e-3)
     assert seen[-1][3] == {"covariance_type": "full", "reg_covar": 1e-3}  # explicit options win
-    initial_selection(X, p0=35, method="kmeans", n_clusters=4, percentile_over="samples", min_fraction=0.01, random_state=3)
+    initial_selection(X, p0=35, init_method="kmeans", init_clusters=4, percentile_over="samples", min_fraction=0.01, seed=3)
     assert seen[-1] == ("kmeans", 4, 3, {})  # GMM options only for the GMM
     # min_fraction reaches the rule on the GMM path too: 90 % of the rows asked for
-    selection = initial_selection(X, p0=90, method="gmm", n_clusters=4, percentile_over="samples", min_fraction=0.9,
-                                  random_state=0)
+    selection = initial_selection(X, p0=90, init_method="gmm", init_clusters=4, percentile_over="samples", min_fraction=0.9,
+                                  seed=0)
     assert selection.fallback is True and len(selection.selected) >= 360
     # fit hands its own parameters over (min_fraction and seed included)
     explicit(epochs=0, init_clusters=5, seed=7, min_fraction=0.2).fit(X)
@@ -374,22 +374,22 @@ def test_initial_selection_uses_the_methods_own_variances_when_it_measures_them(
         return labels, {"variances": np.array([2.0, 3.0, 1.0, 0.5])}
 
     monkeypatch.setitem(clustering.METHODS, "own", (own, (), "test method"))
-    sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="samples", min_fraction=0.0, random_state=0)
+    sel = initial_selection(X, p0=50, init_method="own", init_clusters=3, percentile_over="samples", min_fraction=0.0, seed=0)
     assert sel.sizes.tolist() == [40, 30, 20, 0]  # the noise rows belong to no cluster; cluster 3 is empty
     assert sel.accepted.tolist() == [True, False, True, False]  # 50 of 100 rows wanted: cluster 2 (20), then cluster 0 (40)
     assert sel.extra["variances"].tolist() == [2.0, 3.0, 1.0, 0.5]
-    sel = initial_selection(X, p0=30, method="own", n_clusters=3, percentile_over="samples", min_fraction=0.0, random_state=0)
+    sel = initial_selection(X, p0=30, init_method="own", init_clusters=3, percentile_over="samples", min_fraction=0.0, seed=0)
     assert sel.accepted.tolist() == [True, True, True, False]  # 70 wanted: all three (the samples rule, not the clusters one)
     # the clusters rule keeps clusters 2 and 0 (60 rows); 65 % asked for: min_fraction reaches the rule
-    sel = initial_selection(X, p0=50, method="own", n_clusters=3, percentile_over="clusters", min_fraction=0.65, random_state=0)
+    sel = initial_selection(X, p0=50, init_method="own", init_clusters=3, percentile_over="clusters", min_fraction=0.65, seed=0)
     assert sel.fallback is True and sel.accepted.tolist() == [True, True, True, False]
 
 
 def test_initial_selection_is_seeded(modes):
     X, _ = modes
     noise = np.random.default_rng(0).normal(size=(300, 2))  # no structure: the partition depends on the seed
-    runs = [initial_selection(noise, p0=50, method="gmm", n_clusters=5, percentile_over="samples", min_fraction=0.01,
-                              random_state=seed).labels for seed in (1, 1, 2)]
+    runs = [initial_selection(noise, p0=50, init_method="gmm", init_clusters=5, percentile_over="samples", min_fraction=0.01,
+                              seed=seed).labels for seed in (1, 1, 2)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 

@@ -413,13 +413,13 @@ OTHER_CASES = [
     pytest.param("evaluate {scores} --plots {out}", 6, "cannot create folder", "out", None, id="evaluate:plots-is-a-file"),
     pytest.param("run {table} -o {out} --label-column label --anomaly-values bad", 6, "cannot create folder", "out", None, id="run:folder-is-a-file"),
     # --- invalid option values: exit 2 (7 for a GPU that is not there)
-    *[pytest.param(f"cluster {{features}} --p0 {v} -o {{out}}", 2, "--p0 must be in (0, 100)", None, None, id=f"cluster:p0={v}")
+    *[pytest.param(f"cluster {{features}} --p0 {v} -o {{out}}", 2, "--p0 must be a number in (0, 100)", None, None, id=f"cluster:p0={v}")
       for v in ("0", "100", "-5", "150")],
     pytest.param("run {table} -o {tmp}/run --p0 0", 2, "--p0", None, None, id="run:p0=0"),
-    pytest.param("train {features} {clusters} -o {out} --r 0", 2, "r must be >= 1", None, None, id="train:r=0"),
+    pytest.param("train {features} {clusters} -o {out} --r 0", 2, "--r must be an integer >= 1", None, None, id="train:r=0"),
     pytest.param("train {features} {clusters} -o {out} --lr -1", 2, "lr must be a positive number", None, None, id="train:lr<0"),
     pytest.param("train {features} {clusters} -o {out} --lr nan", 2, "lr must be a positive number", None, None, id="train:lr=nan"),
-    pytest.param("train {features} {clusters} -o {out} --p 100", 2, "p must be in (0, 100)", None, None, id="train:p=100"),
+    pytest.param("train {features} {clusters} -o {out} --p 100", 2, "--p must be a number in (0, 100)", None, None, id="train:p=100"),
     pytest.param("train {features} {clusters} -o {out} --batch-size 0", 2, "--batch-size", None, None, id="train:batch-size=0"),
     pytest.param("train {features} {clusters} -o {out} --epochs -1", 2, "epochs", None, None, id="train:epochs<0"),
     pytest.param("train {features} {clusters} -o {out} --layers 4,0", 2, "--layers", None, None, id="train:layers"),

@@ -222,10 +222,10 @@ def test_p_at_or_above_the_clusters_p0_is_refused(tmp_path, capsys, built):
 
 
 @pytest.mark.parametrize("option,value,words", [
-    ("--reselect-sample", "1", "--reselect-sample must be >= 2 rows, got 1"),
-    ("--batch-size", "0", "--batch-size must be 'auto' or >= 1, got 0"),
-    ("--min-fraction", "1", "--min-fraction must be in [0, 1), got 1.0"),
-    ("--reselect-clusters", "0", "--reselect-clusters must be >= 1, got 0"),
+    ("--reselect-sample", "1", "--reselect-sample must be 0 or an integer >= 2, got 1"),
+    ("--batch-size", "0", "--batch-size must be 'auto' or an integer >= 1, got 0"),
+    ("--min-fraction", "1", "--min-fraction must be a number in [0, 1), got 1.0"),
+    ("--reselect-clusters", "0", "--reselect-clusters must be an integer >= 1, got 0"),
 ])
 def test_an_option_out_of_its_range_is_named_as_typed(tmp_path, capsys, built, option, value, words):
     code, _, err = run_cli(capsys, "train", built["features"], built["clusters"], "-o", tmp_path / "m.h5", option, value)

@@ -27,7 +27,8 @@ from deepuad.artifacts.schema import (
     Array, Attr, Either, Flag, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value, python_value,
 )
 from deepuad.errors import DataError, InputError
-from deepuad.estimators.params import ACTIVATIONS, LIMITS, MAX_CONTAMINATION
+from deepuad.estimators.constraints import Integral, Options, Widths
+from deepuad.estimators.params import ACTIVATIONS, LIMITS, MAX_CONTAMINATION, MAX_EPOCHS, recorded
 from deepuad.estimators.parts import PARTS, SCORES
 from deepuad.estimators.scoring import FOREST_ARRAYS, check_forest
 
@@ -286,24 +287,34 @@ def read_model_state(f: h5py.File):
 
 # ----------------------------------------------------------------------------- the schema
 INTEGER = Number(0, integer=True)
-PERCENT = Number(0, 100, low_open=True)  # p0 and p; 100 itself would keep every cluster
-MAX_EPOCHS = 10**7
-# the parameters train records and load_model hands back to DeepUAD (DeepUAD._parameter_checks
-# says the same of them; it is not imported here: reading a model needs no torch)
-TRAIN_PARAMS = Record({
-    "p0": PERCENT, "p": PERCENT, "r": Number(1, integer=True), "epochs": Number(0, MAX_EPOCHS, integer=True),
-    "batch_size": Either((Text(choices=("auto",)), Number(1, integer=True))),
-    "lr": Number(0, low_open=True), "layers": Either((Text(choices=("auto",)), Seq(Number(1, MAX_WIDTH, integer=True),
-                                                                                    min_len=1, max_len=MAX_LAYERS))),
-    "activation": Text(choices=ACTIVATIONS), "loss": Text(choices=("mse", "cosine")),
-    "reselect_clusters": Number(1, integer=True), "reselect_fit_sample": Nullable(Number(2, integer=True)),
-    "percentile_over": Text(choices=("clusters", "samples")), "reselect_by": Text(choices=("error", "variance", "trim")),
-    "tol": Number(0, 1), "min_fraction": Number(0, 1), "precision": Text(choices=("32", "bf16", "16")),
-    "compile": Flag(), "seed": Number(0, 2**32 - 1, integer=True), "score": Text(choices=tuple(SCORES)),
-    "n_neighbors": Number(1, integer=True), "reference_size": Number(2, integer=True),
-    "init_by": Text(choices=("variance", "trim")), "trim_cutoff": Number(0, 100, low_open=True),
-    "cluster_cutoff": Nullable(Number(0, 100, low_open=True)),
-}, required=("epochs", "r"))  # they bound the records of "iterations"
+
+
+def _file_schema(constraints):
+    """The schema of a recorded parameter: what its constraints (params.PARAMS) allow, within what
+    a model file may declare (layers at most MAX_WIDTH wide, at most MAX_LAYERS of them)."""
+    kinds = tuple(_file_kind(constraint) for constraint in constraints)
+    return kinds[0] if len(kinds) == 1 else Either(kinds)
+
+
+def _file_kind(constraint):
+    if constraint is None:
+        return None
+    if constraint is bool:
+        return Flag()
+    if constraint is str:
+        return Text()
+    if isinstance(constraint, Options):
+        return Text(choices=constraint.choices())
+    if isinstance(constraint, Widths):
+        return Seq(_file_kind(dataclasses.replace(constraint.item, high=MAX_WIDTH)), min_len=1, max_len=MAX_LAYERS)
+    left, right = constraint.closed in ("both", "left"), constraint.closed in ("both", "right")
+    return Number(constraint.low, constraint.high if right else None, integer=constraint.kind is Integral,
+                  low_open=not left, below=None if right else constraint.high)
+
+
+# the parameters train records (params.recorded("model")) and load_model hands back to DeepUAD
+TRAIN_PARAMS = Record({param.key: _file_schema(param.constraints) for param in recorded("model") if param.constraints},
+                      required=("epochs", "r"))  # they bound the records of "iterations"
 ARCHITECTURE = Record({"n_features": Number(1, MAX_WIDTH, integer=True),
                        "layers": Seq(Number(1, MAX_WIDTH, integer=True), min_len=1, max_len=MAX_LAYERS),
                        "activation": Text(choices=ACTIVATIONS)}, required=("n_features", "layers", "activation"))

@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deepuad import __version__, signals
-from deepuad.estimators.params import torchrun_environment
+from deepuad.estimators.constraints import ParamError
+from deepuad.estimators.params import option_error, torchrun_environment
 from deepuad.errors import (
     EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, Terminated, UsageError,
 )
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
         _fail(str(error), error.exit_code)
+    except ParamError as error:  # a parameter a command was given, named by its option
+        _fail(str(option_error(error)), EXIT_USAGE)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except (typer.Abort, KeyboardInterrupt) as error:

@@ -12,11 +12,14 @@ from rich.table import Table
 
 from deepuad.errors import OutputError, UsageError
 from deepuad.estimators.params import (
-    BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, CLUSTERING_DEFAULTS, DEFAULTS, LIMITS, SCORE_BATCH_ROWS, torchrun_environment,
+    BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, DEFAULTS, LIMITS, METHOD_SPEC, SCORE_BATCH_ROWS, check_params, flag,
+    options_of, parse_layers, torchrun_environment,
 )
 from deepuad.cli.app import _emit, _report, _run_stage, app, state, stdout, strict_json
 from deepuad.cli.options import (
-    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CLUSTERS_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION, ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, METHOD_OPTION, MIN_FRACTION_OPTION, MISSING_OPTION, P0_OPTION, INIT_BY_OPTION, TRIM_CUTOFF_OPTION, CLUSTER_CUTOFF_OPTION, PAPER_OPTION, PERCENTILE_OPTION, SCALE_OPTION, SCORE_OPTION, SEED_OPTION, THREADS_OPTION, _csv, _id_columns, _layers, _shard, _size, _thres, _train_options, with_training_options,
+    ANOMALY_VALUES_OPTION, CATEGORICAL_OPTION, CLUSTER_PAPER_OPTION, CONTAMINATION_OPTION, DEVICE_OPTION, DROP_OPTION,
+    ID_COLUMN_OPTION, JSON_OPTION, LABEL_COLUMN_OPTION, MISSING_OPTION, PAPER_OPTION, SCALE_OPTION, SEED_OPTION,
+    THREADS_OPTION, _csv, _id_columns, _shard, _size, spec_values, with_spec_options,
     BASELINE_METHOD_OPTIONS, CLUSTER_METHOD_OPTIONS, check_option, refuse_unused,
 )
 
@@ -104,72 +107,34 @@ Paper values (Table 9): MNIST 0.1/7/1.4, CIFAR-10 and cats-vs-dogs 0.06/5/1.4, v
 
 
 @app.command(help=CLUSTER_HELP, epilog="Examples: deepuad cluster kdd.features.h5 --p0 35 ; deepuad cluster cifar.features.h5 --method distribution --thres 0.06 --min-clus 5 --max-dist 1.4")
+@with_spec_options("cluster", after="output")
 def cluster(
     ctx: typer.Context,
     features: Path = typer.Argument(..., help="A features file from 'deepuad extract'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file [default: <stem>.clusters.h5]."),
-    p0: float = P0_OPTION,
-    method: str = METHOD_OPTION,
-    clusters: int = CLUSTERS_OPTION,
-    percentile_over: str = PERCENTILE_OPTION,
-    min_fraction: float = MIN_FRACTION_OPTION,
-    init_by: str = INIT_BY_OPTION,
-    trim_cutoff: float = TRIM_CUTOFF_OPTION,
-    cluster_cutoff: Optional[float] = CLUSTER_CUTOFF_OPTION,
-    covariance: str = typer.Option(CLUSTERING_DEFAULTS["covariance_type"], "--covariance", help="gmm: covariance type: diag (robust on one-hot data), full, tied, spherical."),
-    fit_sample: Optional[int] = typer.Option(None, "--fit-sample", help="gmm/kmeans/hdbscan: fit on a random sample of this many rows (gmm/kmeans then assign all rows in chunks)."),
-    thres: str = typer.Option(str(CLUSTERING_DEFAULTS["thres"]), "--thres", help="distribution: profile-distance threshold, or 'auto'."),
-    min_clus: int = typer.Option(CLUSTERING_DEFAULTS["min_clus"], "--min-clus", help="distribution: a cluster needs more than this many points."),
-    max_dist: float = typer.Option(CLUSTERING_DEFAULTS["max_dist"], "--max-dist", help="distribution: stop seeding at this seed distance."),
-    dc_normalize: str = typer.Option(CLUSTERING_DEFAULTS["normalize"], "--dc-normalize", help="distribution: l2, center-l2 or none."),
-    anchors: int = typer.Option(CLUSTERING_DEFAULTS["n_anchors"], "--anchors", max=LIMITS["anchors"], help="distribution: anchor rows for distance profiles."),
-    neighbors: int = typer.Option(CLUSTERING_DEFAULTS["n_neighbors"], "--neighbors", max=LIMITS["neighbors"], help="distribution: kNN graph size for seeding."),
-    sample: Optional[int] = typer.Option(None, "--sample", help="distribution: cluster this many random rows, assign the rest out of sample."),
-    min_cluster_size: int = typer.Option(CLUSTERING_DEFAULTS["min_cluster_size"], "--min-cluster-size", help="hdbscan: minimum cluster size."),
     paper: bool = CLUSTER_PAPER_OPTION,
-    seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
+    **options,  # the options of with_spec_options
 ):
     from deepuad.stages.cluster import cluster as stage
-    from deepuad.estimators.params import PAPER_READING
 
-    refuse_unused(ctx, method, CLUSTER_METHOD_OPTIONS)
-    if method == "distribution":  # what the help texts state, before any work (the estimator's own errors are exit 4)
-        check_option("--min-clus", min_clus, lambda v: v >= 0, ">= 0")
-        check_option("--max-dist", max_dist, lambda v: 0 < v <= 4 or (v > 0 and dc_normalize == "none"),
-                     "in (0, 4], a squared distance between unit vectors (any positive value with --dc-normalize none)")
-        check_option("--dc-normalize", dc_normalize, lambda v: v in ("l2", "center-l2", "none"), "one of l2, center-l2, none")
-        check_option("--anchors", anchors, lambda v: v >= 1, ">= 1")
-        check_option("--neighbors", neighbors, lambda v: v >= 1, ">= 1")
-        check_option("--sample", sample, lambda v: v is None or v >= 2, ">= 2 rows")
-    if method == "hdbscan":
-        check_option("--min-cluster-size", min_cluster_size, lambda v: v >= 2, ">= 2")
-    percentile_over = PAPER_READING["percentile_over"] if paper else percentile_over
-    options = {"covariance_type": covariance, "fit_sample": fit_sample, "min_cluster_size": min_cluster_size}
-    if method == "distribution":
-        options.update(thres=_thres(thres), min_clus=min_clus, max_dist=max_dist, normalize=dc_normalize,
-                       n_anchors=anchors, n_neighbors=neighbors, sample=sample)
-    _run_stage(
-        stage, as_json, "cluster", features_path=features, output=output, method=method, n_clusters=clusters,
-        p0=p0, percentile_over=percentile_over, min_fraction=min_fraction, seed=seed, method_options=options,
-        init_by=init_by, trim_cutoff=trim_cutoff, cluster_cutoff=cluster_cutoff,
-    )
+    refuse_unused(ctx, options["init_method"], CLUSTER_METHOD_OPTIONS)
+    values = spec_values("cluster", options, paper)
+    method_options = {name: values.pop(name) for name in METHOD_SPEC}
+    if values["init_method"] != "distribution":  # a clusters file records the other methods' options whatever the method
+        method_options = {name: value for name, value in method_options.items() if METHOD_SPEC[name].methods != ("distribution",)}
+    _run_stage(stage, as_json, "cluster", features_path=features, output=output, method_options=method_options, **values)
 
 
 @app.command(epilog="Example: deepuad train kdd.features.h5 kdd.clusters.h5 --p 30 --r 10 --epochs 200 --layers 60,30,10")
-@with_training_options(after="output")
+@with_spec_options("train", after="output")
 def train(
     features: Path = typer.Argument(..., help="The features file the clusters were made from."),
     clusters: Path = typer.Argument(..., help="The clusters file from 'deepuad cluster'."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output model file [default: <stem>.model.h5]."),
-    min_fraction: float = typer.Option(DEFAULTS["min_fraction"], "--min-fraction", help="Guard against a tiny training set (share of rows)."),
-    score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
     device: str = DEVICE_OPTION,
-    precision: str = typer.Option(DEFAULTS["precision"], "--precision", help="32 (default, exact resume), bf16 or 16 (mixed precision, for GPUs)."),
-    compile: bool = typer.Option(DEFAULTS["compile"], "--compile", help="torch.compile the network (pays off on GPUs and long runs)."),
     threads: Optional[int] = THREADS_OPTION,
-    seed: int = SEED_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue the run that was writing the output, from its checkpoint "
                                 "beside it (<output stem>.checkpoint.h5), else train the model in the output on (e.g. with more "
                                 "--epochs); exit 3 when there is neither."),
@@ -178,7 +143,7 @@ def train(
     force: bool = typer.Option(False, "--force", help="Use a clusters file made from other features, or --resume a checkpoint "
                                "made with other parameters or inputs, anyway."),
     as_json: bool = JSON_OPTION,
-    **training,  # the options of with_training_options
+    **options,  # the options of with_spec_options
 ):
     """Algorithm 1: train the autoencoder, re-selecting the training set every r epochs until it stops changing. A run
     checkpoints beside its output; only the finished model replaces the output. Progress: on a terminal a bar with the
@@ -188,12 +153,12 @@ def train(
     if resume and resume_or_start:
         raise UsageError("--resume and --resume-or-start exclude each other: --resume fails when there is nothing to "
                          "resume, --resume-or-start then starts afresh")
-    options = _train_options(training, min_fraction, seed, precision, compile, score, paper)
+    values = spec_values("train", options, paper)
     if torchrun_environment()["RANK"] > 0:  # under torchrun only rank 0 reports; the others still print errors
         state["quiet"], as_json = True, False
     _run_stage(stage, as_json, "train", features_path=features, clusters_path=clusters, output=output,
                resume="required" if resume else "if-possible" if resume_or_start else "never", force=force, device=device,
-               threads=threads, **options)
+               threads=threads, **values)
 
 
 @app.command(epilog="Examples: deepuad score kdd.model.h5 new.features.h5 --contamination 0.2 --json ; "
@@ -219,7 +184,7 @@ def score(
                                                   "not a bad night. Checked before --fail-above."),
     as_json: bool = JSON_OPTION,
 ):
-    """Score every row with the model's score (train --score; default combined: log reconstruction error and isolation forest, each robustly scaled), higher = more anomalous. The rows the model was trained on were scored by train already: their scores are taken from the model (the same numbers)."""
+    """Score every row with the model's score (train --score), higher = more anomalous. The rows the model was trained on were scored by train already: their scores are taken from the model (the same numbers)."""
     from deepuad.cli.answers import check_fail_above, check_fail_options
     from deepuad.stages.score import score as stage
 
@@ -277,7 +242,7 @@ def baseline(
     check_option("--activation", activation, lambda v: v in ACTIVATIONS, "one of " + ", ".join(ACTIVATIONS))
     _run_stage(stage, as_json, "baseline", features_path=features, method=method, score_features=score_features,
                output=output, contamination=contamination, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-               layers=_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
+               layers=parse_layers(layers), activation=activation, max_train_samples=max_train_samples, device=device, threads=threads)
 
 
 @app.command(epilog="Example: deepuad evaluate kdd.scores.h5 --plots report/ --json")
@@ -295,7 +260,7 @@ def evaluate(
 
 
 @app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. --epochs 50")
-@with_training_options(after="p0")
+@with_spec_options("run", after="id_column")
 def run(
     ctx: typer.Context,
     input: Path = typer.Argument(..., help="Raw input for extract: CSV/TSV with a header (.gz ok), Parquet or Arrow/Feather, .npy, .npz (X, optional y)."),
@@ -307,45 +272,32 @@ def run(
     scale: Optional[str] = SCALE_OPTION,
     missing: Optional[str] = MISSING_OPTION,
     id_column: Optional[list[str]] = ID_COLUMN_OPTION,
-    method: str = METHOD_OPTION,
-    clusters: int = CLUSTERS_OPTION,
-    p0: float = P0_OPTION,
-    min_fraction: float = MIN_FRACTION_OPTION,
-    init_by: str = INIT_BY_OPTION,
-    score: str = SCORE_OPTION,
     paper: bool = PAPER_OPTION,
-    contamination: Optional[float] = CONTAMINATION_OPTION,
     device: str = DEVICE_OPTION,
     threads: Optional[int] = THREADS_OPTION,
-    seed: int = SEED_OPTION,
     as_json: bool = JSON_OPTION,
-    **training,  # the options of with_training_options
+    **options,  # the options of with_spec_options
 ):
     """All four stages into one folder. A stage whose artifact is already there with the same
     parameters and inputs is skipped, and a checkpointed model resumes, so re-running after a
     crash continues where it stopped."""
     from deepuad.stages import cluster as cluster_stage, extract as extract_stage, score as score_stage, train as train_stage
-    from deepuad.stages._common import require_exists
-
-    # validate before creating the folder: a failed command leaves nothing behind
-    options = _train_options(training, min_fraction, seed, score=score, paper=paper)
-    from deepuad.estimators.detector import DeepUAD
-    from deepuad.estimators.selection import check_initial_selection
+    from deepuad.stages._common import check_threshold_options, require_exists
     from deepuad.inputs.arrays import SCALERS
-    from deepuad.stages._common import check_threshold_options
-    from deepuad.stages.cluster import as_option
+    from deepuad.artifacts import is_same_or_inside
 
-    try:  # every stage's options, checked as each stage would: a bad --lr must not leave features.h5 behind
-        check_initial_selection(method=method, p0=p0, n_clusters=clusters, percentile_over=options["percentile_over"],
-                                min_fraction=min_fraction)
-        DeepUAD(**options).check_params()
-    except ValueError as error:
-        raise UsageError(as_option(str(error))) from None
+    # every stage's options, checked as each stage would before the folder is made: a bad --lr
+    # must not leave features.h5 behind
+    values = spec_values("run", options, paper)
+    contamination = values.pop("contamination")
+    check_params(values)
     check_threshold_options(contamination, None)
     check_option("--scale", scale, lambda v: v is None or v in SCALERS, "one of " + ", ".join(SCALERS))
-    refuse_unused(ctx, method, CLUSTER_METHOD_OPTIONS)
-    check_option("--p", options["p"], lambda v: v < p0, f"below --p0 ({p0:g}): re-selection is stricter than the initial one")
-    from deepuad.artifacts import is_same_or_inside
+    refuse_unused(ctx, values["init_method"], CLUSTER_METHOD_OPTIONS)
+    check_option(flag("p"), values["p"], lambda v: v < values["p0"],
+                 f"below {flag('p0')} ({values['p0']:g}): re-selection is stricter than the initial one")
+    clustering = {param.name: values[param.name] for param in options_of("cluster") if param.name in values}
+    training = {param.name: values[param.name] for param in options_of("train") if param.name in values}
 
     input = require_exists(input)
     f, c, m, s = (output_dir / f"{name}.h5" for name in ("features", "clusters", "model", "scores"))
@@ -363,12 +315,10 @@ def run(
     summaries["extract"] = _run_stage(extract_stage.extract, False, "extract", input_path=input, output=f, categorical=_csv(categorical),
                                       drop=_csv(drop), label_column=label_column, anomaly_values=_csv(anomaly_values) or None,
                                       scale=scale, missing=missing, id_columns=_id_columns(id_column), skip_current=True)
-    summaries["cluster"] = _run_stage(cluster_stage.cluster, False, "cluster", features_path=f, output=c, method=method, n_clusters=clusters,
-                                      p0=p0, percentile_over=options["percentile_over"], min_fraction=min_fraction, seed=seed,
-                                      init_by=init_by, trim_cutoff=options["trim_cutoff"], cluster_cutoff=options["cluster_cutoff"],
-                                      skip_current=True)
+    summaries["cluster"] = _run_stage(cluster_stage.cluster, False, "cluster", features_path=f, output=c, skip_current=True,
+                                      **clustering)
     summaries["train"] = _run_stage(train_stage.train, False, "train", features_path=f, clusters_path=c, output=m, device=device,
-                                    threads=threads, skip_current=True, resume="if-possible", **options)
+                                    threads=threads, skip_current=True, resume="if-possible", **training)
     summaries["score"] = _run_stage(score_stage.score, False, "score", model_path=m, features_path=f, output=s,
                                     contamination=contamination, device=device, threads=threads, skip_current=True)
     state["quiet"] = quiet

@@ -29,7 +29,7 @@ def _mlp(widths: list[int], activation: str) -> nn.Sequential:
 
 
 class Autoencoder(nn.Module):
-    def __init__(self, n_features: int, layers: tuple[int, ...] = (60, 30, 10), activation: str = "tanh"):
+    def __init__(self, n_features: int, layers: tuple[int, ...] = (60, 30, 10), activation: str = params.DEFAULTS["activation"]):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")

@@ -8,11 +8,12 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
   PyOD's base class does, instead of inherited from ``sklearn.base.BaseEstimator``: importing
   scikit-learn is slow, and ``deepuad score`` needs none of it (its forest is
   NumPy arrays);
-* each estimator declares its parameters' constraints once, in ``_parameter_checks``
-  (name -> (test, what the value must be)); ``check_params`` (called by ``fit``, and by the
-  command line before any work) raises ValueError naming the first parameter that fails;
-  what several layers share (DeepUAD's defaults, the range of ``contamination``) is declared
-  in ``params``;
+* each estimator declares its parameters' constraints once, in ``_parameter_checks``: name ->
+  the kinds its value may be, in scikit-learn's ``_parameter_constraints`` form but deepuad's own
+  vocabulary (``constraints.py``; scikit-learn's checks read that name with its own classes,
+  which cost ~2 s to import); ``check_params`` (called by ``fit``, and by the stages before any
+  work) raises ValueError naming the first parameter that fails; DeepUAD's parameters and the
+  range of ``contamination`` are declared in ``params``;
 * the seed is ``seed`` in DeepUAD and ``random_state`` (scikit-learn's name) in the baselines
   because both names are recorded in artifacts (a model file's params hold ``seed``, a
   baseline's scores file ``random_state``): renaming either would change those files or need a
@@ -29,21 +30,20 @@ Modelled on scikit-learn's estimators (``sklearn.base.BaseEstimator``) and PyOD'
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
-from typing import Callable
 
 import numpy as np
-from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination, check_value
+from deepuad.estimators.constraints import Integral, Interval, Real, check
+from deepuad.estimators.params import BASELINE_DEFAULTS, CONTAMINATION, check_contamination
 
 
 class BaseDetector:
     """Base class: subclasses implement ``_fit(X)`` and ``decision_function(X)`` and declare
     ``_parameter_checks``."""
 
-    # name -> (test of the value, what the value must be): the message is
-    # "<name> must be <what>, got <value>"; checked in this order
-    _parameter_checks: dict[str, tuple[Callable[[object], bool], str]] = {
+    # name -> the kinds its value may be; the message is "<name> must be <what>, got <value>";
+    # checked in this order
+    _parameter_checks: dict[str, tuple] = {
         "contamination": CONTAMINATION,
     }
 
@@ -89,8 +89,8 @@ class BaseDetector:
 
     def check_params(self) -> None:
         """ValueError naming the first parameter that breaks its constraint."""
-        for name, constraint in self._parameter_checks.items():
-            check_value(name, getattr(self, name), constraint)
+        for name, constraints in self._parameter_checks.items():
+            check(name, getattr(self, name), constraints)
 
     def fit(self, X, y=None) -> "BaseDetector":
         """Learn from the rows of X; ``y`` is ignored (unsupervised; accepted for Pipeline)."""
@@ -180,10 +180,6 @@ def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def check_array(X, min_samples: int = 1) -> np.ndarray:
     """A finite 2-D float32 array of at least ``min_samples`` rows and one column, or an error
     worded as scikit-learn's ``check_array`` words it (its estimator checks match on those
@@ -242,28 +238,6 @@ def threshold_for_contamination(scores: np.ndarray, contamination: float) -> flo
 
 # --------------------------------------------------------------------------- parameter tests the estimators share
 
-def _positive_int(value) -> bool:
-    return is_int(value) and value >= 1
-
-
-def _max_samples(value) -> bool:
-    if isinstance(value, str):
-        return value == "auto"
-    return value >= 1 if is_int(value) else is_real(value) and 0.0 < value <= 1.0
-
-
-def _gamma(value) -> bool:
-    return value in ("scale", "auto") if isinstance(value, str) else is_real(value) and value > 0
-
-
-def _widths(value) -> bool:
-    try:
-        hidden = tuple(value)
-    except TypeError:
-        return False
-    return bool(hidden) and all(_positive_int(h) for h in hidden)
-
-
 def _torch_device(value) -> bool:
     import torch
 
@@ -274,6 +248,6 @@ def _torch_device(value) -> bool:
     return True
 
 
-_RANDOM_STATE = (lambda v: v is None or (is_int(v) and v >= 0), "None or a non-negative integer")
-_POSITIVE_INT = (_positive_int, "a positive integer")
-_POSITIVE_NUMBER = (lambda v: is_real(v) and v > 0 and math.isfinite(v), "a positive number")  # a learning rate
+RANDOM_STATE = (None, Interval(Integral, 0))
+POSITIVE_INT = (Interval(Integral, 1),)
+POSITIVE_NUMBER = (Interval(Real, 0, closed="neither"),)  # a learning rate

@@ -20,9 +20,9 @@ from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 
 from deepuad.estimators.base import (
-    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _gamma, _max_samples, _positive_int, check_array,
-    is_int, is_real,
+    CONTAMINATION, POSITIVE_INT, POSITIVE_NUMBER, RANDOM_STATE, BaseDetector, _check_width, check_array, is_int,
 )
+from deepuad.estimators.constraints import Integral, Interval, Options, Real
 from deepuad.estimators.dagmm import DAGMMDetector  # written in torch: its own module
 from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, DEFAULTS
 
@@ -45,10 +45,10 @@ class IsolationForestDetector(BaseDetector):
     """
 
     _parameter_checks = {
-        "n_estimators": _POSITIVE_INT,
-        "max_samples": (_max_samples, "'auto', a positive int or a float in (0, 1]"),
+        "n_estimators": POSITIVE_INT,
+        "max_samples": (Options(("auto",)), Interval(Integral, 1), Interval(Real, 0, 1, closed="right")),
         "contamination": CONTAMINATION,
-        "random_state": _RANDOM_STATE,
+        "random_state": RANDOM_STATE,
     }
 
     def __init__(self, n_estimators=100, max_samples="auto", contamination=BASELINE_DEFAULTS["contamination"], random_state=0):
@@ -101,12 +101,12 @@ class OCSVMDetector(BaseDetector):
     _KERNELS = ("linear", "poly", "rbf", "sigmoid")
 
     _parameter_checks = {
-        "kernel": (lambda v: v in OCSVMDetector._KERNELS, f"one of {_KERNELS}"),
-        "nu": (lambda v: is_real(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
-        "gamma": (_gamma, "'scale', 'auto' or a positive number"),
-        "max_train_samples": (lambda v: v is None or _positive_int(v), "a positive integer"),
+        "kernel": (Options(_KERNELS),),
+        "nu": (Interval(Real, 0, 1, closed="right"),),
+        "gamma": (Options(("scale", "auto")), Interval(Real, 0, closed="neither")),
+        "max_train_samples": (None, *POSITIVE_INT),
         "contamination": CONTAMINATION,
-        "random_state": _RANDOM_STATE,
+        "random_state": RANDOM_STATE,
     }
 
     def __init__(self, kernel="rbf", nu=0.1, gamma="scale", max_train_samples=BASELINE_DEFAULTS["max_train_samples"],
@@ -150,8 +150,8 @@ class AutoencoderDetector(BaseDetector):
     # before (the command line calls check_params before any work)
     _parameter_checks = {
         "contamination": CONTAMINATION,
-        "epochs": _POSITIVE_INT,  # at least one: the network is trained on all rows, not just built
-        "lr": _POSITIVE_NUMBER,
+        "epochs": POSITIVE_INT,  # at least one: the network is trained on all rows, not just built
+        "lr": POSITIVE_NUMBER,
     }
 
     def __init__(self, epochs=BASELINE_EPOCHS["ae"], batch_size=BASELINE_DEFAULTS["batch_size"], lr=BASELINE_LR["ae"],

@@ -11,8 +11,9 @@ from torch import nn
 from deepuad.estimators.autoencoder import EagerAdam
 
 from deepuad.estimators.base import (
-    CONTAMINATION, _POSITIVE_INT, _POSITIVE_NUMBER, _RANDOM_STATE, BaseDetector, _check_width, _torch_device, _widths, check_array, is_real,
+    CONTAMINATION, POSITIVE_INT, POSITIVE_NUMBER, RANDOM_STATE, BaseDetector, _check_width, _torch_device, check_array,
 )
+from deepuad.estimators.constraints import Integral, Interval, Real, Satisfies, Widths
 from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_LR
 
 
@@ -152,17 +153,17 @@ class DAGMMDetector(BaseDetector):
     """
 
     _parameter_checks = {
-        "hidden": (_widths, "a non-empty sequence of positive integers"),
-        "n_gmm": _POSITIVE_INT,
-        "est_hidden": _POSITIVE_INT,
-        "dropout": (lambda v: is_real(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
-        "epochs": _POSITIVE_INT,
-        "batch_size": _POSITIVE_INT,
-        "lr": _POSITIVE_NUMBER,
-        "lambda_energy": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
-        "lambda_cov": (lambda v: is_real(v) and v >= 0 and math.isfinite(v), "a non-negative finite number"),
-        "device": (_torch_device, "a torch device string such as 'cpu' or 'cuda'"),
-        "random_state": _RANDOM_STATE,
+        "hidden": (Widths(Interval(Integral, 1)),),
+        "n_gmm": POSITIVE_INT,
+        "est_hidden": POSITIVE_INT,
+        "dropout": (Interval(Real, 0, 1, closed="left"),),
+        "epochs": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "lr": POSITIVE_NUMBER,
+        "lambda_energy": (Interval(Real, 0),),
+        "lambda_cov": (Interval(Real, 0),),
+        "device": (Satisfies(_torch_device, "a torch device string such as 'cpu' or 'cuda'"),),
+        "random_state": RANDOM_STATE,
         "contamination": CONTAMINATION,
     }
 

@@ -9,10 +9,10 @@
     until S_train no longer changes (or the epoch budget is spent)
     score(x) = the error of the network trained on S_train, with distances to the data   # parts.py
 
-The score: ``score="cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x))). The default,
-``score="distance+forest"``, combines the log squared error of the network trained on the kept
-rows with three parts fitted on a sample of all rows (parts.py: the k-NN distance to distinct
-rows, an isolation forest and the distance beyond a column's fenced range).
+The score (``score``, parts.SCORES): ``"cosine"`` is the paper's h(x) = 1 - cos(x, decoder(encoder(x)));
+the others combine the log squared error of the network trained on the kept rows with parts fitted
+on a sample of all rows (parts.py: ``"distance+forest"`` the k-NN distance to distinct rows, an
+isolation forest and the distance beyond a column's fenced range).
 ``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
 above the median score; for ``score="combined"`` of the plain mean of its parts: ``_scores`` says
 why); it sets ``threshold_`` unless ``contamination`` is given.
@@ -21,20 +21,17 @@ The cleaning: ``reselect_by="variance"`` (the paper's, the default) or ``"trim"`
 rows within a fence of the kept rows' own scores, so the kept share follows the data); the first
 training set likewise (``init_by``).
 
-Readings of the paper settled here (see docs/fidelity.md):
+Readings of the paper settled here (docs/fidelity.md gives the reasons and measurements):
 * Algorithm 1 spends every r-th epoch on re-selection instead of training; here a
   re-selection follows every r *training* epochs, so ``epochs`` counts training epochs.
-* "No change" is relaxed to "at most ``tol`` x N indices changed" (default 5 %); ``tol=0`` is
-  the paper's literal rule. On KDDCUP the selections otherwise oscillate between states for
-  the whole budget (see docs/results.md).
+* "No change" is relaxed to "at most ``tol`` x N indices changed"; ``tol=0`` is the paper's
+  literal rule (on KDDCUP the selections otherwise oscillate for the whole budget).
 * Re-selection: the paper's, a GMM on z keeping the low-variance clusters (``reselect_by=
-  "variance"``, the default), with the GMM fitted on ``reselect_fit_sample`` (20,000) random rows
-  and every row assigned (same selection up to 0.5 % of rows on KDDCUP, 11x faster). It grows the
-  training set back over normal modes the initial clustering left out: a left-out mode is a
-  tight cluster in z even though its error is high. Keeping the rows whose error is below the
-  (100 - p)th percentile (``reselect_by="error"``) cannot do that: on KDDCUP a left-out normal
-  mode reconstructs worse than the anomalies, so the rule keeps anomalies first (docs/fidelity.md:
-  5 % contamination, AUROC 71.6 with "error" vs 94-99 with "variance").
+  "variance"``), with the GMM fitted on ``reselect_fit_sample`` random rows and every row
+  assigned. It grows the training set back over normal modes the initial clustering left out:
+  a left-out mode is a tight cluster in z even though its error is high. Keeping the rows whose
+  error is below the (100 - p)th percentile (``reselect_by="error"``) cannot do that: a left-out
+  normal mode may reconstruct worse than the anomalies, and the rule then keeps anomalies first.
 * The training loss is MSE between x and its reconstruction (the paper does not name it);
   ``loss="cosine"`` trains on the score itself.
 
@@ -61,14 +58,12 @@ import torch
 from deepuad.estimators import cleaning, parts as score_parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score, reconstruction_errors
 from deepuad.estimators.distributed import World
-from deepuad.estimators.base import _POSITIVE_NUMBER, BaseDetector, _check_width, check_array, not_fitted
+from deepuad.estimators.base import BaseDetector, _check_width, check_array, not_fitted
 from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests and callers import it from here)
-from deepuad.estimators.params import ACTIVATIONS, PAPER_READING, CONTAMINATION, DEFAULTS, SCORE_BATCH_ROWS, check_contamination, is_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
-from deepuad.estimators.selection import INITIAL_SELECTION_CHECKS, PERCENT, Selection, initial_selection, n_changed, select
+from deepuad.estimators.params import CONSTRAINTS, DEFAULTS, PAPER_READING, SCORE_BATCH_ROWS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
+from deepuad.estimators.selection import Selection, initial_selection, n_changed, select
 
 
-RESELECT_BY = ("error", "variance", "trim")
-PRECISIONS = ("32", "bf16", "16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -89,14 +84,11 @@ class Iteration:
         return len(self.selected)
 
 
-def _int_at_least(minimum: int):
-    return lambda value: int(value) >= minimum
-
-
 class DeepUAD(BaseDetector):
     """Deep end-to-end unsupervised anomaly detection (the paper's Algorithm 1).
 
-    Parameters mirror the paper's Table 8 (KDDCUP defaults, declared in ``params.DEFAULTS``).
+    Parameters mirror the paper's Table 8 (KDDCUP defaults); each is declared, with its default
+    and constraints, in ``params.PARAMS``. ``__init__`` only stores them; ``fit`` checks them.
     ``contamination`` only sets ``threshold_``/``labels_``; ``None`` means ``contamination_``, the
     share estimated from the training scores (the paper used p/100, its guess of the anomaly share).
 
@@ -107,33 +99,8 @@ class DeepUAD(BaseDetector):
     ``labels_``.
     """
 
-    # every parameter's constraint, checked in this order by check_params (the CLI calls it before any work)
-    _parameter_checks = {
-        "p0": INITIAL_SELECTION_CHECKS["p0"],
-        "p": PERCENT,
-        "r": (_int_at_least(1), ">= 1"),
-        "epochs": (_int_at_least(0), ">= 0"),
-        "batch_size": (lambda v: v == "auto" or int(v) >= 1, "'auto' or >= 1"),
-        "lr": _POSITIVE_NUMBER,
-        "layers": (lambda v: v == "auto" or (len(v) >= 1 and min(v) >= 1), "'auto' or positive widths"),
-        "activation": (lambda v: v in ACTIVATIONS, " or ".join(ACTIVATIONS)),
-        "loss": (lambda v: v in ("mse", "cosine"), "mse or cosine"),
-        "percentile_over": INITIAL_SELECTION_CHECKS["percentile_over"],
-        "reselect_clusters": (_int_at_least(1), ">= 1"),
-        "reselect_by": (lambda v: v in RESELECT_BY, f"one of {', '.join(RESELECT_BY)}"),
-        "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-        "tol": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "min_fraction": INITIAL_SELECTION_CHECKS["min_fraction"],
-        "reselect_fit_sample": (lambda v: v is None or int(v) >= 2, ">= 2 rows"),
-        "seed": INITIAL_SELECTION_CHECKS["random_state"],  # the seed of the initial clustering too
-        "contamination": (lambda v: v is None or is_contamination(v), f"None or {CONTAMINATION[1]}"),
-        "score": (lambda v: v in score_parts.SCORES, f"one of {', '.join(score_parts.SCORES)}"),
-        "init_by": INITIAL_SELECTION_CHECKS["rule"],
-        "trim_cutoff": INITIAL_SELECTION_CHECKS["trim_cutoff"],
-        "cluster_cutoff": INITIAL_SELECTION_CHECKS["cluster_cutoff"],
-        "n_neighbors": (_int_at_least(1), ">= 1"),
-        "reference_size": (_int_at_least(2), ">= 2 rows"),
-    }
+    # every parameter's constraints (params.PARAMS), checked by ``fit`` in this order
+    _parameter_checks = CONSTRAINTS
 
     def __init__(
         self,
@@ -154,11 +121,11 @@ class DeepUAD(BaseDetector):
         reselect_by: str = DEFAULTS["reselect_by"],
         tol: float = DEFAULTS["tol"],
         min_fraction: float = DEFAULTS["min_fraction"],
-        device: str = "cpu",
+        device: str = DEFAULTS["device"],
         precision: str = DEFAULTS["precision"],
         compile: bool = DEFAULTS["compile"],
         seed: int = DEFAULTS["seed"],
-        contamination: float | None = None,
+        contamination: float | None = DEFAULTS["contamination"],
         score: str = DEFAULTS["score"],
         n_neighbors: int = DEFAULTS["n_neighbors"],
         reference_size: int = DEFAULTS["reference_size"],
@@ -189,7 +156,7 @@ class DeepUAD(BaseDetector):
             if initial is None:
                 initial = initial_selection(
                     X, self.p0, self.init_method, self.init_clusters, self.percentile_over, self.min_fraction, self.seed,
-                    rule=self.init_by, trim_cutoff=self.trim_cutoff, cluster_cutoff=self.cluster_cutoff,
+                    self.init_by, self.trim_cutoff, self.cluster_cutoff,
                 )
                 initial = initial.selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
@@ -217,8 +184,8 @@ class DeepUAD(BaseDetector):
             self.model_ = Autoencoder(n_features, self.layers_, self.activation)
         self.model_.to(self.device)
         if with_optimizer:  # scoring needs none
-            # foreach: all tensors per update op instead of one op per tensor; the same numbers on CPU
-            # (tests/test_imports.py), about 4 % less time per step on the KDDCUP network (bench/adam_step.py)
+            # foreach: one op per update over all tensors; the same numbers on CPU as one op per tensor,
+            # in less time per step (tests/test_imports.py checks the numbers)
             self.optimizer_ = EagerAdam(self.model_.parameters(), lr=self.lr, foreach=True)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)
@@ -313,8 +280,7 @@ class DeepUAD(BaseDetector):
         """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
         total = torch.zeros((), device=self.device)
         for start in range(0, len(order), batch_size):
-            # index_select copies the same rows as X[...] and is about 4x faster on the CPU (0.08 against
-            # 0.36 ms for 1,024 rows of 118 columns: 1.5 s of a 30-epoch fit on KDDCUP's 247k rows)
+            # index_select copies the same rows as X[...], several times faster on the CPU
             batch = X.index_select(0, order[start : start + batch_size])
             if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
@@ -359,7 +325,7 @@ class DeepUAD(BaseDetector):
         return self._variance_selection(codes, errors, self._gmm_seed())
 
     def _gmm_seed(self) -> int:
-        """A different but reproducible GMM seed per re-selection (a fixed one measured no better)."""
+        """A different but reproducible GMM seed per re-selection."""
         return int(np.random.default_rng([self.seed, len(self.iterations_)]).integers(2**31 - 1))
 
     def _z_labels(self, codes: np.ndarray, errors: np.ndarray, gmm_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -646,7 +612,7 @@ class DeepUAD(BaseDetector):
 def auto_layers(n_features: int) -> tuple[int, ...]:
     """Encoder widths sized to the data: d/2 then d/4, at most 64 and 32. The paper's 60-30-10 is
     KDDCUP's (118 columns); on 3 columns it would be over-complete and learn the identity, on
-    1,500 it would be slow for nothing (measured on the panel: bench/panel.py)."""
+    1,500 it would be slow for nothing."""
     return (min(64, math.ceil(n_features / 2)), max(1, min(32, math.ceil(n_features / 4))))
 
 

@@ -77,7 +77,7 @@ class NearestRows(Part):
     name = "knn"
     covers = "local and global anomalies, copies of one odd row included: rows with no other row near them"
 
-    def __init__(self, n_neighbors: int = 5):
+    def __init__(self, n_neighbors: int):
         self.n_neighbors = n_neighbors
 
     def fit(self, reference, seed):
@@ -208,8 +208,8 @@ SCORES: dict[str, tuple[str, ...]] = {
 WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
 
 
-def make(name: str, n_neighbors: int = 5) -> Part:
-    """A new, unfitted part by name (the k-NN part takes its k)."""
+def make(name: str, n_neighbors: int) -> Part:
+    """A new, unfitted part by name (the k-NN part takes its k, DeepUAD's ``n_neighbors``)."""
     return PARTS[name](n_neighbors) if name == "knn" else PARTS[name]()
 
 

@@ -24,46 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS, check_value
-
-PERCENTILE_OVER = ("clusters", "samples")
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-
-# p0 and p, thresholds in percent: 0 would leave every cluster out, 100 keep every one
-PERCENT = (lambda v: 0 < v < 100, "in (0, 100)")
-
-# the parameters of initial_selection, C(X, p0): name -> (test of the value, what it must be, or
-# a function that says it), checked in this order by check_initial_selection; DeepUAD's table
-# reuses the ones they share
-INITIAL_SELECTION_CHECKS = {
-    "method": (lambda v: v in _clustering_methods(), lambda: "one of " + ", ".join(_clustering_methods())),
-    "p0": PERCENT,
-    "n_clusters": (lambda v: v >= 1, ">= 1"),
-    "percentile_over": (lambda v: v in PERCENTILE_OVER, "one of " + ", ".join(PERCENTILE_OVER)),
-    "min_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "random_state": (lambda v: int(v) >= 0, ">= 0"),
-    "covariance_type": (lambda v: v is None or v in COVARIANCE_TYPES, "one of " + ", ".join(COVARIANCE_TYPES)),
-    "fit_sample": (lambda v: v is None or v >= 2, ">= 2 rows"),
-    "rule": (lambda v: v in ("variance", "trim"), "variance or trim"),
-    "trim_cutoff": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100, "a number in (0, 100)"),
-    "cluster_cutoff": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100),
-                       "None or a number in (0, 100)"),
-}
-
-
-def _clustering_methods():
-    from deepuad.estimators.clustering import METHODS  # imported when needed (kmeans, hdbscan: scikit-learn)
-
-    return METHODS
-
-
-def check_initial_selection(**params) -> None:
-    """ValueError naming the first of ``params`` (names of INITIAL_SELECTION_CHECKS) that breaks
-    its constraint; ``covariance_type`` only applies to method "gmm" (pass None otherwise)."""
-    for name, constraint in INITIAL_SELECTION_CHECKS.items():
-        if name in params:
-            check_value(name, params[name], constraint)
-
+from deepuad.estimators.params import CLUSTERING_DEFAULTS, DEFAULTS
 
 _CHUNK = 65536  # rows per pass: keeps the temporary (chunk x features) arrays small
 
@@ -114,9 +75,8 @@ def select_low_variance(
     over: str = "clusters",
     min_fraction: float = DEFAULTS["min_fraction"],
 ) -> Selection:
-    """Apply the percentile rule with threshold p (in percent, 0 < p < 100)."""
-    check_value("p", p, PERCENT)
-    check_value("percentile_over", over, INITIAL_SELECTION_CHECKS["percentile_over"])
+    """Apply the percentile rule with threshold p (in percent, 0 < p < 100; the caller has checked
+    it and ``over``, as DeepUAD.fit and the cluster stage do)."""
     labels = np.asarray(labels, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     variances = np.asarray(variances, dtype=np.float64)
@@ -171,32 +131,34 @@ def n_changed(old: np.ndarray, new: np.ndarray) -> int:
 def initial_selection(
     X: np.ndarray,
     p0: float = DEFAULTS["p0"],
-    method: str = DEFAULTS["init_method"],
-    n_clusters: int = DEFAULTS["init_clusters"],
+    init_method: str = DEFAULTS["init_method"],
+    init_clusters: int = DEFAULTS["init_clusters"],
     percentile_over: str = DEFAULTS["percentile_over"],
     min_fraction: float = DEFAULTS["min_fraction"],
-    random_state: int = DEFAULTS["seed"],
-    rule: str = DEFAULTS["init_by"],
+    seed: int = DEFAULTS["seed"],
+    init_by: str = DEFAULTS["init_by"],
     trim_cutoff: float = DEFAULTS["trim_cutoff"],
     cluster_cutoff: float | None = DEFAULTS["cluster_cutoff"],
     **method_options,
 ) -> Selection:
-    """C(X, p0): cluster the input features and keep the low-variance clusters (``rule="variance"``,
-    the paper's), or the rows and clusters that do not stand out (``rule="trim"``: cleaning.py)."""
+    """C(X, p0): cluster the input features with ``init_method`` and keep the low-variance clusters
+    (``init_by="variance"``, the paper's), or the rows and clusters that do not stand out
+    (``init_by="trim"``: cleaning.py). The parameters are DeepUAD's (params.PARAMS), checked by the
+    caller; ``method_options`` are the method's own (params.METHOD_OPTIONS)."""
     from deepuad.estimators.clustering import cluster_labels  # imported only by the stages that cluster
 
-    if method == "gmm":
+    if init_method == "gmm":
         method_options.setdefault("covariance_type", CLUSTERING_DEFAULTS["covariance_type"])
         method_options.setdefault("reg_covar", CLUSTERING_DEFAULTS["reg_covar"])
-    labels, extra = cluster_labels(method, X, n_clusters, random_state, **method_options)
+    labels, extra = cluster_labels(init_method, X, init_clusters, seed, **method_options)
     if "variances" in extra:  # the method measured spread in its own geometry
         sizes = np.bincount(labels[labels >= 0], minlength=len(extra["variances"]))
         selection = select_low_variance(labels, sizes, extra["variances"], p0, over=percentile_over, min_fraction=min_fraction)
     else:
         selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
     selection.extra = extra
-    if rule == "trim":
-        return trimmed_selection(X, selection, trim_cutoff, cluster_cutoff, random_state)
+    if init_by == "trim":
+        return trimmed_selection(X, selection, trim_cutoff, cluster_cutoff, seed)
     return selection
 
 

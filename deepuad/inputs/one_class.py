@@ -11,7 +11,7 @@ __all__ = ["one_class_task"]
 
 
 def one_class_task(class_label, normal_class, anomaly_ratio: float,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """All samples of ``normal_class`` plus a few of every other class as anomalies.
 
     The anomalies are spread as evenly as the class counts allow over the other classes,

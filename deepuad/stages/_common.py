@@ -5,7 +5,6 @@ model for scoring, and ``DeepUAD.save``/``DeepUAD.load``'s model artifact writer
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, UsageError
-from deepuad.estimators.params import DEFAULTS, SCORE_BATCH_ROWS, check_contamination
+from deepuad.estimators.params import SCORE_BATCH_ROWS, SPEC, check_contamination, from_record
 
 
 # progress(description, completed, total, status=None, line=None): ``status`` (the current loss)
@@ -206,42 +205,19 @@ def skipped(output) -> dict:
     return {"output": str(output), "skipped": True, "reason": "up to date (same parameters and inputs)"}
 
 
-# an estimator's parameter -> the option that sets it, where the names differ
-OPTIONS = {"n_clusters": "--clusters", "random_state": "--seed", "covariance_type": "--covariance",
-           "reselect_fit_sample": "--reselect-sample"}
-
-
-def as_option(message: str) -> str:
-    """``"p0 must be ..."`` -> ``"--p0 must be ..."``: the option a user typed, not the parameter
-    (an estimator's ValueError, translated into a UsageError)."""
-    name, rest = message.split(" ", 1)
-    return f"{OPTIONS.get(name, '--' + name.replace('_', '-'))} {rest}"
-
-
 def check_threshold_options(contamination, threshold) -> None:
     if contamination is not None and threshold is not None:
         raise UsageError("give --contamination or --threshold, not both")
     if contamination is not None:
-        try:
-            check_contamination(contamination, "--contamination")
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+        check_contamination(contamination)  # a ParamError: the command line names the option
     if threshold is not None and not np.isfinite(threshold):
         raise UsageError(f"--threshold must be a finite number, got {threshold}")
 
 
-# DeepUAD parameters a model artifact does not record: the initial clustering's (the clusters
-# artifact records them) and the run's own (device: recorded apart; contamination: score's)
-NOT_RECORDED = ("init_method", "init_clusters", "device", "contamination")
-
-
-@functools.cache
-def train_param_names() -> tuple[str, ...]:
-    """The DeepUAD parameters (``get_params``: its ``__init__``) that ``train`` records in a model
-    artifact and ``load_model`` passes back."""
-    from deepuad.estimators.detector import DeepUAD
-
-    return tuple(name for name in DeepUAD().get_params() if name not in NOT_RECORDED)
+def detector_params(recorded: dict) -> dict:
+    """The DeepUAD parameters (but ``device``) that a model artifact's ``params`` record, by name:
+    what ``load_model`` and ``train --resume`` build the detector with."""
+    return {name: value for name, value in from_record("model", recorded).items() if SPEC[name].estimator and name != "device"}
 
 
 def load_model(path, device="cpu", content=None):
@@ -254,9 +230,7 @@ def load_model(path, device="cpu", content=None):
     for name, values in arrays.items():
         if name.startswith("weights/"):
             model_artifact.check_finite_weights(name, values, path)
-    kwargs = {k: params[k] for k in train_param_names() if k in params}
-    kwargs.setdefault("score", "cosine")  # a model made before the combined score scores as it always did
-    detector = DeepUAD(**kwargs, device=device)
+    detector = DeepUAD(**detector_params(params), device=device)
     detector.layers, detector.activation = tuple(architecture["layers"]), architecture["activation"]
     try:
         detector.set_state((arrays, state), int(architecture["n_features"]), meta["n_rows"], with_optimizer=False)
@@ -279,10 +253,10 @@ def load_scorer(path, device="cpu"):
     parts = tuple(state.get("score_parts") or ())
     if not meta["complete"] or not parts or needs_network(parts):
         return load_model(path, device, content)
-    params = meta["params"]
+    params = detector_params(meta["params"])
     try:
         scorer = NumpyScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
-                                int(params.get("n_neighbors", DEFAULTS["n_neighbors"])))
+                             int(params["n_neighbors"]))
     except (KeyError, ValueError) as error:  # the scorer or its forest (restore_scorer's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return scorer, meta

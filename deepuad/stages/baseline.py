@@ -11,8 +11,9 @@ from deepuad import artifacts as art
 from deepuad.artifacts.features import load_features
 from deepuad.artifacts.scores import write_scores
 from deepuad.errors import DataError, StaleError, UsageError
-from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS
-from deepuad.stages._common import as_option, default_output, no_progress, Progress, resolve_device, set_threads
+from deepuad.estimators.constraints import ParamError
+from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS, check_params
+from deepuad.stages._common import default_output, no_progress, Progress, resolve_device, set_threads
 
 
 def baseline(
@@ -38,6 +39,7 @@ def baseline(
 
     if method not in BASELINES:
         raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
+    check_params({"seed": seed})  # the baselines take any seed NumPy takes; the stage takes DeepUAD's
     options: dict = {"contamination": contamination, "random_state": seed}
     if method in ("ae", "dagmm"):
         options.update(batch_size=batch_size, device="cpu")  # resolved below, after the checks (no GPU: exit 7)
@@ -77,13 +79,14 @@ def baseline(
 
 
 def _checked(method: str, options: dict):
-    """The baseline detector with ``options``, its parameters checked by its own constraints; a
-    ValueError becomes a UsageError naming the option (exit 2)."""
+    """The baseline detector with ``options``, its parameters checked by its own constraints
+    (ParamError, naming the stage's parameter: ``seed`` for the baselines' ``random_state``)."""
     from deepuad.estimators.baselines import BASELINES
 
+    detector = BASELINES[method](**options)
     try:
-        detector = BASELINES[method](**options)
         detector.check_params()
-    except ValueError as error:
-        raise UsageError(as_option(str(error))) from None
+    except ParamError as error:
+        name = "seed" if error.name == "random_state" else error.name
+        raise ParamError(name, error.problem, error.constraints, error.value) from None
     return detector

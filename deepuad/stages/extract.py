@@ -13,6 +13,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts.features import write_features
 from deepuad.errors import DataError, OutputError, StaleError, UsageError
+from deepuad.estimators.params import DEFAULTS, check_params
 from deepuad.stages._common import (
     default_output, existing_artifact_matches, file_sha256, no_progress, Progress, require_exists,
     require_input_file, resolve_device, skipped,
@@ -52,7 +53,7 @@ def extract(
     missing=None, id_columns=(),  # tables and arrays (missing); tables (id_columns)
     labels=None, size=(32, 32), grayscale=False, model=None, device="auto",  # MNIST labels; images
     annotations=None, segment_frames=16.0, per_video=False,  # video
-    normal_class=None, anomaly_ratio=None, seed=0,  # labelled sets: the paper's one-class task
+    normal_class=None, anomaly_ratio=None, seed=DEFAULTS["seed"],  # labelled sets: the paper's one-class task
     skip_current=False, progress: Progress = no_progress,
 ) -> dict:
     """Raw input -> features artifact (X, y, feature_names, ids, encoding).
@@ -63,6 +64,7 @@ def extract(
     ``missing`` (a gap: error, drop or fill) to error. With ``like`` every choice of encoding
     (scale, categorical, drop, label, missing, id columns) is that file's, and giving one is
     refused rather than ignored."""
+    check_params({"seed": seed})
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
         raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")

@@ -18,15 +18,10 @@ from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import features_for_training
 from deepuad.artifacts.model import check_weight_shapes, read_model_state
 from deepuad.errors import DataError, DeepUADError, InputError, StaleError, UsageError
-from deepuad.estimators.params import DEFAULTS, SCORE_BATCH_ROWS
+from deepuad.estimators.params import RESUMABLE, SCORE_BATCH_ROWS, flag, from_record, record
 from deepuad.stages._common import (
-    as_option, default_output, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
-    train_param_names,
+    default_output, detector_params, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
 )
-
-
-# parameters that may differ when resuming: more epochs, another device or thread count
-RESUME_MAY_CHANGE = ("epochs", "device", "threads", "processes")
 
 # ``resume``: start afresh; continue a run (exit 3 if there is nothing to continue); continue a
 # run of the same inputs and parameters if there is one, else start afresh (scripts, ``run``)
@@ -55,15 +50,13 @@ def train(
 ) -> dict:
     """Algorithm 1 from the clusters artifact's initial selection -> model artifact, checkpointed
     beside it (``checkpoint_path``) after every re-selection but the last; ``resume``: one of
-    RESUME_MODES."""
+    RESUME_MODES. ``train_params``: DeepUAD's parameters (params.PARAMS), checked before any work
+    (ParamError)."""
     from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.distributed import World
 
     detector = DeepUAD(**train_params)
-    try:
-        detector.check_params()
-    except ValueError as error:
-        raise UsageError(as_option(str(error))) from None
+    detector.check_params()
     if resume not in RESUME_MODES:
         raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
@@ -94,14 +87,13 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     with art.open_artifact(clusters_path, "clusters") as f:
         art.require_made_from(f, "features", features_path, features["fingerprint"], force)
         selected = art.read_array(f, "selected").astype(np.int64)
-        detector.p0 = _p0_of(f, clusters_path, detector.p)  # recorded for provenance; used by cluster only
-        detector.init_by = art.params_of(f).get("init_by", "variance")  # clusters files made before the trim rule
+        initial = from_record("clusters", art.params_of(f))
+        detector.p0 = _p0_of(initial["p0"], clusters_path, detector.p)  # recorded for provenance; used by cluster only
+        detector.init_by = initial["init_by"]
         clusters_fingerprint = str(f.attrs["fingerprint"])
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
-    params = {name: getattr(detector, name) for name in train_param_names()}
-    params.update(layers=detector.layers if detector.layers == "auto" else list(detector.layers), device=detector.device,
-                  threads=threads, processes=world.size)
+    params = record("model", {**detector.get_params(), "threads": threads, "processes": world.size})
     inputs = {
         "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
         "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
@@ -167,14 +159,14 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     return summary
 
 
-def _p0_of(f, clusters_path, p: float) -> float:
-    """The p0 the clusters file was made with; UsageError unless ``p`` (the re-selection's
+def _p0_of(p0, clusters_path, p: float) -> float:
+    """``p0``, which the clusters file records; UsageError unless ``p`` (the re-selection's
     threshold) is below it, as the paper's p < p0 and ``train --help`` say."""
-    p0 = art.params_of(f).get("p0", DEFAULTS["p0"])  # files made before it was recorded: cluster's default
     if isinstance(p0, bool) or not isinstance(p0, (int, float)) or not 0 < p0 < 100:
         raise InputError(f"attribute 'params' records p0 = {p0!r}, not a percentage in (0, 100) (corrupt?)", clusters_path)
     if not p < p0:
-        raise UsageError(f"--p must be below the p0 that {clusters_path} was made with (cluster --p0 {p0:g}), got {p:g}")
+        raise UsageError(f"{flag('p')} must be below the p0 that {clusters_path} was made with "
+                         f"(cluster {flag('p0')} {p0:g}), got {p:g}")
     return p0
 
 
@@ -204,7 +196,7 @@ def _is_complete(path) -> bool:
 
 
 def _diverged(detector, what: str) -> str:
-    return (f"training diverged: {what} (learning rate --lr {detector.lr:g}; try a smaller one); "
+    return (f"training diverged: {what} (learning rate {flag('lr')} {detector.lr:g}; try a smaller one); "
             "no model was written")
 
 
@@ -244,7 +236,7 @@ def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, comp
 def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
     with art.open_artifact(path, "model") as f:
         old = art.params_of(f)
-        changed = sorted(k for k in set(old) | set(params) if k not in RESUME_MAY_CHANGE and old.get(k) != params.get(k))
+        changed = sorted(k for k in set(old) | set(params) if k not in RESUMABLE and old.get(k) != params.get(k))
         if changed and not force:
             raise StaleError(f"cannot --resume: parameters differ from the checkpoint ({', '.join(changed)})", path)
         recorded = art.inputs_of(f)
@@ -278,7 +270,7 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
     for name, values in arrays.items():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
-    probe = DeepUAD(**{k: params[k] for k in train_param_names() if k in params}, device="cpu")
+    probe = DeepUAD(**detector_params(params), device="cpu")
     try:
         probe.set_state((arrays, state), n_features, n_rows)
         for group in probe.optimizer_.param_groups:
