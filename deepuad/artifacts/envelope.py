@@ -48,7 +48,7 @@ from deepuad.artifacts.safe_read import (
 )
 from deepuad.artifacts.schema import Array, Attr, Json, Record, Text
 from deepuad.errors import DeepUADError, InputError, StaleError
-from deepuad.signals import raise_held_back
+from deepuad.signals import placing_output, raise_held_back
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
         os.fsync(handle.raw.fileno())
         handle.raw.close()
         raise_held_back()  # a Ctrl-C or SIGTERM held back while HDF5 ran: the old output stays
+        placing_output()
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as error:
