@@ -342,7 +342,7 @@ def _fields(built) -> list[tuple[str, str, str]]:
     return fields
 
 
-MUTATIONS = ("dtype", "rank", "range", "missing")
+MUTATIONS = ("dtype", "rank", "range", "missing", "compressed")
 
 
 def _declaration(source_kind: str, where: str, name: str):
@@ -376,6 +376,12 @@ def _break_dataset(f, name: str, declared: schema.Array, mutation: str) -> bool:
     elif mutation == "dtype":
         wrong = np.array([b"x"] * max(1, np.size(data))) if "S" not in declared.kinds else np.ones(max(1, np.size(data)))
         replace_dataset(f, name, wrong.reshape(np.shape(data)) if np.size(data) else wrong)
+    elif mutation == "compressed":  # the same values, deflated: only X and selections may be (test_bounds.py)
+        if declared.inflation is not None or not np.ndim(data) or data.dtype.kind == "O":
+            return False
+        del f[name]
+        dataset = f.create_dataset(name, data=data, compression="gzip", compression_opts=9, shuffle=True)
+        return dataset.id.get_storage_size() < data.nbytes  # else it declares no more than it stores
     elif mutation == "rank":
         ranks = declared.ndim if isinstance(declared.ndim, tuple) else (declared.ndim,)
         wrong = np.asarray(data)[None, ...] if np.ndim(data) < 3 else np.asarray(data)[0]
@@ -398,6 +404,8 @@ def _break_dataset(f, name: str, declared: schema.Array, mutation: str) -> bool:
 
 def _break_attr(f, name: str, declared: schema.Attr, mutation: str) -> bool:
     spec = declared.spec
+    if mutation == "compressed":  # attributes are stored as they are
+        return False
     if mutation == "missing":
         if not declared.required:
             return False
