@@ -6,10 +6,12 @@ rename their output into place. Standard library only: the command line imports 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
 import threading
+import time
 
 from deepuad.errors import Terminated
 
@@ -20,6 +22,15 @@ _terminated = [False]
 # whether our handlers are in place; held while a timer sends, so that none sends once they are not
 _installed = [False]
 _sending = threading.Lock()
+# a signal is held back (sent again every 10 ms) until this time.monotonic(): for OUTPUT_GRACE
+# seconds after an output is put in place, so that a command whose work ends with that output, as
+# most do, finishes (exit 0, the new output) instead of reporting an interruption (exit 130, which
+# promises the old output), and one that works on gets the signal then; and for ENDING_GRACE
+# seconds after an interrupt is raised, so that another signal cannot break into the command's end
+OUTPUT_GRACE, ENDING_GRACE = 0.25, 1.0
+_hold_until = [-math.inf]
+# whether the command has done its work and chosen its exit status: signals are held back, then dropped
+_finished = [False]
 
 
 def install() -> dict:
@@ -37,7 +48,7 @@ def install() -> dict:
     cannot happen and otherwise sends the signal again 10 ms later (``_raise_where_safe``), and
     an exception dropped anyway is sent again too (``_unraisable``)."""
     previous: dict = {}
-    _terminated[0] = False
+    _terminated[0], _finished[0], _hold_until[0] = False, False, -math.inf
     with contextlib.suppress(ValueError, OSError, AttributeError):
         for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
@@ -49,9 +60,11 @@ def install() -> dict:
     return previous
 
 
-def restore(previous: dict) -> None:
-    """The handlers (and unraisable hook) from before ``install``; a signal still held back is dropped:
-    the command has ended."""
+def restore(previous: dict, ignore: bool = False) -> None:
+    """The handlers (and unraisable hook) from before ``install``, or with ``ignore`` (a process
+    about to exit) no handling of the signals at all, so that none lands in between with the
+    default handler and kills the process; a signal still held back is dropped: the command has
+    ended."""
     with _sending:  # a timer past its wait would otherwise send the signal to the default handler: killed
         _installed[0] = False
         for timer in _deferred:
@@ -61,7 +74,19 @@ def restore(previous: dict) -> None:
         if key == "unraisablehook":
             sys.unraisablehook = handler
         else:
-            signal.signal(key, handler)
+            signal.signal(key, signal.SIG_IGN if ignore else handler)
+
+
+def placing_output() -> None:
+    """An output is about to be renamed into place: a signal in the next OUTPUT_GRACE seconds is
+    held back (called after ``raise_held_back``, just before the rename)."""
+    _hold_until[0] = time.monotonic() + OUTPUT_GRACE
+
+
+def finished() -> None:
+    """The command has done its work and chosen its exit status: a signal from now on is held
+    back, and dropped by ``restore``."""
+    _finished[0] = True
 
 
 def terminated() -> bool:
@@ -73,21 +98,32 @@ def raise_held_back() -> None:
     """Raise now a signal that is held back, waiting to be sent again: for a writer about to
     rename its finished temporary file into place, so that an interrupted command never ends
     (exit 130) having replaced its output. Cancels its re-sending."""
-    waiting = [timer for timer in _deferred if timer.is_alive()]
-    for timer in waiting:
-        timer.cancel()
-    _deferred.clear()
+    with _sending:  # a timer sending now has sent: its signal is on its way to the handler, not raised here too
+        waiting = [timer for timer in _deferred if timer.args[1][0]]
+        for timer in waiting:
+            timer.args[1][0] = False
+            timer.cancel()
+        _deferred.clear()
     if waiting:
-        raise Terminated() if signal.SIGTERM in (timer.args[0] for timer in waiting) else KeyboardInterrupt()
+        raise _interrupt(signal.SIGTERM if signal.SIGTERM in (timer.args[0] for timer in waiting) else signal.SIGINT)
 
 
 def _raise_where_safe(signum, frame) -> None:
-    if signum == signal.SIGTERM:
-        _terminated[0] = True
-    if _called_from_native_code(frame):
+    if _finished[0]:
         _deliver_later(signum)
         return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if signum == signal.SIGTERM:
+        _terminated[0] = True
+    if _called_from_native_code(frame) or time.monotonic() < _hold_until[0]:
+        _deliver_later(signum)
+        return
+    raise _interrupt(signum)
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    """The exception that ends the command for ``signum``; signals are held back while it does."""
+    _hold_until[0] = time.monotonic() + ENDING_GRACE
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 # packages whose native code runs Python code and the signal handlers (torch's C++ through
@@ -115,15 +151,16 @@ def _called_from_native_code(frame) -> bool:
 
 
 def _deliver_later(signum: int) -> None:
-    timer = threading.Timer(0.01, _send, (signum,))
+    timer = threading.Timer(0.01, _send, (signum, [True]))  # [True]: not sent yet, nor revoked
     timer.daemon = True
-    _deferred[:] = [t for t in _deferred if t.is_alive()] + [timer]
+    _deferred[:] = [t for t in _deferred if t.args[1][0]] + [timer]
     timer.start()
 
 
-def _send(signum: int) -> None:
+def _send(signum: int, pending: list) -> None:
     with _sending, contextlib.suppress(OSError):
-        if _installed[0]:
+        if _installed[0] and pending[0]:
+            pending[0] = False
             os.kill(os.getpid(), signum)
 
 
@@ -131,6 +168,7 @@ def _unraisable(unraisable) -> None:
     """An interrupt raised where Python drops exceptions (a callback the collector ran) is not
     lost: the signal is sent again, to land where it ends the command."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _hold_until[0] = -math.inf  # it ended nothing
         _deliver_later(signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT)
         return
     _previous_unraisablehook[0](unraisable)

@@ -11,10 +11,14 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
+import crafted
 from conftest import make_table, run_cli
+from deepuad.artifacts.features import X_INFLATION
+from deepuad.artifacts.schema import Inflation
 from deepuad.estimators.params import LIMITS, MAX_WORLD_SIZE
 from test_hostile import PEAK_CHILD
 from test_reliability import CHILD_ENV, TRAIN, build_pipeline, clean_error
@@ -145,3 +149,140 @@ def test_a_parquet_column_that_inflates_beyond_its_ratio_is_refused_from_the_foo
     pq.write_table(pa.table({"c": text}), path, compression="zstd", use_dictionary=False, row_group_size=100_000)
     code, _, err = run_cli(capsys, "extract", path, "-o", tmp_path / "p.features.h5")
     assert code == 3 and clean_error(err) and "declares" in err and "MiB" in err, err
+
+
+# =========================================================================== artifacts: what a small file may declare
+# tests/crafted.py makes the files; the slow test at the end times every command on the worst of them
+def refused_naming(capsys, args, bad: Path, *words) -> str:
+    code, _, err = run_cli(capsys, *args)
+    assert code == 3 and clean_error(err) and str(bad) in err, (args, code, err)
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def test_x_may_declare_up_to_its_limit_and_not_a_row_more(tmp_path, capsys, monkeypatch, built):
+    """The crafted X at the limit is read; one row more is refused naming the file, X and the
+    variable that accepts it, which does."""
+    at = crafted.features_at_limit(built["features"], tmp_path / "at.h5", size=1 << 20, per_row=False)
+    over = crafted.features_at_limit(built["features"], tmp_path / "over.h5", size=1 << 20, over=1, per_row=False)
+    with h5py.File(at) as f:
+        declared = f["X"].size * 4
+        assert declared <= X_INFLATION.floor < declared + 4 * f["X"].shape[1]  # a 1 MiB file: the floor is the limit
+        assert f["X"].compression == "gzip" and at.stat().st_size < 2 << 20
+    code, _, err = run_cli(capsys, "inspect", at)
+    assert code == 0, err
+    err = refused_naming(capsys, ["inspect", over], over, "dataset 'X'", "DEEPUAD_MAX_INFLATION=")
+    monkeypatch.setenv("DEEPUAD_MAX_INFLATION", err.split("DEEPUAD_MAX_INFLATION=")[1].split()[0])
+    code, _, err = run_cli(capsys, "inspect", over)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("value", ["abc", "0.5", "nan", "1e9"])
+def test_a_bad_max_inflation_is_a_usage_error(capsys, monkeypatch, built, value):
+    monkeypatch.setenv("DEEPUAD_MAX_INFLATION", value)
+    usage_error(capsys, ["inspect", built["features"]], "DEEPUAD_MAX_INFLATION must be a number from 1")
+
+
+def test_a_large_uncompressed_x_is_read_whatever_its_size(tmp_path, capsys, built):
+    """The limit is on inflation, not size: an X of more than the floor, stored as it is, is read."""
+    big = tmp_path / "big.h5"
+    big.write_bytes(built["features"].read_bytes())
+    with h5py.File(big, "a") as f:
+        width = f["X"].shape[1]
+        rows = (X_INFLATION.floor + (1 << 20)) // (4 * width)
+        for name in ("X", "y", "ids"):
+            del f[name]
+        f.create_dataset("X", data=np.full((rows, width), 0.5, dtype=np.float32), chunks=(16384, width))
+    code, out, err = run_cli(capsys, "inspect", big, "--json")
+    assert code == 0 and json.loads(out)["summary"]["rows"] == rows, err
+
+
+def test_selections_may_declare_up_to_their_limit_and_not_an_index_more(tmp_path, capsys, built):
+    """A model is read whole: its selections together at their limit are read; one index more is
+    refused naming the file and the selections."""
+    at = crafted.model_with_selections(built["model"], tmp_path / "at.h5", size=1 << 20)
+    over = crafted.model_with_selections(built["model"], tmp_path / "over.h5", size=1 << 20, over=1)
+    code, _, err = run_cli(capsys, "inspect", at)
+    assert code == 0, err
+    refused_naming(capsys, ["inspect", over], over, "dataset 'iterations/0/selected' and", "DEEPUAD_MAX_INFLATION=")
+
+
+@pytest.mark.parametrize("kind,name", [("features", "ids"), ("scores", "score"), ("model", "scorer/reference"),
+                                       ("model", "padding")])
+def test_a_dataset_deepuad_stores_plain_may_not_be_compressed(tmp_path, capsys, built, kind, name):
+    """Whatever a command reads whole, or scores against, is bounded by the file's size."""
+    bad = tmp_path / f"{kind}.h5"
+    bad.write_bytes(built[kind].read_bytes())
+    with h5py.File(bad, "a") as f:
+        shape, dtype = (f[name].shape, f[name].dtype) if name in f else ((1 << 16,), np.float64)
+        if name in f:
+            del f[name]
+        crafted.zeros_dataset(f, name, shape, dtype)
+    refused_naming(capsys, ["inspect", bad], bad, f"dataset '{name}'", "compressed, which deepuad never does")
+
+
+def test_chunks_that_share_their_bytes_are_refused(tmp_path, capsys, built):
+    """A 64 MiB X stored plainly, in a file of about 1 MiB: its chunk index points 64 times at
+    the same bytes (read, it would be 64 MiB of what one chunk holds)."""
+    bad = crafted.aliased_chunks(built["features"], tmp_path / "aliased.h5", drop=("y", "ids"))
+    with h5py.File(bad) as f:
+        assert f["X"].id.get_storage_size() > 60 << 20 > 30 * bad.stat().st_size  # and HDF5 would read it so
+    refused_naming(capsys, ["inspect", bad], bad, "chunks that share their bytes")
+
+
+def test_extract_writes_no_compressed_x_that_it_would_refuse(tmp_path, capsys, monkeypatch):
+    """``--compress`` on data that compresses beyond the limit: exit 4 naming the input, nothing
+    written; with DEEPUAD_MAX_INFLATION as the message says, the file is written."""
+    from deepuad.artifacts import features
+
+    table = tmp_path / "wide.csv"  # 2,000 rows of 50 columns in two values: X compresses far more than 2:1
+    np.savetxt(table, np.arange(2_000 * 50).reshape(2_000, 50) % 2, fmt="%d", delimiter=",",
+               header=",".join(f"c{i}" for i in range(50)), comments="")
+    monkeypatch.setattr(features, "X_INFLATION", Inflation(1 << 10, 2, "cost"))
+    out = tmp_path / "c.features.h5"
+    args = ["extract", table, "--compress", "-o", out]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 4 and clean_error(err) and str(table) in err and "without --compress" in err, err
+    assert not out.exists()
+    monkeypatch.setenv("DEEPUAD_MAX_INFLATION", err.split("DEEPUAD_MAX_INFLATION=")[1].split()[0])
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0 and out.exists(), err
+
+
+def test_train_stores_plain_the_selections_that_compressed_would_exceed_the_limit(tmp_path, monkeypatch):
+    from deepuad.artifacts import model
+
+    monkeypatch.setattr(model, "SELECTIONS_INFLATION", Inflation(0, 3, "cost"))
+    selections = [(f"iterations/{t}/selected", np.arange(20_000, dtype=np.int64)) for t in range(4)]  # ~1000:1 each
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f.create_dataset("weights", data=np.zeros(7_500))  # 60 kB: room for one selection compressed, not two
+        model._put_selections(f, selections)
+        f.flush()
+        compressed = [f[name].compression for name, _ in selections]
+        declared, size = sum(values.nbytes for _, values in selections), f.id.get_filesize()
+    assert "gzip" in compressed and None in compressed, compressed  # compressed where within the limit, else plain
+    assert declared <= 3 * size
+
+
+@pytest.mark.slow
+def test_no_crafted_file_under_10_mb_costs_over_10_seconds_or_1_gib(tmp_path_factory):
+    """Every command of issue 33 on the worst files its bounds let a file under 10 MB be (tests/
+    crafted.py: X, scores, selections, a k-NN reference, a forest and a network each at their
+    limit), made from a run of 2,000 KDDCUP-sample rows: each is read, not refused (exit 0),
+    within 10 CPU seconds (start-up included: an idle core's wall time) and 1 GiB, but the
+    cases of ``crafted.OPEN``, which are run all the same. On the machine that chose the bounds
+    the worst took 5.8 CPU seconds and 0.5 GiB (bench/results/crafted_cost.md): CPU time, as
+    the wall time of a shared machine says more about its load."""
+    from conftest import cli
+
+    folder = tmp_path_factory.mktemp("worst")
+    base = crafted.build_base(folder, cli, epochs=10)  # the epochs change nothing that scoring costs
+    slow = []
+    for name, args, made in crafted.worst_cases(base, folder):
+        assert made.stat().st_size < 10_000_000, name
+        result = crafted.measured(args, folder, env=CHILD_ENV)
+        assert result["code"] == 0, (name, result["err"])
+        if (result["cpu_seconds"] > 10 or result["peak_mib"] > 1024) and name not in crafted.OPEN:
+            slow.append((name, result))
+    assert not slow, slow

@@ -182,9 +182,11 @@ def test_knn_distances_match_brute_force_across_chunks(monkeypatch):
     distances = np.sort(cdist(X, reference), axis=1)
     for k in (1, 3, 5):
         expected = np.where(distances[:, 0] == 0.0, distances[:, 1 : k + 1].mean(axis=1), distances[:, :k].mean(axis=1))
-        monkeypatch.setattr(scoring, "_KNN_CHUNK", 8)  # several chunks, the last one short
+        monkeypatch.setattr(scoring, "_KNN_BLOCK_BYTES", 8 * 8 * len(reference))  # chunks of 8 rows, the last one short
         np.testing.assert_allclose(scoring.knn_distances(reference, X, k), expected, rtol=1e-9, atol=1e-12)
-        monkeypatch.setattr(scoring, "_KNN_CHUNK", 4096)
+        monkeypatch.setattr(scoring, "_KNN_BLOCK_BYTES", 1)  # one row at a time
+        np.testing.assert_allclose(scoring.knn_distances(reference, X, k), expected, rtol=1e-9, atol=1e-12)
+        monkeypatch.setattr(scoring, "_KNN_BLOCK_BYTES", 4 << 20)  # all rows at once
         np.testing.assert_allclose(scoring.knn_distances(reference, X, k), expected, rtol=1e-9, atol=1e-12)
     # k beyond the reference: every other reference row
     np.testing.assert_allclose(scoring.knn_distances(reference[:3], reference[:1], 10),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from deepuad.errors import OutputError
-from deepuad.signals import raise_held_back
+from deepuad.signals import placing_output, raise_held_back
 
 
 def check_output_path(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
@@ -121,6 +121,7 @@ def write_file_atomically(path: str | Path, write, inputs: Iterable[str | Path |
             handle.flush()
             os.fsync(handle.fileno())
         raise_held_back()  # a Ctrl-C or SIGTERM held back meanwhile: the old file stays
+        placing_output()
         os.replace(tmp, path)
     except OSError as error:
         _remove_quietly(tmp)

@@ -44,11 +44,11 @@ from deepuad.artifacts.atomic import (
 )
 from deepuad.artifacts import schema
 from deepuad.artifacts.safe_read import (
-    attr_json, check_attribute, check_self_contained, _h5py_errors_as_input_errors, _one_line, _str_attr,
+    attr_json, check_attribute, check_inflation, check_self_contained, _h5py_errors_as_input_errors, _one_line, _str_attr,
 )
 from deepuad.artifacts.schema import Array, Attr, Json, Record, Text
 from deepuad.errors import DeepUADError, InputError, StaleError
-from deepuad.signals import raise_held_back
+from deepuad.signals import placing_output, raise_held_back
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
         os.fsync(handle.raw.fileno())
         handle.raw.close()
         raise_held_back()  # a Ctrl-C or SIGTERM held back while HDF5 ran: the old output stays
+        placing_output()
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as error:
@@ -271,10 +272,10 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
 
 
 def _check_datasets(f: h5py.File, path: Path, spec: Kind, resolve) -> None:
-    """Every dataset against its declaration (dtype kind, rank, lengths: metadata only), and
-    every required one present."""
-    declared = [(name, dataset, schema.declared(spec.datasets, name)) for name, dataset in _datasets(f)]
-    declared = [item for item in declared if item[2] is not None]
+    """Every dataset against its declaration (dtype kind, rank, lengths: metadata only), every
+    required one present, and what they all declare bounded by the file's size (``check_inflation``)."""
+    every = [(name, dataset, schema.declared(spec.datasets, name)) for name, dataset in _datasets(f)]
+    declared = [item for item in every if item[2] is not None]
     try:
         for name, dataset, array in declared:  # every rank first: lengths refer to other datasets' axes
             schema.check_array_shape(array, dataset, name)
@@ -288,6 +289,7 @@ def _check_datasets(f: h5py.File, path: Path, spec: Kind, resolve) -> None:
                 raise InputError(f"dataset '{name}' is missing", path)
             if not isinstance(f[name], h5py.Dataset):
                 raise InputError(f"'{name}' is not a dataset", path)
+    check_inflation(path, every)
 
 
 def _check_lengths(f: h5py.File, path: Path, spec: Kind) -> None:

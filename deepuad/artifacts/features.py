@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 
 import numpy as np
 
 import h5py
 
 from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
-from deepuad.artifacts.safe_read import attr_json, read_array, read_strings
-from deepuad.artifacts.schema import Array, Attr, Flag, Json, Number, Record, Seq, Text
+from deepuad.artifacts.safe_read import (
+    attr_json, inflation_limit, inflation_rule, INFLATION_VARIABLE, read_array, read_strings,
+)
+from deepuad.artifacts.schema import Array, Attr, Flag, Inflation, Json, Number, Record, Seq, Text
 from deepuad.errors import DataError, InputError
 
 ID_COLUMNS = "id_columns"  # the group of id columns, and the root attribute naming them
@@ -64,11 +67,16 @@ ENCODING = Record(
     required=("offset", "scale"),
 )
 ROWS = "dim:X:0"
+# X is the one dataset of a features file that may be compressed (extract --compress). Scoring
+# takes time in proportion to its rows, so a small file must not declare many: X may declare
+# 40 MiB, or 4 times the file's size if that is more (docs/threat-model.md says why these two
+# numbers; bench/crafted_cost.py measures what they cost at most)
+X_INFLATION = Inflation(40 << 20, 4, "keep score and explain busy for minutes")
 
 KIND = register(Kind(
     "features", describe=describe,
     datasets={
-        "X": Array("f", 2, required=True),  # finiteness: checked as rows are read (as_finite_float32)
+        "X": Array("f", 2, required=True, inflation=X_INFLATION),  # finiteness: checked as rows are read (as_finite_float32)
         "y": Array("iub", 1, values=Number(0, 1), length=ROWS),
         "feature_names": Array("OS", 1, required=True, length="dim:X:1"),
         "ids": Array("OSiu", 1, length=ROWS),
@@ -194,6 +202,8 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
         put_json(f, "encoding", encoding, DESCRIPTIONS["encoding"])
         f.attrs["encoding_fingerprint"] = encoding_fingerprint(encoding)
         f.attrs["unseen_categories"] = json.dumps(unseen or {})
+        if compress:
+            _check_readable(f, X_out, inputs["raw"]["path"])
     summary = {"output": str(output), "rows": n_rows, "features": len(feature_names), "labels": bool(has_y)}
     if has_y:
         summary["anomalies"] = n_anomalies
@@ -207,6 +217,18 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
     if filled is not None:
         summary["gaps_filled"] = dict(filled)
     return summary
+
+
+def _check_readable(f: h5py.File, X: h5py.Dataset, source) -> None:
+    """DataError naming ``source`` if X, compressed, inflates beyond what deepuad reads back
+    (``X_INFLATION``): no command writes a file that the next one refuses. Called once every
+    dataset is written (only the fingerprint and descriptions follow, a few hundred bytes)."""
+    f.flush()
+    size, declared = f.id.get_filesize(), X.size * X.dtype.itemsize
+    if declared > inflation_limit(X_INFLATION, size):
+        raise DataError(f"X compresses to {declared / size:,.0f} times the file's size, more than deepuad reads back "
+                        f"({inflation_rule(X_INFLATION)}): extract it without --compress, or set {INFLATION_VARIABLE}="
+                        f"{math.ceil(declared / size)} here and wherever the file is read", source)
 
 
 def load_features(path, max_bytes: int = 8 << 30) -> dict:

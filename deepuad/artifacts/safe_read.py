@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +18,7 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts import schema
-from deepuad.errors import DataError, InputError
+from deepuad.errors import DataError, InputError, UsageError
 
 
 # dataset (last path component) -> the values it may hold; read_array checks them, so that a
@@ -33,9 +35,8 @@ ALLOWED_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h
 MAX_CHUNK_BYTES = 64 << 20  # deepuad writes chunks of about 1 MiB; HDF5 allocates a whole chunk per read
 MAX_ATTRIBUTE_BYTES = 16 << 20  # deepuad's largest attribute is a few KiB of JSON
 MAX_COMPRESSION_RATIO = 1100  # deflate cannot compress by more than about 1032:1
-# what a dataset may inflate to: deepuad compresses only X (--compress) and a model's selections,
-# a few to a few tens of times; a small file declaring gigabytes of zeros is crafted
-MAX_INFLATED_BYTES, MAX_INFLATION = 256 << 20, 100
+# replaces the ratio of every schema.Inflation (check_inflation), for a file one trusts
+INFLATION_VARIABLE = "DEEPUAD_MAX_INFLATION"
 MAX_JSON_DEPTH = 32  # deepuad's JSON nests 4 levels deep
 MAX_LAYERS, MAX_WIDTH = 64, 1 << 20  # a model's declared architecture; the weights must then match it
 # groups and datasets in one artifact: the largest model (64 layers, Adam's state, 1,002
@@ -201,15 +202,72 @@ def _check_storage(dataset: h5py.Dataset, path, name: str) -> None:
         if dataset.id.get_storage_size() * MAX_COMPRESSION_RATIO < nbytes:
             raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size()} "
                              "stored bytes, more than any compression gives (corrupt or crafted?)", path)
-        if nbytes > MAX_INFLATED_BYTES and dataset.id.get_storage_size() * MAX_INFLATION < nbytes:
-            raise InputError(f"dataset '{name}' declares {nbytes / 2**20:.0f} MiB in {dataset.id.get_storage_size():,} "
-                             f"stored bytes (more than {MAX_INFLATION}:1 beyond {MAX_INFLATED_BYTES >> 20} MiB: numbers "
-                             "compress far less; crafted?)", path)
     elif layout == h5py.h5d.CONTIGUOUS:
         nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
         if dataset.id.get_storage_size() < nbytes:
             raise InputError(f"dataset '{name}' declares shape {dataset.shape} but its data is not stored "
                              "(truncated or corrupt?)", path)
+
+
+def check_inflation(path: Path, datasets: list[tuple[str, h5py.Dataset, schema.Array | None]]) -> None:
+    """InputError unless what an artifact's datasets declare is bounded by the file's size, so
+    that a small file can make a reader hold, or score, only about as much as it stores: a
+    dataset that deepuad writes uncompressed declares no more bytes than it stores; those it
+    writes compressed (declared with a ``schema.Inflation``: X, a model's selections) declare,
+    together, at most their floor or their ratio times the file's size; and the datasets store
+    no more than the file holds (chunks that share bytes would make a file look bigger).
+    ``datasets``: (name, dataset, its declaration or None) for every dataset of the file."""
+    size = os.stat(path).st_size
+    stored_total = 0
+    compressed: dict[schema.Inflation, list[tuple[str, int]]] = {}
+    for name, dataset, declaration in datasets:
+        nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
+        stored = dataset.id.get_storage_size()
+        stored_total += stored
+        if declaration is not None and declaration.inflation is not None:
+            compressed.setdefault(declaration.inflation, []).append((name, nbytes))
+        elif nbytes > stored:
+            raise InputError(f"dataset '{name}' declares {_size(nbytes)} in {_size(stored)} stored: compressed, which "
+                             "deepuad never does to it (refused: what a command reads whole is bounded by the file's "
+                             "size; corrupt or crafted?)", path)
+    if stored_total > size:
+        raise InputError(f"its datasets claim {_size(stored_total)} of storage in a {_size(size)} file (chunks that share "
+                         "their bytes; corrupt or crafted?)", path)
+    for inflation, members in compressed.items():
+        declared = sum(nbytes for _, nbytes in members)
+        if declared > inflation_limit(inflation, size):
+            names = f"'{members[0][0]}'" + (f" and {len(members) - 1} more" if len(members) > 1 else "")
+            raise InputError(f"dataset {names} declares {_size(declared)} in a {_size(size)} file ({declared / size:,.0f}:1; "
+                             f"{inflation_rule(inflation)}, so that a small file cannot {inflation.cost}; "
+                             f"{INFLATION_VARIABLE}={math.ceil(declared / size)} accepts it if you trust it)", path)
+
+
+def inflation_limit(inflation: schema.Inflation, size: int) -> float:
+    """The most bytes the datasets under ``inflation`` may declare in a file of ``size`` bytes."""
+    return max(inflation.floor, max_inflation(inflation.ratio) * size)
+
+
+def inflation_rule(inflation: schema.Inflation) -> str:
+    return f"beyond {_size(inflation.floor)} deepuad accepts {max_inflation(inflation.ratio):g}:1"
+
+
+def max_inflation(default: float) -> float:
+    """The ratio DEEPUAD_MAX_INFLATION sets (a number from 1 to MAX_COMPRESSION_RATIO), else
+    ``default``; UsageError (exit 2) for any other value."""
+    text = os.environ.get(INFLATION_VARIABLE, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= MAX_COMPRESSION_RATIO:
+        raise UsageError(f"{INFLATION_VARIABLE} must be a number from 1 to {MAX_COMPRESSION_RATIO:,}, got {text[:40]!r}")
+    return value
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB" if nbytes >= 1 << 20 else f"{int(nbytes):,} bytes"
 
 
 def read_array(f: h5py.File, name: str, max_bytes: int = 8 << 30, rows: slice | None = None) -> np.ndarray:

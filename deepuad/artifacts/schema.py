@@ -120,10 +120,24 @@ class Attr:
 
 
 @dataclass(frozen=True)
+class Inflation:
+    """How far the datasets deepuad writes compressed may inflate: together, the datasets that
+    share one Inflation declare at most ``floor`` bytes, or ``ratio`` times the file's size if
+    that is more (``safe_read.check_inflation``; DEEPUAD_MAX_INFLATION replaces the ratio).
+    ``cost`` says what each declared byte costs a reader (for the message)."""
+
+    floor: int
+    ratio: float
+    cost: str
+
+
+@dataclass(frozen=True)
 class Array:
     """A dataset: numpy dtype ``kinds`` allowed ("f" floats, "iu" integers, "b" bools, "OS"
     text), its rank, its length along axis 0 (``length`` exactly, ``max_len`` at most), each
-    value's range (``values``) and, for a scalar string dataset, the JSON it holds (``json``)."""
+    value's range (``values``), for a scalar string dataset the JSON it holds (``json``) and, for
+    one that deepuad writes compressed, how far it may inflate (``inflation``; any other dataset
+    may declare no more bytes than it stores)."""
 
     kinds: str
     ndim: int | tuple[int, ...]
@@ -132,6 +146,7 @@ class Array:
     length: str | int | None = None
     max_len: str | int | None = None
     json: object | None = None
+    inflation: Inflation | None = None
 
 
 KIND_NAMES = {"f": "floats", "i": "integers", "u": "integers", "b": "booleans", "O": "text", "S": "text"}

@@ -249,15 +249,18 @@ def _report(summary: dict, as_json: bool, title: str) -> None:
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     stdout.print(table)
 
-def main(argv: list[str] | None = None) -> None:
-    argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
-    previous_handlers = signals.install()
+def main(argv: list[str] | None = None, exiting: bool = False) -> None:
+    """Run the command line on ``argv``; ``exiting``: the process ends after it (``entry``), so
+    signals are left ignored rather than given back to their handlers from before."""
+    previous_handlers = signals.install()  # first: a signal before it would end the process the default way
     try:
+        argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
         with _guarded_stdout():
             code = _invoke(argv)
             if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
                 _fail("terminated (SIGTERM)" if signals.terminated() else "interrupted", EXIT_INTERRUPTED)
             sys.stdout.flush()  # now, so that a closed pipe is reported here and not at interpreter exit
+            signals.finished()  # all is out: a signal from now on changes neither the status nor stderr
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
         _fail(str(error), error.exit_code)
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
     finally:
-        signals.restore(previous_handlers)  # in-process callers (tests, notebooks) get their handlers back
+        signals.restore(previous_handlers, ignore=exiting)  # in-process callers (tests, notebooks) get their handlers back
 
 
 GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
@@ -343,7 +346,7 @@ def entry(argv: list[str] | None = None) -> None:
     status. ``main`` alone is for in-process callers, whose handlers it leaves as they were."""
     _hold_closed_stdout()
     try:
-        main(argv)
+        main(argv, exiting=True)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):

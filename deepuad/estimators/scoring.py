@@ -20,7 +20,10 @@ FOREST_SAMPLES = 256
 # within 1e-7 of each other
 FEATURE_THRESHOLD = 1e-7
 _RANGE_BLOCK = 1 << 20  # values read at once when every candidate feature of some nodes is ranged
-_KNN_CHUNK = 4096  # query rows per distance computation: bounds the (chunk x reference) matrix
+# the (query rows x reference rows) float64 distance matrix is computed this many bytes at a time:
+# few enough to stay in cache (on 2,000 reference rows about twice as fast as 4,096 rows at a time,
+# the same distances to the bit) and to bound memory whatever reference a model holds
+_KNN_BLOCK_BYTES = 4 << 20
 
 
 # ----------------------------------------------------------------------------- k nearest kept rows
@@ -38,8 +41,9 @@ def knn_distances(reference: np.ndarray, X: np.ndarray, k: int) -> np.ndarray:
     k = max(1, min(k, len(reference) - 1))
     reference_norms = np.einsum("ij,ij->i", reference, reference)
     out = np.empty(len(X), dtype=np.float64)
-    for start in range(0, len(X), _KNN_CHUNK):
-        x = np.asarray(X[start : start + _KNN_CHUNK], dtype=np.float64)
+    chunk = max(1, _KNN_BLOCK_BYTES // (8 * len(reference)))
+    for start in range(0, len(X), chunk):
+        x = np.asarray(X[start : start + chunk], dtype=np.float64)
         x_norms = np.einsum("ij,ij->i", x, x)
         squared = x_norms[:, None] - 2.0 * (x @ reference.T) + reference_norms[None, :]
         nearest = np.sort(np.partition(squared, k, axis=1)[:, : k + 1], axis=1)

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from deepuad.errors import OutputError, UsageError
+from deepuad.signals import placing_output, raise_held_back
 
 # at most this many figures of one kind per run (one per video, one per explained row): a file
 # naming 2,000 videos must not draw 2,000 PNGs. Those left out are counted in the summary.
@@ -63,6 +64,8 @@ def plot_folder(folder: Path) -> Iterator[Path]:
     try:
         yield temporary
         _replaceable(folder)  # again: something may have appeared there while the plots were drawn
+        raise_held_back()  # a Ctrl-C or SIGTERM held back while drawing: the old folder stays
+        placing_output()  # no signal between the two renames
         old = None
         if folder.exists():
             old = temporary.with_name(temporary.name + ".old")
