@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_table, run_cli
+from helpers import make_table, run_cli
 from deepuad.stages.train import checkpoint_path
 
 TRAIN = ["--tol", "0", "--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]

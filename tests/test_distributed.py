@@ -19,7 +19,7 @@ from deepuad.estimators.distributed import World
 from deepuad.estimators.metrics import ranking_metrics
 from deepuad.stages.train import checkpoint_path
 
-from conftest import make_table, run_cli
+from helpers import make_table, run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -12,7 +12,7 @@ import pytest
 
 from deepuad.estimators.params import DEFAULTS
 
-from conftest import cli, make_media, run_cli
+from helpers import cli, make_media, run_cli
 
 BROKEN_C = [600, 601, 602, 603, 604, 605]
 FLIPPED_CAT = [606, 607, 608, 609, 610, 611]

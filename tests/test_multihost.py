@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from conftest import cli, make_table
+from helpers import cli, make_table
 from deepuad.stages.train import checkpoint_path
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

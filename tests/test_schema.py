@@ -20,29 +20,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from conftest import make_table, run_cli
+from helpers import clean_error, replace_dataset, rewrite, run_cli
 from deepuad import artifacts as art
 from deepuad.artifacts import schema
 from deepuad.errors import InputError
-from test_reliability import build_pipeline, clean_error, replace_dataset, rewrite
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """features, clusters, model and scores of a 66-row table, and a shard of the scores (read-only)."""
-    folder = tmp_path_factory.mktemp("schema")
-    paths = build_pipeline(folder, make_table(folder / "table.csv", n_normal=60, n_anomaly=6))
-    shard = folder / "shard.h5"
-    code, _, err = _cli("score", paths["model"], paths["features"], "--shard", "0/2", "--batch-rows", "32", "-o", shard)
-    assert code == 0, err
-    paths["shard"] = shard
-    return paths
-
-
-def _cli(*args):
-    from conftest import cli
-
-    return cli(*[str(a) for a in args])
 
 
 def crafted(built, kind: str, folder: Path, edit) -> Path:
@@ -340,7 +321,7 @@ def test_every_record_of_a_real_training_is_accepted(tmp_path, capsys, built):
 def _fields(built) -> list[tuple[str, str, str]]:
     fields = []
     for kind, source in (("features", "features"), ("clusters", "clusters"), ("model", "model"), ("scores", "scores"),
-                         ("scores_shard", "shard")):
+                         ("scores_shard", "shard0")):
         spec = art.KINDS[kind]
         with h5py.File(built[source]) as f:
             names = [name for name, _ in art._datasets(f)]
@@ -354,7 +335,7 @@ MUTATIONS = ("dtype", "rank", "range", "missing")
 
 
 def _declaration(source_kind: str, where: str, name: str):
-    kind = {"shard": "scores_shard"}.get(source_kind, source_kind)
+    kind = {"shard0": "scores_shard"}.get(source_kind, source_kind)
     spec = art.KINDS[kind]
     if where == "dataset":
         return schema.declared(spec.datasets, name)
@@ -445,7 +426,7 @@ def fields(built):
 
 
 def test_the_fuzzer_covers_every_kind(fields):
-    assert {kind for kind, _, _ in fields} == {"features", "clusters", "model", "scores", "shard"}
+    assert {kind for kind, _, _ in fields} == {"features", "clusters", "model", "scores", "shard0"}
     assert len(fields) > 40
 
 
