@@ -110,6 +110,7 @@ def test_train_checkpoints_after_every_reselection_but_the_last(tmp_path, capsys
     assert written == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_exactly(tmp_path, capsys):
     table = make_table(tmp_path / "big.csv", n_normal=3000, n_anomaly=300)
     f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from helpers import clean_error, cli, temp_litter
 from deepuad import artifacts as art
 
+pytestmark = pytest.mark.slow
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}
 EXAMPLES = int(os.environ.get("DEEPUAD_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=EXAMPLES or 25, deadline=None, derandomize=not EXAMPLES, database=None,

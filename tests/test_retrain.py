@@ -352,6 +352,7 @@ entry(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_sigterm_at_random_moments_of_scoring_never_aborts(tmp_path, built):
     """SIGTERM at random moments of ``score --batch-rows 50`` (imports, loading, batches, the
     write): exit 130 with one line and the old output, or 0 with a new one when it finished

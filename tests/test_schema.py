@@ -430,6 +430,7 @@ def test_the_fuzzer_covers_every_kind(fields):
     assert len(fields) > 40
 
 
+@pytest.mark.slow
 @settings(max_examples=120, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_every_declared_field_broken_is_refused_naming_it(built, fields, tmp_path_factory, data):
