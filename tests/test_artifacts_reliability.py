@@ -308,7 +308,7 @@ OTHER_CASES = [
     pytest.param("score {model} {w3} -o {out} --force", 4, "has 3 features but the model expects 7", "w3", None, id="score:width-forced"),
     # --- raw input to extract
     pytest.param("extract {tmp}/missing.csv -o {out}", 3, "no such file", "tmp", None, id="extract:missing"),
-    # the output beside the folder: one inside the folder it reads is refused (exit 6, tests/test_hostile.py)
+    # the output beside the folder: one inside the folder it reads is refused (exit 6, tests/test_cli_hostile.py)
     pytest.param("extract {tmp} -o {tmp}.out.h5", 3, "no feature files", "tmp", None, id="extract:directory"),
     pytest.param("extract {empty_csv} -o {out}", 3, "is empty", "empty_csv", None, id="extract:empty"),
     pytest.param("extract {binary_csv} -o {out}", 3, "NUL byte", "binary_csv", None, id="extract:binary"),

@@ -8,7 +8,7 @@ a careless user types. One section per class of the issue:
 
 Every refusal must be one line naming the file and the problem, with a documented exit code, no
 traceback, and no file created or changed (``snapshot``). Tiny data throughout, as in
-test_reliability.py; subprocesses only where a real process boundary is needed (signals, pipes,
+test_artifacts_reliability.py; subprocesses only where a real process boundary is needed (signals, pipes,
 peak memory).
 """
 

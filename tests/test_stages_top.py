@@ -1,7 +1,7 @@
 """deepuad top: ranking, decoding back to the original columns, output formats, errors.
 
 The scores files here are written through the real writer (stages.write_scores) with scores the
-test chooses, so each test knows which rows must come first; test_explain.py runs top on a
+test chooses, so each test knows which rows must come first; test_estimators_explain.py runs top on a
 trained model's scores."""
 
 import csv

@@ -3,7 +3,7 @@ the finished model replaces it, whatever stops the run and wherever; ``--resume`
 ``--resume-or-start``; the p < p0 rule; progress for logs; signals that land where raising is not
 safe (inside Python code that native code called).
 
-Tiny data, as in test_reliability.py; subprocesses only where a real signal is needed.
+Tiny data, as in test_artifacts_reliability.py; subprocesses only where a real signal is needed.
 """
 
 import io
