@@ -577,6 +577,7 @@ FUZZ_READERS = {
 }
 
 
+@pytest.mark.slow  # a seeded fuzzer: 44 corrupted artifacts through every reader
 def test_corrupted_artifacts_fail_cleanly(tmp_path, capsys, built):
     variants = _fuzz_variants(built, tmp_path)
     assert len(variants) == 44  # 11 per kind
