@@ -414,11 +414,12 @@ def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_p
     assert answers["knn"].stderr.split() == ["0", "False"], answers["knn"].stderr
     assert answers["default"].stderr.split() == ["0", "True"], answers["default"].stderr
     from deepuad.estimators.explain import explain_rows
-    from deepuad.stages._common import load_model, load_scorer
+    from deepuad import DeepUAD
+    from deepuad.stages._common import load_scorer
     from deepuad.stages.answers import read_rows
 
     scorer, _ = load_scorer(model)
-    detector, _ = load_model(model)
+    detector = DeepUAD.load(model)
     assert type(scorer).__name__ == "KeptRowsScorer" and type(load_scorer(base["model"])[0]).__name__ == "DeepUAD"
     data = read_rows(base["features"], np.array([0, 61, 64]))
     np.testing.assert_array_equal(scorer.decision_function(data["X"]), detector.decision_function(data["X"]))

@@ -73,10 +73,10 @@ def as_score(detector, z_values):
 def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
     from deepuad.stages.answers import read_rows
     from deepuad.estimators.explain import expected_rows
-    from deepuad.stages._common import load_model
+    from deepuad import DeepUAD
 
     folder, table, t = planted
-    detector, _ = load_model(folder / "out" / "model.h5")
+    detector = DeepUAD.load(folder / "out" / "model.h5")
     rows = np.array([3, 17, 600, 607])
     data = read_rows(folder / "out" / "features.h5", rows)
     X, decoder = data["X"], data["decoder"]
