@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # the tests of the method and of the stages it runs in (not the whole suite: seconds, not minutes)
 TESTS = [
-    "tests/test_mechanism.py",
-    "tests/test_selection.py",
-    "tests/test_detector.py",
-    "tests/test_cli.py::test_resume_after_stopping_gives_the_same_result",
-    "tests/test_cli.py::test_run_chains_stages_and_skips_what_is_current",
-    "tests/test_cli.py::test_pipeline_end_to_end_writes_every_stage_and_keeps_anomalies_out_of_training",
+    "tests/test_estimators_detector_mechanism.py",
+    "tests/test_estimators_selection.py",
+    "tests/test_estimators_detector.py",
+    "tests/test_cli_pipeline.py::test_resume_after_stopping_gives_the_same_result",
+    "tests/test_cli_pipeline.py::test_run_chains_stages_and_skips_what_is_current",
+    "tests/test_cli_pipeline.py::test_pipeline_end_to_end_writes_every_stage_and_keeps_anomalies_out_of_training",
 ]
 
 # name, issue's wording, file, exact source text, its broken replacement

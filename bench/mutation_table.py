@@ -35,21 +35,21 @@ CORE = {
                         "robust_scale", "estimate_contamination"},
 }
 OUTSIDE_REASONS = {
-    "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_detector.py, test_cli.py)",
+    "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_estimators_detector.py, test_cli_pipeline.py)",
     "DeepUAD._place": "CUDA only (data placement on a GPU); cannot run on this CPU machine",
     "DeepUAD._prepare_steps": "precision (bf16/fp16 autocast, GradScaler) and torch.compile switches",
-    "DeepUAD._training_rows": "torchrun data-parallel training (tests/test_distributed.py, multi-process)",
+    "DeepUAD._training_rows": "torchrun data-parallel training (tests/test_estimators_distributed.py, multi-process)",
     "DeepUAD._encode": "torchrun data-parallel training (its one-process path: the re-selection tests)",
     "take_rows": "HDF5 row reads for torchrun ranks",
     "DeepUAD._all_scores": "torchrun data-parallel training (its one-process path: every fit)",
-    "DeepUAD._contamination_used": "PyOD's predict_confidence (tests/test_conventions.py)",
-    "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
-    "check_forest": "checks of a stored forest (tests/test_reliability.py corrupted artifacts, test_hostile.py)",
-    "DeepUAD.get_state": "checkpoint state (tests/test_cli.py resume and kill tests, minutes, not seconds)",
-    "DeepUAD.set_state": "checkpoint state (tests/test_cli.py resume and kill tests)",
-    "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
-    "hdbscan_labels": "alternative initial clustering (ablation; tests/test_cli.py every-method test)",
-    "distribution_labels": "alternative initial clustering (images/video; tests/test_distribution.py)",
+    "DeepUAD._contamination_used": "PyOD's predict_confidence (tests/test_estimators_base.py)",
+    "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
+    "check_forest": "checks of a stored forest (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
+    "DeepUAD.get_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests, minutes, not seconds)",
+    "DeepUAD.set_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests)",
+    "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli_pipeline.py every-method test)",
+    "hdbscan_labels": "alternative initial clustering (ablation; tests/test_cli_pipeline.py every-method test)",
+    "distribution_labels": "alternative initial clustering (images/video; tests/test_estimators_distribution.py)",
 }
 
 

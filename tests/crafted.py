@@ -1,5 +1,5 @@
 """Crafted artifacts at the bounds deepuad sets, made from a real run's files: the worst a file
-under 10 MB may hold for ``score``, ``inspect``, ``top`` and ``explain`` (tests/test_bounds.py
+under 10 MB may hold for ``score``, ``inspect``, ``top`` and ``explain`` (tests/test_cli_bounds.py
 checks the bounds themselves; its slow test and bench/crafted_cost.py time the commands on them).
 
 Each function copies a base artifact and rewrites it with h5py as an attacker would: the most

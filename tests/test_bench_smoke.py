@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 KDD = "kddcup99/kddcup.data_10_percent.gz"  # paths inside the shared data folder
 MNIST = "mnist/t10k-images-idx3-ubyte.gz"

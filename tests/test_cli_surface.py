@@ -20,8 +20,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli, make_table, run_cli
-from test_reliability import CHILD_ENV, ROOT, TRAIN, build_pipeline, clean_error, snapshot
+from helpers import CHILD_ENV, ROOT, TRAIN, clean_error, cli, make_table, run_cli, snapshot, write_fake_scores
 
 
 def commands() -> dict:
@@ -34,19 +33,13 @@ def commands() -> dict:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A table, its four artifacts, two score shards and a run folder (read-only for the tests)."""
-    folder = tmp_path_factory.mktemp("surface")
-    paths = build_pipeline(folder, make_table(folder / "table.csv", n_normal=60, n_anomaly=6))
-    for index in (0, 1):
-        paths[f"shard{index}"] = folder / f"shard{index}.h5"
-        code, _, err = cli("score", paths["model"], paths["features"], "--shard", f"{index}/2", "-o", paths[f"shard{index}"])
-        assert code == 0, err
-    paths["run"] = folder / "run"
-    code, _, err = cli("-q", "run", paths["table"], "-o", paths["run"], "--label-column", "label", "--anomaly-values", "bad",
+def base(built, tmp_path_factory):
+    """The session's small pipeline and a run folder of its table (read-only for the tests)."""
+    run = tmp_path_factory.mktemp("surface") / "run"
+    code, _, err = cli("-q", "run", built["table"], "-o", run, "--label-column", "label", "--anomaly-values", "bad",
                        "--clusters", "3", *TRAIN)
     assert code == 0, err
-    return paths
+    return dict(built, run=run)
 
 
 def one_error(err: str) -> bool:
@@ -269,7 +262,6 @@ def test_a_wrong_model_fails_before_any_plot(base, tmp_path, capsys):
 def test_video_plots_are_capped_and_the_rest_counted(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
     from deepuad.stages import plots
-    from test_top import write_fake_scores
 
     videos = tmp_path / "c3d"
     videos.mkdir()
@@ -422,11 +414,12 @@ def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_p
     assert answers["knn"].stderr.split() == ["0", "False"], answers["knn"].stderr
     assert answers["default"].stderr.split() == ["0", "True"], answers["default"].stderr
     from deepuad.estimators.explain import explain_rows
-    from deepuad.stages._common import load_model, load_scorer
+    from deepuad import DeepUAD
+    from deepuad.stages._common import load_scorer
     from deepuad.stages.answers import read_rows
 
     scorer, _ = load_scorer(model)
-    detector, _ = load_model(model)
+    detector = DeepUAD.load(model)
     assert type(scorer).__name__ == "NumpyScorer" and type(load_scorer(base["model"])[0]).__name__ == "DeepUAD"
     data = read_rows(base["features"], np.array([0, 61, 64]))
     np.testing.assert_array_equal(scorer.decision_function(data["X"]), detector.decision_function(data["X"]))

@@ -237,7 +237,7 @@ def describe(f, path) -> dict:
 
 def weight_shapes(n_features: int, layers) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor of ``Autoencoder(n_features, layers).state_dict()``, named as a
-    model artifact stores it, worked out without torch (tests/test_artifacts.py holds it to the
+    model artifact stores it, worked out without torch (tests/test_artifacts_envelope.py holds it to the
     network): each half is a Sequential of Linear layers with an activation between two of
     them, so its k-th Linear layer has index 2k."""
     widths = [n_features, *layers]

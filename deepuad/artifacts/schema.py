@@ -5,7 +5,7 @@ and reader. ``open_artifact`` checks every declaration that needs no data read (
 dtype, rank and lengths; an attribute's type, range and, for JSON, its whole structure) before
 it hands the file out; ``read_array`` and ``read_json`` check a dataset's values when they are
 read. A file that breaks a declaration is an InputError naming the file and the field (exit 3),
-so a reader never meets a value of the wrong type, rank or range. tests/test_schema.py breaks
+so a reader never meets a value of the wrong type, rank or range. tests/test_artifacts_schema.py breaks
 every declared field in every way its declaration allows (wrong dtype, rank, range, missing).
 
 A bound may be a number or a reference into the same file, resolved when checked:

@@ -185,7 +185,7 @@ class DeepUAD(BaseDetector):
         self.model_.to(self.device)
         if with_optimizer:  # scoring needs none
             # foreach: one op per update over all tensors; the same numbers on CPU as one op per tensor,
-            # in less time per step (tests/test_imports.py checks the numbers)
+            # in less time per step (tests/test_cli_imports.py checks the numbers)
             self.optimizer_ = EagerAdam(self.model_.parameters(), lr=self.lr, foreach=True)
         self._shuffle_rng = torch.Generator().manual_seed(self.seed)
         self.selected_ = np.sort(selected)

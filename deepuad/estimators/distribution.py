@@ -40,7 +40,7 @@ Readings of the paper's and the release's ambiguities chosen here, and why:
 * **Growth in the scalable version is batched**: each sweep tests all candidates against the
   centroid and s^2 at the start of the sweep, while the release updates the shell statistic
   after every single addition. Per-point updates would cost O(n d) per added point; the two
-  agree on the synthetic data of tests/test_distribution.py (nested hyper-shells, a
+  agree on the synthetic data of tests/test_estimators_distribution.py (nested hyper-shells, a
   DeepUAD-like mixture). The mean profile is fixed for a whole growth phase, exactly as in the
   release.
 * **Seed pairs are never retried**: a pair that was examined (rejected, or grown into a cluster

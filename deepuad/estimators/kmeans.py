@@ -6,7 +6,7 @@ Why ours: importing scikit-learn is slow (it brings scipy.stats, and pandas wher
 ``cluster`` and ``train`` need nothing else of it.
 
 The steps are scikit-learn 1.9's, one for one, so the labels are scikit-learn's up to rounding
-(tests/test_kmeans.py compares them): the data centred on its mean, the tolerance scaled by its
+(tests/test_estimators_kmeans.py compares them): the data centred on its mean, the tolerance scaled by its
 mean variance, the same ``RandomState`` draws in the same order, the same distance formula
 (||c||^2 - 2 x.c, ||x||^2 left out of the argmin), the first centre wins a tie, centres summed in
 row order (scikit-learn's order on one thread), empty clusters refilled with the rows farthest

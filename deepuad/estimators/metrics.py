@@ -3,7 +3,7 @@
 Computed directly rather than with scikit-learn so that scoring ten million rows stays within
 a bounded memory budget: one argsort plus a few int32/float32 arrays (scikit-learn's
 roc_auc_score and average_precision_score each copy the data to float64/int64 several times).
-Both agree with scikit-learn to 1e-9 (tests/test_metrics.py).
+Both agree with scikit-learn to 1e-9 (tests/test_estimators_metrics.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ products, and the products of column pairs that both steps need are computed onc
 algorithm is scikit-learn's, step for step (k-means initialisation as its ``KMeans(n_init=1)``,
 the same M step, ``reg_covar`` on the diagonal, the same stopping rule on the mean
 log-likelihood, a final assignment), so the labels are scikit-learn's up to rounding
-(tests/test_mixture.py compares the two).
+(tests/test_estimators_mixture.py compares the two).
 
 All four of scikit-learn's covariance types: "full" (the re-selection), "diag" (the initial
 clustering), "tied" and "spherical" (offered by ``deepuad cluster --covariance``).

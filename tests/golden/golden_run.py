@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import sys
@@ -42,7 +41,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO / "bench"), str(HERE.parent)]
+import helpers  # noqa: E402  (tests/helpers.py: the CLI in-process)
 from common import cpu_kernels  # noqa: E402  (the benches name the machine by the same kernels)
 SAMPLE = REPO / "sample_data" / "kddcup99_5k.csv.gz"
 REFERENCE = HERE / "reference.json"  # the first reference's name (its CPU kind was not recorded)
@@ -53,18 +53,10 @@ TRAIN = ["--epochs", "4", "--r", "2", "--layers", "16,8", "--batch-size", "128",
 
 def cli(*args) -> str:
     """The CLI in-process; its stdout, or AssertionError with its stderr if it did not exit 0."""
-    from deepuad.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
+    code, out, err = helpers.cli(*args)
     if code != 0:
-        raise AssertionError(f"deepuad {' '.join(map(str, args))} exited {code}: {err.getvalue()}")
-    return out.getvalue()
+        raise AssertionError(f"deepuad {' '.join(map(str, args))} exited {code}: {err}")
+    return out
 
 
 def run_all(folder: Path) -> dict[str, str]:

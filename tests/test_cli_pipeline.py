@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_table, run_cli
+from helpers import make_table, run_cli
 from deepuad.stages.train import checkpoint_path
 
 TRAIN = ["--tol", "0", "--epochs", "12", "--r", "3", "--batch-size", "32", "--lr", "0.01", "--layers", "6,3", "--reselect-clusters", "5", "--device", "cpu"]
@@ -110,6 +110,7 @@ def test_train_checkpoints_after_every_reselection_but_the_last(tmp_path, capsys
     assert written == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_exactly(tmp_path, capsys):
     table = make_table(tmp_path / "big.csv", n_normal=3000, n_anomaly=300)
     f, c, m = tmp_path / "f.h5", tmp_path / "c.h5", tmp_path / "m.h5"

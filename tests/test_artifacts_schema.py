@@ -20,29 +20,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from conftest import make_table, run_cli
+from helpers import clean_error, replace_dataset, rewrite, run_cli
 from deepuad import artifacts as art
 from deepuad.artifacts import schema
 from deepuad.errors import InputError
-from test_reliability import build_pipeline, clean_error, replace_dataset, rewrite
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """features, clusters, model and scores of a 66-row table, and a shard of the scores (read-only)."""
-    folder = tmp_path_factory.mktemp("schema")
-    paths = build_pipeline(folder, make_table(folder / "table.csv", n_normal=60, n_anomaly=6))
-    shard = folder / "shard.h5"
-    code, _, err = _cli("score", paths["model"], paths["features"], "--shard", "0/2", "--batch-rows", "32", "-o", shard)
-    assert code == 0, err
-    paths["shard"] = shard
-    return paths
-
-
-def _cli(*args):
-    from conftest import cli
-
-    return cli(*[str(a) for a in args])
 
 
 def crafted(built, kind: str, folder: Path, edit) -> Path:
@@ -309,7 +290,7 @@ def _zeros(f, name: str, mib: int) -> None:
 
 
 def test_a_dataset_that_inflates_far_beyond_what_it_stores_is_refused(tmp_path, capsys, built):
-    """deepuad never compresses scores (tests/test_bounds.py holds the datasets it compresses to
+    """deepuad never compresses scores (tests/test_cli_bounds.py holds the datasets it compresses to
     their limits)."""
     def edit(f):
         del f["score"]
@@ -332,7 +313,7 @@ def test_every_record_of_a_real_training_is_accepted(tmp_path, capsys, built):
 def _fields(built) -> list[tuple[str, str, str]]:
     fields = []
     for kind, source in (("features", "features"), ("clusters", "clusters"), ("model", "model"), ("scores", "scores"),
-                         ("scores_shard", "shard")):
+                         ("scores_shard", "shard0")):
         spec = art.KINDS[kind]
         with h5py.File(built[source]) as f:
             names = [name for name, _ in art._datasets(f)]
@@ -346,7 +327,7 @@ MUTATIONS = ("dtype", "rank", "range", "missing", "compressed")
 
 
 def _declaration(source_kind: str, where: str, name: str):
-    kind = {"shard": "scores_shard"}.get(source_kind, source_kind)
+    kind = {"shard0": "scores_shard"}.get(source_kind, source_kind)
     spec = art.KINDS[kind]
     if where == "dataset":
         return schema.declared(spec.datasets, name)
@@ -376,7 +357,7 @@ def _break_dataset(f, name: str, declared: schema.Array, mutation: str) -> bool:
     elif mutation == "dtype":
         wrong = np.array([b"x"] * max(1, np.size(data))) if "S" not in declared.kinds else np.ones(max(1, np.size(data)))
         replace_dataset(f, name, wrong.reshape(np.shape(data)) if np.size(data) else wrong)
-    elif mutation == "compressed":  # the same values, deflated: only X and selections may be (test_bounds.py)
+    elif mutation == "compressed":  # the same values, deflated: only X and selections may be (test_cli_bounds.py)
         if declared.inflation is not None or not np.ndim(data) or data.dtype.kind == "O":
             return False
         del f[name]
@@ -447,10 +428,11 @@ def fields(built):
 
 
 def test_the_fuzzer_covers_every_kind(fields):
-    assert {kind for kind, _, _ in fields} == {"features", "clusters", "model", "scores", "shard"}
+    assert {kind for kind, _, _ in fields} == {"features", "clusters", "model", "scores", "shard0"}
     assert len(fields) > 40
 
 
+@pytest.mark.slow
 @settings(max_examples=120, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_every_declared_field_broken_is_refused_naming_it(built, fields, tmp_path_factory, data):

@@ -8,9 +8,8 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli
+from helpers import KDD_SAMPLE as KDD, run_cli
 
-KDD = __import__("pathlib").Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
 OPTIONS = ["--label-column", "label", "--anomaly-values", "normal.", "--chunk-rows", "900"]
 
 

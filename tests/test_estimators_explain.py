@@ -12,7 +12,7 @@ import pytest
 
 from deepuad.estimators.params import DEFAULTS
 
-from conftest import cli, make_media, run_cli
+from helpers import cli, make_media, run_cli
 
 BROKEN_C = [600, 601, 602, 603, 604, 605]
 FLIPPED_CAT = [606, 607, 608, 609, 610, 611]
@@ -73,10 +73,10 @@ def as_score(detector, z_values):
 def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
     from deepuad.stages.answers import read_rows
     from deepuad.estimators.explain import expected_rows
-    from deepuad.stages._common import load_model
+    from deepuad import DeepUAD
 
     folder, table, t = planted
-    detector, _ = load_model(folder / "out" / "model.h5")
+    detector = DeepUAD.load(folder / "out" / "model.h5")
     rows = np.array([3, 17, 600, 607])
     data = read_rows(folder / "out" / "features.h5", rows)
     X, decoder = data["X"], data["decoder"]

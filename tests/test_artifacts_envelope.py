@@ -2,19 +2,14 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import write_scores
 from deepuad import artifacts as art
 from deepuad.errors import InputError, OutputError
 
 
-def write_scores(path, values):
-    with art.write_artifact(path, "scores", {"p": 1}, {}) as f:
-        art.put(f, "score", np.asarray(values, dtype=np.float32))
-        art.put(f, "is_anomaly", np.zeros(len(values), np.int8))
-
-
 def test_round_trip_records_kind_params_and_fingerprint(tmp_path):
     path = tmp_path / "s.h5"
-    write_scores(path, [0.1, 0.2])
+    write_scores(path, [0.1, 0.2], {"p": 1})
     with art.open_artifact(path, "scores") as f:
         assert f.attrs["deepuad_kind"] == "scores"
         assert art.params_of(f) == {"p": 1}

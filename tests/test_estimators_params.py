@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli, make_table, run_cli
+
+from helpers import cli, make_table, run_cli
 from deepuad.estimators.constraints import ParamError, allows, check
 from deepuad.estimators.params import (
     DEFAULTS, METHOD_OPTIONS, METHOD_SPEC, PARAMS, RESUMABLE, SPEC, from_record, option_error, options_of, recorded,

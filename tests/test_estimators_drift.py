@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, run_cli
+from helpers import KDD_SAMPLE, cli, run_cli
 from deepuad.estimators import drift
-
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
 
 
 # =========================================================================== the measure
@@ -95,7 +93,7 @@ def days(tmp_path_factory):
     """The KDD sample split at random into two days: a model trained on day 1; day 2 as it is,
     and with src_bytes in other units (x1000)."""
     folder = tmp_path_factory.mktemp("days")
-    data = pd.read_csv(SAMPLE)
+    data = pd.read_csv(KDD_SAMPLE)
     first = np.random.default_rng(0).random(len(data)) < 0.5
     data[first].to_csv(folder / "day1.csv", index=False)
     data[~first].to_csv(folder / "day2.csv", index=False)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import cli, run_cli
+from helpers import cli, run_cli
 
 # 10 rows; gaps: cpu at rows 2 and 5, kind at row 7 (rows counted from 0, as ids are)
 METRICS = """ts,host,cpu,mem,kind

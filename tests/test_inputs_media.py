@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import write_idx
 from deepuad.inputs.images import load_image_batch, read_image_folder
 from deepuad.inputs.media import MediaError
 from deepuad.inputs.mnist import read_idx, read_mnist
@@ -24,15 +25,6 @@ from deepuad.inputs.video import read_ucf_annotations, read_video_features, segm
 
 # torch.jit.script/load are deprecated in recent torch, but TorchScript is the format asked for.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
-IDX_CODES = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool) -> Path:
-    code = IDX_CODES[array.dtype.type]
-    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-    return path
 
 
 # ---------------------------------------------------------------------------- IDX / MNIST

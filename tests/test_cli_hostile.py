@@ -8,12 +8,11 @@ a careless user types. One section per class of the issue:
 
 Every refusal must be one line naming the file and the problem, with a documented exit code, no
 traceback, and no file created or changed (``snapshot``). Tiny data throughout, as in
-test_reliability.py; subprocesses only where a real process boundary is needed (signals, pipes,
+test_artifacts_reliability.py; subprocesses only where a real process boundary is needed (signals, pipes,
 peak memory).
 """
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -29,44 +28,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_table, run_cli
+from helpers import (CHILD_ENV, TAKE_CTRL_C, TRAIN, clean_error, replace_dataset, rewrite, run_cli, run_in_child, snapshot,
+                     temp_litter)
 from deepuad import artifacts as art
-from test_reliability import CHILD_ENV, TRAIN, build_pipeline, clean_error, rewrite, temp_litter
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """features, clusters, model and scores of a 66-row table, plus two score shards (read-only)."""
-    folder = tmp_path_factory.mktemp("hostile")
-    table = make_table(folder / "table.csv", n_normal=60, n_anomaly=6)
-    paths = build_pipeline(folder, table)
-    for index in (0, 1):
-        shard = folder / f"shard{index}.h5"
-        code, _, err = _cli("score", paths["model"], paths["features"], "--shard", f"{index}/2", "--batch-rows", "32", "-o", shard)
-        assert code == 0, err
-        paths[f"shard{index}"] = shard
-    return paths
-
-
-def _cli(*args):
-    from conftest import cli
-
-    return cli(*[str(a) for a in args])
-
-
-def snapshot(*folders: Path) -> dict:
-    """Every entry under the folders -> SHA-256 of a regular file's bytes, or its kind (reading
-    a FIFO would block)."""
-    state = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            if path.is_symlink():
-                state[str(path)] = "link to " + os.readlink(path)
-            elif path.is_file():
-                state[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                state[str(path)] = "dir" if path.is_dir() else "special"
-    return state
 
 
 def refuses(capsys, args, code, words, named, *folders):
@@ -222,8 +186,6 @@ def test_finite_weights_that_overflow_give_an_error_not_nan_scores(tmp_path, cap
                                         ("short", "'training_scores' has"), ("text", "expected kind")])
 def test_a_model_whose_stored_training_scores_are_broken_is_refused(tmp_path, capsys, built, case, words):
     """score takes a model's training scores for its training features: they must be numbers, one per row."""
-    from test_reliability import replace_dataset
-
     def edit(f):
         scores = f["training_scores"][()]
         if case in ("nan", "inf"):
@@ -534,10 +496,7 @@ def test_seeds_numpy_cannot_take_are_usage_errors(tmp_path, capsys, built, seed)
 
 
 # =========================================================================== 6. signals
-# a shell without job control (nohup ... &, some CI runners) starts its children with Ctrl-C ignored,
-# and deepuad leaves an ignored signal ignored: the child scripts take Ctrl-C back themselves
-TAKE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-
+# the child scripts take Ctrl-C back themselves (helpers.TAKE_CTRL_C)
 SLOW_SCORE = TAKE_CTRL_C + """
 import sys, time
 from deepuad.artifacts import scores
@@ -665,25 +624,6 @@ def test_a_signal_once_the_command_has_finished_changes_nothing(tmp_path, built)
 
 
 # =========================================================================== 7. memory bombs
-PEAK_CHILD = """
-import contextlib, io, json, resource, sys
-from deepuad.cli import main
-import torch  # imported before the baseline is taken
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-results = []
-for args in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    results.append([code, err.getvalue(), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024])
-print(json.dumps(results))
-"""
-
-
 def test_small_files_declaring_huge_sizes_are_refused_before_allocating(tmp_path, built):
     """Each case is a small file; the child's peak memory may grow by at most 300 MB over the
     whole list (the cases took 1.4 to 3.5 GB before)."""
@@ -706,11 +646,7 @@ def test_small_files_declaring_huge_sizes_are_refused_before_allocating(tmp_path
     commands = [["score", wide, built["features"], "-o", tmp_path / "o.h5"], ["inspect", deep],
                 ["score", deep, built["features"], "-o", tmp_path / "o.h5"],
                 ["cluster", chunked, "-o", tmp_path / "o.h5"], ["extract", cell, "-o", tmp_path / "o.h5"]]
-    commands = [[str(a) for a in args] for args in commands]
-    child = subprocess.run([sys.executable, "-c", PEAK_CHILD, json.dumps(commands)], capture_output=True, text=True,
-                           env=CHILD_ENV, cwd=tmp_path, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    results = json.loads(child.stdout)
+    results = run_in_child(tmp_path, commands)
     for args, (code, err, _) in zip(commands, results, strict=True):
         assert code == 3 and clean_error(err), (args, err)
     words = ["inconsistent with its architecture", "layers' has 10,000 entries", "layers' has 10,000 entries", "declares chunks",

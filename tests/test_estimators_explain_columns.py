@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, run_cli
+from helpers import cli, run_cli
 
 LATENCY_SPIKES = [100, 200, 300, 400]
 REQ_SPIKES = [150, 250, 500]

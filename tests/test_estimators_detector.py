@@ -18,7 +18,7 @@ def data():
 
 @pytest.mark.parametrize("reselect_by", ["error", "variance"])
 def test_fit_reselects_every_r_epochs_and_thresholds_at_contamination(data, reselect_by):
-    # Whether the method finds anomalies is tested as a mechanism in test_mechanism.py; on this easy
+    # Whether the method finds anomalies is tested as a mechanism in test_estimators_detector_mechanism.py; on this easy
     # data a plain autoencoder scores as well, so the score's quality is not asserted here.
     X, _ = data
     det = DeepUAD(p0=35, p=20, r=5, epochs=20, batch_size=64, lr=1e-2, layers=(4, 2), reselect_by=reselect_by,

@@ -1,28 +1,20 @@
 """extract for images, MNIST IDX and video features, through the command line; evaluate and plots."""
 
-import gzip
 import json
-import struct
 
 import h5py
 import numpy as np
 from PIL import Image
 
-from conftest import run_cli
-
-
-def write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
+from helpers import run_cli, write_idx
 
 
 def test_idx_with_one_class_task(tmp_path, capsys):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(5), 40)
     images = rng.integers(0, 256, size=(200, 4, 4))
-    write_idx(tmp_path / "img-idx3-ubyte.gz", images)
-    write_idx(tmp_path / "lab-idx1-ubyte.gz", labels)
+    write_idx(tmp_path / "img-idx3-ubyte.gz", images.astype(np.uint8), compress=True)
+    write_idx(tmp_path / "lab-idx1-ubyte.gz", labels.astype(np.uint8), compress=True)
     code, out, err = run_cli(capsys, "extract", tmp_path / "img-idx3-ubyte.gz", "--labels", tmp_path / "lab-idx1-ubyte.gz",
                              "--normal-class", "2", "--anomaly-ratio", "0.2", "-o", tmp_path / "m.h5", "--json")
     assert code == 0, err

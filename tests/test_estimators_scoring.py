@@ -155,7 +155,7 @@ def test_paper_switch_gives_the_literal_reading_in_every_stage(tmp_path, capsys,
 
     import h5py
 
-    from conftest import run_cli
+    from helpers import run_cli
 
     code, out, err = run_cli(capsys, "run", table, "-o", tmp_path / "paper", "--label-column", "label", "--anomaly-values", "bad",
                              "--paper", "--epochs", "4", "--r", "2", "--clusters", "6", "--reselect-clusters", "4", "--json")

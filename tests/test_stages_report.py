@@ -22,9 +22,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from conftest import cli, run_cli
+from helpers import KDD_SAMPLE, cli, run_cli
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MAX_REPORT_BYTES = 2 << 20
 
@@ -34,7 +33,7 @@ def kdd(tmp_path_factory):
     """The KDD sample through extract, cluster, a short train, score and report."""
     folder = tmp_path_factory.mktemp("kdd")
     steps = [
-        ("extract", SAMPLE, "-o", folder / "kdd.features.h5", "--label-column", "label", "--anomaly-values", "normal."),
+        ("extract", KDD_SAMPLE, "-o", folder / "kdd.features.h5", "--label-column", "label", "--anomaly-values", "normal."),
         ("cluster", folder / "kdd.features.h5"),
         ("train", folder / "kdd.features.h5", folder / "kdd.clusters.h5", "--epochs", "4", "--r", "2"),
         ("score", folder / "kdd.model.h5", folder / "kdd.features.h5"),
@@ -93,7 +92,7 @@ def test_report_without_its_features_names_the_missing_file(kdd, tmp_path, capsy
 
 
 def test_report_with_a_model_from_other_data_is_refused(kdd, tmp_path, capsys):
-    from conftest import make_table
+    from helpers import make_table
 
     table = make_table(tmp_path / "other.csv")
     for step in [("extract", table), ("cluster", tmp_path / "other.features.h5"),

@@ -492,7 +492,7 @@ def h5(path, name):
 
 @pytest.fixture
 def features(tmp_path, capsys, table):
-    from conftest import run_cli
+    from helpers import run_cli
 
     path = tmp_path / "f.h5"
     assert run_cli(capsys, "extract", table, "--label-column", "label", "--anomaly-values", "bad", "-o", path)[0] == 0
@@ -500,7 +500,7 @@ def features(tmp_path, capsys, table):
 
 
 def test_cluster_keeps_100_minus_p0_percent_of_the_rows(tmp_path, capsys, features):
-    from conftest import run_cli
+    from helpers import run_cli
 
     for p0 in (35, 80):
         output = tmp_path / f"c{p0}.h5"
@@ -517,7 +517,7 @@ def test_cluster_keeps_100_minus_p0_percent_of_the_rows(tmp_path, capsys, featur
 
 
 def test_train_trains_on_the_clusters_files_selection(tmp_path, capsys, features, trained_rows):
-    from conftest import run_cli
+    from helpers import run_cli
 
     selections = []
     for p0 in (35, 80):
@@ -543,7 +543,7 @@ def run_args(table, folder):
 def test_run_redoes_every_stage_after_its_input_changed(tmp_path, capsys, table):
     import json
 
-    from conftest import make_table, run_cli
+    from helpers import make_table, run_cli
 
     folder = tmp_path / "out"
     code, out, err = run_cli(capsys, *run_args(table, folder))
@@ -560,7 +560,7 @@ def test_run_redoes_every_stage_after_its_input_changed(tmp_path, capsys, table)
 
 
 def test_resume_refuses_a_checkpoint_made_from_other_inputs(tmp_path, capsys, features, table):
-    from conftest import make_table, run_cli
+    from helpers import make_table, run_cli
 
     clusters, model = tmp_path / "c.h5", tmp_path / "m.h5"
     assert run_cli(capsys, "cluster", features, "--p0", "35", *CLUSTER, "6", "-o", clusters)[0] == 0

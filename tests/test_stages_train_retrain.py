@@ -3,7 +3,7 @@ the finished model replaces it, whatever stops the run and wherever; ``--resume`
 ``--resume-or-start``; the p < p0 rule; progress for logs; signals that land where raising is not
 safe (inside Python code that native code called).
 
-Tiny data, as in test_reliability.py; subprocesses only where a real signal is needed.
+Tiny data, as in test_artifacts_reliability.py; subprocesses only where a real signal is needed.
 """
 
 import io
@@ -19,11 +19,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import make_table, run_cli
+from helpers import CHILD_ENV, TAKE_CTRL_C, clean_error, make_table, run_cli, temp_litter
 from deepuad.artifacts import model as model_artifact
 from deepuad.stages.train import checkpoint_path
-from test_hostile import TAKE_CTRL_C
-from test_reliability import CHILD_ENV, clean_error, temp_litter
 
 # error re-selection with tol 0 keeps changing a few rows here: 4 re-selections, so 3 checkpoints
 RETRAIN = ["--epochs", "8", "--r", "2", "--reselect-by", "error", "--tol", "0", "--layers", "4,2", "--batch-size", "16",
@@ -36,7 +34,7 @@ SCORE = ["--batch-rows", "64", "--threads", "1"]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """features, clusters, the model in use (seed 0) and its scores; a straight retrain (seed 1)."""
-    from conftest import cli
+    from helpers import cli
 
     folder = tmp_path_factory.mktemp("retrain")
     table = make_table(folder / "table.csv", n_normal=150, n_anomaly=15)
@@ -55,7 +53,7 @@ def built(tmp_path_factory):
 
 
 def _scores(model, features, out) -> np.ndarray:
-    from conftest import cli
+    from helpers import cli
 
     code, _, err = cli("score", model, features, "-o", out, *SCORE)
     assert code == 0, err

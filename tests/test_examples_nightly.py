@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli, make_table, run_cli
+from helpers import cli, make_table, run_cli
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "nightly.sh"
 

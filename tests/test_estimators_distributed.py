@@ -19,7 +19,7 @@ from deepuad.estimators.distributed import World
 from deepuad.estimators.metrics import ranking_metrics
 from deepuad.stages.train import checkpoint_path
 
-from conftest import make_table, run_cli
+from helpers import make_table, run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -62,6 +62,7 @@ def prepared(tmp_path_factory):
 TRAIN = ("--epochs", "40", "--reselect-every", "5", "--tol", "0", "--batch-size", "64", "--layers", "8,4,2")
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_within_tolerance(prepared, capsys):
     folder, features, clusters = prepared
     one, two, again = folder / "one.model.h5", folder / "two.model.h5", folder / "again.model.h5"
@@ -100,6 +101,7 @@ def _rank_pid(launcher: subprocess.Popen, rank: str) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_killed_rank_resumes_exactly_and_with_another_process_count(prepared, capsys):
     folder, features, clusters = prepared
     # the error re-selection with tol 0 keeps changing a few rows on this data, so the run lasts all 100

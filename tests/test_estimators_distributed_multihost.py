@@ -13,10 +13,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
-from conftest import cli, make_table
+from helpers import cli, make_table
 from deepuad.stages.train import checkpoint_path
 
+pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # the error re-selection with tol 0 keeps changing a few rows, so the run lasts its whole budget
 # and there is time to kill a node between checkpoints

@@ -8,7 +8,6 @@ a real process boundary (a kill, a file size limit, an address space limit, two 
 """
 
 import faulthandler
-import hashlib
 import io
 import json
 import os
@@ -27,85 +26,13 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli, make_table, run_cli
+from helpers import (CHILD_ENV, KINDS, ROOT, TRAIN, build_pipeline, clean_error, make_table, replace_dataset, rewrite, run_cli,
+                     run_in_child, snapshot, temp_litter, write_scores)
 from deepuad import artifacts as art
 from deepuad.errors import DataError, EXIT_CODES
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["--epochs", "2", "--r", "1", "--layers", "4,2", "--reselect-clusters", "3", "--batch-size", "32",
-         "--device", "cpu", "--threads", "1"]
-KINDS = ("features", "clusters", "model", "scores")
-CHILD_ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-
-
-# --------------------------------------------------------------------------- helpers
-def build_pipeline(folder: Path, table: Path) -> dict:
-    """The four artifacts, made with paths relative to ``folder``: the recorded input paths, and so
-    the files' bytes and the fuzz test's corrupted offsets, do not depend on where tmp_path is."""
-    steps = [
-        ("extract", os.path.relpath(table, folder), "--label-column", "label", "--anomaly-values", "bad", "-o", "features.h5"),
-        ("cluster", "features.h5", "--clusters", "3", "-o", "clusters.h5"),
-        ("train", "features.h5", "clusters.h5", "-o", "model.h5", *TRAIN),
-        ("score", "model.h5", "features.h5", "-o", "scores.h5", "--threads", "1"),
-    ]
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        for step in steps:
-            code, _, err = cli(*step)
-            assert code == 0, (step, err)
-    finally:
-        os.chdir(cwd)
-    return {"table": table, **{kind: folder / f"{kind}.h5" for kind in KINDS}}
-
-
-def clean_error(err: str) -> bool:
-    """Exactly one line, 'deepuad: error: ...', and no traceback."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    return len(lines) == 1 and lines[0].startswith("deepuad: error: ") and "Traceback" not in err
-
-
-def snapshot(*folders: Path) -> dict:
-    """Every file (hidden ones too) under the folders -> SHA-256 of its bytes; folders -> 'dir'."""
-    state = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            state[str(path)] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
-
-
-def temp_litter(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
-
-
-def rewrite(path: Path, edit) -> Path:
-    """Apply ``edit(h5py.File)`` to an artifact and re-fingerprint it, so that only the edit differs."""
-    with h5py.File(path, "a") as f:
-        edit(f)
-        f.attrs["fingerprint"] = art.content_fingerprint(f)
-    return path
-
-
-def replace_dataset(f: h5py.File, name: str, data=None, **kwargs) -> None:
-    del f[name]
-    f.create_dataset(name, data=data, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """features, clusters, model and scores artifacts of a 66-row table (read-only for the tests)."""
-    folder = tmp_path_factory.mktemp("built")
-    table = make_table(folder / "table.csv", n_normal=60, n_anomaly=6)
-    return build_pipeline(folder, table)
-
 
 # =========================================================================== 1. atomic artifacts
-def write_scores(path, values, params=None):
-    with art.write_artifact(path, "scores", params or {}, {}) as f:
-        art.put(f, "score", np.asarray(values, dtype=np.float32))
-        art.put(f, "is_anomaly", np.zeros(len(values), np.int8))
-
-
 def test_failed_write_keeps_old_bytes_and_leaves_no_temp_file(tmp_path):
     path = tmp_path / "s.h5"
     write_scores(path, [1.0, 2.0])
@@ -189,7 +116,7 @@ def test_killing_a_writer_leaves_the_old_file_or_a_complete_new_one(tmp_path):
 def test_clean_runs_leave_no_temp_files(built):
     folder = built["features"].parent
     assert temp_litter(folder) == []
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["table.csv", *(f"{kind}.h5" for kind in KINDS)])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(path.name for path in built.values())
 
 
 # =========================================================================== 2. provenance
@@ -381,7 +308,7 @@ OTHER_CASES = [
     pytest.param("score {model} {w3} -o {out} --force", 4, "has 3 features but the model expects 7", "w3", None, id="score:width-forced"),
     # --- raw input to extract
     pytest.param("extract {tmp}/missing.csv -o {out}", 3, "no such file", "tmp", None, id="extract:missing"),
-    # the output beside the folder: one inside the folder it reads is refused (exit 6, tests/test_hostile.py)
+    # the output beside the folder: one inside the folder it reads is refused (exit 6, tests/test_cli_hostile.py)
     pytest.param("extract {tmp} -o {tmp}.out.h5", 3, "no feature files", "tmp", None, id="extract:directory"),
     pytest.param("extract {empty_csv} -o {out}", 3, "is empty", "empty_csv", None, id="extract:empty"),
     pytest.param("extract {binary_csv} -o {out}", 3, "NUL byte", "binary_csv", None, id="extract:binary"),
@@ -545,24 +472,6 @@ def test_one_row_and_constant_data(tmp_path, capsys):
         assert np.isfinite(json.loads(out)["threshold"])
 
 
-FULL_DISK_CHILD = """
-import contextlib, io, json, resource, sys
-from deepuad.cli import main
-results = []
-for limit, args in json.loads(sys.argv[1]):
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    results.append([code, err.getvalue()])
-print(json.dumps(results))
-"""
-
-
 def test_full_disk_is_a_clean_error_and_keeps_the_old_output(tmp_path, built):
     """Writes fail with EFBIG beyond RLIMIT_FSIZE (SIGXFSZ ignored): the same path as ENOSPC.
     HDF5 segfaults on close after a failed write (h5py issue 914); write_artifact must not let it."""
@@ -584,10 +493,8 @@ def test_full_disk_is_a_clean_error_and_keeps_the_old_output(tmp_path, built):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
-    child = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, json.dumps(commands)], capture_output=True, text=True,
-                           env=CHILD_ENV, cwd=tmp_path, preexec_fn=limit_file_size, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]  # no segfault, no crash of the child
-    for (limit, args), (code, err) in zip(commands, json.loads(child.stdout), strict=True):
+    results = run_in_child(tmp_path, [args for _, args in commands], [limit for limit, _ in commands], limit_file_size)
+    for (limit, args), (code, err, _) in zip(commands, results, strict=True):
         assert code == 6 and clean_error(err), (args[0], limit, err)
         assert f"{out}: file too large" in err and "nothing was written" in err, err
     assert snapshot(tmp_path, built["features"].parent) == before  # old output intact, no temp files
@@ -670,6 +577,7 @@ FUZZ_READERS = {
 }
 
 
+@pytest.mark.slow  # a seeded fuzzer: 44 corrupted artifacts through every reader
 def test_corrupted_artifacts_fail_cleanly(tmp_path, capsys, built):
     variants = _fuzz_variants(built, tmp_path)
     assert len(variants) == 44  # 11 per kind
@@ -696,24 +604,6 @@ def test_corrupted_artifacts_fail_cleanly(tmp_path, capsys, built):
     assert sum(code == 3 for code in outcomes.values()) >= 40  # most corruptions are caught as such, not by luck
 
 
-HUGE_CHILD = """
-import contextlib, io, json, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-from deepuad.cli import main
-results = []
-for args in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    results.append([code, err.getvalue()])
-print(json.dumps(results))
-"""
-
-
 def test_huge_declared_shapes_fail_without_allocating(tmp_path, built):
     """A dataset declaring 2**40 rows with nothing stored: refused from its metadata, in a child
     whose address space is capped at 3 GiB (an attempt to allocate would be a MemoryError, exit 1)."""
@@ -732,10 +622,8 @@ def test_huge_declared_shapes_fail_without_allocating(tmp_path, built):
                 f.create_dataset(name, shape=shape, dtype=dtype, **({"chunks": (1024, *shape[1:])} if chunked else {}))
             commands.append([part.format(**{k: str(v) for k, v in built.items()}, bad=bad, out=tmp_path / "out.h5")
                              for part in line.split()])
-    child = subprocess.run([sys.executable, "-c", HUGE_CHILD, json.dumps(commands)], capture_output=True, text=True,
-                           env=CHILD_ENV, cwd=tmp_path, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    for args, (code, err) in zip(commands, json.loads(child.stdout), strict=True):
+    results = run_in_child(tmp_path, commands, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)))
+    for args, (code, err, _) in zip(commands, results, strict=True):
         assert code == 3 and clean_error(err), (args, err)
         assert "declares" in err or "unreadable" in err, (args, err)
     assert not (tmp_path / "out.h5").exists()

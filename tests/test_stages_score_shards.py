@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli, make_table, run_cli
+from helpers import clean_error, cli, make_table, run_cli
 from deepuad import artifacts as art
 
 BATCH = 50  # 440 rows -> 9 scoring batches, the last one short
@@ -71,11 +71,6 @@ def assert_same_scores(merged, reference):
     assert a["contamination"] == b["contamination"] or (np.isnan(a["contamination"]) and np.isnan(b["contamination"]))
     assert a["inputs"] == b["inputs"] and a["kind"] == b["kind"] == "scores"
     assert a["fingerprint"] == b["fingerprint"]  # the content hash covers every dataset
-
-
-def clean_error(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    return len(lines) == 1 and lines[0].startswith("deepuad: error: ") and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- row ranges

@@ -1,7 +1,7 @@
 """deepuad top: ranking, decoding back to the original columns, output formats, errors.
 
 The scores files here are written through the real writer (stages.write_scores) with scores the
-test chooses, so each test knows which rows must come first; test_explain.py runs top on a
+test chooses, so each test knows which rows must come first; test_estimators_explain.py runs top on a
 trained model's scores."""
 
 import csv
@@ -13,27 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_media, make_table, run_cli
-
-KDD = __import__("pathlib").Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
-
-
-def write_fake_scores(features, output, scores, contamination=0.1):
-    from deepuad import artifacts as art
-    from deepuad.artifacts.scores import write_scores
-
-    inputs = {"features": {"path": str(features), "fingerprint": art.fingerprint_of(features)}}
-    params = {"contamination": contamination, "threshold": None, "device": "cpu", "batch_rows": 16384}
-    with h5py.File(features) as f:
-        y = f["y"][()] if "y" in f else None
-    write_scores(output, params, inputs, len(scores), iter([(0, np.asarray(scores, np.float32))]), y, contamination, None)
-    return output
+from helpers import KDD_SAMPLE as KDD, cli, make_media, make_table, run_cli, write_fake_scores
 
 
 @pytest.fixture(scope="module")
 def kdd(tmp_path_factory):
-    from conftest import cli
-
     folder = tmp_path_factory.mktemp("kdd")
     code, _, err = cli("--quiet", "extract", KDD, "-o", folder / "kdd.features.h5", "--label-column", "label",
                        "--anomaly-values", "normal.")

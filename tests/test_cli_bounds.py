@@ -4,11 +4,7 @@ and compressed inputs that inflate far beyond their size are refused before they
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import h5py
@@ -16,18 +12,10 @@ import numpy as np
 import pytest
 
 import crafted
-from conftest import make_table, run_cli
+from helpers import TRAIN, clean_error, make_table, run_cli, run_in_child
 from deepuad.artifacts.features import X_INFLATION
 from deepuad.artifacts.schema import Inflation
 from deepuad.estimators.params import LIMITS, MAX_WORLD_SIZE
-from test_hostile import PEAK_CHILD
-from test_reliability import CHILD_ENV, TRAIN, build_pipeline, clean_error
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bounds")
-    return build_pipeline(folder, make_table(folder / "table.csv", n_normal=60, n_anomaly=6))
 
 
 def usage_error(capsys, args, *words) -> str:
@@ -106,17 +94,10 @@ def _npz_bomb(path: Path, inflated: int) -> Path:
     return path
 
 
-def _child_peak(tmp_path, commands) -> list:
-    child = subprocess.run([sys.executable, "-c", PEAK_CHILD, json.dumps([[str(a) for a in c] for c in commands])],
-                           capture_output=True, text=True, env=CHILD_ENV, cwd=tmp_path, timeout=300)
-    assert child.returncode == 0, child.stderr[-3000:]
-    return json.loads(child.stdout)
-
-
 def test_an_npz_that_inflates_a_thousandfold_is_refused_before_decoding(tmp_path):
     bomb = _npz_bomb(tmp_path / "bomb.npz", 256 << 20)
     assert bomb.stat().st_size < 1 << 20
-    [(code, err, peak)] = _child_peak(tmp_path, [["extract", bomb, "-o", tmp_path / "b.features.h5"]])
+    [(code, err, peak)] = run_in_child(tmp_path, [["extract", bomb, "-o", tmp_path / "b.features.h5"]])
     assert code == 3 and clean_error(err) and "zip bomb" in err and str(bomb) in err, err
     assert peak < 100, peak  # MB over the child's baseline: the 256 MiB array was never allocated
 
@@ -131,7 +112,7 @@ def test_a_parquet_dictionary_bomb_is_refused_before_decoding(tmp_path):
         pq.write_table(pa.table({"x": pa.array(np.arange(rows, dtype=np.float64)), "c": column}), tmp_path / f"{name}.parquet",
                        compression="zstd", row_group_size=rows)
         assert (tmp_path / f"{name}.parquet").stat().st_size < 4 << 20
-    results = _child_peak(tmp_path, [["extract", tmp_path / f"{name}.parquet", "-o", tmp_path / "p.features.h5"]
+    results = run_in_child(tmp_path, [["extract", tmp_path / f"{name}.parquet", "-o", tmp_path / "p.features.h5"]
                                      for name in ("long", "many")])
     (long_code, long_err, _), (many_code, many_err, peak) = results
     assert long_code == 4 and clean_error(long_err) and "5,000-character value" in long_err, long_err
@@ -274,7 +255,7 @@ def test_no_crafted_file_under_10_mb_costs_over_10_seconds_or_1_gib(tmp_path_fac
     cases of ``crafted.OPEN``, which are run all the same. On the machine that chose the bounds
     the worst took 5.8 CPU seconds and 0.5 GiB (bench/results/crafted_cost.md): CPU time, as
     the wall time of a shared machine says more about its load."""
-    from conftest import cli
+    from helpers import cli
 
     folder = tmp_path_factory.mktemp("worst")
     base = crafted.build_base(folder, cli, epochs=10)  # the epochs change nothing that scoring costs

@@ -26,27 +26,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import cli, make_table
+from helpers import clean_error, cli, temp_litter
 from deepuad import artifacts as art
-from test_reliability import build_pipeline, clean_error, temp_litter
 
+pytestmark = pytest.mark.slow
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}
 EXAMPLES = int(os.environ.get("DEEPUAD_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=EXAMPLES or 25, deadline=None, derandomize=not EXAMPLES, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fuzz")
-    table = make_table(folder / "table.csv", n_normal=60, n_anomaly=6)
-    paths = build_pipeline(folder, table)
-    for index in (0, 1):
-        code, _, err = cli("score", paths["model"], paths["features"], "--shard", f"{index}/2", "--batch-rows", "32",
-                           "-o", folder / f"shard{index}.h5")
-        assert code == 0, err
-        paths[f"shard{index}"] = folder / f"shard{index}.h5"
-    return paths
 
 
 def _digest(folder: Path) -> dict:
