@@ -253,7 +253,7 @@ def test_no_crafted_file_under_10_mb_costs_over_10_seconds_or_1_gib(tmp_path_fac
     limit), made from a run of 2,000 KDDCUP-sample rows: each is read, not refused (exit 0),
     within 10 CPU seconds (start-up included: an idle core's wall time) and 1 GiB, but the
     cases of ``crafted.OPEN``, which are run all the same. On the machine that chose the bounds
-    the worst took 5.8 CPU seconds and 0.5 GiB (bench/results/crafted_cost.md): CPU time, as
+    the worst took 5.3 CPU seconds and 0.5 GiB (bench/results/crafted_cost.md): CPU time, as
     the wall time of a shared machine says more about its load."""
     from helpers import cli
 
