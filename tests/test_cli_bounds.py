@@ -4,6 +4,7 @@ and compressed inputs that inflate far beyond their size are refused before they
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
