@@ -128,7 +128,7 @@ def kddcup_npy(folder: Path) -> Path | None:
 # --------------------------------------------------------------------------- 3. worst
 def worst(folder: Path, cases: int | None) -> list[dict]:
     import crafted
-    from conftest import cli
+    from helpers import cli
 
     base = crafted.build_base(folder, cli, epochs=10)
     out = []

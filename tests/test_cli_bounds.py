@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import crafted
-from helpers import TRAIN, clean_error, make_table, run_cli, run_in_child
+from helpers import CHILD_ENV, TRAIN, clean_error, make_table, run_cli, run_in_child
 from deepuad.artifacts.features import X_INFLATION
 from deepuad.artifacts.schema import Inflation
 from deepuad.estimators.params import LIMITS, MAX_WORLD_SIZE
