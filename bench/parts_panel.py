@@ -57,10 +57,8 @@ CACHE = ROOT / "runs" / "parts_cache"
 
 
 PARTS = {name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
-# the candidates' names of parts that the package has since taken on: "range_fenced" and
-# "knn_distinct" were this script's own parts up to 38c5adc and became the package's "range" and
-# "knn" in the freeze commit; the earlier "range" and "knn" (unfenced, copies counted) are gone, so
-# the candidates that name them can no longer be recomputed (their tuning rows in panel.csv stand)
+# candidates.py's names for what are now the package's "range" and "knn" (docs/results.md: which
+# candidates' tuning rows can no longer be recomputed)
 PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
 REGISTERED = {"range_fenced": "range", "knn_distinct": "knn"}
 
@@ -140,6 +138,16 @@ def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
             "seconds": round(float(cache["kept_seconds"]), 2), "estimated_share": round(float(cache["default_share"]), 4)}
 
 
+def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple) -> dict:
+    """One panel.csv row: ``spec`` (view, parts, weights) scored from the cache, or, for the package's
+    own run (``spec`` None), its stored scores; a cache made before the freeze stores none, and there
+    the "mixed" view of the default parts gives the package's numbers (``--check``)."""
+    if spec is None and "default_threshold" in cache.cache:
+        return package_row(info, seed, y, cache.cache)
+    spec = spec or ("mixed", *default)
+    return row_for(info, method, seed, y, score_of(cache, *spec), float(cache.cache["kept_seconds"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=panel.RESULTS)
@@ -195,11 +203,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            # a cache made before the freeze holds no package run: its "mixed" view gives the same numbers
-            # (the package reproduces them: see the freeze commit), on the rows it was fitted on
-            package = ("mixed", default_parts, default_weights) if "default_threshold" not in cache.cache else None
-            rows = [package_row(info, seed, y, cache.cache) if spec is None and package is None else
-                    row_for(info, method, seed, y, score_of(cache, *(spec or package)), float(cache.cache["kept_seconds"]))
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights))
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)

@@ -112,9 +112,9 @@ def days(tmp_path_factory):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "open since the default of 885563f: its fenced range puts every row whose src_bytes moved to other units far above "
-    "the threshold, and drift then compares the few rows left below it (mostly src_bytes = 0), whose flag and "
-    "serror_rate drift instead; telling a unit change from a bad night needs more than the share flagged"))
+    "open: the default score puts every row whose src_bytes moved to other units far above the threshold, and drift "
+    "then compares the few rows left below it (mostly src_bytes = 0), whose flag and serror_rate drift instead; "
+    "telling a unit change from a bad night needs more than the share flagged"))
 def test_unchanged_day_passes_and_a_changed_unit_fails_naming_its_column(days, capsys):
     model = days / "day1.model.h5"
     code, out, err = run_cli(capsys, "score", model, days / "day2.features.h5", "--fail-on-drift", "0.25", "--json")
@@ -208,9 +208,9 @@ def test_a_corrupt_drift_summary_is_one_line(days, tmp_path, capsys):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "open since the default of 885563f: its fenced range puts every row whose src_bytes moved to other units far above "
-    "the threshold, and drift then compares the few rows left below it (mostly src_bytes = 0), whose flag and "
-    "serror_rate drift instead; telling a unit change from a bad night needs more than the share flagged"))
+    "open: the default score puts every row whose src_bytes moved to other units far above the threshold, and drift "
+    "then compares the few rows left below it (mostly src_bytes = 0), whose flag and serror_rate drift instead; "
+    "telling a unit change from a bad night needs more than the share flagged"))
 def test_nightly_tells_a_bad_night_from_a_stale_model(days, tmp_path):
     """examples/nightly.sh: another day of the same data, with a fifth of it flagged, is a bad
     night (exit 8); the same day with src_bytes in other units is a stale model (exit 9) and the
