@@ -60,7 +60,27 @@ PARTS = {name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"]
 # candidates.py's names for what are now the package's "range" and "knn" (docs/results.md: which
 # candidates' tuning rows can no longer be recomputed)
 PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
-REGISTERED = {"range_fenced": "range", "knn_distinct": "knn"}
+REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
+
+
+class CalibratedRange(score_parts.OutsideRange):
+    """The range part less the level that normal rows reach by chance: the 99th percentile of its
+    values on a seeded half of the reference, fitted on the other half (0 on a narrow table; several
+    ranges on 784 pixels, where one rare stroke lies beyond some pixel's range). A candidate of
+    issue 29's third round."""
+
+    def fit(self, reference, seed):
+        reference = np.asarray(reference, dtype=np.float64)
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        by_chance = score_parts.OutsideRange().fit(reference[half], seed).values(reference[~half], {})
+        self.offset_ = float(np.quantile(by_chance, 0.99)) if len(by_chance) else 0.0
+        return super().fit(reference, seed)
+
+    def values(self, X, errors):
+        return np.maximum(super().values(X, errors) - self.offset_, 0.0)
+
+
+PARTS["range_calibrated"] = CalibratedRange
 
 
 def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -107,17 +127,20 @@ class Values:
         if key not in self.memo:
             prefix, part = key.split("/")
             reference = self.cache[f"{prefix}/reference"]
-            fitted = PARTS[part.removesuffix("@ref")]().fit(reference, self.seed)
+            name = part.removesuffix("@ref")  # a candidate's name for a part, maybe an alias (REGISTERED)
+            fitted = PARTS[name]().fit(reference, self.seed)
             for rows, suffix in ((self.X, ""), (reference, "@ref")):
                 errors = {kind: self.cache[f"{prefix}/{kind}{suffix}"] for kind in ("cosine", "l2")}
-                self.memo[f"{prefix}/{fitted.name}{suffix}"] = np.asarray(fitted.values(rows, errors), dtype=np.float64)
+                self.memo[f"{prefix}/{name}{suffix}"] = np.asarray(fitted.values(rows, errors), dtype=np.float64)
         return self.memo[key]
 
 
-def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, float]) -> np.ndarray:
-    """The score DeepUAD gives with these parts and weights, from cached values (parts.combine)."""
-    values = [cache[f"{prefix}/{p}"] for p in parts]
-    centers, scales = zip(*(scoring.robust_scale(cache[f"{prefix}/{p}@ref"]) for p in parts))
+def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, float], kept_parts: tuple[str, ...] = ()) -> np.ndarray:
+    """The score DeepUAD gives with these parts and weights, from cached values (parts.combine): each
+    part fitted on the reference rows of view ``prefix``, those of ``kept_parts`` on the kept rows."""
+    views = {p: "kept" if p in kept_parts else prefix for p in parts}
+    values = [cache[f"{views[p]}/{p}"] for p in parts]
+    centers, scales = zip(*(scoring.robust_scale(cache[f"{views[p]}/{p}@ref"]) for p in parts))
     registered = tuple(REGISTERED.get(p, p) for p in parts)
     w = np.array([weights.get(p, 1.0) for p in parts], dtype=np.float64)
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
@@ -184,8 +207,9 @@ def main() -> None:
         methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
-        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}))
+        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()))
                    for name, c in SCORE_CANDIDATES.items()}
+        methods["deepuad"] = None  # the package's own default: the "default" candidate of choose_defaults
     csv_path = args.results / "panel.csv"
     done = {(r["dataset"], r["method"], int(r["seed"])) for r in csv.DictReader(csv_path.open())}
     for name, family, _, load in sets:
