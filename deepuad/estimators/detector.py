@@ -44,7 +44,9 @@ import numpy as np
 import torch
 
 from deepuad.estimators import scoring
-from deepuad.estimators.autoencoder import Autoencoder, EagerAdam, cosine_error, encode_and_score
+from deepuad.estimators.autoencoder import (
+    Autoencoder, EagerAdam, Steps, encode_and_score, load_network_state, network_state, place, reconstruct,
+)
 from deepuad.estimators.base import BaseDetector, _check_width, check_array, not_fitted
 from deepuad.estimators.distributed import World
 from deepuad.estimators.params import CONSTRAINTS, DEFAULTS, PAPER_READING, SCORE_BATCH_ROWS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
@@ -52,9 +54,6 @@ from deepuad.estimators.parts import PAPER, Scorer, reference_rows
 from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests and callers import it from here)
 from deepuad.estimators.rules import RESELECT
 from deepuad.estimators.selection import initial_selection, n_changed
-
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
-
 
 @dataclass
 class Iteration:
@@ -189,23 +188,6 @@ class DeepUAD(BaseDetector):
         self.converged_ = False
         self.stop_reason_ = ""
 
-    def _place(self, X: torch.Tensor) -> torch.Tensor:
-        """The whole matrix on the device when it fits in half its free memory (no per-batch
-        copies); otherwise pinned in host memory, each batch copied asynchronously."""
-        if not str(self.device).startswith("cuda"):
-            return X
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-        return X.to(self.device) if X.nbytes < free // 2 else X.pin_memory()
-
-    def _prepare_steps(self, network: torch.nn.Module) -> None:
-        device_type = torch.device(self.device).type
-        self._autocast = lambda: torch.autocast(
-            device_type, dtype=_AUTOCAST_DTYPES.get(self.precision, torch.float32), enabled=self.precision != "32"
-        )
-        # fp16 needs loss scaling against underflow; bf16 has float32's range and needs none
-        self._scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "16")
-        self._forward = torch.compile(network) if self.compile else network
-
     def _train(self, X, callback, world) -> None:
         """Algorithm 1's loop: train r epochs on the selected rows, re-select from ALL rows, until
         the selection stops changing or the epoch budget is spent.
@@ -221,10 +203,10 @@ class DeepUAD(BaseDetector):
             if len(self.selected_) < world.size:
                 raise ValueError(f"the training set has {len(self.selected_)} rows, fewer than the {world.size} processes")
             device_ids = [torch.device(self.device).index] if str(self.device).startswith("cuda") else None
-            self._prepare_steps(DistributedDataParallel(self.model_, device_ids=device_ids))
+            network = DistributedDataParallel(self.model_, device_ids=device_ids)
         else:
-            X = self._place(torch.from_numpy(X))
-            self._prepare_steps(self.model_)
+            X, network = place(torch.from_numpy(X), self.device), self.model_
+        self._steps = Steps(network, self.optimizer_, self.loss, self.device, self.precision, self.compile)
         rows = None  # what an epoch trains on: all of X in one process, this rank's block of the selected rows in several
         while self._training_goes_on():
             if rows is None:
@@ -257,7 +239,7 @@ class DeepUAD(BaseDetector):
         if world is None or not world.distributed:  # the selected rows of X, shuffled
             selected = torch.from_numpy(self.selected_)
             order = selected[torch.randperm(len(selected), generator=self._shuffle_rng)].to(rows.device)
-            return float(self._train_steps(rows, order, self.batch_size_)) / len(order)  # one device sync per epoch
+            return float(self._steps.run(rows, order, self.batch_size_)) / len(order)  # one device sync per epoch
         # One seed per epoch from the generator every rank shares (and a checkpoint stores, so a run
         # may resume with another number of processes); each rank shuffles its own block with it.
         epoch_seed = int(torch.randint(2**62, (1,), generator=self._shuffle_rng))
@@ -266,30 +248,9 @@ class DeepUAD(BaseDetector):
         # differ in size by at most one row, so a shorter block repeats its first row
         largest = -(-len(self.selected_) // world.size)
         order = torch.cat([order, order[: largest - len(order)]]).to(rows.device)
-        total = self._train_steps(rows, order, -(-self.batch_size_ // world.size))
+        total = self._steps.run(rows, order, -(-self.batch_size_ // world.size))
         loss_sum, count = world.all_sum([float(total), float(len(order))])
         return loss_sum / count
-
-    def _train_steps(self, X: torch.Tensor, order: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """One optimiser step per batch of rows ``X[order]``; returns the summed loss x batch size."""
-        total = torch.zeros((), device=self.device)
-        for start in range(0, len(order), batch_size):
-            # index_select copies the same rows as X[...], several times faster on the CPU
-            batch = X.index_select(0, order[start : start + batch_size])
-            if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
-                batch = batch.pin_memory().to(self.device, non_blocking=True)
-            with self._autocast():
-                reconstruction = self._forward(batch).float()
-            if self.loss == "mse":
-                loss = torch.nn.functional.mse_loss(reconstruction, batch)
-            else:
-                loss = cosine_error(batch, reconstruction).mean()
-            self.optimizer_.zero_grad(set_to_none=True)
-            self._scaler.scale(loss).backward()
-            self._scaler.step(self.optimizer_)
-            self._scaler.update()
-            total += loss.detach() * len(batch)
-        return total
 
     def _reselect(self, X, world=None) -> np.ndarray | None:
         """S_train = C(z, p) over ALL rows by the rule ``reselect_by`` (rules.RESELECT): each rank
@@ -376,19 +337,7 @@ class DeepUAD(BaseDetector):
 
     def reconstruct(self, X, batch_size: int = 65536) -> np.ndarray:
         """decoder(encoder(x)) of every row of X (float32): the row the network expected."""
-        X = self._checked(X)
-        parameter = next(self.model_.parameters())
-        out = np.empty_like(X)
-        was_training = self.model_.training
-        self.model_.eval()
-        try:
-            with torch.no_grad():
-                for start in range(0, len(X), batch_size):
-                    batch = torch.from_numpy(X[start : start + batch_size]).to(parameter.device, parameter.dtype)
-                    out[start : start + len(batch)] = self.model_(batch).float().cpu().numpy()
-        finally:
-            self.model_.train(was_training)
-        return out
+        return reconstruct(self.model_, self._checked(X), batch_size)
 
     def _checked(self, X) -> np.ndarray:
         """X as float32 rows as wide as the training data, once there is something to score them
@@ -402,13 +351,10 @@ class DeepUAD(BaseDetector):
         return X
 
     # ----------------------------------------------------------------- pickling, files, checkpoint state
-    # training's step machinery (autocast factory, gradient scaler, compiled network): rebuilt by
-    # every fit, and not picklable
-    _TRANSIENT = ("_autocast", "_scaler", "_forward")
-
     def __getstate__(self) -> dict:
-        """What ``pickle`` and ``joblib`` store: everything but the training step machinery."""
-        return {name: value for name, value in self.__dict__.items() if name not in self._TRANSIENT}
+        """What ``pickle`` and ``joblib`` store: everything but training's step machinery (``Steps``:
+        rebuilt by every fit, and not picklable)."""
+        return {name: value for name, value in self.__dict__.items() if name != "_steps"}
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` as a model artifact (HDF5 datasets, no pickle;
@@ -432,12 +378,8 @@ class DeepUAD(BaseDetector):
         Arrays are plain NumPy (weights, Adam moments, RNG state, selections, the fitted scorer), so
         a checkpoint can be stored as HDF5 datasets and loaded without unpickling anything.
         """
-        arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
         # a model loaded to score has no optimiser: its state is then the network and scorer only
-        optimizer = self.optimizer_.state_dict() if hasattr(self, "optimizer_") else {"state": {}, "param_groups": []}
-        for param_id, param_state in optimizer["state"].items():
-            for key, value in param_state.items():
-                arrays[f"optimizer/{param_id}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
+        arrays, param_groups = network_state(self.model_, getattr(self, "optimizer_", None))
         arrays["rng_state"] = self._shuffle_rng.get_state().numpy()
         arrays["epoch_losses"] = np.asarray(self.epoch_losses_, dtype=np.float64)
         for it in self.iterations_:
@@ -445,7 +387,7 @@ class DeepUAD(BaseDetector):
         meta = {
             "epoch": self.epoch_,
             "converged": self.converged_,
-            "optimizer_param_groups": json.dumps(optimizer["param_groups"]),
+            "optimizer_param_groups": json.dumps(param_groups),
             "iterations": [
                 {k: getattr(it, k) for k in ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")}
                 for it in self.iterations_
@@ -464,15 +406,8 @@ class DeepUAD(BaseDetector):
         corrupt or crafted state fails here (ValueError) instead of indexing out of range later."""
         arrays, meta = state
         self._start(n_features, arrays["iterations/0/selected"], n_rows, with_optimizer)
-        weights = {k[len("weights/") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("weights/")}
-        self.model_.load_state_dict(weights)
-        if with_optimizer:
-            optimizer_state: dict = {}
-            for key, value in arrays.items():
-                if key.startswith("optimizer/"):
-                    _, param_id, name = key.split("/")
-                    optimizer_state.setdefault(int(param_id), {})[name] = torch.from_numpy(np.array(value))
-            self.optimizer_.load_state_dict({"state": optimizer_state, "param_groups": json.loads(meta["optimizer_param_groups"])})
+        load_network_state(self.model_, self.optimizer_ if with_optimizer else None, arrays,
+                           json.loads(meta["optimizer_param_groups"]) if with_optimizer else [])
         self._shuffle_rng.set_state(torch.from_numpy(np.array(arrays["rng_state"], dtype=np.uint8)))
         self.epoch_losses_ = [float(v) for v in arrays["epoch_losses"]]
         self.iterations_ = [
