@@ -251,7 +251,7 @@ def test_a_rule_s_choice_is_taken_as_a_sorted_set_of_rows_and_an_empty_or_out_of
     np.testing.assert_array_equal(det.selected_, [3, 5, 9])
     for bad, problem in ((np.array([], np.int64), "is empty"), (np.array([0, 400]), r"has indices outside \[0, 400\)")):
         script_choices(monkeypatch, [bad])
-        with pytest.raises(ValueError, match=f"^the training set re-selection rule 'scripted' chose {problem}"):
+        with pytest.raises(ValueError, match=f"^the training set chosen by re-selection rule 'scripted' {problem}"):
             explicit(reselect_by="scripted", r=1, epochs=1).fit(X, initial=np.arange(100))
 
 

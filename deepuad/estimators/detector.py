@@ -55,6 +55,7 @@ from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests 
 from deepuad.estimators.rules import RESELECT
 from deepuad.estimators.selection import initial_selection, n_changed
 
+
 @dataclass
 class Iteration:
     """One training-set selection: iteration 0 is the initial clustering."""
@@ -271,7 +272,7 @@ class DeepUAD(BaseDetector):
 
     def _record(self, selected: np.ndarray, threshold: float, fallback: bool, n_rows: int) -> None:
         """Make ``selected`` the training set; converged when at most tol x n_rows indices changed."""
-        _check_rows(selected, n_rows, f"the training set re-selection rule {self.reselect_by!r} chose")
+        _check_rows(selected, n_rows, f"the training set chosen by re-selection rule {self.reselect_by!r}")
         changed = n_changed(self.selected_, selected)
         loss = float(np.mean(self.epoch_losses_[-self.r :]))  # over the epochs since the previous selection
         self.iterations_.append(Iteration(len(self.iterations_), self.epoch_, selected, changed, loss, threshold, fallback))

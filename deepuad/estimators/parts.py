@@ -13,7 +13,8 @@ A part is a class with a ``name``, fitted on the reference:
 * ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
   (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
   from ``fit``, since a model file may come from someone else;
-* ``options``: the DeepUAD parameters its constructor takes (the k-NN part's ``n_neighbors``).
+* ``options``: the DeepUAD parameters its constructor takes, of those ``Scorer`` hands over
+  (``n_neighbors``: the k-NN part's k).
 
 A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
 the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
