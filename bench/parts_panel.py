@@ -56,7 +56,7 @@ from deepuad.estimators.params import DEFAULTS  # noqa: E402
 CACHE = ROOT / "runs" / "parts_cache"
 
 
-PARTS = {name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
+PARTS = {name: (lambda name=name: score_parts.make(name, n_neighbors=DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
 # candidates.py's names for what are now the package's "range" and "knn" (docs/results.md: which
 # candidates' tuning rows can no longer be recomputed)
 PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
@@ -102,7 +102,8 @@ def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray
     everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
     arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore),
               "default_threshold": kept.threshold_, "default_share": kept.contamination_}
-    kept_rows = Xfit[kept._reference_rows(np.random.default_rng([seed, len(kept.iterations_)]))]  # a sample of the kept rows
+    rng = np.random.default_rng([seed, len(kept.iterations_)])
+    kept_rows = Xfit[score_parts.reference_rows(rng, kept.selected_, kept.reference_size)]  # a sample of the kept rows
     # prefix: (the network, the rows its parts are fitted on)
     views = {"kept": (kept, kept_rows), "all": (everything, everything.reference_), "mixed": (kept, kept.reference_)}
     for prefix, (network, reference) in views.items():
@@ -191,7 +192,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     sets = panel.catalog(args.max_rows, args.data_dir, args.data_dir / "odds_adbench")
     halves = panel.split(sets)
-    default_parts = score_parts.SCORES[DEFAULTS["score"]]
+    default_parts = score_parts.parts_of(DEFAULTS["score"])
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
     if args.check:
         for name, family, _, load in sets:

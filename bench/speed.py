@@ -146,7 +146,7 @@ def prepare_data(args, work: Path) -> dict:
 
 
 class Timeline:
-    """Wraps the functions _reselect calls (in deepuad.estimators.detector and deepuad.estimators.clustering) to time its phases."""
+    """Wraps the functions a re-selection calls (in deepuad.estimators.detector, .rules and .clustering) to time its phases."""
 
     def __init__(self):
         self.events: list[tuple[str, float, float]] = []
@@ -787,9 +787,13 @@ def main() -> None:
     timeline = Timeline()
     import deepuad.estimators.clustering as clustering_module
 
-    for name in ("encode_and_score", "select"):
-        timeline.wrap(detector_module, name)
-    timeline.wrap(clustering_module, "gmm_labels")  # detector imports it from there when it re-selects
+    timeline.wrap(detector_module, "encode_and_score")
+    try:  # the rules choose in deepuad.estimators.rules (an older deepuad: in the detector module)
+        import deepuad.estimators.rules as rules_module
+    except ImportError:
+        rules_module = detector_module
+    timeline.wrap(rules_module, "select")
+    timeline.wrap(clustering_module, "gmm_labels")  # a re-selection imports it from there
     work = args.workdir
     if work.exists():
         shutil.rmtree(work)

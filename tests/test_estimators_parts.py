@@ -4,10 +4,17 @@ its centre and spread, and what it sees."""
 import numpy as np
 import pytest
 
-from deepuad.estimators import cleaning, parts, scoring
+from deepuad.errors import InputError
+from deepuad.estimators import cleaning, explain, parts, scoring
 from deepuad.estimators.detector import DeepUAD
+from deepuad.inputs.decoding import Decoder
 
 SMALL = dict(p0=20, p=15, r=5, epochs=10, batch_size=64, layers=(4, 2), tol=0.05)
+
+
+def array_encoding(width):
+    """The encoding of an array's columns, unscaled (what ``extract`` records for a NumPy array)."""
+    return {"array": True, "offset": [0.0] * width, "scale": [1.0] * width}
 
 
 def table(n=400, d=6, seed=0):
@@ -85,7 +92,7 @@ def test_combine_averages_the_standardised_parts_and_adds_the_others():
     np.testing.assert_allclose(weighted, [(1.0 + 3 * 2.0) / 4, (3.0 + 3 * 2.0) / 4])
 
 
-def test_a_new_part_needs_one_class_and_one_registration(monkeypatch):
+def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path):
     class ColumnZero(parts.Part):
         name = "column0"
         covers = "rows whose first column is large"
@@ -93,11 +100,23 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch):
         def values(self, X, errors):
             return np.asarray(X, dtype=np.float64)[:, 0]
 
+    from deepuad.artifacts import model  # noqa: F401 (its schema, as every reader sees it: made before the part)
+
     monkeypatch.setitem(parts.PARTS, "column0", ColumnZero)
-    monkeypatch.setitem(parts.SCORES, "column0", ("column0",))
     X = table()
-    det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)
+    det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)  # a part is a score of its own, by its name
+    assert det.score_parts_ == ("column0",)
     np.testing.assert_allclose(det.decision_scores_, X[:, 0], rtol=1e-6)
+    # explain measures its score: only column 0 moves it, by as much as it lies above its expected value
+    rows = X[np.argsort(-X[:, 0])[:3]]
+    contributions, _ = explain.column_contributions(det, rows, Decoder(array_encoding(6), 6), np.zeros_like(rows))
+    np.testing.assert_allclose(contributions[:, 0], rows[:, 0], rtol=1e-6)
+    assert (contributions[:, 1:] == 0).all()
+    # a model file is read by its declared schema, which knows the parts it was written with: one more is refused
+    det.save(tmp_path / "m.h5")
+    with pytest.raises(InputError, match=r"^\S*m\.h5: attribute 'params\.score' .*column0") as refused:
+        DeepUAD.load(tmp_path / "m.h5")
+    assert "\n" not in str(refused.value)
 
 
 def test_network_learns_the_kept_rows_and_the_other_parts_are_fitted_on_all_rows():

@@ -272,7 +272,8 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
     X, _ = magnitude_anomalies()
     cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
     assert cosine.score_parts_ == ("cosine",)
-    assert not any(hasattr(cosine, name) for name in ("reference_", "parts_", "score_center_"))
+    assert not any(hasattr(cosine, name) for name in ("reference_", "score_center_", "score_weights_"))
+    assert not any(name.startswith("scorer/") for name in cosine.get_state()[0])  # a model file holds none
     knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)  # a part alone: its value (log distance)
     np.testing.assert_allclose(knn.decision_function(X), np.log(scoring.knn_distances(knn.reference_, X, 3) + 1e-12), rtol=1e-6)
 
@@ -280,12 +281,12 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
 def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():
     X, _ = magnitude_anomalies()
     combined = DeepUAD(seed=0, **EXPLICIT).fit(X)
-    del combined.score_parts_  # as mid-fit, before _fit_scorer
+    del combined.scorer_  # as mid-fit, before the scorer is fitted
     with pytest.raises(RuntimeError, match="no scorer yet"):
         combined.decision_function(X)
     cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
     expected = cosine.decision_function(X)
-    del cosine.score_parts_  # the paper's score needs none: it scores mid-fit (ablations do)
+    del cosine.scorer_  # the paper's score needs none: it scores mid-fit (ablations do)
     np.testing.assert_array_equal(cosine.decision_function(X), expected)
 
 

@@ -54,7 +54,7 @@ class Interval:
 @dataclass(frozen=True)
 class Options:
     """One of ``values``, or of the names a function returns (a registry imported only when a
-    value is checked: clustering methods, scores)."""
+    value is checked: clustering methods, scores, rules)."""
 
     values: tuple | Callable[[], Iterable]
 

@@ -59,9 +59,21 @@ CUTOFF = Interval(Real, 0, 100, closed="neither")  # trim's fences, in interquar
 
 
 def _scores():
-    from deepuad.estimators.parts import SCORES  # NumPy: read only when a score is checked
+    from deepuad.estimators.parts import scores  # NumPy: read only when a score is checked
 
-    return SCORES
+    return scores()
+
+
+def _reselect_rules():
+    from deepuad.estimators.rules import RESELECT  # NumPy: read only when a rule is checked
+
+    return RESELECT
+
+
+def _initial_rules():
+    from deepuad.estimators.rules import INITIAL
+
+    return INITIAL
 
 
 def _clustering_methods():
@@ -214,7 +226,7 @@ PARAMS: tuple[Param, ...] = (
           recorded_in=("model", "clusters"),
           help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows; clusters: "
           "keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words)."),
-    Param("reselect_by", "variance", (Options(("error", "variance", "trim")),), commands=TRAIN, recorded_in=("model",),
+    Param("reselect_by", "variance", (Options(_reselect_rules),), commands=TRAIN, recorded_in=("model",),
           help="trim: keep the rows whose score under the current network is at most --trim-cutoff interquartile ranges "
           "above its upper quartile (with --cluster-cutoff: and drop the clusters of a GMM on z = [code; error] that "
           "stand out as a whole); variance (the paper's): a GMM on z = [code; error], keeping the low-variance "
@@ -243,12 +255,12 @@ PARAMS: tuple[Param, ...] = (
           "kept rows), the log distance to the 5 nearest distinct rows and an isolation forest (both on a sample of all "
           "rows), plus how many fenced ranges a row lies beyond the rows in its farthest column; distance: the same "
           "without the forest; combined: the log "
-          "squared error (weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, "
-          "knn: one part alone."),
+          "squared error (weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, knn, iforest, "
+          "range: one part alone."),
     Param("n_neighbors", 5, (Interval(Integral, 1),), recorded_in=("model",), if_unrecorded=5),  # score part "knn": mean distance to this many distinct rows
     Param("reference_size", 2000, (Interval(Integral, 2),), recorded_in=("model",)),  # rows the score's parts are fitted on (a sample of all rows)
     # ---------------------------------------------------------------- the trim rule (cleaning.py)
-    Param("init_by", "variance", (Options(("variance", "trim")),), commands=("cluster", "run"),
+    Param("init_by", "variance", (Options(_initial_rules),), commands=("cluster", "run"),
           recorded_in=("model", "clusters"), if_unrecorded="variance",
           help="The first training set. variance (the paper's): the low-variance clusters covering (100-p0)% of the "
           "rows; trim: the rows whose outlyingness (log distance to their 5 nearest rows, log largest per-column "

@@ -1,22 +1,28 @@
-"""The parts of ``DeepUAD``'s score: each one says, in its own way, how far a row is from the data,
-and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``) measure
-it against what the network learnt from the rows Algorithm 1 kept; the others against the
-*reference*, a seeded sample of the rows (detector.DeepUAD._fit_scorer says which).
+"""The parts of ``DeepUAD``'s score, and the fitted score they make (``Scorer``): each part says,
+in its own way, how far a row is from the data, and each states which kind of anomaly it sees.
+The network's parts (``l2``, ``cosine``) measure it against what the network learnt from the rows
+Algorithm 1 kept; the others against the *reference*, a seeded sample of the rows (``DeepUAD``
+draws it from all rows: ``Scorer.fit`` says why).
 
 A part is a class with a ``name``, fitted on the reference:
 
 * ``fit(reference, seed)`` learns what it needs from the reference rows;
 * ``values(X, errors)`` gives one value per row of X, higher = farther from the data
-  (``errors`` holds the network's reconstruction errors of those rows, computed once for all parts);
+  (``errors`` holds the network's reconstruction errors of those rows, computed once for all
+  parts, for a part that says it ``needs_network``);
 * ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
   (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
-  from ``fit``, since a model file may come from someone else.
+  from ``fit``, since a model file may come from someone else;
+* ``options``: the DeepUAD parameters its constructor takes, of those ``Scorer`` hands over
+  (``n_neighbors``: the k-NN part's k).
 
 A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
 the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
 standardised is already in units of "how many ranges beyond the reference rows" and is added to
-that mean, so that it cannot be averaged away. Registering a part is one line in ``PARTS``; a
-score is a tuple of part names in ``SCORES``.
+that mean, so that it cannot be averaged away.
+
+Registering a part is one line in ``PARTS``: every part is then a score of its own, by its name
+(``DeepUAD(score=name)``); ``SCORES`` names the scores that combine several parts.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepuad.estimators import scoring
+from deepuad.estimators.rows import take_rows
 
 
 class Part:
@@ -32,6 +39,8 @@ class Part:
     name = ""
     covers = ""
     standardised = True
+    needs_network = False
+    options: tuple[str, ...] = ()
 
     def fit(self, reference: np.ndarray, seed: int) -> "Part":
         return self
@@ -53,6 +62,7 @@ class SquaredError(Part):
 
     name = "l2"
     covers = "dependency anomalies: values that do not go together"
+    needs_network = True
 
     def values(self, X, errors):
         return np.log(np.asarray(errors["l2"], dtype=np.float64) + 1e-12)
@@ -63,6 +73,7 @@ class CosineError(Part):
 
     name = "cosine"
     covers = "rows whose direction the network cannot reproduce (blind to magnitude)"
+    needs_network = True
 
     def values(self, X, errors):
         return np.asarray(errors["cosine"], dtype=np.float64)
@@ -76,6 +87,7 @@ class NearestRows(Part):
 
     name = "knn"
     covers = "local and global anomalies, copies of one odd row included: rows with no other row near them"
+    options = ("n_neighbors",)
 
     def __init__(self, n_neighbors: int):
         self.n_neighbors = n_neighbors
@@ -193,32 +205,39 @@ class OutsideRange(Part):
 # every part by name; adding a part is a class above and one line here
 PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, ReferenceForest, OutsideRange)}
 
-# every score DeepUAD offers (``score=``): the parts it combines
+# the scores that combine several parts (``score=``); every part is also a score alone, by its name
 SCORES: dict[str, tuple[str, ...]] = {
     "distance": ("knn", "l2", "range"),
     "distance+forest": ("knn", "l2", "iforest", "range"),
     "combined": ("l2", "iforest"),
-    "l2": ("l2",),
-    "cosine": ("cosine",),
-    "knn": ("knn",),
-    "iforest": ("iforest",),
 }
 
 # a part's weight in the mean of the standardised parts' z-scores, per score (1 where not named)
 WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
 
-
-def make(name: str, n_neighbors: int) -> Part:
-    """A new, unfitted part by name (the k-NN part takes its k, DeepUAD's ``n_neighbors``)."""
-    return PARTS[name](n_neighbors) if name == "knn" else PARTS[name]()
+# the paper's score, h(x) = 1 - cos(x, decoder(encoder(x))): the network alone, nothing fitted beside it
+PAPER = ("cosine",)
 
 
-def weights_of(score: str, parts: tuple[str, ...]) -> np.ndarray:
-    return np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in parts], dtype=np.float64)
+def scores() -> tuple[str, ...]:
+    """Every score's name (DeepUAD's ``score``): the combinations, then every part alone."""
+    return (*SCORES, *(name for name in PARTS if name not in SCORES))
+
+
+def parts_of(score: str) -> tuple[str, ...]:
+    """The parts a score combines (a part's own name: that part alone)."""
+    return SCORES.get(score, (score,))
+
+
+def make(name: str, **options) -> Part:
+    """A new, unfitted part by name, given the DeepUAD parameters it takes (its ``options``)."""
+    part = PARTS[name]
+    return part(**{option: options[option] for option in part.options})
 
 
 def needs_network(parts: tuple[str, ...]) -> bool:
-    return any(part in ("l2", "cosine") for part in parts)
+    """Whether a part of these needs the network's errors (an unknown name: no; ``Scorer.restore`` refuses it)."""
+    return any(getattr(PARTS.get(part), "needs_network", False) for part in parts)
 
 
 def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray, scale: np.ndarray,
@@ -236,60 +255,138 @@ def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray
     return score
 
 
-def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int, n_neighbors: int) -> dict:
-    """A finished model's fitted scorer from its arrays (``scorer/*``), as the attributes a detector
-    holds (``reference_``, ``score_center_``, ``score_scale_``, ``score_weights_``, ``parts_``),
-    checked so that a corrupt or crafted file fails here (ValueError) instead of indexing out of
-    range while scoring."""
-    if tuple(parts) not in SCORES.values():
-        raise ValueError(f"unknown score parts {list(parts)}")
-    reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
-    if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
-        raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
-    center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
-    scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-    # a model made before the parts had weights scores as it always did: their plain mean
-    weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
-    if (center.shape != (len(parts),) or scale.shape != (len(parts),) or weights.shape != (len(parts),)
-            or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
-            or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
-        raise ValueError("scorer calibration is not finite or does not match its parts")
-    stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
-    missing = [name for name in parts if PARTS[name] is OutsideRange and "range/low" not in stored]
-    if missing:
-        raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
-    # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
-    kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
-    if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
-        raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
-    fitted = [make(name, n_neighbors).restore(stored, n_features) for name in parts]
-    return {"reference_": reference, "reference_kept_": kept.astype(bool), "score_center_": center, "score_scale_": scale,
-            "score_weights_": weights, "parts_": fitted}
+def reference_rows(rng: np.random.Generator, rows: np.ndarray, size: int) -> np.ndarray:
+    """A seeded sample of ``rows``, at most ``size`` of them, sorted (all of them when fewer)."""
+    if len(rows) > size:
+        rows = np.sort(rng.choice(rows, size=size, replace=False))
+    return rows
 
 
-class NumpyScorer:
-    """A finished model's score when none of its parts needs the network (``knn``, ``iforest``
-    alone): the same numbers as the model's DeepUAD gives, from NumPy alone, so that answering
-    which rows and why (``explain``) never imports torch for such a model. It has the scoring
-    surface ``explain`` uses: ``score``, ``score_parts_``, the fitted scorer's attributes,
-    ``decision_function`` and ``score_parts``."""
+class Scorer:
+    """A fitted score: the parts of ``score`` (``parts_``, by name ``score_parts_``) fitted on the
+    reference rows (``reference_``; ``reference_kept_``: which of them the model kept, where explain
+    takes a column's expected value from), the centre and scale of each part over the reference
+    (``score_center_``, ``score_scale_``) and the parts' weights (``score_weights_``). The paper's
+    score fits nothing: it has its part only.
 
-    def __init__(self, score: str, arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int,
-                 n_neighbors: int):
-        self.score, self.score_parts_, self.n_features_in_ = score, parts, n_features
-        for name, value in restore_scorer(arrays, parts, n_features, n_neighbors).items():
-            setattr(self, name, value)
+    The parts that need the network are given the reconstruction errors of ``model`` (DeepUAD's
+    autoencoder); a scorer whose parts need none scores with NumPy alone, so that answering which
+    rows and why (``explain``) never imports torch for such a model. ``score_parts`` and
+    ``decision_function`` give the surface ``explain`` reads, as DeepUAD's do."""
+
+    def __init__(self, score: str, parts: tuple[str, ...], n_features: int, n_neighbors: int):
+        self.score, self.score_parts_, self.n_features_in_ = score, tuple(parts), n_features
+        self.parts_ = [make(name, n_neighbors=n_neighbors) for name in self.score_parts_]
+
+    @classmethod
+    def fit(cls, score: str, X, rows: np.ndarray, seed: int, n_neighbors: int, model=None, device="cpu",
+            kept: np.ndarray | None = None) -> "Scorer":
+        """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
+        scale its median and spread over those rows. ``kept``: which reference rows the model kept.
+
+        DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
+        rows, but measured against them only, every normal row the cleaning left out looks far from
+        the data."""
+        scorer = cls(score, parts_of(score), X.shape[1], n_neighbors)
+        if scorer.score_parts_ == PAPER:
+            return scorer
+        scorer.reference_ = take_rows(X, rows)
+        scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
+        scorer.parts_ = [part.fit(scorer.reference_, seed) for part in scorer.parts_]
+        values, _, _ = scorer.values(scorer.reference_, model, device)
+        centers, scales = zip(*(scoring.robust_scale(v) for v in values))
+        scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
+        scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
+                                         dtype=np.float64)
+        return scorer
+
+    def values(self, X: np.ndarray, model=None, device="cpu", batch_size: int = 65536, with_codes: bool = False):
+        """(each part's values, the bottleneck codes, the cosine errors) of the rows of X; the network
+        ``model`` runs only where a part or ``with_codes`` needs it (codes and errors None otherwise)."""
+        codes = cosines = None
+        errors = {}
+        if with_codes or needs_network(self.score_parts_):
+            from deepuad.estimators.autoencoder import reconstruction_errors  # torch, for the network's parts only
+
+            codes, cosines, squares = reconstruction_errors(model, X, batch_size=batch_size, device=device)
+            errors = {"cosine": cosines, "l2": squares}
+        return [np.asarray(part.values(X, errors), dtype=np.float64) for part in self.parts_], codes, cosines
+
+    def combined(self, values: list[np.ndarray], weighted: bool = True) -> np.ndarray:
+        """The score (float64) from the parts' values (``combine``); ``weighted=False``: their plain mean."""
+        if len(values) == 1:
+            return np.asarray(values[0], dtype=np.float64)
+        weights = self.score_weights_ if weighted else np.ones(len(values))
+        return combine(values, self.score_parts_, self.score_center_, self.score_scale_, weights)
+
+    def scores(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(score, counting score) from the parts' values, float32. ``DeepUAD.fit`` estimates the
+        anomaly share from the counting score: the plain mean of the parts where they are weighted
+        (for ``score="combined"`` the forest's bounded score compresses the weighted score's upper
+        tail, where the 3-robust-sigma count then finds almost nothing), else the score itself."""
+        score = self.combined(values).astype(np.float32)
+        if len(values) == 1 or (self.score_weights_ == 1).all():
+            return score, score
+        return score, self.combined(values, weighted=False).astype(np.float32)
 
     def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
-        X = self._checked(X)
-        return {name: np.asarray(part.values(X, {}), dtype=np.float64) for name, part in zip(self.score_parts_, self.parts_)}
+        """Each part's values for the rows of X, by name: a scorer whose parts need no network."""
+        values, _, _ = self.values(self._checked(X), batch_size=batch_size)
+        return dict(zip(self.score_parts_, values))
 
     def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        values = list(self.score_parts(X).values())
-        return combine(values, self.score_parts_, self.score_center_, self.score_scale_, self.score_weights_).astype(np.float32)
+        return self.scores(list(self.score_parts(X, batch_size).values()))[0]
 
     def _checked(self, X) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[-1]} features, but the model expects {self.n_features_in_}")
         return X
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted scorer as NumPy arrays (``scorer/*`` in a model file); none for the paper's score."""
+        if not hasattr(self, "reference_"):
+            return {}
+        arrays = {"scorer/reference": self.reference_, "scorer/score_center": self.score_center_,
+                  "scorer/score_scale": self.score_scale_, "scorer/score_weights": self.score_weights_,
+                  "scorer/reference_kept": self.reference_kept_.astype(np.uint8)}
+        for part in self.parts_:
+            arrays.update({f"scorer/{name}": values for name, values in part.state().items()})
+        return arrays
+
+    @classmethod
+    def restore(cls, score: str, names: tuple[str, ...], arrays: dict[str, np.ndarray], n_features: int,
+                n_neighbors: int) -> "Scorer":
+        """A finished model's scorer from its ``state()`` arrays and the names of its parts, checked so
+        that a corrupt or crafted file fails here (ValueError) instead of indexing out of range while
+        scoring."""
+        names = tuple(names)
+        if names not in {parts_of(name) for name in scores()}:
+            raise ValueError(f"unknown score parts {list(names)}")
+        scorer = cls(score, names, n_features, n_neighbors)
+        if names == PAPER:
+            return scorer
+        reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
+        if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
+            raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
+        center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
+        scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
+        # a model made before the parts had weights scores as it always did: their plain mean
+        weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(names))), dtype=np.float64)
+        if (center.shape != (len(names),) or scale.shape != (len(names),) or weights.shape != (len(names),)
+                or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
+                or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
+            raise ValueError("scorer calibration is not finite or does not match its parts")
+        # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
+        kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
+        if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
+            raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
+        stored = {name[len("scorer/"):]: values for name, values in arrays.items() if name.startswith("scorer/")}
+        for part in scorer.parts_:
+            try:
+                part.restore(stored, n_features)
+            except KeyError:
+                raise ValueError(f"scorer lacks the arrays of its part {part.name}") from None
+        scorer.reference_, scorer.reference_kept_ = reference, kept.astype(bool)
+        scorer.score_center_, scorer.score_scale_, scorer.score_weights_ = center, scale, weights
+        return scorer

@@ -243,10 +243,10 @@ def load_model(path, device="cpu", content=None):
 
 def load_scorer(path, device="cpu"):
     """(what scores the rows, artifact attributes) for answering which rows and why: when no part
-    of a finished model's score needs the network (``knn``, ``iforest`` alone), a
-    ``parts.NumpyScorer`` that scores with NumPy alone and never imports torch; else
+    of a finished model's score needs the network (``knn``, ``iforest`` alone), its
+    ``parts.Scorer``, which scores with NumPy alone and never imports torch; else
     ``load_model``'s DeepUAD."""
-    from deepuad.estimators.parts import NumpyScorer, needs_network
+    from deepuad.estimators.parts import Scorer, needs_network
 
     content = model_artifact.read(path)
     arrays, state, _, meta = content
@@ -255,9 +255,9 @@ def load_scorer(path, device="cpu"):
         return load_model(path, device, content)
     params = detector_params(meta["params"])
     try:
-        scorer = NumpyScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
-                             int(params["n_neighbors"]))
-    except (KeyError, ValueError) as error:  # the scorer or its forest (restore_scorer's checks)
+        scorer = Scorer.restore(params["score"], parts, arrays, int(meta["architecture"]["n_features"]),
+                                int(params["n_neighbors"]))
+    except (KeyError, ValueError) as error:  # the scorer or its forest (Scorer.restore's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return scorer, meta
 
