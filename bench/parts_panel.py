@@ -10,7 +10,8 @@ at the package's defaults (the paper's cleaning: low-variance clusters, then re-
 [code; error]) and the same network trained on every row without re-selection. Cached under
 runs/parts_cache/, for three views (a network and the reference rows its parts are fitted on):
 * "mixed": the network trained on the kept rows, the parts fitted on a seeded sample of all rows
-  (the package's default since the freeze of issue 29's second round);
+  (the package's default since the freeze of issue 29's second round; since the third, its range
+  is fitted on the kept rows: a score's ``kept_parts`` take theirs from "kept");
 * "kept": the same network, the parts fitted on a seeded sample of the kept rows (the package's
   rule before it);
 * "all": the network trained on every row, the parts on a sample of all rows (no cleaning at all).
@@ -63,24 +64,10 @@ PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
 REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
 
 
-class CalibratedRange(score_parts.OutsideRange):
-    """The range part less the level that normal rows reach by chance: the 99th percentile of its
-    values on a seeded half of the reference, fitted on the other half (0 on a narrow table; several
-    ranges on 784 pixels, where one rare stroke lies beyond some pixel's range). A candidate of
-    issue 29's third round."""
-
-    def fit(self, reference, seed):
-        reference = np.asarray(reference, dtype=np.float64)
-        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
-        by_chance = score_parts.OutsideRange().fit(reference[half], seed).values(reference[~half], {})
-        self.offset_ = float(np.quantile(by_chance, 0.99)) if len(by_chance) else 0.0
-        return super().fit(reference, seed)
-
-    def values(self, X, errors):
-        return np.maximum(super().values(X, errors) - self.offset_, 0.0)
-
-
-PARTS["range_calibrated"] = CalibratedRange
+# issue 29's third round chose "range_calibrated" (the range less the level normal rows reach by
+# chance, fitted on the kept rows): the package's "range" since that freeze, so every candidate that
+# names "range" now scores with it
+PARTS["range_calibrated"] = PARTS["range"]
 
 
 def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -163,7 +150,7 @@ def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
 
 
 def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple) -> dict:
-    """One panel.csv row: ``spec`` (view, parts, weights) scored from the cache, or, for the package's
+    """One panel.csv row: ``spec`` (view, parts, weights, parts fitted on the kept rows) scored from the cache, or, for the package's
     own run (``spec`` None), its stored scores; a cache made before the freeze stores none, and there
     the "mixed" view of the default parts gives the package's numbers (``--check``)."""
     if spec is None and "default_threshold" in cache.cache:
@@ -194,18 +181,19 @@ def main() -> None:
     halves = panel.split(sets)
     default_parts = score_parts.parts_of(DEFAULTS["score"])
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
+    default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
     if args.check:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, "mixed", default_parts, default_weights)
+                mine = score_of(cache, "mixed", default_parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
         methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights),
                    "ablation:kept-reference": ("kept", default_parts, default_weights)}
-        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}) for p in default_parts})
+        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
         methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()))
@@ -228,7 +216,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights))
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept))
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)

@@ -119,15 +119,17 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path):
     assert "\n" not in str(refused.value)
 
 
-def test_network_learns_the_kept_rows_and_the_other_parts_are_fitted_on_all_rows():
+def test_network_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
     X = table()
     det = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
     assert 0 < len(det.selected_) < len(X)  # the network learnt the kept rows only
     np.testing.assert_array_equal(det.reference_, X)  # fewer rows than reference_size: all of them, not the kept ones
     by_name = dict(zip(det.score_parts_, det.parts_))
     np.testing.assert_array_equal(by_name["knn"].reference_, np.unique(X, axis=0))
-    np.testing.assert_array_equal(by_name["range"].low_, X.astype(np.float64).min(axis=0))
-    np.testing.assert_array_equal(by_name["range"].high_, X.astype(np.float64).max(axis=0))
+    kept = X[det.selected_].astype(np.float64)  # the range: the kept rows' (all of them, fewer than reference_size)
+    np.testing.assert_array_equal(by_name["range"].low_, kept.min(axis=0))
+    np.testing.assert_array_equal(by_name["range"].high_, kept.max(axis=0))
+    assert (kept.min(axis=0) > X.min(axis=0)).any() or (kept.max(axis=0) < X.max(axis=0)).any()  # not all rows' range
     assert by_name["iforest"].forest_["max_samples"][0] == min(256, len(X))
     # calibrated on the reference: each standardised part's median over it is its centre, its robust IQR its scale
     values = det.score_parts(det.reference_)
@@ -146,6 +148,29 @@ def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_tab
     det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
     normal = np.setdiff1d(np.arange(600), spiked)
     assert (det.decision_scores_[spiked] > np.percentile(det.decision_scores_[normal], 99)).all()
+
+
+def test_range_less_the_level_normal_rows_reach_by_chance():
+    """On 400 sparse columns (a rare stroke in each), a range fitted on 1,000 rows leaves many other
+    normal rows beyond some column's range, by up to hundreds of its (tiny) ranges; the calibrated
+    range calls almost none of them far, while a value ten ranges beyond that level still is, and
+    farther out scores higher."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((2000, 400)) < 0.01) * rng.random((2000, 400))
+    part = parts.OutsideRange().fit(X[:1000], seed=0)
+    assert part.offset_ > 0
+    held_out = part.values(X[1000:], {})
+    raw = held_out + part.offset_ * (held_out > 0)  # where above the offset, the uncalibrated value
+    uncalibrated = parts.OutsideRange().fit(X[:1000], seed=0)
+    uncalibrated.offset_ = 0.0
+    assert np.mean(uncalibrated.values(X[1000:], {}) > 0) > 0.1 and np.mean(held_out > 0) < 0.02
+    np.testing.assert_allclose(raw[held_out > 0], uncalibrated.values(X[1000:], {})[held_out > 0])
+    spikes = np.repeat(X[1000:1001], 2, axis=0)
+    for row, ranges in enumerate((10, 20)):
+        spikes[row, 7] = part.high_[7] + (part.offset_ + ranges) * part.span_[7]
+    np.testing.assert_allclose(part.values(spikes, {}), [10, 20])
+    # a narrow table of plain values: normal rows hardly ever leave the range, and nothing is taken off
+    assert parts.OutsideRange().fit(rng.normal(size=(2000, 5)), seed=0).offset_ < 0.05
 
 
 def test_distance_score_survives_get_state_and_restore():

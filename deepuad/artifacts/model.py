@@ -377,6 +377,7 @@ KIND = register(Kind(
         "scorer/range/low": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
         "scorer/range/high": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
         "scorer/range/span": Array("f", 1, values=Number(0, low_open=True), length="dim:scorer/reference:1"),
+        "scorer/range/offset": Array("f", 1, values=Number(0), length=1),
         # the drift reference (read_drift_reference checks bins and shares against one another)
         f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
         f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
@@ -415,5 +416,6 @@ KIND = register(Kind(
         "scorer/range/low": "range part: each column's low end of the kept range",
         "scorer/range/high": "range part: each column's high end of the kept range",
         "scorer/range/span": "range part: each column's kept range (the unit of the distance beyond it)",
+        "scorer/range/offset": "range part: the level its values reach by chance on normal rows, subtracted from them",
     },
 ))

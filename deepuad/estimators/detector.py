@@ -155,10 +155,12 @@ class DeepUAD(BaseDetector):
                 ).selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
         self._train(X, callback, world)
-        # the score: fitted on a seeded sample of all rows (every rank draws the same rows and grows the same forest)
-        rows = reference_rows(np.random.default_rng([self.seed, len(self.iterations_)]), np.arange(len(X)), self.reference_size)
+        # the score: its parts fitted on a seeded sample of all rows, the range on one of the kept rows,
+        # drawn alike (every rank draws the same rows and grows the same forest)
+        rows, kept_rows = (reference_rows(np.random.default_rng([self.seed, len(self.iterations_)]), among, self.reference_size)
+                           for among in (np.arange(len(X)), self.selected_))
         self.scorer_ = Scorer.fit(self.score, X, rows, self.seed, self.n_neighbors, self.model_, self.device,
-                                  kept=np.isin(rows, self.selected_))
+                                  kept=np.isin(rows, self.selected_), kept_rows=kept_rows)
         scores, counting = self._all_scores(X, world)
         self.decision_scores_ = scores.astype(np.float64)
         self.contamination_ = scoring.estimate_contamination(counting)

@@ -41,6 +41,9 @@ class Part:
     standardised = True
     needs_network = False
     options: tuple[str, ...] = ()
+    # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", one of the rows
+    # the cleaning kept (a part fitted on the kept rows may not need the network)
+    fitted_on = "reference"
 
     def fit(self, reference: np.ndarray, seed: int) -> "Part":
         return self
@@ -141,7 +144,14 @@ class OutsideRange(Part):
     outside the range always scores higher than one just outside it, however ordinary the rest of
     the row is (a forest or a mean of z-scores would average it away).
 
-    A column's range is fenced so that the anomalies among the reference rows cannot widen it: it
+    It is fitted on the rows the cleaning kept, not on all rows: anomalies that are many and alike
+    (a fifth of KDDCUP) widen the range of all rows over themselves, and the cleaning is what tells
+    normal rows. Its value is *calibrated*: less the level normal rows reach by chance
+    (``offset_``), the 99th percentile of its values on a seeded half of its rows, fitted on the other
+    half: 0 on a table of a few columns, several ranges on 784 pixels, where one rare stroke lies
+    beyond some pixel's range.
+
+    A column's range is fenced so that the anomalies among its rows cannot widen it: it
     runs from the smallest to the largest value within ``FENCE`` inner ranges of the column's 1st
     and 99th percentiles (inner range = 99th - 1st percentile). A column constant on 98 % of the
     rows has no inner range; its range runs from its k-th smallest to its k-th largest value
@@ -151,10 +161,21 @@ class OutsideRange(Part):
     name = "range"
     covers = "values beyond the range in any one column (a spike that only one column shows)"
     standardised = False
+    fitted_on = "kept"
     FENCE = 3.0
+    BY_CHANCE = 0.99  # the quantile of the held-out half's values taken as the level reached by chance
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        self.offset_ = 0.0
+        if half.any() and (~half).any():
+            by_chance = self._fit_range(reference[half]).values(reference[~half], {})
+            self.offset_ = float(np.quantile(by_chance, self.BY_CHANCE))
+        return self._fit_range(reference)
+
+    def _fit_range(self, reference: np.ndarray) -> "OutsideRange":
+        """The fenced range of each column of ``reference`` (see the class docstring)."""
         ordered = np.sort(reference, axis=0)
         n = len(ordered)
         # a column with almost no spread: between order statistics
@@ -186,10 +207,11 @@ class OutsideRange(Part):
             x = np.asarray(X[start : start + 16384], dtype=np.float64)
             beyond = np.maximum(np.maximum(x - self.high_, self.low_ - x), 0.0) / self.span_
             out[start : start + len(x)] = beyond.max(axis=1) if x.shape[1] else 0.0
-        return out
+        return np.maximum(out - getattr(self, "offset_", 0.0), 0.0)
 
     def state(self):
-        return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_}
+        return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_,
+                "range/offset": np.array([self.offset_])}
 
     def restore(self, arrays, n_features):
         low, high, span = (np.asarray(arrays[f"range/{name}"], dtype=np.float64) for name in ("low", "high", "span"))
@@ -198,7 +220,11 @@ class OutsideRange(Part):
         if not (np.isfinite(low).all() and np.isfinite(high).all() and np.isfinite(span).all() and (span > 0).all()
                 and (high >= low).all()):
             raise ValueError("scorer range arrays are not finite, or a span is not positive")
-        self.low_, self.high_, self.span_ = low, high, span
+        # a model made before the range was calibrated scores as it did: no offset
+        offset = np.asarray(arrays.get("range/offset", [0.0]), dtype=np.float64)
+        if offset.shape != (1,) or not np.isfinite(offset).all() or offset[0] < 0:
+            raise ValueError("scorer range offset is not one finite value >= 0")
+        self.low_, self.high_, self.span_, self.offset_ = low, high, span, float(offset[0])
         return self
 
 
@@ -280,9 +306,11 @@ class Scorer:
 
     @classmethod
     def fit(cls, score: str, X, rows: np.ndarray, seed: int, n_neighbors: int, model=None, device="cpu",
-            kept: np.ndarray | None = None) -> "Scorer":
+            kept: np.ndarray | None = None, kept_rows: np.ndarray | None = None) -> "Scorer":
         """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
         scale its median and spread over those rows. ``kept``: which reference rows the model kept.
+        A part ``fitted_on`` "kept" (the range) is fitted on ``X[kept_rows]``, a sample of the rows
+        the model kept (the reference where none is given).
 
         DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
         rows, but measured against them only, every normal row the cleaning left out looks far from
@@ -292,7 +320,10 @@ class Scorer:
             return scorer
         scorer.reference_ = take_rows(X, rows)
         scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
-        scorer.parts_ = [part.fit(scorer.reference_, seed) for part in scorer.parts_]
+        fitted_on = {"reference": scorer.reference_}
+        if any(part.fitted_on == "kept" for part in scorer.parts_):
+            fitted_on["kept"] = scorer.reference_ if kept_rows is None else take_rows(X, kept_rows)
+        scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
         values, _, _ = scorer.values(scorer.reference_, model, device)
         centers, scales = zip(*(scoring.robust_scale(v) for v in values))
         scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
