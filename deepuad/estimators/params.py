@@ -5,8 +5,8 @@ resumes. Everything else is derived from this table:
 
 * DeepUAD's ``__init__`` takes its defaults from ``DEFAULTS`` and checks ``CONSTRAINTS`` in ``fit``;
 * the command line builds the options of ``cluster``, ``train``, ``run``, ``score``, ``extract``
-  and ``baseline`` from it (``cli.options``) and names the option in an error through it
-  (``flag``);
+  and ``baseline`` from it (``cli.options``), and so names the option of a parameter an error
+  names;
 * ``train`` and ``cluster`` record ``record(kind, values)``, and ``train --resume`` lets only
   ``RESUMABLE`` differ.
 
@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from deepuad.errors import UsageError
-from deepuad.estimators.constraints import Integral, Interval, Options, ParamError, Real, Widths, allows, check, refusal
+from deepuad.errors import ParamError, RequestError
+from deepuad.estimators.constraints import Integral, Interval, Options, Real, Widths, allows, check
 
 # The most an option that sizes memory may ask for, checked where the option is parsed (exit 2,
 # the message naming the limit): each allocation they size is linear in rows x the value, so a
@@ -324,25 +324,6 @@ def options_of(command: str) -> tuple[Param, ...]:
     return tuple(param for param in PARAMS + METHOD_OPTIONS if command in param.commands)
 
 
-# option names by parameter name, for the messages of the command line
-_FLAGS = {param.name: param for param in PARAMS + METHOD_OPTIONS if param.commands}
-
-
-def flag(name: str) -> str:
-    """The option that sets parameter ``name`` ("--reselect-sample" for ``reselect_fit_sample``)."""
-    return _FLAGS[name].flag if name in _FLAGS else "--" + name.replace("_", "-")
-
-
-def option_error(error: ParamError) -> UsageError:
-    """The command line's error for a refused parameter: the same words, naming its option, and
-    None as the option spells it ("--reselect-sample must be 0 or an integer >= 2, got 1")."""
-    param = _FLAGS.get(error.name)
-    problem = error.problem
-    if param is not None and param.cli_none is not None and error.constraints:
-        problem = refusal(error.constraints, error.value, none=str(param.cli_none))
-    return UsageError(f"{flag(error.name)} {problem}")
-
-
 def check_params(values: dict, table: dict = SPEC) -> None:
     """ParamError for the first of ``values`` (parameter name -> value) that breaks its constraints."""
     for name, value in values.items():
@@ -420,7 +401,7 @@ MAX_WORLD_SIZE = 1 << 16
 
 
 def torchrun_environment() -> dict[str, int]:
-    """WORLD_SIZE, RANK, LOCAL_WORLD_SIZE and LOCAL_RANK as whole numbers, or UsageError (exit 2)
+    """WORLD_SIZE, RANK, LOCAL_WORLD_SIZE and LOCAL_RANK as whole numbers, or RequestError (exit 2)
     naming the variable: each in [0, MAX_WORLD_SIZE] (sizes from 1) and, in a world of more than
     one process, each rank below its size. Read here once for every reader (the CLI, World)."""
     values = {}
@@ -428,11 +409,11 @@ def torchrun_environment() -> dict[str, int]:
         text = os.environ.get(name, str(default)).strip()
         value = int(text) if text.isdigit() and len(text) <= 9 else -1
         if not default <= value <= MAX_WORLD_SIZE:
-            raise UsageError(f"environment variable {name} must be a whole number in [{default}, {MAX_WORLD_SIZE}], "
-                             f"got {text[:40]!r}")
+            raise RequestError(f"environment variable {name} must be a whole number in [{default}, {MAX_WORLD_SIZE}], "
+                               f"got {text[:40]!r}")
         values[name] = value
     if values["WORLD_SIZE"] > 1:
         for rank, size in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
             if values[rank] >= values[size]:
-                raise UsageError(f"environment variable {rank}={values[rank]} is not below {size}={values[size]}")
+                raise RequestError(f"environment variable {rank}={values[rank]} is not below {size}={values[size]}")
     return values

@@ -17,7 +17,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, UsageError
+from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, ParamError, RequestError
 from deepuad.estimators.params import SCORE_BATCH_ROWS, SPEC, check_contamination, from_record
 
 
@@ -150,23 +150,23 @@ def resolve_device(device: str) -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device} asked for, but no CUDA GPU is available (use --device cpu or auto)")
+            raise DeviceError(f"`device` {device} asked for, but no CUDA GPU is available (use `device` cpu or auto)")
         return device
-    raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    raise ParamError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
 
 MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
 def check_threads(threads: int | None, processes_per_node: int = 1) -> int:
-    """The thread count to use, or UsageError. Default: 1 thread on machines with <= 2 cores
+    """The thread count to use, or ParamError. Default: 1 thread on machines with <= 2 cores
     (spinning OpenMP threads make a small net many times slower when another process shares the CPU),
     else half the cores, at most 8, shared by the processes torchrun started on this node."""
     if threads is None:
         cores = os.cpu_count() or 1
         threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
     if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults creating 100,000 threads
-        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+        raise ParamError("threads", f"must be between 1 and {MAX_THREADS}, got {threads}")
     return threads
 
 
@@ -207,11 +207,11 @@ def skipped(output) -> dict:
 
 def check_threshold_options(contamination, threshold) -> None:
     if contamination is not None and threshold is not None:
-        raise UsageError("give --contamination or --threshold, not both")
+        raise RequestError("give `contamination` or `threshold`, not both")
     if contamination is not None:
-        check_contamination(contamination)  # a ParamError: the command line names the option
+        check_contamination(contamination)
     if threshold is not None and not np.isfinite(threshold):
-        raise UsageError(f"--threshold must be a finite number, got {threshold}")
+        raise ParamError("threshold", f"must be a finite number, got {threshold}")
 
 
 def detector_params(recorded: dict) -> dict:
@@ -282,7 +282,7 @@ def load_fitted(path, device="cpu"):
     (``predict`` needs them; a model from a multi-process training has no such scores)."""
     detector, meta = load_model(path, device)
     if not meta["complete"]:
-        raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train --resume'", path)
+        raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train `resume`'", path)
     names = set(detector.get_params()) - {"device"}
     detector.set_params(**{name: tuple(value) if isinstance(value, list) else value
                            for name, value in meta["params"].items() if name in names})

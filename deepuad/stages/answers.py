@@ -20,7 +20,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts.features import read_identity
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
-from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
@@ -38,10 +38,10 @@ def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
         return Path(given)
     recorded = (scores_inputs.get(role) or {}).get("path")
     if not isinstance(recorded, str) or not recorded:
-        raise UsageError(f"{scores_path} records no {role} file; pass --{role}")
+        raise RequestError(f"{scores_path} records no {role} file; pass `{role}_path`")
     found = recorded_file(scores_path, scores_inputs, role)
     if found is None:
-        raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+        raise InputError(f"records its {role} file as {recorded}, which is not there; pass `{role}_path` FILE", scores_path)
     return found
 
 
@@ -96,11 +96,11 @@ def _load_model(model_path, features: dict, features_path, force: bool, device: 
 
     detector, meta = load_scorer(model_path, device)
     if not meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
-        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
+        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train `resume`'",
                          model_path)
     if features["encoding_fingerprint"] != meta["encoding_fingerprint"] and not force:
         raise StaleError(f"is encoded differently from the data {model_path} was trained on; re-extract it with "
-                         "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+                         "'deepuad extract NEW `like` TRAINING.features.h5' or pass `force`", features_path)
     if features["width"] != meta["architecture"]["n_features"]:
         raise DataError(f"has {features['width']} features but the model expects {meta['architecture']['n_features']}", features_path)
     return detector, meta
@@ -112,9 +112,9 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     """The most anomalous rows of a scores file, ranked, with their ids and their values in the
     original columns; with ``explain`` K > 0 also the K columns that contribute most."""
     if n is not None and n < 1:
-        raise UsageError(f"-n must be >= 1, got {n}")
+        raise ParamError("n", f"must be >= 1, got {n}")
     if explain < 0:
-        raise UsageError(f"--explain must be >= 0, got {explain}")
+        raise ParamError("explain", f"must be >= 0, got {explain}")
     with art.open_artifact(scores_path, "scores") as f:
         from deepuad.artifacts.scores import read_finite_scores
         from deepuad.artifacts.safe_read import finite_threshold
@@ -130,13 +130,13 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     recorded_fp = (inputs.get("features") or {}).get("fingerprint")
     if recorded_fp != features["fingerprint"] and not force:
         raise StaleError(f"was not scored from {features_path} (its features fingerprint is {str(recorded_fp)[:12]}, the file's "
-                         f"{features['fingerprint'][:12]}); pass the features file it was scored from, or --force", scores_path)
+                         f"{features['fingerprint'][:12]}); pass the features file it was scored from, or `force`", scores_path)
     if y is None:
         y = features["y"]
     else:
         y = y[chosen]
     decoder: Decoder = features["decoder"]
-    id_names = output_names(list(features["id_columns"]), RESERVED)  # extract --id-column: shown after the id
+    id_names = output_names(list(features["id_columns"]), RESERVED)  # extract's id columns: shown after the id
     names = output_names(decoder.columns, (*RESERVED, *id_names.values()))
     explanations = None
     if explain:
@@ -146,7 +146,7 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         detector, meta = _load_model(model_path, features, features_path, force)
         recorded_model = (inputs.get("model") or {}).get("fingerprint")
         if recorded_model != meta["fingerprint"] and not force:
-            raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or --force", scores_path)
+            raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or `force`", scores_path)
         explanations = explain_rows(detector, features["X"], decoder, explain)
     decoded = decoder.decode(features["X"])
     rows = []
@@ -170,14 +170,14 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
 
 
 def output_format(fmt: str | None, output, is_terminal: bool) -> str:
-    """--format, else from -o's suffix, else a table on a terminal and CSV in a pipe."""
+    """``fmt``, else from ``output``'s suffix, else a table on a terminal and CSV in a pipe."""
     if fmt is not None:
         if fmt not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+            raise ParamError("fmt", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if fmt == "table" and output is not None:
-            raise UsageError("--format table is for a terminal; write a file as csv, jsonl or parquet")
+            raise ParamError("fmt", "table is for a terminal; write a file as csv, jsonl or parquet")
         if fmt == "parquet" and output is None:
-            raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
+            raise ParamError("fmt", "parquet needs `output` FILE (Parquet is binary)")
         return fmt
     if output is not None:
         return SUFFIX_FORMATS.get(Path(output).suffix.lower(), "csv")
@@ -216,7 +216,7 @@ def parquet_bytes(result: dict) -> bytes:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
-        raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
+        raise ParamError("fmt", "parquet needs pyarrow: pip install pyarrow") from None
     columns = {column: [cell(row, column) for row in result["rows"]] for column in result["columns"]}
     try:
         table = pa.table({name: pa.array(values) for name, values in columns.items()})
@@ -254,7 +254,7 @@ def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
     for value in wanted:
         if value not in lookup:
             examples = ", ".join(str(_text(v)) for v in all_ids[:3])
-            raise UsageError(f"--rows: id {value!r} is not in {features_path} (ids look like: {examples})")
+            raise ParamError("rows", f"id {value!r} is not in {features_path} (ids look like: {examples})")
         rows.append(lookup[value])
     return np.array(rows, dtype=np.int64)
 
@@ -268,13 +268,13 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     from deepuad.artifacts.scores import read_finite_scores
 
     if k < 1:
-        raise UsageError(f"-k must be >= 1, got {k}")
+        raise ParamError("k", f"must be >= 1, got {k}")
     if rows and top_n is not None:
-        raise UsageError("give --rows or --top, not both")
+        raise RequestError("give `rows` or `top_n`, not both")
     if top_n is not None and top_n < 1:
-        raise UsageError(f"--top must be >= 1, got {top_n}")
+        raise ParamError("top_n", f"must be >= 1, got {top_n}")
     if batch_rows < 1:
-        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+        raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
     top_n = 10 if not rows and top_n is None else top_n
     header = read_rows(features_path, np.zeros(0, dtype=np.int64))
     detector, meta = _load_model(model_path, header, features_path, force, device)
@@ -288,7 +288,7 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
             scores = read_finite_scores(art.read_array(f, "score"), scores_path)
             recorded = (art.inputs_of(f).get("features") or {}).get("fingerprint")
         if len(scores) != header["n_rows"] or (recorded != header["fingerprint"] and not force):
-            raise StaleError(f"was not scored from {features_path}; pass its scores file, or --force", scores_path)
+            raise StaleError(f"was not scored from {features_path}; pass its scores file, or `force`", scores_path)
         chosen = rank(scores, n=top_n)
     else:
         from deepuad.artifacts.features import as_finite_float32

@@ -43,7 +43,10 @@ def cluster(
     values = dict(init_method=init_method, init_clusters=init_clusters, p0=p0, percentile_over=percentile_over,
                   min_fraction=min_fraction, seed=seed, init_by=init_by, trim_cutoff=trim_cutoff,
                   cluster_cutoff=cluster_cutoff)
-    options = {name: value for name, value in (method_options or {}).items() if value is not None}
+    # distribution clustering's options are recorded only with it (each has a default); the other methods'
+    # options, where given, whatever the method
+    options = {name: value for name, value in (method_options or {}).items()
+               if value is not None and (init_method == "distribution" or METHOD_SPEC[name].methods != ("distribution",))}
     check_params(values)
     check_params({name: value for name, value in options.items() if init_method in METHOD_SPEC[name].methods}, METHOD_SPEC)
     if init_method == "distribution" and options.get("normalize") != "none" and "max_dist" in options:

@@ -41,8 +41,8 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
             if labels_path is not None:
                 raise
     if y is None:
-        raise DataError("has no labels (y) to evaluate against: pass --labels FEATURES, a features file extracted with "
-                        "--label-column (or --annotations, --labels)", scores_path)
+        raise DataError("has no labels (y) to evaluate against: pass `labels_path` FEATURES, a features file extracted with "
+                        "`label_column` (or `annotations`, `labels`)", scores_path)
     if len(y) != len(scores):
         raise DataError(f"has {len(y)} labels but {scores_path} has {len(scores)} scores", source)
     summary: dict = {"scores": str(scores_path), "rows": len(scores), "threshold": threshold,

@@ -12,7 +12,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts.features import write_features
-from deepuad.errors import DataError, OutputError, StaleError, UsageError
+from deepuad.errors import DataError, OutputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import DEFAULTS, check_params
 from deepuad.stages._common import (
     default_output, existing_artifact_matches, file_sha256, no_progress, Progress, require_exists,
@@ -67,22 +67,24 @@ def extract(
     check_params({"seed": seed})
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
-        raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+        raise ParamError("input_type", f"must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+    if chunk_rows < 1:
+        raise ParamError("chunk_rows", f"must be >= 1, got {chunk_rows}")
     if input_type == "auto":
         input_type = detect_input_type(input_path)
     if input_type not in ("images", "video"):
         require_input_file(input_path)
     if missing is not None and input_type not in ("table", "numpy"):
-        raise UsageError(f"--missing applies to tables and NumPy arrays only; this input is {input_type}")
+        raise ParamError("missing", f"applies to tables and NumPy arrays only; this input is {input_type}")
     if id_columns and input_type != "table":
-        raise UsageError(f"--id-column applies to tables only; this input is {input_type}")
-    scale_given = scale  # checked against --like's below
+        raise ParamError("id_columns", f"applies to tables only; this input is {input_type}")
+    scale_given = scale  # checked against like's below
     if scale is None:
         scale = "minmax" if input_type in ("table", "numpy") else "none"
     if (normal_class is None) != (anomaly_ratio is None):
-        raise UsageError("--normal-class and --anomaly-ratio go together")
+        raise RequestError("`normal_class` and `anomaly_ratio` go together")
     if per_video and input_type != "video":
-        raise UsageError("--per-video applies to video feature folders only")
+        raise ParamError("per_video", "applies to video feature folders only")
     _check_table_options(input_type, categorical, drop, label_column, anomaly_values)
     default = input_path.with_name(input_path.name + ".per-video") if per_video else default_output(input_path, "features")
     output = Path(output or default)
@@ -144,7 +146,7 @@ def extract(
             progress("fitting encoding", rows, 0)
         encoder.finish_fit(input_path)
 
-    # rows encoded at a time: a chunk of --chunk-rows rows times a wide one-hot encoding (float64
+    # rows encoded at a time: a chunk of chunk_rows rows times a wide one-hot encoding (float64
     # while it is built) must not take gigabytes
     rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
     dropped: list[np.ndarray] | None = [] if encoder.missing == "drop" else None
@@ -165,7 +167,7 @@ def extract(
 
     summary = write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen,
                              dropped=dropped, filled=filled)
-    for column, count in unseen.items():  # a warning, and in the summary (--json) all the same
+    for column, count in unseen.items():  # a warning, and in the summary all the same
         warnings.warn(f"column {column!r}: {count} row(s) hold a category unseen in {like}; encoded as none of its categories")
     return summary
 
@@ -176,7 +178,7 @@ LIKE_DEFAULTS = {"scale": None, "categorical": [], "drop": [], "label_column": N
 
 
 def _check_like_options(like, encoding: dict, **given) -> None:
-    """UsageError for an encoding option given with --like that disagrees with the features
+    """ParamError for an encoding option given with ``like`` that disagrees with the features
     file, which decides them all: ignored, it would look as if it had been applied. The same
     value as stored is accepted (scripts may repeat them)."""
     stored = encoding.get("params", {})
@@ -186,24 +188,23 @@ def _check_like_options(like, encoding: dict, **given) -> None:
         recorded = stored.get(name, LIKE_DEFAULTS[name])
         same = sorted(map(str, value)) == sorted(map(str, recorded or [])) if isinstance(value, (list, tuple)) else value == recorded
         if not same:
-            option = "--id-column" if name == "id_columns" else "--" + name.replace("_", "-")
             shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            raise UsageError(f"{option} {shown} conflicts with --like {like}, which was encoded with {option} "
+            raise ParamError(name, f"{shown} conflicts with `like` {like}, which was encoded with `{name}` "
                              f"{recorded if not isinstance(recorded, list) else ','.join(map(str, recorded)) or '(none)'}: "
-                             f"the features file decides the encoding; leave {option} out")
+                             f"the features file decides the encoding; leave `{name}` out")
 
 
 def _check_table_options(input_type, categorical, drop, label_column, anomaly_values) -> None:
     """Options only a table can honour are refused for other inputs instead of being ignored,
-    and --anomaly-values without --label-column (which would leave the label among the
+    and ``anomaly_values`` without ``label_column`` (which would leave the label among the
     features) is refused."""
     if input_type != "table":
-        given = [name for name, value in (("--categorical", categorical), ("--drop", drop), ("--label-column", label_column),
-                                          ("--anomaly-values", anomaly_values)) if value]
+        given = [f"`{name}`" for name, value in (("categorical", categorical), ("drop", drop), ("label_column", label_column),
+                                                 ("anomaly_values", anomaly_values)) if value]
         if given:
-            raise UsageError(f"{', '.join(given)} apply to CSV/TSV tables only; this input is {input_type}")
+            raise RequestError(f"{', '.join(given)} apply to CSV/TSV tables only; this input is {input_type}")
     if anomaly_values and label_column is None:
-        raise UsageError("--anomaly-values needs --label-column (else the label column would be encoded as a feature)")
+        raise RequestError("`anomaly_values` needs `label_column` (else the label column would be encoded as a feature)")
 
 
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames,
@@ -261,11 +262,8 @@ def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dic
 
     class_label = raw["extra"].get("class_label")
     if class_label is None:
-        raise UsageError(f"--normal-class needs class labels, and {path} has none (pass --labels for IDX files)")
-    try:
-        rows, y = one_class_task(class_label, normal_class, anomaly_ratio, seed)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise ParamError("normal_class", f"needs class labels, and {path} has none (pass `labels` for IDX files)")
+    rows, y = one_class_task(class_label, normal_class, anomaly_ratio, seed)  # ParamError for a class or ratio it cannot use
     subset = {k: (None if v is None else v[rows]) for k, v in raw.items() if k in ("X", "ids")}
     subset["ids"] = rows.astype(np.int64) if raw["ids"] is None else subset["ids"]  # rows of the original input
     return {**subset, "y": y, "extra": {k: v[rows] for k, v in raw["extra"].items()},
@@ -281,7 +279,7 @@ def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compr
         gaps = np.isnan(X).any(axis=1) if X.dtype.kind == "f" else np.zeros(len(X), dtype=bool)
         dropped = [np.flatnonzero(gaps)]
         if gaps.all():
-            raise DataError("every row has a NaN: nothing is left after --missing drop", inputs["raw"]["path"])
+            raise DataError("every row has a NaN: nothing is left after `missing` drop", inputs["raw"]["path"])
         X = X[~gaps]
         rows = np.flatnonzero(~gaps)
         ids = rows.astype(np.int64) if raw["ids"] is None else raw["ids"][rows]

@@ -23,7 +23,7 @@ import numpy as np
 from deepuad import __version__, artifacts as art
 from deepuad.artifacts.safe_read import finite_threshold
 from deepuad.artifacts.scores import read_finite_scores
-from deepuad.errors import UsageError
+from deepuad.errors import RequestError
 from deepuad.estimators.drift import ACT_ABOVE
 from deepuad.stages._common import no_progress, Progress
 
@@ -45,7 +45,7 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     from deepuad.stages.inspect import describe
 
     if n < 1 or k < 1:
-        raise UsageError(f"-n and -k must be >= 1, got {n} and {k}")
+        raise RequestError(f"`n` and `k` must be >= 1, got {n} and {k}")
     output = art.check_output_path(output or _default_output(scores_path), [scores_path, features_path, model_path])
     with art.open_artifact(scores_path, "scores") as f:
         scores = read_finite_scores(art.read_array(f, "score"), scores_path)

@@ -13,7 +13,7 @@ from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import as_finite_float32, identity_to_carry
 from deepuad.artifacts.scores import drift_fields, write_scores
 from deepuad.artifacts.shard import write_shard
-from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, ParamError, StaleError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 from deepuad.stages._common import (
     check_threads, check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
@@ -40,13 +40,13 @@ def score(
     ``shard=(i, n)`` only shard i's rows (``art.shard_rows``) -> scores_shard artifact, which
     merge_scores joins with the other n - 1 into the scores artifact this would have written.
     The scores artifact also holds the drift of these rows from the model's training data
-    (``DriftMeasure``); ``need_drift`` (``--fail-on-drift``): InputError before anything is
+    (``DriftMeasure``); ``need_drift`` (score's ``fail_on_drift`` option): InputError before anything is
     scored when the model holds no drift reference."""
     check_threshold_options(contamination, threshold)
     if batch_rows < 1:
-        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+        raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
     if shard is not None and not 0 <= shard[0] < shard[1]:
-        raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+        raise ParamError("shard", f"must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
     output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
     with art.open_artifact(features_path, "features") as f:
@@ -62,11 +62,11 @@ def score(
             detector, model_meta = load_model(model_path, resolve_device(device))
             if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
                 raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with "
-                                 "'deepuad train --resume'", model_path)
+                                 "'deepuad train `resume`'", model_path)
             if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
                 raise StaleError(
                     f"is encoded differently from the data {model_path} was trained on; re-extract it with "
-                    "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+                    "'deepuad extract NEW `like` TRAINING.features.h5' or pass `force`", features_path)
             # the share estimated from the training scores (models from before it: p/100)
             scored_on, default_share = detector.device, getattr(detector, "contamination_", detector.p / 100)
         if contamination is None and threshold is None:
@@ -92,7 +92,7 @@ def score(
         drift = None if shard is not None else DriftMeasure(model_path, f, n_rows, features_fp)
         if need_drift and drift is not None and drift.reference is None and not drift.training_rows:
             raise InputError(f"holds no drift reference ({NO_REFERENCE}); retrain it with 'deepuad train' to use "
-                             "--fail-on-drift", model_path)
+                             "`fail_on_drift`", model_path)
 
         def chunks():
             # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are

@@ -17,8 +17,8 @@ from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.artifacts.features import features_for_training
 from deepuad.artifacts.model import check_weight_shapes, read_model_state
-from deepuad.errors import DataError, DeepUADError, InputError, StaleError, UsageError
-from deepuad.estimators.params import RESUMABLE, SCORE_BATCH_ROWS, flag, from_record, record
+from deepuad.errors import DataError, DeepUADError, InputError, ParamError, StaleError
+from deepuad.estimators.params import RESUMABLE, SCORE_BATCH_ROWS, from_record, record
 from deepuad.stages._common import (
     default_output, detector_params, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
 )
@@ -58,7 +58,7 @@ def train(
     detector = DeepUAD(**train_params)
     detector.check_params()
     if resume not in RESUME_MODES:
-        raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
+        raise ParamError("resume", f"must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
     checkpoint = art.check_output_path(checkpoint_path(output), [features_path, clusters_path])
     had_checkpoint = checkpoint.exists()
@@ -160,13 +160,12 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
 
 
 def _p0_of(p0, clusters_path, p: float) -> float:
-    """``p0``, which the clusters file records; UsageError unless ``p`` (the re-selection's
+    """``p0``, which the clusters file records; ParamError unless ``p`` (the re-selection's
     threshold) is below it, as the paper's p < p0 and ``train --help`` say."""
     if isinstance(p0, bool) or not isinstance(p0, (int, float)) or not 0 < p0 < 100:
         raise InputError(f"attribute 'params' records p0 = {p0!r}, not a percentage in (0, 100) (corrupt?)", clusters_path)
     if not p < p0:
-        raise UsageError(f"{flag('p')} must be below the p0 that {clusters_path} was made with "
-                         f"(cluster {flag('p0')} {p0:g}), got {p:g}")
+        raise ParamError("p", f"must be below the p0 that {clusters_path} was made with (cluster `p0` {p0:g}), got {p:g}")
     return p0
 
 
@@ -182,8 +181,8 @@ def _resume_source(output: Path, checkpoint: Path, resume: str) -> Path | None:
     if Path(output).exists() and (resume == "required" or not _is_complete(output)):
         return Path(output)
     if resume == "required":
-        raise InputError(f"cannot --resume: there is no checkpoint ({checkpoint}) and no model to train on; "
-                         "drop --resume, or pass --resume-or-start to start afresh when there is nothing to resume", output)
+        raise InputError(f"cannot `resume`: there is no checkpoint ({checkpoint}) and no model to train on; "
+                         "drop `resume`, or pass `resume_or_start` to start afresh when there is nothing to resume", output)
     return None
 
 
@@ -196,7 +195,7 @@ def _is_complete(path) -> bool:
 
 
 def _diverged(detector, what: str) -> str:
-    return (f"training diverged: {what} (learning rate {flag('lr')} {detector.lr:g}; try a smaller one); "
+    return (f"training diverged: {what} (learning rate `lr` {detector.lr:g}; try a smaller one); "
             "no model was written")
 
 
@@ -238,16 +237,16 @@ def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
         old = art.params_of(f)
         changed = sorted(k for k in set(old) | set(params) if k not in RESUMABLE and old.get(k) != params.get(k))
         if changed and not force:
-            raise StaleError(f"cannot --resume: parameters differ from the checkpoint ({', '.join(changed)})", path)
+            raise StaleError(f"cannot `resume`: parameters differ from the checkpoint ({', '.join(changed)})", path)
         recorded = art.inputs_of(f)
         for role in ("features", "clusters"):
             if recorded.get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:
-                raise StaleError(f"cannot --resume: the checkpoint was made from a different {role} file", path)
+                raise StaleError(f"cannot `resume`: the checkpoint was made from a different {role} file", path)
         if int(f.attrs["n_rows"]) != n_rows:
-            raise StaleError(f"cannot --resume: checkpoint has {int(f.attrs['n_rows'])} rows, features have {n_rows}", path)
+            raise StaleError(f"cannot `resume`: checkpoint has {int(f.attrs['n_rows'])} rows, features have {n_rows}", path)
         architecture = art.attr_json(f, "architecture")
         if architecture.get("n_features") != n_features:
-            raise StaleError(f"cannot --resume: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
+            raise StaleError(f"cannot `resume`: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
         check_weight_shapes(f, path, architecture)
         arrays, state, diagnostics = read_model_state(f)
     _check_resume_state(arrays, state, params, n_rows, n_features, path)
@@ -263,13 +262,13 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
     for record in state["iterations"]:
         selected = arrays.get(f"iterations/{record['iteration']}/selected")
         if selected is None or len(selected) == 0 or selected.min() < 0 or selected.max() >= n_rows:
-            raise InputError(f"cannot --resume: the selection of iteration {record['iteration']} is empty or has row "
+            raise InputError(f"cannot `resume`: the selection of iteration {record['iteration']} is empty or has row "
                              f"indices outside [0, {n_rows}) (corrupt?)", path)
     if not (isinstance(state.get("epoch"), int) and 0 <= state["epoch"]):
-        raise InputError("cannot --resume: the checkpoint's epoch is not a count (corrupt?)", path)
+        raise InputError("cannot `resume`: the checkpoint's epoch is not a count (corrupt?)", path)
     for name, values in arrays.items():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
+            raise InputError(f"cannot `resume`: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
     probe = DeepUAD(**detector_params(params), device="cpu")
     try:
         probe.set_state((arrays, state), n_features, n_rows)
@@ -281,5 +280,5 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
                     if key != "step" and tuple(value.shape) != tuple(parameter.shape):
                         raise ValueError(f"optimizer '{key}' has shape {tuple(value.shape)}, its weight {tuple(parameter.shape)}")
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
-        raise InputError(f"cannot --resume: the checkpoint's training state is unusable (corrupt?): "
+        raise InputError(f"cannot `resume`: the checkpoint's training state is unusable (corrupt?): "
                          f"{type(error).__name__}: {error}"[:400], path) from None
