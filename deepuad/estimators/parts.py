@@ -91,8 +91,7 @@ class NearestRows(Part):
         return {"knn/reference": self.reference_}
 
     def restore(self, arrays, n_features):
-        # a model without its own distinct rows measures against the shared reference, copies and all
-        reference = np.asarray(arrays.get("knn/reference", arrays["reference"]), dtype=np.float32)
+        reference = np.asarray(arrays["knn/reference"], dtype=np.float32)
         if reference.ndim != 2 or reference.shape[1] != n_features or not len(reference) or not np.isfinite(reference).all():
             raise ValueError(f"scorer k-NN rows have shape {reference.shape}, expected (>= 1, {n_features}) finite values")
         self.reference_ = reference
@@ -248,8 +247,7 @@ def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_feat
         raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
     center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
     scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-    # a model made before the parts had weights scores as it always did: their plain mean
-    weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
+    weights = np.asarray(arrays["scorer/score_weights"], dtype=np.float64)
     if (center.shape != (len(parts),) or scale.shape != (len(parts),) or weights.shape != (len(parts),)
             or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
             or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
@@ -258,8 +256,7 @@ def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_feat
     missing = [name for name in parts if PARTS[name] is OutsideRange and "range/low" not in stored]
     if missing:
         raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
-    # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
-    kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
+    kept = np.asarray(arrays["scorer/reference_kept"])  # which reference rows the model kept
     if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
         raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
     fitted = [make(name, n_neighbors).restore(stored, n_features) for name in parts]
