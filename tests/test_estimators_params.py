@@ -199,10 +199,14 @@ def test_the_golden_files_record_the_spec_s_names(reference):
 
 
 def test_a_model_made_before_a_parameter_was_recorded_reads_as_it_was_made():
+    """The version-1 reader supplies what older models do not record (tests/test_artifacts_versions.py
+    reads such files); from_record supplies nothing."""
+    from deepuad.artifacts.model import _v1_params
     from deepuad.stages._common import detector_params
 
-    assert detector_params({"epochs": 3, "r": 1}) == {"epochs": 3, "r": 1, "p0": 35.0, "score": "cosine", "n_neighbors": 5,
-                                                      "init_by": "variance"}
+    assert detector_params(_v1_params({"epochs": 3, "r": 1})) == {"epochs": 3, "r": 1, "p0": 35.0, "score": "cosine",
+                                                                  "n_neighbors": 5, "init_by": "variance"}
+    assert detector_params({"epochs": 3, "r": 1}) == {"epochs": 3, "r": 1}
 
 
 # --------------------------------------------------------------------------- one declaration

@@ -70,8 +70,16 @@ def test_knn_part_counts_copies_of_a_row_as_one_neighbour():
     assert far > np.log(6.0) > near
     restored = parts.PARTS["knn"](5).restore({"reference": reference, **part.state()}, 3)
     np.testing.assert_array_equal(restored.values(odd, {}), part.values(odd, {}))
-    shared = parts.PARTS["knn"](5).restore({"reference": np.vstack([reference, odd])}, 3)  # a model without its own rows
-    assert shared.values(odd[:1], {})[0] < np.log(1e-6)  # measures against the shared reference, copies and all
+    # a version-1 model made before the part kept its own rows: its reader hands it the shared
+    # reference rows, and it measures against them, copies and all
+    from deepuad.artifacts.model import _v1_state
+
+    arrays = {"scorer/reference": np.vstack([reference, odd])}
+    _v1_state(arrays, {"score_parts": list(parts.SCORES["distance"])}, {"complete": True, "contamination_estimate": 0.1})
+    shared = parts.PARTS["knn"](5).restore({name[len("scorer/"):]: values for name, values in arrays.items()}, 3)
+    assert shared.values(odd[:1], {})[0] < np.log(1e-6)
+    with pytest.raises(KeyError):  # a version-2 model holds its own rows
+        parts.PARTS["knn"](5).restore({"reference": reference}, 3)
 
 
 def test_range_part_refuses_arrays_it_could_not_have_fitted():

@@ -133,11 +133,17 @@ def test_scorer_survives_get_state_and_restore():
 
 
 def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights_are_refused():
-    """Models written before the parts had weights keep their scores; a crafted weight fails on load."""
+    """Models written before the parts had weights keep their scores (the version-1 reader gives
+    each part weight 1); a state without weights, or with crafted ones, fails on load."""
+    from deepuad.artifacts.model import _v1_state
+
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
     older = {k: v for k, v in arrays.items() if k != "scorer/score_weights"}
+    with pytest.raises(KeyError):
+        DeepUAD(seed=0, score="combined", **EXPLICIT).set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
+    _v1_state(older, meta, {"complete": True, "contamination_estimate": meta["contamination_estimate"]})
     fresh = DeepUAD(seed=0, score="combined", **EXPLICIT)
     fresh.set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
     parts = det.score_parts(X).values()

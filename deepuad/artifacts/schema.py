@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -154,6 +154,32 @@ KIND_NAMES = {"f": "floats", "i": "integers", "u": "integers", "b": "booleans", 
 
 def describe_kinds(kinds: str) -> str:
     return " or ".join(dict.fromkeys(KIND_NAMES[k] for k in kinds))
+
+
+def param_schema(constraints, max_width: int = MAX_ITEMS, max_layers: int = MAX_ITEMS):
+    """The declaration of a recorded parameter: what its constraints (``params.PARAMS``) allow,
+    a list of layer widths at most ``max_layers`` long of widths at most ``max_width``."""
+    kinds = tuple(_param_kind(constraint, max_width, max_layers) for constraint in constraints)
+    return kinds[0] if len(kinds) == 1 else Either(kinds)
+
+
+def _param_kind(constraint, max_width: int, max_layers: int):
+    from deepuad.estimators.constraints import Integral, Options, Widths
+
+    if constraint is None:
+        return None
+    if constraint is bool:
+        return Flag()
+    if constraint is str:
+        return Text()
+    if isinstance(constraint, Options):
+        return Text(choices=constraint.choices())
+    if isinstance(constraint, Widths):
+        return Seq(_param_kind(replace(constraint.item, high=max_width), max_width, max_layers), min_len=1,
+                   max_len=max_layers)
+    left, right = constraint.closed in ("both", "left"), constraint.closed in ("both", "right")
+    return Number(constraint.low, constraint.high if right else None, integer=constraint.kind is Integral,
+                  low_open=not left, below=None if right else constraint.high)
 
 
 # ----------------------------------------------------------------------------- the checks

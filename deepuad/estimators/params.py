@@ -343,16 +343,16 @@ def record(kind: str, values: dict) -> dict:
 
 
 def from_record(kind: str, params: dict) -> dict:
-    """The parameter values an artifact of ``kind`` recorded (its ``params``), by parameter name; a
-    parameter the file does not record is left out, or is the value files made before it was
-    recorded were made with."""
-    values = {}
-    for param in recorded(kind):
-        if param.key in params:
-            values[param.name] = params[param.key]
-        elif param.if_unrecorded is not _ABSENT:
-            values[param.name] = param.if_unrecorded
-    return values
+    """The parameter values an artifact of ``kind`` recorded (its ``params``, as its kind's reader
+    hands them out), by parameter name; a parameter it does not record is left out."""
+    return {param.name: params[param.key] for param in recorded(kind) if param.key in params}
+
+
+def unrecorded(kind: str) -> dict:
+    """{recorded name: value} of the parameters that artifacts of ``kind`` record only since some
+    release of schema version 1, with the value the files made before it were made with: what a
+    version-1 reader supplies (``deepuad.artifacts.model``, ``clusters``)."""
+    return {param.key: param.if_unrecorded for param in recorded(kind) if param.if_unrecorded is not _ABSENT}
 
 
 # The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the

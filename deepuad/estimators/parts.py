@@ -106,8 +106,7 @@ class NearestRows(Part):
         return {"knn/reference": self.reference_}
 
     def restore(self, arrays, n_features):
-        # a model without its own distinct rows measures against the shared reference, copies and all
-        reference = np.asarray(arrays.get("knn/reference", arrays["reference"]), dtype=np.float32)
+        reference = np.asarray(arrays["knn/reference"], dtype=np.float32)
         if reference.ndim != 2 or reference.shape[1] != n_features or not len(reference) or not np.isfinite(reference).all():
             raise ValueError(f"scorer k-NN rows have shape {reference.shape}, expected (>= 1, {n_features}) finite values")
         self.reference_ = reference
@@ -220,8 +219,7 @@ class OutsideRange(Part):
         if not (np.isfinite(low).all() and np.isfinite(high).all() and np.isfinite(span).all() and (span > 0).all()
                 and (high >= low).all()):
             raise ValueError("scorer range arrays are not finite, or a span is not positive")
-        # a model made before the range was calibrated scores as it did: no offset
-        offset = np.asarray(arrays.get("range/offset", [0.0]), dtype=np.float64)
+        offset = np.asarray(arrays["range/offset"], dtype=np.float64)
         if offset.shape != (1,) or not np.isfinite(offset).all() or offset[0] < 0:
             raise ValueError("scorer range offset is not one finite value >= 0")
         self.low_, self.high_, self.span_, self.offset_ = low, high, span, float(offset[0])
@@ -402,14 +400,12 @@ class Scorer:
             raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
         center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
         scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-        # a model made before the parts had weights scores as it always did: their plain mean
-        weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(names))), dtype=np.float64)
+        weights = np.asarray(arrays["scorer/score_weights"], dtype=np.float64)
         if (center.shape != (len(names),) or scale.shape != (len(names),) or weights.shape != (len(names),)
                 or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
                 or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
             raise ValueError("scorer calibration is not finite or does not match its parts")
-        # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
-        kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
+        kept = np.asarray(arrays["scorer/reference_kept"])  # which reference rows the model kept
         if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
             raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
         stored = {name[len("scorer/"):]: values for name, values in arrays.items() if name.startswith("scorer/")}

@@ -1,6 +1,7 @@
 """What every stage shares: progress reporting, paths and default output names, input
-checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), loading a
-model for scoring, and ``DeepUAD.save``/``DeepUAD.load``'s model artifact writer and reader."""
+checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), a DeepUAD
+from a model artifact (for scoring, and ``DeepUAD.load``) and ``DeepUAD.save``, through the model
+artifact's writer and reader (``deepuad.artifacts.model``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
 from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, ParamError, RequestError
-from deepuad.estimators.params import SCORE_BATCH_ROWS, SPEC, check_contamination, from_record
+from deepuad.estimators.params import SPEC, check_contamination, from_record
 
 
 # progress(description, completed, total, status=None, line=None): ``status`` (the current loss)
@@ -267,29 +268,24 @@ def save_model(detector, path) -> None:
     records every parameter and the training rows' scores (``load_fitted`` restores the threshold
     from them), no input files and no encoding: a model fitted on an array in Python has
     neither, so ``deepuad score`` takes it for a features file only with --force."""
-    arrays, state = detector.get_state()
     params = {name: list(value) if isinstance(value, tuple) else value for name, value in detector.get_params().items()}
-    architecture = {"n_features": int(detector.n_features_in_), "layers": list(detector.layers_), "activation": detector.activation}
-    model_artifact.write(path, arrays, state, architecture, params, {}, "", {}, len(detector.decision_scores_), True,
-                         detector.stop_reason_, contamination_estimate=detector.contamination_,
-                         training_scores=detector.decision_scores_, scores_batch_rows=SCORE_BATCH_ROWS)
+    model_artifact.write_detector(path, detector, params, len(detector.decision_scores_), complete=True,
+                                  training_scores=detector.decision_scores_)
 
 
 def load_fitted(path, device="cpu"):
     """``DeepUAD.load``: ``load_model``'s detector with what ``fit`` sets beyond the network and
     scorer: every recorded parameter, ``stop_reason_`` and, where the model holds its training
-    rows' scores and a contamination, ``decision_scores_``, ``threshold_`` and ``labels_``
+    rows' scores, ``decision_scores_``, ``threshold_`` and ``labels_``
     (``predict`` needs them; a model from a multi-process training has no such scores)."""
-    detector, meta = load_model(path, device)
+    detector, meta = load_model(path, device, model_artifact.read(path, training_scores=True))
     if not meta["complete"]:
         raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train `resume`'", path)
     names = set(detector.get_params()) - {"device"}
     detector.set_params(**{name: tuple(value) if isinstance(value, list) else value
                            for name, value in meta["params"].items() if name in names})
-    with art.open_artifact(path, "model") as f:
-        detector.stop_reason_ = str(f.attrs["stop_reason"])
-        scores = art.read_array(f, model_artifact.TRAINING_SCORES) if model_artifact.TRAINING_SCORES in f else None
-    if scores is not None and (detector.contamination is not None or hasattr(detector, "contamination_")):
-        detector.decision_scores_ = scores.astype(np.float64)
+    detector.stop_reason_ = meta["stop_reason"]
+    if meta["training_scores"] is not None:
+        detector.decision_scores_ = meta["training_scores"].astype(np.float64)
         detector._process_decision_scores()
     return detector

@@ -2,9 +2,9 @@
 return JSON-able dicts; and the writers of their outputs (CSV, JSON lines, Parquet, PNG).
 No printing: the CLI reports.
 
-Reading follows the artifact rules: every file through ``artifacts.open_artifact``; only the
-rows asked for are read from X; a scores file must come from the features (and model) given,
-by fingerprint, unless ``force``.
+Reading follows the artifact rules: every file through its kind's reader (``deepuad.artifacts``);
+only the rows asked for are read from X; a scores file must come from the features (and model)
+given, by fingerprint, unless ``force``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import io
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import read_identity
+from deepuad.artifacts import scores as scores_artifact
+from deepuad.artifacts.features import open_features
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
 from deepuad.errors import DataError, InputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
@@ -58,35 +58,27 @@ def _text(value):
 def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
     and fingerprints. Only those rows of X are read."""
-    from deepuad.estimators.rows import take_rows
-    from deepuad.artifacts.features import as_finite_float32
-
     rows = np.asarray(rows, dtype=np.int64)
-    with art.open_artifact(features_path, "features") as f:
-        n_rows, width = f["X"].shape
+    with open_features(features_path, X=None) as features:
+        n_rows, width = features.n_rows, features.width
         if expected_rows is not None and n_rows != expected_rows:
             raise StaleError(f"has {n_rows} rows but the scores are for {expected_rows}: not the features they were scored from",
                              features_path)
         try:
-            decoder = Decoder(art.read_json(f, "encoding"), width)
+            decoder = Decoder(features.encoding(), width)
         except ValueError as error:
             raise InputError(f"{error} (corrupt?)", features_path) from None
-        order = np.argsort(rows, kind="stable")
-        X = np.empty((len(rows), width), dtype=np.float32)
-        if len(rows):
-            try:
-                X[order] = take_rows(f["X"], rows[order])
-            except (OSError, ValueError) as error:
-                raise InputError(f"X unreadable (corrupt?): {error}", features_path) from None
-        X = as_finite_float32(X, features_path)
-        ids = art.read_array(f, "ids")[rows] if "ids" in f else rows
+        X = features.take(rows)
+        ids = features.ids()[rows]
         per_row = {}
         for name in ROW_DATASETS:
-            if name in f and isinstance(f[name], h5py.Dataset) and f[name].shape == (n_rows,):
-                per_row[name] = [_text(v) for v in art.read_array(f, name)[rows]]
-        y = art.read_array(f, "y")[rows] if "y" in f else None
-        id_columns = read_identity(f, features_path, rows)
-        info = {"fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+            values = features.column(name)
+            if values is not None:  # their lengths: declared, as X's rows
+                per_row[name] = [_text(v) for v in values[rows]]
+        y = features.labels()
+        y = None if y is None else y[rows]
+        id_columns = features.id_columns(rows)
+        info = {"fingerprint": features.fingerprint, "encoding_fingerprint": features.encoding_fingerprint}
     return {"X": X, "ids": [_text(v) for v in ids], "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
             "n_rows": n_rows, "width": width, **info}
 
@@ -115,15 +107,8 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         raise ParamError("n", f"must be >= 1, got {n}")
     if explain < 0:
         raise ParamError("explain", f"must be >= 0, got {explain}")
-    with art.open_artifact(scores_path, "scores") as f:
-        from deepuad.artifacts.scores import read_finite_scores
-        from deepuad.artifacts.safe_read import finite_threshold
-
-        scores = read_finite_scores(art.read_array(f, "score"), scores_path)
-        is_anomaly = art.read_array(f, "is_anomaly")
-        threshold = finite_threshold(f, scores_path)
-        y = art.read_array(f, "y") if "y" in f else None
-        inputs = art.inputs_of(f)
+    scored = scores_artifact.read(scores_path)
+    scores, is_anomaly, threshold, y, inputs = (scored[key] for key in ("score", "is_anomaly", "threshold", "y", "inputs"))
     features_path = _recorded(inputs, "features", features_path, scores_path)
     chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
     features = read_rows(features_path, chosen, expected_rows=len(scores))
@@ -265,7 +250,6 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
     from deepuad.estimators.explain import METHOD, explain_rows
-    from deepuad.artifacts.scores import read_finite_scores
 
     if k < 1:
         raise ParamError("k", f"must be >= 1, got {k}")
@@ -279,14 +263,13 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
     header = read_rows(features_path, np.zeros(0, dtype=np.int64))
     detector, meta = _load_model(model_path, header, features_path, force, device)
     if rows:
-        with art.open_artifact(features_path, "features") as f:
-            all_ids = art.read_array(f, "ids") if "ids" in f else np.arange(header["n_rows"])
+        with open_features(features_path, X=None) as features:
+            all_ids = features.ids()
         chosen = _select_by_ids(all_ids, rows, features_path)
         scores = None
     elif scores_path is not None:
-        with art.open_artifact(scores_path, "scores") as f:
-            scores = read_finite_scores(art.read_array(f, "score"), scores_path)
-            recorded = (art.inputs_of(f).get("features") or {}).get("fingerprint")
+        scored = scores_artifact.read(scores_path)
+        scores, recorded = scored["score"], (scored["inputs"].get("features") or {}).get("fingerprint")
         if len(scores) != header["n_rows"] or (recorded != header["fingerprint"] and not force):
             raise StaleError(f"was not scored from {features_path}; pass its scores file, or `force`", scores_path)
         chosen = rank(scores, n=top_n)
@@ -294,10 +277,9 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
         from deepuad.artifacts.features import as_finite_float32
 
         scores = np.empty(header["n_rows"], dtype=np.float32)
-        with art.open_artifact(features_path, "features") as f:
-            X = f["X"]
+        with open_features(features_path, X="disk") as features:
             for begin in range(0, header["n_rows"], batch_rows):
-                chunk = as_finite_float32(X[begin : begin + batch_rows], features_path, begin)
+                chunk = as_finite_float32(features.X[begin : begin + batch_rows], features_path, begin)
                 scores[begin : begin + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
         chosen = rank(scores, n=top_n)
     data = read_rows(features_path, chosen)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import load_features
+from deepuad.artifacts.features import read_features
 from deepuad.artifacts.scores import write_scores
 from deepuad.errors import DataError, ParamError, StaleError
 from deepuad.estimators.params import ACTIVATIONS, BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS, check_params
@@ -60,8 +60,8 @@ def baseline(
     if "device" in options:
         options["device"] = resolve_device(device)
         detector.set_params(device=options["device"])
-    train = load_features(features_path)
-    target = train if Path(score_features) == Path(features_path) else load_features(score_features)
+    train = read_features(features_path)
+    target = train if Path(score_features) == Path(features_path) else read_features(score_features)
     if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
         raise StaleError(f"is encoded differently from {features_path}; use extract `like`", score_features)
     progress(f"fitting {method}", 0, 1)

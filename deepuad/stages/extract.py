@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import write_features
+from deepuad.artifacts.features import open_features, write_features
 from deepuad.errors import DataError, OutputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import DEFAULTS, check_params
 from deepuad.stages._common import (
@@ -110,9 +110,9 @@ def extract(
     inputs = {"raw": {"path": str(input_path), "sha256": input_sha256(input_path)}}
     like_encoding = None
     if like:
-        with art.open_artifact(like, "features") as f:
-            like_encoding = art.read_json(f, "encoding")
-            inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
+        with open_features(like, X=None) as features:
+            like_encoding = features.encoding()
+            inputs["like"] = {"path": str(like), "fingerprint": features.fingerprint}
         if bool(like_encoding.get("array")) == (input_type == "table"):
             raise StaleError(f"{like} was made from {'a table' if not like_encoding.get('array') else 'arrays'}; this input is {input_type}", input_path)
         _check_like_options(like, like_encoding, scale=scale_given, categorical=categorical, drop=drop, label_column=label_column,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.scores import read_finite_scores, write_scores
-from deepuad.artifacts.shard import read_shard_header
+from deepuad.artifacts import shard as shard_artifact
+from deepuad.artifacts.scores import write_scores
 from deepuad.errors import InputError, RequestError, StaleError
 from deepuad.stages._common import check_threshold_options, default_output, no_progress, Progress
 
@@ -23,7 +23,7 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
         raise RequestError("give the shard files to merge")
     if output is not None:
         output = art.check_output_path(output, shard_paths)
-    shards = [read_shard_header(path) for path in shard_paths]
+    shards = [shard_artifact.read(path) for path in shard_paths]
     first = shards[0]
     for shard in shards[1:]:
         _require_same_run(shard, first)
@@ -54,12 +54,10 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
 
     def chunks():
         for shard in ordered:
-            with art.open_artifact(shard["path"], "scores_shard") as f:
-                values = art.read_array(f, "score")
-            if len(values) != shard["row_stop"] - shard["row_start"]:  # rewritten since it was checked
-                raise InputError("changed while merging", shard["path"])
-            read_finite_scores(values, shard["path"])
-            yield shard["row_start"], values
+            again = shard_artifact.read(shard["path"], scores=True)
+            if (again["row_start"], again["row_stop"]) != (shard["row_start"], shard["row_stop"]):
+                raise InputError("changed while merging", shard["path"])  # rewritten since it was checked
+            yield shard["row_start"], again["score"]
 
     summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress, "merging shards")
     summary["shards"] = count
