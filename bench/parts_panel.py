@@ -149,11 +149,12 @@ def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
             "seconds": round(float(cache["kept_seconds"]), 2), "estimated_share": round(float(cache["default_share"]), 4)}
 
 
-def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple) -> dict:
+def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple, views: bool = False) -> dict:
     """One panel.csv row: ``spec`` (view, parts, weights, parts fitted on the kept rows) scored from the cache, or, for the package's
-    own run (``spec`` None), its stored scores; a cache made before the freeze stores none, and there
-    the "mixed" view of the default parts gives the package's numbers (``--check``)."""
-    if spec is None and "default_threshold" in cache.cache:
+    own run (``spec`` None), its stored scores; a cache made before the freeze stores none (and with
+    ``views`` they are not read), and there the "mixed" view of the default parts gives the package's
+    numbers (``--check``)."""
+    if spec is None and "default_threshold" in cache.cache and not views:
         return package_row(info, seed, y, cache.cache)
     spec = spec or ("mixed", *default)
     return row_for(info, method, seed, y, score_of(cache, *spec), float(cache.cache["kept_seconds"]))
@@ -170,6 +171,9 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="write the default score's ablations, not the candidates")
     parser.add_argument("--cache", type=Path, default=None, help="the folder of cached fits [default: runs/parts_cache]")
     parser.add_argument("--check", nargs="+", default=None, help="only check that the cache reproduces DeepUAD on these sets")
+    parser.add_argument("--views", action="store_true",
+                        help="score the package's own row (deepuad) from the cached views, as --check proves it equal, "
+                             "not from the scores a cache stores: an older package may have written them")
     args = parser.parse_args()
     global CACHE
     CACHE = args.cache or CACHE
@@ -216,7 +220,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept))
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept), args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)
