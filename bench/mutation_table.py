@@ -3,6 +3,8 @@
     mutmut run --max-children 1          # configured in pyproject.toml [tool.mutmut]
     python bench/mutation_table.py       # markdown tables on stdout (reads `mutmut results --all true`)
     python bench/mutation_table.py --survivors   # also every surviving core mutant's diff
+    python bench/mutation_table.py --scope deepuad.estimators.cleaning --scope deepuad.estimators.scoring:robust_scale
+                                         # only these modules or functions (a run restricted by mutant names)
 
 Score = (killed + timeout) / (mutants checked) per function: a timeout is an endless loop the
 tests stopped, caught as mutmut counts it; "no tests" (no selected test runs the function) counts
@@ -11,9 +13,11 @@ restricted to the core by mutant names); they are then shown with the count not 
 
 The core is what issue 16 names: selection, the detector's training and re-selection loop and its
 rules (rules.py), the initial clustering (the GMM path every default run takes) and the score (the
-autoencoder, its errors, the fitted score of parts.py, and scoring.py: the forest, the k-NN
-distances, the robust scale, the contamination estimate). Everything else mutmut mutated in those files is listed apart, with the reason it
-is outside the targeted, seconds-per-mutant test selection.
+autoencoder, its errors, the fitted score of parts.py with its parts and the checks on a stored one,
+and scoring.py: the forest, the k-NN distances, the robust scale, the contamination estimate); and
+the detection-quality issue's trim cleaning rule (cleaning.py). Everything else mutmut mutated in
+those files is listed apart, with the reason it is outside the targeted, seconds-per-mutant test
+selection.
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ CORE = {
     "deepuad.estimators.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score",
                                        "Steps.run"},
     "deepuad.estimators.parts": {"Scorer.__init__", "Scorer.fit", "Scorer.values", "Scorer.combined", "Scorer.scores",
-                                 "combine", "reference_rows", "parts_of", "make", "needs_network"},
+                                 "Scorer.score_parts", "Scorer.decision_function", "Scorer._checked", "Scorer.state",
+                                 "Scorer.restore", "combine", "reference_rows", "parts_of", "make", "needs_network", "scores",
+                                 "SquaredError.values", "CosineError.values", "NearestRows.__init__", "NearestRows.fit",
+                                 "NearestRows.values", "NearestRows.state", "NearestRows.restore", "ReferenceForest.fit",
+                                 "ReferenceForest.values", "ReferenceForest.state", "ReferenceForest.restore",
+                                 "OutsideRange.fit", "OutsideRange._fit_range", "OutsideRange.values", "OutsideRange.state",
+                                 "OutsideRange.restore"},
+    "deepuad.estimators.cleaning": {"robust_z", "initial_outlyingness", "trim"},
     "deepuad.estimators.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
                         "robust_scale", "estimate_contamination"},
 }
@@ -49,7 +60,6 @@ OUTSIDE_REASONS = {
     "take_rows": "HDF5 row reads for torchrun ranks",
     "DeepUAD._all_scores": "torchrun data-parallel training (its one-process path: every fit)",
     "DeepUAD._contamination_used": "PyOD's predict_confidence (tests/test_estimators_base.py)",
-    "Scorer.restore": "checks of a stored scorer (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
     "check_forest": "checks of a stored forest (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
     "DeepUAD.get_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests, minutes, not seconds)",
     "DeepUAD.set_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests)",
@@ -74,7 +84,15 @@ def function_of(mutant: str) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--survivors", action="store_true", help="print the diff of every surviving core mutant")
+    parser.add_argument("--scope", action="append", metavar="MODULE[:FUNCTION,...]",
+                        help="tabulate only this module (or these of its functions), all of it as the core: for a run "
+                             "restricted by mutant names (`mutmut run 'deepuad.estimators.parts*' ...`); repeatable")
     args = parser.parse_args()
+    core = CORE
+    if args.scope:
+        scope = {module: set(functions.split(",")) if functions else None
+                 for module, _, functions in (s.partition(":") for s in args.scope)}
+        core = defaultdict(set)
     listing = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     survivors: list[str] = []
@@ -83,10 +101,14 @@ def main() -> None:
             continue
         mutant, status = (part.strip() for part in line.rsplit(":", 1))
         key = function_of(mutant)
+        if args.scope:
+            if key[0] not in scope or (scope[key[0]] is not None and key[1] not in scope[key[0]]):
+                continue
+            core[key[0]].add(key[1])
         counts[key][status] += 1
-        if status not in ("killed", "timeout") and key[1] in CORE.get(key[0], ()):
+        if status not in ("killed", "timeout") and key[1] in core.get(key[0], ()):
             survivors.append(f"{mutant}: {status}")
-    unchecked_core = [key for key, c in counts.items() if c.get("not checked") and key[1] in CORE.get(key[0], ())]
+    unchecked_core = [key for key, c in counts.items() if c.get("not checked") and key[1] in core.get(key[0], ())]
     if unchecked_core:
         sys.exit(f"core mutants not checked yet ({', '.join(f for _, f in unchecked_core)}): finish `mutmut run` first")
 
@@ -99,7 +121,7 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     per_module: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for (module, function), c in sorted(counts.items()):
-        if function not in CORE.get(module, ()):
+        if function not in core.get(module, ()):
             continue
         killed, total = score(c)
         per_module[module][0] += killed
@@ -123,7 +145,7 @@ def main() -> None:
         killed, total = score(c)
         whole[module][0] += killed
         whole[module][1] += total
-        if function in CORE.get(module, ()):
+        if function in core.get(module, ()):
             continue
         print(f"| {module} | {function} | {total} | {killed} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
               f"{c.get('not checked', 0)} | {OUTSIDE_REASONS.get(function, '')} |")
