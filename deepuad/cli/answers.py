@@ -12,6 +12,7 @@ import typer
 from deepuad.errors import AnomaliesAbove, UsageError
 
 TABLE_DATA_COLUMNS = 12  # a terminal shows this many original columns; csv/jsonl/parquet hold all
+TABLE_ROWS = 1_000  # and this many rows (a table takes about a millisecond a row to draw)
 
 TOP_HELP = """The most anomalous rows of a scores file, ranked: rank, id (the row number, image path or
 video#segment that extract recorded), the columns given to extract --id-column, score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
@@ -99,7 +100,7 @@ def register(app: typer.Typer) -> None:
         result = answer_stages.top(scores, features, None if flagged else n, flagged, force, explain, model)
         if output is not None:
             written = answer_stages.write_rows(result, fmt, output)
-            summary = {k: v for k, v in result.items() if k not in ("rows", "columns")}
+            summary = {k: v for k, v in result.items() if k not in ("chunks", "columns")}
             summary.update(output=written, format=fmt)
             if as_json:
                 _emit(strict_json(summary))
@@ -107,12 +108,12 @@ def register(app: typer.Typer) -> None:
                 stdout.print(f"{written}: {result['shown']} rows ({fmt})", markup=False, highlight=False)
             return
         if as_json:
-            _emit(strict_json(result))
-            return
-        if fmt == "csv":
-            answer_stages.write_csv(result, sys.stdout)
+            answer_stages.write_json(result, sys.stdout.write, strict_json)
+            _emit("")
+        elif fmt == "csv":
+            answer_stages.write_csv(result, sys.stdout.write)
         elif fmt == "jsonl":
-            answer_stages.write_jsonl(result, sys.stdout)
+            answer_stages.write_jsonl(result, sys.stdout.write)
         else:
             _print_table(result, stdout)
 
@@ -165,15 +166,17 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_table(result: dict, console) -> None:
+    """The rows as a table on the terminal: the first TABLE_ROWS of them, and the columns that fit."""
     from rich.table import Table
 
-    from deepuad.stages.answers import RESERVED, cell
+    from deepuad.stages.answers import RESERVED, cell, row_dicts
 
+    rows = row_dicts(result, TABLE_ROWS)
     fixed = [c for c in result["columns"] if c in RESERVED]
     data = [c for c in result["columns"] if c not in fixed]
 
     def width(column):  # what a column takes: its widest cell or header, plus borders
-        return 3 + max([len(column)] + [len(_cell(cell(row, column))) for row in result["rows"]])
+        return 3 + max([len(column)] + [len(_cell(cell(row, column))) for row in rows])
 
     room = console.width - sum(min(width(c), 40) for c in fixed)
     shown = []
@@ -187,11 +190,13 @@ def _print_table(result: dict, console) -> None:
         caption = f"{len(data) - len(shown)} more columns: --format csv or jsonl"
     elif not result["values_shown"]:
         caption = "values not shown: more than 32 array columns (see the id)"
+    if result["shown"] > len(rows):
+        caption = (f"{caption}; " if caption else "") + f"the first {len(rows):,} rows: --format csv or -o FILE for all"
     table = Table(title=f"{result['shown']} of {result['rows_total']} rows ({result['flagged_total']} flagged, "
                   f"threshold {result['threshold']:.4g})", title_justify="left", caption=caption, caption_justify="left")
     for column in fixed + shown:
         table.add_column(column, no_wrap=column != "why", overflow="fold")
-    for row in result["rows"]:
+    for row in rows:
         table.add_row(*(_cell(cell(row, c)) for c in fixed + shown))
     console.print(table)
 

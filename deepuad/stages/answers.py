@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -19,8 +20,9 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts.features import read_identity
-from deepuad.inputs.decoding import Decoder, output_names, plain, rank
+from deepuad.inputs.decoding import Coded, Decoder, Plain, output_names, plain, python_values, rank, round_significant
 from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.stages import rows_text
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
@@ -28,6 +30,8 @@ SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson":
 # per-row datasets that extract stores beside X (images/IDX: class_label; video: video, segment)
 ROW_DATASETS = ("class_label", "video", "segment")
 RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
+# rows top builds and writes at a time (a Parquet row group each): its memory does not grow with the rows listed
+CHUNK_ROWS = 65_536
 
 
 def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
@@ -55,9 +59,22 @@ def _text(value):
     return value if isinstance(value, (int, float, str)) else str(value)
 
 
-def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
+def _column(values: np.ndarray):
+    """``[_text(v) for v in values]`` as a column of a chunk of rows: integers as int64 and
+    floats as ``Plain`` (NumPy arrays), text as ``Coded``, anything else as a list."""
+    if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8):
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        return Plain.of(values)
+    if values.dtype.kind in "SO":
+        return Coded.of(values, _text)
+    return [_text(v) for v in values]
+
+
+def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None, columns: bool = False) -> dict:
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
-    and fingerprints. Only those rows of X are read."""
+    and fingerprints. Only those rows of X are read. Ids and per-row values are lists, or with
+    ``columns`` the columns ``_column`` makes."""
     from deepuad.estimators.rows import take_rows
     from deepuad.artifacts.features import as_finite_float32
 
@@ -83,11 +100,14 @@ def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None)
         per_row = {}
         for name in ROW_DATASETS:
             if name in f and isinstance(f[name], h5py.Dataset) and f[name].shape == (n_rows,):
-                per_row[name] = [_text(v) for v in art.read_array(f, name)[rows]]
+                per_row[name] = _column(art.read_array(f, name)[rows])
         y = art.read_array(f, "y")[rows] if "y" in f else None
         id_columns = read_identity(f, features_path, rows)
         info = {"fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
-    return {"X": X, "ids": [_text(v) for v in ids], "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
+    ids = _column(np.asarray(ids))
+    if not columns:
+        ids, per_row = python_values(ids), {name: python_values(values) for name, values in per_row.items()}
+    return {"X": X, "ids": ids, "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
             "n_rows": n_rows, "width": width, **info}
 
 
@@ -108,9 +128,15 @@ def _load_model(model_path, features: dict, features_path, force: bool, device: 
 
 # =========================================================================== top
 def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = False, force: bool = False,
-        explain: int = 0, model_path=None) -> dict:
+        explain: int = 0, model_path=None, chunk_rows: int = CHUNK_ROWS) -> dict:
     """The most anomalous rows of a scores file, ranked, with their ids and their values in the
-    original columns; with ``explain`` K > 0 also the K columns that contribute most."""
+    original columns; with ``explain`` K > 0 also the K columns that contribute most.
+
+    Returns the summary (``columns`` among it) and ``chunks(explained=True, limit=None)``: a
+    function that yields the rows (the first ``limit``), in rank order, ``chunk_rows`` at a time,
+    as {column: values} (``row_dicts`` makes rows of them; ``why`` is left empty unless
+    ``explained``). The listed rows' X is read once, here; the rows themselves are built chunk by chunk
+    as they are written, so that listing a million rows takes no more memory than a few."""
     if n is not None and n < 1:
         raise UsageError(f"-n must be >= 1, got {n}")
     if explain < 0:
@@ -126,47 +152,61 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         inputs = art.inputs_of(f)
     features_path = _recorded(inputs, "features", features_path, scores_path)
     chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
-    features = read_rows(features_path, chosen, expected_rows=len(scores))
+    features = read_rows(features_path, chosen, expected_rows=len(scores), columns=True)
     recorded_fp = (inputs.get("features") or {}).get("fingerprint")
     if recorded_fp != features["fingerprint"] and not force:
         raise StaleError(f"was not scored from {features_path} (its features fingerprint is {str(recorded_fp)[:12]}, the file's "
                          f"{features['fingerprint'][:12]}); pass the features file it was scored from, or --force", scores_path)
-    if y is None:
-        y = features["y"]
-    else:
-        y = y[chosen]
+    y = features["y"] if y is None else y[chosen]
     decoder: Decoder = features["decoder"]
     id_names = output_names(list(features["id_columns"]), RESERVED)  # extract --id-column: shown after the id
     names = output_names(decoder.columns, (*RESERVED, *id_names.values()))
-    explanations = None
+    detector = None
     if explain:
-        from deepuad.estimators.explain import explain_rows
-
         model_path = _recorded(inputs, "model", model_path, scores_path)
         detector, meta = _load_model(model_path, features, features_path, force)
         recorded_model = (inputs.get("model") or {}).get("fingerprint")
         if recorded_model != meta["fingerprint"] and not force:
             raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or --force", scores_path)
-        explanations = explain_rows(detector, features["X"], decoder, explain)
-    decoded = decoder.decode(features["X"])
-    rows = []
-    for position, row in enumerate(chosen):
-        out = {"rank": position + 1, "id": features["ids"][position],
-               **{id_names[name]: values[position] for name, values in features["id_columns"].items()},
-               "score": float(f"{scores[row]:.9g}"), "is_anomaly": int(is_anomaly[row])}
-        if y is not None:
-            out["y"] = int(y[position])
-        for name, values in features["per_row"].items():
-            out[name] = values[position]
-        if explanations is not None:
-            out["why"] = explanations[position]["columns"]  # structured in JSON; one line in a flat cell (``cell``)
-        out.update({names[column]: value for column, value in decoded[position].items()})
-        rows.append(out)
     columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
-               *(["why"] if explanations is not None else []), *(names[c] for c in decoder.columns)]
+               *(["why"] if explain else []), *(names[c] for c in decoder.columns)]
+
+    def rows_at(start: int, stop: int, explained: bool = True) -> dict:
+        """Rows ``start:stop`` of the listing, by column (``why`` empty unless ``explained``):
+        NumPy arrays of numbers or lists, as ``rows_text`` takes them."""
+        X = features["X"][start:stop]
+        out = {"rank": np.arange(start + 1, stop + 1, dtype=np.int64), "id": features["ids"][start:stop],
+               **{id_names[name]: values[start:stop] for name, values in features["id_columns"].items()},
+               "score": round_significant(scores[chosen[start:stop]], 9),
+               "is_anomaly": is_anomaly[chosen[start:stop]].astype(np.int64)}
+        if y is not None:
+            out["y"] = np.asarray(y[start:stop]).astype(np.int64)
+        out.update({name: values[start:stop] for name, values in features["per_row"].items()})
+        if detector is not None:
+            from deepuad.estimators.explain import explain_rows
+
+            out["why"] = ([row["columns"] for row in explain_rows(detector, X, decoder, explain)] if explained  # ``cell`` flattens
+                          else [""] * (stop - start))
+        decoded = decoder.decode_columns(X)
+        out.update({names[column]: decoded[column] for column in decoder.columns})
+        return out
+
+    def chunks(explained: bool = True, limit: int | None = None):
+        stop = len(chosen) if limit is None else min(limit, len(chosen))
+        for start in range(0, max(stop, 1), chunk_rows):  # at least one chunk: no rows still have columns
+            yield rows_at(start, min(start + chunk_rows, stop), explained)
+
     return {"scores": str(scores_path), "features": str(features_path), "rows_total": len(scores),
-            "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(rows),
-            "values_shown": bool(decoder.columns) or decoder.width == 0, "columns": columns, "rows": rows}
+            "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(chosen),
+            "values_shown": bool(decoder.columns) or decoder.width == 0, "columns": columns, "chunks": chunks}
+
+
+def row_dicts(result: dict, limit: int | None = None) -> list[dict]:
+    """``top``'s rows as {column: value} dicts, in rank order (the first ``limit``)."""
+    rows: list[dict] = []
+    for chunk in result["chunks"](limit=limit):
+        rows += [dict(zip(chunk, values)) for values in zip(*map(python_values, chunk.values()))]
+    return rows
 
 
 def output_format(fmt: str | None, output, is_terminal: bool) -> str:
@@ -195,37 +235,102 @@ def cell(row: dict, column: str):
     return value
 
 
-def _flat(row: dict, columns: list[str]) -> list:
-    return [cell(row, column) for column in columns]
+def _flat_columns(chunk: dict) -> dict:
+    """A chunk with its ``why`` column as one line a cell (``cell``)."""
+    if "why" not in chunk:
+        return chunk
+    return {column: [cell({column: value}, column) for value in values] if column == "why" else values
+            for column, values in chunk.items()}
 
 
-def write_csv(result: dict, handle) -> None:
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(result["columns"])
-    for row in result["rows"]:
-        writer.writerow(["" if v is None else v for v in _flat(row, result["columns"])])
+def _rows_in(chunk: dict) -> int:
+    return len(chunk["rank"])
 
 
-def write_jsonl(result: dict, handle) -> None:
-    for row in result["rows"]:
-        handle.write(json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n")
+def write_csv(result: dict, write) -> None:
+    """The rows as CSV (as csv.writer writes them, "\n" lines), passed to ``write(text)`` a
+    chunk at a time."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(result["columns"])
+    write(header.getvalue())
+    for chunk in result["chunks"]():
+        write(rows_text.csv_text(list(_flat_columns(chunk).values()), _rows_in(chunk)))
 
 
-def parquet_bytes(result: dict) -> bytes:
+def write_jsonl(result: dict, write) -> None:
+    """The rows as JSON lines (``json.dumps(row, ensure_ascii=False)``), a chunk at a time."""
+    dumps = partial(json.dumps, allow_nan=False, ensure_ascii=False)
+    for chunk in result["chunks"]():
+        write(rows_text.json_text(list(chunk), list(chunk.values()), _rows_in(chunk), False, dumps, "\n"))
+
+
+def write_json(result: dict, write, dumps) -> None:
+    """``dumps`` of the whole result with its rows (``dumps`` is strict_json: ASCII, keys
+    sorted), written a chunk of rows at a time."""
+    summary = {key: value for key, value in result.items() if key != "chunks"}
+    head, tail = dumps({**summary, "rows": []}).split('"rows": []', 1)  # keys are sorted: "rows" sits among them once
+    write(head + '"rows": [')
+    separator = ""
+    for chunk in result["chunks"]():
+        names = sorted(chunk)
+        text = rows_text.json_text(names, [chunk[name] for name in names], _rows_in(chunk), True, dumps, ", ")
+        if text:
+            write(separator + text[: -len(", ")])
+            separator = ", "
+    write("]" + tail)
+
+
+def write_parquet(result: dict, handle) -> None:
+    """The rows as Parquet, a row group a chunk, to the binary ``handle``. Each column has the
+    type pyarrow gives the whole column at once (found in a first pass over the chunks, without
+    the explanations, which are text): int64, double, text (also for a column that mixes
+    numbers and text) or null (no value at all)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
         raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
-    columns = {column: [cell(row, column) for row in result["rows"]] for column in result["columns"]}
-    try:
-        table = pa.table({name: pa.array(values) for name, values in columns.items()})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed numbers and text: all text
-        table = pa.table({name: pa.array([None if v is None else str(v) for v in values]) if _mixed(values) else pa.array(values)
-                          for name, values in columns.items()})
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+    types: dict[str, set] = {column: set() for column in result["columns"]}
+    for chunk in result["chunks"](explained=False):
+        for column, values in chunk.items():
+            types[column].add(_arrow_type(pa, values))
+    schema = pa.schema([(column, _one_type(pa, types[column])) for column in result["columns"]])
+    with pq.ParquetWriter(handle, schema) as writer:
+        for chunk in result["chunks"]():
+            chunk = _flat_columns(chunk)
+            arrays = [_arrow_array(pa, chunk[field.name], field.type) for field in schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+
+def _arrow_type(pa, values):
+    if not len(values):
+        return pa.null()
+    if isinstance(values, Coded):  # the values its rows hold
+        values = [values.values[code] for code in np.unique(values.codes)]
+    if isinstance(values, Plain):
+        return pa.int64() if values.whole().all() else pa.float64()
+    if isinstance(values, np.ndarray):
+        return pa.from_numpy_dtype(values.dtype)
+    return pa.string() if _mixed(values) else pa.array(values).type
+
+
+def _arrow_array(pa, values, kind):
+    if isinstance(values, np.ndarray) and kind in (pa.int64(), pa.float64()):
+        numbers = values.view(np.ndarray) + (0.0 if isinstance(values, Plain) else 0)  # plain's int 0 for -0.0
+        return pa.array(numbers.astype(kind.to_pandas_dtype()))
+    values = python_values(values)
+    if kind == pa.string() and any(not isinstance(v, str) for v in values if v is not None):
+        values = [None if v is None else str(v) for v in values]  # numbers in a column of text
+    return pa.array(values, type=kind)
+
+
+def _one_type(pa, types: set):
+    """The type of a column whose chunks have ``types``: nulls take the others' type, whole
+    numbers with fractions are floats, anything else mixed is text."""
+    types = types - {pa.null()} or {pa.null()}
+    if len(types) == 1:
+        return types.pop()
+    return pa.float64() if types == {pa.int64(), pa.float64()} else pa.string()
 
 
 def _mixed(values) -> bool:
@@ -235,14 +340,13 @@ def _mixed(values) -> bool:
 
 def write_rows(result: dict, fmt: str, output) -> str:
     """Write ``result``'s rows to ``output`` atomically (replaced whole, never half-written)."""
-    if fmt == "parquet":
-        data = parquet_bytes(result)
-    else:
-        text = io.StringIO()
-        (write_csv if fmt == "csv" else write_jsonl)(result, text)
-        data = text.getvalue().encode()
-    return str(art.write_file_atomically(output, lambda handle: handle.write(data),
-                                         [result["scores"], result["features"]]))
+    def write(handle):
+        if fmt == "parquet":
+            write_parquet(result, handle)
+        else:
+            (write_csv if fmt == "csv" else write_jsonl)(result, lambda text: handle.write(text.encode()))
+
+    return str(art.write_file_atomically(output, write, [result["scores"], result["features"]]))
 
 
 # =========================================================================== explain

@@ -56,6 +56,7 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     has_model = model_path is not None or "model" in inputs
     progress("report", 0, 3)
     top = answers.top(scores_path, features_path, n, False, force, k if has_model else 0, model_path)
+    top["rows"] = answers.row_dicts(top)
     progress("report", 1, 3)
     model = None
     if has_model:
