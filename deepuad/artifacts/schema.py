@@ -124,11 +124,14 @@ class Inflation:
     """How far the datasets deepuad writes compressed may inflate: together, the datasets that
     share one Inflation declare at most ``floor`` bytes, or ``ratio`` times the file's size if
     that is more (``safe_read.check_inflation``; DEEPUAD_MAX_INFLATION replaces the ratio).
-    ``cost`` says what each declared byte costs a reader (for the message)."""
+    ``cost`` says what each declared byte costs a reader (for the message). With ``row_bytes``,
+    a row (along the first axis) counts as that many bytes at least, plainly stored or not: what
+    costs time by the row (scoring) is then bounded in rows too."""
 
     floor: int
     ratio: float
     cost: str
+    row_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
 """Rows as CSV or JSON text, built a column at a time with NumPy: the same text that the csv and
-json modules write for the same rows, an order of magnitude faster (``top`` may list millions of
-rows; written a cell at a time by Python, their numbers took most of its time).
+json modules write for the same rows, several times faster (``top`` may list millions of rows;
+written a cell at a time by Python, their numbers took most of its time).
 
 A chunk of rows is a list of columns, each a NumPy array of numbers (int64, float64, or
-``decoding.Plain``: decoded numbers, whole ones written as ints) or a list of Python values
-(text, None, explanations). Every cell becomes the places of a byte matrix, padded with PAD (a
-byte that UTF-8 never uses); the matrices of the row's cells, with the separators between them,
-are put one after the other, and the text is what is left once the padding is dropped.
+``decoding.Plain``: decoded numbers, whole ones written as ints), a ``decoding.Coded`` column
+of few distinct values (categories, a per-row dataset's text: each value written once), or a
+list of Python values (explanations, id columns). Every cell becomes the places of a byte
+matrix, padded with PAD (a byte that UTF-8 never uses); the matrices of the row's cells, with
+the separators between them, are put one after the other, and the text is what is left once the
+padding is dropped.
 
 Numbers are written as ``repr`` writes them (and so csv and json): digits and a point,
 ``e-05`` beyond 1e-4 and 1e16. A float is read as its shortest decimal digits, which takes
 NumPy for a float of at most 9 significant digits (all that top writes: scores keep 9, decoded
-values 7); a column holding others is written by Python.
+values 7); Python writes the others.
 """
 
 from __future__ import annotations
