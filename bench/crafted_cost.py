@@ -203,7 +203,7 @@ def report(path: Path, sections: dict, machine: dict, loads: dict, command: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="throughput,ratios,worst")
-    parser.add_argument("--widths", default="1,10,89,500", help="columns of the throughput section")
+    parser.add_argument("--widths", default="1,10,40,89,500", help="columns of the throughput section")
     parser.add_argument("--rows", type=int, default=200_000, help="rows scored at each width")
     parser.add_argument("--tables", default="all", help="ODDS/ADBench .npz files of ../shared/data/odds_adbench, or all")
     parser.add_argument("--no-kddcup", action="store_true", help="leave out KDDCUP's 494k rows (section 2)")
