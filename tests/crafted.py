@@ -28,6 +28,7 @@ from deepuad.artifacts.features import X_INFLATION
 from deepuad.artifacts.model import MAX_TREES, SELECTIONS_INFLATION, weight_shapes
 from deepuad.artifacts.safe_read import inflation_limit
 from deepuad.estimators.scoring import FOREST_ARRAYS, forest_depth_limit
+from deepuad.stages.answers import EXPLAIN_FLAGGED
 
 MB = 1_000_000
 UNDER_10_MB = 10 * MB - 4096  # "a crafted file under 10 MB": room for the padding dataset's header
@@ -376,7 +377,8 @@ def worst_cases(base: dict[str, Path], folder: Path) -> list[tuple[str, list, Pa
     features file at its limit (score, explain, inspect), and one for each narrow model of
     ``base`` (score, explain); a scores file at its limit (inspect); the scores of the most rows
     a features file may hold (top; top --flagged of every row in each format); and four models
-    at their limits (score, explain, top --explain, inspect). Outputs go to ``folder``."""
+    at their limits (score, explain, inspect, and top --flagged --explain of the most rows it
+    explains). Outputs go to ``folder``."""
     features = features_at_limit(base["features"], folder / "crafted.features.h5")
     listed = folder / "listed.features.h5"  # top lists rows of a features file: at most this many
     rows = x_rows_limit(1)
@@ -384,6 +386,11 @@ def worst_cases(base: dict[str, Path], folder: Path) -> list[tuple[str, list, Pa
     scores, _ = scores_at_limit(base["scores"], folder / "crafted.scores.h5", listed, rows=rows)
     flagged, _ = scores_at_limit(base["scores"], folder / "flagged.scores.h5", listed, rows=rows, flagged=True)
     largest, _ = scores_at_limit(base["scores"], folder / "largest.scores.h5", listed)
+    explained = _copy(base["scores"], folder / "explained.scores.h5")  # its EXPLAIN_FLAGGED highest scores flagged
+    with h5py.File(explained, "a") as f:
+        highest = np.argsort(-f["score"][()], kind="stable")[:EXPLAIN_FLAGGED]
+        del f["is_anomaly"]
+        f.create_dataset("is_anomaly", data=np.isin(np.arange(len(f["score"])), highest).astype(np.int8))
     out = folder / "out.h5"
     cases = [("features: score", ["-q", "score", base["model"], features, "-o", out, "--threads", "1"], features),
              ("features: explain", ["-q", "explain", base["model"], features, "--json"], features),
@@ -402,8 +409,8 @@ def worst_cases(base: dict[str, Path], folder: Path) -> list[tuple[str, list, Pa
         model = craft(base["model"], folder / f"{name}.model.h5")
         cases += [(f"model ({name}): score", ["-q", "score", model, base["new"], "-o", out, "--threads", "1", "--force"], model),
                   (f"model ({name}): explain", ["-q", "explain", model, base["new"], "--force", "--json"], model),
-                  (f"model ({name}): top --explain", ["-q", "top", base["scores"], "--explain", "3", "--model", model, "--force",
-                                                      "--format", "csv"], model),
+                  (f"model ({name}): top --flagged --explain ({EXPLAIN_FLAGGED} rows)",
+                   ["-q", "top", explained, "--flagged", "--explain", "3", "--model", model, "--force", "--format", "csv"], model),
                   (f"model ({name}): inspect", ["-q", "inspect", model, "--json"], model)]
     return cases
 

@@ -208,6 +208,14 @@ def test_rows_written_a_few_at_a_time_are_those_written_at_once(kdd, tmp_path, f
             assert lines == flagged + (fmt == "csv")
 
 
+def test_flagged_rows_are_explained_a_hundred_at_most(kdd, capsys):
+    """How many rows are flagged is the file's choice, and each explained row is scored once per
+    column: more than 100 with --flagged --explain is a usage error that says how to get them."""
+    folder, raw, scores = kdd
+    code, _, err = run_cli(capsys, "top", folder / "kdd.scores.h5", "--flagged", "--explain", "2")
+    assert code == 2 and err.count("\n") == 1 and "500 rows are flagged" in err and "-n N --explain 2" in err, err
+
+
 def test_a_table_shows_the_first_thousand_rows(kdd, capsys):
     folder, raw, scores = kdd
     code, out, err = run_cli(capsys, "top", folder / "kdd.scores.h5", "-n", "1200", "--format", "table")

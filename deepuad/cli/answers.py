@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         flagged: bool = typer.Option(False, "--flagged", help="Every flagged row (is_anomaly), instead of -n."),
         fmt: Optional[str] = typer.Option(None, "--format", help="table, csv, jsonl or parquet [default: from -o's suffix; else table on a terminal, csv in a pipe]."),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the rows to this file (csv, jsonl or parquet) instead of stdout."),
-        explain: int = typer.Option(0, "--explain", help="Also the K original columns that contribute most to each row's score (needs the model)."),
+        explain: int = typer.Option(0, "--explain", help="Also the K original columns that contribute most to each row's score (needs the model; with --flagged, 100 rows at most)."),
         model: Optional[Path] = typer.Option(None, "--model", help="With --explain: the model [default: the one the scores file records]."),
         force: bool = typer.Option(False, "--force", help="Use features (or a model) other than those the scores were made from."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the rows (or, with -o, a summary)."),

@@ -32,6 +32,10 @@ ROW_DATASETS = ("class_label", "video", "segment")
 RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
 # rows top builds and writes at a time (a Parquet row group each): its memory does not grow with the rows listed
 CHUNK_ROWS = 65_536
+# the most flagged rows top --flagged --explain explains: an explanation scores its row once per original column
+# (docs/threat-model.md: some models take 40 ms a row), and a file decides how many rows are flagged; -n decides
+# for the user
+EXPLAIN_FLAGGED = 100
 
 
 def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
@@ -152,6 +156,10 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         inputs = art.inputs_of(f)
     features_path = _recorded(inputs, "features", features_path, scores_path)
     chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
+    if flagged and explain and len(chosen) > EXPLAIN_FLAGGED:
+        raise UsageError(f"{scores_path}: {len(chosen):,} rows are flagged, and --flagged --explain explains {EXPLAIN_FLAGGED} "
+                         "at most (each is scored once per original column): explain the first ones with -n N --explain "
+                         f"{explain}, or list them all without --explain")
     features = read_rows(features_path, chosen, expected_rows=len(scores), columns=True)
     recorded_fp = (inputs.get("features") or {}).get("fingerprint")
     if recorded_fp != features["fingerprint"] and not force:
