@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -61,8 +62,12 @@ class Flag:
 
 @dataclass(frozen=True)
 class Text:
+    """Text of at most ``max_len`` characters, one of ``choices`` where given: the names, or a
+    function that returns them when a value is checked (a registry that may grow after the
+    declaration is made: the scores, the selection rules)."""
+
     max_len: int = MAX_TEXT
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,8 @@ def _param_kind(constraint, max_width: int, max_layers: int):
         return Flag()
     if constraint is str:
         return Text()
-    if isinstance(constraint, Options):
-        return Text(choices=constraint.choices())
+    if isinstance(constraint, Options):  # a registry's names: read when a value is checked
+        return Text(choices=constraint.choices if callable(constraint.values) else constraint.choices())
     if isinstance(constraint, Widths):
         return Seq(_param_kind(replace(constraint.item, high=max_width), max_width, max_layers), min_len=1,
                    max_len=max_layers)
@@ -229,8 +234,9 @@ def check_value(spec, value, where: str, resolve: Callable[[str], float | None])
             raise SchemaError(where, f"must be text, got {_shown(value)}")
         if len(value) > spec.max_len:
             raise SchemaError(where, f"is {len(value):,} characters long (at most {spec.max_len:,})")
-        if spec.choices and value not in spec.choices:
-            raise SchemaError(where, f"must be one of {', '.join(spec.choices)}, got {_shown(value)}")
+        choices = spec.choices() if callable(spec.choices) else spec.choices
+        if choices and value not in choices:
+            raise SchemaError(where, f"must be one of {', '.join(choices)}, got {_shown(value)}")
     elif isinstance(spec, Seq):
         if not isinstance(value, list):
             raise SchemaError(where, f"must be a list, got {_shown(value)}")
@@ -331,7 +337,35 @@ def check_array_values(spec: Array, data: np.ndarray, where: str, resolve) -> No
         check_numbers(spec.values, data, where, resolve)
 
 
-def declared(table: dict, name: str):
+class Derived(Mapping):
+    """A table of declarations (datasets, descriptions) that ``make()`` makes afresh whenever it is
+    read, for a kind whose fields follow a registry that may grow after the kind registers: a
+    model's score parts (``parts.PARTS``), whose arrays a part registered later declares for the
+    next file written or checked."""
+
+    def __init__(self, make: Callable[[], dict]):
+        self.make = make
+
+    def __getitem__(self, name):
+        return self.make()[name]
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return len(self.make())
+
+    def __contains__(self, name) -> bool:
+        return name in self.make()
+
+    def items(self):
+        return self.make().items()
+
+    def values(self):
+        return self.make().values()
+
+
+def declared(table: Mapping, name: str):
     """``table[name]``, or the entry whose key is a pattern ("weights/*") that ``name`` matches."""
     if name in table:
         return table[name]
@@ -342,7 +376,7 @@ def declared(table: dict, name: str):
 
 
 # kind -> its declared datasets, and the bounds it derives (filled by envelope.register)
-DATASETS: dict[str, dict[str, Array]] = {}
+DATASETS: dict[str, Mapping[str, Array]] = {}
 BOUNDS: dict[str, dict[str, Callable]] = {}
 
 
