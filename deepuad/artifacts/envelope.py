@@ -355,6 +355,6 @@ def require_made_from(inputs: dict, path, role: str, upstream_path: str | Path, 
     if recorded != upstream_fingerprint and not force:
         raise StaleError(
             f"was made from a different {role} file than {upstream_path} (fingerprint {str(recorded)[:12]} vs "
-            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass --force",
+            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass `force`",
             path,
         )
