@@ -6,7 +6,10 @@ spec's options are the spec's, flag, default and help: test_estimators_params.py
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -153,3 +156,84 @@ def test_a_stage_s_refusal_reaches_the_user_as_the_option(tmp_path, capsys):
     assert code == 2 and err == "deepuad: error: --format parquet needs -o FILE (Parquet is binary)\n", err
     code, _, err = run_cli(capsys, "top", tmp_path / "none.scores.h5", "--format", "xml")
     assert code == 2 and "--format must be one of table, csv, jsonl, parquet, got 'xml'" in err, err
+
+
+# --------------------------------------------------------------------------- one place per default
+def command_functions() -> dict[str, ast.FunctionDef]:
+    """Every command's function in deepuad/cli/commands/, by its name."""
+    found = {}
+    for path in sources("cli/commands"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any("command" in ast.unparse(d) for d in node.decorator_list):
+                found[node.name] = node
+    return found
+
+
+def stage_of(command: ast.FunctionDef):
+    """The stage function a command calls: the one it imports ``as stage`` (a stage module so
+    imported: its function of the command's name); None for a command without one."""
+    for node in ast.walk(command):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("deepuad.stages"):
+            for alias in node.names:
+                if alias.asname == "stage":
+                    found = getattr(importlib.import_module(node.module), alias.name)
+                    return getattr(found, command.name) if inspect.ismodule(found) else found
+    return None
+
+
+def defaults_of(function: ast.FunctionDef) -> dict[str, ast.expr]:
+    """Parameter name -> the expression of its default."""
+    positional = function.args.posonlyargs + function.args.args
+    pairs = list(zip((a.arg for a in positional[len(positional) - len(function.args.defaults):]), function.args.defaults))
+    pairs += [(a.arg, d) for a, d in zip(function.args.kwonlyargs, function.args.kw_defaults) if d is not None]
+    return dict(pairs)
+
+
+def has_value(node: ast.expr) -> bool:
+    """Whether a default is a value: None, False and an empty tuple (no value given, a flag left
+    off) are none to repeat."""
+    if isinstance(node, ast.Constant):
+        return node.value is not None and node.value is not False
+    return not (isinstance(node, (ast.Tuple, ast.List)) and not node.elts)
+
+
+def is_literal(node: ast.expr) -> bool:
+    """A value written out, not read from a name."""
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(is_literal(item) for item in node.elts)
+    if isinstance(node, ast.UnaryOp):
+        return is_literal(node.operand)
+    return isinstance(node, ast.Constant)
+
+
+def written_twice(command: ast.FunctionDef, stage: ast.FunctionDef) -> list[str]:
+    """The options of ``command`` whose default is also its stage's: such a default is to be written
+    once, in a constant that both read (the command's expression holds the stage's; the command
+    may convert it: "x".join(...)), never as a value in either."""
+    mine, theirs = defaults_of(command), defaults_of(stage)
+    found = []
+    for name in sorted(mine.keys() & theirs.keys()):
+        cli, own = mine[name], theirs[name]
+        if not (has_value(cli) and has_value(own)):
+            continue
+        if is_literal(cli) or is_literal(own) or ast.dump(own) not in {ast.dump(node) for node in ast.walk(cli)}:
+            found.append(f"{command.name} {name}: {ast.unparse(cli)} and {stage.name}'s {ast.unparse(own)}")
+    return found
+
+
+def test_no_default_is_written_in_a_command_and_again_in_its_stage():
+    commands = command_functions()
+    stages = {name: stage_of(command) for name, command in commands.items()}
+    assert {name for name, stage in stages.items() if stage is None} == {"inspect"}  # describe takes a path only
+    found = []
+    for name, stage in stages.items():
+        if stage is not None:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(stage))).body[0]
+            found += written_twice(commands[name], tree)
+    assert not found, "defaults written in a command and in its stage:\n" + "\n".join(found)
+
+
+def test_the_default_check_sees_a_default_written_twice():
+    command, stage = ast.parse("def c(n=20, k=C['k'], j=C['j'], size='x'.join(C['size']), f=False, o=None, e=0, t=None): pass\n"
+                               "def s(n=20, k=5, j=C['j'], size=C['size'], f=False, o=None, e=0, t=()): pass").body
+    assert [line.split(":")[0] for line in written_twice(command, stage)] == ["c e", "c k", "c n"]
