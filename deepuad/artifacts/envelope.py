@@ -64,7 +64,7 @@ class Kind:
     """What an artifact of one kind holds, checked by ``open_artifact``.
 
     ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration (a
-    ``schema.Derived`` table for declarations that follow a registry: read when a file is checked);
+    ``Derived`` table for declarations that follow a registry: made when a file is checked);
     ``attrs``: root attribute -> its ``schema.Attr`` declaration; ``same_length``: groups of
     (dataset, axis) whose lengths must agree (the readers index one by the other);
     ``descriptions``: the text stored with each dataset (by full name or last path component);
@@ -86,6 +86,31 @@ class Kind:
     def attrs_of(self, version: int) -> dict[str, Attr]:
         """Every root attribute's declaration in a file of schema ``version``."""
         return {**ROOT_ATTRS, **self.attrs, **(self.v1_attrs if version == 1 else {})}
+
+
+class Derived(Mapping):
+    """A table of declarations (datasets, descriptions) that ``make()`` makes afresh whenever it is
+    read, for a kind whose fields follow a registry that may grow after the kind registers: a
+    model's score parts (``parts.PARTS``), whose arrays a part registered later declares for the
+    next file written or checked."""
+
+    def __init__(self, make: Callable[[], dict]):
+        self.make = make
+
+    def __getitem__(self, name):
+        return self.make()[name]
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return len(self.make())
+
+    def items(self):
+        return self.make().items()
+
+    def values(self):
+        return self.make().values()
 
 
 # kind name -> Kind, in the order the kind modules register (deepuad.artifacts imports them all)

@@ -37,11 +37,13 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, register, schema_version, write_artifact
+from deepuad.artifacts.envelope import (
+    Derived, inputs_of, Kind, open_artifact, register, schema_version, write_artifact,
+)
 from deepuad.artifacts.safe_read import attr_json, inflation_limit, MAX_LAYERS, MAX_WIDTH, read_array
 from deepuad.artifacts.schema import (
-    Array, Attr, Derived, Flag, Inflation, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value,
-    param_schema, python_value,
+    Array, Attr, Flag, Inflation, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value, param_schema,
+    python_value,
 )
 from deepuad.errors import DataError, InputError
 from deepuad.estimators.params import (

@@ -62,9 +62,7 @@ class Flag:
 
 @dataclass(frozen=True)
 class Text:
-    """Text of at most ``max_len`` characters, one of ``choices`` where given: the names, or a
-    function that returns them when a value is checked (a registry that may grow after the
-    declaration is made: the scores, the selection rules)."""
+    """At most ``max_len`` characters; one of ``choices``, or of the names a function returns when checked."""
 
     max_len: int = MAX_TEXT
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
@@ -335,34 +333,6 @@ def check_array_length(spec: Array, dataset, where: str, resolve) -> None:
 def check_array_values(spec: Array, data: np.ndarray, where: str, resolve) -> None:
     if spec.values is not None and data.dtype.kind in "iubf":
         check_numbers(spec.values, data, where, resolve)
-
-
-class Derived(Mapping):
-    """A table of declarations (datasets, descriptions) that ``make()`` makes afresh whenever it is
-    read, for a kind whose fields follow a registry that may grow after the kind registers: a
-    model's score parts (``parts.PARTS``), whose arrays a part registered later declares for the
-    next file written or checked."""
-
-    def __init__(self, make: Callable[[], dict]):
-        self.make = make
-
-    def __getitem__(self, name):
-        return self.make()[name]
-
-    def __iter__(self):
-        return iter(self.make())
-
-    def __len__(self) -> int:
-        return len(self.make())
-
-    def __contains__(self, name) -> bool:
-        return name in self.make()
-
-    def items(self):
-        return self.make().items()
-
-    def values(self):
-        return self.make().values()
 
 
 def declared(table: Mapping, name: str):

@@ -32,6 +32,10 @@ under the rule at that moment in ``info["scores"]``, and ``info["last"]`` true w
 ends there) so that callers can show progress, compute diagnostics from labels the algorithm
 never sees, and save ``get_state()`` as a checkpoint that ``fit(..., resume_state=...)``
 continues from exactly.
+
+Longer than 400 lines: one estimator, whose training, scoring and checkpoint state share its
+learned attributes, read best together; what it calls (the rules, the score, the network, the
+selection) lives in modules of its own.
 """
 
 from __future__ import annotations
