@@ -1,5 +1,6 @@
 """One place per option (deepuad/cli/options.py, deepuad/cli/app.py): every option is declared
-once in the command line's source, the layers below it name parameters and never a flag, and the
+once in the command line's source, a default it shares with its stage is written once
+(deepuad/stages/defaults.py), the layers below it name parameters and never a flag, and the
 command line alone turns each parameter a message names into the option that sets it. (That the
 spec's options are the spec's, flag, default and help: test_estimators_params.py.)"""
 
@@ -222,7 +223,12 @@ def written_twice(command: ast.FunctionDef, stage: ast.FunctionDef) -> list[str]
 
 
 def test_no_default_is_written_in_a_command_and_again_in_its_stage():
+    import typer
+
+    from deepuad.cli import app
+
     commands = command_functions()
+    assert set(commands) == {name.replace("-", "_") for name in typer.main.get_command(app).commands}  # every one
     stages = {name: stage_of(command) for name, command in commands.items()}
     assert {name for name, stage in stages.items() if stage is None} == {"inspect"}  # describe takes a path only
     found = []

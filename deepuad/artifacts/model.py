@@ -463,12 +463,6 @@ def most_parts(f: h5py.File) -> int:
     return max(len(parts.parts_of(score)) for score in parts.scores())
 
 
-def _part_declarations() -> dict[str, parts.Stored]:
-    """scorer/<name> -> its declaration, for every array of every registered part (``Part.stores``)."""
-    return {f"scorer/{name}": stored for part in parts.PARTS.values() for name, stored in part.stores.items()}
-
-
-@functools.cache
 def _part_array(stored: parts.Stored) -> Array:
     """A part's declaration of an array as this schema declares it: its bounds name the scorer's
     arrays as the file does (scorer/<name>)."""
@@ -516,7 +510,7 @@ FIXED_DATASETS = {
     "scorer/score_scale": Array("f", 1, values=Number(0, low_open=True), max_len=PARTS_BOUND),
     "scorer/score_weights": Array("f", 1, values=Number(0, low_open=True), max_len=PARTS_BOUND),
     "scorer/reference_kept": Array("iu", 1, values=Number(0, 1, integer=True), length="len:scorer/reference"),
-    # each part's own arrays: _part_declarations
+    # each part's own arrays: _declarations
     # the drift reference (read_drift_reference checks bins and shares against one another)
     f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
     f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
@@ -537,21 +531,23 @@ FIXED_DESCRIPTIONS = {
     "scorer/score_center": "median of each score part over the reference rows",
     "scorer/score_scale": "interquartile range of each score part over the reference rows",
     "scorer/score_weights": "weight of each score part in the combined score (absent: equal weights)",
-    # each part's own arrays: _part_declarations
+    # each part's own arrays: _declarations
 }
 
 
-def _datasets() -> dict[str, Array]:
-    return {**FIXED_DATASETS, **{name: _part_array(stored) for name, stored in _part_declarations().items()}}
-
-
-def _descriptions() -> dict[str, str]:
-    return {**FIXED_DESCRIPTIONS, **{name: stored.description for name, stored in _part_declarations().items()}}
+@functools.lru_cache(maxsize=8)
+def _declarations(registered: tuple) -> tuple[dict[str, Array], dict[str, str]]:
+    """(datasets, descriptions) of a model while ``registered`` (``parts.PARTS``' items) are the
+    parts: the fixed ones, and scorer/<name> for every array of every part (``Part.stores``)."""
+    stored = {f"scorer/{name}": array for _, part in registered for name, array in part.stores.items()}
+    return ({**FIXED_DATASETS, **{name: _part_array(array) for name, array in stored.items()}},
+            {**FIXED_DESCRIPTIONS, **{name: array.description for name, array in stored.items()}})
 
 
 KIND = register(Kind(
     "model", check=_check_model, describe=describe, bounds={"records": most_records, "parts": most_parts},
-    datasets=Derived(_datasets), descriptions=Derived(_descriptions),
+    datasets=Derived(lambda: _declarations(tuple(parts.PARTS.items()))[0]),
+    descriptions=Derived(lambda: _declarations(tuple(parts.PARTS.items()))[1]),
     attrs={"architecture": Attr(Json(ARCHITECTURE), required=True), "state": Attr(Json(STATE), required=True),
            # complete, stop_reason, encoding_fingerprint and final_metrics: in every model deepuad wrote
            "iterations": Attr(Json(ITERATIONS), required=True), "complete": Attr(Flag(), required=True),

@@ -157,7 +157,7 @@ class ReferenceForest(Part):
     covers = "global anomalies, per column (saturates beyond the reference's range)"
     # its trees, nodes concatenated (scoring.check_forest checks that they are trees, and of what depth)
     NODES = "len:forest/left"
-    MAX_TREES = 4096  # fit_forest grows 100
+    MAX_TREES = 4096  # the most trees a model file may hold (fit_forest grows 100)
     stores = {
         "forest/left": Stored("i", 1, "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
                               low=-1, below=NODES),
