@@ -25,8 +25,9 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts.features import X_INFLATION
-from deepuad.artifacts.model import MAX_TREES, SELECTIONS_INFLATION, weight_shapes
+from deepuad.artifacts.model import SELECTIONS_INFLATION, weight_shapes
 from deepuad.artifacts.safe_read import inflation_limit
+from deepuad.estimators.parts import ReferenceForest
 from deepuad.estimators.scoring import FOREST_ARRAYS, forest_depth_limit
 
 MB = 1_000_000
@@ -201,7 +202,7 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     _copy(base, out)
     with h5py.File(out, "a") as f:
         width = f["scorer/reference"].shape[1]
-        trees = MAX_TREES
+        trees = ReferenceForest.MAX_TREES
         # the forest's bytes (5 arrays of 8 bytes a node, 2 x depth + 1 nodes a tree) and the
         # reference's (its rows bound the samples, and so the depth; the k-NN part's copy of it too)
         # share the file

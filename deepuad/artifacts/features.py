@@ -230,7 +230,7 @@ def _check_readable(f: h5py.File, X: h5py.Dataset, source) -> None:
     size, declared = f.id.get_filesize(), X.size * X.dtype.itemsize
     if declared > inflation_limit(X_INFLATION, size):
         raise DataError(f"X compresses to {declared / size:,.0f} times the file's size, more than deepuad reads back "
-                        f"({inflation_rule(X_INFLATION)}): extract it without --compress, or set {INFLATION_VARIABLE}="
+                        f"({inflation_rule(X_INFLATION)}): extract it without `compress`, or set {INFLATION_VARIABLE}="
                         f"{math.ceil(declared / size)} here and wherever the file is read", source)
 
 

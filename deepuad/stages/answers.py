@@ -22,6 +22,7 @@ from deepuad.artifacts.features import open_features
 from deepuad.inputs.decoding import Decoder, output_names, plain, rank
 from deepuad.errors import DataError, InputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
+from deepuad.stages.defaults import EXPLAIN, EXPLAIN_TOP, TOP
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -99,8 +100,8 @@ def _load_model(model_path, features: dict, features_path, force: bool, device: 
 
 
 # =========================================================================== top
-def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = False, force: bool = False,
-        explain: int = 0, model_path=None) -> dict:
+def top(scores_path, features_path=None, n: int | None = TOP["n"], flagged: bool = False, force: bool = False,
+        explain: int = TOP["explain"], model_path=None) -> dict:
     """The most anomalous rows of a scores file, ranked, with their ids and their values in the
     original columns; with ``explain`` K > 0 also the K columns that contribute most."""
     if n is not None and n < 1:
@@ -244,8 +245,9 @@ def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None, k: int = 5,
-            plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS, device: str = "cpu") -> dict:
+def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None,
+            k: int = EXPLAIN["k"], plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS,
+            device: str = "cpu") -> dict:
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
@@ -259,7 +261,7 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
         raise ParamError("top_n", f"must be >= 1, got {top_n}")
     if batch_rows < 1:
         raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
-    top_n = 10 if not rows and top_n is None else top_n
+    top_n = EXPLAIN_TOP if not rows and top_n is None else top_n
     header = read_rows(features_path, np.zeros(0, dtype=np.int64))
     detector, meta = _load_model(model_path, header, features_path, force, device)
     if rows:

@@ -9,6 +9,7 @@ import typer
 from deepuad.cli.app import app, cell_text, emit, state, stdout, strict_json
 from deepuad.cli.options import ForceRecorded, Json, ModelOption, Output, RecordedFeatures, RowCount
 from deepuad.errors import UsageError
+from deepuad.stages.defaults import TOP
 
 TABLE_DATA_COLUMNS = 12  # a terminal shows this many original columns; csv/jsonl/parquet hold all
 
@@ -44,14 +45,15 @@ def top(
     scores_path: Annotated[Path, typer.Argument(
         metavar="scores", help="A scores file from 'deepuad score' (or merge-scores, baseline).")],
     features_path: RecordedFeatures = None,
-    n: TopRows = 20,
+    n: TopRows = TOP["n"],
     flagged: Annotated[bool, typer.Option("--flagged", help="Every flagged row (is_anomaly), instead of -n.")] = False,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="table, csv, jsonl or parquet [default: from -o's suffix; else table on a terminal, csv in a pipe].",
     )] = None,
     output: RowsFile = None,
     explain: Annotated[int, typer.Option(
-        "--explain", help="Also the K original columns that contribute most to each row's score (needs the model).")] = 0,
+        "--explain", help="Also the K original columns that contribute most to each row's score (needs the model).",
+    )] = TOP["explain"],
     model_path: RecordedModel = None,
     force: ForceRecorded = False,
     as_json: Json = False,
