@@ -9,9 +9,10 @@ tests stopped, caught as mutmut counts it; "no tests" (no selected test runs the
 against the score like a survivor. Functions outside the core may be left unchecked (a run
 restricted to the core by mutant names); they are then shown with the count not run.
 
-The core is what issue 16 names: selection, the detector's training and re-selection loop, the
-initial clustering (the GMM path every default run takes) and the score (the autoencoder, its
-errors, and scoring.py: the forest, the k-NN distances, the robust scale, the contamination estimate). Everything else mutmut mutated in those files is listed apart, with the reason it
+The core is what issue 16 names: selection, the detector's training and re-selection loop and its
+rules (rules.py), the initial clustering (the GMM path every default run takes) and the score (the
+autoencoder, its errors, the fitted score of parts.py, and scoring.py: the forest, the k-NN
+distances, the robust scale, the contamination estimate). Everything else mutmut mutated in those files is listed apart, with the reason it
 is outside the targeted, seconds-per-mutant test selection.
 """
 
@@ -25,28 +26,35 @@ from collections import defaultdict
 
 CORE = {
     "deepuad.estimators.selection": {"cluster_variances", "select_low_variance", "select", "n_changed", "initial_selection"},
+    "deepuad.estimators.rules": {"LowErrors.choose", "LowVarianceClusters.choose", "Trim.choose", "gmm_of_z",
+                                 "LowVarianceStart.choose", "TrimStart.choose"},
     "deepuad.estimators.detector": {"DeepUAD.__init__", "DeepUAD.fit", "DeepUAD._start", "DeepUAD._train",
-                         "DeepUAD._train_one_epoch", "DeepUAD._train_steps", "DeepUAD._reselect", "DeepUAD._choose",
-                         "DeepUAD._record", "DeepUAD.decision_function", "Iteration.n_selected",
-                         "DeepUAD._fit_scorer", "DeepUAD._score_parts", "auto_layers", "auto_batch_size"},
+                         "DeepUAD._train_one_epoch", "DeepUAD._reselect", "DeepUAD._record", "DeepUAD._scorer",
+                         "DeepUAD._scores", "DeepUAD.score_parts", "DeepUAD.decision_function", "Iteration.n_selected",
+                         "_check_rows", "auto_layers", "auto_batch_size"},
     "deepuad.estimators.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
-    "deepuad.estimators.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score"},
+    "deepuad.estimators.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score",
+                                       "Steps.run"},
+    "deepuad.estimators.parts": {"Scorer.__init__", "Scorer.fit", "Scorer.values", "Scorer.combined", "Scorer.scores",
+                                 "combine", "reference_rows", "parts_of", "make", "needs_network"},
     "deepuad.estimators.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
                         "robust_scale", "estimate_contamination"},
 }
 OUTSIDE_REASONS = {
     "DeepUAD.check_params": "parameter validation (the CLI's error contract; tests/test_estimators_detector.py, test_cli_pipeline.py)",
-    "DeepUAD._place": "CUDA only (data placement on a GPU); cannot run on this CPU machine",
-    "DeepUAD._prepare_steps": "precision (bf16/fp16 autocast, GradScaler) and torch.compile switches",
+    "place": "CUDA only (data placement on a GPU); cannot run on this CPU machine",
+    "Steps.__init__": "precision (bf16/fp16 autocast, GradScaler) and torch.compile switches",
     "DeepUAD._training_rows": "torchrun data-parallel training (tests/test_estimators_distributed.py, multi-process)",
     "DeepUAD._encode": "torchrun data-parallel training (its one-process path: the re-selection tests)",
     "take_rows": "HDF5 row reads for torchrun ranks",
     "DeepUAD._all_scores": "torchrun data-parallel training (its one-process path: every fit)",
     "DeepUAD._contamination_used": "PyOD's predict_confidence (tests/test_estimators_base.py)",
-    "DeepUAD._restore_scorer": "checks of a stored scorer (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
+    "Scorer.restore": "checks of a stored scorer (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
     "check_forest": "checks of a stored forest (tests/test_artifacts_reliability.py corrupted artifacts, test_cli_hostile.py)",
     "DeepUAD.get_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests, minutes, not seconds)",
     "DeepUAD.set_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests)",
+    "network_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests)",
+    "load_network_state": "checkpoint state (tests/test_cli_pipeline.py resume and kill tests)",
     "kmeans_labels": "alternative initial clustering (ablation; tests/test_cli_pipeline.py every-method test)",
     "hdbscan_labels": "alternative initial clustering (ablation; tests/test_cli_pipeline.py every-method test)",
     "distribution_labels": "alternative initial clustering (images/video; tests/test_estimators_distribution.py)",
@@ -54,7 +62,7 @@ OUTSIDE_REASONS = {
 
 
 def function_of(mutant: str) -> tuple[str, str]:
-    """'deepuad.estimators.detector.xǁDeepUADǁ_choose__mutmut_3' -> ('deepuad.estimators.detector', 'DeepUAD._choose')."""
+    """'deepuad.estimators.detector.xǁDeepUADǁ_reselect__mutmut_3' -> ('deepuad.estimators.detector', 'DeepUAD._reselect')."""
     module, _, name = mutant.rpartition(".")
     name = re.sub(r"__mutmut_\d+$", "", name)
     if name.startswith("xǁ"):

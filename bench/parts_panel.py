@@ -10,7 +10,8 @@ at the package's defaults (the paper's cleaning: low-variance clusters, then re-
 [code; error]) and the same network trained on every row without re-selection. Cached under
 runs/parts_cache/, for three views (a network and the reference rows its parts are fitted on):
 * "mixed": the network trained on the kept rows, the parts fitted on a seeded sample of all rows
-  (the package's default since the freeze of issue 29's second round);
+  (the package's default since the freeze of issue 29's second round; since the third, its range
+  is fitted on the kept rows: a score's ``kept_parts`` take theirs from "kept");
 * "kept": the same network, the parts fitted on a seeded sample of the kept rows (the package's
   rule before it);
 * "all": the network trained on every row, the parts on a sample of all rows (no cleaning at all).
@@ -56,11 +57,17 @@ from deepuad.estimators.params import DEFAULTS  # noqa: E402
 CACHE = ROOT / "runs" / "parts_cache"
 
 
-PARTS = {name: (lambda name=name: score_parts.make(name, DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
+PARTS = {name: (lambda name=name: score_parts.make(name, n_neighbors=DEFAULTS["n_neighbors"])) for name in score_parts.PARTS}
 # candidates.py's names for what are now the package's "range" and "knn" (docs/results.md: which
 # candidates' tuning rows can no longer be recomputed)
 PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
-REGISTERED = {"range_fenced": "range", "knn_distinct": "knn"}
+REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
+
+
+# issue 29's third round chose "range_calibrated" (the range less the level normal rows reach by
+# chance, fitted on the kept rows): the package's "range" since that freeze, so every candidate that
+# names "range" now scores with it
+PARTS["range_calibrated"] = PARTS["range"]
 
 
 def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -82,7 +89,8 @@ def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray
     everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
     arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore),
               "default_threshold": kept.threshold_, "default_share": kept.contamination_}
-    kept_rows = Xfit[kept._reference_rows(np.random.default_rng([seed, len(kept.iterations_)]))]  # a sample of the kept rows
+    rng = np.random.default_rng([seed, len(kept.iterations_)])
+    kept_rows = Xfit[score_parts.reference_rows(rng, kept.selected_, kept.reference_size)]  # a sample of the kept rows
     # prefix: (the network, the rows its parts are fitted on)
     views = {"kept": (kept, kept_rows), "all": (everything, everything.reference_), "mixed": (kept, kept.reference_)}
     for prefix, (network, reference) in views.items():
@@ -107,17 +115,20 @@ class Values:
         if key not in self.memo:
             prefix, part = key.split("/")
             reference = self.cache[f"{prefix}/reference"]
-            fitted = PARTS[part.removesuffix("@ref")]().fit(reference, self.seed)
+            name = part.removesuffix("@ref")  # a candidate's name for a part, maybe an alias (REGISTERED)
+            fitted = PARTS[name]().fit(reference, self.seed)
             for rows, suffix in ((self.X, ""), (reference, "@ref")):
                 errors = {kind: self.cache[f"{prefix}/{kind}{suffix}"] for kind in ("cosine", "l2")}
-                self.memo[f"{prefix}/{fitted.name}{suffix}"] = np.asarray(fitted.values(rows, errors), dtype=np.float64)
+                self.memo[f"{prefix}/{name}{suffix}"] = np.asarray(fitted.values(rows, errors), dtype=np.float64)
         return self.memo[key]
 
 
-def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, float]) -> np.ndarray:
-    """The score DeepUAD gives with these parts and weights, from cached values (parts.combine)."""
-    values = [cache[f"{prefix}/{p}"] for p in parts]
-    centers, scales = zip(*(scoring.robust_scale(cache[f"{prefix}/{p}@ref"]) for p in parts))
+def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, float], kept_parts: tuple[str, ...] = ()) -> np.ndarray:
+    """The score DeepUAD gives with these parts and weights, from cached values (parts.combine): each
+    part fitted on the reference rows of view ``prefix``, those of ``kept_parts`` on the kept rows."""
+    views = {p: "kept" if p in kept_parts else prefix for p in parts}
+    values = [cache[f"{views[p]}/{p}"] for p in parts]
+    centers, scales = zip(*(scoring.robust_scale(cache[f"{views[p]}/{p}@ref"]) for p in parts))
     registered = tuple(REGISTERED.get(p, p) for p in parts)
     w = np.array([weights.get(p, 1.0) for p in parts], dtype=np.float64)
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
@@ -138,11 +149,12 @@ def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
             "seconds": round(float(cache["kept_seconds"]), 2), "estimated_share": round(float(cache["default_share"]), 4)}
 
 
-def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple) -> dict:
-    """One panel.csv row: ``spec`` (view, parts, weights) scored from the cache, or, for the package's
-    own run (``spec`` None), its stored scores; a cache made before the freeze stores none, and there
-    the "mixed" view of the default parts gives the package's numbers (``--check``)."""
-    if spec is None and "default_threshold" in cache.cache:
+def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple, views: bool = False) -> dict:
+    """One panel.csv row: ``spec`` (view, parts, weights, parts fitted on the kept rows) scored from the cache, or, for the package's
+    own run (``spec`` None), its stored scores; a cache made before the freeze stores none (and with
+    ``views`` they are not read), and there the "mixed" view of the default parts gives the package's
+    numbers (``--check``)."""
+    if spec is None and "default_threshold" in cache.cache and not views:
         return package_row(info, seed, y, cache.cache)
     spec = spec or ("mixed", *default)
     return row_for(info, method, seed, y, score_of(cache, *spec), float(cache.cache["kept_seconds"]))
@@ -159,6 +171,9 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="write the default score's ablations, not the candidates")
     parser.add_argument("--cache", type=Path, default=None, help="the folder of cached fits [default: runs/parts_cache]")
     parser.add_argument("--check", nargs="+", default=None, help="only check that the cache reproduces DeepUAD on these sets")
+    parser.add_argument("--views", action="store_true",
+                        help="score the package's own row (deepuad) from the cached views, as --check proves it equal, "
+                             "not from the scores a cache stores: an older package may have written them")
     args = parser.parse_args()
     global CACHE
     CACHE = args.cache or CACHE
@@ -168,24 +183,26 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     sets = panel.catalog(args.max_rows, args.data_dir, args.data_dir / "odds_adbench")
     halves = panel.split(sets)
-    default_parts = score_parts.SCORES[DEFAULTS["score"]]
+    default_parts = score_parts.parts_of(DEFAULTS["score"])
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
+    default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
     if args.check:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, "mixed", default_parts, default_weights)
+                mine = score_of(cache, "mixed", default_parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
         methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights),
                    "ablation:kept-reference": ("kept", default_parts, default_weights)}
-        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}) for p in default_parts})
+        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
-        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}))
+        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()))
                    for name, c in SCORE_CANDIDATES.items()}
+        methods["deepuad"] = None  # the package's own default: the "default" candidate of choose_defaults
     csv_path = args.results / "panel.csv"
     done = {(r["dataset"], r["method"], int(r["seed"])) for r in csv.DictReader(csv_path.open())}
     for name, family, _, load in sets:
@@ -203,7 +220,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights))
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept), args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)

@@ -112,7 +112,7 @@ def synthetic(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare_data(args, work: Path) -> dict:
     """Features file (via deepuad's extract, as a user would) and the initial selection."""
-    from deepuad.artifacts.features import load_features
+    from deepuad.artifacts.features import read_features
     from deepuad.stages.extract import extract
     from deepuad.estimators.detector import initial_selection
 
@@ -132,7 +132,7 @@ def prepare_data(args, work: Path) -> dict:
         extract(work / "synthetic.npz", features)
         info["source"] = f"synthetic {args.rows} x 118 (6 Gaussian clusters + 4 one-hot blocks, 20 % uniform anomalies)"
     info["extract_seconds"] = round(time.perf_counter() - started, 1)
-    loaded = load_features(features)
+    loaded = read_features(features)
     X, y = loaded["X"], loaded["y"]
     started = time.perf_counter()
     initial = initial_selection(X, args.p0, "gmm", 20, "samples", 0.01, 0).selected
@@ -146,7 +146,7 @@ def prepare_data(args, work: Path) -> dict:
 
 
 class Timeline:
-    """Wraps the functions _reselect calls (in deepuad.estimators.detector and deepuad.estimators.clustering) to time its phases."""
+    """Wraps the functions a re-selection calls (in deepuad.estimators.detector, .rules and .clustering) to time its phases."""
 
     def __init__(self):
         self.events: list[tuple[str, float, float]] = []
@@ -461,11 +461,11 @@ def section_pipeline(args, work: Path) -> dict:
     """6. the default cluster + train + score through the CLI vs PyOD's AutoEncoder, 20 epochs, interleaved."""
     from pyod.models.auto_encoder import AutoEncoder
 
-    from deepuad.artifacts.features import load_features
+    from deepuad.artifacts.features import read_features
     from deepuad.stages._common import set_threads
 
     features = work / "train.features.h5"
-    X = load_features(features)["X"]
+    X = read_features(features)["X"]
     stages = (("cluster", features, "-o", work / "p.clusters.h5"),
               ("train", features, work / "p.clusters.h5", "-o", work / "p.model.h5", "--threads", "1"),
               ("score", work / "p.model.h5", features, "-o", work / "p.scores.h5", "--threads", "1"))
@@ -787,9 +787,13 @@ def main() -> None:
     timeline = Timeline()
     import deepuad.estimators.clustering as clustering_module
 
-    for name in ("encode_and_score", "select"):
-        timeline.wrap(detector_module, name)
-    timeline.wrap(clustering_module, "gmm_labels")  # detector imports it from there when it re-selects
+    timeline.wrap(detector_module, "encode_and_score")
+    try:  # the rules choose in deepuad.estimators.rules (an older deepuad: in the detector module)
+        import deepuad.estimators.rules as rules_module
+    except ImportError:
+        rules_module = detector_module
+    timeline.wrap(rules_module, "select")
+    timeline.wrap(clustering_module, "gmm_labels")  # a re-selection imports it from there
     work = args.workdir
     if work.exists():
         shutil.rmtree(work)

@@ -2,6 +2,10 @@
 
 The CLI turns a ``DeepUADError`` into ``deepuad: error: <message>`` on stderr and
 ``sys.exit(error.exit_code)``; anything else is a bug (exit 1, traceback only with --debug).
+
+A message names a parameter by its name in backticks (```contamination```), or, for a
+``ParamError``, by its ``name``: the layers below the command line know parameters, not flags,
+and the CLI shows each as the option that sets it (``--contamination``).
 """
 
 from __future__ import annotations
@@ -49,10 +53,28 @@ class DeepUADError(Exception):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
-class UsageError(DeepUADError):
-    """Exit 2: the command line is wrong (an unknown option, an invalid value)."""
+class RequestError(DeepUADError, ValueError):
+    """Exit 2: what was asked for is refused: parameters that exclude each other, a setting of
+    the environment, an optional package the request needs. A ValueError: a caller from Python
+    catches it as it would any refused argument."""
 
     exit_code = EXIT_USAGE
+
+
+class ParamError(RequestError):
+    """A parameter's value is refused: "<name> <problem>" ("lr must be a positive number, got -1").
+    ``name``, ``problem`` (without the name) and ``constraints`` and ``value`` (where they were
+    checked) let the command line say the same of its option."""
+
+    def __init__(self, name: str, problem: str, constraints=(), value=None):
+        self.name, self.constraints, self.value = name, tuple(constraints), value
+        super().__init__(f"{name} {problem}")
+        self.problem = " ".join(str(problem).split())
+
+
+class UsageError(RequestError):
+    """Exit 2: the command line itself is wrong: options that exclude each other, a value it
+    cannot parse. The layers below the command line raise its parent, RequestError."""
 
 
 class InputError(DeepUADError):

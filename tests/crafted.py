@@ -25,8 +25,9 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts.features import X_INFLATION
-from deepuad.artifacts.model import MAX_TREES, SELECTIONS_INFLATION, weight_shapes
+from deepuad.artifacts.model import SELECTIONS_INFLATION, weight_shapes
 from deepuad.artifacts.safe_read import inflation_limit
+from deepuad.estimators.parts import ReferenceForest
 from deepuad.estimators.scoring import FOREST_ARRAYS, forest_depth_limit
 from deepuad.stages.answers import EXPLAIN_FLAGGED
 
@@ -208,16 +209,15 @@ def model_with_selections(base: Path, out: Path, size: int = UNDER_10_MB, over: 
     return pad(out, size)
 
 
-def _replace_reference(f: h5py.File, reference: np.ndarray, knn_rows: bool) -> None:
+def _replace_reference(f: h5py.File, reference: np.ndarray) -> None:
     """``scorer/reference`` replaced by ``reference``, every row of it kept, and the k-NN part's
-    own rows the same rows (``knn_rows``) or absent (it then measures against the reference)."""
+    own rows the same rows."""
     for name in ("scorer/reference", "scorer/reference_kept", "scorer/knn/reference"):
         if name in f:
             del f[name]
     f.create_dataset("scorer/reference", data=reference)
     f.create_dataset("scorer/reference_kept", data=np.ones(len(reference), dtype=np.uint8))
-    if knn_rows:
-        f.create_dataset("scorer/knn/reference", data=reference)
+    f.create_dataset("scorer/knn/reference", data=reference)
 
 
 def model_with_reference(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
@@ -232,7 +232,7 @@ def model_with_reference(base: Path, out: Path, size: int = UNDER_10_MB) -> Path
                 del f[name]
         rows = _model_size_left(f, size) // (2 * 4 * width + 1)
         rng = np.random.default_rng(0)
-        _replace_reference(f, rng.random((rows, width), dtype=np.float32), knn_rows=True)
+        _replace_reference(f, rng.random((rows, width), dtype=np.float32))
         params = json.loads(f.attrs["params"])
         params["n_neighbors"] = rows - 1
         f.attrs["params"] = json.dumps(params)
@@ -247,18 +247,19 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     _copy(base, out)
     with h5py.File(out, "a") as f:
         width = f["scorer/reference"].shape[1]
-        trees = MAX_TREES
+        trees = ReferenceForest.MAX_TREES
         # the forest's bytes (5 arrays of 8 bytes a node, 2 x depth + 1 nodes a tree) and the
-        # reference's (its rows bound the samples, and so the depth) share the file
+        # reference's (its rows bound the samples, and so the depth; the k-NN part's copy of it too)
+        # share the file
         for depth in range(30, 0, -1):
             samples = 1 << (depth - 1)
             samples += 1  # ceil(log2(samples)) == depth
             forest_bytes = trees * (2 * depth + 1) * 40
-            reference_bytes = samples * width * 4
+            reference_bytes = 2 * samples * width * 4
             if forest_bytes + reference_bytes < _model_size_left(f, size):
                 break
         assert forest_depth_limit(samples) == depth
-        _replace_reference(f, np.zeros((samples, width), dtype=np.float32), knn_rows=False)
+        _replace_reference(f, np.zeros((samples, width), dtype=np.float32))
         nodes = 2 * depth + 1
         left = np.full(trees * nodes, -1, dtype=np.int64)
         right = np.full(trees * nodes, -1, dtype=np.int64)

@@ -159,12 +159,13 @@ def write_idx(path: Path, array: np.ndarray, compress: bool) -> Path:
 
 
 def write_scores(path, values, params=None):
-    """A minimal scores artifact written directly: ``values`` and no flagged row."""
+    """A minimal scores artifact written directly: ``values``, no flagged row, a threshold above them all."""
     from deepuad import artifacts as art
 
     with art.write_artifact(path, "scores", params or {}, {}) as f:
         art.put(f, "score", np.asarray(values, dtype=np.float32))
         art.put(f, "is_anomaly", np.zeros(len(values), np.int8))
+        f.attrs.update(threshold=float(np.max(values, initial=0)) + 1, contamination=np.nan, metrics="{}")
 
 
 def write_fake_scores(features, output, scores, contamination=0.1):

@@ -71,6 +71,7 @@ while True:  # "loop": rewrite the artifact over and over, through Ctrl-Cs; the 
             with art.write_artifact(path, "scores", {"i": i}, {}) as f:
                 art.put(f, "score", np.full(n, i, np.float32), chunked=True)
                 art.put(f, "is_anomaly", np.zeros(n, np.int8), chunked=True)
+                f.attrs.update(threshold=i + 1.0, contamination=np.nan, metrics="{}")
             print(i, flush=True)
             i += 1
     except KeyboardInterrupt:

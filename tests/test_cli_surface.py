@@ -420,7 +420,7 @@ def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_p
 
     scorer, _ = load_scorer(model)
     detector = DeepUAD.load(model)
-    assert type(scorer).__name__ == "NumpyScorer" and type(load_scorer(base["model"])[0]).__name__ == "DeepUAD"
+    assert type(scorer).__name__ == "Scorer" and type(load_scorer(base["model"])[0]).__name__ == "DeepUAD"
     data = read_rows(base["features"], np.array([0, 61, 64]))
     np.testing.assert_array_equal(scorer.decision_function(data["X"]), detector.decision_function(data["X"]))
     assert explain_rows(scorer, data["X"], data["decoder"], 3) == explain_rows(detector, data["X"], data["decoder"], 3)

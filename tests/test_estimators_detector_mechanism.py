@@ -10,8 +10,11 @@ Data are built so that the answer is known:
   the input space, so the initial clustering leaves it out, yet an autoencoder trained on A
   reconstructs its direction: only re-selection can win it back), and a loose cluster of
   scattered anomalies that every selection must exclude.
-* Scripted re-selections (``script_choices``) replace the clustering of z by a fixed sequence of
-  selections, so the stopping rule must fire at a known epoch.
+* Scripted re-selections (``script_choices``: a re-selection rule registered here) choose a fixed
+  sequence of selections, so the stopping rule must fire at a known epoch.
+
+The rules themselves (the paper's GMM on z, the error percentile, trim) are tested in
+test_estimators_rules.py.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import pytest
 import torch
 
 from deepuad import DeepUAD
-from deepuad.estimators.autoencoder import encode_and_score
+from deepuad.estimators import rules
+from deepuad.estimators.autoencoder import Autoencoder, encode_and_score
 from deepuad.estimators.detector import initial_selection
-from deepuad.estimators.selection import Selection
 
 A, B, C, ANOMALY = 0, 1, 2, 3
 
@@ -64,34 +67,56 @@ def rows_of(groups, *wanted) -> np.ndarray:
 
 @pytest.fixture
 def trained_rows(monkeypatch):
-    """Records, per training epoch, the row indices the optimiser stepped over (in order)."""
+    """Records, per training epoch, the rows the optimiser stepped over: the rows the network's
+    forward pass saw with gradients (scoring passes run without), cut at every "epoch" callback
+    (``DeepUAD.fit`` wrapped to add one, so that the command line's training is recorded too)."""
     epochs: list[np.ndarray] = []
-    original = DeepUAD._train_steps
+    seen: list[np.ndarray] = []
+    forward, fit = Autoencoder.forward, DeepUAD.fit
 
-    def recording(self, X, order, batch_size):
-        epochs.append(order.cpu().numpy().copy())
-        return original(self, X, order, batch_size)
+    def recording(self, x):
+        if torch.is_grad_enabled():
+            seen.append(x.detach().cpu().numpy().copy())
+        return forward(self, x)
 
-    monkeypatch.setattr(DeepUAD, "_train_steps", recording)
+    def fit_cutting_epochs(self, X, *args, callback=None, **kwargs):
+        def cut(event, det, info):
+            if event == "epoch":
+                epochs.append(np.concatenate(seen))
+                seen.clear()
+            if callback:
+                callback(event, det, info)
+
+        return fit(self, X, *args, callback=cut, **kwargs)
+
+    monkeypatch.setattr(Autoencoder, "forward", recording)
+    monkeypatch.setattr(DeepUAD, "fit", fit_cutting_epochs)
     return epochs
 
 
-def script_choices(monkeypatch, selections: list[np.ndarray]) -> list[int]:
-    """Re-selection k (1, 2, ...) returns ``selections[k - 1]`` instead of clustering z; returns
-    the list of epochs at which the re-selections happened."""
+def trained_on(rows: np.ndarray, X: np.ndarray, indices: np.ndarray) -> bool:
+    """Whether the rows an epoch stepped over are the rows ``indices`` of X, each once."""
+    return sorted(row.tobytes() for row in rows) == sorted(row.tobytes() for row in X[indices])
+
+
+def script_choices(monkeypatch, selections: list[np.ndarray], thresholds=None, fallbacks=None) -> list[int]:
+    """Registers the re-selection rule "scripted": re-selection k (1, 2, ...) chooses ``selections[k - 1]``
+    (the last one from then on), with ``thresholds[k - 1]`` and ``fallbacks[k - 1]`` where given;
+    returns the list of epochs at which the re-selections happened."""
     called_at: list[int] = []
 
-    def scripted(self, codes, errors):
-        called_at.append(self.epoch_)
-        chosen = np.asarray(selections[min(len(called_at), len(selections)) - 1], dtype=np.int64)
-        return Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0.0, np.zeros(0, bool), chosen, False)
+    class Scripted(rules.Rule):
+        name = "scripted"
+        needs = ()  # measures nothing
 
-    monkeypatch.setattr(DeepUAD, "_choose", scripted)
+        def choose(self, detector, X, errors, codes, seed):
+            called_at.append(detector.epoch_)
+            k = min(len(called_at), len(selections)) - 1
+            return rules.Choice(np.asarray(selections[k], dtype=np.int64), thresholds[k] if thresholds else 0.0,
+                                fallbacks[k] if fallbacks else False)
+
+    monkeypatch.setitem(rules.RESELECT, "scripted", Scripted)
     return called_at
-
-
-def sorted_rows(order: np.ndarray) -> np.ndarray:
-    return np.sort(order)
 
 
 # ----------------------------------------------------------------------------- stopping rule
@@ -99,7 +124,7 @@ def test_stops_at_the_first_reselection_changing_at_most_tol_rows(modes, monkeyp
     X, _ = modes  # 400 rows, tol 0.05: converged when at most 20 indices change
     initial, first, second = np.arange(100), np.arange(140), np.arange(160)  # 40 changed, then exactly 20
     called_at = script_choices(monkeypatch, [first, second, np.arange(400)])
-    det = explicit(r=2, epochs=20, tol=0.05).fit(X, initial=initial)
+    det = explicit(reselect_by="scripted", r=2, epochs=20, tol=0.05).fit(X, initial=initial)
     assert called_at == [2, 4]
     assert det.converged_ and det.stop_reason_ == "converged" and det.epoch_ == 4
     assert [it.n_changed for it in det.iterations_] == [100, 40, 20]
@@ -108,28 +133,28 @@ def test_stops_at_the_first_reselection_changing_at_most_tol_rows(modes, monkeyp
     # epochs 1-2 train on the initial set, 3-4 on the first re-selection; each row once per epoch
     assert len(trained_rows) == 4
     for epoch, expected in zip(trained_rows, [initial, initial, first, first]):
-        np.testing.assert_array_equal(sorted_rows(epoch), expected)
+        assert trained_on(epoch, X, expected)
 
 
 def test_runs_the_whole_budget_while_the_selection_keeps_changing(modes, monkeypatch, trained_rows):
     X, _ = modes
     flip, flop = np.arange(0, 300), np.arange(50, 350)  # 100 rows change at every re-selection
     called_at = script_choices(monkeypatch, [flip, flop, flip, flop])
-    det = explicit(r=2, epochs=7, tol=0.05).fit(X, initial=flop)
+    det = explicit(reselect_by="scripted", r=2, epochs=7, tol=0.05).fit(X, initial=flop)
     assert called_at == [2, 4, 6]
     assert not det.converged_ and det.stop_reason_ == "epoch budget" and det.epoch_ == 7
     assert [it.n_changed for it in det.iterations_[1:]] == [100, 100, 100]
     expected = [flop, flop, flip, flip, flop, flop, flip]  # the 7th epoch trains on the 3rd re-selection
     assert [len(rows) for rows in trained_rows] == [300] * 7
     for epoch, rows in zip(trained_rows, expected):
-        np.testing.assert_array_equal(sorted_rows(epoch), rows)
+        assert trained_on(epoch, X, rows)
 
 
 def test_tol_zero_is_the_papers_literal_no_change_rule(modes, monkeypatch):
     X, _ = modes
     one_more, same = np.arange(101), np.arange(101)
     script_choices(monkeypatch, [one_more, same])
-    det = explicit(r=1, epochs=10, tol=0.0).fit(X, initial=np.arange(100))
+    det = explicit(reselect_by="scripted", r=1, epochs=10, tol=0.0).fit(X, initial=np.arange(100))
     assert det.epoch_ == 2 and det.stop_reason_ == "converged"  # 1 changed row is a change; 0 is none
     assert [it.n_changed for it in det.iterations_] == [100, 1, 0]
 
@@ -137,10 +162,10 @@ def test_tol_zero_is_the_papers_literal_no_change_rule(modes, monkeypatch):
 def test_no_reselection_before_r_epochs(modes, monkeypatch, trained_rows):
     X, _ = modes
     called_at = script_choices(monkeypatch, [np.arange(200)])
-    det = explicit(r=5, epochs=4, tol=0.05).fit(X, initial=np.arange(100))
+    det = explicit(reselect_by="scripted", r=5, epochs=4, tol=0.05).fit(X, initial=np.arange(100))
     assert called_at == [] and len(det.iterations_) == 1
     assert det.stop_reason_ == "epoch budget" and not det.converged_
-    assert all(np.array_equal(sorted_rows(rows), np.arange(100)) for rows in trained_rows)
+    assert len(trained_rows) == 4 and all(trained_on(rows, X, np.arange(100)) for rows in trained_rows)
 
 
 # ----------------------------------------------------------------------------- the method on known data
@@ -169,7 +194,7 @@ def test_reselection_wins_back_the_mode_the_initial_clustering_left_out(modes, t
     # the model trains on what was selected: the first r epochs never see C, the next ones do
     assert len(trained_rows) == 6
     for epoch, expected in zip(trained_rows, [initial] * 3 + [first] * 3):
-        np.testing.assert_array_equal(sorted_rows(epoch), expected)
+        assert trained_on(epoch, X, expected)
     # and stops at a known epoch: >= 80 rows change at epoch 3, at most tol x N = 20 at epoch 6
     assert det.iterations_[1].n_changed >= 80 and det.iterations_[2].n_changed <= 20
     assert det.converged_ and det.stop_reason_ == "converged" and det.epoch_ == 6 and len(det.iterations_) == 3
@@ -192,42 +217,7 @@ def test_error_reselection_keeps_rows_below_the_100_minus_p_percentile_of_the_co
     assert errors[selected].max() <= np.delete(errors, selected).min()
 
 
-# ----------------------------------------------------------------------------- the re-selection rule C(z, p)
-def choose(det: DeepUAD, codes: np.ndarray, errors: np.ndarray) -> np.ndarray:
-    det.iterations_ = [None]  # _choose seeds its GMM by the number of selections so far
-    return det._choose(codes.astype(np.float32), errors.astype(np.float32)).selected
-
-
-def test_variance_reselection_clusters_the_codes_together_with_the_error():
-    # Two groups with the same codes; only the error column tells them apart: one tight, one spread.
-    rng = np.random.default_rng(0)
-    codes = 0.1 * rng.normal(size=(400, 2))
-    errors = np.r_[0.01 + 0.001 * rng.normal(size=200), rng.uniform(0.5, 1.5, size=200)]
-    det = explicit(reselect_by="variance", p0=80, p=50, reselect_clusters=2, reselect_fit_sample=None)
-    np.testing.assert_array_equal(choose(det, codes, errors), np.arange(200))
-
-
-def test_variance_reselection_covers_100_minus_p_percent_not_100_minus_p0():
-    # Five separated clusters of 80 rows in z, spreads increasing; p = 30 keeps clusters until 70 %
-    # of the rows are covered (4 clusters, 80 %); p0 = 70 would keep 2.
-    rng = np.random.default_rng(0)
-    centres = 10.0 * np.eye(3)[[0, 1, 2, 0, 1]] * np.array([1, 1, 1, -1, -1])[:, None]
-    spreads = np.array([0.01, 0.02, 0.04, 0.08, 0.16])
-    z = np.vstack([centre + spread * rng.normal(size=(80, 3)) for centre, spread in zip(centres, spreads)])
-    det = explicit(reselect_by="variance", p0=70, p=30, reselect_clusters=5, reselect_fit_sample=None)
-    np.testing.assert_array_equal(choose(det, z[:, :2], z[:, 2]), np.arange(320))
-
-
-def test_error_reselection_uses_p_and_keeps_ties_at_the_threshold():
-    errors = np.r_[np.linspace(0.0, 1.0, 90), np.full(10, 2.0)]
-    det = explicit(reselect_by="error", p0=50, p=10)
-    np.testing.assert_array_equal(choose(det, np.zeros((100, 2)), errors), np.arange(90))
-    # every row at the percentile is kept (<=): 30 equal errors at the 80th percentile
-    errors = np.r_[np.linspace(0.0, 0.5, 60), np.full(30, 0.7), np.linspace(1.0, 2.0, 10)]
-    det = explicit(reselect_by="error", p0=50, p=20)
-    np.testing.assert_array_equal(choose(det, np.zeros((100, 2)), errors), np.arange(90))
-
-
+# ----------------------------------------------------------------------------- reproducibility
 def test_same_seed_same_selections_and_weights(modes):
     X, _ = modes
     runs = [explicit(reselect_by="variance", r=2, epochs=4, tol=0.0).fit(X, initial=np.arange(280)) for _ in range(2)]
@@ -240,18 +230,9 @@ def test_same_seed_same_selections_and_weights(modes):
 # ----------------------------------------------------------------------------- the loop's bookkeeping
 def test_each_reselection_is_recorded_with_its_number_epoch_loss_threshold_and_fallback(modes, monkeypatch):
     X, _ = modes
-    selections = [np.arange(150), np.arange(200), np.arange(250)]
     thresholds, fallbacks = [0.25, 0.5, 0.75], [True, False, True]
-    calls = []
-
-    def scripted(self, codes, errors):
-        k = len(calls)
-        calls.append(k)
-        return Selection(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), thresholds[k], np.zeros(0, bool),
-                         selections[k], fallbacks[k])
-
-    monkeypatch.setattr(DeepUAD, "_choose", scripted)
-    det = explicit(r=2, epochs=6, tol=0.0).fit(X, initial=np.arange(100))
+    script_choices(monkeypatch, [np.arange(150), np.arange(200), np.arange(250)], thresholds, fallbacks)
+    det = explicit(reselect_by="scripted", r=2, epochs=6, tol=0.0).fit(X, initial=np.arange(100))
     assert [it.iteration for it in det.iterations_] == [0, 1, 2, 3]
     assert [it.epoch for it in det.iterations_] == [0, 2, 4, 6]
     assert [it.threshold for it in det.iterations_[1:]] == thresholds
@@ -263,9 +244,20 @@ def test_each_reselection_is_recorded_with_its_number_epoch_loss_threshold_and_f
         assert it.loss == pytest.approx(np.mean(losses[2 * k : 2 * k + 2]))
 
 
+def test_a_rule_s_choice_is_taken_as_a_sorted_set_of_rows_and_an_empty_or_out_of_range_one_is_refused(modes, monkeypatch):
+    X, _ = modes
+    script_choices(monkeypatch, [np.array([5, 3, 3, 9])])
+    det = explicit(reselect_by="scripted", r=1, epochs=1).fit(X, initial=np.arange(100))
+    np.testing.assert_array_equal(det.selected_, [3, 5, 9])
+    for bad, problem in ((np.array([], np.int64), "is empty"), (np.array([0, 400]), r"has indices outside \[0, 400\)")):
+        script_choices(monkeypatch, [bad])
+        with pytest.raises(ValueError, match=f"^the training set chosen by re-selection rule 'scripted' {problem}"):
+            explicit(reselect_by="scripted", r=1, epochs=1).fit(X, initial=np.arange(100))
+
+
 @pytest.mark.parametrize("loss", ["mse", "cosine"])
 def test_an_epoch_steps_once_per_batch_over_every_selected_row_and_reports_the_mean_loss(modes, monkeypatch, loss):
-    from deepuad.estimators.autoencoder import Autoencoder, cosine_error
+    from deepuad.estimators.autoencoder import cosine_error
 
     X, _ = modes
     batches = []  # (input, reconstruction) of every optimiser step
@@ -278,14 +270,9 @@ def test_an_epoch_steps_once_per_batch_over_every_selected_row_and_reports_the_m
         return out
 
     monkeypatch.setattr(Autoencoder, "forward", recording)
-    steps = []
-    det = explicit(r=10, epochs=1, batch_size=32, loss=loss)
-    original_steps = DeepUAD._train_steps
-    monkeypatch.setattr(DeepUAD, "_train_steps", lambda self, X, order, b: steps.append(order.clone()) or original_steps(self, X, order, b))
-    det.fit(X, initial=np.arange(100))
-    (order,) = steps
+    det = explicit(r=10, epochs=1, batch_size=32, loss=loss).fit(X, initial=np.arange(100))
     assert [len(x) for x, _ in batches] == [32, 32, 32, 4]  # ceil(100 / 32) steps, the last one short
-    np.testing.assert_array_equal(torch.cat([x for x, _ in batches]).numpy(), X[order.numpy()])  # every row once, in order
+    assert trained_on(torch.cat([x for x, _ in batches]).numpy(), X, np.arange(100))  # every row once
     per_batch = [float(torch.nn.functional.mse_loss(out, x)) if loss == "mse" else float(cosine_error(x, out).mean())
                  for x, out in batches]
     expected = sum(value * len(x) for value, (x, _) in zip(per_batch, batches)) / 100
@@ -394,47 +381,20 @@ def test_initial_selection_is_seeded(modes):
     assert not np.array_equal(runs[0], runs[2])
 
 
-def test_variance_reselection_seeds_its_gmm_per_iteration_and_passes_its_parameters(monkeypatch):
-    import deepuad.estimators.clustering as clustering
+def test_each_reselection_gets_its_own_reproducible_seed(modes, monkeypatch):
+    X, _ = modes
+    seeds = []
 
-    seen = []
-    original = clustering.gmm_labels  # detector imports it from clustering when it re-selects (lazily)
+    class Remembering(rules.Rule):
+        name = "remembering"
 
-    def spy(z, n_clusters, random_state, covariance_type, reg_covar, fit_sample=None):
-        seen.append((z.shape, n_clusters, random_state, covariance_type, reg_covar, fit_sample))
-        return original(z, n_clusters, random_state, covariance_type, reg_covar, fit_sample=fit_sample)
+        def choose(self, detector, X, errors, codes, seed):
+            seeds.append(list(seed))
+            return rules.Choice(np.arange(100 + 50 * len(seeds)), scores=errors)  # another set each time
 
-    monkeypatch.setattr(clustering, "gmm_labels", spy)
-    rng = np.random.default_rng(0)
-    codes, errors = rng.normal(size=(300, 2)), rng.uniform(size=300)
-    det = explicit(reselect_by="variance", reselect_clusters=3, reselect_fit_sample=120, seed=5)
-    for t in (1, 1, 2):
-        det.iterations_ = [None] * t
-        det._choose(codes, errors)
-    assert [s[:2] for s in seen] == [((300, 3), 3)] * 3 and all(s[3:] == ("full", 1e-6, 120) for s in seen)
-    seeds = [s[2] for s in seen]
-    assert all(isinstance(seed, int) for seed in seeds)
-    assert seeds[0] == seeds[1] and seeds[0] != seeds[2]  # reproducible, and another GMM seed per re-selection
-    det.seed = 6
-    det.iterations_ = [None]
-    det._choose(codes, errors)
-    assert seen[-1][2] != seeds[0]  # and the detector's seed matters
-
-
-def test_variance_reselection_applies_min_fraction():
-    rng = np.random.default_rng(0)
-    z = np.vstack([0.01 * rng.normal(size=(10, 3)), 5 + rng.normal(size=(190, 3))])  # a tight 5 %, a loose 95 %
-    det = explicit(reselect_by="variance", p=99, reselect_clusters=2, reselect_fit_sample=None, min_fraction=0.5)
-    assert len(choose(det, z[:, :2], z[:, 2])) == 200  # p = 99 keeps the tight 10 rows; min_fraction asks for 100
-
-
-def test_error_reselection_records_its_threshold():
-    errors = np.linspace(0.0, 1.0, 101)
-    det = explicit(reselect_by="error", p=25)
-    det.iterations_ = [None]
-    chosen = det._choose(None, errors)
-    assert chosen.threshold == pytest.approx(0.75) and chosen.fallback is False
-    np.testing.assert_array_equal(chosen.selected, np.arange(76))
+    monkeypatch.setitem(rules.RESELECT, "remembering", Remembering)
+    explicit(reselect_by="remembering", r=1, epochs=3, tol=0.0, seed=5).fit(X, initial=np.arange(100))
+    assert seeds == [[5, 1], [5, 2], [5, 3]]  # the detector's seed and the re-selection's number
 
 
 def test_start_checks_the_initial_set_and_leaves_the_global_rng_alone(modes):
@@ -442,7 +402,7 @@ def test_start_checks_the_initial_set_and_leaves_the_global_rng_alone(modes):
     with pytest.raises(ValueError, match="^the initial training set is empty$"):
         explicit().fit(X, initial=np.array([], dtype=np.int64))
     for outside in ([0, 400], [-1, 5]):
-        with pytest.raises(ValueError, match=r"initial selection has indices outside \[0, 400\)"):
+        with pytest.raises(ValueError, match=r"^the initial training set has indices outside \[0, 400\)$"):
             explicit().fit(X, initial=np.array(outside))
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -528,8 +488,8 @@ def test_train_trains_on_the_clusters_files_selection(tmp_path, capsys, features
         assert code == 0, err
         selected = h5(clusters, "selected")
         assert len(trained_rows) == 2  # 2 epochs, no re-selection (r = 3): all on the initial set
-        for rows in trained_rows:
-            np.testing.assert_array_equal(sorted_rows(rows), selected)
+        X = h5(features, "X")
+        assert all(trained_on(rows, X, selected) for rows in trained_rows)
         np.testing.assert_array_equal(h5(model, "iterations/0/selected"), selected)
         selections.append(selected)
     assert len(selections[0]) > len(selections[1])  # the two files really differ

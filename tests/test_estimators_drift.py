@@ -111,10 +111,6 @@ def days(tmp_path_factory):
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the default score puts every row whose src_bytes moved to other units far above the threshold, and drift "
-    "then compares the few rows left below it (mostly src_bytes = 0), whose flag and serror_rate drift instead; "
-    "telling a unit change from a bad night needs more than the share flagged"))
 def test_unchanged_day_passes_and_a_changed_unit_fails_naming_its_column(days, capsys):
     model = days / "day1.model.h5"
     code, out, err = run_cli(capsys, "score", model, days / "day2.features.h5", "--fail-on-drift", "0.25", "--json")
@@ -207,10 +203,6 @@ def test_a_corrupt_drift_summary_is_one_line(days, tmp_path, capsys):
     assert code == 3 and "attribute 'drift" in err and err.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the default score puts every row whose src_bytes moved to other units far above the threshold, and drift "
-    "then compares the few rows left below it (mostly src_bytes = 0), whose flag and serror_rate drift instead; "
-    "telling a unit change from a bad night needs more than the share flagged"))
 def test_nightly_tells_a_bad_night_from_a_stale_model(days, tmp_path):
     """examples/nightly.sh: another day of the same data, with a fifth of it flagged, is a bad
     night (exit 8); the same day with src_bytes in other units is a stale model (exit 9) and the

@@ -107,7 +107,7 @@ def test_each_contribution_is_the_fall_in_the_whole_score(planted, capsys):
     low, high = detector.reference_[:, numeric].min(0), detector.reference_[:, numeric].max(0)
     assert ((expected[:, numeric] >= low) & (expected[:, numeric] <= high)).all()
     # a model that keeps no rows (the paper's cosine score): the reconstruction, its category one-hot
-    del detector.reference_
+    del detector.scorer_.reference_
     snapped = expected_rows(detector, X, decoder)
     np.testing.assert_array_equal(snapped[:, numeric], detector.reconstruct(X)[:, numeric])
     first, stop = groups["cat"]

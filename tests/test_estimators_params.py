@@ -18,7 +18,7 @@ import pytest
 from helpers import cli, make_table, run_cli
 from deepuad.estimators.constraints import ParamError, allows, check
 from deepuad.estimators.params import (
-    DEFAULTS, METHOD_OPTIONS, METHOD_SPEC, PARAMS, RESUMABLE, SPEC, from_record, option_error, options_of, recorded,
+    DEFAULTS, METHOD_OPTIONS, METHOD_SPEC, PARAMS, RESUMABLE, SPEC, from_record, options_of, recorded,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,14 +113,16 @@ def test_the_baselines_take_their_seed_as_the_spec_checks_it():
 
 
 def test_a_refused_value_names_the_option():
+    from deepuad.cli.app import message
+
     with pytest.raises(ParamError) as refused:
         check("reselect_fit_sample", 1, SPEC["reselect_fit_sample"].constraints)
     assert str(refused.value) == "reselect_fit_sample must be None or an integer >= 2, got 1"
     # the option's name, and 0, which stands for None there
-    assert str(option_error(refused.value)) == "--reselect-sample must be 0 or an integer >= 2, got 1"
+    assert message(refused.value) == "--reselect-sample must be 0 or an integer >= 2, got 1"
     with pytest.raises(ParamError) as refused:
         check("n_anchors", 0, METHOD_SPEC["n_anchors"].constraints)
-    assert str(option_error(refused.value)) == "--anchors must be an integer >= 1, got 0"
+    assert message(refused.value) == "--anchors must be an integer >= 1, got 0"
 
 
 # --------------------------------------------------------------------------- the command line's refusals
@@ -197,10 +199,14 @@ def test_the_golden_files_record_the_spec_s_names(reference):
 
 
 def test_a_model_made_before_a_parameter_was_recorded_reads_as_it_was_made():
+    """The version-1 reader supplies what older models do not record (tests/test_artifacts_versions.py
+    reads such files); from_record supplies nothing."""
+    from deepuad.artifacts.model import _v1_params
     from deepuad.stages._common import detector_params
 
-    assert detector_params({"epochs": 3, "r": 1}) == {"epochs": 3, "r": 1, "p0": 35.0, "score": "cosine", "n_neighbors": 5,
-                                                      "init_by": "variance"}
+    assert detector_params(_v1_params({"epochs": 3, "r": 1})) == {"epochs": 3, "r": 1, "p0": 35.0, "score": "cosine",
+                                                                  "n_neighbors": 5, "init_by": "variance"}
+    assert detector_params({"epochs": 3, "r": 1}) == {"epochs": 3, "r": 1}
 
 
 # --------------------------------------------------------------------------- one declaration

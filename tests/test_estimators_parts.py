@@ -1,13 +1,24 @@
 """The score parts (parts.py) and the trim cleaning rule (cleaning.py): what each one is fitted on,
 its centre and spread, and what it sees."""
 
+import json
+
+import h5py
 import numpy as np
 import pytest
 
-from deepuad.estimators import cleaning, parts, scoring
+from helpers import replace_dataset, rewrite, run_cli
+from deepuad.errors import InputError
+from deepuad.estimators import cleaning, explain, parts, scoring
 from deepuad.estimators.detector import DeepUAD
+from deepuad.inputs.decoding import Decoder
 
 SMALL = dict(p0=20, p=15, r=5, epochs=10, batch_size=64, layers=(4, 2), tol=0.05)
+
+
+def array_encoding(width):
+    """The encoding of an array's columns, unscaled (what ``extract`` records for a NumPy array)."""
+    return {"array": True, "offset": [0.0] * width, "scale": [1.0] * width}
 
 
 def table(n=400, d=6, seed=0):
@@ -63,8 +74,16 @@ def test_knn_part_counts_copies_of_a_row_as_one_neighbour():
     assert far > np.log(6.0) > near
     restored = parts.PARTS["knn"](5).restore({"reference": reference, **part.state()}, 3)
     np.testing.assert_array_equal(restored.values(odd, {}), part.values(odd, {}))
-    shared = parts.PARTS["knn"](5).restore({"reference": np.vstack([reference, odd])}, 3)  # a model without its own rows
-    assert shared.values(odd[:1], {})[0] < np.log(1e-6)  # measures against the shared reference, copies and all
+    # a version-1 model made before the part kept its own rows: its reader hands it the shared
+    # reference rows, and it measures against them, copies and all
+    from deepuad.artifacts.model import _v1_state
+
+    arrays = {"scorer/reference": np.vstack([reference, odd])}
+    _v1_state(arrays, {"score_parts": list(parts.SCORES["distance"])}, {"complete": True, "contamination_estimate": 0.1})
+    shared = parts.PARTS["knn"](5).restore({name[len("scorer/"):]: values for name, values in arrays.items()}, 3)
+    assert shared.values(odd[:1], {})[0] < np.log(1e-6)
+    with pytest.raises(KeyError):  # a version-2 model holds its own rows
+        parts.PARTS["knn"](5).restore({"reference": reference}, 3)
 
 
 def test_range_part_refuses_arrays_it_could_not_have_fitted():
@@ -85,30 +104,71 @@ def test_combine_averages_the_standardised_parts_and_adds_the_others():
     np.testing.assert_allclose(weighted, [(1.0 + 3 * 2.0) / 4, (3.0 + 3 * 2.0) / 4])
 
 
-def test_a_new_part_needs_one_class_and_one_registration(monkeypatch):
+def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path, capsys):
     class ColumnZero(parts.Part):
+        """Column 0 less its median over the reference rows."""
+
         name = "column0"
         covers = "rows whose first column is large"
+        stores = {"column0/median": parts.Stored("f", 1, "column0 part: the reference rows' median of column 0", length=1)}
+
+        def fit(self, reference, seed):
+            self.median_ = float(np.median(reference[:, 0]))
+            return self
 
         def values(self, X, errors):
-            return np.asarray(X, dtype=np.float64)[:, 0]
+            return np.asarray(X, dtype=np.float64)[:, 0] - self.median_
+
+        def state(self):
+            return {"column0/median": np.array([self.median_])}
+
+        def restore(self, arrays, n_features):
+            self.median_ = float(arrays["column0/median"][0])
+            return self
+
+    from deepuad.artifacts import model  # noqa: F401 (its schema is made before the part is registered)
 
     monkeypatch.setitem(parts.PARTS, "column0", ColumnZero)
-    monkeypatch.setitem(parts.SCORES, "column0", ("column0",))
     X = table()
-    det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)
-    np.testing.assert_allclose(det.decision_scores_, X[:, 0], rtol=1e-6)
+    np.savez(tmp_path / "x.npz", X=X)
+    features, path = tmp_path / "x.features.h5", tmp_path / "m.h5"
+    assert run_cli(capsys, "extract", tmp_path / "x.npz", "-o", features, "--scale", "none")[0] == 0
+    det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)  # a part is a score of its own, by its name
+    assert det.score_parts_ == ("column0",)
+    np.testing.assert_allclose(det.decision_scores_, X[:, 0] - np.median(X[:, 0]), rtol=1e-6)
+    # explain measures its score: only column 0 moves it, by as much as it lies above its expected value
+    rows = X[np.argsort(-X[:, 0])[:3]]
+    contributions, _ = explain.column_contributions(det, rows, Decoder(array_encoding(6), 6), np.zeros_like(rows))
+    np.testing.assert_allclose(contributions[:, 0], rows[:, 0], rtol=1e-6)
+    assert (contributions[:, 1:] == 0).all()
+    # a model file stores it and reads it back, scoring as before, in Python and at the command line
+    det.save(path)
+    np.testing.assert_array_equal(DeepUAD.load(path).decision_function(X), det.decision_function(X))
+    code, _, err = run_cli(capsys, "score", path, features, "-o", tmp_path / "x.scores.h5", "--force")
+    assert code == 0, err
+    with h5py.File(tmp_path / "x.scores.h5") as f:
+        np.testing.assert_array_equal(f["score"][()], det.decision_function(X))
+    code, out, err = run_cli(capsys, "explain", path, features, "--top", "1", "--force", "--json")
+    assert code == 0, err
+    top = json.loads(out)["rows"][0]
+    assert top["id"] == np.argmax(X[:, 0]) and (top["columns"][0]["column"], top["columns"][0]["share"]) == ("x0", 1.0)
+    # and checks what it declares: a crafted median of two values is refused, naming it
+    rewrite(path, lambda f: replace_dataset(f, "scorer/column0/median", np.zeros(2)))
+    with pytest.raises(InputError, match=r"^\S*m\.h5: dataset 'scorer/column0/median' has 2 entries, expected 1"):
+        DeepUAD.load(path)
 
 
-def test_network_learns_the_kept_rows_and_the_other_parts_are_fitted_on_all_rows():
+def test_network_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
     X = table()
     det = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
     assert 0 < len(det.selected_) < len(X)  # the network learnt the kept rows only
     np.testing.assert_array_equal(det.reference_, X)  # fewer rows than reference_size: all of them, not the kept ones
     by_name = dict(zip(det.score_parts_, det.parts_))
     np.testing.assert_array_equal(by_name["knn"].reference_, np.unique(X, axis=0))
-    np.testing.assert_array_equal(by_name["range"].low_, X.astype(np.float64).min(axis=0))
-    np.testing.assert_array_equal(by_name["range"].high_, X.astype(np.float64).max(axis=0))
+    kept = X[det.selected_].astype(np.float64)  # the range: the kept rows' (all of them, fewer than reference_size)
+    np.testing.assert_array_equal(by_name["range"].low_, kept.min(axis=0))
+    np.testing.assert_array_equal(by_name["range"].high_, kept.max(axis=0))
+    assert (kept.min(axis=0) > X.min(axis=0)).any() or (kept.max(axis=0) < X.max(axis=0)).any()  # not all rows' range
     assert by_name["iforest"].forest_["max_samples"][0] == min(256, len(X))
     # calibrated on the reference: each standardised part's median over it is its centre, its robust IQR its scale
     values = det.score_parts(det.reference_)
@@ -127,6 +187,29 @@ def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_tab
     det = DeepUAD(score="distance", seed=0, **SMALL).fit(X)
     normal = np.setdiff1d(np.arange(600), spiked)
     assert (det.decision_scores_[spiked] > np.percentile(det.decision_scores_[normal], 99)).all()
+
+
+def test_range_less_the_level_normal_rows_reach_by_chance():
+    """On 400 sparse columns (a rare stroke in each), a range fitted on 1,000 rows leaves many other
+    normal rows beyond some column's range, by up to hundreds of its (tiny) ranges; the calibrated
+    range calls almost none of them far, while a value ten ranges beyond that level still is, and
+    farther out scores higher."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((2000, 400)) < 0.01) * rng.random((2000, 400))
+    part = parts.OutsideRange().fit(X[:1000], seed=0)
+    assert part.offset_ > 0
+    held_out = part.values(X[1000:], {})
+    raw = held_out + part.offset_ * (held_out > 0)  # where above the offset, the uncalibrated value
+    uncalibrated = parts.OutsideRange().fit(X[:1000], seed=0)
+    uncalibrated.offset_ = 0.0
+    assert np.mean(uncalibrated.values(X[1000:], {}) > 0) > 0.1 and np.mean(held_out > 0) < 0.02
+    np.testing.assert_allclose(raw[held_out > 0], uncalibrated.values(X[1000:], {})[held_out > 0])
+    spikes = np.repeat(X[1000:1001], 2, axis=0)
+    for row, ranges in enumerate((10, 20)):
+        spikes[row, 7] = part.high_[7] + (part.offset_ + ranges) * part.span_[7]
+    np.testing.assert_allclose(part.values(spikes, {}), [10, 20])
+    # a narrow table of plain values: normal rows hardly ever leave the range, and nothing is taken off
+    assert parts.OutsideRange().fit(rng.normal(size=(2000, 5)), seed=0).offset_ < 0.05
 
 
 def test_distance_score_survives_get_state_and_restore():

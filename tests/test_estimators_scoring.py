@@ -133,11 +133,17 @@ def test_scorer_survives_get_state_and_restore():
 
 
 def test_a_model_without_part_weights_scores_with_the_plain_mean_and_bad_weights_are_refused():
-    """Models written before the parts had weights keep their scores; a crafted weight fails on load."""
+    """Models written before the parts had weights keep their scores (the version-1 reader gives
+    each part weight 1); a state without weights, or with crafted ones, fails on load."""
+    from deepuad.artifacts.model import _v1_state
+
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, score="combined", **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
     older = {k: v for k, v in arrays.items() if k != "scorer/score_weights"}
+    with pytest.raises(KeyError):
+        DeepUAD(seed=0, score="combined", **EXPLICIT).set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
+    _v1_state(older, meta, {"complete": True, "contamination_estimate": meta["contamination_estimate"]})
     fresh = DeepUAD(seed=0, score="combined", **EXPLICIT)
     fresh.set_state((older, meta), X.shape[1], len(X), with_optimizer=False)
     parts = det.score_parts(X).values()
@@ -272,7 +278,8 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
     X, _ = magnitude_anomalies()
     cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
     assert cosine.score_parts_ == ("cosine",)
-    assert not any(hasattr(cosine, name) for name in ("reference_", "parts_", "score_center_"))
+    assert not any(hasattr(cosine, name) for name in ("reference_", "score_center_", "score_weights_"))
+    assert not any(name.startswith("scorer/") for name in cosine.get_state()[0])  # a model file holds none
     knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)  # a part alone: its value (log distance)
     np.testing.assert_allclose(knn.decision_function(X), np.log(scoring.knn_distances(knn.reference_, X, 3) + 1e-12), rtol=1e-6)
 
@@ -280,12 +287,12 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
 def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():
     X, _ = magnitude_anomalies()
     combined = DeepUAD(seed=0, **EXPLICIT).fit(X)
-    del combined.score_parts_  # as mid-fit, before _fit_scorer
+    del combined.scorer_  # as mid-fit, before the scorer is fitted
     with pytest.raises(RuntimeError, match="no scorer yet"):
         combined.decision_function(X)
     cosine = DeepUAD(score="cosine", seed=0, **EXPLICIT).fit(X)
     expected = cosine.decision_function(X)
-    del cosine.score_parts_  # the paper's score needs none: it scores mid-fit (ablations do)
+    del cosine.scorer_  # the paper's score needs none: it scores mid-fit (ablations do)
     np.testing.assert_array_equal(cosine.decision_function(X), expected)
 
 

@@ -5,7 +5,8 @@ for the run and for how to regenerate it).
 
 Every dataset (dtype, shape, SHA-256 of its bytes) and every attribute of every artifact is
 compared, and every command's --json summary and ``inspect --json`` output, except the
-attribute ``created``; the run's folder is replaced by ``<run>`` in paths.
+attribute ``created``; the run's folder is replaced by ``<run>`` in paths, and the schema
+version by ``"current"`` where it is the one this deepuad writes.
 
 Floats are compared exactly too (by hash), not within a tolerance: the run is seeded, single
 threaded and on CPU, and on one kind of CPU it is bit-for-bit reproducible (checked by writing

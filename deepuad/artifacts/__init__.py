@@ -4,8 +4,8 @@
   the content fingerprint, and the registry of kinds
 - ``atomic``: temporary name + rename, the per-folder writer lock, failed writes survived
 - ``safe_read``: reading a file without trusting it (links, filters, declared sizes, JSON depth)
-- one module per kind, each with its schema, writer, reader and ``describe``: ``features``,
-  ``clusters``, ``model``, ``scores``, ``shard`` (scores_shard)
+- one module per kind, each with its schema, writer, reader (dispatching on the file's schema
+  version) and ``describe``: ``features``, ``clusters``, ``model``, ``scores``, ``shard`` (scores_shard)
 
 ``from deepuad import artifacts as art`` gives the shared API below.
 """
@@ -14,8 +14,9 @@ from deepuad.artifacts.atomic import (  # noqa: F401
     _interrupts_held_in_driver, _SafeFile, check_output_path, is_same_or_inside, write_file_atomically,
 )
 from deepuad.artifacts.envelope import (  # noqa: F401
-    DESCRIPTIONS, KINDS, SCHEMA_VERSION, Kind, _datasets, _json_default, content_fingerprint, fingerprint_of, inputs_of,
-    open_artifact, params_of, put, put_json, register, require_made_from, write_artifact,
+    DESCRIPTIONS, KINDS, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION, Kind, _datasets, _json_default, content_fingerprint,
+    fingerprint_of, inputs_of, open_artifact, params_of, put, put_json, register, require_made_from, schema_version,
+    write_artifact,
 )
 from deepuad.artifacts.safe_read import (  # noqa: F401
     MAX_LAYERS, MAX_WIDTH, attr_json, finite_threshold, json_text_depth, read_array, read_json, read_strings,

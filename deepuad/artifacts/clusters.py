@@ -1,5 +1,7 @@
 """The clusters artifact: the initial clustering and the initial training set C(X, p0).
-Written by ``cluster``; read by ``train`` (its ``selected`` rows) and ``inspect``."""
+Written by ``cluster`` (``write``); read by ``train`` (``read``: its ``selected`` rows and the p0
+and init_by they were chosen with) and ``inspect`` (``describe``). A version-1 file goes through
+``_v1_params``, which supplies the parameters it may not record."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import Kind, put, register, write_artifact
+from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, params_of, put, register, schema_version, write_artifact
 from deepuad.artifacts.safe_read import finite_threshold, read_array
-from deepuad.artifacts.schema import Array, Attr, Flag, Number
+from deepuad.artifacts.schema import Array, Attr, Flag, Json, Number, param_schema, Record
 from deepuad.errors import InputError
+from deepuad.estimators.params import recorded, unrecorded
 
 
 def write(output, selection, params: dict, inputs: dict, n_rows: int, method: str, y) -> None:
@@ -37,6 +40,31 @@ def write(output, selection, params: dict, inputs: dict, n_rows: int, method: st
             share = cluster_anomaly_share(selection.labels, y, len(selection.sizes))
             put(f, "diagnostics/anomaly_share", share, "share of y == 1 in each cluster (diagnostic only)")
             f.attrs["selected_anomaly_share"] = float(np.mean(y[selection.selected]))
+
+
+def read(path, assignment: bool = False) -> dict:
+    """A clusters artifact of any schema version this deepuad reads: ``selected`` (int64 row
+    indices), the cluster ``size``, ``variance`` and ``accepted`` arrays, ``threshold``,
+    ``fallback``, ``n_rows``, the ``params`` it was made with (every recorded one), its
+    ``fingerprint`` and ``inputs``; with ``assignment`` each row's cluster too."""
+    with open_artifact(path, "clusters") as f:
+        params = params_of(f)
+        content = {
+            "selected": read_array(f, "selected").astype(np.int64), "size": read_array(f, "size"),
+            "variance": read_array(f, "variance"), "accepted": read_array(f, "accepted"),
+            "threshold": float(f.attrs["threshold"]), "fallback": bool(f.attrs["fallback"]), "n_rows": int(f.attrs["n_rows"]),
+            "params": _v1_params(params) if schema_version(f) == 1 else params,
+            "fingerprint": str(f.attrs["fingerprint"]), "inputs": inputs_of(f),
+        }
+        if assignment:
+            content["assignment"] = read_array(f, "assignment")
+    return content
+
+
+def _v1_params(params: dict) -> dict:
+    """A version-1 clusters file's parameters and those it may not record, with the value the files
+    made before they were recorded were made with (p0 35, init_by variance)."""
+    return {**unrecorded("clusters"), **params}
 
 
 def cluster_anomaly_share(labels: np.ndarray, y: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -70,6 +98,11 @@ def _check_rows(f: h5py.File, path: Path) -> None:
 
 
 CLUSTERS = "len:size"
+# the parameters cluster records (params.recorded("clusters"), and the method's own options): a
+# version-2 file records every one; a version-1 file may lack some (_v1_params supplies them)
+_PARAMS = {param.key: param_schema(param.constraints) for param in recorded("clusters") if param.constraints}
+PARAMS = Record({**_PARAMS, "method_options": Record()}, required=(*_PARAMS, "method_options"))
+V1_PARAMS = Record(_PARAMS)
 KIND = register(Kind(
     "clusters", check=_check_rows, describe=describe,
     datasets={
@@ -82,7 +115,9 @@ KIND = register(Kind(
     },
     # a NaN or infinite threshold: exit 4 from finite_threshold, as for scores
     attrs={"threshold": Attr(Number(nan=True, infinite=True), required=True), "fallback": Attr(Flag(), required=True),
-           "n_rows": Attr(Number(1, integer=True), required=True), "selected_anomaly_share": Attr(Number(0, 1, nan=True))},
+           "n_rows": Attr(Number(1, integer=True), required=True), "selected_anomaly_share": Attr(Number(0, 1, nan=True)),
+           "params": Attr(Json(PARAMS), required=True)},
+    v1_attrs={"params": Attr(Json(V1_PARAMS), required=True)},
     same_length=[[("size", 0), ("variance", 0), ("accepted", 0), ("diagnostics/anomaly_share", 0)]],
     descriptions={
         "assignment": "cluster of each row, -1 = unclustered (never selected)",

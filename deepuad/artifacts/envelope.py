@@ -3,7 +3,8 @@
 Every artifact's root carries these attributes:
 
     deepuad_kind            "features" | "clusters" | "model" | "scores" | "scores_shard"
-    deepuad_schema_version  int, SCHEMA_VERSION when written; newer files are refused
+    deepuad_schema_version  int, SCHEMA_VERSION when written; older ones from OLDEST_SCHEMA_VERSION on
+                            are read through their kind's reader for that version; newer ones are refused
     deepuad_version         version of deepuad that wrote it
     created                 UTC time, ISO 8601
     params                  JSON: the full parameter set of the stage that wrote it
@@ -20,6 +21,12 @@ Each kind (features, clusters, model, scores, scores_shard) is one module of thi
 that declares its ``Kind`` (datasets, attributes, lengths that must agree, descriptions, extra
 checks) with ``register`` and holds its writer, reader and ``describe`` beside it. Adding a
 kind, or a dataset to one, touches that module only.
+
+A file of an older schema version is read by its kind's reader for that version, which supplies
+what such files may lack (the value the files made without it were made with) and hands out the
+same structure as the reader of the current version, which supplies nothing: what the current
+version declares is there, or the file is refused naming it. ``Kind.v1_attrs`` declares the
+attributes whose declaration differs in version-1 files (what they may lack).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -55,27 +63,60 @@ from deepuad.signals import placing_output, raise_held_back
 class Kind:
     """What an artifact of one kind holds, checked by ``open_artifact``.
 
-    ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration;
+    ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration (a
+    ``Derived`` table for declarations that follow a registry: made when a file is checked);
     ``attrs``: root attribute -> its ``schema.Attr`` declaration; ``same_length``: groups of
     (dataset, axis) whose lengths must agree (the readers index one by the other);
     ``descriptions``: the text stored with each dataset (by full name or last path component);
     ``check(f, path)``: relations between fields that a declaration cannot say, InputError if
     not met; ``describe(f, path)``: the kind's part of ``inspect``; ``bounds``: name -> a bound
-    derived from fields checked before (``schema``'s "bound:NAME")."""
+    derived from fields checked before (``schema``'s "bound:NAME"); ``v1_attrs``: the declarations
+    of root attributes that a version-1 file may hold in another form (lacking what it adds)."""
 
     name: str
-    datasets: dict[str, Array]
+    datasets: Mapping[str, Array]
     attrs: dict[str, Attr]
     same_length: list[list[tuple[str, int]]] = field(default_factory=list)
-    descriptions: dict[str, str] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[h5py.File, Path], None] | None = None
     describe: Callable[[h5py.File, Path], dict] | None = None
     bounds: dict[str, Callable[[h5py.File], float | None]] = field(default_factory=dict)
+    v1_attrs: dict[str, Attr] = field(default_factory=dict)
+
+    def attrs_of(self, version: int) -> dict[str, Attr]:
+        """Every root attribute's declaration in a file of schema ``version``."""
+        return {**ROOT_ATTRS, **self.attrs, **(self.v1_attrs if version == 1 else {})}
+
+
+class Derived(Mapping):
+    """A table of declarations (datasets, descriptions) that ``make()`` makes afresh whenever it is
+    read, for a kind whose fields follow a registry that may grow after the kind registers: a
+    model's score parts (``parts.PARTS``), whose arrays a part registered later declares for the
+    next file written or checked."""
+
+    def __init__(self, make: Callable[[], dict]):
+        self.make = make
+
+    def __getitem__(self, name):
+        return self.make()[name]
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return len(self.make())
+
+    def items(self):
+        return self.make().items()
+
+    def values(self):
+        return self.make().values()
 
 
 # kind name -> Kind, in the order the kind modules register (deepuad.artifacts imports them all)
 KINDS: dict[str, Kind] = {}
-# dataset name (full, or its last path component) -> description, over every kind
+# dataset name (full, or its last path component) -> description, over every kind (as each kind
+# describes its datasets when it registers: ``description`` also reads a kind's derived ones)
 DESCRIPTIONS: dict[str, str] = {}
 
 
@@ -89,7 +130,20 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
-SCHEMA_VERSION = 1
+def description(kind: str, name: str) -> str | None:
+    """The description stored with dataset ``name`` of a ``kind`` artifact: the one given for its
+    full name ("scorer/forest/left"), else for its last path component ("selected"); the kind's
+    own first, then any kind's."""
+    for key in (name, name.split("/")[-1]):
+        for table in (KINDS[kind].descriptions, DESCRIPTIONS):
+            if key in table:
+                return table[key]
+    return None
+
+
+# the version every artifact is written with; OLDEST_SCHEMA_VERSION onwards are read (schema_version)
+SCHEMA_VERSION = 2
+OLDEST_SCHEMA_VERSION = 1
 HASH_CHUNK_BYTES = 64 << 20
 
 
@@ -97,7 +151,13 @@ HASH_CHUNK_BYTES = 64 << 20
 # "model", "raw", ...) to the path and fingerprint of the file it was made from
 INPUTS = Record(other=Record({"path": Text(), "fingerprint": Text(max_len=128), "sha256": Text(max_len=128)}))
 ROOT_ATTRS = {"fingerprint": Attr(Text(max_len=128), required=True), "params": Attr(Json(Record()), required=True),
-              "inputs": Attr(Json(INPUTS), required=True)}
+              "inputs": Attr(Json(INPUTS), required=True), "deepuad_version": Attr(Text(max_len=128), required=True),
+              "created": Attr(Text(max_len=128), required=True)}
+
+
+def schema_version(f: h5py.File) -> int:
+    """The schema version of an artifact ``open_artifact`` opened: its kind's readers dispatch on it."""
+    return int(f.attrs["deepuad_schema_version"])
 
 
 def fingerprint_of(path: str | Path) -> str:
@@ -132,9 +192,9 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
             handle.check()  # a failed write: stop before reading back what never reached the disk
             datasets = _datasets(f)  # walked once: the descriptions add attributes, not datasets
             for name, dataset in datasets:
-                key = name if name in DESCRIPTIONS else name.split("/")[-1]  # a full path first: "scorer/forest/left"
-                if "description" not in dataset.attrs and key in DESCRIPTIONS:
-                    dataset.attrs["description"] = DESCRIPTIONS[key]
+                text = description(kind, name)
+                if "description" not in dataset.attrs and text is not None:
+                    dataset.attrs["description"] = text
             f.attrs["fingerprint"] = content_fingerprint(f, datasets)
         handle.check()  # closing flushes HDF5's caches: more writes that may have failed
         os.fsync(handle.raw.fileno())
@@ -260,9 +320,11 @@ def open_artifact(path: str | Path, kind: str | None = None) -> Iterator[h5py.Fi
             raise InputError(
                 f"has schema version {version}, newer than this deepuad understands ({SCHEMA_VERSION}); upgrade deepuad", path
             )
+        if version < OLDEST_SCHEMA_VERSION:
+            raise InputError(f"has schema version {version}, which no deepuad writes (corrupt?)", path)
         spec = KINDS[found_kind]
         resolve = schema.resolver(f)
-        for name, attr in {**ROOT_ATTRS, **spec.attrs}.items():
+        for name, attr in spec.attrs_of(version).items():
             check_attribute(f, path, name, attr, resolve)
         _check_datasets(f, path, spec, resolve)
         _check_lengths(f, path, spec)
@@ -310,12 +372,14 @@ def params_of(f: h5py.File) -> dict:
     return attr_json(f, "params")
 
 
-def require_made_from(f: h5py.File, role: str, upstream_path: str | Path, upstream_fingerprint: str, force: bool = False) -> None:
-    """StaleError unless artifact ``f`` was made from the upstream artifact with this fingerprint."""
-    recorded = inputs_of(f).get(role, {}).get("fingerprint")
+def require_made_from(inputs: dict, path, role: str, upstream_path: str | Path, upstream_fingerprint: str,
+                      force: bool = False) -> None:
+    """StaleError unless the artifact at ``path``, whose ``inputs`` its reader gave, was made from
+    the upstream artifact with this fingerprint."""
+    recorded = inputs.get(role, {}).get("fingerprint")
     if recorded != upstream_fingerprint and not force:
         raise StaleError(
             f"was made from a different {role} file than {upstream_path} (fingerprint {str(recorded)[:12]} vs "
-            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass --force",
-            f.filename,
+            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass `force`",
+            path,
         )

@@ -1,5 +1,6 @@
 """The features artifact: the encoded data matrix X, optional ground truth y, and the fitted
-encoding that ``extract --like`` reuses. Written by ``extract``; read by every later stage.
+encoding that ``extract --like`` reuses. Written by ``extract`` (``write_features``); read by
+every later stage through ``open_features``.
 
 Beside X, what identifies each row and is not a feature: ``ids`` (the row's number in the input,
 or its file path, ...; a row left out by ``--missing drop`` keeps its number out of the
@@ -13,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import math
+from typing import Iterator
 
 import numpy as np
 
@@ -20,7 +22,7 @@ import h5py
 
 from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
 from deepuad.artifacts.safe_read import (
-    attr_json, counted_bytes, inflation_limit, inflation_rule, INFLATION_VARIABLE, read_array, read_strings,
+    attr_json, counted_bytes, inflation_limit, inflation_rule, INFLATION_VARIABLE, read_array, read_json, read_strings,
 )
 from deepuad.artifacts.schema import Array, Attr, Flag, Inflation, Json, Number, Record, Seq, Text
 from deepuad.errors import DataError, InputError
@@ -37,7 +39,7 @@ def no_progress(description: str, completed: int, total: int) -> None:
 
 def describe(f, path) -> dict:
     summary = {"rows": f["X"].shape[0], "features": f["X"].shape[1], "has_labels": "y" in f,
-               "unseen_categories": attr_json(f, "unseen_categories") if "unseen_categories" in f.attrs else {}}
+               "unseen_categories": attr_json(f, "unseen_categories")}
     if ID_COLUMNS in f.attrs:
         summary["id_columns"] = attr_json(f, ID_COLUMNS)
     if "dropped_rows" in f:
@@ -82,13 +84,14 @@ KIND = register(Kind(
         "y": Array("iub", 1, values=Number(0, 1), length=ROWS),
         "feature_names": Array("OS", 1, required=True, length="dim:X:1"),
         "ids": Array("OSiu", 1, length=ROWS),
-        "encoding": Array("OS", 0, json=ENCODING),
+        "encoding": Array("OS", 0, required=True, json=ENCODING),
         "class_label": Array("OSiu", 1, length=ROWS), "video": Array("OS", 1, length=ROWS), "segment": Array("iu", 1, length=ROWS),
         "dropped_rows": Array("iu", 1, values=Number(0)),
         f"{ID_COLUMNS}/*": Array("O", 1, length=ROWS),
     },
-    attrs={"encoding_fingerprint": Attr(Text(max_len=128)),
-           "unseen_categories": Attr(Json(Record(other=Number(0, integer=True)))),
+    # encoding, encoding_fingerprint and unseen_categories: in every features file deepuad wrote
+    attrs={"encoding_fingerprint": Attr(Text(max_len=128), required=True),
+           "unseen_categories": Attr(Json(Record(other=Number(0, integer=True))), required=True),
            ID_COLUMNS: Attr(Json(Seq(Text(), max_len=MAX_COLUMNS)))},
     same_length=[[("X", 0), ("y", 0), ("ids", 0)], [("X", 1), ("feature_names", 0)]],
     descriptions={
@@ -232,63 +235,94 @@ def _check_readable(f: h5py.File, X: h5py.Dataset, source) -> None:
         return
     rule = inflation_rule(X_INFLATION)
     variable = f"set {INFLATION_VARIABLE}={math.ceil(declared / size)} here and wherever the file is read"
-    if declared > nbytes:  # too many rows for the file
+    if declared > nbytes:  # too many rows for the file, with or without `compress`
         raise DataError(f"X's {X.shape[0]:,} rows of {X.shape[1]} columns count as {declared / size:,.0f} times the file's "
                         f"size ({X_INFLATION.row_bytes} bytes a row at least: scoring takes as long per row below "
-                        f"{X_INFLATION.row_bytes // 4} columns), more than deepuad reads back ({rule}): {variable}", source)
+                        f"{X_INFLATION.row_bytes // 4} columns), more than deepuad reads back ({rule}) with or without "
+                        f"`compress`: {variable}", source)
     raise DataError(f"X compresses to {declared / size:,.0f} times the file's size, more than deepuad reads back "
-                    f"({rule}): extract it without --compress, or {variable}", source)
+                    f"({rule}): extract it without `compress`, or {variable}", source)
 
 
-def load_features(path, max_bytes: int = 8 << 30) -> dict:
-    """X (in memory), y, fingerprints of a features artifact; DataError on NaN/inf or no rows."""
-    with open_artifact(path, "features") as f:
-        X = read_array(f, "X", max_bytes)
-        y = read_array(f, "y") if "y" in f else None
-        fingerprint = str(f.attrs["fingerprint"])
-        encoding_fp = str(f.attrs.get("encoding_fingerprint", ""))
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError(f"X is empty (shape {X.shape})", path)
-    X = as_finite_float32(X, path)
-    if y is not None and len(y) != len(X):
-        raise InputError(f"y has {len(y)} entries but X has {len(X)} rows", path)
-    return {"X": X, "y": y, "fingerprint": fingerprint, "encoding_fingerprint": encoding_fp}
+class Features:
+    """A features artifact open for reading (``open_features``). Versions 1 and 2 hold the same
+    fields, so one reader serves both. ``X``: the whole matrix in memory, the open HDF5 dataset
+    (``X="disk"``), or None (``X=None``: names, shapes and a few rows only, ``take``); the other
+    fields are read when asked for, while the file is open."""
+
+    def __init__(self, f: h5py.File, path, X):
+        self.file, self.path, self.X = f, path, X
+        self.n_rows, self.width = f["X"].shape
+        self.fingerprint = str(f.attrs["fingerprint"])
+        self.encoding_fingerprint = str(f.attrs["encoding_fingerprint"])
+
+    def labels(self, rows: slice = slice(None)) -> np.ndarray | None:
+        """y at ``rows``, or None for a file without labels."""
+        return read_array(self.file, "y", rows=rows) if "y" in self.file else None
+
+    def ids(self) -> np.ndarray:
+        """Every row's id; a file that stores none numbers its rows 0, 1, ..."""
+        return read_array(self.file, "ids") if "ids" in self.file else np.arange(self.n_rows)
+
+    def check_finite(self, start: int, stop: int) -> None:
+        """DataError unless rows [start, stop) of X are finite, read chunk by chunk."""
+        require_finite_rows(self.file["X"], start, stop, self.path)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """X at ``rows`` (any order), float32, DataError if any holds NaN or infinity; only those
+        rows are read."""
+        from deepuad.estimators.rows import take_rows
+
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        X = np.empty((len(rows), self.width), dtype=np.float32)
+        if len(rows):
+            try:
+                X[order] = take_rows(self.file["X"], rows[order])
+            except (OSError, ValueError) as error:
+                raise InputError(f"X unreadable (corrupt?): {error}", self.path) from None
+        return as_finite_float32(X, self.path)
+
+    def column(self, name: str) -> np.ndarray | None:
+        """A per-row dataset stored beside X (class_label, video, segment), or None."""
+        return read_array(self.file, name) if isinstance(self.file.get(name), h5py.Dataset) else None
+
+    def id_columns(self, rows=None) -> dict[str, list[str]]:
+        return read_identity(self.file, self.path, rows)
+
+    def identity_to_carry(self) -> tuple | None:
+        return identity_to_carry(self.file, self.path)
+
+    def feature_names(self) -> list[str]:
+        return read_strings(self.file, "feature_names")
+
+    def encoding(self) -> dict:
+        return read_json(self.file, "encoding")
 
 
 @contextlib.contextmanager
-def features_for_clustering(path, streaming: bool):
-    """X in memory, or (``streaming``) the open HDF5 dataset itself: gmm/kmeans with
-    ``--fit-sample`` then read only their sample and assign all rows in chunks, so data larger
-    than memory can be clustered. Either way NaN/inf is refused (checked chunk by chunk)."""
-    if not streaming:
-        yield load_features(path)
-        return
+def open_features(path, X: str | None = "memory", max_bytes: int = 8 << 30) -> Iterator[Features]:
+    """The one reader of features artifacts. ``X``: "memory" reads X whole (DataError for NaN or
+    infinity); "disk" hands out the open HDF5 dataset, whose rows the caller checks as it reads
+    them (``Features.check_finite``): clustering with ``--fit-sample`` reads only its sample and
+    assigns every row in chunks, and each process of a multi-process training reads only its own
+    rows, so that data larger than memory can be used; None reads no X. DataError for a file
+    without rows or columns, unless ``X`` is None."""
+    if X not in ("memory", "disk", None):
+        raise ValueError(f"X must be 'memory', 'disk' or None, got {X!r}")
     with open_artifact(path, "features") as f:
-        X = f["X"]
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise DataError(f"X is empty (shape {X.shape})", path)
-        require_finite_rows(X, 0, X.shape[0], path)
-        y = read_array(f, "y") if "y" in f else None
-        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"])}
+        dataset = f["X"]
+        if X is not None and (dataset.shape[0] == 0 or dataset.shape[1] == 0):
+            raise DataError(f"X is empty (shape {dataset.shape}): no {'rows' if dataset.shape[0] == 0 else 'columns'}", path)
+        matrix = as_finite_float32(read_array(f, "X", max_bytes), path) if X == "memory" else dataset if X == "disk" else None
+        yield Features(f, path, matrix)
 
 
-@contextlib.contextmanager
-def features_for_training(path, world):
-    """X in memory; under torchrun the open HDF5 dataset instead, each rank checking its own row
-    range for NaN/inf, so no process reads more than its share of the file."""
-    if not world.distributed:
-        yield load_features(path)
-        return
-    with open_artifact(path, "features") as f:
-        X = f["X"]
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise DataError(f"X is empty or not a matrix (shape {X.shape})", path)
-        require_finite_rows(X, *world.block(X.shape[0]), path)
-        y = read_array(f, "y") if "y" in f else None
-        if y is not None and len(y) != X.shape[0]:
-            raise InputError(f"y has {len(y)} entries but X has {X.shape[0]} rows", path)
-        yield {"X": X, "y": y, "fingerprint": str(f.attrs["fingerprint"]),
-               "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+def read_features(path, max_bytes: int = 8 << 30) -> dict:
+    """X (in memory), y and fingerprints of a features artifact (``open_features``'s, read whole)."""
+    with open_features(path, max_bytes=max_bytes) as features:
+        return {"X": features.X, "y": features.labels(), "fingerprint": features.fingerprint,
+                "encoding_fingerprint": features.encoding_fingerprint}
 
 
 def require_finite_rows(X, start: int, stop: int, path, chunk: int = 65536) -> None:

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts import schema
-from deepuad.errors import DataError, InputError, UsageError
+from deepuad.errors import DataError, InputError, RequestError
 
 
 # dataset (last path component) -> the values it may hold; read_array checks them, so that a
@@ -262,7 +262,7 @@ def inflation_rule(inflation: schema.Inflation) -> str:
 
 def max_inflation(default: float) -> float:
     """The ratio DEEPUAD_MAX_INFLATION sets (a number from 1 to MAX_COMPRESSION_RATIO), else
-    ``default``; UsageError (exit 2) for any other value."""
+    ``default``; RequestError (exit 2) for any other value."""
     text = os.environ.get(INFLATION_VARIABLE, "").strip()
     if not text:
         return default
@@ -271,7 +271,7 @@ def max_inflation(default: float) -> float:
     except ValueError:
         value = math.nan
     if not 1 <= value <= MAX_COMPRESSION_RATIO:
-        raise UsageError(f"{INFLATION_VARIABLE} must be a number from 1 to {MAX_COMPRESSION_RATIO:,}, got {text[:40]!r}")
+        raise RequestError(f"{INFLATION_VARIABLE} must be a number from 1 to {MAX_COMPRESSION_RATIO:,}, got {text[:40]!r}")
     return value
 
 

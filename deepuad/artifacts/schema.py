@@ -21,7 +21,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -61,8 +62,10 @@ class Flag:
 
 @dataclass(frozen=True)
 class Text:
+    """At most ``max_len`` characters; one of ``choices``, or of the names a function returns when checked."""
+
     max_len: int = MAX_TEXT
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,32 @@ def describe_kinds(kinds: str) -> str:
     return " or ".join(dict.fromkeys(KIND_NAMES[k] for k in kinds))
 
 
+def param_schema(constraints, max_width: int = MAX_ITEMS, max_layers: int = MAX_ITEMS):
+    """The declaration of a recorded parameter: what its constraints (``params.PARAMS``) allow,
+    a list of layer widths at most ``max_layers`` long of widths at most ``max_width``."""
+    kinds = tuple(_param_kind(constraint, max_width, max_layers) for constraint in constraints)
+    return kinds[0] if len(kinds) == 1 else Either(kinds)
+
+
+def _param_kind(constraint, max_width: int, max_layers: int):
+    from deepuad.estimators.constraints import Integral, Options, Widths
+
+    if constraint is None:
+        return None
+    if constraint is bool:
+        return Flag()
+    if constraint is str:
+        return Text()
+    if isinstance(constraint, Options):  # a registry's names: read when a value is checked
+        return Text(choices=constraint.choices if callable(constraint.values) else constraint.choices())
+    if isinstance(constraint, Widths):
+        return Seq(_param_kind(replace(constraint.item, high=max_width), max_width, max_layers), min_len=1,
+                   max_len=max_layers)
+    left, right = constraint.closed in ("both", "left"), constraint.closed in ("both", "right")
+    return Number(constraint.low, constraint.high if right else None, integer=constraint.kind is Integral,
+                  low_open=not left, below=None if right else constraint.high)
+
+
 # ----------------------------------------------------------------------------- the checks
 def _shown(value) -> str:
     text = repr(value)
@@ -206,8 +235,9 @@ def check_value(spec, value, where: str, resolve: Callable[[str], float | None])
             raise SchemaError(where, f"must be text, got {_shown(value)}")
         if len(value) > spec.max_len:
             raise SchemaError(where, f"is {len(value):,} characters long (at most {spec.max_len:,})")
-        if spec.choices and value not in spec.choices:
-            raise SchemaError(where, f"must be one of {', '.join(spec.choices)}, got {_shown(value)}")
+        choices = spec.choices() if callable(spec.choices) else spec.choices
+        if choices and value not in choices:
+            raise SchemaError(where, f"must be one of {', '.join(choices)}, got {_shown(value)}")
     elif isinstance(spec, Seq):
         if not isinstance(value, list):
             raise SchemaError(where, f"must be a list, got {_shown(value)}")
@@ -308,7 +338,7 @@ def check_array_values(spec: Array, data: np.ndarray, where: str, resolve) -> No
         check_numbers(spec.values, data, where, resolve)
 
 
-def declared(table: dict, name: str):
+def declared(table: Mapping, name: str):
     """``table[name]``, or the entry whose key is a pattern ("weights/*") that ``name`` matches."""
     if name in table:
         return table[name]
@@ -319,7 +349,7 @@ def declared(table: dict, name: str):
 
 
 # kind -> its declared datasets, and the bounds it derives (filled by envelope.register)
-DATASETS: dict[str, dict[str, Array]] = {}
+DATASETS: dict[str, Mapping[str, Array]] = {}
 BOUNDS: dict[str, dict[str, Callable]] = {}
 
 

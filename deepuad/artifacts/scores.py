@@ -16,7 +16,7 @@ import json
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import Kind, open_artifact, put, register, write_artifact
+from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, params_of, put, register, write_artifact
 from deepuad.artifacts.features import ID_COLUMNS, MAX_COLUMNS, write_identity
 from deepuad.artifacts.safe_read import attr_json, finite_threshold, read_array
 from deepuad.artifacts.schema import Array, Attr, Const, Either, Json, Nullable, Number, Record, Seq, Text
@@ -112,11 +112,27 @@ def describe(f, path) -> dict:
             **({"drift": attr_json(f, "drift")} if "drift" in f.attrs else {})}
 
 
+def read(path, scores: bool = True) -> dict:
+    """A scores artifact (versions 1 and 2 hold the same fields): its ``threshold`` (DataError if
+    not a number), ``contamination`` (None where a threshold was given), ``metrics``, ``drift``
+    (None where none was measured: merge-scores, baseline), ``params``, ``inputs`` and
+    ``fingerprint``; with ``scores`` also ``score`` (DataError for NaN or infinity),
+    ``is_anomaly`` and ``y`` (None without labels)."""
+    with open_artifact(path, "scores") as f:
+        contamination = float(f.attrs["contamination"])
+        content = {"threshold": finite_threshold(f, path), "contamination": None if np.isnan(contamination) else contamination,
+                   "metrics": attr_json(f, "metrics"), "drift": attr_json(f, "drift") if "drift" in f.attrs else None,
+                   "params": params_of(f), "inputs": inputs_of(f), "fingerprint": str(f.attrs["fingerprint"])}
+        if scores:
+            content.update(score=read_finite_scores(read_array(f, "score"), path), is_anomaly=read_array(f, "is_anomaly"),
+                           y=read_array(f, "y") if "y" in f else None)
+    return content
+
+
 def read_drift(path) -> dict | None:
     """The drift summary a scores file stores (see ``deepuad.estimators.drift.summary``), or
-    None where none was measured (merge-scores, baseline, files made before it)."""
-    with open_artifact(path, "scores") as f:
-        return attr_json(f, "drift") if "drift" in f.attrs else None
+    None where none was measured (``read``'s)."""
+    return read(path, scores=False)["drift"]
 
 
 def drift_fields(drift: dict | None) -> dict:
@@ -148,9 +164,10 @@ KIND = register(Kind(
     datasets={"score": SCORE, "is_anomaly": Array("iub", 1, required=True, values=Number(0, 1)), "y": LABELS,
               "ids": Array("OSiu", 1), f"{ID_COLUMNS}/*": Array("O", 1, length="dim:score:0"),
               "drift_psi": Array("f", 1, values=Number(0, nan=True))},
-    attrs={"threshold": Attr(Number(nan=True, infinite=True)),
-           "contamination": Attr(Number(0, MAX_CONTAMINATION, low_open=True, nan=True)),  # NaN: a threshold was given
-           "metrics": Attr(Json(Record(other=Nullable(Number(nan=True))))),
+    # threshold, contamination and metrics: in every scores file deepuad wrote
+    attrs={"threshold": Attr(Number(nan=True, infinite=True), required=True),
+           "contamination": Attr(Number(0, MAX_CONTAMINATION, low_open=True, nan=True), required=True),  # NaN: a threshold was given
+           "metrics": Attr(Json(Record(other=Nullable(Number(nan=True)))), required=True),
            ID_COLUMNS: Attr(Json(Seq(Text(), max_len=MAX_COLUMNS))),
            "drift": Attr(Json(DRIFT))},
     same_length=[[("score", 0), ("is_anomaly", 0), ("y", 0), ("ids", 0)]],

@@ -12,10 +12,10 @@ import numpy as np
 
 from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, params_of, put, register, write_artifact
 from deepuad.artifacts.safe_read import read_array
-from deepuad.artifacts.schema import Attr, Number
+from deepuad.artifacts.schema import Attr, Json, Nullable, Number, Record, Text
 from deepuad.artifacts.scores import LABELS, SCORE, read_finite_scores, require_finite_scores, _score_dataset
 from deepuad.errors import InputError
-from deepuad.estimators.params import is_contamination
+from deepuad.estimators.params import MAX_CONTAMINATION, is_contamination
 
 
 def shard_rows(n_rows: int, batch_rows: int, index: int, count: int) -> tuple[int, int]:
@@ -61,26 +61,28 @@ def write_shard(output, params, inputs, chunks, y, shard, rows, n_rows_total, ba
             "rows_total": n_rows_total}
 
 
-def read_shard_header(path) -> dict:
-    """Everything merge_scores checks of one shard: where its rows belong, which run made it, y."""
+def read(path, scores: bool = False) -> dict:
+    """A scores_shard artifact (versions 1 and 2 hold the same fields): where its rows belong,
+    which run made it (model and features), the options it was scored with, its y (None without
+    labels) and, with ``scores``, its ``score`` (DataError for NaN or infinity)."""
     with open_artifact(path, "scores_shard") as f:
         header = {name: int(f.attrs[attr]) for name, attr in (
             ("index", "shard_index"), ("count", "shard_count"), ("row_start", "row_start"), ("row_stop", "row_stop"),
             ("n_rows_total", "n_rows_total"), ("batch_rows", "batch_rows"))}
         params, inputs = params_of(f), inputs_of(f)
         y = read_array(f, "y") if "y" in f else None
+        if scores:
+            header["score"] = read_finite_scores(read_array(f, "score"), path)
     for role in ("model", "features"):
         if not (isinstance(inputs.get(role), dict) and isinstance(inputs[role].get("fingerprint"), str)):
             raise InputError(f"inputs do not name the {role} it was scored with (corrupt?)", path)
-    contamination, threshold = params.get("contamination"), params.get("threshold")
-    # the file's values pass the same test as the options they came from (is_contamination), but
-    # a bad one here is a corrupt file (exit 3), not a bad option
-    valid = (threshold is None and is_contamination(contamination)) or (
-        contamination is None and isinstance(threshold, (int, float)) and np.isfinite(threshold))
-    if not valid or isinstance(threshold, bool):
+    contamination, threshold = params["contamination"], params["threshold"]
+    # one of the two, as score's options allow (is_contamination); a bad one here is a corrupt
+    # file (exit 3), not a bad option
+    if (threshold is None) == (contamination is None) or (threshold is None and not is_contamination(contamination)):
         raise InputError("params hold no valid contamination or threshold (corrupt?)", path)
     return {**header, "path": str(path), "inputs": inputs, "contamination": contamination, "threshold": threshold,
-            "device": str(params.get("device")), "y": y}
+            "device": str(params["device"]), "y": y}
 
 
 def describe(f, path) -> dict:
@@ -95,12 +97,15 @@ def describe(f, path) -> dict:
 
 
 COUNT = Number(0, integer=True)
+# what score records and merge-scores reads back: the options the shard was scored with
+PARAMS = Record({"contamination": Nullable(Number(0, MAX_CONTAMINATION, low_open=True)), "threshold": Nullable(Number()),
+                 "device": Text()}, required=("contamination", "threshold", "device"))
 KIND = register(Kind(
     "scores_shard", check=_check_shard, describe=describe,
     datasets={"score": SCORE, "y": LABELS},
     attrs={"shard_index": Attr(COUNT, required=True), "shard_count": Attr(Number(1, integer=True), required=True),
            "row_start": Attr(COUNT, required=True), "row_stop": Attr(COUNT, required=True),
            "n_rows_total": Attr(Number(1, integer=True), required=True),
-           "batch_rows": Attr(Number(1, integer=True), required=True)},
+           "batch_rows": Attr(Number(1, integer=True), required=True), "params": Attr(Json(PARAMS), required=True)},
     same_length=[[("score", 0), ("y", 0)]],
 ))

@@ -3,14 +3,20 @@ and the entry point that turns every error into one line and an exit code.
 
 Exit codes (also in docs/exit-codes.md): see ``deepuad.errors``. Progress bars and warnings go to
 stderr, summaries to stdout (one JSON object with ``--json``), so scripts can parse stdout.
+
+The layers below the command line name parameters, not options (``deepuad.errors``); ``message``
+is where a parameter's name becomes the option that sets it, and ``main`` where an error becomes
+its exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -18,16 +24,14 @@ import traceback
 import warnings
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from deepuad import __version__, signals
-from deepuad.estimators.constraints import ParamError
-from deepuad.estimators.params import option_error, torchrun_environment
-from deepuad.errors import (
-    EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, OutputError, Terminated, UsageError,
-)
+from deepuad.cli.stdout import GuardedConsole, guarded_stdout, hold_closed_stdout
+from deepuad.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, DeepUADError, ParamError, Terminated, UsageError
+from deepuad.estimators.constraints import refusal
+from deepuad.estimators.params import METHOD_OPTIONS, PARAMS, torchrun_environment
 
 app = typer.Typer(
     name="deepuad",
@@ -39,102 +43,29 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts say "[default: ...]": rich markup would swallow the brackets
 )
 
-def _stdout_closed() -> OutputError:
-    """The error for a reader that went away (``deepuad inspect F | head -1``). Not an OSError:
-    click turns a broken pipe into a silent exit 1, and rich into SystemExit(1)."""
-    _silence_stdout()
-    return OutputError("standard output was closed before all output was written (broken pipe)")
+stdout = GuardedConsole(soft_wrap=True)
+stderr = GuardedConsole(stderr=True, soft_wrap=True)
+state = {"quiet": False, "debug": False, "command": None}
 
 
-def _silence_stdout() -> None:
-    """Point standard output's file descriptor at /dev/null, so that what is still buffered, and
-    Python's own flush at exit, fail no more. (A stream without a descriptor, as in-process
-    callers and tests give, is left alone.)"""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        target = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, target)
-        os.close(null)
-
-
-class _Stdout:
-    """``sys.stdout`` while a command runs: every write that fails says so as an OutputError
-    (exit 6, one line), whoever writes (print, csv, rich, click's help). A closed pipe
-    (``| head -1``), a closed descriptor (``>&-``: Python then has no sys.stdout at all) and a
-    full device (``> /dev/full``) all end the same way."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        if isinstance(text, str) and not text:  # click probes with write(""): nothing to write, nothing to fail
-            return 0
-        return self._call("write", text)
-
-    def flush(self) -> None:
-        if self.stream is not None:
-            self._call("flush")
-
-    def _call(self, name: str, *args):
-        if self.stream is None:
-            raise OutputError("standard output is closed (>&-): nowhere to write; redirect it to a file, "
-                              "or pass -o FILE where the command offers it")
-        try:
-            return getattr(self.stream, name)(*args)
-        except BrokenPipeError:
-            raise _stdout_closed() from None
-        except OSError as error:  # ENOSPC from /dev/full, EIO, ...
-            _silence_stdout()
-            raise OutputError(f"standard output cannot be written: {error.strerror or error}") from None
-
-    def isatty(self) -> bool:
-        return self.stream is not None and self.stream.isatty()
-
-    def fileno(self) -> int:
-        if self.stream is None:
-            raise OSError("standard output is closed")
-        return self.stream.fileno()
-
-    def __getattr__(self, name):  # encoding, errors, buffer, ...
-        if self.stream is None:
-            raise AttributeError(name)
-        return getattr(self.stream, name)
-
-
-@contextlib.contextmanager
-def _guarded_stdout():
-    """Install _Stdout for the length of a command; in-process callers get theirs back."""
-    previous = sys.stdout
-    sys.stdout = _Stdout(previous)
-    try:
-        yield
-    finally:
-        sys.stdout = previous
-
-
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        raise _stdout_closed()
-
-
-def _emit(text: str) -> None:
+def emit(text: str) -> None:
     """One line on stdout (the --json summary)."""
     print(text, flush=True)
 
 
-stdout = _Console(soft_wrap=True)
+@functools.cache
+def _group():
+    """The app as click sees it: its global options, and its commands, each with its options. Built
+    once, when asked first: by then importing ``deepuad.cli`` has registered every command."""
+    return typer.main.get_command(app)
 
-stderr = _Console(stderr=True, soft_wrap=True)
-
-state = {"quiet": False, "debug": False}
-
-EXIT_HELP = "\n\n".join(f"{code}: {text}" for code, text in EXIT_CODES.items())
 
 def _print_version(value: bool) -> None:
     # an eager option callback: runs before click asks for a subcommand, so `deepuad --version` works alone
     if value:
         stdout.print(f"deepuad {__version__}")
         raise typer.Exit(0)
+
 
 @app.callback()
 def _global(
@@ -149,11 +80,12 @@ def _global(
     6 output not writable, 7 device unavailable, 8 score --fail-above exceeded, 9 score --fail-on-drift
     exceeded, 130 interrupted.
     """
-    state["quiet"], state["debug"] = quiet, debug
+    state["quiet"], state["debug"], state["command"] = quiet, debug, ctx.invoked_subcommand
     if torchrun_environment()["WORLD_SIZE"] > 1 and ctx.invoked_subcommand != "train":
         # N copies of any other command would each do all the work and race for the same output
         raise UsageError(f"only 'train' runs under torchrun; run '{ctx.invoked_subcommand}' as one process "
-                         "(score scales out with --shard I/N)")
+                         "(score scales out with `shard` I/N)")
+
 
 class _Reporter:
     """Progress on stderr: on a terminal a rich bar per task, with its ``status`` (train: the
@@ -195,6 +127,8 @@ class _Reporter:
         shown = {} if status is None else {"description": f"{description} ({status})"}
         self.bar.update(self.tasks[description], completed=completed, total=total or None, **shown)
 
+
+# the stage parameters that name what a stage writes, never what it reads
 OUTPUT_ARGUMENTS = ("output", "plots_dir")
 
 
@@ -207,7 +141,9 @@ def stage_inputs(kwargs: dict) -> list:
     return paths
 
 
-def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
+def run_stage(function, as_json: bool, title: str | None, **kwargs) -> dict:
+    """Call the stage ``function`` with ``kwargs``, its progress on stderr and its warnings after it,
+    and report its summary (``report``); return the summary."""
     from deepuad.stages._common import check_not_an_input
 
     for name in OUTPUT_ARGUMENTS:  # before any work: the output must be none of the files the stage reads
@@ -218,14 +154,16 @@ def _run_stage(function, as_json: bool, title: str, **kwargs) -> dict:
             summary = function(progress=reporter, **kwargs)
     for warning in caught:
         if not state["quiet"] and issubclass(warning.category, UserWarning):
-            stderr.print(f"deepuad: warning: {warning.message}", markup=False, highlight=False)
-    _report(summary, as_json, title)
+            stderr.print(f"deepuad: warning: {spelled(str(warning.message))}", markup=False, highlight=False)
+    report(summary, as_json, title)
     return summary
+
 
 def strict_json(value) -> str:
     """``value`` as strict JSON: a NaN or infinity (a metric that is not defined, a marker
     stored in an artifact) becomes null, since a bare NaN is not JSON and breaks parsers."""
     return json.dumps(_finite_or_null(value), sort_keys=True, default=str, allow_nan=False)
+
 
 def _finite_or_null(value):
     if isinstance(value, dict):
@@ -238,24 +176,79 @@ def _finite_or_null(value):
         return None
     return value
 
-def _report(summary: dict, as_json: bool, title: str) -> None:
+
+def report(summary: dict, as_json: bool, title: str | None) -> None:
+    """A summary on stdout: one JSON object with ``as_json``, else a table titled ``title`` (None:
+    the summary holds several stages' summaries by name, ``run``'s: a table each)."""
     if as_json:
-        _emit(strict_json(summary))
+        emit(strict_json(summary))
         return
     if state["quiet"]:
         return
-    table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in summary.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    stdout.print(table)
+    for name, part in (summary.items() if title is None else [(title, summary)]):
+        table = Table(title=name, show_header=False, title_justify="left")
+        for key, value in part.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        stdout.print(table)
+
+
+def cell_text(value) -> str:
+    """A value in a table of rows (top, explain): "-" for none, a float to 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- errors: the one place they become
+# what the command line says: a parameter's name its option, an error its exit code
+NAMED = re.compile(r"`(\w+)`")  # a parameter a message names (deepuad.errors)
+SPECIFIED = {param.name: param for param in PARAMS + METHOD_OPTIONS if param.commands}  # the spec's options
+
+
+def option_names(command: str | None) -> dict[str, str]:
+    """Parameter name -> how the command line spells it: its option's first name (an argument: its
+    metavar) in ``command``, else its option's in any command."""
+    group = _group()
+    names: dict[str, str] = {}
+    mine = [group.commands[command]] if command in group.commands else []
+    for cmd in mine + [group, *group.commands.values()]:
+        for param in cmd.params:
+            if getattr(param, "param_type_name", "") == "option":
+                names.setdefault(param.name, param.opts[0])
+            elif cmd in mine:
+                names.setdefault(param.name, param.metavar or param.name)
+    return names
+
+
+def spelled(text: str) -> str:
+    """``text`` with each parameter it names (`name`) spelled as the running command's option."""
+    names = option_names(state["command"])
+    return NAMED.sub(lambda found: names.get(found[1], found[1]), text)
+
+
+def message(error: DeepUADError) -> str:
+    """``error``'s line as the command line says it: each parameter it names as its option, and a
+    value the option spells otherwise (0 for None: ``--reselect-sample 0``) as the option spells it."""
+    if not isinstance(error, ParamError):
+        return spelled(str(error))
+    param, problem = SPECIFIED.get(error.name), error.problem
+    if param is not None and param.cli_none is not None and error.constraints:
+        problem = refusal(error.constraints, error.value, none=str(param.cli_none))
+    return spelled(f"`{error.name}` {problem}")
+
 
 def main(argv: list[str] | None = None, exiting: bool = False) -> None:
     """Run the command line on ``argv``; ``exiting``: the process ends after it (``entry``), so
     signals are left ignored rather than given back to their handlers from before."""
     previous_handlers = signals.install()  # first: a signal before it would end the process the default way
+    argv, debug = list(sys.argv[1:] if argv is None else argv), False
+    state["command"] = None  # until the command line names one
     try:
-        argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
-        with _guarded_stdout():
+        debug = bool(set(argv) & _flags_of(("debug",)))  # read here: an error may come before the option is parsed
+        argv = _globals_first(argv)
+        with guarded_stdout():
             code = _invoke(argv)
             if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
                 _fail("terminated (SIGTERM)" if signals.terminated() else "interrupted", EXIT_INTERRUPTED)
@@ -263,15 +256,13 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
             signals.finished()  # all is out: a signal from now on changes neither the status nor stderr
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
-        _fail(str(error), error.exit_code)
-    except ParamError as error:  # a parameter a command was given, named by its option
-        _fail(str(option_error(error)), EXIT_USAGE)
+        _fail(message(error), error.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except (typer.Abort, KeyboardInterrupt) as error:
         cause = error.__cause__ or error.__context__ if isinstance(error, typer.Abort) else error
         if isinstance(cause, EOFError):  # click turns an EOFError into Abort: a reader that missed one, not Ctrl-C
-            if "--debug" in argv:
+            if debug:
                 traceback.print_exception(cause)
             _fail(f"internal error: EOFError: {cause} (rerun with --debug for the traceback)", EXIT_INTERNAL)
         _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
@@ -279,14 +270,19 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
         if _is_click_usage_error(error):
             _fail(_usage_message(error, argv), getattr(error, "exit_code", EXIT_USAGE))
         # anything else is a bug: one line unless --debug
-        if "--debug" in argv:
+        if debug:
             traceback.print_exc()
         _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
     finally:
         signals.restore(previous_handlers, ignore=exiting)  # in-process callers (tests, notebooks) get their handlers back
 
 
-GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
+GLOBAL_OPTIONS = ("quiet", "debug")  # the global options accepted after the command too
+
+
+def _flags_of(names) -> set[str]:
+    """The flags of the global options ``names``."""
+    return {flag for param in _group().params if param.name in names for flag in param.opts}
 
 
 def _invoke(argv: list[str]):
@@ -306,18 +302,19 @@ def _globals_first(argv: list[str]) -> list[str]:
     are accepted after the command too. A token that is the value of the command's own option
     (``--drop --quiet``) stays where it is, and nothing after ``--`` moves."""
     position = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
-    group = typer.main.get_command(app)
+    group = _group()
     if position is None or argv[position] not in group.commands:
         return argv
     takes_value = {name for param in group.commands[argv[position]].params
                    if getattr(param, "param_type_name", "") == "option" and not param.is_flag and not param.count
                    for name in param.opts}
+    global_flags = _flags_of(GLOBAL_OPTIONS)
     moved, kept, previous = [], [], ""
     for index, token in enumerate(argv[position + 1:], position + 1):
         if token == "--":
             kept += argv[index:]
             break
-        if token in GLOBAL_FLAGS and previous not in takes_value:
+        if token in global_flags and previous not in takes_value:
             moved.append(token)
         else:
             kept.append(token)
@@ -330,7 +327,7 @@ def _usage_message(error, argv: list[str]) -> str:
     --json inspect F``) is told where it goes."""
     message = " ".join(error.format_message().split())
     option = getattr(error, "option_name", None)
-    group = typer.main.get_command(app)
+    group = _group()
     command = next((token for token in argv if token in group.commands), None)
     if option in argv and command is not None and argv.index(option) < argv.index(command) \
             and any(option in param.opts for param in group.commands[command].params):
@@ -344,29 +341,13 @@ def entry(argv: list[str] | None = None) -> None:
     status; a Ctrl-C or SIGTERM landing in Python's own shutdown would print a traceback from
     whatever finaliser it interrupts ("Exception ignored in ...") or kill the process with another
     status. ``main`` alone is for in-process callers, whose handlers it leaves as they were."""
-    _hold_closed_stdout()
+    hold_closed_stdout()
     try:
         main(argv, exiting=True)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(signum, signal.SIG_IGN)
-
-
-def _hold_closed_stdout() -> None:
-    """Under ``>&-`` descriptor 1 is free, and the next file opened (an output being written)
-    would get it: whatever writes to descriptor 1 would then write into that file. /dev/null
-    takes it instead; Python's sys.stdout stays None, so a command that prints still fails as
-    on a closed stdout (exit 6)."""
-    if sys.stdout is not None:
-        return
-    with contextlib.suppress(OSError):
-        os.fstat(1)
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        if descriptor != 1:
-            os.close(descriptor)
 
 
 def _is_click_usage_error(error: Exception) -> bool:

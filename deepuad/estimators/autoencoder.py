@@ -1,4 +1,6 @@
-"""The fully connected autoencoder, its optimiser and the cosine reconstruction error h(x).
+"""The fully connected autoencoder, its optimiser, the cosine reconstruction error h(x), and what
+DeepUAD does with them beside Algorithm 1: the training steps (``Steps``: loss, precision, compile),
+the reconstruction errors of many rows, and the network's state as NumPy arrays (``network_state``).
 
 Architecture (paper, Table 8): encoder widths e.g. [60, 30, 10], decoder the mirror.
 Hidden layers use the activation (tanh for tabular data, ReLU otherwise); the bottleneck
@@ -114,3 +116,97 @@ def encode_and_score(model: Autoencoder, X: torch.Tensor | np.ndarray, batch_siz
     """Bottleneck codes and cosine errors h(x) of rows [start, stop) (what re-selection clusters)."""
     codes, cosines, _ = reconstruction_errors(model, X, batch_size, device, start, stop)
     return codes, cosines
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16": torch.float16}
+
+
+class Steps:
+    """One optimiser step per batch of rows (DeepUAD's training): the loss (``"mse"`` or ``"cosine"``),
+    autocast at ``precision`` ("32", "bf16" or "16"), fp16 loss scaling against underflow (bf16 has
+    float32's range and needs none), and ``compile``: the network (or its DistributedDataParallel
+    wrapper) through torch.compile. Built by every fit; not picklable."""
+
+    def __init__(self, network: nn.Module, optimizer: torch.optim.Optimizer, loss: str, device, precision: str, compile: bool):
+        device_type = torch.device(device).type
+        self.optimizer, self.loss, self.device = optimizer, loss, device
+        self.autocast = lambda: torch.autocast(device_type, dtype=_AUTOCAST_DTYPES.get(precision, torch.float32),
+                                               enabled=precision != "32")
+        self.scaler = torch.amp.GradScaler(device_type, enabled=precision == "16")
+        self.forward = torch.compile(network) if compile else network
+
+    def run(self, X: torch.Tensor, order: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """One step per batch of rows ``X[order]``; returns the summed loss x batch size (on the device)."""
+        total = torch.zeros((), device=self.device)
+        for start in range(0, len(order), batch_size):
+            # index_select copies the same rows as X[...], several times faster on the CPU
+            batch = X.index_select(0, order[start : start + batch_size])
+            if batch.device != torch.device(self.device):  # data kept in (pinned) host memory
+                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            with self.autocast():
+                reconstruction = self.forward(batch).float()
+            if self.loss == "mse":
+                loss = nn.functional.mse_loss(reconstruction, batch)
+            else:
+                loss = cosine_error(batch, reconstruction).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.detach() * len(batch)
+        return total
+
+
+def place(X: torch.Tensor, device) -> torch.Tensor:
+    """Training rows where the steps read them: on a GPU, the whole matrix on the device when it fits
+    in half its free memory (no per-batch copies), else pinned in host memory, each batch copied
+    asynchronously; on the CPU, as they are."""
+    if not str(device).startswith("cuda"):
+        return X
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return X.to(device) if X.nbytes < free // 2 else X.pin_memory()
+
+
+def reconstruct(model: Autoencoder, X: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    """decoder(encoder(x)) of every row of X (float32), in batches without gradients; the model's
+    training mode is left as it was."""
+    parameter = next(model.parameters())
+    out = np.empty_like(X)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                batch = torch.from_numpy(X[start : start + batch_size]).to(parameter.device, parameter.dtype)
+                out[start : start + len(batch)] = model(batch).float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def network_state(model: Autoencoder, optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, np.ndarray], list]:
+    """(arrays, the optimiser's param_groups): the weights (``weights/<name>``) and the optimiser's
+    state (``optimizer/<parameter>/<name>``: Adam's moments and step) as plain NumPy arrays; an
+    optimiser of None (a model loaded to score) has neither state nor groups."""
+    arrays = {f"weights/{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
+    for param_id, param_state in state["state"].items():
+        for key, value in param_state.items():
+            arrays[f"optimizer/{param_id}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
+    return arrays, state["param_groups"]
+
+
+def load_network_state(model: Autoencoder, optimizer: torch.optim.Optimizer | None, arrays: dict[str, np.ndarray],
+                       param_groups: list) -> None:
+    """``network_state``'s arrays back into ``model`` and ``optimizer`` (None: the weights only).
+    A weight whose shape is not the model's raises RuntimeError (torch's load_state_dict)."""
+    model.load_state_dict({k[len("weights/") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                           if k.startswith("weights/")})
+    if optimizer is None:
+        return
+    state: dict = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer/"):
+            _, param_id, name = key.split("/")
+            state.setdefault(int(param_id), {})[name] = torch.from_numpy(np.array(value))
+    optimizer.load_state_dict({"state": state, "param_groups": param_groups})

@@ -18,6 +18,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from deepuad.errors import ParamError
+
 Integral, Real = numbers.Integral, numbers.Real
 
 
@@ -54,7 +56,7 @@ class Interval:
 @dataclass(frozen=True)
 class Options:
     """One of ``values``, or of the names a function returns (a registry imported only when a
-    value is checked: clustering methods, scores)."""
+    value is checked: clustering methods, scores, rules)."""
 
     values: tuple | Callable[[], Iterable]
 
@@ -125,16 +127,6 @@ def describe(constraints, none: str = "None") -> str:
         else:
             words.append(constraint.describe())
     return " or ".join(words)
-
-
-class ParamError(ValueError):
-    """A parameter's value is refused: "<name> <problem>" ("lr must be a positive number, got -1").
-    ``name`` and ``problem`` (and ``constraints``, where they were checked) let the command line
-    say the same of its option."""
-
-    def __init__(self, name: str, problem: str, constraints=(), value=None):
-        self.name, self.problem, self.constraints, self.value = name, problem, tuple(constraints), value
-        super().__init__(f"{name} {problem}")
 
 
 def check(name: str, value, constraints) -> None:

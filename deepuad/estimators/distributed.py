@@ -48,7 +48,7 @@ class World:
 
         ``device`` is the resolved --device ("cpu" or "cuda[:N]"); under torchrun each rank takes
         the GPU of its local rank."""
-        environment = torchrun_environment()  # UsageError naming a variable that is not a valid rank or size
+        environment = torchrun_environment()  # RequestError naming a variable that is not a valid rank or size
         size = environment["WORLD_SIZE"]
         if size <= 1:
             return cls(device=device)

@@ -10,9 +10,12 @@ The columns are compared on the rows the model calls normal, then and now: the t
 scoring at or below the model's own threshold (``cut``) against today's rows at or below the
 same score. A bad night, many anomalous rows, leaves those rows where they were (the anomalies
 are set aside by their scores) and so shows little drift, while its score distribution moves;
-a stale model (a new unit, a new host, a new product) moves the normal rows themselves. Where
-fewer than ``MIN_COMPARED`` of today's counted rows are at or below the cut (the whole data
-moved), and fewer than half of them, every counted row is compared. The score's own PSI compares all rows.
+a stale model (a new unit, a new host, a new product) moves the normal rows themselves, and
+most of them above the cut. So where fewer than half of today's counted rows are at or below the
+cut (the flag rule flags at most half the training rows: more is data that moved, not a bad
+night), or fewer than ``MIN_COMPARED`` of them, every counted row is compared: the few rows left
+below the cut are then a biased sample (those the moved column happens not to reach), and
+compared alone they would blame other columns. The score's own PSI compares all rows.
 
 The reference is small and bounded whatever the training size: per column, ``N_BINS - 1`` bin
 edges (quantiles of the training column) and ``N_BINS`` shares, learned on at most
@@ -131,7 +134,7 @@ class DriftCounter:
         scoring at most the cut rather than on every counted row)."""
         score_bins = bin_indices(np.asarray(scores).reshape(-1, 1), self.reference["score_edges"].reshape(1, -1))
         score_psi = float(psi(self.reference["score_proportions"], tally(score_bins, self.n_bins)[0]))
-        on_normal = self.normal_rows >= min(MIN_COMPARED, max(1, self.rows // 2))
+        on_normal = self.normal_rows >= min(MIN_COMPARED, max(1, self.rows // 2)) and 2 * self.normal_rows >= self.rows
         return psi(self.reference["proportions"], self.normal_counts if on_normal else self.counts), score_psi, on_normal
 
 
@@ -157,6 +160,6 @@ def summary(counter: DriftCounter, scores: np.ndarray, groups: list[tuple[str, i
     columns = by_column(column_psi, groups, feature_names)
     return {"measured": True, "measure": "psi", "bins": counter.n_bins, "reference_rows": int(reference_rows),
             "rows_counted": counter.rows, "rows_compared": counter.normal_rows if on_normal else counter.rows,
-            "compared": "rows scoring at most the model's threshold" if on_normal else "all counted rows (too few at most the model's threshold)",
+            "compared": "rows scoring at most the model's threshold" if on_normal else "all counted rows (fewer than half of them at most the model's threshold)",
             "cut": counter.reference["cut"], "max_psi": columns[0]["psi"] if columns else 0.0, "score_psi": score_psi,
             "act_above": ACT_ABOVE, "columns": columns[:listed]}, column_psi

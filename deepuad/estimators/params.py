@@ -5,8 +5,8 @@ resumes. Everything else is derived from this table:
 
 * DeepUAD's ``__init__`` takes its defaults from ``DEFAULTS`` and checks ``CONSTRAINTS`` in ``fit``;
 * the command line builds the options of ``cluster``, ``train``, ``run``, ``score``, ``extract``
-  and ``baseline`` from it (``cli.options``) and names the option in an error through it
-  (``flag``);
+  and ``baseline`` from it (``cli.options``), and so names the option of a parameter an error
+  names;
 * ``train`` and ``cluster`` record ``record(kind, values)``, and ``train --resume`` lets only
   ``RESUMABLE`` differ.
 
@@ -27,8 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from deepuad.errors import UsageError
-from deepuad.estimators.constraints import Integral, Interval, Options, ParamError, Real, Widths, allows, check, refusal
+from deepuad.errors import ParamError, RequestError
+from deepuad.estimators.constraints import Integral, Interval, Options, Real, Widths, allows, check
 
 # The most an option that sizes memory may ask for, checked where the option is parsed (exit 2,
 # the message naming the limit): each allocation they size is linear in rows x the value, so a
@@ -59,9 +59,21 @@ CUTOFF = Interval(Real, 0, 100, closed="neither")  # trim's fences, in interquar
 
 
 def _scores():
-    from deepuad.estimators.parts import SCORES  # NumPy: read only when a score is checked
+    from deepuad.estimators.parts import scores  # NumPy: read only when a score is checked
 
-    return SCORES
+    return scores()
+
+
+def _reselect_rules():
+    from deepuad.estimators.rules import RESELECT  # NumPy: read only when a rule is checked
+
+    return RESELECT
+
+
+def _initial_rules():
+    from deepuad.estimators.rules import INITIAL
+
+    return INITIAL
 
 
 def _clustering_methods():
@@ -214,7 +226,7 @@ PARAMS: tuple[Param, ...] = (
           recorded_in=("model", "clusters"),
           help="samples: keep the lowest-variance clusters until they cover at least (100-p)% of the rows; clusters: "
           "keep clusters below the (100-p)th percentile of the cluster variances (the paper's literal words)."),
-    Param("reselect_by", "variance", (Options(("error", "variance", "trim")),), commands=TRAIN, recorded_in=("model",),
+    Param("reselect_by", "variance", (Options(_reselect_rules),), commands=TRAIN, recorded_in=("model",),
           help="trim: keep the rows whose score under the current network is at most --trim-cutoff interquartile ranges "
           "above its upper quartile (with --cluster-cutoff: and drop the clusters of a GMM on z = [code; error] that "
           "stand out as a whole); variance (the paper's): a GMM on z = [code; error], keeping the low-variance "
@@ -243,12 +255,12 @@ PARAMS: tuple[Param, ...] = (
           "kept rows), the log distance to the 5 nearest distinct rows and an isolation forest (both on a sample of all "
           "rows), plus how many fenced ranges a row lies beyond the rows in its farthest column; distance: the same "
           "without the forest; combined: the log "
-          "squared error (weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, iforest, "
-          "knn: one part alone."),
+          "squared error (weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, knn, iforest, "
+          "range: one part alone."),
     Param("n_neighbors", 5, (Interval(Integral, 1),), recorded_in=("model",), if_unrecorded=5),  # score part "knn": mean distance to this many distinct rows
     Param("reference_size", 2000, (Interval(Integral, 2),), recorded_in=("model",)),  # rows the score's parts are fitted on (a sample of all rows)
     # ---------------------------------------------------------------- the trim rule (cleaning.py)
-    Param("init_by", "variance", (Options(("variance", "trim")),), commands=("cluster", "run"),
+    Param("init_by", "variance", (Options(_initial_rules),), commands=("cluster", "run"),
           recorded_in=("model", "clusters"), if_unrecorded="variance",
           help="The first training set. variance (the paper's): the low-variance clusters covering (100-p0)% of the "
           "rows; trim: the rows whose outlyingness (log distance to their 5 nearest rows, log largest per-column "
@@ -312,25 +324,6 @@ def options_of(command: str) -> tuple[Param, ...]:
     return tuple(param for param in PARAMS + METHOD_OPTIONS if command in param.commands)
 
 
-# option names by parameter name, for the messages of the command line
-_FLAGS = {param.name: param for param in PARAMS + METHOD_OPTIONS if param.commands}
-
-
-def flag(name: str) -> str:
-    """The option that sets parameter ``name`` ("--reselect-sample" for ``reselect_fit_sample``)."""
-    return _FLAGS[name].flag if name in _FLAGS else "--" + name.replace("_", "-")
-
-
-def option_error(error: ParamError) -> UsageError:
-    """The command line's error for a refused parameter: the same words, naming its option, and
-    None as the option spells it ("--reselect-sample must be 0 or an integer >= 2, got 1")."""
-    param = _FLAGS.get(error.name)
-    problem = error.problem
-    if param is not None and param.cli_none is not None and error.constraints:
-        problem = refusal(error.constraints, error.value, none=str(param.cli_none))
-    return UsageError(f"{flag(error.name)} {problem}")
-
-
 def check_params(values: dict, table: dict = SPEC) -> None:
     """ParamError for the first of ``values`` (parameter name -> value) that breaks its constraints."""
     for name, value in values.items():
@@ -350,16 +343,16 @@ def record(kind: str, values: dict) -> dict:
 
 
 def from_record(kind: str, params: dict) -> dict:
-    """The parameter values an artifact of ``kind`` recorded (its ``params``), by parameter name; a
-    parameter the file does not record is left out, or is the value files made before it was
-    recorded were made with."""
-    values = {}
-    for param in recorded(kind):
-        if param.key in params:
-            values[param.name] = params[param.key]
-        elif param.if_unrecorded is not _ABSENT:
-            values[param.name] = param.if_unrecorded
-    return values
+    """The parameter values an artifact of ``kind`` recorded (its ``params``, as its kind's reader
+    hands them out), by parameter name; a parameter it does not record is left out."""
+    return {param.name: params[param.key] for param in recorded(kind) if param.key in params}
+
+
+def unrecorded(kind: str) -> dict:
+    """{recorded name: value} of the parameters that artifacts of ``kind`` record only since some
+    release of schema version 1, with the value the files made before it were made with: what a
+    version-1 reader supplies (``deepuad.artifacts.model``, ``clusters``)."""
+    return {param.key: param.if_unrecorded for param in recorded(kind) if param.if_unrecorded is not _ABSENT}
 
 
 # The paper's literal reading (docs/fidelity.md): DeepUAD(**PAPER_READING), `--paper` on the
@@ -373,6 +366,7 @@ SCORE_BATCH_ROWS = 16384
 # the baselines' defaults that the ``baseline`` command offers as options too (the autoencoder
 # baseline's lr, activation and loss are DeepUAD's)
 BASELINE_DEFAULTS = {
+    "method": "iforest",  # the command's: baselines.BASELINES names them all
     "contamination": 0.1,
     "batch_size": 1024,
     "layers": (60, 30, 10),  # the autoencoder's: the paper's KDDCUP network
@@ -408,7 +402,7 @@ MAX_WORLD_SIZE = 1 << 16
 
 
 def torchrun_environment() -> dict[str, int]:
-    """WORLD_SIZE, RANK, LOCAL_WORLD_SIZE and LOCAL_RANK as whole numbers, or UsageError (exit 2)
+    """WORLD_SIZE, RANK, LOCAL_WORLD_SIZE and LOCAL_RANK as whole numbers, or RequestError (exit 2)
     naming the variable: each in [0, MAX_WORLD_SIZE] (sizes from 1) and, in a world of more than
     one process, each rank below its size. Read here once for every reader (the CLI, World)."""
     values = {}
@@ -416,11 +410,11 @@ def torchrun_environment() -> dict[str, int]:
         text = os.environ.get(name, str(default)).strip()
         value = int(text) if text.isdigit() and len(text) <= 9 else -1
         if not default <= value <= MAX_WORLD_SIZE:
-            raise UsageError(f"environment variable {name} must be a whole number in [{default}, {MAX_WORLD_SIZE}], "
-                             f"got {text[:40]!r}")
+            raise RequestError(f"environment variable {name} must be a whole number in [{default}, {MAX_WORLD_SIZE}], "
+                               f"got {text[:40]!r}")
         values[name] = value
     if values["WORLD_SIZE"] > 1:
         for rank, size in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
             if values[rank] >= values[size]:
-                raise UsageError(f"environment variable {rank}={values[rank]} is not below {size}={values[size]}")
+                raise RequestError(f"environment variable {rank}={values[rank]} is not below {size}={values[size]}")
     return values

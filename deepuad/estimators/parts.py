@@ -1,29 +1,68 @@
-"""The parts of ``DeepUAD``'s score: each one says, in its own way, how far a row is from the data,
-and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``) measure
-it against what the network learnt from the rows Algorithm 1 kept; the others against the
-*reference*, a seeded sample of the rows (detector.DeepUAD._fit_scorer says which).
+"""The parts of ``DeepUAD``'s score: each part says, in its own way, how far a row is from the
+data, and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``)
+measure it against what the network learnt from the rows Algorithm 1 kept; the others against
+the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
+in scorer.py, the fitted score the parts make, says why).
 
 A part is a class with a ``name``, fitted on the reference:
 
 * ``fit(reference, seed)`` learns what it needs from the reference rows;
 * ``values(X, errors)`` gives one value per row of X, higher = farther from the data
-  (``errors`` holds the network's reconstruction errors of those rows, computed once for all parts);
+  (``errors`` holds the network's reconstruction errors of those rows, computed once for all
+  parts, for a part that says it ``needs_network``);
 * ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
   (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
-  from ``fit``, since a model file may come from someone else.
+  from ``fit``, since a model file may come from someone else;
+* ``stores``: each array ``state()`` holds, declared (``Stored``): a model file checks its arrays
+  against these declarations, so the file format needs no change for a new part;
+* ``options``: the DeepUAD parameters its constructor takes, of those ``Scorer`` hands over
+  (``n_neighbors``: the k-NN part's k).
 
 A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
 the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
 standardised is already in units of "how many ranges beyond the reference rows" and is added to
-that mean, so that it cannot be averaged away. Registering a part is one line in ``PARTS``; a
-score is a tuple of part names in ``SCORES``.
+that mean, so that it cannot be averaged away.
+
+Registering a part is one line in ``PARTS``: every part is then a score of its own, by its name
+(``DeepUAD(score=name)``), that a model file stores and reads back; ``SCORES`` names the scores
+that combine several parts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from deepuad.estimators import scoring
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One array of a fitted part's ``state()``, declared beside the part: a model file stores it
+    as ``scorer/<name>`` with its ``description``, and checks it against this declaration when it
+    is read (deepuad.artifacts.model makes the file's schema of the registered parts' ``stores``).
+
+    ``kinds``: the NumPy dtype kinds it may have ("f" floats, "i" signed integers, "iu" any
+    integers); ``ndim``: its rank; ``length`` and ``max_len``: its length along axis 0, exactly and
+    at most; its values are finite, from ``low`` (above it with ``low_open``) to ``high``, and below
+    ``below``. A bound is a number or refers to another of the scorer's arrays by its name in
+    ``state()``: "len:NAME" its length, "dim:NAME:K" the length of its axis K, "value:NAME" its
+    first value (``COLUMNS``, ``REFERENCE_ROWS``)."""
+
+    kinds: str
+    ndim: int
+    description: str
+    length: int | str | None = None
+    max_len: int | str | None = None
+    low: float | str | None = None
+    high: float | str | None = None
+    below: float | str | None = None
+    low_open: bool = False
+
+
+COLUMNS = "dim:reference:1"  # as many as the data has columns
+REFERENCE_ROWS = "len:reference"  # as many as the reference has rows
 
 
 class Part:
@@ -32,6 +71,13 @@ class Part:
     name = ""
     covers = ""
     standardised = True
+    needs_network = False
+    options: tuple[str, ...] = ()
+    # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", one of the rows
+    # the cleaning kept (a part fitted on the kept rows may not need the network)
+    fitted_on = "reference"
+    # the arrays ``state()`` holds, by name
+    stores: dict[str, Stored] = {}
 
     def fit(self, reference: np.ndarray, seed: int) -> "Part":
         return self
@@ -53,6 +99,7 @@ class SquaredError(Part):
 
     name = "l2"
     covers = "dependency anomalies: values that do not go together"
+    needs_network = True
 
     def values(self, X, errors):
         return np.log(np.asarray(errors["l2"], dtype=np.float64) + 1e-12)
@@ -63,6 +110,7 @@ class CosineError(Part):
 
     name = "cosine"
     covers = "rows whose direction the network cannot reproduce (blind to magnitude)"
+    needs_network = True
 
     def values(self, X, errors):
         return np.asarray(errors["cosine"], dtype=np.float64)
@@ -76,6 +124,9 @@ class NearestRows(Part):
 
     name = "knn"
     covers = "local and global anomalies, copies of one odd row included: rows with no other row near them"
+    options = ("n_neighbors",)
+    stores = {"knn/reference": Stored("f", 2, "the distinct rows of scorer/reference: the k-NN part's neighbours",
+                                      max_len=REFERENCE_ROWS)}
 
     def __init__(self, n_neighbors: int):
         self.n_neighbors = n_neighbors
@@ -91,8 +142,7 @@ class NearestRows(Part):
         return {"knn/reference": self.reference_}
 
     def restore(self, arrays, n_features):
-        # a model without its own distinct rows measures against the shared reference, copies and all
-        reference = np.asarray(arrays.get("knn/reference", arrays["reference"]), dtype=np.float32)
+        reference = np.asarray(arrays["knn/reference"], dtype=np.float32)
         if reference.ndim != 2 or reference.shape[1] != n_features or not len(reference) or not np.isfinite(reference).all():
             raise ValueError(f"scorer k-NN rows have shape {reference.shape}, expected (>= 1, {n_features}) finite values")
         self.reference_ = reference
@@ -105,6 +155,25 @@ class ReferenceForest(Part):
 
     name = "iforest"
     covers = "global anomalies, per column (saturates beyond the reference's range)"
+    # its trees, nodes concatenated (scoring.check_forest checks that they are trees, and of what depth)
+    NODES = "len:forest/left"
+    MAX_TREES = 4096  # the most trees a model file may hold (fit_forest grows 100)
+    stores = {
+        "forest/left": Stored("i", 1, "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
+                              low=-1, below=NODES),
+        "forest/right": Stored("i", 1, "isolation forest: right child of each node (-1 = leaf)", length=NODES, low=-1,
+                               below=NODES),
+        "forest/feature": Stored("iu", 1, "isolation forest: column each node splits on", length=NODES, low=0,
+                                 below=COLUMNS),
+        "forest/threshold": Stored("f", 1, "isolation forest: split value of each node (go left when x <= it)",
+                                   length=NODES),
+        "forest/n_samples": Stored("iu", 1, "isolation forest: training rows that reached each node", length=NODES,
+                                   low=1, high="value:forest/max_samples"),
+        "forest/roots": Stored("iu", 1, "isolation forest: index of each tree's root node", max_len=MAX_TREES, low=0,
+                               below=NODES),
+        "forest/max_samples": Stored("iu", 1, "isolation forest: rows each tree was grown on", length=1, low=1,
+                                     high=REFERENCE_ROWS),
+    }
 
     def fit(self, reference, seed):
         self.forest_ = scoring.fit_forest(reference, random_state=seed)
@@ -129,7 +198,14 @@ class OutsideRange(Part):
     outside the range always scores higher than one just outside it, however ordinary the rest of
     the row is (a forest or a mean of z-scores would average it away).
 
-    A column's range is fenced so that the anomalies among the reference rows cannot widen it: it
+    It is fitted on the rows the cleaning kept, not on all rows: anomalies that are many and alike
+    (a fifth of KDDCUP) widen the range of all rows over themselves, and the cleaning is what tells
+    normal rows. Its value is *calibrated*: less the level normal rows reach by chance
+    (``offset_``), the 99th percentile of its values on a seeded half of its rows, fitted on the other
+    half: 0 on a table of a few columns, several ranges on 784 pixels, where one rare stroke lies
+    beyond some pixel's range.
+
+    A column's range is fenced so that the anomalies among its rows cannot widen it: it
     runs from the smallest to the largest value within ``FENCE`` inner ranges of the column's 1st
     and 99th percentiles (inner range = 99th - 1st percentile). A column constant on 98 % of the
     rows has no inner range; its range runs from its k-th smallest to its k-th largest value
@@ -139,10 +215,29 @@ class OutsideRange(Part):
     name = "range"
     covers = "values beyond the range in any one column (a spike that only one column shows)"
     standardised = False
+    fitted_on = "kept"
     FENCE = 3.0
+    BY_CHANCE = 0.99  # the quantile of the held-out half's values taken as the level reached by chance
+    stores = {  # one value per column, and the offset
+        "range/low": Stored("f", 1, "range part: each column's low end of the kept range", length=COLUMNS),
+        "range/high": Stored("f", 1, "range part: each column's high end of the kept range", length=COLUMNS),
+        "range/span": Stored("f", 1, "range part: each column's kept range (the unit of the distance beyond it)",
+                             length=COLUMNS, low=0, low_open=True),
+        "range/offset": Stored("f", 1, "range part: the level its values reach by chance on normal rows, subtracted "
+                               "from them", length=1, low=0),
+    }
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        self.offset_ = 0.0
+        if half.any() and (~half).any():
+            by_chance = self._fit_range(reference[half]).values(reference[~half], {})
+            self.offset_ = float(np.quantile(by_chance, self.BY_CHANCE))
+        return self._fit_range(reference)
+
+    def _fit_range(self, reference: np.ndarray) -> "OutsideRange":
+        """The fenced range of each column of ``reference`` (see the class docstring)."""
         ordered = np.sort(reference, axis=0)
         n = len(ordered)
         # a column with almost no spread: between order statistics
@@ -174,10 +269,11 @@ class OutsideRange(Part):
             x = np.asarray(X[start : start + 16384], dtype=np.float64)
             beyond = np.maximum(np.maximum(x - self.high_, self.low_ - x), 0.0) / self.span_
             out[start : start + len(x)] = beyond.max(axis=1) if x.shape[1] else 0.0
-        return out
+        return np.maximum(out - getattr(self, "offset_", 0.0), 0.0)
 
     def state(self):
-        return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_}
+        return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_,
+                "range/offset": np.array([self.offset_])}
 
     def restore(self, arrays, n_features):
         low, high, span = (np.asarray(arrays[f"range/{name}"], dtype=np.float64) for name in ("low", "high", "span"))
@@ -186,39 +282,49 @@ class OutsideRange(Part):
         if not (np.isfinite(low).all() and np.isfinite(high).all() and np.isfinite(span).all() and (span > 0).all()
                 and (high >= low).all()):
             raise ValueError("scorer range arrays are not finite, or a span is not positive")
-        self.low_, self.high_, self.span_ = low, high, span
+        offset = np.asarray(arrays["range/offset"], dtype=np.float64)
+        if offset.shape != (1,) or not np.isfinite(offset).all() or offset[0] < 0:
+            raise ValueError("scorer range offset is not one finite value >= 0")
+        self.low_, self.high_, self.span_, self.offset_ = low, high, span, float(offset[0])
         return self
 
 
 # every part by name; adding a part is a class above and one line here
 PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, ReferenceForest, OutsideRange)}
 
-# every score DeepUAD offers (``score=``): the parts it combines
+# the scores that combine several parts (``score=``); every part is also a score alone, by its name
 SCORES: dict[str, tuple[str, ...]] = {
     "distance": ("knn", "l2", "range"),
     "distance+forest": ("knn", "l2", "iforest", "range"),
     "combined": ("l2", "iforest"),
-    "l2": ("l2",),
-    "cosine": ("cosine",),
-    "knn": ("knn",),
-    "iforest": ("iforest",),
 }
 
 # a part's weight in the mean of the standardised parts' z-scores, per score (1 where not named)
 WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
 
-
-def make(name: str, n_neighbors: int) -> Part:
-    """A new, unfitted part by name (the k-NN part takes its k, DeepUAD's ``n_neighbors``)."""
-    return PARTS[name](n_neighbors) if name == "knn" else PARTS[name]()
+# the paper's score, h(x) = 1 - cos(x, decoder(encoder(x))): the network alone, nothing fitted beside it
+PAPER = ("cosine",)
 
 
-def weights_of(score: str, parts: tuple[str, ...]) -> np.ndarray:
-    return np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in parts], dtype=np.float64)
+def scores() -> tuple[str, ...]:
+    """Every score's name (DeepUAD's ``score``): the combinations, then every part alone."""
+    return (*SCORES, *(name for name in PARTS if name not in SCORES))
+
+
+def parts_of(score: str) -> tuple[str, ...]:
+    """The parts a score combines (a part's own name: that part alone)."""
+    return SCORES.get(score, (score,))
+
+
+def make(name: str, **options) -> Part:
+    """A new, unfitted part by name, given the DeepUAD parameters it takes (its ``options``)."""
+    part = PARTS[name]
+    return part(**{option: options[option] for option in part.options})
 
 
 def needs_network(parts: tuple[str, ...]) -> bool:
-    return any(part in ("l2", "cosine") for part in parts)
+    """Whether a part of these needs the network's errors (an unknown name: no; ``Scorer.restore`` refuses it)."""
+    return any(getattr(PARTS.get(part), "needs_network", False) for part in parts)
 
 
 def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray, scale: np.ndarray,
@@ -236,60 +342,8 @@ def combine(values: list[np.ndarray], parts: tuple[str, ...], center: np.ndarray
     return score
 
 
-def restore_scorer(arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int, n_neighbors: int) -> dict:
-    """A finished model's fitted scorer from its arrays (``scorer/*``), as the attributes a detector
-    holds (``reference_``, ``score_center_``, ``score_scale_``, ``score_weights_``, ``parts_``),
-    checked so that a corrupt or crafted file fails here (ValueError) instead of indexing out of
-    range while scoring."""
-    if tuple(parts) not in SCORES.values():
-        raise ValueError(f"unknown score parts {list(parts)}")
-    reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
-    if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
-        raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
-    center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
-    scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-    # a model made before the parts had weights scores as it always did: their plain mean
-    weights = np.asarray(arrays.get("scorer/score_weights", np.ones(len(parts))), dtype=np.float64)
-    if (center.shape != (len(parts),) or scale.shape != (len(parts),) or weights.shape != (len(parts),)
-            or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
-            or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
-        raise ValueError("scorer calibration is not finite or does not match its parts")
-    stored = {k[len("scorer/"):]: v for k, v in arrays.items() if k.startswith("scorer/")}
-    missing = [name for name in parts if PARTS[name] is OutsideRange and "range/low" not in stored]
-    if missing:
-        raise ValueError(f"scorer lacks the arrays of its part {missing[0]}")
-    # which reference rows the model kept; a model whose reference was drawn from the kept rows has no such mask
-    kept = np.asarray(arrays.get("scorer/reference_kept", np.ones(len(reference), np.uint8)))
-    if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
-        raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
-    fitted = [make(name, n_neighbors).restore(stored, n_features) for name in parts]
-    return {"reference_": reference, "reference_kept_": kept.astype(bool), "score_center_": center, "score_scale_": scale,
-            "score_weights_": weights, "parts_": fitted}
-
-
-class NumpyScorer:
-    """A finished model's score when none of its parts needs the network (``knn``, ``iforest``
-    alone): the same numbers as the model's DeepUAD gives, from NumPy alone, so that answering
-    which rows and why (``explain``) never imports torch for such a model. It has the scoring
-    surface ``explain`` uses: ``score``, ``score_parts_``, the fitted scorer's attributes,
-    ``decision_function`` and ``score_parts``."""
-
-    def __init__(self, score: str, arrays: dict[str, np.ndarray], parts: tuple[str, ...], n_features: int,
-                 n_neighbors: int):
-        self.score, self.score_parts_, self.n_features_in_ = score, parts, n_features
-        for name, value in restore_scorer(arrays, parts, n_features, n_neighbors).items():
-            setattr(self, name, value)
-
-    def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
-        X = self._checked(X)
-        return {name: np.asarray(part.values(X, {}), dtype=np.float64) for name, part in zip(self.score_parts_, self.parts_)}
-
-    def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        values = list(self.score_parts(X).values())
-        return combine(values, self.score_parts_, self.score_center_, self.score_scale_, self.score_weights_).astype(np.float32)
-
-    def _checked(self, X) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[-1]} features, but the model expects {self.n_features_in_}")
-        return X
+def reference_rows(rng: np.random.Generator, rows: np.ndarray, size: int) -> np.ndarray:
+    """A seeded sample of ``rows``, at most ``size`` of them, sorted (all of them when fewer)."""
+    if len(rows) > size:
+        rows = np.sort(rng.choice(rows, size=size, replace=False))
+    return rows

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -141,11 +142,13 @@ def initial_selection(
     cluster_cutoff: float | None = DEFAULTS["cluster_cutoff"],
     **method_options,
 ) -> Selection:
-    """C(X, p0): cluster the input features with ``init_method`` and keep the low-variance clusters
-    (``init_by="variance"``, the paper's), or the rows and clusters that do not stand out
-    (``init_by="trim"``: cleaning.py). The parameters are DeepUAD's (params.PARAMS), checked by the
-    caller; ``method_options`` are the method's own (params.METHOD_OPTIONS)."""
+    """C(X, p0): cluster the input features with ``init_method`` and keep the low-variance clusters,
+    then apply the initial rule ``init_by`` (rules.INITIAL: ``"variance"``, the paper's, keeps them;
+    ``"trim"`` keeps the rows and clusters that do not stand out, cleaning.py). The parameters are
+    DeepUAD's (params.PARAMS), checked by the caller; ``method_options`` are the method's own
+    (params.METHOD_OPTIONS)."""
     from deepuad.estimators.clustering import cluster_labels  # imported only by the stages that cluster
+    from deepuad.estimators.rules import INITIAL
 
     if init_method == "gmm":
         method_options.setdefault("covariance_type", CLUSTERING_DEFAULTS["covariance_type"])
@@ -157,23 +160,6 @@ def initial_selection(
     else:
         selection = select(X, labels, p0, over=percentile_over, min_fraction=min_fraction)
     selection.extra = extra
-    if init_by == "trim":
-        return trimmed_selection(X, selection, trim_cutoff, cluster_cutoff, seed)
-    return selection
-
-
-def trimmed_selection(X: np.ndarray, clustered: Selection, cutoff: float, cluster_cutoff: float | None,
-                      random_state: int) -> Selection:
-    """The initial selection of the ``trim`` rule (cleaning.py): the rows whose initial outlyingness
-    lies within the fence of the paper's selection ``clustered`` (its low-variance clusters), and
-    with ``cluster_cutoff`` outside the clusters that stand out whole. Rows the paper's rule left
-    out come back when they look like the rows it kept; rows it kept leave when they stand out. A
-    cluster counts as accepted when it keeps any row."""
-    from deepuad.estimators import cleaning
-
-    outlyingness = cleaning.initial_outlyingness(X, random_state)
-    selected, threshold = cleaning.trim(outlyingness, cutoff, clustered.selected, clustered.labels, cluster_cutoff)
-    kept_labels = clustered.labels[selected]
-    accepted = np.bincount(kept_labels[kept_labels >= 0], minlength=len(clustered.sizes)) > 0
-    return Selection(clustered.labels, clustered.sizes, clustered.variances, threshold, accepted, selected, False,
-                     clustered.extra)
+    params = SimpleNamespace(p0=p0, init_method=init_method, init_clusters=init_clusters, percentile_over=percentile_over,
+                             min_fraction=min_fraction, seed=seed, trim_cutoff=trim_cutoff, cluster_cutoff=cluster_cutoff)
+    return INITIAL[init_by]().choose(X, selection, params)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepuad.errors import DataError, InputError, UsageError
+from deepuad.errors import DataError, InputError, ParamError
 
 SCALERS = ("minmax", "standard", "none")
 # what extract does with a gap (an empty cell, a null, a NaN in an array): refuse it, leave its
@@ -39,13 +39,13 @@ def _starts_with(path: Path, signatures) -> bool:
 
 def check_missing(missing: str) -> str:
     if missing not in MISSING:
-        raise UsageError(f"--missing must be one of {', '.join(MISSING)}, got {missing!r}")
+        raise ParamError("missing", f"must be one of {', '.join(MISSING)}, got {missing!r}")
     return missing
 
 
 def gap_hint(what: str) -> str:
-    """The end of the error for a gap under --missing error: the two other choices."""
-    return (f"{what}; pass --missing drop to leave such rows out, or --missing fill to fill the gaps (a numeric column's "
+    """The end of the error for a gap under ``missing`` error: the two other choices."""
+    return (f"{what}; pass `missing` drop to leave such rows out, or `missing` fill to fill the gaps (a numeric column's "
             "median; in a text column, a category of its own)")
 
 
@@ -56,7 +56,7 @@ class ArrayScaler:
 
     def __init__(self, scale="minmax", missing="error"):
         if scale not in SCALERS:
-            raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
+            raise ParamError("scale", f"must be one of {', '.join(SCALERS)}, got {scale!r}")
         self.scale = scale
         self.missing = check_missing(missing)
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from deepuad.errors import InputError, UsageError
+from deepuad.errors import InputError, ParamError
 from deepuad.inputs.arrays import _starts_with, HDF5_SIGNATURE
 
 NA_VALUES = ["", "nan", "NaN", "NAN", "-nan", "-NaN"]
@@ -74,7 +74,7 @@ class _GuardedStream(io.RawIOBase):
         nul = -1 if self.allow_nul else data.find(b"\0")
         if nul >= 0:
             raise InputError(f"contains a NUL byte at byte {self.offset + nul} (a binary file, or text in "
-                             "another encoding? see --encoding)", self.path)
+                             "another encoding? see `text_encoding`)", self.path)
         last_newline = data.rfind(b"\n")
         self.line_bytes = self.line_bytes + len(data) if last_newline < 0 else len(data) - last_newline - 1
         if self.line_bytes > MAX_LINE_BYTES:
@@ -113,8 +113,7 @@ def _separator(path: Path) -> str:
     return "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
 
 
-def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str = "utf-8",
-                      text_columns=()) -> Iterator[pd.DataFrame]:
+def read_table_chunks(path: str | Path, chunk_rows: int, encoding: str, text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows, indexed by data row number (from 0); every
     parse problem becomes an InputError. ``text_columns`` (the id columns) are read as the text
     written, so that an id "0017" stays "0017"."""
@@ -122,7 +121,7 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise UsageError(f"--encoding {encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252)") from None
+        raise ParamError("text_encoding", f"{encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1, cp1252)") from None
     if _starts_with(path, HDF5_SIGNATURE):  # else "not valid utf-8 text (byte 0)", which misleads
         raise InputError("is an HDF5 file, not a CSV/TSV table (extract reads raw data; artifacts go to the later stages)", path)
     allow_nul = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
@@ -140,7 +139,7 @@ def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str
         with reader, source:
             yield from reader
     except UnicodeDecodeError as error:
-        raise InputError(f"is not valid {encoding} text (byte {error.start}); pass --encoding", path) from None
+        raise InputError(f"is not valid {encoding} text (byte {error.start}); pass `text_encoding`", path) from None
     except pd.errors.EmptyDataError:
         raise InputError("is empty (no header, no rows)", path) from None
     except pd.errors.ParserError as error:

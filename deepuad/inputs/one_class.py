@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from deepuad.errors import ParamError
+
 __all__ = ["one_class_task"]
 
 
@@ -25,23 +27,22 @@ def one_class_task(class_label, normal_class, anomaly_ratio: float,
     if labels.ndim != 1:
         raise ValueError(f"class_label must be 1-D, got shape {labels.shape}")
     if not 0.0 < anomaly_ratio < 1.0:
-        raise ValueError(f"anomaly_ratio must be in (0, 1), got {anomaly_ratio}")
+        raise ParamError("anomaly_ratio", f"must be in (0, 1), got {anomaly_ratio}")
     if isinstance(normal_class, str) or labels.dtype.kind in "USO":
         labels, normal_class = labels.astype(str), str(normal_class)
     is_normal = labels == normal_class
     n_normal = int(is_normal.sum())
     if n_normal == 0:
         present = ", ".join(map(str, np.unique(labels)[:20]))
-        raise ValueError(f"normal class {normal_class!r} does not occur; classes: {present}")
+        raise ParamError("normal_class", f"{normal_class!r} does not occur; classes: {present}")
 
     n_anomalies = int(math.floor(n_normal * anomaly_ratio / (1.0 - anomaly_ratio) + 0.5))
     n_available = len(labels) - n_normal
     if n_anomalies == 0:
-        raise ValueError(f"anomaly_ratio {anomaly_ratio} gives no anomalies for "
-                         f"{n_normal} normal samples")
+        raise ParamError("anomaly_ratio", f"{anomaly_ratio} gives no anomalies for {n_normal} normal samples")
     if n_anomalies > n_available:
-        raise ValueError(f"anomaly_ratio {anomaly_ratio} needs {n_anomalies} anomalies but "
-                         f"only {n_available} samples are of other classes")
+        raise ParamError("anomaly_ratio", f"{anomaly_ratio} needs {n_anomalies} anomalies but only {n_available} "
+                         "samples are of other classes")
 
     rng = np.random.default_rng(seed)
     other_classes, capacity = np.unique(labels[~is_normal], return_counts=True)

@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from deepuad.errors import DataError, InputError, UsageError
+from deepuad.errors import DataError, InputError, RequestError
 
 PARQUET_MAGIC = b"PAR1"
 ARROW_FILE_MAGIC = b"ARROW1"
@@ -55,7 +55,7 @@ def table_format(path: str | Path) -> str | None:
     return None
 
 
-def read_any_table(path, chunk_rows: int = 100_000, encoding: str = "utf-8", drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
+def read_any_table(path, chunk_rows: int, encoding: str, drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a CSV/TSV or a Parquet/Arrow file, indexed
     by data row number (from 0); ``text_columns`` (id columns) as text."""
     from deepuad.inputs.delimited import read_table_chunks
@@ -71,7 +71,7 @@ def _pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # a dependency: only a broken install lacks it
-        raise UsageError("reading Parquet/Arrow needs pyarrow: pip install pyarrow") from None
+        raise RequestError("reading Parquet/Arrow needs pyarrow: pip install pyarrow") from None
     return pa, pq
 
 
@@ -93,12 +93,12 @@ def check_schema(schema, path, drop=(), text_columns=()) -> list[str]:
         if types.is_temporal(value) and name in text_columns:
             continue
         if types.is_temporal(value):
-            raise DataError(f"column {name!r} is a {value} (dates and times are not features): --drop {name}, --id-column "
+            raise DataError(f"column {name!r} is a {value} (dates and times are not features): `drop` {name}, `id_columns` "
                             f"{name} to carry it beside the scores, or store it as a number (e.g. seconds since an event)", path)
         if not (types.is_integer(value) or types.is_floating(value) or types.is_boolean(value) or types.is_decimal(value)
                 or types.is_string(value) or types.is_large_string(value) or types.is_null(value)):
             raise DataError(f"column {name!r} has type {value}, which deepuad cannot encode (numbers and text only): "
-                            f"--drop {name}", path)
+                            f"`drop` {name}", path)
     return keep
 
 
@@ -129,7 +129,7 @@ def _frame(batch, offset: int, dropped=(), text_columns=(), path=None) -> pd.Dat
             columns[name] = pd.Series(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
         else:
             columns[name] = column.to_pandas()
-    for name in dropped:  # never read; present (empty) so that the encoder's --drop check finds them, as in a CSV
+    for name in dropped:  # never read; present (empty) so that the encoder's check of drop finds them, as in a CSV
         columns[name] = pd.Series(np.full(batch.num_rows, np.nan))
     frame = pd.DataFrame(columns)
     frame.index = pd.RangeIndex(offset, offset + len(frame))
@@ -170,13 +170,13 @@ def _check_text_size(batch, offset: int, path) -> None:
             longest = pc.max(lengths).as_py() or 0
             if longest > MAX_CATEGORY_CHARS:
                 raise DataError(f"column {name!r} holds a {longest:,}-character value, too long for a category (free text, "
-                                "or a broken quote?); --drop it", path)
+                                "or a broken quote?); `drop` it", path)
             total += pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
         elif _is_text(column.type):
             total += column.nbytes
     if total > MAX_BATCH_TEXT_BYTES:
         raise InputError(f"rows {offset + 1:,} to {offset + batch.num_rows:,} hold {total / 2**20:,.0f} MiB of text once decoded "
-                         f"(at most {MAX_BATCH_TEXT_BYTES >> 20} MiB at once); lower --chunk-rows if that is real data", path)
+                         f"(at most {MAX_BATCH_TEXT_BYTES >> 20} MiB at once); lower `chunk_rows` if that is real data", path)
 
 
 def _check_row_groups(metadata, path) -> None:
@@ -220,7 +220,7 @@ def _batches(path, kind: str, columns: list[str], chunk_rows: int):
             yield batch.slice(start, chunk_rows)
 
 
-def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None = None, text_columns=()) -> Iterator[pd.DataFrame]:
+def read_arrow_chunks(path, chunk_rows: int, drop=(), kind: str | None = None, text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a Parquet or Arrow file (see the module doc)."""
     pa, _ = _pyarrow()
     path = Path(path)

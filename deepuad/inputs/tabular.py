@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from deepuad.errors import DataError, UsageError
+from deepuad.errors import DataError, ParamError, RequestError
 from deepuad.inputs.arrays import ENCODING_VERSION, SCALERS, check_missing, gap_hint
 
 MISSING_CATEGORY = "(missing)"  # --missing fill: the category a gap in a text column becomes
@@ -48,7 +48,7 @@ class TabularEncoder:
     def __init__(self, categorical=(), drop=(), label_column=None, anomaly_values=None, scale="minmax", missing="error",
                  id_columns=()):
         if scale not in SCALERS:
-            raise UsageError(f"--scale must be one of {', '.join(SCALERS)}, got {scale!r}")
+            raise ParamError("scale", f"must be one of {', '.join(SCALERS)}, got {scale!r}")
         self.categorical = list(categorical)
         self.drop = list(drop)
         self.label_column = label_column
@@ -73,7 +73,7 @@ class TabularEncoder:
             for value, count in counts.items():
                 if len(value) > MAX_CATEGORY_CHARS:
                     raise DataError(f"column {column!r} holds a {len(value):,}-character value, too long for a category "
-                                    "(free text, or a broken quote?); --drop it", path)
+                                    "(free text, or a broken quote?); `drop` it", path)
                 vocabulary[value] = vocabulary.get(value, 0) + int(count)
             if column not in self.categorical:
                 self._count_numberlike(column, df[column], path)
@@ -120,20 +120,22 @@ class TabularEncoder:
         return {str(c): df[c].astype(object).where(df[c].notna(), "").astype(str).to_numpy(dtype=object) for c in self.id_columns}
 
     def _setup_columns(self, df: pd.DataFrame, path) -> None:
-        for name, columns in (("--categorical", self.categorical), ("--drop", self.drop), ("--id-column", self.id_columns)):
+        for name, columns in (("categorical", self.categorical), ("drop", self.drop), ("id_columns", self.id_columns)):
             missing = [c for c in columns if c not in df.columns]
             if missing:
-                raise UsageError(f"{name} names column(s) not in {path}: {', '.join(map(str, missing))}")
+                raise ParamError(name, f"names column(s) not in {path}: {', '.join(map(str, missing))}")
         if self.label_column is not None and self.label_column in (*self.categorical, *self.drop, *self.id_columns):
-            raise UsageError(f"the label column {self.label_column!r} cannot also be given to --categorical, --drop or --id-column")
+            raise RequestError(f"the label column {self.label_column!r} cannot also be given to `categorical`, `drop` or "
+                               "`id_columns`")
         both = [c for c in self.id_columns if c in (*self.categorical, *self.drop)]
         if both:
-            raise UsageError(f"--id-column {both[0]} is not a feature: it cannot also be given to --categorical or --drop")
+            raise ParamError("id_columns", f"{both[0]} is not a feature: it cannot also be given to `categorical` or `drop`")
         if self.label_column is not None and self.label_column not in df.columns:
-            raise UsageError(f"label column {self.label_column!r} is not in {path}; columns are {', '.join(map(str, df.columns[:12]))}...")
+            raise RequestError(f"label column {self.label_column!r} is not in {path}; columns are "
+                               f"{', '.join(map(str, df.columns[:12]))}...")
         features = [c for c in df.columns if c not in self.drop and c != self.label_column and c not in self.id_columns]
         if not features:
-            raise DataError("no feature columns left after --drop, --label-column and --id-column", path)
+            raise DataError("no feature columns left after `drop`, `label_column` and `id_columns`", path)
         self.categorical_columns_ = [
             c for c in features if c in self.categorical or not pd.api.types.is_numeric_dtype(df[c])
         ]
@@ -174,24 +176,24 @@ class TabularEncoder:
             if thousands and numeric + thousands >= self._n / 2:
                 raise DataError(f"column {column!r} holds numbers written with thousands separators (e.g. "
                                 f"{thousands_example!r}), which would be one-hot encoded as text; remove the separators, or "
-                                f"pass --categorical {column} if it really is categorical", path)
+                                f"pass `categorical` {column} if it really is categorical", path)
             if numeric >= self._n / 2 and other is not None:
                 raise DataError(f"column {column!r} is numeric except {self._n - numeric} value(s), first {other[0]!r} at data "
                                 f"row {other[1]}; it would be one-hot encoded as text. Fix those values, or pass "
-                                f"--categorical {column} if it really is categorical", path)
+                                f"`categorical` {column} if it really is categorical", path)
 
     def _check_anomaly_values(self, path) -> None:
         never = [value for value, count in self._anomaly_counts.items() if count == 0]
         if never:
             seen = ", ".join(repr(v) for v in sorted(self._label_examples)[:8])
-            raise UsageError(f"--anomaly-values {', '.join(map(repr, never))} never occur(s) in label column "
+            raise ParamError("anomaly_values", f"{', '.join(map(repr, never))} never occur(s) in label column "
                              f"{self.label_column!r} of {path} (values there include {seen}); check the spelling")
 
     def finish_fit(self, path) -> "TabularEncoder":
         """Turn the streamed statistics into vocabularies and scaler parameters."""
         if hasattr(self, "numeric_columns_") and self._n == 0 and self._rows_seen:
             raise DataError(f"every one of its {self._rows_seen} row(s) has a gap in a feature column: nothing is left after "
-                            "--missing drop", path)
+                            "`missing` drop", path)
         if not hasattr(self, "numeric_columns_") or self._n == 0:
             raise DataError("has a header but no data rows", path)
         self._check_text_columns(path)
@@ -199,10 +201,10 @@ class TabularEncoder:
         for column, counts in self._counts.items():
             if len(counts) > MAX_CATEGORIES:
                 raise DataError(f"column {column!r} has {len(counts):,} distinct values (at most {MAX_CATEGORIES:,} are one-hot "
-                                f"encoded): an identifier or free text? --drop {column}", path)
+                                f"encoded): an identifier or free text? `drop` {column}", path)
         width = len(self.numeric_columns_) + sum(len(counts) for counts in self._counts.values())
         if width > MAX_ENCODED_COLUMNS:
-            raise DataError(f"would encode to {width:,} columns (at most {MAX_ENCODED_COLUMNS:,}); --drop wide categorical columns",
+            raise DataError(f"would encode to {width:,} columns (at most {MAX_ENCODED_COLUMNS:,}); `drop` wide categorical columns",
                             path)
         self.n_rows_ = self._n
         self._fit_fill(path)
@@ -240,7 +242,7 @@ class TabularEncoder:
             values = np.concatenate(parts) if parts else np.zeros(0)
             if not len(values):
                 raise DataError(f"column {self.numeric_columns_[j]!r} holds no value at all: no median to fill its gaps "
-                                f"with; --drop {self.numeric_columns_[j]}", path)
+                                f"with; `drop` {self.numeric_columns_[j]}", path)
             fill.append(float(np.median(values)))
             gaps = self._n - len(values)
             self._sum[j] += gaps * fill[-1]
@@ -290,9 +292,9 @@ class TabularEncoder:
         values = pd.to_numeric(raw, errors="coerce")
         if values.isna().any() or not values.isin([0, 1]).all():
             examples = ", ".join(map(str, raw[~values.isin([0, 1])].astype(str).unique()[:3]))
-            raise UsageError(
+            raise RequestError(
                 f"label column {self.label_column!r} in {path} has values other than 0/1 (e.g. {examples}); "
-                "say which mean anomaly with --anomaly-values"
+                "say which mean anomaly with `anomaly_values`"
             )
         return values.to_numpy().astype(np.int8)
 
@@ -322,7 +324,7 @@ class TabularEncoder:
                     f"{int(df.index[row]) + 1} (value {value!r})"
             if not not_gap.any():
                 raise DataError(gap_hint(f"{where}: a gap"), path)
-            raise DataError(f"{where}; fix them, or pass --categorical {name} if the column is categorical", path)
+            raise DataError(f"{where}; fix them, or pass `categorical` {name} if the column is categorical", path)
         return block
 
     # ------------------------------------------------------------------ persistence

@@ -1,6 +1,7 @@
 """What every stage shares: progress reporting, paths and default output names, input
-checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), loading a
-model for scoring, and ``DeepUAD.save``/``DeepUAD.load``'s model artifact writer and reader."""
+checks, device and thread set-up, skipping an up-to-date artifact (``deepuad run``), a DeepUAD
+from a model artifact (for scoring, and ``DeepUAD.load``) and ``DeepUAD.save``, through the model
+artifact's writer and reader (``deepuad.artifacts.model``)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, UsageError
-from deepuad.estimators.params import SCORE_BATCH_ROWS, SPEC, check_contamination, from_record
+from deepuad.errors import DeepUADError, DeviceError, InputError, OutputError, ParamError, RequestError
+from deepuad.estimators.params import SPEC, check_contamination, from_record
 
 
 # progress(description, completed, total, status=None, line=None): ``status`` (the current loss)
@@ -150,23 +151,23 @@ def resolve_device(device: str) -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device} asked for, but no CUDA GPU is available (use --device cpu or auto)")
+            raise DeviceError(f"`device` {device} asked for, but no CUDA GPU is available (use `device` cpu or auto)")
         return device
-    raise UsageError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    raise ParamError("device", f"must be auto, cpu or cuda[:N], got {device!r}")
 
 
 MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
 def check_threads(threads: int | None, processes_per_node: int = 1) -> int:
-    """The thread count to use, or UsageError. Default: 1 thread on machines with <= 2 cores
+    """The thread count to use, or ParamError. Default: 1 thread on machines with <= 2 cores
     (spinning OpenMP threads make a small net many times slower when another process shares the CPU),
     else half the cores, at most 8, shared by the processes torchrun started on this node."""
     if threads is None:
         cores = os.cpu_count() or 1
         threads = 1 if cores <= 2 else max(1, min(8, cores // 2) // processes_per_node)
     if not 1 <= threads <= MAX_THREADS:  # OpenMP segfaults creating 100,000 threads
-        raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, got {threads}")
+        raise ParamError("threads", f"must be between 1 and {MAX_THREADS}, got {threads}")
     return threads
 
 
@@ -207,11 +208,11 @@ def skipped(output) -> dict:
 
 def check_threshold_options(contamination, threshold) -> None:
     if contamination is not None and threshold is not None:
-        raise UsageError("give --contamination or --threshold, not both")
+        raise RequestError("give `contamination` or `threshold`, not both")
     if contamination is not None:
-        check_contamination(contamination)  # a ParamError: the command line names the option
+        check_contamination(contamination)
     if threshold is not None and not np.isfinite(threshold):
-        raise UsageError(f"--threshold must be a finite number, got {threshold}")
+        raise ParamError("threshold", f"must be a finite number, got {threshold}")
 
 
 def detector_params(recorded: dict) -> dict:
@@ -243,10 +244,11 @@ def load_model(path, device="cpu", content=None):
 
 def load_scorer(path, device="cpu"):
     """(what scores the rows, artifact attributes) for answering which rows and why: when no part
-    of a finished model's score needs the network (``knn``, ``iforest`` alone), a
-    ``parts.NumpyScorer`` that scores with NumPy alone and never imports torch; else
+    of a finished model's score needs the network (``knn``, ``iforest`` alone), its
+    ``scorer.Scorer``, which scores with NumPy alone and never imports torch; else
     ``load_model``'s DeepUAD."""
-    from deepuad.estimators.parts import NumpyScorer, needs_network
+    from deepuad.estimators.parts import needs_network
+    from deepuad.estimators.scorer import Scorer
 
     content = model_artifact.read(path)
     arrays, state, _, meta = content
@@ -255,9 +257,9 @@ def load_scorer(path, device="cpu"):
         return load_model(path, device, content)
     params = detector_params(meta["params"])
     try:
-        scorer = NumpyScorer(params["score"], arrays, parts, int(meta["architecture"]["n_features"]),
-                             int(params["n_neighbors"]))
-    except (KeyError, ValueError) as error:  # the scorer or its forest (restore_scorer's checks)
+        scorer = Scorer.restore(params["score"], parts, arrays, int(meta["architecture"]["n_features"]),
+                                int(params["n_neighbors"]))
+    except (KeyError, ValueError) as error:  # the scorer or its forest (Scorer.restore's checks)
         raise InputError(f"model state is inconsistent (corrupt?): {error}", path) from None
     return scorer, meta
 
@@ -267,29 +269,24 @@ def save_model(detector, path) -> None:
     records every parameter and the training rows' scores (``load_fitted`` restores the threshold
     from them), no input files and no encoding: a model fitted on an array in Python has
     neither, so ``deepuad score`` takes it for a features file only with --force."""
-    arrays, state = detector.get_state()
     params = {name: list(value) if isinstance(value, tuple) else value for name, value in detector.get_params().items()}
-    architecture = {"n_features": int(detector.n_features_in_), "layers": list(detector.layers_), "activation": detector.activation}
-    model_artifact.write(path, arrays, state, architecture, params, {}, "", {}, len(detector.decision_scores_), True,
-                         detector.stop_reason_, contamination_estimate=detector.contamination_,
-                         training_scores=detector.decision_scores_, scores_batch_rows=SCORE_BATCH_ROWS)
+    model_artifact.write_detector(path, detector, params, len(detector.decision_scores_), complete=True,
+                                  training_scores=detector.decision_scores_)
 
 
 def load_fitted(path, device="cpu"):
     """``DeepUAD.load``: ``load_model``'s detector with what ``fit`` sets beyond the network and
     scorer: every recorded parameter, ``stop_reason_`` and, where the model holds its training
-    rows' scores and a contamination, ``decision_scores_``, ``threshold_`` and ``labels_``
+    rows' scores, ``decision_scores_``, ``threshold_`` and ``labels_``
     (``predict`` needs them; a model from a multi-process training has no such scores)."""
-    detector, meta = load_model(path, device)
+    detector, meta = load_model(path, device, model_artifact.read(path, training_scores=True))
     if not meta["complete"]:
-        raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train --resume'", path)
+        raise InputError("is a checkpoint of an unfinished training run: finish it with 'deepuad train `resume`'", path)
     names = set(detector.get_params()) - {"device"}
     detector.set_params(**{name: tuple(value) if isinstance(value, list) else value
                            for name, value in meta["params"].items() if name in names})
-    with art.open_artifact(path, "model") as f:
-        detector.stop_reason_ = str(f.attrs["stop_reason"])
-        scores = art.read_array(f, model_artifact.TRAINING_SCORES) if model_artifact.TRAINING_SCORES in f else None
-    if scores is not None and (detector.contamination is not None or hasattr(detector, "contamination_")):
-        detector.decision_scores_ = scores.astype(np.float64)
+    detector.stop_reason_ = meta["stop_reason"]
+    if meta["training_scores"] is not None:
+        detector.decision_scores_ = meta["training_scores"].astype(np.float64)
         detector._process_decision_scores()
     return detector

@@ -2,9 +2,9 @@
 return JSON-able dicts; and the writers of their outputs (CSV, JSON lines, Parquet, PNG).
 No printing: the CLI reports.
 
-Reading follows the artifact rules: every file through ``artifacts.open_artifact``; only the
-rows asked for are read from X; a scores file must come from the features (and model) given,
-by fingerprint, unless ``force``.
+Reading follows the artifact rules: every file through its kind's reader (``deepuad.artifacts``);
+only the rows asked for are read from X; a scores file must come from the features (and model)
+given, by fingerprint, unless ``force``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import json
 from functools import partial
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import read_identity
+from deepuad.artifacts import scores as scores_artifact
+from deepuad.artifacts.features import open_features
 from deepuad.inputs.decoding import Coded, Decoder, Plain, output_names, plain, python_values, rank, round_significant
-from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, ParamError, RequestError, StaleError
 from deepuad.stages import rows_text
 from deepuad.estimators.params import SCORE_BATCH_ROWS
+from deepuad.stages.defaults import EXPLAIN, EXPLAIN_TOP, TOP
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -32,8 +33,8 @@ ROW_DATASETS = ("class_label", "video", "segment")
 RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
 # rows top builds and writes at a time (a Parquet row group each): its memory does not grow with the rows listed
 CHUNK_ROWS = 65_536
-# the most flagged rows top --flagged --explain explains: an explanation scores its row once per original column
-# (docs/threat-model.md: some models take 40 ms a row), and a file decides how many rows are flagged; -n decides
+# the most flagged rows top explains (`flagged` with `explain`): an explanation scores its row once per original column
+# (docs/threat-model.md: some models take 40 ms a row), and a file decides how many rows are flagged; `n` decides
 # for the user
 EXPLAIN_FLAGGED = 100
 
@@ -46,10 +47,10 @@ def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
         return Path(given)
     recorded = (scores_inputs.get(role) or {}).get("path")
     if not isinstance(recorded, str) or not recorded:
-        raise UsageError(f"{scores_path} records no {role} file; pass --{role}")
+        raise RequestError(f"{scores_path} records no {role} file; pass `{role}_path`")
     found = recorded_file(scores_path, scores_inputs, role)
     if found is None:
-        raise InputError(f"records its {role} file as {recorded}, which is not there; pass --{role} FILE", scores_path)
+        raise InputError(f"records its {role} file as {recorded}, which is not there; pass `{role}_path` FILE", scores_path)
     return found
 
 
@@ -79,35 +80,27 @@ def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None,
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
     and fingerprints. Only those rows of X are read. Ids and per-row values are lists, or with
     ``columns`` the columns ``_column`` makes."""
-    from deepuad.estimators.rows import take_rows
-    from deepuad.artifacts.features import as_finite_float32
-
     rows = np.asarray(rows, dtype=np.int64)
-    with art.open_artifact(features_path, "features") as f:
-        n_rows, width = f["X"].shape
+    with open_features(features_path, X=None) as features:
+        n_rows, width = features.n_rows, features.width
         if expected_rows is not None and n_rows != expected_rows:
             raise StaleError(f"has {n_rows} rows but the scores are for {expected_rows}: not the features they were scored from",
                              features_path)
         try:
-            decoder = Decoder(art.read_json(f, "encoding"), width)
+            decoder = Decoder(features.encoding(), width)
         except ValueError as error:
             raise InputError(f"{error} (corrupt?)", features_path) from None
-        order = np.argsort(rows, kind="stable")
-        X = np.empty((len(rows), width), dtype=np.float32)
-        if len(rows):
-            try:
-                X[order] = take_rows(f["X"], rows[order])
-            except (OSError, ValueError) as error:
-                raise InputError(f"X unreadable (corrupt?): {error}", features_path) from None
-        X = as_finite_float32(X, features_path)
-        ids = art.read_array(f, "ids")[rows] if "ids" in f else rows
+        X = features.take(rows)
+        ids = features.ids()[rows]
         per_row = {}
         for name in ROW_DATASETS:
-            if name in f and isinstance(f[name], h5py.Dataset) and f[name].shape == (n_rows,):
-                per_row[name] = _column(art.read_array(f, name)[rows])
-        y = art.read_array(f, "y")[rows] if "y" in f else None
-        id_columns = read_identity(f, features_path, rows)
-        info = {"fingerprint": str(f.attrs["fingerprint"]), "encoding_fingerprint": str(f.attrs.get("encoding_fingerprint", ""))}
+            values = features.column(name)
+            if values is not None:  # their lengths: declared, as X's rows
+                per_row[name] = _column(values[rows])
+        y = features.labels()
+        y = None if y is None else y[rows]
+        id_columns = features.id_columns(rows)
+        info = {"fingerprint": features.fingerprint, "encoding_fingerprint": features.encoding_fingerprint}
     ids = _column(np.asarray(ids))
     if not columns:
         ids, per_row = python_values(ids), {name: python_values(values) for name, values in per_row.items()}
@@ -120,19 +113,19 @@ def _load_model(model_path, features: dict, features_path, force: bool, device: 
 
     detector, meta = load_scorer(model_path, device)
     if not meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
-        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train --resume'",
+        raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with 'deepuad train `resume`'",
                          model_path)
     if features["encoding_fingerprint"] != meta["encoding_fingerprint"] and not force:
         raise StaleError(f"is encoded differently from the data {model_path} was trained on; re-extract it with "
-                         "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
+                         "'deepuad extract NEW `like` TRAINING.features.h5' or pass `force`", features_path)
     if features["width"] != meta["architecture"]["n_features"]:
         raise DataError(f"has {features['width']} features but the model expects {meta['architecture']['n_features']}", features_path)
     return detector, meta
 
 
 # =========================================================================== top
-def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = False, force: bool = False,
-        explain: int = 0, model_path=None, chunk_rows: int = CHUNK_ROWS) -> dict:
+def top(scores_path, features_path=None, n: int | None = TOP["n"], flagged: bool = False, force: bool = False,
+        explain: int = TOP["explain"], model_path=None, chunk_rows: int = CHUNK_ROWS) -> dict:
     """The most anomalous rows of a scores file, ranked, with their ids and their values in the
     original columns; with ``explain`` K > 0 also the K columns that contribute most.
 
@@ -142,32 +135,25 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     ``explained``). The listed rows' X is read once, here; the rows themselves are built chunk by chunk
     as they are written, so that listing a million rows takes no more memory than a few."""
     if n is not None and n < 1:
-        raise UsageError(f"-n must be >= 1, got {n}")
+        raise ParamError("n", f"must be >= 1, got {n}")
     if explain < 0:
-        raise UsageError(f"--explain must be >= 0, got {explain}")
-    with art.open_artifact(scores_path, "scores") as f:
-        from deepuad.artifacts.scores import read_finite_scores
-        from deepuad.artifacts.safe_read import finite_threshold
-
-        scores = read_finite_scores(art.read_array(f, "score"), scores_path)
-        is_anomaly = art.read_array(f, "is_anomaly")
-        threshold = finite_threshold(f, scores_path)
-        y = art.read_array(f, "y") if "y" in f else None
-        inputs = art.inputs_of(f)
+        raise ParamError("explain", f"must be >= 0, got {explain}")
+    scored = scores_artifact.read(scores_path)
+    scores, is_anomaly, threshold, y, inputs = (scored[key] for key in ("score", "is_anomaly", "threshold", "y", "inputs"))
     features_path = _recorded(inputs, "features", features_path, scores_path)
     chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
     if flagged and explain and len(chosen) > EXPLAIN_FLAGGED:
-        raise UsageError(f"{scores_path}: {len(chosen):,} rows are flagged, and --flagged --explain explains {EXPLAIN_FLAGGED} "
-                         "at most (each is scored once per original column): explain the first ones with -n N --explain "
-                         f"{explain}, or list them all without --explain")
+        raise RequestError(f"{len(chosen):,} rows are flagged, and `flagged` with `explain` explains {EXPLAIN_FLAGGED} at "
+                           "most (each is scored once per original column): explain the first ones with `n` N `explain` "
+                           f"{explain}, or list them all without `explain`", scores_path)
     features = read_rows(features_path, chosen, expected_rows=len(scores), columns=True)
     recorded_fp = (inputs.get("features") or {}).get("fingerprint")
     if recorded_fp != features["fingerprint"] and not force:
         raise StaleError(f"was not scored from {features_path} (its features fingerprint is {str(recorded_fp)[:12]}, the file's "
-                         f"{features['fingerprint'][:12]}); pass the features file it was scored from, or --force", scores_path)
+                         f"{features['fingerprint'][:12]}); pass the features file it was scored from, or `force`", scores_path)
     y = features["y"] if y is None else y[chosen]
     decoder: Decoder = features["decoder"]
-    id_names = output_names(list(features["id_columns"]), RESERVED)  # extract --id-column: shown after the id
+    id_names = output_names(list(features["id_columns"]), RESERVED)  # extract's id columns: shown after the id
     names = output_names(decoder.columns, (*RESERVED, *id_names.values()))
     detector = None
     if explain:
@@ -175,7 +161,7 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
         detector, meta = _load_model(model_path, features, features_path, force)
         recorded_model = (inputs.get("model") or {}).get("fingerprint")
         if recorded_model != meta["fingerprint"] and not force:
-            raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or --force", scores_path)
+            raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or `force`", scores_path)
     columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
                *(["why"] if explain else []), *(names[c] for c in decoder.columns)]
 
@@ -218,14 +204,14 @@ def row_dicts(result: dict, limit: int | None = None) -> list[dict]:
 
 
 def output_format(fmt: str | None, output, is_terminal: bool) -> str:
-    """--format, else from -o's suffix, else a table on a terminal and CSV in a pipe."""
+    """``fmt``, else from ``output``'s suffix, else a table on a terminal and CSV in a pipe."""
     if fmt is not None:
         if fmt not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+            raise ParamError("fmt", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if fmt == "table" and output is not None:
-            raise UsageError("--format table is for a terminal; write a file as csv, jsonl or parquet")
+            raise ParamError("fmt", "table is for a terminal; write a file as csv, jsonl or parquet")
         if fmt == "parquet" and output is None:
-            raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
+            raise ParamError("fmt", "parquet needs `output` FILE (Parquet is binary)")
         return fmt
     if output is not None:
         return SUFFIX_FORMATS.get(Path(output).suffix.lower(), "csv")
@@ -297,7 +283,7 @@ def write_parquet(result: dict, handle) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
-        raise UsageError("--format parquet needs pyarrow: pip install pyarrow") from None
+        raise ParamError("fmt", "parquet needs pyarrow: pip install pyarrow") from None
     types: dict[str, set] = {column: set() for column in result["columns"]}
     for chunk in result["chunks"](explained=False):
         for column, values in chunk.items():
@@ -366,50 +352,48 @@ def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
     for value in wanted:
         if value not in lookup:
             examples = ", ".join(str(_text(v)) for v in all_ids[:3])
-            raise UsageError(f"--rows: id {value!r} is not in {features_path} (ids look like: {examples})")
+            raise ParamError("rows", f"id {value!r} is not in {features_path} (ids look like: {examples})")
         rows.append(lookup[value])
     return np.array(rows, dtype=np.int64)
 
 
-def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None, k: int = 5,
-            plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS, device: str = "cpu") -> dict:
+def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None,
+            k: int = EXPLAIN["k"], plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS,
+            device: str = "cpu") -> dict:
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
     from deepuad.estimators.explain import METHOD, explain_rows
-    from deepuad.artifacts.scores import read_finite_scores
 
     if k < 1:
-        raise UsageError(f"-k must be >= 1, got {k}")
+        raise ParamError("k", f"must be >= 1, got {k}")
     if rows and top_n is not None:
-        raise UsageError("give --rows or --top, not both")
+        raise RequestError("give `rows` or `top_n`, not both")
     if top_n is not None and top_n < 1:
-        raise UsageError(f"--top must be >= 1, got {top_n}")
+        raise ParamError("top_n", f"must be >= 1, got {top_n}")
     if batch_rows < 1:
-        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
-    top_n = 10 if not rows and top_n is None else top_n
+        raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
+    top_n = EXPLAIN_TOP if not rows and top_n is None else top_n
     header = read_rows(features_path, np.zeros(0, dtype=np.int64))
     detector, meta = _load_model(model_path, header, features_path, force, device)
     if rows:
-        with art.open_artifact(features_path, "features") as f:
-            all_ids = art.read_array(f, "ids") if "ids" in f else np.arange(header["n_rows"])
+        with open_features(features_path, X=None) as features:
+            all_ids = features.ids()
         chosen = _select_by_ids(all_ids, rows, features_path)
         scores = None
     elif scores_path is not None:
-        with art.open_artifact(scores_path, "scores") as f:
-            scores = read_finite_scores(art.read_array(f, "score"), scores_path)
-            recorded = (art.inputs_of(f).get("features") or {}).get("fingerprint")
+        scored = scores_artifact.read(scores_path)
+        scores, recorded = scored["score"], (scored["inputs"].get("features") or {}).get("fingerprint")
         if len(scores) != header["n_rows"] or (recorded != header["fingerprint"] and not force):
-            raise StaleError(f"was not scored from {features_path}; pass its scores file, or --force", scores_path)
+            raise StaleError(f"was not scored from {features_path}; pass its scores file, or `force`", scores_path)
         chosen = rank(scores, n=top_n)
     else:
         from deepuad.artifacts.features import as_finite_float32
 
         scores = np.empty(header["n_rows"], dtype=np.float32)
-        with art.open_artifact(features_path, "features") as f:
-            X = f["X"]
+        with open_features(features_path, X="disk") as features:
             for begin in range(0, header["n_rows"], batch_rows):
-                chunk = as_finite_float32(X[begin : begin + batch_rows], features_path, begin)
+                chunk = as_finite_float32(features.X[begin : begin + batch_rows], features_path, begin)
                 scores[begin : begin + len(chunk)] = detector.decision_function(chunk, batch_size=batch_rows)
         chosen = rank(scores, n=top_n)
     data = read_rows(features_path, chosen)

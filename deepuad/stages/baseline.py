@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import load_features
+from deepuad.artifacts.features import read_features
 from deepuad.artifacts.scores import write_scores
-from deepuad.errors import DataError, StaleError, UsageError
-from deepuad.estimators.constraints import ParamError
-from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS, check_params
+from deepuad.errors import DataError, ParamError, StaleError
+from deepuad.estimators.params import ACTIVATIONS, BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS, check_params
 from deepuad.stages._common import default_output, no_progress, Progress, resolve_device, set_threads
+from deepuad.stages.defaults import DEVICE
 
 
 def baseline(
     features_path,
-    method="iforest",
+    method=BASELINE_DEFAULTS["method"],
     score_features=None,
     output=None,
     contamination=BASELINE_DEFAULTS["contamination"],
@@ -29,7 +29,7 @@ def baseline(
     layers=BASELINE_DEFAULTS["layers"],
     activation=DEFAULTS["activation"],
     max_train_samples=BASELINE_DEFAULTS["max_train_samples"],
-    device="auto",
+    device=DEVICE,
     threads=None,
     progress: Progress = no_progress,
 ) -> dict:
@@ -38,7 +38,11 @@ def baseline(
     from deepuad.estimators.baselines import BASELINES
 
     if method not in BASELINES:
-        raise UsageError(f"--method must be one of {', '.join(BASELINES)}, got {method!r}")
+        raise ParamError("method", f"must be one of {', '.join(BASELINES)}, got {method!r}")
+    if method in ("ae", "dagmm") and batch_size < 1:
+        raise ParamError("batch_size", f"must be >= 1, got {batch_size}")
+    if method == "ae" and activation not in ACTIVATIONS:
+        raise ParamError("activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     check_params({"seed": seed})  # the baselines take any seed NumPy takes; the stage takes DeepUAD's
     options: dict = {"contamination": contamination, "random_state": seed}
     if method in ("ae", "dagmm"):
@@ -57,10 +61,10 @@ def baseline(
     if "device" in options:
         options["device"] = resolve_device(device)
         detector.set_params(device=options["device"])
-    train = load_features(features_path)
-    target = train if Path(score_features) == Path(features_path) else load_features(score_features)
+    train = read_features(features_path)
+    target = train if Path(score_features) == Path(features_path) else read_features(score_features)
     if target["encoding_fingerprint"] != train["encoding_fingerprint"]:
-        raise StaleError(f"is encoded differently from {features_path}; use extract --like", score_features)
+        raise StaleError(f"is encoded differently from {features_path}; use extract `like`", score_features)
     progress(f"fitting {method}", 0, 1)
     try:
         detector.fit(train["X"])

@@ -8,7 +8,7 @@ import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import clusters as clusters_artifact
-from deepuad.artifacts.features import features_for_clustering
+from deepuad.artifacts.features import open_features
 from deepuad.errors import DataError
 from deepuad.estimators.constraints import Interval, Real, check
 from deepuad.estimators.params import DEFAULTS, METHOD_SPEC, check_params, record
@@ -43,7 +43,10 @@ def cluster(
     values = dict(init_method=init_method, init_clusters=init_clusters, p0=p0, percentile_over=percentile_over,
                   min_fraction=min_fraction, seed=seed, init_by=init_by, trim_cutoff=trim_cutoff,
                   cluster_cutoff=cluster_cutoff)
-    options = {name: value for name, value in (method_options or {}).items() if value is not None}
+    # distribution clustering's options are recorded only with it (each has a default); the other methods'
+    # options, where given, whatever the method
+    options = {name: value for name, value in (method_options or {}).items()
+               if value is not None and (init_method == "distribution" or METHOD_SPEC[name].methods != ("distribution",))}
     check_params(values)
     check_params({name: value for name, value in options.items() if init_method in METHOD_SPEC[name].methods}, METHOD_SPEC)
     if init_method == "distribution" and options.get("normalize") != "none" and "max_dist" in options:
@@ -56,8 +59,12 @@ def cluster(
             return skipped(output)
     progress(f"clustering ({init_method})", 0, 1)
     streaming = bool(options.get("fit_sample")) and init_method in ("gmm", "kmeans")
-    with features_for_clustering(features_path, streaming=streaming) as features:
-        X, y = features["X"], features["y"]
+    # streaming: gmm/kmeans with --fit-sample read only their sample and assign every row in
+    # chunks, so that data larger than memory can be clustered
+    with open_features(features_path, X="disk" if streaming else "memory") as features:
+        if streaming:
+            features.check_finite(0, features.n_rows)
+        X, y = features.X, features.labels()
         if len(X) < 2:  # else scikit-learn's "Found array with 1 sample(s)" as the reason
             raise DataError(f"has {len(X)} row; clustering needs at least 2", features_path)
         try:
@@ -74,7 +81,7 @@ def cluster(
             f"the p0 rule selected fewer than {min_fraction:.0%} of the rows; added clusters in increasing variance "
             f"up to {len(selection.selected)} rows (recorded as fallback)"
         )
-    inputs = {"features": {"path": str(features_path), "fingerprint": features["fingerprint"]}}
+    inputs = {"features": {"path": str(features_path), "fingerprint": features.fingerprint}}
     clusters_artifact.write(output, selection, params, inputs, n_rows, init_method, y)
     summary = {
         "output": str(output), "method": init_method, "rows": n_rows, "clusters": int((selection.sizes > 0).sum()),

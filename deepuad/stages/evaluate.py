@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.safe_read import finite_threshold
-from deepuad.artifacts.scores import read_finite_scores
+from deepuad.artifacts import scores as scores_artifact
+from deepuad.artifacts.features import open_features
 from deepuad.errors import DataError, InputError
 from deepuad.stages._common import no_progress, Progress, recorded_file
 
@@ -21,28 +21,25 @@ def evaluate(scores_path, labels_path=None, model_path=None, plots_dir=None, pro
     Without ground truth there is nothing to measure: DataError (exit 4)."""
     from deepuad.estimators.metrics import binary_metrics
 
-    with art.open_artifact(scores_path, "scores") as f:
-        scores, is_anomaly = read_finite_scores(art.read_array(f, "score"), scores_path), art.read_array(f, "is_anomaly")
-        y = art.read_array(f, "y") if "y" in f else None
-        threshold = finite_threshold(f, scores_path)
-        inputs = art.inputs_of(f)
+    scored = scores_artifact.read(scores_path)
+    scores, is_anomaly, y, threshold, inputs = (scored[key] for key in ("score", "is_anomaly", "y", "threshold", "inputs"))
     source = str(scores_path)
     features_path = labels_path or recorded_file(scores_path, inputs, "features")
     extra = {}
     if features_path is not None:
         try:
-            with art.open_artifact(features_path, "features") as f:
+            with open_features(features_path, X=None) as features:
                 if labels_path is not None:
-                    if "y" not in f:
+                    y, source = features.labels(), str(labels_path)
+                    if y is None:
                         raise DataError("has no labels (y)", labels_path)
-                    y, source = art.read_array(f, "y"), str(labels_path)
-                extra = {name: art.read_array(f, name) for name in ("video",) if name in f}
+                extra = {"video": features.column("video")}
         except InputError:
             if labels_path is not None:
                 raise
     if y is None:
-        raise DataError("has no labels (y) to evaluate against: pass --labels FEATURES, a features file extracted with "
-                        "--label-column (or --annotations, --labels)", scores_path)
+        raise DataError("has no labels (y) to evaluate against: pass `labels_path` FEATURES, a features file extracted with "
+                        "`label_column` (or `annotations`, `labels`)", scores_path)
     if len(y) != len(scores):
         raise DataError(f"has {len(y)} labels but {scores_path} has {len(scores)} scores", source)
     summary: dict = {"scores": str(scores_path), "rows": len(scores), "threshold": threshold,

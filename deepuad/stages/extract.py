@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.features import write_features
-from deepuad.errors import DataError, OutputError, StaleError, UsageError
+from deepuad.artifacts.features import open_features, write_features
+from deepuad.errors import DataError, OutputError, ParamError, RequestError, StaleError
 from deepuad.estimators.params import DEFAULTS, check_params
 from deepuad.stages._common import (
     default_output, existing_artifact_matches, file_sha256, no_progress, Progress, require_exists,
     require_input_file, resolve_device, skipped,
 )
+from deepuad.stages.defaults import DEVICE, EXTRACT
 
 
 INPUT_TYPES = ("auto", "table", "numpy", "idx", "images", "video")
@@ -48,11 +49,11 @@ def input_sha256(path: Path) -> str:
 
 
 def extract(
-    input_path, output=None, like=None, input_type="auto", scale=None, compress=False,
-    categorical=(), drop=(), label_column=None, anomaly_values=None, chunk_rows=100_000, text_encoding="utf-8",  # tables
-    missing=None, id_columns=(),  # tables and arrays (missing); tables (id_columns)
-    labels=None, size=(32, 32), grayscale=False, model=None, device="auto",  # MNIST labels; images
-    annotations=None, segment_frames=16.0, per_video=False,  # video
+    input_path, output=None, like=None, input_type=EXTRACT["input_type"], scale=None, compress=False,
+    categorical=(), drop=(), label_column=None, anomaly_values=None, chunk_rows=EXTRACT["chunk_rows"],  # tables
+    text_encoding=EXTRACT["text_encoding"], missing=None, id_columns=(),  # tables (missing: and arrays)
+    labels=None, size=EXTRACT["size"], grayscale=False, model=None, device=DEVICE,  # MNIST labels; images
+    annotations=None, segment_frames=EXTRACT["segment_frames"], per_video=False,  # video
     normal_class=None, anomaly_ratio=None, seed=DEFAULTS["seed"],  # labelled sets: the paper's one-class task
     skip_current=False, progress: Progress = no_progress,
 ) -> dict:
@@ -67,22 +68,24 @@ def extract(
     check_params({"seed": seed})
     input_path = require_exists(input_path)
     if input_type not in INPUT_TYPES:
-        raise UsageError(f"--type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+        raise ParamError("input_type", f"must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+    if chunk_rows < 1:
+        raise ParamError("chunk_rows", f"must be >= 1, got {chunk_rows}")
     if input_type == "auto":
         input_type = detect_input_type(input_path)
     if input_type not in ("images", "video"):
         require_input_file(input_path)
     if missing is not None and input_type not in ("table", "numpy"):
-        raise UsageError(f"--missing applies to tables and NumPy arrays only; this input is {input_type}")
+        raise ParamError("missing", f"applies to tables and NumPy arrays only; this input is {input_type}")
     if id_columns and input_type != "table":
-        raise UsageError(f"--id-column applies to tables only; this input is {input_type}")
-    scale_given = scale  # checked against --like's below
+        raise ParamError("id_columns", f"applies to tables only; this input is {input_type}")
+    scale_given = scale  # checked against like's below
     if scale is None:
         scale = "minmax" if input_type in ("table", "numpy") else "none"
     if (normal_class is None) != (anomaly_ratio is None):
-        raise UsageError("--normal-class and --anomaly-ratio go together")
+        raise RequestError("`normal_class` and `anomaly_ratio` go together")
     if per_video and input_type != "video":
-        raise UsageError("--per-video applies to video feature folders only")
+        raise ParamError("per_video", "applies to video feature folders only")
     _check_table_options(input_type, categorical, drop, label_column, anomaly_values)
     default = input_path.with_name(input_path.name + ".per-video") if per_video else default_output(input_path, "features")
     output = Path(output or default)
@@ -108,9 +111,9 @@ def extract(
     inputs = {"raw": {"path": str(input_path), "sha256": input_sha256(input_path)}}
     like_encoding = None
     if like:
-        with art.open_artifact(like, "features") as f:
-            like_encoding = art.read_json(f, "encoding")
-            inputs["like"] = {"path": str(like), "fingerprint": f.attrs["fingerprint"]}
+        with open_features(like, X=None) as features:
+            like_encoding = features.encoding()
+            inputs["like"] = {"path": str(like), "fingerprint": features.fingerprint}
         if bool(like_encoding.get("array")) == (input_type == "table"):
             raise StaleError(f"{like} was made from {'a table' if not like_encoding.get('array') else 'arrays'}; this input is {input_type}", input_path)
         _check_like_options(like, like_encoding, scale=scale_given, categorical=categorical, drop=drop, label_column=label_column,
@@ -144,7 +147,7 @@ def extract(
             progress("fitting encoding", rows, 0)
         encoder.finish_fit(input_path)
 
-    # rows encoded at a time: a chunk of --chunk-rows rows times a wide one-hot encoding (float64
+    # rows encoded at a time: a chunk of chunk_rows rows times a wide one-hot encoding (float64
     # while it is built) must not take gigabytes
     rows_per_piece = max(1, (32 << 20) // max(1, len(encoder.feature_names_)))
     dropped: list[np.ndarray] | None = [] if encoder.missing == "drop" else None
@@ -165,7 +168,7 @@ def extract(
 
     summary = write_features(output, table_chunks(), encoder.to_dict(), params, inputs, compress, progress, unseen,
                              dropped=dropped, filled=filled)
-    for column, count in unseen.items():  # a warning, and in the summary (--json) all the same
+    for column, count in unseen.items():  # a warning, and in the summary all the same
         warnings.warn(f"column {column!r}: {count} row(s) hold a category unseen in {like}; encoded as none of its categories")
     return summary
 
@@ -176,7 +179,7 @@ LIKE_DEFAULTS = {"scale": None, "categorical": [], "drop": [], "label_column": N
 
 
 def _check_like_options(like, encoding: dict, **given) -> None:
-    """UsageError for an encoding option given with --like that disagrees with the features
+    """ParamError for an encoding option given with ``like`` that disagrees with the features
     file, which decides them all: ignored, it would look as if it had been applied. The same
     value as stored is accepted (scripts may repeat them)."""
     stored = encoding.get("params", {})
@@ -186,24 +189,23 @@ def _check_like_options(like, encoding: dict, **given) -> None:
         recorded = stored.get(name, LIKE_DEFAULTS[name])
         same = sorted(map(str, value)) == sorted(map(str, recorded or [])) if isinstance(value, (list, tuple)) else value == recorded
         if not same:
-            option = "--id-column" if name == "id_columns" else "--" + name.replace("_", "-")
             shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            raise UsageError(f"{option} {shown} conflicts with --like {like}, which was encoded with {option} "
+            raise ParamError(name, f"{shown} conflicts with `like` {like}, which was encoded with `{name}` "
                              f"{recorded if not isinstance(recorded, list) else ','.join(map(str, recorded)) or '(none)'}: "
-                             f"the features file decides the encoding; leave {option} out")
+                             f"the features file decides the encoding; leave `{name}` out")
 
 
 def _check_table_options(input_type, categorical, drop, label_column, anomaly_values) -> None:
     """Options only a table can honour are refused for other inputs instead of being ignored,
-    and --anomaly-values without --label-column (which would leave the label among the
+    and ``anomaly_values`` without ``label_column`` (which would leave the label among the
     features) is refused."""
     if input_type != "table":
-        given = [name for name, value in (("--categorical", categorical), ("--drop", drop), ("--label-column", label_column),
-                                          ("--anomaly-values", anomaly_values)) if value]
+        given = [f"`{name}`" for name, value in (("categorical", categorical), ("drop", drop), ("label_column", label_column),
+                                                 ("anomaly_values", anomaly_values)) if value]
         if given:
-            raise UsageError(f"{', '.join(given)} apply to CSV/TSV tables only; this input is {input_type}")
+            raise RequestError(f"{', '.join(given)} apply to CSV/TSV tables only; this input is {input_type}")
     if anomaly_values and label_column is None:
-        raise UsageError("--anomaly-values needs --label-column (else the label column would be encoded as a feature)")
+        raise RequestError("`anomaly_values` needs `label_column` (else the label column would be encoded as a feature)")
 
 
 def _read_array_input(path, input_type, labels, size, grayscale, model, device, annotations, segment_frames,
@@ -261,11 +263,8 @@ def _one_class_subset(raw: dict, normal_class, anomaly_ratio, seed, path) -> dic
 
     class_label = raw["extra"].get("class_label")
     if class_label is None:
-        raise UsageError(f"--normal-class needs class labels, and {path} has none (pass --labels for IDX files)")
-    try:
-        rows, y = one_class_task(class_label, normal_class, anomaly_ratio, seed)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise ParamError("normal_class", f"needs class labels, and {path} has none (pass `labels` for IDX files)")
+    rows, y = one_class_task(class_label, normal_class, anomaly_ratio, seed)  # ParamError for a class or ratio it cannot use
     subset = {k: (None if v is None else v[rows]) for k, v in raw.items() if k in ("X", "ids")}
     subset["ids"] = rows.astype(np.int64) if raw["ids"] is None else subset["ids"]  # rows of the original input
     return {**subset, "y": y, "extra": {k: v[rows] for k, v in raw["extra"].items()},
@@ -281,7 +280,7 @@ def _write_arrays(raw, output, params, inputs, scale, like_encoding, like, compr
         gaps = np.isnan(X).any(axis=1) if X.dtype.kind == "f" else np.zeros(len(X), dtype=bool)
         dropped = [np.flatnonzero(gaps)]
         if gaps.all():
-            raise DataError("every row has a NaN: nothing is left after --missing drop", inputs["raw"]["path"])
+            raise DataError("every row has a NaN: nothing is left after `missing` drop", inputs["raw"]["path"])
         X = X[~gaps]
         rows = np.flatnonzero(~gaps)
         ids = rows.astype(np.int64) if raw["ids"] is None else raw["ids"][rows]

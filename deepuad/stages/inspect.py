@@ -13,8 +13,8 @@ def describe(path) -> dict:
         kind = str(f.attrs["deepuad_kind"])
         info = {
             "path": str(path), "kind": kind, "schema_version": int(f.attrs["deepuad_schema_version"]),
-            "deepuad_version": str(f.attrs.get("deepuad_version", "")), "created": str(f.attrs.get("created", "")),
-            "fingerprint": str(f.attrs.get("fingerprint", "")), "params": art.params_of(f), "inputs": art.inputs_of(f),
+            "deepuad_version": str(f.attrs["deepuad_version"]), "created": str(f.attrs["created"]),
+            "fingerprint": str(f.attrs["fingerprint"]), "params": art.params_of(f), "inputs": art.inputs_of(f),
             "datasets": [
                 {"name": name, "shape": list(ds.shape), "dtype": str(ds.dtype), "description": str(ds.attrs.get("description", ""))}
                 for name, ds in art._datasets(f) if not name.startswith(("weights/", "optimizer/", "iterations/"))

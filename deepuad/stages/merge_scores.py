@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from deepuad import artifacts as art
-from deepuad.artifacts.scores import read_finite_scores, write_scores
-from deepuad.artifacts.shard import read_shard_header
-from deepuad.errors import InputError, StaleError, UsageError
+from deepuad.artifacts import shard as shard_artifact
+from deepuad.artifacts.scores import write_scores
+from deepuad.errors import InputError, RequestError, StaleError
 from deepuad.stages._common import check_threshold_options, default_output, no_progress, Progress
 
 
@@ -20,10 +20,10 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
     streamed into the output one shard at a time."""
     check_threshold_options(contamination, threshold)
     if not shard_paths:
-        raise UsageError("give the shard files to merge")
+        raise RequestError("give the shard files to merge")
     if output is not None:
         output = art.check_output_path(output, shard_paths)
-    shards = [read_shard_header(path) for path in shard_paths]
+    shards = [shard_artifact.read(path) for path in shard_paths]
     first = shards[0]
     for shard in shards[1:]:
         _require_same_run(shard, first)
@@ -42,8 +42,8 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
     if contamination is None and threshold is None:  # the options the shards were scored with
         for shard in shards[1:]:
             if (shard["contamination"], shard["threshold"]) != (first["contamination"], first["threshold"]):
-                raise StaleError(f"was scored with other --contamination/--threshold options than {first['path']}; "
-                                 "pass --contamination or --threshold to merge-scores", shard["path"])
+                raise StaleError(f"was scored with other `contamination`/`threshold` options than {first['path']}; "
+                                 "pass `contamination` or `threshold` to merge-scores", shard["path"])
         contamination, threshold = first["contamination"], first["threshold"]
     output = output or art.check_output_path(default_output(ordered[0]["path"], "scores"), shard_paths)
     n_rows = first["n_rows_total"]
@@ -54,12 +54,10 @@ def merge_scores(shard_paths, output=None, contamination=None, threshold=None, p
 
     def chunks():
         for shard in ordered:
-            with art.open_artifact(shard["path"], "scores_shard") as f:
-                values = art.read_array(f, "score")
-            if len(values) != shard["row_stop"] - shard["row_start"]:  # rewritten since it was checked
-                raise InputError("changed while merging", shard["path"])
-            read_finite_scores(values, shard["path"])
-            yield shard["row_start"], values
+            again = shard_artifact.read(shard["path"], scores=True)
+            if (again["row_start"], again["row_stop"]) != (shard["row_start"], shard["row_stop"]):
+                raise InputError("changed while merging", shard["path"])  # rewritten since it was checked
+            yield shard["row_start"], again["score"]
 
     summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress, "merging shards")
     summary["shards"] = count
@@ -76,6 +74,6 @@ def _require_same_run(shard: dict, first: dict) -> None:
     for key, what in (("count", "shard count"), ("n_rows_total", "row count"), ("batch_rows", "batch size")):
         if shard[key] != first[key]:
             raise StaleError(f"has {what} {shard[key]} but {first['path']} has {first[key]}; merge the shards of one run "
-                             "(same --shard N and --batch-rows)", shard["path"])
+                             "(same `shard` N and `batch_rows`)", shard["path"])
     if (shard["y"] is None) != (first["y"] is None):
         raise InputError(f"{'has' if shard['y'] is not None else 'has no'} labels (y) unlike {first['path']} (corrupt?)", shard["path"])

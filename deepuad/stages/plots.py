@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from deepuad.errors import OutputError, UsageError
+from deepuad.errors import OutputError, ParamError
 from deepuad.signals import placing_output, raise_held_back
 
 # at most this many figures of one kind per run (one per video, one per explained row): a file
@@ -42,7 +42,7 @@ def _replaceable(folder: Path) -> None:
     others = [entry.name for entry in os.scandir(folder)
               if not (entry.is_file(follow_symlinks=False) and Path(entry.name).suffix.lower() in PLOT_FILES)]
     if others:
-        raise OutputError(f"holds {len(others)} entries that are not plots (e.g. {others[0]}), and --plots replaces the "
+        raise OutputError(f"holds {len(others)} entries that are not plots (e.g. {others[0]}), and `plots_dir` replaces the "
                           "folder whole: choose a new or empty folder", folder)
 
 
@@ -91,7 +91,7 @@ def _pyplot():
         matplotlib.use("Agg")  # headless: cron jobs and servers have no display
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plots needs matplotlib: pip install 'deepuad[plots]'") from None
+        raise ParamError("plots_dir", "needs matplotlib: pip install 'deepuad[plots]'") from None
     return plt
 
 

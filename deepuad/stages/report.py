@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import __version__, artifacts as art
-from deepuad.artifacts.safe_read import finite_threshold
-from deepuad.artifacts.scores import read_finite_scores
-from deepuad.errors import UsageError
+from deepuad.artifacts import model as model_artifact
+from deepuad.artifacts import scores as scores_artifact
+from deepuad.errors import RequestError
 from deepuad.estimators.drift import ACT_ABOVE
 from deepuad.stages._common import no_progress, Progress
+from deepuad.stages.defaults import REPORT
 
 # points kept on a ROC or PR curve: enough to draw it, few enough that a million rows stay small
 CURVE_POINTS = 500
@@ -36,8 +37,8 @@ LOWEST_PSI_SHOWN = 1e-3
 STABLE_BELOW = 0.1
 
 
-def report(scores_path, output=None, features_path=None, model_path=None, n: int = 20, k: int = 3, force: bool = False,
-           progress: Progress = no_progress) -> dict:
+def report(scores_path, output=None, features_path=None, model_path=None, n: int = REPORT["n"], k: int = REPORT["k"],
+           force: bool = False, progress: Progress = no_progress) -> dict:
     """Write the HTML report of ``scores_path`` (default ``<scores stem>.report.html`` beside it);
     the top ``n`` rows come from its features file, each with the ``k`` columns that drove its
     score when the model is known. Returns a summary."""
@@ -45,14 +46,10 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     from deepuad.stages.inspect import describe
 
     if n < 1 or k < 1:
-        raise UsageError(f"-n and -k must be >= 1, got {n} and {k}")
+        raise RequestError(f"`n` and `k` must be >= 1, got {n} and {k}")
     output = art.check_output_path(output or _default_output(scores_path), [scores_path, features_path, model_path])
-    with art.open_artifact(scores_path, "scores") as f:
-        scores = read_finite_scores(art.read_array(f, "score"), scores_path)
-        threshold = finite_threshold(f, scores_path)
-        is_anomaly = art.read_array(f, "is_anomaly")
-        y = art.read_array(f, "y") if "y" in f else None
-        inputs = art.inputs_of(f)
+    scored = scores_artifact.read(scores_path)
+    scores, threshold, is_anomaly, y, inputs = (scored[key] for key in ("score", "threshold", "is_anomaly", "y", "inputs"))
     has_model = model_path is not None or "model" in inputs
     progress("report", 0, 3)
     top = answers.top(scores_path, features_path, n, False, force, k if has_model else 0, model_path)
@@ -103,8 +100,8 @@ def _envelope(path, role: str) -> dict:
     """What a file is and where it came from: kind, fingerprint, creation, its own inputs."""
     with art.open_artifact(path) as f:
         return {"role": role, "path": str(path), "kind": str(f.attrs["deepuad_kind"]),
-                "fingerprint": str(f.attrs["fingerprint"]), "created": str(f.attrs.get("created", "")),
-                "version": str(f.attrs.get("deepuad_version", "")), "params": art.params_of(f),
+                "fingerprint": str(f.attrs["fingerprint"]), "created": str(f.attrs["created"]),
+                "version": str(f.attrs["deepuad_version"]), "params": art.params_of(f),
                 "inputs": {name: source.get("fingerprint") or source.get("sha256") or "" for name, source in art.inputs_of(f).items()
                            if isinstance(source, dict)}}
 
@@ -112,13 +109,11 @@ def _envelope(path, role: str) -> dict:
 def _model_story(model_path, threshold: float) -> dict:
     """The model's training summary, its re-selections (the paper's Fig. 5), its loss per epoch
     and the share of its training rows that score above ``threshold``."""
-    from deepuad.artifacts.model import TRAINING_SCORES
     from deepuad.stages.inspect import describe
 
     info = describe(model_path)
-    with art.open_artifact(model_path, "model") as f:
-        losses = art.read_array(f, "epoch_losses").astype(np.float64)
-        training = art.read_array(f, TRAINING_SCORES) if TRAINING_SCORES in f else None
+    arrays, _, _, meta = model_artifact.read(model_path, training_scores=True)
+    losses, training = arrays["epoch_losses"].astype(np.float64), meta["training_scores"]
     training_share = None if training is None or not len(training) else float(np.mean(training > threshold))
     return {"summary": info["summary"], "iterations": info["iterations"], "losses": losses,
             "training_scores": training, "training_flagged_share": training_share}

@@ -5,20 +5,20 @@ the model (the same numbers, to the bit) and the network is not loaded."""
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 
 from deepuad import artifacts as art
 from deepuad.artifacts import model as model_artifact
-from deepuad.artifacts.features import as_finite_float32, identity_to_carry
+from deepuad.artifacts.features import as_finite_float32, Features, open_features
 from deepuad.artifacts.scores import drift_fields, write_scores
 from deepuad.artifacts.shard import write_shard
-from deepuad.errors import DataError, InputError, StaleError, UsageError
+from deepuad.errors import DataError, InputError, ParamError, StaleError
 from deepuad.estimators.params import SCORE_BATCH_ROWS
 from deepuad.stages._common import (
     check_threads, check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
     resolve_device, set_threads, skipped,
 )
+from deepuad.stages.defaults import DEVICE
 
 
 def score(
@@ -28,7 +28,7 @@ def score(
     contamination=None,
     threshold=None,
     force=False,
-    device="auto",
+    device=DEVICE,
     threads=None,
     batch_rows=SCORE_BATCH_ROWS,
     shard=None,
@@ -40,38 +40,40 @@ def score(
     ``shard=(i, n)`` only shard i's rows (``art.shard_rows``) -> scores_shard artifact, which
     merge_scores joins with the other n - 1 into the scores artifact this would have written.
     The scores artifact also holds the drift of these rows from the model's training data
-    (``DriftMeasure``); ``need_drift`` (``--fail-on-drift``): InputError before anything is
+    (``DriftMeasure``); ``need_drift`` (score's ``fail_on_drift`` option): InputError before anything is
     scored when the model holds no drift reference."""
     check_threshold_options(contamination, threshold)
     if batch_rows < 1:
-        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+        raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
     if shard is not None and not 0 <= shard[0] < shard[1]:
-        raise UsageError(f"--shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+        raise ParamError("shard", f"must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
     suffix = "scores" if shard is None else f"scores.shard-{shard[0]}-of-{shard[1]}"
     output = art.check_output_path(output or default_output(features_path, suffix), [model_path, features_path])
-    with art.open_artifact(features_path, "features") as f:
-        features_fp = str(f.attrs["fingerprint"])
+    with open_features(features_path, X="disk") as features:
+        features_fp = features.fingerprint
         # the rows the model was trained on: train scored them already, in these very batches
         stored = model_artifact.stored_scores(model_path, features_fp, batch_rows, device) if shard is None else None
         if stored is not None:
             check_threads(threads)  # nothing to compute: neither torch nor the network is loaded
             stored_scores, model_meta = stored
-            scored_on, default_share = model_meta["params"].get("device"), model_meta["contamination_estimate"]
+            scored_on = model_meta["params"]["device"]
         else:
             set_threads(threads)
             detector, model_meta = load_model(model_path, resolve_device(device))
             if not model_meta["complete"] and not hasattr(detector, "score_parts_") and detector.score != "cosine":
                 raise InputError("is a checkpoint of an unfinished training run (no scorer yet): finish it with "
-                                 "'deepuad train --resume'", model_path)
-            if str(f.attrs.get("encoding_fingerprint", "")) != model_meta["encoding_fingerprint"] and not force:
+                                 "'deepuad train `resume`'", model_path)
+            if features.encoding_fingerprint != model_meta["encoding_fingerprint"] and not force:
                 raise StaleError(
                     f"is encoded differently from the data {model_path} was trained on; re-extract it with "
-                    "'deepuad extract NEW --like TRAINING.features.h5' or pass --force", features_path)
-            # the share estimated from the training scores (models from before it: p/100)
-            scored_on, default_share = detector.device, getattr(detector, "contamination_", detector.p / 100)
+                    "'deepuad extract NEW `like` TRAINING.features.h5' or pass `force`", features_path)
+            scored_on = detector.device
         if contamination is None and threshold is None:
-            contamination = default_share  # recorded in a shard too, so merge-scores needs no model
-        X = f["X"]
+            # recorded in a shard too, so merge-scores needs no model: the share a finished model
+            # estimated from its training scores; a checkpoint (cosine alone) has none yet, and
+            # takes the share p/100 that its training leaves out
+            contamination = model_meta["contamination_estimate"] if model_meta["complete"] else detector.p / 100
+        X = features.X
         n_rows, width = X.shape
         if stored is not None and len(stored_scores) != n_rows:  # the same fingerprint: only a crafted model
             raise InputError(f"holds {len(stored_scores)} training scores for the {n_rows} rows of {features_path} (corrupt?)",
@@ -88,11 +90,11 @@ def score(
             params["shard"] = list(shard)
         if skip_current and existing_artifact_matches(output, "scores" if shard is None else "scores_shard", params, inputs):
             return skipped(output)
-        y = art.read_array(f, "y", rows=slice(start, stop)) if "y" in f else None
-        drift = None if shard is not None else DriftMeasure(model_path, f, n_rows, features_fp)
+        y = features.labels(slice(start, stop))
+        drift = None if shard is not None else DriftMeasure(model_path, features, model_meta)
         if need_drift and drift is not None and drift.reference is None and not drift.training_rows:
             raise InputError(f"holds no drift reference ({NO_REFERENCE}); retrain it with 'deepuad train' to use "
-                             "--fail-on-drift", model_path)
+                             "`fail_on_drift`", model_path)
 
         def chunks():
             # batch by batch from ``start``, which is a multiple of batch_rows: a shard's rows are
@@ -118,7 +120,7 @@ def score(
 
         if shard is None:
             summary = write_scores(output, params, inputs, n_rows, chunks(), y, contamination, threshold, progress,
-                                   identity=identity_to_carry(f, features_path), drift=drift)
+                                   identity=features.identity_to_carry(), drift=drift)
             # drift when measured (inspect says why not): else the summary is merge-scores' own
             return {**summary, **(drift_fields(drift.stored) if drift.stored["measured"] else {})}
         return write_shard(output, params, inputs, chunks(), y, shard, (start, stop), n_rows, batch_rows, progress)
@@ -134,27 +136,26 @@ class DriftMeasure:
     own training features, or a model without a drift reference, ``reason``); called by
     ``write_scores`` with every score, it gives the stored summary and the PSI per column."""
 
-    def __init__(self, model_path, features: h5py.File, n_rows: int, features_fingerprint: str):
+    def __init__(self, model_path, features: Features, model_meta: dict):
         from deepuad.estimators.drift import DriftCounter
         from deepuad.inputs.decoding import Decoder
 
         self.counter, self.stored = None, None
-        with art.open_artifact(model_path, "model") as model:
-            self.training_rows = art.inputs_of(model).get("features", {}).get("fingerprint") == features_fingerprint
+        self.training_rows = model_meta["inputs"].get("features", {}).get("fingerprint") == features.fingerprint
         self.reference = None if self.training_rows else model_artifact.read_drift_reference(model_path)
         self.reason = ("these are the rows the model was trained on" if self.training_rows
                        else f"the model holds no drift reference ({NO_REFERENCE})" if self.reference is None else "")
         if self.reference is None:
             return
-        width = features["X"].shape[1]
+        width = features.width
         if self.reference["edges"].shape[0] != width:
             return  # a width the model does not take: score refuses it next
-        self.names = [str(name) for name in art.read_strings(features, "feature_names")]
+        self.names = [str(name) for name in features.feature_names()]
         try:
-            self.groups = Decoder(art.read_json(features, "encoding"), width).groups
+            self.groups = Decoder(features.encoding(), width).groups
         except ValueError:  # an encoding explain and top would refuse: drift is per column of X then
             self.groups = [(name, column, column + 1) for column, name in enumerate(self.names)]
-        self.counter = DriftCounter(self.reference, n_rows)
+        self.counter = DriftCounter(self.reference, features.n_rows)
 
     def __call__(self, scores: np.ndarray) -> tuple[dict, np.ndarray | None]:
         from deepuad.estimators import drift

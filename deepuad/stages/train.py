@@ -4,7 +4,8 @@ A run checkpoints after every re-selection (but the last: the model follows it) 
 beside its output (``checkpoint_path``: ``m.model.h5`` -> ``m.model.checkpoint.h5``), never
 into the output itself, so that a killed retrain leaves the model in use as it was. Only the
 finished model replaces the output (atomically), and then the checkpoint is removed.
-``--resume`` continues from the checkpoint exactly."""
+``--resume`` continues from the checkpoint exactly. Checkpoints and models are written and read
+by ``deepuad.artifacts.model``."""
 
 from __future__ import annotations
 
@@ -14,26 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from deepuad import artifacts as art
+from deepuad.artifacts import clusters as clusters_artifact
 from deepuad.artifacts import model as model_artifact
-from deepuad.artifacts.features import features_for_training
-from deepuad.artifacts.model import check_weight_shapes, read_model_state
-from deepuad.errors import DataError, DeepUADError, InputError, StaleError, UsageError
-from deepuad.estimators.params import RESUMABLE, SCORE_BATCH_ROWS, flag, from_record, record
+from deepuad.artifacts.features import open_features
+from deepuad.artifacts.model import checkpoint_path
+from deepuad.errors import DataError, DeepUADError, InputError, ParamError, StaleError
+from deepuad.estimators.params import RESUMABLE, from_record, record
 from deepuad.stages._common import (
     default_output, detector_params, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
 )
+from deepuad.stages.defaults import DEVICE
 
 # ``resume``: start afresh; continue a run (exit 3 if there is nothing to continue); continue a
 # run of the same inputs and parameters if there is one, else start afresh (scripts, ``run``)
 RESUME_MODES = ("never", "required", "if-possible")
-
-
-def checkpoint_path(output) -> Path:
-    """Where a run that writes ``output`` keeps its checkpoints: beside it, ``m.model.h5`` ->
-    ``m.model.checkpoint.h5``."""
-    output = Path(output)
-    stem = output.name[:-3] if output.name.endswith(".h5") else output.name
-    return output.with_name(f"{stem}.checkpoint.h5")
 
 
 def train(
@@ -42,7 +37,7 @@ def train(
     output=None,
     resume="never",
     force=False,
-    device="auto",
+    device=DEVICE,
     threads=None,
     skip_current=False,
     progress: Progress = no_progress,
@@ -58,7 +53,7 @@ def train(
     detector = DeepUAD(**train_params)
     detector.check_params()
     if resume not in RESUME_MODES:
-        raise UsageError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
+        raise ParamError("resume", f"must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
     output = art.check_output_path(output or default_output(features_path, "model"), [features_path, clusters_path])
     checkpoint = art.check_output_path(checkpoint_path(output), [features_path, clusters_path])
     had_checkpoint = checkpoint.exists()
@@ -66,7 +61,11 @@ def train(
     try:
         threads = set_threads(threads, world.local_size)
         detector.device = world.device
-        with features_for_training(features_path, world) as features:
+        # under torchrun X stays on disk, and each process checks only its own rows: none reads
+        # more than its share of the file
+        with open_features(features_path, X="disk" if world.distributed else "memory") as features:
+            if world.distributed:
+                features.check_finite(*world.block(features.n_rows))
             return _train(detector, features, features_path, clusters_path, output, resume, force, threads, world,
                           skip_current, progress)
     except DeepUADError:
@@ -83,20 +82,19 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.metrics import ranking_metrics
 
-    X, y = features["X"], features["y"]
-    with art.open_artifact(clusters_path, "clusters") as f:
-        art.require_made_from(f, "features", features_path, features["fingerprint"], force)
-        selected = art.read_array(f, "selected").astype(np.int64)
-        initial = from_record("clusters", art.params_of(f))
-        detector.p0 = _p0_of(initial["p0"], clusters_path, detector.p)  # recorded for provenance; used by cluster only
-        detector.init_by = initial["init_by"]
-        clusters_fingerprint = str(f.attrs["fingerprint"])
+    X, y = features.X, features.labels()
+    clusters = clusters_artifact.read(clusters_path)
+    art.require_made_from(clusters["inputs"], clusters_path, "features", features_path, features.fingerprint, force)
+    selected = clusters["selected"]
+    initial = from_record("clusters", clusters["params"])
+    detector.p0 = _p0_of(initial["p0"], clusters_path, detector.p)  # recorded for provenance; used by cluster only
+    detector.init_by = initial["init_by"]
     if len(selected) == 0 or selected.min() < 0 or selected.max() >= len(X):
         raise InputError(f"'selected' is empty or has indices outside [0, {len(X)})", clusters_path)
     params = record("model", {**detector.get_params(), "threads": threads, "processes": world.size})
     inputs = {
-        "features": {"path": str(features_path), "fingerprint": features["fingerprint"]},
-        "clusters": {"path": str(clusters_path), "fingerprint": clusters_fingerprint},
+        "features": {"path": str(features_path), "fingerprint": features.fingerprint},
+        "clusters": {"path": str(clusters_path), "fingerprint": clusters["fingerprint"]},
     }
 
     if skip_current and existing_artifact_matches(output, "model", params, inputs):
@@ -125,7 +123,8 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
             diagnostics[iteration.iteration] = _label_diagnostics(y, info["scores"], iteration.selected)
         if info["last"]:
             return  # the complete model follows at once, with everything a checkpoint would hold
-        _save(checkpoint, det, params, inputs, features["encoding_fingerprint"], diagnostics, len(X), complete=False)
+        model_artifact.write_detector(checkpoint, det, params, len(X), False, inputs, features.encoding_fingerprint,
+                                      diagnostics)
 
     if y is not None and 0 not in diagnostics:
         diagnostics[0] = {"selected_anomaly_share": float(np.mean(y[np.sort(selected)]))}
@@ -141,9 +140,9 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
         final = ranking_metrics(y, detector.decision_scores_)
     if world.is_root:
         # one process scored the rows in score's own batches (DeepUAD._all_scores): score takes these
-        _save(output, detector, params, inputs, features["encoding_fingerprint"], diagnostics, len(X),
-              complete=True, final_metrics=final, training_scores=None if world.distributed else detector.decision_scores_,
-              drift_reference=_drift_reference(X, detector.decision_scores_, detector.threshold_))
+        model_artifact.write_detector(output, detector, params, len(X), True, inputs, features.encoding_fingerprint,
+                                      diagnostics, final, None if world.distributed else detector.decision_scores_,
+                                      _drift_reference(X, detector.decision_scores_, detector.threshold_))
         try:
             checkpoint.unlink(missing_ok=True)  # the finished model holds all it held
         except OSError as error:
@@ -160,13 +159,12 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
 
 
 def _p0_of(p0, clusters_path, p: float) -> float:
-    """``p0``, which the clusters file records; UsageError unless ``p`` (the re-selection's
+    """``p0``, which the clusters file records; ParamError unless ``p`` (the re-selection's
     threshold) is below it, as the paper's p < p0 and ``train --help`` say."""
     if isinstance(p0, bool) or not isinstance(p0, (int, float)) or not 0 < p0 < 100:
         raise InputError(f"attribute 'params' records p0 = {p0!r}, not a percentage in (0, 100) (corrupt?)", clusters_path)
     if not p < p0:
-        raise UsageError(f"{flag('p')} must be below the p0 that {clusters_path} was made with "
-                         f"(cluster {flag('p0')} {p0:g}), got {p:g}")
+        raise ParamError("p", f"must be below the p0 that {clusters_path} was made with (cluster `p0` {p0:g}), got {p:g}")
     return p0
 
 
@@ -182,21 +180,20 @@ def _resume_source(output: Path, checkpoint: Path, resume: str) -> Path | None:
     if Path(output).exists() and (resume == "required" or not _is_complete(output)):
         return Path(output)
     if resume == "required":
-        raise InputError(f"cannot --resume: there is no checkpoint ({checkpoint}) and no model to train on; "
-                         "drop --resume, or pass --resume-or-start to start afresh when there is nothing to resume", output)
+        raise InputError(f"cannot `resume`: there is no checkpoint ({checkpoint}) and no model to train on; "
+                         "drop `resume`, or pass `resume_or_start` to start afresh when there is nothing to resume", output)
     return None
 
 
 def _is_complete(path) -> bool:
     try:
-        with art.open_artifact(path, "model") as f:
-            return bool(f.attrs.get("complete", True))
+        return model_artifact.read(path, state=False).meta["complete"]
     except DeepUADError:
         return True  # not a model this run could continue: it is replaced, as any output is
 
 
 def _diverged(detector, what: str) -> str:
-    return (f"training diverged: {what} (learning rate {flag('lr')} {detector.lr:g}; try a smaller one); "
+    return (f"training diverged: {what} (learning rate `lr` {detector.lr:g}; try a smaller one); "
             "no model was written")
 
 
@@ -221,35 +218,22 @@ def _drift_reference(X, scores: np.ndarray, cut: float) -> dict:
     return {**drift.fit_reference(take_rows(X, rows), scores[rows], cut), "rows": len(rows)}
 
 
-def _save(path, detector, params, inputs, encoding_fp, diagnostics, n_rows, complete, final_metrics=None,
-          training_scores=None, drift_reference=None) -> None:
-    """The detector's own state (``get_state``) into a model artifact: a checkpoint, or
-    (``complete``) the trained model."""
-    arrays, state = detector.get_state()
-    architecture = {"n_features": int(detector.model_.encoder[0].in_features), "layers": list(detector.layers_),
-                    "activation": detector.activation}
-    model_artifact.write(path, arrays, state, architecture, params, inputs, encoding_fp, diagnostics, n_rows, complete,
-                         detector.stop_reason_, final_metrics, getattr(detector, "contamination_", None),
-                         training_scores, SCORE_BATCH_ROWS, drift_reference)
-
-
 def _load_checkpoint(path, params, inputs, n_rows, n_features, force):
-    with art.open_artifact(path, "model") as f:
-        old = art.params_of(f)
-        changed = sorted(k for k in set(old) | set(params) if k not in RESUMABLE and old.get(k) != params.get(k))
-        if changed and not force:
-            raise StaleError(f"cannot --resume: parameters differ from the checkpoint ({', '.join(changed)})", path)
-        recorded = art.inputs_of(f)
-        for role in ("features", "clusters"):
-            if recorded.get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:
-                raise StaleError(f"cannot --resume: the checkpoint was made from a different {role} file", path)
-        if int(f.attrs["n_rows"]) != n_rows:
-            raise StaleError(f"cannot --resume: checkpoint has {int(f.attrs['n_rows'])} rows, features have {n_rows}", path)
-        architecture = art.attr_json(f, "architecture")
-        if architecture.get("n_features") != n_features:
-            raise StaleError(f"cannot --resume: the checkpoint expects {architecture.get('n_features')} features, not {n_features}", path)
-        check_weight_shapes(f, path, architecture)
-        arrays, state, diagnostics = read_model_state(f)
+    """The training state of the model or checkpoint at ``path`` ((arrays, state), diagnostics),
+    StaleError unless it was made by a run of these parameters and inputs."""
+    arrays, state, diagnostics, meta = model_artifact.read(path)
+    old = meta["params"]
+    changed = sorted(k for k in set(old) | set(params) if k not in RESUMABLE and old.get(k) != params.get(k))
+    if changed and not force:
+        raise StaleError(f"cannot `resume`: parameters differ from the checkpoint ({', '.join(changed)})", path)
+    for role in ("features", "clusters"):
+        if meta["inputs"].get(role, {}).get("fingerprint") != inputs[role]["fingerprint"] and not force:
+            raise StaleError(f"cannot `resume`: the checkpoint was made from a different {role} file", path)
+    if meta["n_rows"] != n_rows:
+        raise StaleError(f"cannot `resume`: checkpoint has {meta['n_rows']} rows, features have {n_rows}", path)
+    if meta["architecture"]["n_features"] != n_features:
+        raise StaleError(f"cannot `resume`: the checkpoint expects {meta['architecture']['n_features']} features, "
+                         f"not {n_features}", path)
     _check_resume_state(arrays, state, params, n_rows, n_features, path)
     return (arrays, state), diagnostics
 
@@ -263,13 +247,13 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
     for record in state["iterations"]:
         selected = arrays.get(f"iterations/{record['iteration']}/selected")
         if selected is None or len(selected) == 0 or selected.min() < 0 or selected.max() >= n_rows:
-            raise InputError(f"cannot --resume: the selection of iteration {record['iteration']} is empty or has row "
+            raise InputError(f"cannot `resume`: the selection of iteration {record['iteration']} is empty or has row "
                              f"indices outside [0, {n_rows}) (corrupt?)", path)
     if not (isinstance(state.get("epoch"), int) and 0 <= state["epoch"]):
-        raise InputError("cannot --resume: the checkpoint's epoch is not a count (corrupt?)", path)
+        raise InputError("cannot `resume`: the checkpoint's epoch is not a count (corrupt?)", path)
     for name, values in arrays.items():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise InputError(f"cannot --resume: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
+            raise InputError(f"cannot `resume`: dataset '{name}' holds NaN or infinite values (corrupt?)", path)
     probe = DeepUAD(**detector_params(params), device="cpu")
     try:
         probe.set_state((arrays, state), n_features, n_rows)
@@ -281,5 +265,5 @@ def _check_resume_state(arrays: dict, state: dict, params: dict, n_rows: int, n_
                     if key != "step" and tuple(value.shape) != tuple(parameter.shape):
                         raise ValueError(f"optimizer '{key}' has shape {tuple(value.shape)}, its weight {tuple(parameter.shape)}")
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as error:
-        raise InputError(f"cannot --resume: the checkpoint's training state is unusable (corrupt?): "
+        raise InputError(f"cannot `resume`: the checkpoint's training state is unusable (corrupt?): "
                          f"{type(error).__name__}: {error}"[:400], path) from None

@@ -24,7 +24,9 @@ every artifact.
 The digest of an HDF5 file holds, for every dataset, its dtype, shape and the SHA-256 of its
 bytes, and every attribute of every group and dataset (JSON text parsed). The attribute
 ``created`` is left out, and the run's folder is replaced by ``<run>`` wherever it appears, so
-the paths compare by their names within the run only.
+the paths compare by their names within the run only. The schema version a file records (and
+``inspect`` reports) is ``"current"`` when it is the one this deepuad writes (any other number
+stays): a new schema version changes no behaviour, and leaves every reference as it was.
 """
 
 from __future__ import annotations
@@ -109,9 +111,19 @@ def run_all(folder: Path) -> dict[str, str]:
     return out
 
 
+SCHEMA_VERSION_KEYS = ("deepuad_schema_version", "schema_version")  # an artifact's attribute, inspect's key
+
+
+def _version(value, folder: str):
+    from deepuad.artifacts import SCHEMA_VERSION
+
+    value = _plain(value, folder)
+    return "current" if value == SCHEMA_VERSION else value
+
+
 def _plain(value, folder: str):
     """An attribute or JSON value made comparable: arrays as lists, bytes as text, the run's
-    folder as ``<run>``, JSON text parsed."""
+    folder as ``<run>``, JSON text parsed, the current schema version as ``"current"``."""
     if isinstance(value, np.ndarray):
         return [_plain(v, folder) for v in value.tolist()]
     if isinstance(value, bytes):
@@ -125,7 +137,7 @@ def _plain(value, folder: str):
                 return _plain(json.loads(value), folder)
         return value
     if isinstance(value, dict):
-        return {k: _plain(v, folder) for k, v in value.items() if k != "created"}
+        return {k: (_version if k in SCHEMA_VERSION_KEYS else _plain)(v, folder) for k, v in value.items() if k != "created"}
     if isinstance(value, list):
         return [_plain(v, folder) for v in value]
     if isinstance(value, float) and value != value:
@@ -149,7 +161,7 @@ def digest_h5(path: Path, folder: str) -> dict:
     entries: dict[str, dict] = {}
     with h5py.File(path, "r") as f:
         def visit(name, obj):
-            entry = {"attrs": {k: _plain(v, folder) for k, v in obj.attrs.items() if k != "created"}}
+            entry = {"attrs": _plain(dict(obj.attrs), folder)}
             if isinstance(obj, h5py.Dataset):
                 entry.update(_dataset_digest(obj, folder))
             entries[name] = entry
