@@ -14,16 +14,20 @@ Three sections, each written to bench/results/crafted_cost.md (``--out``):
 2. ratios: what ``extract --compress`` makes of real data: X's declared bytes over its stored
    bytes, and over the whole file's size (the ratio the bound compares), for the KDDCUP sample,
    the ODDS/ADBench tables of ../shared/data (``--tables``) and KDDCUP's 494,021 rows
-   (``kddcup99/kdd_cup.npz``, unless ``--no-kddcup``).
-3. worst: every command of tests/crafted.py's worst cases (the largest X, scores, selections,
-   k-NN reference, forest and network a file under 10 MB may hold under the bounds), made from
-   2,000 KDDCUP-sample rows, in a fresh process each: exit code, wall and CPU seconds, peak RSS.
+   (``kddcup99/kdd_cup.npz``, unless ``--no-kddcup``); and the DEEPUAD_MAX_INFLATION that the
+   file needs to be read, compressed and plain (X counted by its rows, too).
+3. worst: every command of tests/crafted.py's worst cases (the largest X, for the KDDCUP
+   sample's model and for models of ``--narrow`` columns; scores; the most rows top can list;
+   selections, k-NN reference, forest and network a file under 10 MB may hold under the
+   bounds), made from 2,000 KDDCUP-sample rows, in a fresh process each, one thread: exit
+   code, wall and CPU seconds, peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shlex
@@ -42,6 +46,7 @@ from common import git_state, LoadSampler, machine_info  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "tests"))
+from crafted import NARROW_WIDTHS  # noqa: E402
 TRAINING_ROWS = 5_000
 
 
@@ -80,9 +85,10 @@ def throughput(widths: list[int], rows: int, folder: Path) -> list[dict]:
                 f.attrs["fingerprint"] = "b" * 64
                 f.create_dataset("X", data=np.tile(X, (-(-n // TRAINING_ROWS), 1))[:n] + np.float32(1e-3),
                                  chunks=(max(1, min(n, 16384, (1 << 20) // (4 * width))), width))
+        unbounded = {**os.environ, "DEEPUAD_MAX_INFLATION": "1100"}  # throughput, whatever rows a file may declare
         for threads in (1, 2):
-            small_run = deepuad("score", model, small, "-o", "s.h5", "--threads", threads, cwd=folder)
-            large = deepuad("score", model, big, "-o", "s.h5", "--threads", threads, cwd=folder)
+            small_run = deepuad("score", model, small, "-o", "s.h5", "--threads", threads, cwd=folder, env=unbounded)
+            large = deepuad("score", model, big, "-o", "s.h5", "--threads", threads, cwd=folder, env=unbounded)
             out.append({"width": width, "threads": threads, "rows": rows,
                         "rows_per_s_wall": (rows - TRAINING_ROWS) / max(large[0] - small_run[0], 1e-9),
                         "rows_per_s_cpu": (rows - TRAINING_ROWS) / max(large[1] - small_run[1], 1e-9),
@@ -94,21 +100,36 @@ def throughput(widths: list[int], rows: int, folder: Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- 2. ratios
+def needed_inflation(rows: int, declared: int, size: int) -> int | None:
+    """The DEEPUAD_MAX_INFLATION a features file needs to be read (None: none), as
+    safe_read.check_inflation counts X: its bytes, or its rows at X_INFLATION.row_bytes each."""
+    from deepuad.artifacts.features import X_INFLATION
+
+    counted = max(declared, rows * X_INFLATION.row_bytes)
+    return None if counted <= max(X_INFLATION.floor, X_INFLATION.ratio * size) else math.ceil(counted / size)
+
+
 def ratios(sources: list[tuple[str, Path, list]], folder: Path) -> list[dict]:
     out = []
     for name, path, options in sources:
-        features = folder / "r.features.h5"
-        unbounded = {**os.environ, "DEEPUAD_MAX_INFLATION": "1100"}  # what the writer gives, whatever the bound
-        deepuad("extract", path, "-o", features, "--compress", *options, cwd=folder, env=unbounded)
-        with h5py.File(features) as f:
-            X = f["X"]
-            declared, stored = X.size * 4, X.id.get_storage_size()
-            shape = X.shape
-        size = features.stat().st_size
-        out.append({"data": name, "rows": shape[0], "width": shape[1], "X_mib": declared / 2**20, "X_ratio": declared / stored,
-                    "file_mib": size / 2**20, "file_ratio": declared / size})
-        print(json.dumps(out[-1]), flush=True)
-        features.unlink()
+        row = {"data": name}
+        for kind, compress in (("compressed", ["--compress"]), ("plain", [])):
+            features = folder / "r.features.h5"
+            unbounded = {**os.environ, "DEEPUAD_MAX_INFLATION": "1100"}  # what the writer gives, whatever the bound
+            deepuad("extract", path, "-o", features, *compress, *options, cwd=folder, env=unbounded)
+            with h5py.File(features) as f:
+                X = f["X"]
+                declared, stored = X.size * 4, X.id.get_storage_size()
+                shape = X.shape
+            size = features.stat().st_size
+            if compress:
+                row.update({"rows": shape[0], "width": shape[1], "X_mib": declared / 2**20, "X_ratio": declared / stored,
+                            "file_mib": size / 2**20, "file_ratio": declared / size})
+            row[f"{kind}_file_mib"] = size / 2**20
+            row[f"{kind}_needs"] = needed_inflation(shape[0], declared, size)
+            features.unlink()
+        out.append(row)
+        print(json.dumps(row), flush=True)
     return out
 
 
@@ -126,14 +147,14 @@ def kddcup_npy(folder: Path) -> Path | None:
 
 
 # --------------------------------------------------------------------------- 3. worst
-def worst(folder: Path, cases: int | None) -> list[dict]:
+def worst(folder: Path, cases: int | None, widths: tuple) -> list[dict]:
     import crafted
-    from helpers import cli
+    from helpers import CHILD_ENV, cli
 
-    base = crafted.build_base(folder, cli, epochs=10)
+    base = crafted.build_base(folder, cli, epochs=10, widths=widths)
     out = []
     for name, args, made in crafted.worst_cases(base, folder)[:cases]:
-        result = crafted.measured(args, folder)
+        result = crafted.measured(args, folder, env=CHILD_ENV)
         out.append({"case": name, "code": result["code"], "file_mb": made.stat().st_size / 1e6,
                     "wall_s": result["seconds"], "cpu_s": result["cpu_seconds"], "peak_mib": result["peak_mib"],
                     "error": result["err"].strip()[:200]})
@@ -148,10 +169,13 @@ TABLES = {
                    ["columns", "threads", "rows scored", "rows/s (CPU)", "rows/s (wall)", "CPU s", "wall s"],
                    lambda r: [str(r["width"]), str(r["threads"]), f"{r['rows']:,}", f"{r['rows_per_s_cpu']:,.0f}",
                               f"{r['rows_per_s_wall']:,.0f}", f"{r['cpu_s']:.2f}", f"{r['wall_s']:.2f}"]),
-    "ratios": ("2. What `extract --compress` gives on real data",
-               ["data", "rows", "columns", "X MiB", "X declared / stored", "file MiB", "X declared / file size"],
+    "ratios": ("2. What `extract --compress` gives on real data, and what DEEPUAD_MAX_INFLATION a file needs "
+               "(- none; X counted as its bytes or 160 bytes a row, whichever is more)",
+               ["data", "rows", "columns", "X MiB", "X declared / stored", "file MiB", "X declared / file size",
+                "needs (compressed)", "plain file MiB", "needs (plain)"],
                lambda r: [r["data"], f"{r['rows']:,}", f"{r['width']:,}", f"{r['X_mib']:.1f}", f"{r['X_ratio']:.1f}",
-                          f"{r['file_mib']:.2f}", f"{r['file_ratio']:.1f}"]),
+                          f"{r['file_mib']:.2f}", f"{r['file_ratio']:.1f}", str(r["compressed_needs"] or "-"),
+                          f"{r['plain_file_mib']:.2f}", str(r["plain_needs"] or "-")]),
     "worst": ("3. The worst files under 10 MB (tests/crafted.py), each command in a fresh process",
               ["case", "exit", "file MB", "wall s", "CPU s", "peak RSS MiB"],
               lambda r: [r["case"], str(r["code"]), f"{r['file_mb']:.3f}", f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}",
@@ -179,11 +203,13 @@ def report(path: Path, sections: dict, machine: dict, loads: dict, command: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="throughput,ratios,worst")
-    parser.add_argument("--widths", default="1,10,89,500", help="columns of the throughput section")
+    parser.add_argument("--widths", default="1,10,40,89,500", help="columns of the throughput section")
     parser.add_argument("--rows", type=int, default=200_000, help="rows scored at each width")
     parser.add_argument("--tables", default="all", help="ODDS/ADBench .npz files of ../shared/data/odds_adbench, or all")
     parser.add_argument("--no-kddcup", action="store_true", help="leave out KDDCUP's 494k rows (section 2)")
     parser.add_argument("--cases", type=int, default=None, help="only the first N worst cases (section 3)")
+    parser.add_argument("--narrow", default=",".join(map(str, NARROW_WIDTHS)),
+                        help="columns of the narrow models of section 3 (empty: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "crafted_cost.md")
     args = parser.parse_args()
     started = time.time()
@@ -208,7 +234,7 @@ def main() -> None:
                     sources.append(("KDDCUP 10 % (kdd_cup.npz)", kdd, []))
                 sections[section] = ratios(sources, folder)
             elif section == "worst":
-                sections[section] = worst(folder, args.cases)
+                sections[section] = worst(folder, args.cases, tuple(int(w) for w in args.narrow.split(",") if w))
             else:
                 raise SystemExit(f"unknown section {section!r}")
             loads[section] = sampler.window(t0, time.time())

@@ -25,9 +25,11 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts.features import X_INFLATION
-from deepuad.artifacts.model import MAX_TREES, SELECTIONS_INFLATION, weight_shapes
+from deepuad.artifacts.model import SELECTIONS_INFLATION, weight_shapes
 from deepuad.artifacts.safe_read import inflation_limit
+from deepuad.estimators.parts import ReferenceForest
 from deepuad.estimators.scoring import FOREST_ARRAYS, forest_depth_limit
+from deepuad.stages.answers import EXPLAIN_FLAGGED
 
 MB = 1_000_000
 UNDER_10_MB = 10 * MB - 4096  # "a crafted file under 10 MB": room for the padding dataset's header
@@ -39,15 +41,27 @@ def declared_limit(inflation, size: int = UNDER_10_MB) -> int:
     return int(inflation_limit(inflation, size))
 
 
-def zeros_dataset(group: h5py.Group, name: str, shape: tuple, dtype) -> h5py.Dataset:
-    """A dataset of ``shape`` holding zeros, deflate + shuffle compressed as deepuad's own
-    writers compress, its chunks written already compressed (about 1,000:1)."""
+def x_rows_limit(width: int, size: int = UNDER_10_MB) -> int:
+    """The most rows an X of ``width`` columns may declare in a file of ``size`` bytes (a row
+    counts as X_INFLATION.row_bytes at least)."""
+    return declared_limit(X_INFLATION, size) // max(4 * width, X_INFLATION.row_bytes)
+
+
+def zeros_dataset(group: h5py.Group, name: str, shape: tuple, dtype, block: np.ndarray | None = None) -> h5py.Dataset:
+    """A dataset of ``shape`` holding zeros (or ``block`` over and over: rows of ``shape[1:]``),
+    deflate + shuffle compressed as deepuad's own writers compress, its chunks written already
+    compressed (about 1,000:1 for zeros)."""
     dtype = np.dtype(dtype)
     row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
     rows = max(1, min(shape[0], CHUNK_BYTES // row_bytes))
     chunks = (rows, *shape[1:])
     dataset = group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip", shuffle=True)
-    packed = zlib.compress(bytes(rows * row_bytes), 9)
+    if block is None:
+        plain = bytes(rows * row_bytes)
+    else:  # the chunk's bytes as the shuffle filter stores them: each byte of every value together
+        values = np.resize(np.asarray(block, dtype=dtype), chunks)
+        plain = values.view(np.uint8).reshape(-1, dtype.itemsize).T.tobytes()
+    packed = zlib.compress(plain, 9)
     for first in range(0, shape[0], rows):
         dataset.id.write_direct_chunk((first, *([0] * (len(shape) - 1))), packed)
     return dataset
@@ -73,23 +87,33 @@ def _other_fingerprint(f: h5py.File) -> None:
 
 
 # ----------------------------------------------------------------------------- features
-def features_at_limit(base: Path, out: Path, size: int = UNDER_10_MB, over: int = 0, per_row: bool = True) -> Path:
+def features_at_limit(base: Path, out: Path, size: int = UNDER_10_MB, over: int = 0, per_row: bool = True,
+                      width: int | None = None) -> Path:
     """A features file of ``size`` bytes whose X declares as many rows as its limit allows (plus
-    ``over`` rows), at the base file's width and encoding; with ``per_row``, ids that are not the
-    row numbers, an id column and labels too (all read whole and carried into a scores file)."""
+    ``over`` rows), at the base file's width and encoding (or ``width`` columns, an array's
+    encoding); with ``per_row``, labels, ids that are not the row numbers and an id column, as
+    many of them as fit (all read whole and carried into a scores file)."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
-        width = f["X"].shape[1]
-        rows = declared_limit(X_INFLATION, size) // (4 * width) + over
         for name in ("X", "y", "ids", "id_columns", "dropped_rows", "padding"):
             if name in f:
                 del f[name]
         if "id_columns" in f.attrs:
             del f.attrs["id_columns"]
+        if width is not None:
+            _array_encoding(f, width)
+        width = f["feature_names"].shape[0]
+        rows = x_rows_limit(width, size) + over
         zeros_dataset(f, "X", (rows, width), np.float32)
-        if per_row:
+        f.flush()
+        room = size - f.id.get_filesize() - 16384
+        if per_row and room > rows:
             f.create_dataset("y", data=np.zeros(rows, dtype=np.int8))
+            room -= rows
+        if per_row and room > 8 * rows:
             f.create_dataset("ids", data=np.arange(rows, 0, -1, dtype=np.int64))
+            room -= 8 * rows
+        if per_row and room > 48 * rows:  # 16 bytes a row, and the text in the heap
             f.create_group("id_columns").create_dataset("0", data=np.full(rows, "host", dtype=object),
                                                         dtype=h5py.string_dtype())
             f.attrs["id_columns"] = json.dumps(["host"])
@@ -97,38 +121,60 @@ def features_at_limit(base: Path, out: Path, size: int = UNDER_10_MB, over: int 
     return pad(out, size)
 
 
-def narrow_features(base: Path, out: Path, rows: int) -> Path:
-    """A features file of one column and ``rows`` rows (no ids, no labels): the features file
-    that a crafted scores file of ``rows`` rows can name, since top reads only its chosen rows."""
+def listed_features(base: Path, out: Path, rows: int, size: int = UNDER_10_MB) -> Path:
+    """The features file of ``rows`` rows that a crafted scores file names, for ``top`` to list
+    its rows at their costliest: X as wide as its limit allows at that many rows, of numbers that
+    take 7 digits to write (a block of 1,024 rows over and over), and as many of the per-row
+    datasets that top lists (ids, class_label, video, segment) as fit, at one byte a row."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
-        for name in ("X", "y", "ids", "id_columns", "feature_names", "encoding", "dropped_rows"):
+        for name in ("X", "y", "ids", "id_columns", "feature_names", "encoding", "dropped_rows", "class_label", "video",
+                     "segment", "padding"):
             if name in f:
                 del f[name]
-        for attr in ("id_columns",):
-            if attr in f.attrs:
-                del f.attrs[attr]
-        zeros_dataset(f, "X", (rows, 1), np.float32)
-        f.create_dataset("feature_names", data=np.array(["x0"], dtype=object), dtype=h5py.string_dtype())
-        encoding = {"encoding_version": 1, "array": True, "offset": [0.0], "scale": [1.0], "feature_names": ["x0"]}
-        f.create_dataset("encoding", data=json.dumps(encoding), dtype=h5py.string_dtype())
+        if "id_columns" in f.attrs:
+            del f.attrs["id_columns"]
+        width = max(1, declared_limit(X_INFLATION, size) // (4 * rows))
+        block = np.random.default_rng(0).random((1024, width), dtype=np.float32)
+        zeros_dataset(f, "X", (rows, width), np.float32, block=block)
+        _array_encoding(f, width)
+        per_row = {"ids": (np.arange(rows) % 101).astype(np.int8), "class_label": (np.arange(rows) % 3).astype(np.int8),
+                   "video": np.full(rows, b"v", dtype="S1"), "segment": (np.arange(rows) % 32).astype(np.int8)}
+        for name, values in per_row.items():
+            f.flush()
+            if f.id.get_filesize() + rows + 8192 < size:
+                f.create_dataset(name, data=values)
         _other_fingerprint(f)
-    return out
+    return pad(out, size)
+
+
+def _array_encoding(f: h5py.File, width: int) -> None:
+    """An array's encoding of ``width`` columns (x0, x1, ...), unscaled, in place of the file's."""
+    for name in ("feature_names", "encoding"):
+        if name in f:
+            del f[name]
+    names = [f"x{j}" for j in range(width)]
+    f.create_dataset("feature_names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+    encoding = {"encoding_version": 1, "array": True, "offset": [0.0] * width, "scale": [1.0] * width, "feature_names": names}
+    f.create_dataset("encoding", data=json.dumps(encoding), dtype=h5py.string_dtype())
 
 
 # ----------------------------------------------------------------------------- scores
-def scores_at_limit(base: Path, out: Path, features: Path, size: int = UNDER_10_MB) -> tuple[Path, int]:
-    """A scores file of ``size`` bytes holding as many rows as fit uncompressed (score,
-    is_anomaly and y: 6 bytes a row; deepuad never compresses them, so neither may the file),
-    naming ``features`` as its features file. Returns (path, rows)."""
-    rows = (size - 64 * 1024) // 6
+def scores_at_limit(base: Path, out: Path, features: Path, size: int = UNDER_10_MB, rows: int | None = None,
+                    flagged: bool = False) -> tuple[Path, int]:
+    """A scores file of ``size`` bytes holding as many rows as fit uncompressed (deepuad never
+    compresses them, so neither may the file), in their narrowest types: score float16,
+    is_anomaly bool and y int8, 4 bytes a row (or ``rows`` rows); naming ``features`` as its
+    features file. A tenth of them flagged, or every one (``flagged``: as no threshold of a
+    real run flags them). Returns (path, rows)."""
+    rows = (size - 64 * 1024) // 4 if rows is None else rows
     _copy(base, out)
     with h5py.File(out, "a") as f:
         for name in ("score", "is_anomaly", "y", "ids", "id_columns", "drift", "drift_psi"):
             if name in f:
                 del f[name]
-        f.create_dataset("score", data=np.linspace(0, 1, rows, dtype=np.float32))
-        f.create_dataset("is_anomaly", data=(np.arange(rows) % 10 == 0).astype(np.int8))
+        f.create_dataset("score", data=np.linspace(0, 1, rows).astype(np.float16))
+        f.create_dataset("is_anomaly", data=(np.arange(rows) % 10 == 0) | flagged)
         f.create_dataset("y", data=(np.arange(rows) % 7 == 0).astype(np.int8))
         inputs = json.loads(f.attrs["inputs"])
         inputs["features"] = {"path": str(features), "fingerprint": "c" * 64}
@@ -201,7 +247,7 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     _copy(base, out)
     with h5py.File(out, "a") as f:
         width = f["scorer/reference"].shape[1]
-        trees = MAX_TREES
+        trees = ReferenceForest.MAX_TREES
         # the forest's bytes (5 arrays of 8 bytes a node, 2 x depth + 1 nodes a tree) and the
         # reference's (its rows bound the samples, and so the depth; the k-NN part's copy of it too)
         # share the file
@@ -289,10 +335,17 @@ def measured(args, cwd: Path, env: dict | None = None, timeout: float = 600) -> 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "kddcup99_5k.csv.gz"
 
 
-def build_base(folder: Path, cli, epochs: int = 100) -> dict[str, Path]:
+# the widths of the narrow models whose features files are crafted too: below 40 columns a row
+# costs a score about the same, so a file of them may declare as many rows as one of 40 columns
+NARROW_WIDTHS = (2, 5, 10, 20, 40)
+
+
+def build_base(folder: Path, cli, epochs: int = 100, widths: tuple = NARROW_WIDTHS) -> dict[str, Path]:
     """The run the crafted files are made from: 2,000 rows of the KDDCUP sample through extract,
     cluster, train (``epochs``) and score, and 1,000 further rows extracted with --like (the new
-    data a model scores). ``cli(*args)`` runs the command line and returns (code, out, err)."""
+    data a model scores); and for each of ``widths``, a model of that many columns and its
+    features (5,000 rows of five blobs, 2 epochs: "model{width}", "features{width}").
+    ``cli(*args)`` runs the command line and returns (code, out, err)."""
     import gzip
 
     lines = gzip.open(SAMPLE, "rt").read().splitlines()
@@ -305,44 +358,60 @@ def build_base(folder: Path, cli, epochs: int = 100) -> dict[str, Path]:
              ("train", paths["features"], paths["clusters"], "-o", paths["model"], "--epochs", epochs, "--threads", "1"),
              ("score", paths["model"], paths["features"], "-o", paths["scores"], "--threads", "1"),
              ("extract", folder / "new.csv", "--like", paths["features"], "-o", paths["new"])]
+    rng = np.random.default_rng(0)
+    for width in widths:
+        X = rng.random((5, width))[rng.integers(0, 5, 5_000)] + rng.normal(0, 0.05, (5_000, width))
+        np.save(folder / f"blobs{width}.npy", X.astype(np.float32))
+        paths.update({f"{kind}{width}": folder / f"{kind}{width}.h5" for kind in ("features", "clusters", "model")})
+        steps += [("extract", folder / f"blobs{width}.npy", "-o", paths[f"features{width}"]),
+                  ("cluster", paths[f"features{width}"], "-o", paths[f"clusters{width}"]),
+                  ("train", paths[f"features{width}"], paths[f"clusters{width}"], "-o", paths[f"model{width}"], "--epochs", 2,
+                   "--threads", "1")]
     for step in steps:
         code, _, err = cli(*step)
         assert code == 0, (step, err)
     return paths
 
 
-# cases known to exceed 10 s or 1 GiB (docs/threat-model.md): top --flagged lists every flagged row,
-# and its time and memory grow with them
-OPEN = ("scores, every row flagged: top --flagged",)
-
-
 def worst_cases(base: dict[str, Path], folder: Path) -> list[tuple[str, list, Path]]:
     """(name, deepuad arguments, the crafted file) of every command on the crafted files: a
-    features file at its limit (score, explain, inspect), a scores file at its limit (top,
-    inspect; top --flagged with every row flagged, which is ``OPEN``) and four models at theirs
-    (score, explain, top --explain, inspect). Outputs go to ``folder``."""
+    features file at its limit (score, explain, inspect), and one for each narrow model of
+    ``base`` (score, explain); a scores file at its limit (inspect); the scores of the most rows
+    a features file may hold (top; top --flagged of every row in each format); and four models
+    at their limits (score, explain, inspect, and top --flagged --explain of the most rows it
+    explains). Outputs go to ``folder``."""
     features = features_at_limit(base["features"], folder / "crafted.features.h5")
-    narrow = folder / "narrow.features.h5"
-    scores, rows = scores_at_limit(base["scores"], folder / "crafted.scores.h5", narrow)
-    narrow_features(base["features"], narrow, rows)
-    out = folder / "out.h5"
-    flagged = folder / "flagged.scores.h5"  # every row flagged, as no threshold of a real run flags them
-    flagged.write_bytes(scores.read_bytes())
-    with h5py.File(flagged, "a") as f:
+    listed = folder / "listed.features.h5"  # top lists rows of a features file: at most this many
+    rows = x_rows_limit(1)
+    listed_features(base["features"], listed, rows)
+    scores, _ = scores_at_limit(base["scores"], folder / "crafted.scores.h5", listed, rows=rows)
+    flagged, _ = scores_at_limit(base["scores"], folder / "flagged.scores.h5", listed, rows=rows, flagged=True)
+    largest, _ = scores_at_limit(base["scores"], folder / "largest.scores.h5", listed)
+    explained = _copy(base["scores"], folder / "explained.scores.h5")  # its EXPLAIN_FLAGGED highest scores flagged
+    with h5py.File(explained, "a") as f:
+        highest = np.argsort(-f["score"][()], kind="stable")[:EXPLAIN_FLAGGED]
         del f["is_anomaly"]
-        f.create_dataset("is_anomaly", data=np.ones(rows, dtype=np.int8))
+        f.create_dataset("is_anomaly", data=np.isin(np.arange(len(f["score"])), highest).astype(np.int8))
+    out = folder / "out.h5"
     cases = [("features: score", ["-q", "score", base["model"], features, "-o", out, "--threads", "1"], features),
              ("features: explain", ["-q", "explain", base["model"], features, "--json"], features),
-             ("features: inspect", ["-q", "inspect", features, "--json"], features),
-             ("scores: top", ["-q", "top", scores, "-n", "20", "--format", "csv"], scores),
-             ("scores: inspect", ["-q", "inspect", scores, "--json"], scores),
-             (OPEN[0], ["-q", "top", flagged, "--flagged", "--format", "csv"], flagged)]
+             ("features: inspect", ["-q", "inspect", features, "--json"], features)]
+    for width in sorted(int(name[len("model"):]) for name in base if name.startswith("model") and name != "model"):
+        narrow = features_at_limit(base[f"features{width}"], folder / f"crafted{width}.features.h5")
+        cases += [(f"features, {width} columns: score", ["-q", "score", base[f"model{width}"], narrow, "-o", out, "--threads", "1"],
+                   narrow),
+                  (f"features, {width} columns: explain", ["-q", "explain", base[f"model{width}"], narrow, "--json"], narrow)]
+    cases += [("scores: inspect", ["-q", "inspect", largest, "--json"], largest),
+              ("scores: top", ["-q", "top", scores, "-n", "20", "--format", "csv"], scores)]
+    for fmt, options in (("csv", ["--format", "csv"]), ("jsonl", ["--format", "jsonl"]), ("--json", ["--json"]),
+                         ("parquet", ["-o", folder / "flagged.parquet"]), ("table", ["--format", "table"])):
+        cases.append((f"scores, every row flagged: top --flagged ({fmt})", ["-q", "top", flagged, "--flagged", *options], flagged))
     for name, craft in MODELS.items():
         model = craft(base["model"], folder / f"{name}.model.h5")
         cases += [(f"model ({name}): score", ["-q", "score", model, base["new"], "-o", out, "--threads", "1", "--force"], model),
                   (f"model ({name}): explain", ["-q", "explain", model, base["new"], "--force", "--json"], model),
-                  (f"model ({name}): top --explain", ["-q", "top", base["scores"], "--explain", "3", "--model", model, "--force",
-                                                      "--format", "csv"], model),
+                  (f"model ({name}): top --flagged --explain ({EXPLAIN_FLAGGED} rows)",
+                   ["-q", "top", explained, "--flagged", "--explain", "3", "--model", model, "--force", "--format", "csv"], model),
                   (f"model ({name}): inspect", ["-q", "inspect", model, "--json"], model)]
     return cases
 

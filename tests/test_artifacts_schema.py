@@ -197,12 +197,14 @@ def _drop_key(key):
     ("model", _attr_json("iterations", lambda v: []), "iterations", "score"),
     ("model", _attr_json("params", lambda v: {**v, "p": "thirty"}), "params.p", "score"),
     ("model", _attr_json("state", _drop_key("score_parts")), "score_parts", "score"),
+    ("model", _attr_json("state", lambda v: {**v, "score_parts": ["nope"]}), "state.score_parts[0]", "score"),
+    ("model", _attr_json("params", lambda v: {**v, "score": "nope"}), "params.score", "score"),
     ("model", lambda f: f.attrs.__setitem__("contamination_estimate", np.nan), "contamination_estimate", "score"),
     ("model", lambda f: f.attrs.__setitem__("contamination_estimate", 0.9), "contamination_estimate", "score"),
     ("model", _attr_json("architecture", lambda v: {**v, "activation": "sigmoid"}), "architecture.activation", "score"),
     ("clusters", lambda f: f.attrs.__setitem__("n_rows", -5), "n_rows", "inspect"),
-], ids=["inputs-list", "iterations-empty", "p-text", "no-score-parts", "estimate-nan", "estimate-0.9", "activation",
-        "n_rows-negative"])
+], ids=["inputs-list", "iterations-empty", "p-text", "no-score-parts", "unknown-part", "unknown-score", "estimate-nan",
+        "estimate-0.9", "activation", "n_rows-negative"])
 def test_attribute_contents_are_checked(tmp_path, capsys, built, kind, edit, field, command):
     bad = crafted(built, kind, tmp_path, edit)
     args = {"top": ["top", bad, "--format", "csv"], "score": ["score", bad, built["features"], "-o", tmp_path / "o.scores.h5"],

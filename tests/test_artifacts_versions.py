@@ -200,10 +200,13 @@ def test_a_v2_model_with_training_scores_but_not_their_batch_size_is_refused(bui
 
 
 def test_a_finished_model_must_hold_the_arrays_each_of_its_parts_stores():
-    """What _check_finished requires of a version-2 model is what each part's fit stores."""
+    """What _check_finished requires of a version-2 model, and the schema declares, is what each
+    part's fit stores."""
     from deepuad.estimators.parts import PARTS, make
 
     reference = np.random.default_rng(0).random((50, 3)).astype(np.float32)
-    assert set(model_artifact.PART_ARRAYS) == set(PARTS)
+    declared = model_artifact.KIND.datasets
     for name in PARTS:
-        assert set(make(name, n_neighbors=5).fit(reference, 0).state()) == set(model_artifact.PART_ARRAYS[name]), name
+        stored = make(name, n_neighbors=5).fit(reference, 0).state()
+        assert set(stored) == set(PARTS[name].stores), name
+        assert all(f"scorer/{array}" in declared for array in stored), name

@@ -244,7 +244,7 @@ def test_distribution_speed(tmp_path, shared_data):
 def test_crafted_cost(tmp_path, shared_data):
     need(shared_data, ODDS)
     bench("crafted_cost", "--widths", 3, "--rows", 8000, "--tables", Path(ODDS).name, "--no-kddcup", "--cases", 1,
-          "--out", tmp_path / "crafted_cost.md", cwd=tmp_path)
+          "--narrow", "", "--out", tmp_path / "crafted_cost.md", cwd=tmp_path)
     rows = table(tmp_path / "crafted_cost.md")
     assert [r[:3] for r in rows[:2]] == [["3", "1", "8,000"], ["3", "2", "8,000"]] and all(number(r[3]) > 0 for r in rows[:2])
     assert [r[0] for r in rows[2:4]] == ["KDDCUP sample (5,000 rows)", Path(ODDS).name] and number(rows[2][4]) > 1

@@ -426,3 +426,23 @@ def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_p
     assert explain_rows(scorer, data["X"], data["decoder"], 3) == explain_rows(detector, data["X"], data["decoder"], 3)
     shown = json.loads(answers["knn"].stdout)
     assert [row["score"] for row in shown["rows"]] == pytest.approx(detector.decision_function(data["X"]).tolist(), abs=1e-6)
+
+
+def test_an_interrupt_python_wrapped_in_another_error_is_still_an_interrupt(base, capsys, monkeypatch):
+    """A SIGTERM that lands while Python creates a class (an import's dataclass calling
+    ``__set_name__``) comes back as a RuntimeError raised from it: exit 130, one line, as any
+    SIGTERM; a RuntimeError of its own stays an internal error."""
+    from deepuad.errors import Terminated
+    from deepuad.stages import inspect as inspect_stage
+
+    def wrapped(*args, **kwargs):
+        raise RuntimeError("Error calling __set_name__ on 'Field' instance '_cache'") from Terminated()
+    monkeypatch.setattr(inspect_stage, "describe", wrapped)
+    code, _, err = run_cli(capsys, "inspect", base["scores"])
+    assert (code, err.strip()) == (130, "deepuad: error: terminated (SIGTERM)")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(inspect_stage, "describe", broken)
+    code, _, err = run_cli(capsys, "inspect", base["scores"])
+    assert code == 1 and "internal error: RuntimeError: a bug" in err

@@ -1,9 +1,13 @@
 """The score parts (parts.py) and the trim cleaning rule (cleaning.py): what each one is fitted on,
 its centre and spread, and what it sees."""
 
+import json
+
+import h5py
 import numpy as np
 import pytest
 
+from helpers import replace_dataset, rewrite, run_cli
 from deepuad.errors import InputError
 from deepuad.estimators import cleaning, explain, parts, scoring
 from deepuad.estimators.detector import DeepUAD
@@ -100,31 +104,58 @@ def test_combine_averages_the_standardised_parts_and_adds_the_others():
     np.testing.assert_allclose(weighted, [(1.0 + 3 * 2.0) / 4, (3.0 + 3 * 2.0) / 4])
 
 
-def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path):
+def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path, capsys):
     class ColumnZero(parts.Part):
+        """Column 0 less its median over the reference rows."""
+
         name = "column0"
         covers = "rows whose first column is large"
+        stores = {"column0/median": parts.Stored("f", 1, "column0 part: the reference rows' median of column 0", length=1)}
+
+        def fit(self, reference, seed):
+            self.median_ = float(np.median(reference[:, 0]))
+            return self
 
         def values(self, X, errors):
-            return np.asarray(X, dtype=np.float64)[:, 0]
+            return np.asarray(X, dtype=np.float64)[:, 0] - self.median_
 
-    from deepuad.artifacts import model  # noqa: F401 (its schema, as every reader sees it: made before the part)
+        def state(self):
+            return {"column0/median": np.array([self.median_])}
+
+        def restore(self, arrays, n_features):
+            self.median_ = float(arrays["column0/median"][0])
+            return self
+
+    from deepuad.artifacts import model  # noqa: F401 (its schema is made before the part is registered)
 
     monkeypatch.setitem(parts.PARTS, "column0", ColumnZero)
     X = table()
+    np.savez(tmp_path / "x.npz", X=X)
+    features, path = tmp_path / "x.features.h5", tmp_path / "m.h5"
+    assert run_cli(capsys, "extract", tmp_path / "x.npz", "-o", features, "--scale", "none")[0] == 0
     det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)  # a part is a score of its own, by its name
     assert det.score_parts_ == ("column0",)
-    np.testing.assert_allclose(det.decision_scores_, X[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(det.decision_scores_, X[:, 0] - np.median(X[:, 0]), rtol=1e-6)
     # explain measures its score: only column 0 moves it, by as much as it lies above its expected value
     rows = X[np.argsort(-X[:, 0])[:3]]
     contributions, _ = explain.column_contributions(det, rows, Decoder(array_encoding(6), 6), np.zeros_like(rows))
     np.testing.assert_allclose(contributions[:, 0], rows[:, 0], rtol=1e-6)
     assert (contributions[:, 1:] == 0).all()
-    # a model file is read by its declared schema, which knows the parts it was written with: one more is refused
-    det.save(tmp_path / "m.h5")
-    with pytest.raises(InputError, match=r"^\S*m\.h5: attribute 'params\.score' .*column0") as refused:
-        DeepUAD.load(tmp_path / "m.h5")
-    assert "\n" not in str(refused.value)
+    # a model file stores it and reads it back, scoring as before, in Python and at the command line
+    det.save(path)
+    np.testing.assert_array_equal(DeepUAD.load(path).decision_function(X), det.decision_function(X))
+    code, _, err = run_cli(capsys, "score", path, features, "-o", tmp_path / "x.scores.h5", "--force")
+    assert code == 0, err
+    with h5py.File(tmp_path / "x.scores.h5") as f:
+        np.testing.assert_array_equal(f["score"][()], det.decision_function(X))
+    code, out, err = run_cli(capsys, "explain", path, features, "--top", "1", "--force", "--json")
+    assert code == 0, err
+    top = json.loads(out)["rows"][0]
+    assert top["id"] == np.argmax(X[:, 0]) and (top["columns"][0]["column"], top["columns"][0]["share"]) == ("x0", 1.0)
+    # and checks what it declares: a crafted median of two values is refused, naming it
+    rewrite(path, lambda f: replace_dataset(f, "scorer/column0/median", np.zeros(2)))
+    with pytest.raises(InputError, match=r"^\S*m\.h5: dataset 'scorer/column0/median' has 2 entries, expected 1"):
+        DeepUAD.load(path)
 
 
 def test_network_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():

@@ -178,14 +178,14 @@ def test_image_size_is_height_then_width(tmp_path):
 
 def test_image_folder_errors(tmp_path):
     with pytest.raises(MediaError, match="no such folder"):
-        read_image_folder(tmp_path / "missing")
+        read_image_folder(tmp_path / "missing", size=(4, 6))
     (tmp_path / "empty").mkdir()
     with pytest.raises(MediaError, match="no image files"):
-        read_image_folder(tmp_path / "empty")
+        read_image_folder(tmp_path / "empty", size=(4, 6))
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(MediaError, match="none of the 1"):
-        read_image_folder(tmp_path / "bad")
+        read_image_folder(tmp_path / "bad", size=(4, 6))
 
 
 def test_load_image_batch_matches_folder_pixels_in_nchw(image_root):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import KDD_SAMPLE as KDD, cli, make_media, make_table, run_cli, write_fake_scores
+from helpers import KDD_SAMPLE as KDD, cli, make_media, make_table, replace_dataset, rewrite, run_cli, write_fake_scores
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,83 @@ def test_decoder_undoes_the_scaling_and_one_hot_groups():
     scores = np.array([0.5, 2.0, 2.0, -1.0])
     assert rank(scores).tolist() == [1, 2, 0, 3] and rank(scores, n=2).tolist() == [1, 2]  # ties: the earlier row first
     assert rank(scores, np.array([1, 0, 1, 1]), flagged=True).tolist() == [2, 0, 3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "parquet"])
+def test_rows_written_a_few_at_a_time_are_those_written_at_once(kdd, tmp_path, fmt):
+    """top writes its rows chunk by chunk: with chunks of 7 rows, the 500 flagged rows (and a
+    file with none) come out as they do in one chunk (Parquet: the same table, in row groups)."""
+    from functools import partial
+
+    from deepuad.cli.app import strict_json
+    from deepuad.stages import answers
+
+    folder, raw, scores = kdd
+    none_flagged = write_fake_scores(folder / "kdd.features.h5", tmp_path / "none.scores.h5", scores)
+    rewrite(none_flagged, lambda f: replace_dataset(f, "is_anomaly", np.zeros(len(scores), dtype=np.int8)))
+
+    def written(scores_path, chunk_rows):
+        result = answers.top(scores_path, flagged=True, chunk_rows=chunk_rows)
+        if fmt == "parquet":
+            out = tmp_path / f"{chunk_rows}.parquet"
+            answers.write_rows(result, fmt, out)
+            return out
+        text = []
+        writer = {"csv": answers.write_csv, "jsonl": answers.write_jsonl,
+                  "json": partial(answers.write_json, dumps=strict_json)}[fmt]
+        writer(result, text.append)
+        return "".join(text)
+
+    for scores_path, flagged in ((folder / "kdd.scores.h5", 500), (none_flagged, 0)):
+        whole, chunked = written(scores_path, 100_000), written(scores_path, 7)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            assert pq.read_table(chunked).equals(pq.read_table(whole)) and pq.read_table(whole).num_rows == flagged
+            assert pq.ParquetFile(chunked).num_row_groups == max(1, -(-flagged // 7))
+        else:
+            assert chunked == whole
+            lines = whole.count("\n") if fmt != "json" else len(json.loads(whole)["rows"])
+            assert lines == flagged + (fmt == "csv")
+
+
+def test_flagged_rows_are_explained_a_hundred_at_most(kdd, capsys):
+    """How many rows are flagged is the file's choice, and each explained row is scored once per
+    column: more than 100 with --flagged --explain is a usage error that says how to get them."""
+    folder, raw, scores = kdd
+    code, _, err = run_cli(capsys, "top", folder / "kdd.scores.h5", "--flagged", "--explain", "2")
+    assert code == 2 and err.count("\n") == 1 and "500 rows are flagged" in err and "-n N --explain 2" in err, err
+
+
+def test_a_table_shows_the_first_thousand_rows(kdd, capsys):
+    folder, raw, scores = kdd
+    code, out, err = run_cli(capsys, "top", folder / "kdd.scores.h5", "-n", "1200", "--format", "table")
+    assert code == 0, err
+    assert "the first 1,000 rows: --format csv or -o FILE for all" in out
+    assert "1200 of 5000 rows" in out and "│ 1000 " in out and "│ 1001 " not in out
+
+
+def test_rows_are_written_as_the_csv_and_json_modules_write_them():
+    """rows_text builds the text of numbers with NumPy: the same text, for every magnitude."""
+    from functools import partial
+
+    from deepuad.inputs.decoding import Plain, python_values, round_significant
+    from deepuad.stages import rows_text
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    magnitudes = 10.0 ** rng.integers(-30, 30, n) * rng.choice([-1, 1], n)
+    values = np.concatenate([rng.normal(0, 1, n), rng.random(n) * magnitudes, np.round(rng.normal(0, 1e5, n)),
+                             [0.0, -0.0, 1e16, 1e15, 1e-4, 1e-5, 1.5e-5, 2.0**53, 1e300, 5e-324, 123.45, -7.0]])
+    columns = [np.arange(len(values)) - 10**12, round_significant(values, 9), Plain.of(values),
+               rng.choice(["a", "b,c", 'q"t', "x\ny", "ü", "", None], len(values)).tolist(),
+               np.full(len(values), 2**63 - 1, dtype=np.int64)]
+    rows = list(zip(*map(python_values, columns)))
+    assert any(type(v) is int for v in python_values(columns[2])) and any(type(v) is float for v in python_values(columns[2]))
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows(rows)
+    assert rows_text.csv_text(columns, len(values)) == expected.getvalue()
+    names = ["rank", "score", "x", "text", "big"]
+    dumps = partial(json.dumps, allow_nan=False, ensure_ascii=False)
+    assert rows_text.json_text(names, columns, len(values), False, dumps, "\n") == "".join(
+        dumps(dict(zip(names, row))) + "\n" for row in rows)

@@ -38,6 +38,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -62,7 +63,8 @@ from deepuad.signals import placing_output, raise_held_back
 class Kind:
     """What an artifact of one kind holds, checked by ``open_artifact``.
 
-    ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration;
+    ``datasets``: name (or a pattern: "weights/*") -> its ``schema.Array`` declaration (a
+    ``Derived`` table for declarations that follow a registry: made when a file is checked);
     ``attrs``: root attribute -> its ``schema.Attr`` declaration; ``same_length``: groups of
     (dataset, axis) whose lengths must agree (the readers index one by the other);
     ``descriptions``: the text stored with each dataset (by full name or last path component);
@@ -72,10 +74,10 @@ class Kind:
     of root attributes that a version-1 file may hold in another form (lacking what it adds)."""
 
     name: str
-    datasets: dict[str, Array]
+    datasets: Mapping[str, Array]
     attrs: dict[str, Attr]
     same_length: list[list[tuple[str, int]]] = field(default_factory=list)
-    descriptions: dict[str, str] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
     check: Callable[[h5py.File, Path], None] | None = None
     describe: Callable[[h5py.File, Path], dict] | None = None
     bounds: dict[str, Callable[[h5py.File], float | None]] = field(default_factory=dict)
@@ -86,9 +88,35 @@ class Kind:
         return {**ROOT_ATTRS, **self.attrs, **(self.v1_attrs if version == 1 else {})}
 
 
+class Derived(Mapping):
+    """A table of declarations (datasets, descriptions) that ``make()`` makes afresh whenever it is
+    read, for a kind whose fields follow a registry that may grow after the kind registers: a
+    model's score parts (``parts.PARTS``), whose arrays a part registered later declares for the
+    next file written or checked."""
+
+    def __init__(self, make: Callable[[], dict]):
+        self.make = make
+
+    def __getitem__(self, name):
+        return self.make()[name]
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __len__(self) -> int:
+        return len(self.make())
+
+    def items(self):
+        return self.make().items()
+
+    def values(self):
+        return self.make().values()
+
+
 # kind name -> Kind, in the order the kind modules register (deepuad.artifacts imports them all)
 KINDS: dict[str, Kind] = {}
-# dataset name (full, or its last path component) -> description, over every kind
+# dataset name (full, or its last path component) -> description, over every kind (as each kind
+# describes its datasets when it registers: ``description`` also reads a kind's derived ones)
 DESCRIPTIONS: dict[str, str] = {}
 
 
@@ -100,6 +128,17 @@ def register(kind: Kind) -> Kind:
     schema.DATASETS[kind.name] = kind.datasets
     schema.BOUNDS[kind.name] = kind.bounds
     return kind
+
+
+def description(kind: str, name: str) -> str | None:
+    """The description stored with dataset ``name`` of a ``kind`` artifact: the one given for its
+    full name ("scorer/forest/left"), else for its last path component ("selected"); the kind's
+    own first, then any kind's."""
+    for key in (name, name.split("/")[-1]):
+        for table in (KINDS[kind].descriptions, DESCRIPTIONS):
+            if key in table:
+                return table[key]
+    return None
 
 
 # the version every artifact is written with; OLDEST_SCHEMA_VERSION onwards are read (schema_version)
@@ -153,9 +192,9 @@ def _write_locked(path: Path, kind: str, params: dict, inputs: dict | None):
             handle.check()  # a failed write: stop before reading back what never reached the disk
             datasets = _datasets(f)  # walked once: the descriptions add attributes, not datasets
             for name, dataset in datasets:
-                key = name if name in DESCRIPTIONS else name.split("/")[-1]  # a full path first: "scorer/forest/left"
-                if "description" not in dataset.attrs and key in DESCRIPTIONS:
-                    dataset.attrs["description"] = DESCRIPTIONS[key]
+                text = description(kind, name)
+                if "description" not in dataset.attrs and text is not None:
+                    dataset.attrs["description"] = text
             f.attrs["fingerprint"] = content_fingerprint(f, datasets)
         handle.check()  # closing flushes HDF5's caches: more writes that may have failed
         os.fsync(handle.raw.fileno())
@@ -341,6 +380,6 @@ def require_made_from(inputs: dict, path, role: str, upstream_path: str | Path, 
     if recorded != upstream_fingerprint and not force:
         raise StaleError(
             f"was made from a different {role} file than {upstream_path} (fingerprint {str(recorded)[:12]} vs "
-            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass --force",
+            f"{upstream_fingerprint[:12]}); re-run the earlier stage or pass `force`",
             path,
         )

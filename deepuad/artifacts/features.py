@@ -22,7 +22,7 @@ import h5py
 
 from deepuad.artifacts.envelope import DESCRIPTIONS, Kind, open_artifact, put, put_json, register, write_artifact
 from deepuad.artifacts.safe_read import (
-    attr_json, inflation_limit, inflation_rule, INFLATION_VARIABLE, read_array, read_json, read_strings,
+    attr_json, counted_bytes, inflation_limit, inflation_rule, INFLATION_VARIABLE, read_array, read_json, read_strings,
 )
 from deepuad.artifacts.schema import Array, Attr, Flag, Inflation, Json, Number, Record, Seq, Text
 from deepuad.errors import DataError, InputError
@@ -71,9 +71,11 @@ ENCODING = Record(
 ROWS = "dim:X:0"
 # X is the one dataset of a features file that may be compressed (extract --compress). Scoring
 # takes time in proportion to its rows, so a small file must not declare many: X may declare
-# 40 MiB, or 4 times the file's size if that is more (docs/threat-model.md says why these two
-# numbers; bench/crafted_cost.py measures what they cost at most)
-X_INFLATION = Inflation(40 << 20, 4, "keep score and explain busy for minutes")
+# 40 MiB, or 4 times the file's size if that is more, a row counting as 40 columns at least
+# (scoring costs about as much per row below that): 262,144 rows, or one per 40 bytes of the
+# file (docs/threat-model.md says why these numbers; bench/crafted_cost.py measures what they
+# cost at most)
+X_INFLATION = Inflation(40 << 20, 4, "keep score and explain busy for minutes", row_bytes=160)
 
 KIND = register(Kind(
     "features", describe=describe,
@@ -205,8 +207,7 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
         put_json(f, "encoding", encoding, DESCRIPTIONS["encoding"])
         f.attrs["encoding_fingerprint"] = encoding_fingerprint(encoding)
         f.attrs["unseen_categories"] = json.dumps(unseen or {})
-        if compress:
-            _check_readable(f, X_out, inputs["raw"]["path"])
+        _check_readable(f, X_out, inputs["raw"]["path"])
     summary = {"output": str(output), "rows": n_rows, "features": len(feature_names), "labels": bool(has_y)}
     if has_y:
         summary["anomalies"] = n_anomalies
@@ -223,15 +224,24 @@ def write_features(output, chunks, encoding: dict, params: dict, inputs: dict, c
 
 
 def _check_readable(f: h5py.File, X: h5py.Dataset, source) -> None:
-    """DataError naming ``source`` if X, compressed, inflates beyond what deepuad reads back
-    (``X_INFLATION``): no command writes a file that the next one refuses. Called once every
-    dataset is written (only the fingerprint and descriptions follow, a few hundred bytes)."""
+    """DataError naming ``source`` if X declares more than deepuad reads back (``X_INFLATION``:
+    compressed too far, or too many rows for the file's size): no command writes a file that the
+    next one refuses. Called once every dataset is written (only the fingerprint and
+    descriptions follow, a few hundred bytes)."""
     f.flush()
-    size, declared = f.id.get_filesize(), X.size * X.dtype.itemsize
-    if declared > inflation_limit(X_INFLATION, size):
-        raise DataError(f"X compresses to {declared / size:,.0f} times the file's size, more than deepuad reads back "
-                        f"({inflation_rule(X_INFLATION)}): extract it without --compress, or set {INFLATION_VARIABLE}="
-                        f"{math.ceil(declared / size)} here and wherever the file is read", source)
+    size, nbytes = f.id.get_filesize(), X.size * X.dtype.itemsize
+    declared = counted_bytes(X_INFLATION, X.shape, nbytes)
+    if declared <= inflation_limit(X_INFLATION, size):
+        return
+    rule = inflation_rule(X_INFLATION)
+    variable = f"set {INFLATION_VARIABLE}={math.ceil(declared / size)} here and wherever the file is read"
+    if declared > nbytes:  # too many rows for the file, with or without `compress`
+        raise DataError(f"X's {X.shape[0]:,} rows of {X.shape[1]} columns count as {declared / size:,.0f} times the file's "
+                        f"size ({X_INFLATION.row_bytes} bytes a row at least: scoring takes as long per row below "
+                        f"{X_INFLATION.row_bytes // 4} columns), more than deepuad reads back ({rule}) with or without "
+                        f"`compress`: {variable}", source)
+    raise DataError(f"X compresses to {declared / size:,.0f} times the file's size, more than deepuad reads back "
+                    f"({rule}): extract it without `compress`, or {variable}", source)
 
 
 class Features:

@@ -16,11 +16,20 @@ it is for (``checkpoint_path``) after every re-selection and read back by ``trai
 version: a version-2 file holds all it declares (a finished model its whole scorer, its
 contamination estimate and every parameter), and a version-1 file goes through ``_v1_header`` and
 ``_v1_state``, which supply what models made before those fields lack.
+
+The score's own arrays (``scorer/<part>/*``) are declared by the part that stores them
+(``Part.stores``), and the score and part names a model may name are the registry's
+(``parts.PARTS``): the schema reads the registry when it checks or writes a file, so a part
+registered after this module is imported is stored and read back like the others.
+
+Longer than 400 lines: the schema, the writer and the readers (of both versions, of the stored
+scores and of the drift reference) of one kind, kept together as every kind's are.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +37,9 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from deepuad.artifacts.envelope import inputs_of, Kind, open_artifact, register, schema_version, write_artifact
+from deepuad.artifacts.envelope import (
+    Derived, inputs_of, Kind, open_artifact, register, schema_version, write_artifact,
+)
 from deepuad.artifacts.safe_read import attr_json, inflation_limit, MAX_LAYERS, MAX_WIDTH, read_array
 from deepuad.artifacts.schema import (
     Array, Attr, Flag, Inflation, Json, Nullable, Number, Record, SchemaError, Seq, Text, check_value, param_schema,
@@ -38,7 +49,7 @@ from deepuad.errors import DataError, InputError
 from deepuad.estimators.params import (
     ACTIVATIONS, LIMITS, MAX_CONTAMINATION, MAX_EPOCHS, SCORE_BATCH_ROWS, recorded, unrecorded,
 )
-from deepuad.estimators.parts import PARTS, SCORES
+from deepuad.estimators import parts  # the registry of score parts, read when a file is checked or written
 from deepuad.estimators.scoring import FOREST_ARRAYS, check_forest
 
 # the score of every row the model was trained on (train's last pass), which ``score`` takes
@@ -49,10 +60,8 @@ DRIFT_REFERENCE = "drift_reference"
 DRIFT_ARRAYS = ("edges", "proportions", "score_edges", "score_proportions")  # drift_reference/<name>
 MAX_DRIFT_BINS = 64  # train writes 10; a bin index is counted as one byte
 # a finished model's scorer (but for the cosine score, which needs none): what every score's parts
-# share, and each part's own arrays (``Part.state()``), under scorer/
+# share, and each part's own arrays (``Part.state()``, declared by ``Part.stores``), under scorer/
 SCORER_ARRAYS = ("reference", "reference_kept", "score_center", "score_scale", "score_weights")
-PART_ARRAYS = {"l2": (), "cosine": (), "knn": ("knn/reference",), "iforest": tuple(f"forest/{name}" for name in FOREST_ARRAYS),
-               "range": ("range/low", "range/high", "range/span", "range/offset")}
 
 
 def checkpoint_path(output) -> Path:
@@ -109,9 +118,9 @@ def _check_finished(f: h5py.File, path: Path) -> None:
         if state.get(key) is None:
             raise InputError(f"attribute 'state.{key}' is missing from a finished model (corrupt or crafted?)", path)
     needed = [("attribute", "contamination_estimate", "contamination_estimate" in f.attrs)]
-    parts = state["score_parts"]
-    if parts != ["cosine"]:
-        for name in (*SCORER_ARRAYS, *(array for part in parts for array in PART_ARRAYS[part])):
+    names = state["score_parts"]  # registered parts: checked against the registry before (STATE)
+    if names != ["cosine"]:
+        for name in (*SCORER_ARRAYS, *(array for part in names for array in parts.PARTS[part].stores)):
             needed.append(("dataset", f"scorer/{name}", isinstance(f.get(f"scorer/{name}"), h5py.Dataset)))
     for what, name, present in needed:
         if not present:
@@ -441,10 +450,35 @@ V1_TRAIN_PARAMS = Record(_TRAIN_PARAMS, required=("epochs", "r", "p", "device"))
 ARCHITECTURE = Record({"n_features": Number(1, MAX_WIDTH, integer=True),
                        "layers": Seq(Number(1, MAX_WIDTH, integer=True), min_len=1, max_len=MAX_LAYERS),
                        "activation": Text(choices=ACTIVATIONS)}, required=("n_features", "layers", "activation"))
-MAX_PARTS = max(map(len, SCORES.values()))
+
+
+# the registered score parts, read when a file is checked: a part registered after this module is
+# imported (in a test) is stored and read back like the others
+def _part_names() -> tuple[str, ...]:
+    return tuple(sorted(parts.PARTS))
+
+
+def most_parts(f: h5py.File) -> int:
+    """The most parts a registered score combines: the length of the per-part arrays of a scorer."""
+    return max(len(parts.parts_of(score)) for score in parts.scores())
+
+
+def _part_array(stored: parts.Stored) -> Array:
+    """A part's declaration of an array as this schema declares it: its bounds name the scorer's
+    arrays as the file does (scorer/<name>)."""
+    def bound(value):
+        if not isinstance(value, str):
+            return value
+        what, _, name = value.partition(":")
+        return f"{what}:scorer/{name}"
+
+    return Array(stored.kinds, stored.ndim, length=bound(stored.length), max_len=bound(stored.max_len),
+                 values=Number(bound(stored.low), bound(stored.high), low_open=stored.low_open, below=bound(stored.below)))
+
+
+PARTS_BOUND = "bound:parts"  # most_parts
 STATE = Record({"epoch": Number(0, MAX_EPOCHS, integer=True), "converged": Flag(), "optimizer_param_groups": Text(),
-                "score_parts": Seq(Text(choices=tuple(sorted(PARTS))),
-                                   min_len=1, max_len=MAX_PARTS),
+                "score_parts": Seq(Text(choices=_part_names), min_len=1, max_len=PARTS_BOUND),
                 "contamination_estimate": Nullable(Number(0, MAX_CONTAMINATION, low_open=True))},
                required=("epoch", "converged", "optimizer_param_groups"))
 ITERATION_KEYS = ("iteration", "epoch", "n_changed", "loss", "threshold", "fallback")
@@ -455,50 +489,65 @@ ITERATIONS = Seq(ITERATION, min_len=1, max_len="bound:records")
 # the attributes of group iterations/<t>: its record, the size of its selection, and label
 # diagnostics (auroc, f1, ...; NaN where undefined), read with float()
 ITERATION_GROUP = Record({**ITERATION.fields, "n_selected": INTEGER}, other=Number(nan=True))
-MAX_TREES = 4096
-NODES = "len:scorer/forest/left"
 ROWS = "attr:n_rows"
 # a model is read whole, its selections too (compressed, sorted row indices: 19:1 on the KDDCUP
 # sample, 40:1 on its 494k rows): together they may declare 160 MiB, or 16 times the file's size
 # if that is more (docs/threat-model.md says why; _put_selections keeps deepuad's models within it)
 SELECTIONS_INFLATION = Inflation(160 << 20, 16, "fill gigabytes of memory (a model is read whole)")
 SELECTED = Array("iu", 1, values=Number(0, below=ROWS), max_len=ROWS, inflation=SELECTIONS_INFLATION)
+# what every model declares, whatever parts are registered
+FIXED_DATASETS = {
+    "epoch_losses": Array("f", 1, required=True, values=Number(0), max_len=MAX_EPOCHS),
+    "rng_state": Array("u", 1, required=True, max_len=1 << 16),
+    "iterations/0/selected": dataclasses.replace(SELECTED, required=True),
+    "iterations/*/selected": SELECTED,
+    # NaN or infinite weights are unusable data, refused with exit 4 by check_finite_weights
+    # (their shapes: check_weight_shapes, from the architecture)
+    "weights/*": Array("f", (1, 2)), "optimizer/*": Array("f", (0, 1, 2)),
+    TRAINING_SCORES: Array("f", 1, length=ROWS),
+    "scorer/reference": Array("f", 2, values=Number(), max_len=1 << 20),
+    "scorer/score_center": Array("f", 1, values=Number(), max_len=PARTS_BOUND),
+    "scorer/score_scale": Array("f", 1, values=Number(0, low_open=True), max_len=PARTS_BOUND),
+    "scorer/score_weights": Array("f", 1, values=Number(0, low_open=True), max_len=PARTS_BOUND),
+    "scorer/reference_kept": Array("iu", 1, values=Number(0, 1, integer=True), length="len:scorer/reference"),
+    # each part's own arrays: _declarations
+    # the drift reference (read_drift_reference checks bins and shares against one another)
+    f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
+    f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
+    f"{DRIFT_REFERENCE}/score_edges": Array("f", 1, values=Number()),
+    f"{DRIFT_REFERENCE}/score_proportions": Array("f", 1, values=Number(0, 1)),
+}
+FIXED_DESCRIPTIONS = {
+    "selected": "indices of the rows in the training set",
+    "epoch_losses": "mean training loss of each epoch",
+    TRAINING_SCORES: "score of every row the model was trained on; score takes them for that features file",
+    "rng_state": "state of the shuffling RNG, for exact resume",
+    f"{DRIFT_REFERENCE}/edges": "drift reference: per column of X, the inner bin edges (quantiles of the training data)",
+    f"{DRIFT_REFERENCE}/proportions": "drift reference: per column of X, the training rows' share in each bin",
+    f"{DRIFT_REFERENCE}/score_edges": "drift reference: inner bin edges of the training rows' scores",
+    f"{DRIFT_REFERENCE}/score_proportions": "drift reference: the training rows' share in each score bin",
+    "scorer/reference": "sample of the rows the model was trained on (all of them, not only the kept ones): forest and score calibration",
+    "scorer/reference_kept": "1 where a reference row is in the final training set: explain's expected values come from those",
+    "scorer/score_center": "median of each score part over the reference rows",
+    "scorer/score_scale": "interquartile range of each score part over the reference rows",
+    "scorer/score_weights": "weight of each score part in the combined score (absent: equal weights)",
+    # each part's own arrays: _declarations
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _declarations(registered: tuple) -> tuple[dict[str, Array], dict[str, str]]:
+    """(datasets, descriptions) of a model while ``registered`` (``parts.PARTS``' items) are the
+    parts: the fixed ones, and scorer/<name> for every array of every part (``Part.stores``)."""
+    stored = {f"scorer/{name}": array for _, part in registered for name, array in part.stores.items()}
+    return ({**FIXED_DATASETS, **{name: _part_array(array) for name, array in stored.items()}},
+            {**FIXED_DESCRIPTIONS, **{name: array.description for name, array in stored.items()}})
+
+
 KIND = register(Kind(
-    "model", check=_check_model, describe=describe, bounds={"records": most_records},
-    datasets={
-        "epoch_losses": Array("f", 1, required=True, values=Number(0), max_len=MAX_EPOCHS),
-        "rng_state": Array("u", 1, required=True, max_len=1 << 16),
-        "iterations/0/selected": dataclasses.replace(SELECTED, required=True),
-        "iterations/*/selected": SELECTED,
-        # NaN or infinite weights are unusable data, refused with exit 4 by check_finite_weights
-        # (their shapes: check_weight_shapes, from the architecture)
-        "weights/*": Array("f", (1, 2)), "optimizer/*": Array("f", (0, 1, 2)),
-        TRAINING_SCORES: Array("f", 1, length=ROWS),
-        "scorer/reference": Array("f", 2, values=Number(), max_len=1 << 20),
-        "scorer/score_center": Array("f", 1, values=Number(), max_len=MAX_PARTS),
-        "scorer/score_scale": Array("f", 1, values=Number(0, low_open=True), max_len=MAX_PARTS),
-        "scorer/score_weights": Array("f", 1, values=Number(0, low_open=True), max_len=MAX_PARTS),
-        # the forest's trees (scoring.check_forest checks that they are trees, and of what depth)
-        "scorer/forest/left": Array("i", 1, values=Number(-1, below=NODES)),
-        "scorer/forest/right": Array("i", 1, values=Number(-1, below=NODES), length=NODES),
-        "scorer/forest/feature": Array("iu", 1, values=Number(0, below="dim:scorer/reference:1"), length=NODES),
-        "scorer/forest/threshold": Array("f", 1, values=Number(), length=NODES),
-        "scorer/forest/n_samples": Array("iu", 1, values=Number(1, high="value:scorer/forest/max_samples"), length=NODES),
-        "scorer/forest/roots": Array("iu", 1, values=Number(0, below=NODES), max_len=MAX_TREES),
-        "scorer/forest/max_samples": Array("iu", 1, values=Number(1, high="len:scorer/reference"), length=1),
-        "scorer/reference_kept": Array("iu", 1, values=Number(0, 1, integer=True), length="len:scorer/reference"),
-        "scorer/knn/reference": Array("f", 2, values=Number(), max_len="len:scorer/reference"),
-        # the range part (parts.OutsideRange): one value per column
-        "scorer/range/low": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
-        "scorer/range/high": Array("f", 1, values=Number(), length="dim:scorer/reference:1"),
-        "scorer/range/span": Array("f", 1, values=Number(0, low_open=True), length="dim:scorer/reference:1"),
-        "scorer/range/offset": Array("f", 1, values=Number(0), length=1),
-        # the drift reference (read_drift_reference checks bins and shares against one another)
-        f"{DRIFT_REFERENCE}/edges": Array("f", 2, values=Number()),
-        f"{DRIFT_REFERENCE}/proportions": Array("f", 2, values=Number(0, 1)),
-        f"{DRIFT_REFERENCE}/score_edges": Array("f", 1, values=Number()),
-        f"{DRIFT_REFERENCE}/score_proportions": Array("f", 1, values=Number(0, 1)),
-    },
+    "model", check=_check_model, describe=describe, bounds={"records": most_records, "parts": most_parts},
+    datasets=Derived(lambda: _declarations(tuple(parts.PARTS.items()))[0]),
+    descriptions=Derived(lambda: _declarations(tuple(parts.PARTS.items()))[1]),
     attrs={"architecture": Attr(Json(ARCHITECTURE), required=True), "state": Attr(Json(STATE), required=True),
            # complete, stop_reason, encoding_fingerprint and final_metrics: in every model deepuad wrote
            "iterations": Attr(Json(ITERATIONS), required=True), "complete": Attr(Flag(), required=True),
@@ -510,31 +559,4 @@ KIND = register(Kind(
            "training_scores_batch_rows": Attr(Number(1, integer=True)),
            "params": Attr(Json(TRAIN_PARAMS), required=True)},
     v1_attrs={"params": Attr(Json(V1_TRAIN_PARAMS), required=True)},
-    descriptions={
-        "selected": "indices of the rows in the training set",
-        "epoch_losses": "mean training loss of each epoch",
-        TRAINING_SCORES: "score of every row the model was trained on; score takes them for that features file",
-        "rng_state": "state of the shuffling RNG, for exact resume",
-        f"{DRIFT_REFERENCE}/edges": "drift reference: per column of X, the inner bin edges (quantiles of the training data)",
-        f"{DRIFT_REFERENCE}/proportions": "drift reference: per column of X, the training rows' share in each bin",
-        f"{DRIFT_REFERENCE}/score_edges": "drift reference: inner bin edges of the training rows' scores",
-        f"{DRIFT_REFERENCE}/score_proportions": "drift reference: the training rows' share in each score bin",
-        "scorer/reference": "sample of the rows the model was trained on (all of them, not only the kept ones): forest and score calibration",
-        "scorer/reference_kept": "1 where a reference row is in the final training set: explain's expected values come from those",
-        "scorer/knn/reference": "the distinct rows of scorer/reference: the k-NN part's neighbours",
-        "scorer/score_center": "median of each score part over the reference rows",
-        "scorer/score_scale": "interquartile range of each score part over the reference rows",
-        "scorer/score_weights": "weight of each score part in the combined score (absent: equal weights)",
-        "scorer/forest/left": "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
-        "scorer/forest/right": "isolation forest: right child of each node (-1 = leaf)",
-        "scorer/forest/feature": "isolation forest: column each node splits on",
-        "scorer/forest/threshold": "isolation forest: split value of each node (go left when x <= it)",
-        "scorer/forest/n_samples": "isolation forest: training rows that reached each node",
-        "scorer/forest/roots": "isolation forest: index of each tree's root node",
-        "scorer/forest/max_samples": "isolation forest: rows each tree was grown on",
-        "scorer/range/low": "range part: each column's low end of the kept range",
-        "scorer/range/high": "range part: each column's high end of the kept range",
-        "scorer/range/span": "range part: each column's kept range (the unit of the distance beyond it)",
-        "scorer/range/offset": "range part: the level its values reach by chance on normal rows, subtracted from them",
-    },
 ))

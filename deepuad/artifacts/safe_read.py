@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from deepuad.artifacts import schema
-from deepuad.errors import DataError, InputError, UsageError
+from deepuad.errors import DataError, InputError, RequestError
 
 
 # dataset (last path component) -> the values it may hold; read_array checks them, so that a
@@ -225,7 +225,7 @@ def check_inflation(path: Path, datasets: list[tuple[str, h5py.Dataset, schema.A
         stored = dataset.id.get_storage_size()
         stored_total += stored
         if declaration is not None and declaration.inflation is not None:
-            compressed.setdefault(declaration.inflation, []).append((name, nbytes))
+            compressed.setdefault(declaration.inflation, []).append((name, dataset.shape, nbytes))
         elif nbytes > stored:
             raise InputError(f"dataset '{name}' declares {_size(nbytes)} in {_size(stored)} stored: compressed, which "
                              "deepuad never does to it (refused: what a command reads whole is bounded by the file's "
@@ -234,12 +234,21 @@ def check_inflation(path: Path, datasets: list[tuple[str, h5py.Dataset, schema.A
         raise InputError(f"its datasets claim {_size(stored_total)} of storage in a {_size(size)} file (chunks that share "
                          "their bytes; corrupt or crafted?)", path)
     for inflation, members in compressed.items():
-        declared = sum(nbytes for _, nbytes in members)
+        declared = sum(counted_bytes(inflation, shape, nbytes) for _, shape, nbytes in members)
         if declared > inflation_limit(inflation, size):
             names = f"'{members[0][0]}'" + (f" and {len(members) - 1} more" if len(members) > 1 else "")
-            raise InputError(f"dataset {names} declares {_size(declared)} in a {_size(size)} file ({declared / size:,.0f}:1; "
+            what = _size(declared)
+            if declared > sum(nbytes for _, _, nbytes in members):  # counted by the row
+                what = f"{members[0][1][0]:,} rows, counted as {what} ({inflation.row_bytes} bytes a row at least)"
+            raise InputError(f"dataset {names} declares {what} in a {_size(size)} file ({declared / size:,.0f}:1; "
                              f"{inflation_rule(inflation)}, so that a small file cannot {inflation.cost}; "
                              f"{INFLATION_VARIABLE}={math.ceil(declared / size)} accepts it if you trust it)", path)
+
+
+def counted_bytes(inflation: schema.Inflation, shape: tuple, nbytes: int) -> int:
+    """What a dataset of ``shape`` and ``nbytes`` declares, as ``inflation`` counts it: its
+    bytes, or its rows at ``row_bytes`` each if that is more."""
+    return max(nbytes, shape[0] * inflation.row_bytes) if shape else nbytes
 
 
 def inflation_limit(inflation: schema.Inflation, size: int) -> float:
@@ -253,7 +262,7 @@ def inflation_rule(inflation: schema.Inflation) -> str:
 
 def max_inflation(default: float) -> float:
     """The ratio DEEPUAD_MAX_INFLATION sets (a number from 1 to MAX_COMPRESSION_RATIO), else
-    ``default``; UsageError (exit 2) for any other value."""
+    ``default``; RequestError (exit 2) for any other value."""
     text = os.environ.get(INFLATION_VARIABLE, "").strip()
     if not text:
         return default
@@ -262,7 +271,7 @@ def max_inflation(default: float) -> float:
     except ValueError:
         value = math.nan
     if not 1 <= value <= MAX_COMPRESSION_RATIO:
-        raise UsageError(f"{INFLATION_VARIABLE} must be a number from 1 to {MAX_COMPRESSION_RATIO:,}, got {text[:40]!r}")
+        raise RequestError(f"{INFLATION_VARIABLE} must be a number from 1 to {MAX_COMPRESSION_RATIO:,}, got {text[:40]!r}")
     return value
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -61,8 +62,10 @@ class Flag:
 
 @dataclass(frozen=True)
 class Text:
+    """At most ``max_len`` characters; one of ``choices``, or of the names a function returns when checked."""
+
     max_len: int = MAX_TEXT
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,14 @@ class Inflation:
     """How far the datasets deepuad writes compressed may inflate: together, the datasets that
     share one Inflation declare at most ``floor`` bytes, or ``ratio`` times the file's size if
     that is more (``safe_read.check_inflation``; DEEPUAD_MAX_INFLATION replaces the ratio).
-    ``cost`` says what each declared byte costs a reader (for the message)."""
+    ``cost`` says what each declared byte costs a reader (for the message). With ``row_bytes``,
+    a row (along the first axis) counts as that many bytes at least, plainly stored or not: what
+    costs time by the row (scoring) is then bounded in rows too."""
 
     floor: int
     ratio: float
     cost: str
+    row_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,8 +178,8 @@ def _param_kind(constraint, max_width: int, max_layers: int):
         return Flag()
     if constraint is str:
         return Text()
-    if isinstance(constraint, Options):
-        return Text(choices=constraint.choices())
+    if isinstance(constraint, Options):  # a registry's names: read when a value is checked
+        return Text(choices=constraint.choices if callable(constraint.values) else constraint.choices())
     if isinstance(constraint, Widths):
         return Seq(_param_kind(replace(constraint.item, high=max_width), max_width, max_layers), min_len=1,
                    max_len=max_layers)
@@ -229,8 +235,9 @@ def check_value(spec, value, where: str, resolve: Callable[[str], float | None])
             raise SchemaError(where, f"must be text, got {_shown(value)}")
         if len(value) > spec.max_len:
             raise SchemaError(where, f"is {len(value):,} characters long (at most {spec.max_len:,})")
-        if spec.choices and value not in spec.choices:
-            raise SchemaError(where, f"must be one of {', '.join(spec.choices)}, got {_shown(value)}")
+        choices = spec.choices() if callable(spec.choices) else spec.choices
+        if choices and value not in choices:
+            raise SchemaError(where, f"must be one of {', '.join(choices)}, got {_shown(value)}")
     elif isinstance(spec, Seq):
         if not isinstance(value, list):
             raise SchemaError(where, f"must be a list, got {_shown(value)}")
@@ -331,7 +338,7 @@ def check_array_values(spec: Array, data: np.ndarray, where: str, resolve) -> No
         check_numbers(spec.values, data, where, resolve)
 
 
-def declared(table: dict, name: str):
+def declared(table: Mapping, name: str):
     """``table[name]``, or the entry whose key is a pattern ("weights/*") that ``name`` matches."""
     if name in table:
         return table[name]
@@ -342,7 +349,7 @@ def declared(table: dict, name: str):
 
 
 # kind -> its declared datasets, and the bounds it derives (filled by envelope.register)
-DATASETS: dict[str, dict[str, Array]] = {}
+DATASETS: dict[str, Mapping[str, Array]] = {}
 BOUNDS: dict[str, dict[str, Callable]] = {}
 
 

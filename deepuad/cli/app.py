@@ -269,12 +269,27 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
     except Exception as error:
         if _is_click_usage_error(error):
             _fail(_usage_message(error, argv), getattr(error, "exit_code", EXIT_USAGE))
+        wrapped = _interrupt_within(error)
+        if wrapped is not None:  # Python wrapped the interrupt (raised inside __set_name__, say): still an interrupt
+            _fail("terminated (SIGTERM)" if isinstance(wrapped, Terminated) else "interrupted", EXIT_INTERRUPTED)
         # anything else is a bug: one line unless --debug
         if debug:
             traceback.print_exc()
         _fail(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", EXIT_INTERNAL)
     finally:
         signals.restore(previous_handlers, ignore=exiting)  # in-process callers (tests, notebooks) get their handlers back
+
+
+def _interrupt_within(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``error`` was raised from, if any: a signal's exception raised
+    where Python turns it into another error (class creation's ``__set_name__`` into a RuntimeError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 GLOBAL_OPTIONS = ("quiet", "debug")  # the global options accepted after the command too

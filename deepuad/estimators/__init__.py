@@ -10,7 +10,8 @@
 - ``rules``: the rules that choose the training set, by name (``init_by``, ``reselect_by``)
 - ``cleaning``: the ``trim`` rule's fence and outlyingness
 - ``autoencoder``: the network, its training steps and its reconstruction errors
-- ``parts``: the parts of DeepUAD's score, by name, and the fitted score they make (``Scorer``)
+- ``parts``: the parts of DeepUAD's score, by name, each declaring the arrays it stores
+- ``scorer``: the fitted score the parts make (``Scorer``), as arrays and back
 - ``scoring``: the forest, k-NN distances, robust scale and contamination estimate the parts use
 - ``metrics``: AUROC, AUPRC, F1
 - ``distributed``: the process group a fit runs in (one process = a world of size one)

@@ -11,7 +11,7 @@
 The rules that choose S_train are registered by name (rules.py): the paper's, a GMM on z keeping
 the low-variance clusters (``reselect_by="variance"``, the default), the (100 - p) % lowest errors
 (``"error"``), or the rows within a fence of the kept rows' own scores (``"trim"``, cleaning.py);
-the first training set likewise (``init_by``). The score is a ``parts.Scorer``: ``"cosine"`` is
+the first training set likewise (``init_by``). The score is a ``scorer.Scorer``: ``"cosine"`` is
 the paper's h(x) = 1 - cos(x, decoder(encoder(x))); the others combine the log squared error of
 the network trained on the kept rows with parts fitted on a sample of all rows (parts.py).
 ``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
@@ -32,6 +32,10 @@ under the rule at that moment in ``info["scores"]``, and ``info["last"]`` true w
 ends there) so that callers can show progress, compute diagnostics from labels the algorithm
 never sees, and save ``get_state()`` as a checkpoint that ``fit(..., resume_state=...)``
 continues from exactly.
+
+Longer than 400 lines: one estimator, whose training, scoring and checkpoint state share its
+learned attributes, read best together; what it calls (the rules, the score, the network, the
+selection) lives in modules of its own.
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ from deepuad.estimators.autoencoder import (
 from deepuad.estimators.base import BaseDetector, _check_width, check_array, not_fitted
 from deepuad.estimators.distributed import World
 from deepuad.estimators.params import CONSTRAINTS, DEFAULTS, PAPER_READING, SCORE_BATCH_ROWS, check_contamination  # noqa: F401 (PAPER_READING: re-exported beside DeepUAD)
-from deepuad.estimators.parts import PAPER, Scorer, reference_rows
+from deepuad.estimators.parts import PAPER, reference_rows
 from deepuad.estimators.rows import take_rows  # noqa: F401 (re-exported: tests and callers import it from here)
 from deepuad.estimators.rules import RESELECT
+from deepuad.estimators.scorer import Scorer
 from deepuad.estimators.selection import initial_selection, n_changed
 
 
@@ -75,7 +80,7 @@ class Iteration:
 
 def _from_scorer(name: str) -> property:
     """A learned attribute of the fitted score, read as DeepUAD's own (absent until ``fit`` has fitted it)."""
-    return property(lambda self: getattr(self.scorer_, name), doc=f"``scorer_.{name}`` (parts.Scorer)")
+    return property(lambda self: getattr(self.scorer_, name), doc=f"``scorer_.{name}`` (scorer.Scorer)")
 
 
 class DeepUAD(BaseDetector):
@@ -322,7 +327,7 @@ class DeepUAD(BaseDetector):
         return Scorer(self.score, PAPER, self.n_features_in_, self.n_neighbors)
 
     def _scores(self, X, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-        """(score, counting score) of every row, float32 (parts.Scorer.scores)."""
+        """(score, counting score) of every row, float32 (scorer.Scorer.scores)."""
         scorer = self._scorer()
         return scorer.scores(scorer.values(X, self.model_, self.device, batch_size)[0])
 

@@ -366,6 +366,7 @@ SCORE_BATCH_ROWS = 16384
 # the baselines' defaults that the ``baseline`` command offers as options too (the autoencoder
 # baseline's lr, activation and loss are DeepUAD's)
 BASELINE_DEFAULTS = {
+    "method": "iforest",  # the command's: baselines.BASELINES names them all
     "contamination": 0.1,
     "batch_size": 1024,
     "layers": (60, 30, 10),  # the autoencoder's: the paper's KDDCUP network

@@ -1,8 +1,8 @@
-"""The parts of ``DeepUAD``'s score, and the fitted score they make (``Scorer``): each part says,
-in its own way, how far a row is from the data, and each states which kind of anomaly it sees.
-The network's parts (``l2``, ``cosine``) measure it against what the network learnt from the rows
-Algorithm 1 kept; the others against the *reference*, a seeded sample of the rows (``DeepUAD``
-draws it from all rows: ``Scorer.fit`` says why).
+"""The parts of ``DeepUAD``'s score: each part says, in its own way, how far a row is from the
+data, and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``)
+measure it against what the network learnt from the rows Algorithm 1 kept; the others against
+the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
+in scorer.py, the fitted score the parts make, says why).
 
 A part is a class with a ``name``, fitted on the reference:
 
@@ -13,6 +13,8 @@ A part is a class with a ``name``, fitted on the reference:
 * ``state()`` / ``restore(arrays, n_features)`` turn the fitted part into NumPy arrays and back
   (a model file holds no pickle); ``restore`` raises ValueError on arrays that could not have come
   from ``fit``, since a model file may come from someone else;
+* ``stores``: each array ``state()`` holds, declared (``Stored``): a model file checks its arrays
+  against these declarations, so the file format needs no change for a new part;
 * ``options``: the DeepUAD parameters its constructor takes, of those ``Scorer`` hands over
   (``n_neighbors``: the k-NN part's k).
 
@@ -22,15 +24,45 @@ standardised is already in units of "how many ranges beyond the reference rows" 
 that mean, so that it cannot be averaged away.
 
 Registering a part is one line in ``PARTS``: every part is then a score of its own, by its name
-(``DeepUAD(score=name)``); ``SCORES`` names the scores that combine several parts.
+(``DeepUAD(score=name)``), that a model file stores and reads back; ``SCORES`` names the scores
+that combine several parts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from deepuad.estimators import scoring
-from deepuad.estimators.rows import take_rows
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One array of a fitted part's ``state()``, declared beside the part: a model file stores it
+    as ``scorer/<name>`` with its ``description``, and checks it against this declaration when it
+    is read (deepuad.artifacts.model makes the file's schema of the registered parts' ``stores``).
+
+    ``kinds``: the NumPy dtype kinds it may have ("f" floats, "i" signed integers, "iu" any
+    integers); ``ndim``: its rank; ``length`` and ``max_len``: its length along axis 0, exactly and
+    at most; its values are finite, from ``low`` (above it with ``low_open``) to ``high``, and below
+    ``below``. A bound is a number or refers to another of the scorer's arrays by its name in
+    ``state()``: "len:NAME" its length, "dim:NAME:K" the length of its axis K, "value:NAME" its
+    first value (``COLUMNS``, ``REFERENCE_ROWS``)."""
+
+    kinds: str
+    ndim: int
+    description: str
+    length: int | str | None = None
+    max_len: int | str | None = None
+    low: float | str | None = None
+    high: float | str | None = None
+    below: float | str | None = None
+    low_open: bool = False
+
+
+COLUMNS = "dim:reference:1"  # as many as the data has columns
+REFERENCE_ROWS = "len:reference"  # as many as the reference has rows
 
 
 class Part:
@@ -44,6 +76,8 @@ class Part:
     # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", one of the rows
     # the cleaning kept (a part fitted on the kept rows may not need the network)
     fitted_on = "reference"
+    # the arrays ``state()`` holds, by name
+    stores: dict[str, Stored] = {}
 
     def fit(self, reference: np.ndarray, seed: int) -> "Part":
         return self
@@ -91,6 +125,8 @@ class NearestRows(Part):
     name = "knn"
     covers = "local and global anomalies, copies of one odd row included: rows with no other row near them"
     options = ("n_neighbors",)
+    stores = {"knn/reference": Stored("f", 2, "the distinct rows of scorer/reference: the k-NN part's neighbours",
+                                      max_len=REFERENCE_ROWS)}
 
     def __init__(self, n_neighbors: int):
         self.n_neighbors = n_neighbors
@@ -119,6 +155,25 @@ class ReferenceForest(Part):
 
     name = "iforest"
     covers = "global anomalies, per column (saturates beyond the reference's range)"
+    # its trees, nodes concatenated (scoring.check_forest checks that they are trees, and of what depth)
+    NODES = "len:forest/left"
+    MAX_TREES = 4096  # the most trees a model file may hold (fit_forest grows 100)
+    stores = {
+        "forest/left": Stored("i", 1, "isolation forest: left child of each node (-1 = leaf), all trees concatenated",
+                              low=-1, below=NODES),
+        "forest/right": Stored("i", 1, "isolation forest: right child of each node (-1 = leaf)", length=NODES, low=-1,
+                               below=NODES),
+        "forest/feature": Stored("iu", 1, "isolation forest: column each node splits on", length=NODES, low=0,
+                                 below=COLUMNS),
+        "forest/threshold": Stored("f", 1, "isolation forest: split value of each node (go left when x <= it)",
+                                   length=NODES),
+        "forest/n_samples": Stored("iu", 1, "isolation forest: training rows that reached each node", length=NODES,
+                                   low=1, high="value:forest/max_samples"),
+        "forest/roots": Stored("iu", 1, "isolation forest: index of each tree's root node", max_len=MAX_TREES, low=0,
+                               below=NODES),
+        "forest/max_samples": Stored("iu", 1, "isolation forest: rows each tree was grown on", length=1, low=1,
+                                     high=REFERENCE_ROWS),
+    }
 
     def fit(self, reference, seed):
         self.forest_ = scoring.fit_forest(reference, random_state=seed)
@@ -163,6 +218,14 @@ class OutsideRange(Part):
     fitted_on = "kept"
     FENCE = 3.0
     BY_CHANCE = 0.99  # the quantile of the held-out half's values taken as the level reached by chance
+    stores = {  # one value per column, and the offset
+        "range/low": Stored("f", 1, "range part: each column's low end of the kept range", length=COLUMNS),
+        "range/high": Stored("f", 1, "range part: each column's high end of the kept range", length=COLUMNS),
+        "range/span": Stored("f", 1, "range part: each column's kept range (the unit of the distance beyond it)",
+                             length=COLUMNS, low=0, low_open=True),
+        "range/offset": Stored("f", 1, "range part: the level its values reach by chance on normal rows, subtracted "
+                               "from them", length=1, low=0),
+    }
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
@@ -284,136 +347,3 @@ def reference_rows(rng: np.random.Generator, rows: np.ndarray, size: int) -> np.
     if len(rows) > size:
         rows = np.sort(rng.choice(rows, size=size, replace=False))
     return rows
-
-
-class Scorer:
-    """A fitted score: the parts of ``score`` (``parts_``, by name ``score_parts_``) fitted on the
-    reference rows (``reference_``; ``reference_kept_``: which of them the model kept, where explain
-    takes a column's expected value from), the centre and scale of each part over the reference
-    (``score_center_``, ``score_scale_``) and the parts' weights (``score_weights_``). The paper's
-    score fits nothing: it has its part only.
-
-    The parts that need the network are given the reconstruction errors of ``model`` (DeepUAD's
-    autoencoder); a scorer whose parts need none scores with NumPy alone, so that answering which
-    rows and why (``explain``) never imports torch for such a model. ``score_parts`` and
-    ``decision_function`` give the surface ``explain`` reads, as DeepUAD's do."""
-
-    def __init__(self, score: str, parts: tuple[str, ...], n_features: int, n_neighbors: int):
-        self.score, self.score_parts_, self.n_features_in_ = score, tuple(parts), n_features
-        self.parts_ = [make(name, n_neighbors=n_neighbors) for name in self.score_parts_]
-
-    @classmethod
-    def fit(cls, score: str, X, rows: np.ndarray, seed: int, n_neighbors: int, model=None, device="cpu",
-            kept: np.ndarray | None = None, kept_rows: np.ndarray | None = None) -> "Scorer":
-        """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
-        scale its median and spread over those rows. ``kept``: which reference rows the model kept.
-        A part ``fitted_on`` "kept" (the range) is fitted on ``X[kept_rows]``, a sample of the rows
-        the model kept (the reference where none is given).
-
-        DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
-        rows, but measured against them only, every normal row the cleaning left out looks far from
-        the data."""
-        scorer = cls(score, parts_of(score), X.shape[1], n_neighbors)
-        if scorer.score_parts_ == PAPER:
-            return scorer
-        scorer.reference_ = take_rows(X, rows)
-        scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
-        fitted_on = {"reference": scorer.reference_}
-        if any(part.fitted_on == "kept" for part in scorer.parts_):
-            fitted_on["kept"] = scorer.reference_ if kept_rows is None else take_rows(X, kept_rows)
-        scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
-        values, _, _ = scorer.values(scorer.reference_, model, device)
-        centers, scales = zip(*(scoring.robust_scale(v) for v in values))
-        scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
-        scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
-                                         dtype=np.float64)
-        return scorer
-
-    def values(self, X: np.ndarray, model=None, device="cpu", batch_size: int = 65536, with_codes: bool = False):
-        """(each part's values, the bottleneck codes, the cosine errors) of the rows of X; the network
-        ``model`` runs only where a part or ``with_codes`` needs it (codes and errors None otherwise)."""
-        codes = cosines = None
-        errors = {}
-        if with_codes or needs_network(self.score_parts_):
-            from deepuad.estimators.autoencoder import reconstruction_errors  # torch, for the network's parts only
-
-            codes, cosines, squares = reconstruction_errors(model, X, batch_size=batch_size, device=device)
-            errors = {"cosine": cosines, "l2": squares}
-        return [np.asarray(part.values(X, errors), dtype=np.float64) for part in self.parts_], codes, cosines
-
-    def combined(self, values: list[np.ndarray], weighted: bool = True) -> np.ndarray:
-        """The score (float64) from the parts' values (``combine``); ``weighted=False``: their plain mean."""
-        if len(values) == 1:
-            return np.asarray(values[0], dtype=np.float64)
-        weights = self.score_weights_ if weighted else np.ones(len(values))
-        return combine(values, self.score_parts_, self.score_center_, self.score_scale_, weights)
-
-    def scores(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(score, counting score) from the parts' values, float32. ``DeepUAD.fit`` estimates the
-        anomaly share from the counting score: the plain mean of the parts where they are weighted
-        (for ``score="combined"`` the forest's bounded score compresses the weighted score's upper
-        tail, where the 3-robust-sigma count then finds almost nothing), else the score itself."""
-        score = self.combined(values).astype(np.float32)
-        if len(values) == 1 or (self.score_weights_ == 1).all():
-            return score, score
-        return score, self.combined(values, weighted=False).astype(np.float32)
-
-    def score_parts(self, X, batch_size: int = 65536) -> dict[str, np.ndarray]:
-        """Each part's values for the rows of X, by name: a scorer whose parts need no network."""
-        values, _, _ = self.values(self._checked(X), batch_size=batch_size)
-        return dict(zip(self.score_parts_, values))
-
-    def decision_function(self, X, batch_size: int = 65536) -> np.ndarray:
-        return self.scores(list(self.score_parts(X, batch_size).values()))[0]
-
-    def _checked(self, X) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[-1]} features, but the model expects {self.n_features_in_}")
-        return X
-
-    def state(self) -> dict[str, np.ndarray]:
-        """The fitted scorer as NumPy arrays (``scorer/*`` in a model file); none for the paper's score."""
-        if not hasattr(self, "reference_"):
-            return {}
-        arrays = {"scorer/reference": self.reference_, "scorer/score_center": self.score_center_,
-                  "scorer/score_scale": self.score_scale_, "scorer/score_weights": self.score_weights_,
-                  "scorer/reference_kept": self.reference_kept_.astype(np.uint8)}
-        for part in self.parts_:
-            arrays.update({f"scorer/{name}": values for name, values in part.state().items()})
-        return arrays
-
-    @classmethod
-    def restore(cls, score: str, names: tuple[str, ...], arrays: dict[str, np.ndarray], n_features: int,
-                n_neighbors: int) -> "Scorer":
-        """A finished model's scorer from its ``state()`` arrays and the names of its parts, checked so
-        that a corrupt or crafted file fails here (ValueError) instead of indexing out of range while
-        scoring."""
-        names = tuple(names)
-        if names not in {parts_of(name) for name in scores()}:
-            raise ValueError(f"unknown score parts {list(names)}")
-        scorer = cls(score, names, n_features, n_neighbors)
-        if names == PAPER:
-            return scorer
-        reference = np.asarray(arrays["scorer/reference"], dtype=np.float32)
-        if reference.ndim != 2 or reference.shape[1] != n_features or len(reference) < 2:
-            raise ValueError(f"scorer reference has shape {reference.shape}, expected (>= 2, {n_features})")
-        center = np.asarray(arrays["scorer/score_center"], dtype=np.float64)
-        scale = np.asarray(arrays["scorer/score_scale"], dtype=np.float64)
-        weights = np.asarray(arrays["scorer/score_weights"], dtype=np.float64)
-        if (center.shape != (len(names),) or scale.shape != (len(names),) or weights.shape != (len(names),)
-                or not (weights > 0).all() or not np.isfinite(weights).all() or not np.isfinite(center).all()
-                or not (scale > 0).all() or not np.isfinite(scale).all() or not np.isfinite(reference).all()):
-            raise ValueError("scorer calibration is not finite or does not match its parts")
-        kept = np.asarray(arrays["scorer/reference_kept"])  # which reference rows the model kept
-        if kept.shape != (len(reference),) or not np.isin(kept, (0, 1)).all():
-            raise ValueError(f"scorer reference_kept is not one 0 or 1 per reference row ({len(reference)})")
-        stored = {name[len("scorer/"):]: values for name, values in arrays.items() if name.startswith("scorer/")}
-        for part in scorer.parts_:
-            try:
-                part.restore(stored, n_features)
-            except KeyError:
-                raise ValueError(f"scorer lacks the arrays of its part {part.name}") from None
-        scorer.reference_, scorer.reference_kept_ = reference, kept.astype(bool)
-        scorer.score_center_, scorer.score_scale_, scorer.score_weights_ = center, scale, weights
-        return scorer

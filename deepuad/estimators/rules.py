@@ -34,7 +34,8 @@ import numpy as np
 
 from deepuad.estimators import cleaning
 from deepuad.estimators.params import SCORE_BATCH_ROWS
-from deepuad.estimators.parts import Scorer, reference_rows
+from deepuad.estimators.parts import reference_rows
+from deepuad.estimators.scorer import Scorer
 from deepuad.estimators.selection import Selection, select
 
 

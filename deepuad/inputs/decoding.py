@@ -37,6 +37,96 @@ def plain(value: float):
     return value
 
 
+# 10**k for k up to 22: the powers of ten a float64 holds exactly
+_POWERS = np.array([float(10**k) for k in range(23)])
+
+
+def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``float(f"{v:.{digits}g}")`` of every value, as float64 (the same numbers), a column at a
+    time: v is scaled by an exact power of ten to ``digits`` digits before the point and rounded
+    half to even, as Python's formatting rounds. Scaling rounds once, by half a unit in the last
+    place at most, so a scaled value further than two units from a half is rounded as its exact
+    value would be; the few within them, and values beyond 1e+-22 of ``digits`` digits (no exact
+    power), are formatted by Python."""
+    values = np.asarray(values, dtype=np.float64)
+    out = values.copy()  # 0 and -0 stay as they are (and NaN, infinities: never decoded)
+    magnitude = np.abs(values)
+    nonzero = magnitude > 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shift = (digits - 1) - np.floor(np.log10(np.where(nonzero, magnitude, 1.0)))  # digits - 1 - the exponent
+        fast = nonzero & (np.abs(shift) < len(_POWERS))
+        shift = np.where(fast, shift, 0).astype(np.int64)
+        power = _POWERS[np.abs(shift)]
+        scaled = np.where(shift >= 0, values * power, values / power)
+        whole = np.rint(scaled)
+        size = np.abs(scaled)
+        fast &= (size >= _POWERS[digits - 1]) & (size < _POWERS[digits])  # the exponent was right
+        fast &= np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) > 2 * np.spacing(size)  # no tie in reach
+    out[fast] = np.where(shift >= 0, whole / power, whole * power)[fast]
+    for i in np.flatnonzero(nonzero & ~fast & np.isfinite(values)):
+        out[i] = float(f"{values[i]:.{digits}g}")
+    return out
+
+
+class Plain(np.ndarray):
+    """Decoded numbers, ``plain``'s a column at a time: float64 values rounded to 7 significant
+    digits, of which a whole one below 2**53 stands for an int (``values`` gives them so)."""
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Plain":
+        return round_significant(values, 7).view(cls)
+
+    def whole(self) -> np.ndarray:
+        values = self.view(np.ndarray)
+        return (values == np.floor(values)) & (np.abs(values) < 2**53)
+
+    def values(self) -> list:
+        """``[plain(v) for v in the original values]``: ints where whole, floats otherwise."""
+        values, whole = self.view(np.ndarray), self.whole()
+        if whole.all():
+            return values.astype(np.int64).tolist()
+        out = values.astype(object)  # Python floats, and ints where whole
+        out[whole] = values[whole].astype(np.int64)
+        return out.tolist()
+
+
+class Coded:
+    """A column of few distinct values (categories, per-row text): row i holds
+    ``values[codes[i]]``. Sliced like an array; ``values`` may hold some that no row does."""
+
+    def __init__(self, codes: np.ndarray, values: list):
+        self.codes, self.values = np.asarray(codes, dtype=np.int64), list(values)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, rows: slice) -> "Coded":
+        return Coded(self.codes[rows], self.values)
+
+    def tolist(self) -> list:
+        table = np.empty(len(self.values), dtype=object)
+        table[:] = self.values
+        return table[self.codes].tolist()
+
+    @classmethod
+    def of(cls, values: np.ndarray, text) -> "Coded":
+        """``[text(v) for v in values]`` (a NumPy array), ``text`` called once per distinct value."""
+        if values.dtype.kind == "O":  # Python objects: a dictionary finds the distinct ones
+            index: dict = {}
+            codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+            return cls(codes, [text(v) for v in index])
+        distinct, codes = np.unique(values, return_inverse=True)
+        return cls(codes.reshape(-1), [text(v) for v in distinct])
+
+
+def python_values(column) -> list:
+    """A column of a chunk of rows (a list, a ``Plain``, another NumPy array or ``Coded``) as
+    Python values."""
+    if isinstance(column, Plain):
+        return column.values()
+    return column.tolist() if isinstance(column, (np.ndarray, Coded)) else list(column)
+
+
 class Decoder:
     """Rows of X -> values in the original columns, for a features file's ``encoding``.
 
@@ -88,22 +178,28 @@ class Decoder:
         """One {column: value} per row of X, for ``columns``. A category comes back as its text
         (None where the row held a category unseen at fit time); with ``expected`` (X is a
         reconstruction) the category the row's group points to most, whatever its level."""
+        columns = [python_values(values) for values in self.decode_columns(X, expected).values()]
+        return [dict(zip(self.columns, row)) for row in zip(*columns)] if columns else [{} for _ in range(len(X))]
+
+    def decode_columns(self, X: np.ndarray, expected: bool = False) -> dict:
+        """``decode`` a column at a time: {column: its values in the rows of X}, a ``Plain``
+        array for a number, ``Coded`` for a category."""
         raw = self.unscale(X)
-        out = []
-        for row in raw:
-            values = {}
-            for name, first, stop in self.groups:
-                if name in self.vocabularies:
-                    part = row[first:stop]
-                    if not len(part):
-                        values[name] = None
-                        continue
-                    best = int(np.argmax(part))
-                    values[name] = self.vocabularies[name][best] if expected or part[best] >= UNSEEN_BELOW else None
-                elif self.columns:
-                    values[name] = plain(row[first])
-            out.append({column: values[column] for column in self.columns})
-        return out
+        out: dict = {}
+        for name, first, stop in self.groups:
+            if name in self.vocabularies:
+                vocabulary = self.vocabularies[name]
+                if stop == first:
+                    out[name] = Coded(np.zeros(len(raw), dtype=np.int64), [None])
+                    continue
+                part = raw[:, first:stop]
+                best = np.argmax(part, axis=1)
+                if not expected:  # None: the code after the vocabulary's
+                    best[part[np.arange(len(part)), best] < UNSEEN_BELOW] = len(vocabulary)
+                out[name] = Coded(best, [*vocabulary, None])
+            elif self.columns:
+                out[name] = Plain.of(raw[:, first])
+        return {column: out[column] for column in self.columns}
 
     def group_values(self, X: np.ndarray, expected: bool = False) -> list[list]:
         """Per row, the decoded value of every group (in ``groups`` order), whatever the width."""

@@ -113,8 +113,7 @@ def _separator(path: Path) -> str:
     return "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
 
 
-def read_table_chunks(path: str | Path, chunk_rows: int = 100_000, encoding: str = "utf-8",
-                      text_columns=()) -> Iterator[pd.DataFrame]:
+def read_table_chunks(path: str | Path, chunk_rows: int, encoding: str, text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows, indexed by data row number (from 0); every
     parse problem becomes an InputError. ``text_columns`` (the id columns) are read as the text
     written, so that an id "0017" stays "0017"."""

@@ -118,7 +118,7 @@ def _load_image(path, size: tuple[int, int], grayscale: bool) -> np.ndarray:
     return pixels.reshape(height, width, -1)
 
 
-def read_image_folder(root, size=(32, 32), grayscale: bool = False,
+def read_image_folder(root, size: tuple[int, int], grayscale: bool = False,
                       extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageFolder:
     """All images under ``root`` as raw pixels resized to ``size`` = (height, width).
 
@@ -147,7 +147,7 @@ def read_image_folder(root, size=(32, 32), grayscale: bool = False,
     )
 
 
-def load_image_batch(paths: Sequence, size=(32, 32), grayscale: bool = False) -> np.ndarray:
+def load_image_batch(paths: Sequence, size: tuple[int, int], grayscale: bool = False) -> np.ndarray:
     """The images at ``paths`` as float32 (n, C, H, W) in [0, 1], the layout torch models take.
 
     Strict: the first unreadable image raises MediaError naming it (``extract_image_folder``

@@ -55,7 +55,7 @@ def table_format(path: str | Path) -> str | None:
     return None
 
 
-def read_any_table(path, chunk_rows: int = 100_000, encoding: str = "utf-8", drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
+def read_any_table(path, chunk_rows: int, encoding: str, drop=(), text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a CSV/TSV or a Parquet/Arrow file, indexed
     by data row number (from 0); ``text_columns`` (id columns) as text."""
     from deepuad.inputs.delimited import read_table_chunks
@@ -220,7 +220,7 @@ def _batches(path, kind: str, columns: list[str], chunk_rows: int):
             yield batch.slice(start, chunk_rows)
 
 
-def read_arrow_chunks(path, chunk_rows: int = 100_000, drop=(), kind: str | None = None, text_columns=()) -> Iterator[pd.DataFrame]:
+def read_arrow_chunks(path, chunk_rows: int, drop=(), kind: str | None = None, text_columns=()) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows from a Parquet or Arrow file (see the module doc)."""
     pa, _ = _pyarrow()
     path = Path(path)

@@ -9,6 +9,9 @@ naming the parameters it is about by name (the CLI shows their options); long lo
   ``explain``) and ``report``: one per command
 - ``_common``: what they share (paths, input checks, device and threads, ``run``'s skipping,
   loading a model)
+- ``defaults``: the defaults of their own parameters that their commands offer as options, written
+  once for both (standard library only)
 
-A new command: a module here with one function, and its typer wrapper in ``deepuad.cli.commands``.
+A new command: a module here with one function, and its typer wrapper in ``deepuad.cli.commands``;
+a default both give its option is written in ``defaults`` (tests/test_cli_options.py checks).
 """

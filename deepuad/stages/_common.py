@@ -245,9 +245,10 @@ def load_model(path, device="cpu", content=None):
 def load_scorer(path, device="cpu"):
     """(what scores the rows, artifact attributes) for answering which rows and why: when no part
     of a finished model's score needs the network (``knn``, ``iforest`` alone), its
-    ``parts.Scorer``, which scores with NumPy alone and never imports torch; else
+    ``scorer.Scorer``, which scores with NumPy alone and never imports torch; else
     ``load_model``'s DeepUAD."""
-    from deepuad.estimators.parts import Scorer, needs_network
+    from deepuad.estimators.parts import needs_network
+    from deepuad.estimators.scorer import Scorer
 
     content = model_artifact.read(path)
     arrays, state, _, meta = content

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +20,23 @@ import numpy as np
 from deepuad import artifacts as art
 from deepuad.artifacts import scores as scores_artifact
 from deepuad.artifacts.features import open_features
-from deepuad.inputs.decoding import Decoder, output_names, plain, rank
+from deepuad.inputs.decoding import Coded, Decoder, Plain, output_names, plain, python_values, rank, round_significant
 from deepuad.errors import DataError, InputError, ParamError, RequestError, StaleError
+from deepuad.stages import rows_text
 from deepuad.estimators.params import SCORE_BATCH_ROWS
+from deepuad.stages.defaults import EXPLAIN, EXPLAIN_TOP, TOP
 
 FORMATS = ("table", "csv", "jsonl", "parquet")
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 # per-row datasets that extract stores beside X (images/IDX: class_label; video: video, segment)
 ROW_DATASETS = ("class_label", "video", "segment")
 RESERVED = ("rank", "id", "score", "is_anomaly", "y", *ROW_DATASETS, "why")
+# rows top builds and writes at a time (a Parquet row group each): its memory does not grow with the rows listed
+CHUNK_ROWS = 65_536
+# the most flagged rows top explains (`flagged` with `explain`): an explanation scores its row once per original column
+# (docs/threat-model.md: some models take 40 ms a row), and a file decides how many rows are flagged; `n` decides
+# for the user
+EXPLAIN_FLAGGED = 100
 
 
 def _recorded(scores_inputs: dict, role: str, given, scores_path) -> Path:
@@ -55,9 +64,22 @@ def _text(value):
     return value if isinstance(value, (int, float, str)) else str(value)
 
 
-def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None) -> dict:
+def _column(values: np.ndarray):
+    """``[_text(v) for v in values]`` as a column of a chunk of rows: integers as int64 and
+    floats as ``Plain`` (NumPy arrays), text as ``Coded``, anything else as a list."""
+    if values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8):
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        return Plain.of(values)
+    if values.dtype.kind in "SO":
+        return Coded.of(values, _text)
+    return [_text(v) for v in values]
+
+
+def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None, columns: bool = False) -> dict:
     """The features file's X, ids, y and per-row datasets at ``rows`` (any order), its decoder
-    and fingerprints. Only those rows of X are read."""
+    and fingerprints. Only those rows of X are read. Ids and per-row values are lists, or with
+    ``columns`` the columns ``_column`` makes."""
     rows = np.asarray(rows, dtype=np.int64)
     with open_features(features_path, X=None) as features:
         n_rows, width = features.n_rows, features.width
@@ -74,12 +96,15 @@ def read_rows(features_path, rows: np.ndarray, expected_rows: int | None = None)
         for name in ROW_DATASETS:
             values = features.column(name)
             if values is not None:  # their lengths: declared, as X's rows
-                per_row[name] = [_text(v) for v in values[rows]]
+                per_row[name] = _column(values[rows])
         y = features.labels()
         y = None if y is None else y[rows]
         id_columns = features.id_columns(rows)
         info = {"fingerprint": features.fingerprint, "encoding_fingerprint": features.encoding_fingerprint}
-    return {"X": X, "ids": [_text(v) for v in ids], "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
+    ids = _column(np.asarray(ids))
+    if not columns:
+        ids, per_row = python_values(ids), {name: python_values(values) for name, values in per_row.items()}
+    return {"X": X, "ids": ids, "id_columns": id_columns, "per_row": per_row, "y": y, "decoder": decoder,
             "n_rows": n_rows, "width": width, **info}
 
 
@@ -99,10 +124,16 @@ def _load_model(model_path, features: dict, features_path, force: bool, device: 
 
 
 # =========================================================================== top
-def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = False, force: bool = False,
-        explain: int = 0, model_path=None) -> dict:
+def top(scores_path, features_path=None, n: int | None = TOP["n"], flagged: bool = False, force: bool = False,
+        explain: int = TOP["explain"], model_path=None, chunk_rows: int = CHUNK_ROWS) -> dict:
     """The most anomalous rows of a scores file, ranked, with their ids and their values in the
-    original columns; with ``explain`` K > 0 also the K columns that contribute most."""
+    original columns; with ``explain`` K > 0 also the K columns that contribute most.
+
+    Returns the summary (``columns`` among it) and ``chunks(explained=True, limit=None)``: a
+    function that yields the rows (the first ``limit``), in rank order, ``chunk_rows`` at a time,
+    as {column: values} (``row_dicts`` makes rows of them; ``why`` is left empty unless
+    ``explained``). The listed rows' X is read once, here; the rows themselves are built chunk by chunk
+    as they are written, so that listing a million rows takes no more memory than a few."""
     if n is not None and n < 1:
         raise ParamError("n", f"must be >= 1, got {n}")
     if explain < 0:
@@ -111,47 +142,65 @@ def top(scores_path, features_path=None, n: int | None = 20, flagged: bool = Fal
     scores, is_anomaly, threshold, y, inputs = (scored[key] for key in ("score", "is_anomaly", "threshold", "y", "inputs"))
     features_path = _recorded(inputs, "features", features_path, scores_path)
     chosen = rank(scores, is_anomaly, None if flagged else n, flagged)
-    features = read_rows(features_path, chosen, expected_rows=len(scores))
+    if flagged and explain and len(chosen) > EXPLAIN_FLAGGED:
+        raise RequestError(f"{len(chosen):,} rows are flagged, and `flagged` with `explain` explains {EXPLAIN_FLAGGED} at "
+                           "most (each is scored once per original column): explain the first ones with `n` N `explain` "
+                           f"{explain}, or list them all without `explain`", scores_path)
+    features = read_rows(features_path, chosen, expected_rows=len(scores), columns=True)
     recorded_fp = (inputs.get("features") or {}).get("fingerprint")
     if recorded_fp != features["fingerprint"] and not force:
         raise StaleError(f"was not scored from {features_path} (its features fingerprint is {str(recorded_fp)[:12]}, the file's "
                          f"{features['fingerprint'][:12]}); pass the features file it was scored from, or `force`", scores_path)
-    if y is None:
-        y = features["y"]
-    else:
-        y = y[chosen]
+    y = features["y"] if y is None else y[chosen]
     decoder: Decoder = features["decoder"]
     id_names = output_names(list(features["id_columns"]), RESERVED)  # extract's id columns: shown after the id
     names = output_names(decoder.columns, (*RESERVED, *id_names.values()))
-    explanations = None
+    detector = None
     if explain:
-        from deepuad.estimators.explain import explain_rows
-
         model_path = _recorded(inputs, "model", model_path, scores_path)
         detector, meta = _load_model(model_path, features, features_path, force)
         recorded_model = (inputs.get("model") or {}).get("fingerprint")
         if recorded_model != meta["fingerprint"] and not force:
             raise StaleError(f"was not scored with {model_path}; pass the model it was scored with, or `force`", scores_path)
-        explanations = explain_rows(detector, features["X"], decoder, explain)
-    decoded = decoder.decode(features["X"])
-    rows = []
-    for position, row in enumerate(chosen):
-        out = {"rank": position + 1, "id": features["ids"][position],
-               **{id_names[name]: values[position] for name, values in features["id_columns"].items()},
-               "score": float(f"{scores[row]:.9g}"), "is_anomaly": int(is_anomaly[row])}
-        if y is not None:
-            out["y"] = int(y[position])
-        for name, values in features["per_row"].items():
-            out[name] = values[position]
-        if explanations is not None:
-            out["why"] = explanations[position]["columns"]  # structured in JSON; one line in a flat cell (``cell``)
-        out.update({names[column]: value for column, value in decoded[position].items()})
-        rows.append(out)
     columns = ["rank", "id", *id_names.values(), "score", "is_anomaly", *(["y"] if y is not None else []), *features["per_row"],
-               *(["why"] if explanations is not None else []), *(names[c] for c in decoder.columns)]
+               *(["why"] if explain else []), *(names[c] for c in decoder.columns)]
+
+    def rows_at(start: int, stop: int, explained: bool = True) -> dict:
+        """Rows ``start:stop`` of the listing, by column (``why`` empty unless ``explained``):
+        NumPy arrays of numbers or lists, as ``rows_text`` takes them."""
+        X = features["X"][start:stop]
+        out = {"rank": np.arange(start + 1, stop + 1, dtype=np.int64), "id": features["ids"][start:stop],
+               **{id_names[name]: values[start:stop] for name, values in features["id_columns"].items()},
+               "score": round_significant(scores[chosen[start:stop]], 9),
+               "is_anomaly": is_anomaly[chosen[start:stop]].astype(np.int64)}
+        if y is not None:
+            out["y"] = np.asarray(y[start:stop]).astype(np.int64)
+        out.update({name: values[start:stop] for name, values in features["per_row"].items()})
+        if detector is not None:
+            from deepuad.estimators.explain import explain_rows
+
+            out["why"] = ([row["columns"] for row in explain_rows(detector, X, decoder, explain)] if explained  # ``cell`` flattens
+                          else [""] * (stop - start))
+        decoded = decoder.decode_columns(X)
+        out.update({names[column]: decoded[column] for column in decoder.columns})
+        return out
+
+    def chunks(explained: bool = True, limit: int | None = None):
+        stop = len(chosen) if limit is None else min(limit, len(chosen))
+        for start in range(0, max(stop, 1), chunk_rows):  # at least one chunk: no rows still have columns
+            yield rows_at(start, min(start + chunk_rows, stop), explained)
+
     return {"scores": str(scores_path), "features": str(features_path), "rows_total": len(scores),
-            "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(rows),
-            "values_shown": bool(decoder.columns) or decoder.width == 0, "columns": columns, "rows": rows}
+            "flagged_total": int(np.sum(is_anomaly)), "threshold": threshold, "shown": len(chosen),
+            "values_shown": bool(decoder.columns) or decoder.width == 0, "columns": columns, "chunks": chunks}
+
+
+def row_dicts(result: dict, limit: int | None = None) -> list[dict]:
+    """``top``'s rows as {column: value} dicts, in rank order (the first ``limit``)."""
+    rows: list[dict] = []
+    for chunk in result["chunks"](limit=limit):
+        rows += [dict(zip(chunk, values)) for values in zip(*map(python_values, chunk.values()))]
+    return rows
 
 
 def output_format(fmt: str | None, output, is_terminal: bool) -> str:
@@ -180,37 +229,102 @@ def cell(row: dict, column: str):
     return value
 
 
-def _flat(row: dict, columns: list[str]) -> list:
-    return [cell(row, column) for column in columns]
+def _flat_columns(chunk: dict) -> dict:
+    """A chunk with its ``why`` column as one line a cell (``cell``)."""
+    if "why" not in chunk:
+        return chunk
+    return {column: [cell({column: value}, column) for value in values] if column == "why" else values
+            for column, values in chunk.items()}
 
 
-def write_csv(result: dict, handle) -> None:
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(result["columns"])
-    for row in result["rows"]:
-        writer.writerow(["" if v is None else v for v in _flat(row, result["columns"])])
+def _rows_in(chunk: dict) -> int:
+    return len(chunk["rank"])
 
 
-def write_jsonl(result: dict, handle) -> None:
-    for row in result["rows"]:
-        handle.write(json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n")
+def write_csv(result: dict, write) -> None:
+    """The rows as CSV (as csv.writer writes them, "\n" lines), passed to ``write(text)`` a
+    chunk at a time."""
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(result["columns"])
+    write(header.getvalue())
+    for chunk in result["chunks"]():
+        write(rows_text.csv_text(list(_flat_columns(chunk).values()), _rows_in(chunk)))
 
 
-def parquet_bytes(result: dict) -> bytes:
+def write_jsonl(result: dict, write) -> None:
+    """The rows as JSON lines (``json.dumps(row, ensure_ascii=False)``), a chunk at a time."""
+    dumps = partial(json.dumps, allow_nan=False, ensure_ascii=False)
+    for chunk in result["chunks"]():
+        write(rows_text.json_text(list(chunk), list(chunk.values()), _rows_in(chunk), False, dumps, "\n"))
+
+
+def write_json(result: dict, write, dumps) -> None:
+    """``dumps`` of the whole result with its rows (``dumps`` is strict_json: ASCII, keys
+    sorted), written a chunk of rows at a time."""
+    summary = {key: value for key, value in result.items() if key != "chunks"}
+    head, tail = dumps({**summary, "rows": []}).split('"rows": []', 1)  # keys are sorted: "rows" sits among them once
+    write(head + '"rows": [')
+    separator = ""
+    for chunk in result["chunks"]():
+        names = sorted(chunk)
+        text = rows_text.json_text(names, [chunk[name] for name in names], _rows_in(chunk), True, dumps, ", ")
+        if text:
+            write(separator + text[: -len(", ")])
+            separator = ", "
+    write("]" + tail)
+
+
+def write_parquet(result: dict, handle) -> None:
+    """The rows as Parquet, a row group a chunk, to the binary ``handle``. Each column has the
+    type pyarrow gives the whole column at once (found in a first pass over the chunks, without
+    the explanations, which are text): int64, double, text (also for a column that mixes
+    numbers and text) or null (no value at all)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:  # a dependency; only a broken install lacks it
         raise ParamError("fmt", "parquet needs pyarrow: pip install pyarrow") from None
-    columns = {column: [cell(row, column) for row in result["rows"]] for column in result["columns"]}
-    try:
-        table = pa.table({name: pa.array(values) for name, values in columns.items()})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed numbers and text: all text
-        table = pa.table({name: pa.array([None if v is None else str(v) for v in values]) if _mixed(values) else pa.array(values)
-                          for name, values in columns.items()})
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+    types: dict[str, set] = {column: set() for column in result["columns"]}
+    for chunk in result["chunks"](explained=False):
+        for column, values in chunk.items():
+            types[column].add(_arrow_type(pa, values))
+    schema = pa.schema([(column, _one_type(pa, types[column])) for column in result["columns"]])
+    with pq.ParquetWriter(handle, schema) as writer:
+        for chunk in result["chunks"]():
+            chunk = _flat_columns(chunk)
+            arrays = [_arrow_array(pa, chunk[field.name], field.type) for field in schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+
+def _arrow_type(pa, values):
+    if not len(values):
+        return pa.null()
+    if isinstance(values, Coded):  # the values its rows hold
+        values = [values.values[code] for code in np.unique(values.codes)]
+    if isinstance(values, Plain):
+        return pa.int64() if values.whole().all() else pa.float64()
+    if isinstance(values, np.ndarray):
+        return pa.from_numpy_dtype(values.dtype)
+    return pa.string() if _mixed(values) else pa.array(values).type
+
+
+def _arrow_array(pa, values, kind):
+    if isinstance(values, np.ndarray) and kind in (pa.int64(), pa.float64()):
+        numbers = values.view(np.ndarray) + (0.0 if isinstance(values, Plain) else 0)  # plain's int 0 for -0.0
+        return pa.array(numbers.astype(kind.to_pandas_dtype()))
+    values = python_values(values)
+    if kind == pa.string() and any(not isinstance(v, str) for v in values if v is not None):
+        values = [None if v is None else str(v) for v in values]  # numbers in a column of text
+    return pa.array(values, type=kind)
+
+
+def _one_type(pa, types: set):
+    """The type of a column whose chunks have ``types``: nulls take the others' type, whole
+    numbers with fractions are floats, anything else mixed is text."""
+    types = types - {pa.null()} or {pa.null()}
+    if len(types) == 1:
+        return types.pop()
+    return pa.float64() if types == {pa.int64(), pa.float64()} else pa.string()
 
 
 def _mixed(values) -> bool:
@@ -220,14 +334,13 @@ def _mixed(values) -> bool:
 
 def write_rows(result: dict, fmt: str, output) -> str:
     """Write ``result``'s rows to ``output`` atomically (replaced whole, never half-written)."""
-    if fmt == "parquet":
-        data = parquet_bytes(result)
-    else:
-        text = io.StringIO()
-        (write_csv if fmt == "csv" else write_jsonl)(result, text)
-        data = text.getvalue().encode()
-    return str(art.write_file_atomically(output, lambda handle: handle.write(data),
-                                         [result["scores"], result["features"]]))
+    def write(handle):
+        if fmt == "parquet":
+            write_parquet(result, handle)
+        else:
+            (write_csv if fmt == "csv" else write_jsonl)(result, lambda text: handle.write(text.encode()))
+
+    return str(art.write_file_atomically(output, write, [result["scores"], result["features"]]))
 
 
 # =========================================================================== explain
@@ -244,8 +357,9 @@ def _select_by_ids(all_ids, wanted: list[str], features_path) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None, k: int = 5,
-            plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS, device: str = "cpu") -> dict:
+def explain(model_path, features_path, rows: list[str] | None = None, top_n: int | None = None, scores_path=None,
+            k: int = EXPLAIN["k"], plots_dir=None, force: bool = False, batch_rows: int = SCORE_BATCH_ROWS,
+            device: str = "cpu") -> dict:
     """Per row (given by id, or the ``top_n`` highest scores), the ``k`` original columns that
     contribute most to its score, with the value the model expected; PNG bar charts in
     ``plots_dir``."""
@@ -259,7 +373,7 @@ def explain(model_path, features_path, rows: list[str] | None = None, top_n: int
         raise ParamError("top_n", f"must be >= 1, got {top_n}")
     if batch_rows < 1:
         raise ParamError("batch_rows", f"must be >= 1, got {batch_rows}")
-    top_n = 10 if not rows and top_n is None else top_n
+    top_n = EXPLAIN_TOP if not rows and top_n is None else top_n
     header = read_rows(features_path, np.zeros(0, dtype=np.int64))
     detector, meta = _load_model(model_path, header, features_path, force, device)
     if rows:

@@ -13,11 +13,12 @@ from deepuad.artifacts.scores import write_scores
 from deepuad.errors import DataError, ParamError, StaleError
 from deepuad.estimators.params import ACTIVATIONS, BASELINE_DEFAULTS, BASELINE_EPOCHS, DEFAULTS, check_params
 from deepuad.stages._common import default_output, no_progress, Progress, resolve_device, set_threads
+from deepuad.stages.defaults import DEVICE
 
 
 def baseline(
     features_path,
-    method="iforest",
+    method=BASELINE_DEFAULTS["method"],
     score_features=None,
     output=None,
     contamination=BASELINE_DEFAULTS["contamination"],
@@ -28,7 +29,7 @@ def baseline(
     layers=BASELINE_DEFAULTS["layers"],
     activation=DEFAULTS["activation"],
     max_train_samples=BASELINE_DEFAULTS["max_train_samples"],
-    device="auto",
+    device=DEVICE,
     threads=None,
     progress: Progress = no_progress,
 ) -> dict:

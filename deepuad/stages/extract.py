@@ -18,6 +18,7 @@ from deepuad.stages._common import (
     default_output, existing_artifact_matches, file_sha256, no_progress, Progress, require_exists,
     require_input_file, resolve_device, skipped,
 )
+from deepuad.stages.defaults import DEVICE, EXTRACT
 
 
 INPUT_TYPES = ("auto", "table", "numpy", "idx", "images", "video")
@@ -48,11 +49,11 @@ def input_sha256(path: Path) -> str:
 
 
 def extract(
-    input_path, output=None, like=None, input_type="auto", scale=None, compress=False,
-    categorical=(), drop=(), label_column=None, anomaly_values=None, chunk_rows=100_000, text_encoding="utf-8",  # tables
-    missing=None, id_columns=(),  # tables and arrays (missing); tables (id_columns)
-    labels=None, size=(32, 32), grayscale=False, model=None, device="auto",  # MNIST labels; images
-    annotations=None, segment_frames=16.0, per_video=False,  # video
+    input_path, output=None, like=None, input_type=EXTRACT["input_type"], scale=None, compress=False,
+    categorical=(), drop=(), label_column=None, anomaly_values=None, chunk_rows=EXTRACT["chunk_rows"],  # tables
+    text_encoding=EXTRACT["text_encoding"], missing=None, id_columns=(),  # tables (missing: and arrays)
+    labels=None, size=EXTRACT["size"], grayscale=False, model=None, device=DEVICE,  # MNIST labels; images
+    annotations=None, segment_frames=EXTRACT["segment_frames"], per_video=False,  # video
     normal_class=None, anomaly_ratio=None, seed=DEFAULTS["seed"],  # labelled sets: the paper's one-class task
     skip_current=False, progress: Progress = no_progress,
 ) -> dict:

@@ -26,6 +26,7 @@ from deepuad.artifacts import scores as scores_artifact
 from deepuad.errors import RequestError
 from deepuad.estimators.drift import ACT_ABOVE
 from deepuad.stages._common import no_progress, Progress
+from deepuad.stages.defaults import REPORT
 
 # points kept on a ROC or PR curve: enough to draw it, few enough that a million rows stay small
 CURVE_POINTS = 500
@@ -36,8 +37,8 @@ LOWEST_PSI_SHOWN = 1e-3
 STABLE_BELOW = 0.1
 
 
-def report(scores_path, output=None, features_path=None, model_path=None, n: int = 20, k: int = 3, force: bool = False,
-           progress: Progress = no_progress) -> dict:
+def report(scores_path, output=None, features_path=None, model_path=None, n: int = REPORT["n"], k: int = REPORT["k"],
+           force: bool = False, progress: Progress = no_progress) -> dict:
     """Write the HTML report of ``scores_path`` (default ``<scores stem>.report.html`` beside it);
     the top ``n`` rows come from its features file, each with the ``k`` columns that drove its
     score when the model is known. Returns a summary."""
@@ -52,6 +53,7 @@ def report(scores_path, output=None, features_path=None, model_path=None, n: int
     has_model = model_path is not None or "model" in inputs
     progress("report", 0, 3)
     top = answers.top(scores_path, features_path, n, False, force, k if has_model else 0, model_path)
+    top["rows"] = answers.row_dicts(top)
     progress("report", 1, 3)
     model = None
     if has_model:

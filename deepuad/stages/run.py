@@ -10,6 +10,7 @@ from deepuad import artifacts as art
 from deepuad.errors import OutputError, ParamError
 from deepuad.estimators.params import DEFAULTS, check_params, options_of
 from deepuad.stages._common import check_threshold_options, no_progress, Progress, require_exists
+from deepuad.stages.defaults import DEVICE
 
 ARTIFACTS = ("features", "clusters", "model", "scores")  # the files it writes, <kind>.h5 in the folder, in order
 
@@ -19,7 +20,7 @@ def run(
     output_dir,
     categorical=(), drop=(), label_column=None, anomaly_values=None, scale=None, missing=None, id_columns=(),  # extract's
     contamination=None,  # score's
-    device="auto",
+    device=DEVICE,
     threads=None,
     progress: Progress = no_progress,
     **params,

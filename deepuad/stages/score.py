@@ -18,6 +18,7 @@ from deepuad.stages._common import (
     check_threads, check_threshold_options, default_output, existing_artifact_matches, load_model, no_progress, Progress,
     resolve_device, set_threads, skipped,
 )
+from deepuad.stages.defaults import DEVICE
 
 
 def score(
@@ -27,7 +28,7 @@ def score(
     contamination=None,
     threshold=None,
     force=False,
-    device="auto",
+    device=DEVICE,
     threads=None,
     batch_rows=SCORE_BATCH_ROWS,
     shard=None,

@@ -24,6 +24,7 @@ from deepuad.estimators.params import RESUMABLE, from_record, record
 from deepuad.stages._common import (
     default_output, detector_params, existing_artifact_matches, no_progress, Progress, resolve_device, set_threads, skipped,
 )
+from deepuad.stages.defaults import DEVICE
 
 # ``resume``: start afresh; continue a run (exit 3 if there is nothing to continue); continue a
 # run of the same inputs and parameters if there is one, else start afresh (scripts, ``run``)
@@ -36,7 +37,7 @@ def train(
     output=None,
     resume="never",
     force=False,
-    device="auto",
+    device=DEVICE,
     threads=None,
     skip_current=False,
     progress: Progress = no_progress,

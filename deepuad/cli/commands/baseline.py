@@ -10,6 +10,7 @@ from deepuad.cli.options import (
     BASELINE_METHOD_OPTIONS, Device, Json, Output, Threads, refuse_unused, spec_values, with_spec_options,
 )
 from deepuad.estimators.params import BASELINE_DEFAULTS, BASELINE_EPOCHS, BASELINE_LR, DEFAULTS
+from deepuad.stages.defaults import DEVICE
 
 
 ScoresFile = Output("Output scores file [default: <stem>.<method>.scores.h5].")
@@ -22,7 +23,8 @@ def baseline(
     ctx: typer.Context,
     features_path: Annotated[Path, typer.Argument(metavar="features", help="Features to fit the baseline on.")],
     method: Annotated[str, typer.Option(
-        "--method", help="iforest, ocsvm, ae (deepuad's autoencoder on all rows, no selection) or dagmm.")] = "iforest",
+        "--method", help="iforest, ocsvm, ae (deepuad's autoencoder on all rows, no selection) or dagmm.",
+    )] = BASELINE_DEFAULTS["method"],
     score_features: Annotated[Optional[Path], typer.Option(
         "--score-features", help="Features to score [default: the same].")] = None,
     output: ScoresFile = None,
@@ -38,7 +40,7 @@ def baseline(
     max_train_samples: Annotated[int, typer.Option(
         "--max-train-samples", help="ocsvm: fit on at most this many random rows (OC-SVM is quadratic).",
     )] = BASELINE_DEFAULTS["max_train_samples"],
-    device: Device = "auto",
+    device: Device = DEVICE,
     threads: Threads = None,
     as_json: Json = False,
     **options,  # the spec's options (with_spec_options)

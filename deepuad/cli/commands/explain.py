@@ -8,6 +8,7 @@ import typer
 from deepuad.cli.app import app, cell_text, emit, state, stdout, strict_json
 from deepuad.cli.options import ColumnCount, Force, Json, Plots, comma_list
 from deepuad.errors import UsageError
+from deepuad.stages.defaults import EXPLAIN, EXPLAIN_TOP
 
 HELP = """Why rows score high: per row, the original columns that contribute most to its score,
 and the value the model expected there.
@@ -42,10 +43,10 @@ def explain(
         "--rows", help="Row ids to explain, comma-separated (the ids extract recorded: row numbers, image paths, "
         "video#segment).")] = None,
     top_n: Annotated[Optional[int], typer.Option(
-        "--top", help="Explain the N highest-scoring rows [default: 10 when --rows is not given].")] = None,
+        "--top", help=f"Explain the N highest-scoring rows [default: {EXPLAIN_TOP} when --rows is not given].")] = None,
     scores_path: Annotated[Optional[Path], typer.Option(
         "--scores", help="With --top: rank by this scores file instead of scoring every row again.")] = None,
-    k: RowColumns = 5,
+    k: RowColumns = EXPLAIN["k"],
     plots_dir: PlotsFolder = None,
     force: ForceEncoding = False,
     as_json: Json = False,

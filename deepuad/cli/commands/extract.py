@@ -10,6 +10,7 @@ from deepuad.cli.options import (
     AnomalyValues, Categorical, Device, Drop, IdColumns, Json, LabelColumn, Missing, Output, Scale, parse_size, spec_values,
     table_options, with_spec_options,
 )
+from deepuad.stages.defaults import DEVICE, EXTRACT
 
 EXAMPLES = """Examples:
 
@@ -37,7 +38,7 @@ def extract(
     output: FeaturesFile = None,
     like: Annotated[Optional[Path], typer.Option(
         "--like", help="Encode exactly like this features file (same columns, vocabularies, scaler).")] = None,
-    input_type: Annotated[str, typer.Option("--type", help="auto, table, numpy, idx, images or video.")] = "auto",
+    input_type: Annotated[str, typer.Option("--type", help="auto, table, numpy, idx, images or video.")] = EXTRACT["input_type"],
     categorical: Categorical = None,
     drop: Drop = None,
     label_column: LabelColumn = None,
@@ -45,23 +46,25 @@ def extract(
     scale: Scale = None,
     missing: Missing = None,
     id_columns: IdColumns = None,
-    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows read per chunk (memory bound for big CSVs).")] = 100_000,
-    text_encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of a CSV/TSV.")] = "utf-8",
+    chunk_rows: Annotated[int, typer.Option(
+        "--chunk-rows", help="Rows read per chunk (memory bound for big CSVs).")] = EXTRACT["chunk_rows"],
+    text_encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of a CSV/TSV.")] = EXTRACT["text_encoding"],
     compress: Annotated[bool, typer.Option("--compress", help="gzip-compress X in the HDF5 file.")] = False,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="MNIST: the labels IDX file (kept as class_label).")] = None,
-    size: Annotated[str, typer.Option("--size", help="Images: resize to HEIGHTxWIDTH.")] = "32x32",
+    size: Annotated[str, typer.Option("--size", help="Images: resize to HEIGHTxWIDTH.")] = "x".join(map(str, EXTRACT["size"])),
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Images: convert to one channel.")] = False,
     model: Annotated[Optional[Path], typer.Option(
         "--model", help="Images: a TorchScript feature extractor (runs your model's code: only models you trust).")] = None,
     annotations: Annotated[Optional[Path], typer.Option(
         "--annotations", help="Video: UCF-Crime temporal annotation file; a segment overlapping an interval is an anomaly.")] = None,
-    segment_frames: Annotated[float, typer.Option("--segment-frames", help="Video: frames per feature row (C3D: 16).")] = 16.0,
+    segment_frames: Annotated[float, typer.Option(
+        "--segment-frames", help="Video: frames per feature row (C3D: 16).")] = EXTRACT["segment_frames"],
     per_video: Annotated[bool, typer.Option(
         "--per-video", help="Video: one features file per video in folder -o (one model per video, as in the paper).")] = False,
     normal_class: Annotated[Optional[str], typer.Option("--normal-class", help="Labelled sets: this class is normal ...")] = None,
     anomaly_ratio: Annotated[Optional[float], typer.Option(
         "--anomaly-ratio", help="... and the other classes are sampled evenly to this share of anomalies.")] = None,
-    device: Device = "auto",
+    device: Device = DEVICE,
     as_json: Json = False,
     **options,  # the spec's options (with_spec_options)
 ):

@@ -7,6 +7,7 @@ import typer
 
 from deepuad.cli.app import app, run_stage
 from deepuad.cli.options import ColumnCount, ForceRecorded, Json, ModelOption, Output, RecordedFeatures, RowCount
+from deepuad.stages.defaults import REPORT
 
 HELP = """One self-contained HTML page about a scores file, for the people who act on it: what was run
 (inputs and their fingerprints, parameters, version, date, the model's training), the score
@@ -31,8 +32,8 @@ def report(
     output: PageFile = None,
     features_path: RecordedFeatures = None,
     model_path: RecordedModel = None,
-    n: TopRows = 20,
-    k: DrivingColumns = 3,
+    n: TopRows = REPORT["n"],
+    k: DrivingColumns = REPORT["k"],
     force: ForceRecorded = False,
     as_json: Json = False,
 ):

@@ -10,6 +10,7 @@ from deepuad.cli.options import (
     CLUSTER_METHOD_OPTIONS, AnomalyValues, Categorical, Device, Drop, IdColumns, Json, LabelColumn, Missing, Paper, Scale,
     Threads, refuse_unused, spec_values, table_options, with_spec_options,
 )
+from deepuad.stages.defaults import DEVICE
 
 
 @app.command(epilog="Example: deepuad run sample_data/kddcup99_5k.csv.gz -o out --label-column label --anomaly-values normal. "
@@ -30,7 +31,7 @@ def run(
     missing: Missing = None,
     id_columns: IdColumns = None,
     paper: Paper = False,
-    device: Device = "auto",
+    device: Device = DEVICE,
     threads: Threads = None,
     as_json: Json = False,
     **options,  # the spec's options (with_spec_options)

@@ -12,6 +12,7 @@ from deepuad.cli.options import (
 )
 from deepuad.errors import AnomaliesAbove, DriftAbove, ParamError, UsageError
 from deepuad.estimators.params import LIMITS, SCORE_BATCH_ROWS
+from deepuad.stages.defaults import DEVICE
 
 
 ScoresFile = Output("Output file [default: <features stem>.scores.h5].")
@@ -27,7 +28,7 @@ def score(
         metavar="features", help="Features to score (the training data, or new data made with extract --like).")],
     output: ScoresFile = None,
     threshold: Threshold = None,
-    device: Device = "auto",
+    device: Device = DEVICE,
     threads: Threads = None,
     force: ForceEncoding = False,
     shard: Annotated[Optional[str], typer.Option(

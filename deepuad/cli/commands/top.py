@@ -9,8 +9,10 @@ import typer
 from deepuad.cli.app import app, cell_text, emit, state, stdout, strict_json
 from deepuad.cli.options import ForceRecorded, Json, ModelOption, Output, RecordedFeatures, RowCount
 from deepuad.errors import UsageError
+from deepuad.stages.defaults import TOP
 
 TABLE_DATA_COLUMNS = 12  # a terminal shows this many original columns; csv/jsonl/parquet hold all
+TABLE_ROWS = 1_000  # and this many rows (a table takes about a millisecond a row to draw)
 
 HELP = """The most anomalous rows of a scores file, ranked: rank, id (the row number, image path or
 video#segment that extract recorded), the columns given to extract --id-column, score, is_anomaly (the flag), and the row's values in its ORIGINAL columns
@@ -44,14 +46,15 @@ def top(
     scores_path: Annotated[Path, typer.Argument(
         metavar="scores", help="A scores file from 'deepuad score' (or merge-scores, baseline).")],
     features_path: RecordedFeatures = None,
-    n: TopRows = 20,
+    n: TopRows = TOP["n"],
     flagged: Annotated[bool, typer.Option("--flagged", help="Every flagged row (is_anomaly), instead of -n.")] = False,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", help="table, csv, jsonl or parquet [default: from -o's suffix; else table on a terminal, csv in a pipe].",
     )] = None,
     output: RowsFile = None,
     explain: Annotated[int, typer.Option(
-        "--explain", help="Also the K original columns that contribute most to each row's score (needs the model).")] = 0,
+        "--explain", help="Also the K original columns that contribute most to each row's score (needs the model; with --flagged, 100 rows at most).",
+    )] = TOP["explain"],
     model_path: RecordedModel = None,
     force: ForceRecorded = False,
     as_json: Json = False,
@@ -72,7 +75,7 @@ def top(
     result = stage.top(scores_path, features_path, None if flagged else n, flagged, force, explain, model_path)
     if output is not None:
         written = stage.write_rows(result, fmt, output)
-        summary = {k: v for k, v in result.items() if k not in ("rows", "columns")}
+        summary = {k: v for k, v in result.items() if k not in ("chunks", "columns")}
         summary.update(output=written, format=fmt)
         if as_json:
             emit(strict_json(summary))
@@ -80,25 +83,28 @@ def top(
             stdout.print(f"{written}: {result['shown']} rows ({fmt})", markup=False, highlight=False)
         return
     if as_json:
-        emit(strict_json(result))
+        stage.write_json(result, sys.stdout.write, strict_json)
+        emit("")
     elif fmt == "csv":
-        stage.write_csv(result, sys.stdout)
+        stage.write_csv(result, sys.stdout.write)
     elif fmt == "jsonl":
-        stage.write_jsonl(result, sys.stdout)
+        stage.write_jsonl(result, sys.stdout.write)
     else:
         _print_table(result, stdout)
 
 
 def _print_table(result: dict, console) -> None:
+    """The rows as a table on the terminal: the first TABLE_ROWS of them, and the columns that fit."""
     from rich.table import Table
 
-    from deepuad.stages.answers import RESERVED, cell
+    from deepuad.stages.answers import RESERVED, cell, row_dicts
 
+    rows = row_dicts(result, TABLE_ROWS)
     fixed = [c for c in result["columns"] if c in RESERVED]
     data = [c for c in result["columns"] if c not in fixed]
 
     def width(column):  # what a column takes: its widest cell or header, plus borders
-        return 3 + max([len(column)] + [len(cell_text(cell(row, column))) for row in result["rows"]])
+        return 3 + max([len(column)] + [len(cell_text(cell(row, column))) for row in rows])
 
     room = console.width - sum(min(width(c), 40) for c in fixed)
     shown = []
@@ -112,10 +118,12 @@ def _print_table(result: dict, console) -> None:
         caption = f"{len(data) - len(shown)} more columns: --format csv or jsonl"
     elif not result["values_shown"]:
         caption = "values not shown: more than 32 array columns (see the id)"
+    if result["shown"] > len(rows):
+        caption = (f"{caption}; " if caption else "") + f"the first {len(rows):,} rows: --format csv or -o FILE for all"
     table = Table(title=f"{result['shown']} of {result['rows_total']} rows ({result['flagged_total']} flagged, "
                   f"threshold {result['threshold']:.4g})", title_justify="left", caption=caption, caption_justify="left")
     for column in fixed + shown:
         table.add_column(column, no_wrap=column != "why", overflow="fold")
-    for row in result["rows"]:
+    for row in rows:
         table.add_row(*(cell_text(cell(row, c)) for c in fixed + shown))
     console.print(table)

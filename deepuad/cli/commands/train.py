@@ -8,6 +8,7 @@ import typer
 from deepuad.cli.app import app, run_stage, state
 from deepuad.cli.options import Device, Force, Json, Output, Paper, Threads, spec_values, with_spec_options
 from deepuad.errors import UsageError
+from deepuad.stages.defaults import DEVICE
 
 
 ModelFile = Output("Output model file [default: <stem>.model.h5].")
@@ -22,7 +23,7 @@ def train(
     clusters_path: Annotated[Path, typer.Argument(metavar="clusters", help="The clusters file from 'deepuad cluster'.")],
     output: ModelFile = None,
     paper: Paper = False,
-    device: Device = "auto",
+    device: Device = DEVICE,
     threads: Threads = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run that was writing the output, from its checkpoint beside it (<output "
