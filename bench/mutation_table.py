@@ -13,9 +13,9 @@ restricted to the core by mutant names); they are then shown with the count not 
 
 The core is what issue 16 names: selection, the detector's training and re-selection loop and its
 rules (rules.py), the initial clustering (the GMM path every default run takes) and the score (the
-autoencoder, its errors, the fitted score of parts.py with its parts and the checks on a stored one,
-and scoring.py: the forest, the k-NN distances, the robust scale, the contamination estimate); and
-the detection-quality issue's trim cleaning rule (cleaning.py). Everything else mutmut mutated in
+autoencoder, its errors, the parts of parts.py and the fitted score of scorer.py with the checks
+on a stored one, and scoring.py: the forest, the k-NN distances, the robust scale, the contamination
+estimate); and the detection-quality issue's trim cleaning rule (cleaning.py). Everything else mutmut mutated in
 those files is listed apart, with the reason it is outside the targeted, seconds-per-mutant test
 selection.
 """
@@ -39,14 +39,15 @@ CORE = {
     "deepuad.estimators.clustering": {"_subsample", "_predict_in_chunks", "fit_gmm", "gmm_labels", "cluster_labels"},
     "deepuad.estimators.autoencoder": {"_mlp", "Autoencoder.__init__", "Autoencoder.forward", "cosine_error", "encode_and_score",
                                        "Steps.run"},
-    "deepuad.estimators.parts": {"Scorer.__init__", "Scorer.fit", "Scorer.values", "Scorer.combined", "Scorer.scores",
-                                 "Scorer.score_parts", "Scorer.decision_function", "Scorer._checked", "Scorer.state",
-                                 "Scorer.restore", "combine", "reference_rows", "parts_of", "make", "needs_network", "scores",
+    "deepuad.estimators.parts": {"combine", "reference_rows", "parts_of", "make", "needs_network", "scores",
                                  "SquaredError.values", "CosineError.values", "NearestRows.__init__", "NearestRows.fit",
                                  "NearestRows.values", "NearestRows.state", "NearestRows.restore", "ReferenceForest.fit",
                                  "ReferenceForest.values", "ReferenceForest.state", "ReferenceForest.restore",
                                  "OutsideRange.fit", "OutsideRange._fit_range", "OutsideRange.values", "OutsideRange.state",
                                  "OutsideRange.restore"},
+    "deepuad.estimators.scorer": {"Scorer.__init__", "Scorer.fit", "Scorer.values", "Scorer.combined", "Scorer.scores",
+                                  "Scorer.score_parts", "Scorer.decision_function", "Scorer._checked", "Scorer.state",
+                                  "Scorer.restore"},
     "deepuad.estimators.cleaning": {"robust_z", "initial_outlyingness", "trim"},
     "deepuad.estimators.scoring": {"knn_distances", "_average_path_length", "fit_forest", "forest_scores", "for_combining",
                         "robust_scale", "estimate_contamination"},

@@ -1,7 +1,7 @@
-"""The fitted score (parts.Scorer) pinned exactly, apart from DeepUAD: which rows each part is fitted
+"""The fitted score (scorer.Scorer) pinned exactly, apart from DeepUAD: which rows each part is fitted
 on, each part's centre, spread and weight, how the parts combine into the score and the counting
-score, the NumPy-only surface explain reads, the k-NN part's own rows, and the checks on a stored
-scorer. (The score on data, through DeepUAD: tests/test_estimators_parts.py, test_estimators_scoring.py.)"""
+score, the NumPy-only surface explain reads, and the checks on a stored scorer. (The score on data,
+through DeepUAD: tests/test_estimators_parts.py, test_estimators_scoring.py.)"""
 
 import numpy as np
 import pytest
@@ -9,7 +9,8 @@ import torch
 
 from deepuad.estimators import parts, scoring
 from deepuad.estimators.autoencoder import Autoencoder, reconstruction_errors
-from deepuad.estimators.parts import NearestRows, OutsideRange, Scorer
+from deepuad.estimators.parts import OutsideRange
+from deepuad.estimators.scorer import Scorer
 
 
 @pytest.fixture
@@ -113,43 +114,6 @@ def test_weighted_parts_are_counted_by_their_plain_mean(data, monkeypatch):
     np.testing.assert_allclose(score, (2 * z[0] + 3 * z[1]) / 5, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(counting, (z[0] + z[1]) / 2, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(scorer.decision_function(X), score)  # the score, not the counting one
-
-
-def test_combine_one_part_is_its_raw_value_and_unstandardised_parts_add_up():
-    values = [np.array([1.0, 5.0], dtype=np.float32), np.array([2.0, 0.0])]
-    one = parts.combine(values[:1], ("knn",), np.array([10.0]), np.array([4.0]), np.ones(1))
-    assert one.dtype == np.float64
-    np.testing.assert_array_equal(one, [1.0, 5.0])  # neither centred nor scaled
-    both = parts.combine(values, ("range", "range"), np.zeros(2), np.ones(2), np.ones(2))
-    np.testing.assert_array_equal(both, [3.0, 5.0])  # no standardised part: the sum
-
-
-def test_needs_network_says_no_for_an_unknown_part():
-    assert parts.needs_network(("knn", "l2")) and parts.needs_network(("cosine",))
-    assert not parts.needs_network(("knn", "range", "iforest"))
-    assert not parts.needs_network(("bogus",))
-
-
-def test_knn_part_keeps_its_rows_as_float32_so_a_restored_part_scores_as_the_fitted_one():
-    rng = np.random.default_rng(3)
-    reference = rng.normal(size=(40, 3)) * (1.0 + 1e-3 * np.pi)  # float64 values float32 cannot hold
-    part = NearestRows(4).fit(reference, 0)
-    assert part.reference_.dtype == np.float32
-    restored = NearestRows(4).restore(part.state(), 3)
-    X = rng.normal(size=(10, 3))
-    np.testing.assert_array_equal(restored.values(X, {}), part.values(X, {}))
-
-
-@pytest.mark.parametrize("rows", [
-    np.zeros((5, 2), np.float32),  # another width
-    np.zeros((0, 3), np.float32),  # no rows
-    np.zeros(3, np.float32),  # not a table
-    np.zeros((5, 3, 1), np.float32),  # one dimension too many
-    np.array([[0.0, np.nan, 1.0]], np.float32),  # not finite
-])
-def test_knn_part_refuses_rows_fit_could_not_have_kept(rows):
-    with pytest.raises(ValueError, match=r"^scorer k-NN rows have shape \(.*\), expected \(>= 1, 3\) finite values$"):
-        NearestRows(4).restore({"knn/reference": rows}, 3)
 
 
 @pytest.fixture
