@@ -64,9 +64,8 @@ PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
 REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
 
 
-# issue 29's third round chose "range_calibrated" (the range less the level normal rows reach by
-# chance, fitted on the kept rows): the package's "range" since that freeze, so every candidate that
-# names "range" now scores with it
+# "range_calibrated" (the range fitted on the kept rows, less the level normal rows reach by chance)
+# is the package's "range": every candidate that names either scores with it
 PARTS["range_calibrated"] = PARTS["range"]
 
 

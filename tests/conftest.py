@@ -35,7 +35,7 @@ def built(tmp_path_factory):
     """The small pipeline, built once per session (once per pytest-xdist worker) through the CLI:
     a 66-row table, its features, clusters, model and scores, and the scores in two shards
     (``helpers.build_pipeline``). Read-only: a test that changes a file copies it into its own
-    temporary folder first; the session's end checks that none was changed."""
+    temporary folder first; after the last test of the worker, the fixture checks that none was changed."""
     folder = tmp_path_factory.mktemp("pipeline")
     paths = build_pipeline(folder, make_table(folder / "table.csv", n_normal=60, n_anomaly=6))
     before = snapshot(folder)
