@@ -55,6 +55,16 @@ SCORE_CANDIDATES: dict[str, dict] = {
     "kept-range": {"parts": ("knn", "l2", "iforest", "range"), "reference": "all", "kept_parts": ("range",)},
     "kept-range-calibrated": {"parts": ("knn", "l2", "iforest", "range_calibrated"), "reference": "all",
                               "kept_parts": ("range_calibrated",)},
+    # Issue 29's fourth round, SPLIT_SEED 42, tuning half, seed 0 (added after a look at that half's
+    # cached parts): the range's by-chance level taken where the anomalies the cleaning kept cannot
+    # set it (parts_panel.RangeAtQuantile, RangeFence90), in units of that level (ScaledRange), and
+    # the same with the forest grown on the kept rows too (KDDCUP at 20 %: many alike anomalies).
+    "range-q95": {"parts": ("knn", "l2", "iforest", "range_q95"), "reference": "all", "kept_parts": ("range_q95",)},
+    "range-fence90": {"parts": ("knn", "l2", "iforest", "range_fence90"), "reference": "all",
+                      "kept_parts": ("range_fence90",)},
+    "range-scaled": {"parts": ("knn", "l2", "iforest", "range_scaled"), "reference": "all", "kept_parts": ("range_scaled",)},
+    "range-scaled-kept-forest": {"parts": ("knn", "l2", "iforest", "range_scaled"), "reference": "all",
+                                 "kept_parts": ("iforest", "range_scaled")},
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES})

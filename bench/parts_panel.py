@@ -69,6 +69,46 @@ REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated"
 PARTS["range_calibrated"] = PARTS["range"]
 
 
+class RangeAtQuantile(score_parts.OutsideRange):
+    """Issue 29's fourth round: the range with its by-chance level at the held-out half's 95th
+    percentile, not its 99th: the kept rows may hold anomalies (spikes the cleaning kept), and where
+    more than 1 % of them lie far out, the 99th percentile is one of them and the offset swallows
+    every spike."""
+
+    BY_CHANCE = 0.95
+
+
+class RangeFence90(score_parts.OutsideRange):
+    """The by-chance level as the 99th percentile, but at most the 90th percentile plus three
+    times its distance from the median (a fence the upper 10 % of the half cannot move)."""
+
+    def fit(self, reference, seed):
+        super().fit(reference, seed)
+        reference = np.asarray(reference, dtype=np.float64)
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        if half.any() and (~half).any():
+            by_chance = score_parts.OutsideRange()._fit_range(reference[half]).values(reference[~half], {})
+            q50, q90, q99 = np.quantile(by_chance, [0.5, 0.9, 0.99])
+            self.offset_ = float(min(q99, q90 + 3 * (q90 - q50)))
+        return self
+
+
+class ScaledRange(RangeAtQuantile):
+    """RangeAtQuantile in units of (1 + its by-chance level) times the column's range: on a table
+    the level is 0 and nothing changes; on 784 pixels, where normal rows lie several ranges out by
+    chance, a row counts in units of that level. Stored as the package stores a range (a span
+    times 1 + level, a level divided by it), so that its values are max(beyond / span - offset, 0)."""
+
+    def fit(self, reference, seed):
+        super().fit(reference, seed)
+        self.span_, self.offset_ = self.span_ * (1 + self.offset_), self.offset_ / (1 + self.offset_)
+        return self
+
+
+PARTS.update({"range_q95": RangeAtQuantile, "range_fence90": RangeFence90, "range_scaled": ScaledRange})
+REGISTERED.update({"range_q95": "range", "range_fence90": "range", "range_scaled": "range"})
+
+
 def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
     _, cosines, squares = reconstruction_errors(detector.model_, np.ascontiguousarray(rows, dtype=np.float32))
     return {"cosine": np.asarray(cosines), "l2": np.asarray(squares)}

@@ -201,6 +201,17 @@ def test_ties_go_to_fewer_overrides(choose):
     assert [c["name"] for c in choose.rank(rows, CANDIDATES)] == ["wide", "paper"]  # 1 override before 2
 
 
+def test_a_candidate_that_misses_a_spike_ranks_after_every_one_that_misses_none(choose):
+    spikes = [{"dataset": "p", "family": "spikes", "half": "tuning", "method": method, "seed": 0, "auroc": 0.99,
+               "spike_recall": recall}
+              for method, recall in (("deepuad", 0.95), ("deepuad-paper", 1.0), ("deepuad:wide", 1.0))]
+    ranking = choose.rank(panel_rows() + spikes, CANDIDATES)
+    assert [c["name"] for c in ranking] == ["wide", "paper", "default"]  # default's mean is the best, but it missed one
+    assert [c["spikes_missed"] for c in ranking] == [0, 0, 1]
+    missed_on_held_out = [r | {"half": "held-out", "dataset": "q"} for r in spikes]
+    assert [c["name"] for c in choose.rank(panel_rows() + missed_on_held_out, CANDIDATES)][0] == "default"
+
+
 def test_choice_ignores_every_held_out_row(choose, tmp_path):
     def run(rows):
         path = tmp_path / "panel.csv"
