@@ -57,7 +57,7 @@ SCORE_CANDIDATES: dict[str, dict] = {
                               "kept_parts": ("range_calibrated",)},
     # Issue 29's fourth round, SPLIT_SEED 42, tuning half, seed 0 (added after a look at that half's
     # cached parts): the range's by-chance level taken where the anomalies the cleaning kept cannot
-    # set it (parts_panel.RangeAtQuantile, RangeFence90), in units of that level (ScaledRange), and
+    # set it (parts_panel.RangeAtQuantile, RangeFence90), in units of that level (range_scaled), and
     # the same with the forest grown on the kept rows too (KDDCUP at 20 %: many alike anomalies).
     "range-q95": {"parts": ("knn", "l2", "iforest", "range_q95"), "reference": "all", "kept_parts": ("range_q95",)},
     "range-fence90": {"parts": ("knn", "l2", "iforest", "range_fence90"), "reference": "all",

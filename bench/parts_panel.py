@@ -64,48 +64,49 @@ PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
 REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
 
 
-# "range_calibrated" (the range fitted on the kept rows, less the level normal rows reach by chance)
-# is the package's "range": every candidate that names either scores with it
-PARTS["range_calibrated"] = PARTS["range"]
+class CalibratedRange(score_parts.OutsideRange):
+    """The package's range up to the fourth round's freeze (2aee2a6): fitted on the kept rows, less the
+    level L its values reach by chance on a seeded half of them fitted on the other half (their
+    ``BY_CHANCE`` quantile), in units of the column's range (not of 1 + L)."""
+
+    BY_CHANCE = 0.99
+
+    def level(self, by_chance: np.ndarray) -> float:
+        return float(np.quantile(by_chance, self.BY_CHANCE))
+
+    def fit(self, reference, seed):
+        reference = np.asarray(reference, dtype=np.float64)
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        self.offset_, level = 0.0, 0.0
+        if half.any() and (~half).any():
+            level = self.level(self._fit_range(reference[half]).values(reference[~half], {}))
+        self._fit_range(reference)
+        self.offset_ = level
+        return self
 
 
-class RangeAtQuantile(score_parts.OutsideRange):
-    """Issue 29's fourth round: the range with its by-chance level at the held-out half's 95th
-    percentile, not its 99th: the kept rows may hold anomalies (spikes the cleaning kept), and where
-    more than 1 % of them lie far out, the 99th percentile is one of them and the offset swallows
-    every spike."""
+class RangeAtQuantile(CalibratedRange):
+    """Issue 29's fourth round: the level at the held-out half's 95th percentile, not its 99th: the
+    kept rows may hold anomalies (spikes the cleaning kept), and where more than 1 % of them lie far
+    out, the 99th percentile is one of them and the offset swallows every spike."""
 
     BY_CHANCE = 0.95
 
 
-class RangeFence90(score_parts.OutsideRange):
-    """The by-chance level as the 99th percentile, but at most the 90th percentile plus three
-    times its distance from the median (a fence the upper 10 % of the half cannot move)."""
+class RangeFence90(CalibratedRange):
+    """The level as the 99th percentile, but at most the 90th percentile plus three times its
+    distance from the median (a fence the upper 10 % of the half cannot move)."""
 
-    def fit(self, reference, seed):
-        super().fit(reference, seed)
-        reference = np.asarray(reference, dtype=np.float64)
-        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
-        if half.any() and (~half).any():
-            by_chance = score_parts.OutsideRange()._fit_range(reference[half]).values(reference[~half], {})
-            q50, q90, q99 = np.quantile(by_chance, [0.5, 0.9, 0.99])
-            self.offset_ = float(min(q99, q90 + 3 * (q90 - q50)))
-        return self
+    def level(self, by_chance):
+        q50, q90, q99 = np.quantile(by_chance, [0.5, 0.9, 0.99])
+        return float(min(q99, q90 + 3 * (q90 - q50)))
 
 
-class ScaledRange(RangeAtQuantile):
-    """RangeAtQuantile in units of (1 + its by-chance level) times the column's range: on a table
-    the level is 0 and nothing changes; on 784 pixels, where normal rows lie several ranges out by
-    chance, a row counts in units of that level. Stored as the package stores a range (a span
-    times 1 + level, a level divided by it), so that its values are max(beyond / span - offset, 0)."""
-
-    def fit(self, reference, seed):
-        super().fit(reference, seed)
-        self.span_, self.offset_ = self.span_ * (1 + self.offset_), self.offset_ / (1 + self.offset_)
-        return self
-
-
-PARTS.update({"range_q95": RangeAtQuantile, "range_fence90": RangeFence90, "range_scaled": ScaledRange})
+# "range_scaled": RangeAtQuantile in units of (1 + its level) times the column's range (on a table
+# the level is 0 and nothing changes; on 784 pixels a row counts in units of that level): the
+# package's "range" since the fourth round's freeze, chosen as part of range-scaled-kept-forest
+PARTS.update({"range_calibrated": CalibratedRange, "range_scaled": PARTS["range"]})
+PARTS.update({"range_q95": RangeAtQuantile, "range_fence90": RangeFence90})
 REGISTERED.update({"range_q95": "range", "range_fence90": "range", "range_scaled": "range"})
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from deepuad.artifacts.features import X_INFLATION
 from deepuad.artifacts.model import SELECTIONS_INFLATION, weight_shapes
 from deepuad.artifacts.safe_read import inflation_limit
-from deepuad.estimators.parts import ReferenceForest
+from deepuad.estimators.parts import KeptForest
 from deepuad.estimators.scoring import FOREST_ARRAYS, forest_depth_limit
 from deepuad.stages.answers import EXPLAIN_FLAGGED
 
@@ -247,7 +247,7 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     _copy(base, out)
     with h5py.File(out, "a") as f:
         width = f["scorer/reference"].shape[1]
-        trees = ReferenceForest.MAX_TREES
+        trees = KeptForest.MAX_TREES
         # the forest's bytes (5 arrays of 8 bytes a node, 2 x depth + 1 nodes a tree) and the
         # reference's (its rows bound the samples, and so the depth; the k-NN part's copy of it too)
         # share the file

@@ -158,7 +158,7 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path, 
         DeepUAD.load(path)
 
 
-def test_network_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
+def test_network_forest_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
     X = table()
     det = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
     assert 0 < len(det.selected_) < len(X)  # the network learnt the kept rows only
@@ -169,13 +169,19 @@ def test_network_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
     np.testing.assert_array_equal(by_name["range"].low_, kept.min(axis=0))
     np.testing.assert_array_equal(by_name["range"].high_, kept.max(axis=0))
     assert (kept.min(axis=0) > X.min(axis=0)).any() or (kept.max(axis=0) < X.max(axis=0)).any()  # not all rows' range
-    assert by_name["iforest"].forest_["max_samples"][0] == min(256, len(X))
-    # calibrated on the reference: each standardised part's median over it is its centre, its robust IQR its scale
-    values = det.score_parts(det.reference_)
+    # the forest: grown on the kept rows too, the very forest scoring.fit_forest grows on them
+    expected = scoring.fit_forest(X[det.selected_], random_state=0)
+    assert set(by_name["iforest"].forest_) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(by_name["iforest"].forest_[name], values)
+    # each standardised part's centre and scale: its median and robust IQR over the rows it was fitted on
+    on_reference, on_kept = det.score_parts(det.reference_), det.score_parts(X[det.selected_])
     for name, center, scale in zip(det.score_parts_, det.score_center_, det.score_scale_):
         if parts.PARTS[name].standardised:
-            assert center == pytest.approx(np.median(values[name]))
-            assert scale == pytest.approx(scoring.robust_scale(values[name])[1])
+            values = (on_kept if parts.PARTS[name].fitted_on == "kept" else on_reference)[name]
+            assert center == pytest.approx(np.median(values))
+            assert scale == pytest.approx(scoring.robust_scale(values)[1])
+    assert [parts.PARTS[name].fitted_on for name in det.score_parts_] == ["reference", "reference", "kept", "kept"]
 
 
 def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_table():
@@ -189,27 +195,41 @@ def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_tab
     assert (det.decision_scores_[spiked] > np.percentile(det.decision_scores_[normal], 99)).all()
 
 
-def test_range_less_the_level_normal_rows_reach_by_chance():
+def test_range_less_the_level_normal_rows_reach_by_chance_in_units_of_that_level():
     """On 400 sparse columns (a rare stroke in each), a range fitted on 1,000 rows leaves many other
     normal rows beyond some column's range, by up to hundreds of its (tiny) ranges; the calibrated
-    range calls almost none of them far, while a value ten ranges beyond that level still is, and
-    farther out scores higher."""
+    range calls almost none of them far, while a value beyond that level L still is, in units of
+    (1 + L) ranges, and farther out scores higher."""
     rng = np.random.default_rng(0)
     X = (rng.random((2000, 400)) < 0.01) * rng.random((2000, 400))
     part = parts.OutsideRange().fit(X[:1000], seed=0)
-    assert part.offset_ > 0
-    held_out = part.values(X[1000:], {})
-    raw = held_out + part.offset_ * (held_out > 0)  # where above the offset, the uncalibrated value
-    uncalibrated = parts.OutsideRange().fit(X[:1000], seed=0)
+    uncalibrated = parts.OutsideRange()._fit_range(X[:1000])
     uncalibrated.offset_ = 0.0
-    assert np.mean(uncalibrated.values(X[1000:], {}) > 0) > 0.1 and np.mean(held_out > 0) < 0.02
-    np.testing.assert_allclose(raw[held_out > 0], uncalibrated.values(X[1000:], {})[held_out > 0])
+    level = part.offset_ / (1 - part.offset_)  # stored as L / (1 + L)
+    assert level > 1
+    np.testing.assert_allclose(part.span_, uncalibrated.span_ * (1 + level))
+    held_out, raw = part.values(X[1000:], {}), uncalibrated.values(X[1000:], {})
+    assert np.mean(raw > 0) > 0.1 and np.mean(held_out > 0) < 0.06
+    np.testing.assert_allclose(held_out, np.maximum(raw - level, 0) / (1 + level))  # (d - L) / (1 + L)
     spikes = np.repeat(X[1000:1001], 2, axis=0)
     for row, ranges in enumerate((10, 20)):
-        spikes[row, 7] = part.high_[7] + (part.offset_ + ranges) * part.span_[7]
+        spikes[row, 7] = uncalibrated.high_[7] + (level + ranges * (1 + level)) * uncalibrated.span_[7]
     np.testing.assert_allclose(part.values(spikes, {}), [10, 20])
     # a narrow table of plain values: normal rows hardly ever leave the range, and nothing is taken off
     assert parts.OutsideRange().fit(rng.normal(size=(2000, 5)), seed=0).offset_ < 0.05
+
+
+def test_spikes_among_the_kept_rows_do_not_set_the_level():
+    """Three per cent of the kept rows spiked far out (the cleaning kept them): the level comes from
+    the normal rows (the 95th percentile of the held half), so every spike still scores far out."""
+    rng = np.random.default_rng(1)
+    X = rng.random((1000, 6))
+    spiked = rng.choice(1000, size=30, replace=False)
+    X[spiked, rng.integers(6, size=30)] = 11.0  # ten ranges above the maximum
+    part = parts.OutsideRange().fit(X, seed=0)
+    assert part.offset_ < 0.05
+    assert (part.values(X[spiked], {}) > 5).all()
+    assert np.mean(part.values(np.delete(X, spiked, axis=0), {}) > 0) < 0.01
 
 
 def test_distance_score_survives_get_state_and_restore():

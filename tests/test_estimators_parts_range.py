@@ -57,22 +57,25 @@ def test_a_spread_column_is_fenced_at_three_inner_ranges_and_a_value_on_the_fenc
     np.testing.assert_array_equal(part.span_, [7.0, 1.0, 0.25])
 
 
-def test_the_offset_is_the_99th_percentile_of_one_seeded_half_measured_against_the_range_of_the_other():
+def test_the_level_is_the_95th_percentile_of_one_seeded_half_measured_against_the_range_of_the_other():
     rng = np.random.default_rng(0)
-    reference = rng.standard_t(2, size=(401, 6))  # heavy tails: the held-out half often leaves the range
+    reference = rng.standard_t(1, size=(401, 6))  # heavy tails: the held-out half often leaves the range
     seed = 11
     half = np.random.default_rng(seed).permutation(401) < 200
-    first = OutsideRange().fit(reference[half], seed)
-    first.offset_ = 0.0  # the half's range, uncalibrated
+    first = OutsideRange()._fit_range(reference[half])  # the half's range, uncalibrated
+    first.offset_ = 0.0
     by_chance = first.values(reference[~half], {})
+    level = np.quantile(by_chance, 0.95)
+    assert level > 0 and np.quantile(by_chance, 0.99) > level
     part = OutsideRange().fit(reference, seed)
-    assert part.offset_ == np.quantile(by_chance, 0.99) > 0
-    whole = OutsideRange().fit(reference, seed + 1)  # the range itself: all the rows, whatever the half
-    for name in ("low_", "high_", "span_"):
+    assert part.offset_ == level / (1 + level)
+    whole = OutsideRange()._fit_range(reference)  # the range itself: all the rows, whatever the half
+    for name in ("low_", "high_"):
         np.testing.assert_array_equal(getattr(part, name), getattr(whole, name))
+    np.testing.assert_array_equal(part.span_, whole.span_ * (1 + level))
     assert OutsideRange().fit(reference, seed + 1).offset_ != part.offset_  # another seed, another half
     x = whole.high_[None, :] + np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
-    x[0, 2] += (part.offset_ + 2.5) * whole.span_[2]
+    x[0, 2] += (level + 2.5 * (1 + level)) * whole.span_[2]  # 2.5 times (1 + level) ranges beyond the level
     assert part.values(x, {})[0] == pytest.approx(2.5)
 
 
@@ -93,7 +96,7 @@ def test_the_range_is_fitted_and_calibrated_in_float64():
 
 
 def test_values_of_every_chunk_and_of_no_columns():
-    part = OutsideRange().fit(np.array([[0.0, 0.0], [1.0, 2.0]]), 0)
+    part = OutsideRange()._fit_range(np.array([[0.0, 0.0], [1.0, 2.0]]))
     part.offset_ = 0.5
     n = 2 * 16384 + 3  # three chunks
     ranges = (np.arange(n) % 7) + 1.0

@@ -25,7 +25,7 @@ def data():
     return X, rows, kept_rows, model
 
 
-def test_each_part_is_fitted_on_its_rows_and_calibrated_on_the_reference(data):
+def test_each_part_is_fitted_centred_and_spread_on_its_rows(data):
     X, rows, kept_rows, model = data
     kept = rows < 100
     scorer = Scorer.fit("distance", X, rows, seed=5, n_neighbors=3, model=model, kept=kept, kept_rows=kept_rows)
@@ -37,9 +37,10 @@ def test_each_part_is_fitted_on_its_rows_and_calibrated_on_the_reference(data):
     expected = OutsideRange().fit(X[kept_rows], seed=5)  # the range: the kept rows' sample, the scorer's seed
     for name in ("low_", "high_", "span_", "offset_"):
         np.testing.assert_array_equal(getattr(range_, name), getattr(expected, name))
-    # centre and spread: each part's median and robust spread over the reference rows
+    # centre and spread: each part's median and robust spread over the rows it was fitted on (the
+    # range: the kept rows' sample)
     _, _, squares = reconstruction_errors(model, X[rows])
-    values = [knn.values(X[rows], {}), np.log(squares.astype(np.float64) + 1e-12), range_.values(X[rows], {})]
+    values = [knn.values(X[rows], {}), np.log(squares.astype(np.float64) + 1e-12), range_.values(X[kept_rows], {})]
     for i, v in enumerate(values):
         assert (scorer.score_center_[i], scorer.score_scale_[i]) == scoring.robust_scale(v)
     np.testing.assert_array_equal(scorer.score_weights_, [1.0, 1.0, 1.0])  # no weights named: 1 each
@@ -52,6 +53,19 @@ def test_each_part_is_fitted_on_its_rows_and_calibrated_on_the_reference(data):
     assert score.dtype == counting.dtype == np.float32
     np.testing.assert_allclose(score, ((z[0] + z[1]) / 2 + got[2]).astype(np.float32), rtol=1e-6)
     np.testing.assert_array_equal(counting, score)  # equal weights: the score counts itself
+
+
+def test_the_forest_is_grown_centred_and_spread_on_the_kept_rows(data):
+    X, rows, kept_rows, model = data
+    scorer = Scorer.fit("distance+forest", X, rows, seed=5, n_neighbors=3, model=model, kept=rows < 100,
+                        kept_rows=kept_rows)
+    forest = scorer.parts_[scorer.score_parts_.index("iforest")]
+    expected = scoring.fit_forest(X[kept_rows], random_state=5)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(forest.forest_[name], values)
+    i = scorer.score_parts_.index("iforest")
+    assert (scorer.score_center_[i], scorer.score_scale_[i]) == scoring.robust_scale(forest.values(X[kept_rows], {}))
+    assert (scorer.score_center_[i], scorer.score_scale_[i]) != scoring.robust_scale(forest.values(X[rows], {}))
 
 
 def test_without_a_kept_sample_the_range_is_fitted_on_the_reference_and_every_reference_row_is_kept(data):

@@ -98,9 +98,11 @@ def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
     (l2_center, forest_center), (l2_scale, forest_scale) = det.score_center_, det.score_scale_
     expected = ((l2 - l2_center) / l2_scale + 2 * (forest - forest_center) / forest_scale) / 3
     np.testing.assert_allclose(det.decision_scores_, expected, rtol=1e-5, atol=1e-6)
-    # the scorer is calibrated on the kept rows: their median part is 0, their IQR 1
-    kept_l2, kept_forest = det.score_parts(det.reference_).values()
-    for part, center, scale in ((kept_l2, l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
+    # each part is calibrated on the rows it was fitted on (l2: the reference, the forest: the kept
+    # rows): their median z-score is 0, their IQR 1
+    reference_l2 = det.score_parts(det.reference_)["l2"]
+    kept_forest = det.score_parts(X[det.selected_])["iforest"]
+    for part, center, scale in ((reference_l2, l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
         z = (part - center) / scale
         assert abs(np.median(z)) < 1e-6 and np.subtract(*np.percentile(z, [75, 25])) == pytest.approx(1.0)
 

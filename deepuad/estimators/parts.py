@@ -1,12 +1,13 @@
 """The parts of ``DeepUAD``'s score: each part says, in its own way, how far a row is from the
 data, and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``)
-measure it against what the network learnt from the rows Algorithm 1 kept; the others against
+measure it against what the network learnt from the rows Algorithm 1 kept; the forest and the
+range against a seeded sample of those kept rows (``fitted_on = "kept"``); the k-NN part against
 the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
 in scorer.py, the fitted score the parts make, says why).
 
-A part is a class with a ``name``, fitted on the reference:
+A part is a class with a ``name``, fitted on the reference or on the kept rows (``fitted_on``):
 
-* ``fit(reference, seed)`` learns what it needs from the reference rows;
+* ``fit(reference, seed)`` learns what it needs from the rows it is fitted on (``fitted_on``);
 * ``values(X, errors)`` gives one value per row of X, higher = farther from the data
   (``errors`` holds the network's reconstruction errors of those rows, computed once for all
   parts, for a part that says it ``needs_network``);
@@ -19,8 +20,8 @@ A part is a class with a ``name``, fitted on the reference:
   (``n_neighbors``: the k-NN part's k).
 
 A part that is ``standardised`` enters the score as a robust z-score, (value - median) / IQR over
-the reference rows, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
-standardised is already in units of "how many ranges beyond the reference rows" and is added to
+the rows it is fitted on, and those z-scores are averaged (weighted by ``WEIGHTS``); a part that is not
+standardised is already in units of "how many ranges beyond the kept rows" and is added to
 that mean, so that it cannot be averaged away.
 
 Registering a part is one line in ``PARTS``: every part is then a score of its own, by its name
@@ -73,7 +74,7 @@ class Part:
     standardised = True
     needs_network = False
     options: tuple[str, ...] = ()
-    # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", one of the rows
+    # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", a seeded sample of the rows
     # the cleaning kept (a part fitted on the kept rows may not need the network)
     fitted_on = "reference"
     # the arrays ``state()`` holds, by name
@@ -149,12 +150,15 @@ class NearestRows(Part):
         return self
 
 
-class ReferenceForest(Part):
-    """The isolation score of a forest grown on the reference rows (bounded in (0, 1]: it cannot
-    tell a value just outside the reference's range from one far outside it)."""
+class KeptForest(Part):
+    """The isolation score of a forest grown on a sample of the rows the cleaning kept (bounded in
+    (0, 1]: it cannot tell a value just outside their range from one far outside it). On the kept
+    rows, not on all rows: anomalies that are many and alike (a fifth of KDDCUP) get a branch of
+    their own in a forest grown among them, and a short path no longer sets them apart."""
 
     name = "iforest"
-    covers = "global anomalies, per column (saturates beyond the reference's range)"
+    covers = "global anomalies, per column (saturates beyond the kept rows' range)"
+    fitted_on = "kept"
     # its trees, nodes concatenated (scoring.check_forest checks that they are trees, and of what depth)
     NODES = "len:forest/left"
     MAX_TREES = 4096  # the most trees a model file may hold (fit_forest grows 100)
@@ -200,10 +204,15 @@ class OutsideRange(Part):
 
     It is fitted on the rows the cleaning kept, not on all rows: anomalies that are many and alike
     (a fifth of KDDCUP) widen the range of all rows over themselves, and the cleaning is what tells
-    normal rows. Its value is *calibrated*: less the level normal rows reach by chance
-    (``offset_``), the 99th percentile of its values on a seeded half of its rows, fitted on the other
-    half: 0 on a table of a few columns, several ranges on 784 pixels, where one rare stroke lies
-    beyond some pixel's range.
+    normal rows. Its value is *calibrated* by the level L that normal rows reach by chance, the 95th
+    percentile of its values on a seeded half of its rows, fitted on the other half (0 on a table of
+    a few columns, several ranges on 784 pixels, where one rare stroke lies beyond some pixel's
+    range): it is (d - L) / (1 + L) for a row d ranges out, 0 below L, so that it counts in units
+    of that level. The 95th, not the 99th, percentile: the kept rows may hold a few per cent of
+    anomalies (spikes the cleaning kept), and a level they set would swallow every spike. Stored
+    as a span of (1 + L) ranges and an offset of L / (1 + L) such spans (``span_``, ``offset_``):
+    the value is max(beyond / span - offset, 0) whatever the level (a model from before the
+    calibration stores an offset of 0).
 
     A column's range is fenced so that the anomalies among its rows cannot widen it: it
     runs from the smallest to the largest value within ``FENCE`` inner ranges of the column's 1st
@@ -217,24 +226,27 @@ class OutsideRange(Part):
     standardised = False
     fitted_on = "kept"
     FENCE = 3.0
-    BY_CHANCE = 0.99  # the quantile of the held-out half's values taken as the level reached by chance
+    BY_CHANCE = 0.95  # the quantile of the held-out half's values taken as the level reached by chance
     stores = {  # one value per column, and the offset
         "range/low": Stored("f", 1, "range part: each column's low end of the kept range", length=COLUMNS),
         "range/high": Stored("f", 1, "range part: each column's high end of the kept range", length=COLUMNS),
-        "range/span": Stored("f", 1, "range part: each column's kept range (the unit of the distance beyond it)",
+        "range/span": Stored("f", 1, "range part: the unit of the distance beyond each column's kept range (the "
+                             "range times 1 + the level normal rows reach by chance)",
                              length=COLUMNS, low=0, low_open=True),
-        "range/offset": Stored("f", 1, "range part: the level its values reach by chance on normal rows, subtracted "
-                               "from them", length=1, low=0),
+        "range/offset": Stored("f", 1, "range part: the level its values reach by chance on normal rows, in units "
+                               "of range/span, subtracted from them", length=1, low=0),
     }
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
         half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
-        self.offset_ = 0.0
+        self.offset_, level = 0.0, 0.0
         if half.any() and (~half).any():
             by_chance = self._fit_range(reference[half]).values(reference[~half], {})
-            self.offset_ = float(np.quantile(by_chance, self.BY_CHANCE))
-        return self._fit_range(reference)
+            level = float(np.quantile(by_chance, self.BY_CHANCE))
+        self._fit_range(reference)
+        self.span_, self.offset_ = self.span_ * (1 + level), level / (1 + level)
+        return self
 
     def _fit_range(self, reference: np.ndarray) -> "OutsideRange":
         """The fenced range of each column of ``reference`` (see the class docstring)."""
@@ -290,7 +302,7 @@ class OutsideRange(Part):
 
 
 # every part by name; adding a part is a class above and one line here
-PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, ReferenceForest, OutsideRange)}
+PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, KeptForest, OutsideRange)}
 
 # the scores that combine several parts (``score=``); every part is also a score alone, by its name
 SCORES: dict[str, tuple[str, ...]] = {

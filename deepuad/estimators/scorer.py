@@ -32,9 +32,9 @@ class Scorer:
     def fit(cls, score: str, X, rows: np.ndarray, seed: int, n_neighbors: int, model=None, device="cpu",
             kept: np.ndarray | None = None, kept_rows: np.ndarray | None = None) -> "Scorer":
         """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
-        scale its median and spread over those rows. ``kept``: which reference rows the model kept.
-        A part ``fitted_on`` "kept" (the range) is fitted on ``X[kept_rows]``, a sample of the rows
-        the model kept (the reference where none is given).
+        scale its median and spread over the rows it was fitted on. ``kept``: which reference rows
+        the model kept. A part ``fitted_on`` "kept" (the forest, the range) is fitted on
+        ``X[kept_rows]``, a sample of the rows the model kept (the reference where none is given).
 
         DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
         rows, but measured against them only, every normal row the cleaning left out looks far from
@@ -48,8 +48,8 @@ class Scorer:
         if any(part.fitted_on == "kept" for part in scorer.parts_):
             fitted_on["kept"] = scorer.reference_ if kept_rows is None else take_rows(X, kept_rows)
         scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
-        values, _, _ = scorer.values(scorer.reference_, model, device)
-        centers, scales = zip(*(scoring.robust_scale(v) for v in values))
+        values = {on: scorer.values(rows, model, device)[0] for on, rows in fitted_on.items()}
+        centers, scales = zip(*(scoring.robust_scale(values[part.fitted_on][i]) for i, part in enumerate(scorer.parts_)))
         scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
         scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
                                          dtype=np.float64)
