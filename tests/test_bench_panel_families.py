@@ -243,3 +243,17 @@ def test_share_agreement_counts_within_2x_and_ranks():
     # KDDCUP's estimate is of the train half, which holds the level in the set's name
     assert tables.true_share({"family": "kddcup", "dataset": "kddcup_20", "anomaly_share": "0.19"}) == 0.2
     assert tables.true_share({"family": "tables", "dataset": "4_breastw", "anomaly_share": "0.35"}) == 0.35
+
+
+# ----------------------------------------------------------------------------- the kept set's purity
+def test_kept_share_ratio_is_the_kept_rows_anomaly_share_over_all_rows():
+    purity = load("cleaning_purity")
+    X = np.arange(20, dtype=np.float64).reshape(10, 2)
+    y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])  # 20 % anomalies
+    assert purity.kept_share_ratio(X, y, X[:8]) == 0.0  # every anomaly left out
+    assert purity.kept_share_ratio(X, y, X) == pytest.approx(1.0)  # no better than chance
+    assert purity.kept_share_ratio(X, y, X[[0, 8]]) == pytest.approx(0.5 / 0.2)
+    twice = np.vstack([X, X[:1]])  # a value two rows share, one of them an anomaly: it counts their mean label
+    assert purity.kept_share_ratio(twice, np.append(y, 1), twice[:1]) == pytest.approx(0.5 / (3 / 11))
+    assert purity.group_of("4_breastw+clustered_20", "synthetic") == "clustered"
+    assert purity.group_of("mnist_3", "images") == "images"
