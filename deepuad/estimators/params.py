@@ -252,8 +252,9 @@ PARAMS: tuple[Param, ...] = (
           "more than 3 robust sigmas above the median score]."),
     Param("score", "distance+forest", (Options(_scores),), commands=TRAIN, recorded_in=("model",), if_unrecorded="cosine",
           help="distance+forest: the mean robust z-score of the log squared reconstruction error (the network learns the "
-          "kept rows), the log distance to the 5 nearest distinct rows and an isolation forest (both on a sample of all "
-          "rows), plus how many fenced ranges a row lies beyond the rows in its farthest column; distance: the same "
+          "kept rows), the log distance to the 5 nearest distinct rows (to a sample of all rows) and an isolation "
+          "forest (grown on a sample of the kept rows), plus how far a row lies beyond the kept rows' fenced range in "
+          "its farthest column; distance: the same "
           "without the forest; combined: the log "
           "squared error (weight 1) and the forest (weight 2); cosine: the paper's 1 - cos(x, x_hat); l2, knn, iforest, "
           "range: one part alone."),
