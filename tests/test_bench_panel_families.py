@@ -257,3 +257,21 @@ def test_kept_share_ratio_is_the_kept_rows_anomaly_share_over_all_rows():
     assert purity.kept_share_ratio(twice, np.append(y, 1), twice[:1]) == pytest.approx(0.5 / (3 / 11))
     assert purity.group_of("4_breastw+clustered_20", "synthetic") == "clustered"
     assert purity.group_of("mnist_3", "images") == "images"
+
+
+def test_cleaning_variants_refuses_a_split_whose_held_out_half_has_run(panel, tmp_path):
+    variants = load("cleaning_variants")
+    assert panel.SPLIT_SEED in variants.USED_SPLITS  # the split in use is one of them
+    done = subprocess.run([sys.executable, str(BENCH / "cleaning_variants.py"), "--split-seed", str(panel.SPLIT_SEED),
+                           "--table-only"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "held-out half has run" in done.stderr
+    path = tmp_path / "variants.csv"
+    names = list(variants.VARIANTS)
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, ["dataset", "family", *names])
+        writer.writeheader()
+        writer.writerow({"dataset": "t", "family": "tables", **{n: 0.5 for n in names}, names[1]: 0.7})
+        writer.writerow({"dataset": "b+clustered_20", "family": "synthetic", **{n: 0.9 for n in names}, names[1]: 1.0})
+    text = variants.table(path, 99)
+    assert "| tables | 1 | 0.500 | 0.700 |" in text and "| clustered_20 | 1 | 0.900 | 1.000 |" in text
+    assert "| **mean of family means** | | **0.700** | **0.850** |" in text

@@ -1,0 +1,116 @@
+"""Cleaning rules side by side, on one half of a split: the package's default score on top of each
+configuration of the cleaning (DeepUAD's init_by, reselect_by, trim_cutoff, cluster_cutoff), one
+fit per set and configuration at seed 0. An exploration for a *next* round of the protocol
+(bench/choose_defaults.py), so it reads the tuning half of a split that no round has used yet and
+refuses a held-out half:
+
+    python bench/cleaning_variants.py --split-seed 43 --part 0/2    # and 1/2 in a second process
+    python bench/cleaning_variants.py --split-seed 43 --table-only  # -> bench/results/cleaning_variants_split43.md
+
+Each process appends its sets to cleaning_variants_split<seed>.csv (resumable: a set already there
+is skipped); the table gives the mean AUROC per family (the synthetic family per anomaly type and
+share too) and the mean of family means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+import panel  # noqa: E402
+
+VARIANTS: dict[str, dict] = {
+    "paper (default)": {},
+    "trim": {"init_by": "trim", "reselect_by": "trim"},
+    "trim, cutoff 1.0": {"init_by": "trim", "reselect_by": "trim", "trim_cutoff": 1.0},
+    "trim, cutoff 0.5": {"init_by": "trim", "reselect_by": "trim", "trim_cutoff": 0.5},
+    "trim, clusters 3": {"init_by": "trim", "reselect_by": "trim", "cluster_cutoff": 3.0},
+    "trim to start": {"init_by": "trim"},
+    "trim to re-select": {"reselect_by": "trim"},
+}
+USED_SPLITS = (29, 31, 37, 42)  # seeds whose held-out half has run
+
+
+def group_of(name: str, family: str) -> str:
+    return name.split("+")[1] if family == "synthetic" else family
+
+
+def table(csv_path: Path, seed: int) -> str:
+    rows = list(csv.DictReader(csv_path.open()))
+    families: dict[str, dict[str, list[float]]] = {}
+    groups: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        for name in VARIANTS:
+            families.setdefault(r["family"], {}).setdefault(name, []).append(float(r[name]))
+            groups.setdefault(group_of(r["dataset"], r["family"]), {}).setdefault(name, []).append(float(r[name]))
+    head = "| | sets | " + " | ".join(VARIANTS) + " |\n|---|---:|" + "---:|" * len(VARIANTS) + "\n"
+    lines = [f"# Cleaning rules side by side (SPLIT_SEED {seed}, tuning half, seed 0)", "",
+             "`python bench/cleaning_variants.py` (see its docstring): the package's default score on each cleaning; "
+             "mean AUROC.", "", "By family, and the mean of family means:", "", head.rstrip()]
+    for family, by in families.items():
+        lines.append(f"| {family} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS) + " |")
+    lines.append("| **mean of family means** | | " + " | ".join(
+        f"**{np.mean([np.mean(by[n]) for by in families.values()]):.3f}**" for n in VARIANTS) + " |")
+    lines += ["", "Synthetic anomalies by type and share:", "", head.rstrip()]
+    for group in sorted(g for g in groups if g not in families):
+        by = groups[group]
+        lines.append(f"| {group} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
+    args = parser.parse_args()
+    if args.split_seed in USED_SPLITS:
+        sys.exit(f"cleaning_variants: split {args.split_seed}'s held-out half has run; explore on a fresh split")
+    csv_path = panel.RESULTS / f"cleaning_variants_split{args.split_seed}.csv"
+    if not args.table_only:
+        import torch
+
+        from deepuad.estimators.detector import DeepUAD
+        from sklearn.metrics import roc_auc_score
+
+        torch.set_num_threads(1)
+        warnings.filterwarnings("ignore")
+        sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
+        halves = panel.split(sets, args.split_seed)
+        done = {r["dataset"] for r in csv.DictReader(csv_path.open())} if csv_path.exists() else set()
+        k, n = (int(v) for v in args.part.split("/"))
+        tuning = [s for s in sets if halves[s[0]] == "tuning"]
+        for name, family, _, load in tuning[k::n]:
+            if name in done:
+                continue
+            Xfit, _, Xscore, y = load()
+            if y.min() == y.max():
+                continue
+            row = {"dataset": name, "family": family}
+            for variant, overrides in VARIANTS.items():
+                detector = DeepUAD(seed=0, **overrides).fit(Xfit)
+                scores = detector.decision_scores_ if Xscore is Xfit else detector.decision_function(Xscore)
+                row[variant] = round(float(roc_auc_score(y, scores)), 5)
+            new = not csv_path.exists()
+            with csv_path.open("a", newline="") as out:
+                writer = csv.DictWriter(out, ["dataset", "family", *VARIANTS])
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+            print(name, row, flush=True)
+    (panel.RESULTS / f"cleaning_variants_split{args.split_seed}.md").write_text(table(csv_path, args.split_seed))
+
+
+if __name__ == "__main__":
+    main()
