@@ -152,3 +152,15 @@ def test_explain_on_arrays_images_and_video_segments(tmp_path, capsys):
         row = json.loads(out)["rows"][0]
         assert str(row["id"]) == wanted and len(row["columns"]) == 3
         assert all(c["column"].startswith("x") and isinstance(c["expected"], (int, float)) for c in row["columns"])
+
+
+def test_the_table_names_each_standardised_part_by_its_z_score_and_the_range_by_what_it_adds(planted, capsys):
+    folder, _, _ = planted
+    code, out, err = run_cli(capsys, "explain", folder / "out" / "model.h5", folder / "out" / "features.h5", "--top", "1")
+    assert code == 0, err
+    title = next(line for line in out.splitlines() if line.startswith("#1 id "))
+    for part in ("knn", "l2", "iforest"):
+        assert f"{part} z " in title, title
+    assert "range +" in title and "range z" not in title, title
+    as_json = explained(capsys, folder, "--top", "1")["rows"][0]["parts"]
+    assert f"range +{as_json['range']:.2f}" in title

@@ -53,7 +53,12 @@ def explain(
 ):
     from rich.table import Table
 
+    from deepuad.estimators.parts import PARTS
     from deepuad.stages._common import check_not_an_input
+
+    def part_text(name: str, value: float) -> str:
+        """A standardised part by its z-score; the range by the ranges it adds to the score."""
+        return f"{name} z {value:.2f}" if getattr(PARTS.get(name), "standardised", True) else f"{name} +{value:.2f}"
     from deepuad.stages.answers import explain as stage
 
     if rows and scores_path is not None:
@@ -72,7 +77,7 @@ def explain(
         title += "".join(f", {name} {value}" for name, value in entry.get("id_columns", {}).items())
         title += f": score {entry['score']:.4g}"
         if entry["parts"]:
-            title += " (" + ", ".join(f"{name} z {value:.2f}" for name, value in entry["parts"].items()) + ")"
+            title += " (" + ", ".join(part_text(name, value) for name, value in entry["parts"].items()) + ")"
         table = Table("column", "value", "expected", "share", title=title, title_justify="left")
         for c in entry["columns"]:
             table.add_row(str(c["column"]), cell_text(c["value"]), cell_text(c["expected"]), f"{100 * c['share']:.0f}%")
