@@ -55,11 +55,11 @@ def explain(
 
     from deepuad.estimators.parts import PARTS
     from deepuad.stages._common import check_not_an_input
+    from deepuad.stages.answers import explain as stage
 
     def part_text(name: str, value: float) -> str:
         """A standardised part by its z-score; the range by the ranges it adds to the score."""
         return f"{name} z {value:.2f}" if getattr(PARTS.get(name), "standardised", True) else f"{name} +{value:.2f}"
-    from deepuad.stages.answers import explain as stage
 
     if rows and scores_path is not None:
         raise UsageError("`scores_path` ranks the rows for `top_n`; with `rows` it is not read")
