@@ -9,7 +9,10 @@ refuses a held-out half:
 
 Each process appends its sets to cleaning_variants_split<seed>.csv (resumable: a set already there
 is skipped); the table gives the mean AUROC per family (the synthetic family per anomaly type and
-share too) and the mean of family means.
+share too) and the mean of family means. A cleaning that chooses per data needs a signal that says,
+without labels, when trim beats the paper's rule: the CSV also records, per set, the share of rows
+that are copies of another, the share each cleaning kept, and how much the two kept sets overlap
+(Jaccard), and the table gives each one's rank correlation with trim's gain in AUROC.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ VARIANTS: dict[str, dict] = {
     "trim to re-select": {"reselect_by": "trim"},
 }
 USED_SPLITS = (29, 31, 37, 42)  # seeds whose held-out half has run
+# label-free signals recorded per set (see the module docstring)
+SIGNALS = ("copies", "paper kept", "trim kept", "overlap")
 
 
 def group_of(name: str, family: str) -> str:
@@ -65,6 +70,18 @@ def table(csv_path: Path, seed: int) -> str:
     for group in sorted(g for g in groups if g not in families):
         by = groups[group]
         lines.append(f"| {group} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS) + " |")
+    with_signals = [r for r in rows if all(r.get(k) not in (None, "") for k in SIGNALS)]
+    if len(with_signals) > 2:
+        from scipy.stats import spearmanr
+
+        gain = [float(r["trim"]) - float(r["paper (default)"]) for r in with_signals]
+        lines += ["", f"Does a label-free signal say when trim wins? Rank correlation (Spearman) of each with trim's gain in "
+                  f"AUROC over the paper's cleaning, over {len(with_signals)} sets (trim ahead on "
+                  f"{sum(g > 0 for g in gain)}):", "", "| signal | Spearman |", "|---|---:|"]
+        for signal in SIGNALS:
+            values = [float(r[signal]) for r in with_signals]
+            rho = f"{spearmanr(values, gain)[0]:+.2f}" if len(set(values)) > 1 else "constant"
+            lines.append(f"| {signal} | {rho} |")
     return "\n".join(lines) + "\n"
 
 
@@ -97,14 +114,20 @@ def main() -> None:
             Xfit, _, Xscore, y = load()
             if y.min() == y.max():
                 continue
-            row = {"dataset": name, "family": family}
+            row = {"dataset": name, "family": family,
+                   "copies": round(1 - len(np.unique(Xfit, axis=0)) / len(Xfit), 5)}
+            kept = {}
             for variant, overrides in VARIANTS.items():
                 detector = DeepUAD(seed=0, **overrides).fit(Xfit)
                 scores = detector.decision_scores_ if Xscore is Xfit else detector.decision_function(Xscore)
                 row[variant] = round(float(roc_auc_score(y, scores)), 5)
+                kept[variant] = set(detector.selected_.tolist())
+            paper, trim = kept["paper (default)"], kept["trim"]
+            row.update({"paper kept": round(len(paper) / len(Xfit), 5), "trim kept": round(len(trim) / len(Xfit), 5),
+                        "overlap": round(len(paper & trim) / len(paper | trim), 5)})
             new = not csv_path.exists()
             with csv_path.open("a", newline="") as out:
-                writer = csv.DictWriter(out, ["dataset", "family", *VARIANTS])
+                writer = csv.DictWriter(out, ["dataset", "family", *VARIANTS, *SIGNALS])
                 if new:
                     writer.writeheader()
                 writer.writerow(row)

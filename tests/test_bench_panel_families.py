@@ -275,3 +275,14 @@ def test_cleaning_variants_refuses_a_split_whose_held_out_half_has_run(panel, tm
     text = variants.table(path, 99)
     assert "| tables | 1 | 0.500 | 0.700 |" in text and "| clustered_20 | 1 | 0.900 | 1.000 |" in text
     assert "| **mean of family means** | | **0.700** | **0.850** |" in text
+    assert "Spearman" not in text  # no signals recorded: no correlation to give
+    with path.open("w", newline="") as out:  # trim's gain grows with the copies, falls with the overlap
+        writer = csv.DictWriter(out, ["dataset", "family", *names, *variants.SIGNALS])
+        writer.writeheader()
+        for i, gain in enumerate((-0.1, 0.0, 0.2)):
+            writer.writerow({"dataset": f"t{i}", "family": "tables", **{n: 0.5 for n in names}, "trim": 0.5 + gain,
+                             "copies": i, "paper kept": 0.7, "trim kept": 0.9 - i / 10, "overlap": 1 - i / 10})
+    text = variants.table(path, 99)
+    assert "over 3 sets (trim ahead on 1)" in text
+    assert "| copies | +1.00 |" in text and "| overlap | -1.00 |" in text and "| trim kept | -1.00 |" in text
+    assert "| paper kept | constant |" in text
