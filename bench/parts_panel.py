@@ -76,10 +76,8 @@ class CalibratedRange(score_parts.OutsideRange):
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
-        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
-        self.offset_, level = 0.0, 0.0
-        if half.any() and (~half).any():
-            level = self.level(self._fit_range(reference[half]).values(reference[~half], {}))
+        by_chance = self._by_chance(reference, seed)
+        level = self.level(by_chance) if len(by_chance) else 0.0
         self._fit_range(reference)
         self.offset_ = level
         return self
@@ -105,8 +103,8 @@ class RangeFence90(CalibratedRange):
 # "range_scaled": RangeAtQuantile in units of (1 + its level) times the column's range (on a table
 # the level is 0 and nothing changes; on 784 pixels a row counts in units of that level): the
 # package's "range" since the fourth round's freeze, chosen as part of range-scaled-kept-forest
-PARTS.update({"range_calibrated": CalibratedRange, "range_scaled": PARTS["range"]})
-PARTS.update({"range_q95": RangeAtQuantile, "range_fence90": RangeFence90})
+PARTS.update({"range_calibrated": CalibratedRange, "range_scaled": PARTS["range"], "range_q95": RangeAtQuantile,
+              "range_fence90": RangeFence90})
 REGISTERED.update({"range_q95": "range", "range_fence90": "range", "range_scaled": "range"})
 
 

@@ -239,14 +239,20 @@ class OutsideRange(Part):
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)
-        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
-        self.offset_, level = 0.0, 0.0
-        if half.any() and (~half).any():
-            by_chance = self._fit_range(reference[half]).values(reference[~half], {})
-            level = float(np.quantile(by_chance, self.BY_CHANCE))
+        by_chance = self._by_chance(reference, seed)
+        level = float(np.quantile(by_chance, self.BY_CHANCE)) if len(by_chance) else 0.0
         self._fit_range(reference)
         self.span_, self.offset_ = self.span_ * (1 + level), level / (1 + level)
         return self
+
+    def _by_chance(self, reference: np.ndarray, seed: int) -> np.ndarray:
+        """The values, uncalibrated, of a seeded half of ``reference`` against the range of the other
+        half: how far normal rows lie out by chance (none where there are not two halves)."""
+        half = np.random.default_rng(seed).permutation(len(reference)) < len(reference) // 2
+        if not (half.any() and (~half).any()):
+            return np.empty(0)
+        self.offset_ = 0.0
+        return self._fit_range(reference[half]).values(reference[~half], {})
 
     def _fit_range(self, reference: np.ndarray) -> "OutsideRange":
         """The fenced range of each column of ``reference`` (see the class docstring)."""

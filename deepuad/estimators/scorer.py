@@ -48,24 +48,32 @@ class Scorer:
         if any(part.fitted_on == "kept" for part in scorer.parts_):
             fitted_on["kept"] = scorer.reference_ if kept_rows is None else take_rows(X, kept_rows)
         scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
-        values = {on: scorer.values(rows, model, device)[0] for on, rows in fitted_on.items()}
-        centers, scales = zip(*(scoring.robust_scale(values[part.fitted_on][i]) for i, part in enumerate(scorer.parts_)))
+        values: list = [None] * len(scorer.parts_)  # each part's values on the rows it was fitted on
+        for on, rows in fitted_on.items():
+            mine = [i for i, part in enumerate(scorer.parts_) if part.fitted_on == on]
+            if mine:
+                for i, v in zip(mine, scorer.values(rows, model, device, parts=mine)[0]):
+                    values[i] = v
+        centers, scales = zip(*(scoring.robust_scale(v) for v in values))
         scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
         scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
                                          dtype=np.float64)
         return scorer
 
-    def values(self, X: np.ndarray, model=None, device="cpu", batch_size: int = 65536, with_codes: bool = False):
+    def values(self, X: np.ndarray, model=None, device="cpu", batch_size: int = 65536, with_codes: bool = False,
+               parts: list[int] | None = None):
         """(each part's values, the bottleneck codes, the cosine errors) of the rows of X; the network
-        ``model`` runs only where a part or ``with_codes`` needs it (codes and errors None otherwise)."""
+        ``model`` runs only where a part or ``with_codes`` needs it (codes and errors None otherwise).
+        ``parts``: the indices of the parts to compute (all of them by default)."""
+        parts = range(len(self.parts_)) if parts is None else parts
         codes = cosines = None
         errors = {}
-        if with_codes or needs_network(self.score_parts_):
+        if with_codes or needs_network(tuple(self.score_parts_[i] for i in parts)):
             from deepuad.estimators.autoencoder import reconstruction_errors  # torch, for the network's parts only
 
             codes, cosines, squares = reconstruction_errors(model, X, batch_size=batch_size, device=device)
             errors = {"cosine": cosines, "l2": squares}
-        return [np.asarray(part.values(X, errors), dtype=np.float64) for part in self.parts_], codes, cosines
+        return [np.asarray(self.parts_[i].values(X, errors), dtype=np.float64) for i in parts], codes, cosines
 
     def combined(self, values: list[np.ndarray], weighted: bool = True) -> np.ndarray:
         """The score (float64) from the parts' values (``combine``); ``weighted=False``: their plain mean."""
