@@ -286,3 +286,37 @@ def test_cleaning_variants_refuses_a_split_whose_held_out_half_has_run(panel, tm
     assert "over 3 sets (trim ahead on 1)" in text
     assert "| copies | +1.00 |" in text and "| overlap | -1.00 |" in text and "| trim kept | -1.00 |" in text
     assert "| paper kept | constant |" in text
+
+
+# ----------------------------------------------------------------------------- which part to trust
+def test_part_choice_signals_weights_and_table(panel, tmp_path):
+    choice = load("part_choice")
+    assert panel.SPLIT_SEED in choice.USED_SPLITS
+    done = subprocess.run([sys.executable, str(BENCH / "part_choice.py"), "--split-seed", str(panel.SPLIT_SEED),
+                           "--table-only"], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "held-out half has run" in done.stderr
+    rng = np.random.default_rng(0)
+    symmetric = np.concatenate([rng.normal(size=5000), -rng.normal(size=5000)])
+    assert choice.tail(symmetric) == pytest.approx(2.326 / 1.349, rel=0.05)  # the normal's q99 in IQRs
+    assert abs(choice.skew(symmetric)) < 0.1 and choice.skew(rng.exponential(size=5000)) > 1.5
+    # a part weighted 0 drops out; the range (not standardised) is always added
+    values = {p: rng.normal(size=50) for p in choice.DEFAULT_PARTS}
+    values.update({f"{p}@fit": rng.normal(size=200) for p in choice.DEFAULT_PARTS})
+    values["range"] = np.abs(values["range"])
+    only_knn = choice.weighted_score(values, {p: float(p == "knn") for p in choice.STANDARDISED})
+    center, scale = choice.scoring.robust_scale(values["knn@fit"])
+    assert np.allclose(only_knn, (values["knn"] - center) / scale + values["range"])
+    # the table: the share of sets where a signal's first part is the best part
+    path = tmp_path / "choice.csv"
+    columns = ["dataset", "family", *(f"{k}:{p}" for p in choice.DEFAULT_PARTS for k in ("auroc", *choice.SIGNALS)),
+               *choice.VARIANTS]
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        for i, best in enumerate(("knn", "iforest")):
+            row = {c: 0.5 for c in columns[2:]} | {"dataset": f"t{i}", "family": "tables", f"auroc:{best}": 0.9}
+            row.update({f"tail:{p}": float(p == "knn") for p in choice.DEFAULT_PARTS})  # tail always ranks knn first
+            writer.writerow(row)
+    text = choice.table(path, 99)
+    assert "always knn: 0.50" in text or "always iforest: 0.50" in text
+    assert "| tail | 0.50 |" in text and "| knn alone | 0.700 | 0.7000 |" in text
