@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM end a command cleanly, also when they arrive inside Python code that
 native code called: ``install`` for the command line, ``raise_held_back`` for writers about to
-rename their output into place. Standard library only: the command line imports it at start-up.
+rename their output into place, ``resend_later`` for other handlers that hold a signal back.
+Standard library only: the command line imports it at start-up.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import signal
 import sys
 import threading
@@ -15,13 +17,18 @@ import time
 
 from deepuad.errors import Terminated
 
-# the timers that send a signal again, once raising it may be safe; the unraisable hook before ours
+# the signals held back, to be sent again once raising them may be safe (their tokens: resend_later);
+# the unraisable hook before ours
 _deferred: list = []
 _previous_unraisablehook = [sys.unraisablehook]
 _terminated = [False]
-# whether our handlers are in place; held while a timer sends, so that none sends once they are not
+# whether our handlers are in place; held while a signal is sent again, so that none is sent once
+# they are not or once its token is revoked
 _installed = [False]
 _sending = threading.Lock()
+# the one thread that sends signals again (start_resender), and what it is to send: (when, token)
+_resender: list = [None]
+_requests: queue.SimpleQueue = queue.SimpleQueue()
 # a signal is held back (sent again every 10 ms) until this time.monotonic(): for OUTPUT_GRACE
 # seconds after an output is put in place, so that a command whose work ends with that output, as
 # most do, finishes (exit 0, the new output) instead of reporting an interruption (exit 130, which
@@ -49,6 +56,7 @@ def install() -> dict:
     an exception dropped anyway is sent again too (``_unraisable``)."""
     previous: dict = {}
     _terminated[0], _finished[0], _hold_until[0] = False, False, -math.inf
+    _installed[0] = True  # first: a signal landing in here is held back (_HOLDING_BACK) and sent again
     with contextlib.suppress(ValueError, OSError, AttributeError):
         for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
@@ -56,7 +64,9 @@ def install() -> dict:
     if previous:
         previous["unraisablehook"] = _previous_unraisablehook[0] = sys.unraisablehook
         sys.unraisablehook = _unraisable
-        _installed[0] = True
+        start_resender()  # after the handlers, not before: until they are in place a signal kills
+    else:
+        _installed[0] = False
     return previous
 
 
@@ -65,10 +75,9 @@ def restore(previous: dict, ignore: bool = False) -> None:
     about to exit) no handling of the signals at all, so that none lands in between with the
     default handler and kills the process; a signal still held back is dropped: the command has
     ended."""
-    with _sending:  # a timer past its wait would otherwise send the signal to the default handler: killed
+    with _sending:  # a signal sent again now would otherwise reach the default handler: killed
         _installed[0] = False
-        for timer in _deferred:
-            timer.cancel()
+        _revoke(_deferred)
         _deferred.clear()
     for key, handler in previous.items():
         if key == "unraisablehook":
@@ -98,14 +107,11 @@ def raise_held_back() -> None:
     """Raise now a signal that is held back, waiting to be sent again: for a writer about to
     rename its finished temporary file into place, so that an interrupted command never ends
     (exit 130) having replaced its output. Cancels its re-sending."""
-    with _sending:  # a timer sending now has sent: its signal is on its way to the handler, not raised here too
-        waiting = [timer for timer in _deferred if timer.args[1][0]]
-        for timer in waiting:
-            timer.args[1][0] = False
-            timer.cancel()
+    with _sending:  # one sent already is on its way to the handler, not raised here too
+        waiting = _revoke(_deferred)
         _deferred.clear()
     if waiting:
-        raise _interrupt(signal.SIGTERM if signal.SIGTERM in (timer.args[0] for timer in waiting) else signal.SIGINT)
+        raise _interrupt(signal.SIGTERM if signal.SIGTERM in waiting else signal.SIGINT)
 
 
 def _raise_where_safe(signum, frame) -> None:
@@ -151,17 +157,62 @@ def _called_from_native_code(frame) -> bool:
 
 
 def _deliver_later(signum: int) -> None:
-    timer = threading.Timer(0.01, _send, (signum, [True]))  # [True]: not sent yet, nor revoked
-    timer.daemon = True
-    _deferred[:] = [t for t in _deferred if t.args[1][0]] + [timer]
-    timer.start()
+    token = [signum]
+    _deferred.append(token)
+    if _installed[0]:  # read after the append: restore either revokes the token or drops it here
+        resend_later(token)
+    else:
+        token[0] = 0  # restore has run: the signal is dropped
 
 
-def _send(signum: int, pending: list) -> None:
-    with _sending, contextlib.suppress(OSError):
-        if _installed[0] and pending[0]:
-            pending[0] = False
-            os.kill(os.getpid(), signum)
+def start_resender() -> None:
+    """Start the thread that sends held-back signals again (``resend_later``) unless it runs: from
+    ordinary code, never from a signal handler."""
+    if _resender[0] is None or not _resender[0].is_alive():  # a forked child has none
+        _resender[0] = threading.Thread(target=_resend, name="deepuad-signals", daemon=True)
+        _resender[0].start()
+
+
+def resend_later(token: list) -> None:
+    """Have the thread of ``start_resender`` send the signal ``token[0]`` to this process again
+    10 ms from now, unless the token is revoked first (``revoke``); ``token[0]`` is 0 once it is
+    sent or revoked.
+
+    Safe inside a signal handler: it only puts a request in a queue (a SimpleQueue's put is
+    reentrant). A handler that starts a thread instead (a threading.Timer) waits for that thread
+    to start while the main thread holds whatever the code it interrupted held, such as h5py's
+    global lock; the new thread may run the garbage collector first (Python 3.11 collects in the
+    thread that allocates), and a finaliser it runs may need that lock (h5py frees each of its
+    objects under it): each thread then waits for the other for ever. A thread started while the
+    interpreter exits never starts at all, and the handler would wait for it for ever too."""
+    _requests.put((time.monotonic() + 0.01, token))
+
+
+def revoke(tokens: list) -> list:
+    """Stop the sending of ``tokens`` (``resend_later``); the signals of those not sent yet."""
+    with _sending:  # one sent already is on its way to the handler
+        return _revoke(tokens)
+
+
+def _revoke(tokens: list) -> list:
+    waiting = [token[0] for token in tokens if token[0]]
+    for token in tokens:
+        token[0] = 0
+    return waiting
+
+
+def _resend() -> None:
+    while True:
+        when, token = _requests.get()
+        time.sleep(max(0.0, when - time.monotonic()))
+        with _sending:  # nothing in here allocates: no collection (see resend_later) runs while it is held
+            signum = token[0]
+            token[0] = 0
+            if signum:
+                try:
+                    os.kill(os.getpid(), signum)
+                except OSError:
+                    pass
 
 
 def _unraisable(unraisable) -> None:
@@ -174,6 +225,6 @@ def _unraisable(unraisable) -> None:
     _previous_unraisablehook[0](unraisable)
 
 
-# a signal landing while these run would be raised into what they hold a signal back from, or
-# (restore) into the end of a command that has finished
-_HOLDING_BACK = frozenset({_raise_where_safe.__code__, _unraisable.__code__, restore.__code__})
+# a signal landing while these run would be raised into what they hold a signal back from, into
+# the end of a command that has finished (restore), or before the command can report it (install)
+_HOLDING_BACK = frozenset({_raise_where_safe.__code__, _unraisable.__code__, restore.__code__, install.__code__})

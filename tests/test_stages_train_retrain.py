@@ -390,6 +390,78 @@ def test_a_signal_once_the_output_is_in_place_ends_the_command_as_finished(tmp_p
     assert h5py.is_hdf5(out) and temp_litter(tmp_path) == []
 
 
+# A signal held back where h5py holds its global lock ("phil", taken around its calls, and to free
+# each of its objects): the garbage collector may run in any thread (in Python 3.11, the one that
+# allocates), and the callback below stands for an h5py object it frees in another thread. A handler
+# that waits for another thread, as one that starts a thread to send the signal again does, waits
+# for ever.
+WITH_A_FINALISER_NEEDING_H5PY_LOCK = """
+import faulthandler, gc, os, signal, sys, threading, time
+faulthandler.dump_traceback_later(10, exit=True)  # a deadlock: every thread's stack, and exit 1
+from h5py._objects import phil
+def a_finaliser_needing_phil(phase, info):
+    if threading.current_thread() is not threading.main_thread():
+        with phil:
+            pass
+gc.callbacks.append(a_finaliser_needing_phil)
+def signalled_holding_phil():  # held back here, and again each time the signal comes back
+    gc.set_threshold(1)  # every other allocation collects, in the thread that makes it
+    os.kill(os.getpid(), SIGNUM)
+    kept, end = [], time.monotonic() + 0.3
+    while time.monotonic() < end:
+        kept.append([])  # whether the next allocation collects changes at each turn
+    gc.set_threshold(700)
+def wait_for_the_signal():
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        pass
+"""
+
+IN_H5PY_CODE = TAKE_CTRL_C + WITH_A_FINALISER_NEEDING_H5PY_LOCK + """
+import h5py
+from deepuad import signals
+from deepuad.errors import Terminated
+SIGNUM = signal.SIGTERM
+previous = signals.install()
+f = h5py.File("memory.h5", "w", driver="core", backing_store=False)
+f["x"] = [1.0]
+try:
+    f.visititems(lambda name, obj: signalled_holding_phil())
+    wait_for_the_signal()
+    print("not terminated")
+except Terminated:
+    print("terminated")
+finally:
+    signals.restore(previous, ignore=True)
+"""
+
+IN_THE_HDF5_DRIVER = TAKE_CTRL_C + WITH_A_FINALISER_NEEDING_H5PY_LOCK + """
+from deepuad import artifacts as art
+SIGNUM = signal.SIGINT
+handle = art._SafeFile(os.path.join(sys.argv[1], "driver.tmp"))
+def write(data):  # as HDF5 calls the driver: under h5py's lock
+    with phil:
+        signalled_holding_phil()
+    return len(data)
+handle.raw = type("Raw", (), {"write": staticmethod(write)})()
+try:
+    with art._interrupts_held_in_driver():
+        handle.write(b"abc")
+        wait_for_the_signal()
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("script, ending", [(IN_H5PY_CODE, "terminated"), (IN_THE_HDF5_DRIVER, "interrupted")],
+                         ids=["h5py-code", "hdf5-driver"])
+def test_a_signal_held_back_where_h5py_holds_its_lock_is_sent_again_without_a_deadlock(tmp_path, script, ending):
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=CHILD_ENV,
+                          timeout=60)
+    assert (done.returncode, done.stdout) == (0, ending + "\n"), done.stderr
+
+
 READY = TAKE_CTRL_C + """
 import sys
 from deepuad.cli import entry

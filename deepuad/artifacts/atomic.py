@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from deepuad.errors import OutputError
-from deepuad.signals import placing_output, raise_held_back
+from deepuad.signals import placing_output, raise_held_back, resend_later, revoke, start_resender
 
 
 def check_output_path(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
@@ -224,18 +224,18 @@ def _interrupts_held_in_driver() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or not held:
         yield  # signals only reach the main thread
         return
-    pending: list[threading.Timer] = []
+    pending: list[list] = []  # the tokens of the signals held back (resend_later)
 
     def handler(signum, frame):
         if _inside_driver(frame):
-            timer = threading.Timer(0.01, _redeliver, (signum,))  # again once HDF5 has returned
-            timer.daemon = True
-            pending.append(timer)
-            timer.start()
+            token = [signum]
+            pending.append(token)
+            resend_later(token)  # again once HDF5 has returned (a handler must not start a thread)
             return
         pending.clear()  # delivered now
         previous[signum](signum, frame)
 
+    start_resender()
     for signum in held:
         signal.signal(signum, handler)
     try:
@@ -243,21 +243,14 @@ def _interrupts_held_in_driver() -> Iterator[None]:
     finally:
         for signum in held:
             signal.signal(signum, previous[signum])
-        late = [timer for timer in pending if timer.is_alive()]
-        for timer in late:
-            timer.cancel()
+        late = revoke(pending)
     if late:
         raise KeyboardInterrupt
 
 
-def _redeliver(signum: int) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(os.getpid(), signum)
-
-
 def _inside_driver(frame) -> bool:
     """Whether HDF5 is in one of _SafeFile's methods: anywhere on the stack, so that a second
-    Ctrl-C landing in this handler (or in the Timer it starts) is held back too."""
+    Ctrl-C landing in this handler is held back too."""
     while frame is not None:
         if frame.f_code in _DRIVER_CODE:
             return True
