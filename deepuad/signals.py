@@ -158,7 +158,7 @@ def _called_from_native_code(frame) -> bool:
 
 def _deliver_later(signum: int) -> None:
     token = [signum]
-    _deferred.append(token)
+    _deferred[:] = [waiting for waiting in _deferred if waiting[0]] + [token]  # those not sent nor revoked
     if _installed[0]:  # read after the append: restore either revokes the token or drops it here
         resend_later(token)
     else:

@@ -8,7 +8,6 @@ Tiny data, as in test_artifacts_reliability.py; subprocesses only where a real s
 
 import io
 import json
-import os
 import random
 import signal
 import subprocess
