@@ -42,6 +42,13 @@ VARIANTS: dict[str, dict] = {
     "trim to re-select": {"reselect_by": "trim"},
 }
 USED_SPLITS = (29, 31, 37, 42)  # seeds whose held-out half has run
+
+
+def refuse_used_split(split_seed: int, script: str) -> None:
+    """Exit with a message where ``split_seed``'s held-out half has run: explorations for a next round read
+    the tuning half of a fresh split only."""
+    if split_seed in USED_SPLITS:
+        sys.exit(f"{script}: split {split_seed}'s held-out half has run; explore on a fresh split")
 # label-free signals recorded per set (see the module docstring)
 SIGNALS = ("copies", "paper kept", "trim kept", "overlap")
 
@@ -92,8 +99,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    if args.split_seed in USED_SPLITS:
-        sys.exit(f"cleaning_variants: split {args.split_seed}'s held-out half has run; explore on a fresh split")
+    refuse_used_split(args.split_seed, "cleaning_variants")
     csv_path = panel.RESULTS / f"cleaning_variants_split{args.split_seed}.csv"
     if not args.table_only:
         import torch

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import USED_SPLITS  # noqa: E402
+from cleaning_variants import refuse_used_split  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
@@ -162,8 +162,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    if args.split_seed in USED_SPLITS:
-        sys.exit(f"part_choice: split {args.split_seed}'s held-out half has run; explore on a fresh split")
+    refuse_used_split(args.split_seed, "part_choice")
     csv_path = panel.RESULTS / f"part_choice_split{args.split_seed}.csv"
     if not args.table_only:
         warnings.filterwarnings("ignore")
