@@ -430,9 +430,10 @@ def test_explain_imports_torch_only_when_the_score_needs_the_network(base, tmp_p
 
 def test_an_interrupt_python_wrapped_in_another_error_is_still_an_interrupt(base, capsys, monkeypatch):
     """A SIGTERM that lands while Python creates a class (an import's dataclass calling
-    ``__set_name__``) comes back as a RuntimeError raised from it: exit 130, one line, as any
-    SIGTERM; a RuntimeError of its own stays an internal error."""
-    from deepuad.errors import Terminated
+    ``__set_name__``) comes back as a RuntimeError raised from it, and one raised in an h5py
+    callback as a SystemError that a reader reports as a corrupt file: exit 130, one line, as any
+    SIGTERM; a RuntimeError or a corrupt file of their own stay what they are."""
+    from deepuad.errors import InputError, Terminated
     from deepuad.stages import inspect as inspect_stage
 
     def wrapped(*args, **kwargs):
@@ -446,3 +447,18 @@ def test_an_interrupt_python_wrapped_in_another_error_is_still_an_interrupt(base
     monkeypatch.setattr(inspect_stage, "describe", broken)
     code, _, err = run_cli(capsys, "inspect", base["scores"])
     assert code == 1 and "internal error: RuntimeError: a bug" in err
+
+    def read_broken_off(*args, **kwargs):  # h5py: an interrupt in its callback comes back as a SystemError
+        try:
+            raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set") from Terminated()
+        except SystemError as error:
+            raise InputError(f"unreadable (corrupt?): {error}", base["scores"]) from None
+    monkeypatch.setattr(inspect_stage, "describe", read_broken_off)
+    code, _, err = run_cli(capsys, "inspect", base["scores"])
+    assert (code, err.strip()) == (130, "deepuad: error: terminated (SIGTERM)")
+
+    def corrupt(*args, **kwargs):
+        raise InputError("unreadable (corrupt?): bad object header", base["scores"])
+    monkeypatch.setattr(inspect_stage, "describe", corrupt)
+    code, _, err = run_cli(capsys, "inspect", base["scores"])
+    assert code == 3 and "unreadable (corrupt?): bad object header" in err

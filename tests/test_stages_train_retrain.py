@@ -461,6 +461,49 @@ def test_a_signal_held_back_where_h5py_holds_its_lock_is_sent_again_without_a_de
     assert (done.returncode, done.stdout) == (0, ending + "\n"), done.stderr
 
 
+# A signal landing in deepuad's own callback while HDF5 walks a file for it (counting an artifact's
+# objects before anything else is read): h5py holds its lock there, and an exception raised in the
+# callback comes back as a SystemError that reads as a corrupt file. The tracer sends the signal as
+# the callback starts, so that it lands there every time.
+IN_A_VISIT_CALLBACK = TAKE_CTRL_C + """
+import os, signal, sys, time
+import h5py
+from deepuad import signals
+from deepuad.artifacts.safe_read import check_self_contained
+from deepuad.errors import Terminated
+path = os.path.join(sys.argv[1], "walked.h5")
+with h5py.File(path, "w") as f:
+    for i in range(5):
+        f.create_group(f"g{i}")
+sent = []
+def signal_in_the_callback(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "counted" and not sent:
+        sent.append(os.kill(os.getpid(), signal.SIGTERM))
+previous = signals.install()
+try:
+    with h5py.File(path, "r") as f:
+        sys.settrace(signal_in_the_callback)
+        check_self_contained(f, path)
+        sys.settrace(None)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:  # the signal comes back once HDF5 has returned
+            pass
+    print("not terminated")
+except Terminated:
+    print("terminated", len(sent))
+except Exception as error:
+    print(type(error).__name__, error)
+finally:
+    signals.restore(previous, ignore=True)
+"""
+
+
+def test_a_signal_in_a_callback_that_hdf5_calls_is_held_back_and_not_read_as_a_corrupt_file(tmp_path):
+    done = subprocess.run([sys.executable, "-c", IN_A_VISIT_CALLBACK, str(tmp_path)], capture_output=True, text=True,
+                          env=CHILD_ENV, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "terminated 1\n"), (done.stdout, done.stderr)
+
+
 READY = TAKE_CTRL_C + """
 import sys
 from deepuad.cli import entry

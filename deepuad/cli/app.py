@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
             signals.finished()  # all is out: a signal from now on changes neither the status nor stderr
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
+        caused_by = _interrupt_within(error)
+        if caused_by is not None:  # what the interrupt broke (h5py reports one raised in its callback as a corrupt read)
+            _fail("terminated (SIGTERM)" if isinstance(caused_by, Terminated) else "interrupted", EXIT_INTERRUPTED)
         _fail(message(error), error.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
