@@ -35,6 +35,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from scipy.stats import skew  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +45,7 @@ from cleaning_variants import refuse_used_split  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
+from deepuad.estimators.metrics import ranking_metrics  # noqa: E402
 from deepuad.estimators.params import DEFAULTS  # noqa: E402
 
 DEFAULT_PARTS = score_parts.parts_of(DEFAULTS["score"])
@@ -59,16 +61,10 @@ def tail(values: np.ndarray) -> float:
     return float((q99 - q50) / max(q3 - q1, 1e-12))
 
 
-def skew(values: np.ndarray) -> float:
-    spread = float(np.std(values))
-    return float(np.mean((values - np.mean(values)) ** 3) / spread ** 3) if spread > 1e-12 else 0.0
-
-
 def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y, dtype=bool)
-    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+    """The package's AUROC; NaN with one class."""
+    value = ranking_metrics(np.asarray(y, dtype=bool), score)["auroc"]
+    return float("nan") if value is None else value
 
 
 def part_values(cache, Xscore: np.ndarray, seed: int = 0) -> dict:
@@ -78,9 +74,10 @@ def part_values(cache, Xscore: np.ndarray, seed: int = 0) -> dict:
     kept_rows, all_rows = cache["kept/reference"], cache["mixed/reference"]
     errors = {suffix: {kind: cache[f"mixed/{kind}{suffix}"] for kind in ("cosine", "l2")} for suffix in ("", "@ref")}
     kept_errors = {kind: cache[f"kept/{kind}@ref"] for kind in ("cosine", "l2")}
-    kept = np.isin(_row_keys(all_rows), _row_keys(kept_rows))  # which rows of the sample the cleaning kept
+    all_keys, kept_keys = _row_keys(all_rows), _row_keys(kept_rows)
+    kept = np.isin(all_keys, kept_keys)  # which rows of the sample the cleaning kept
     half = np.random.default_rng(seed + 1).permutation(len(kept_rows)) < len(kept_rows) // 2
-    judged = ~np.isin(_row_keys(all_rows), _row_keys(kept_rows[half]))  # all but the half a kept part grows on
+    judged = ~np.isin(all_keys, kept_keys[half])  # all but the half a kept part grows on
     out = {}
     for name in DEFAULT_PARTS:
         part = score_parts.make(name, n_neighbors=DEFAULTS["n_neighbors"])
@@ -117,7 +114,7 @@ def set_row(name: str, family: str, y: np.ndarray, values: dict) -> dict:
     for p in DEFAULT_PARTS:
         row[f"auroc:{p}"] = auroc(y, values[p])
         row[f"cleaning:{p}"] = values[f"cleaning:{p}"]
-        row[f"tail:{p}"], row[f"skew:{p}"] = tail(values[f"{p}@all"]), skew(values[f"{p}@all"])
+        row[f"tail:{p}"], row[f"skew:{p}"] = tail(values[f"{p}@all"]), float(skew(values[f"{p}@all"]))
     row["default"] = auroc(y, weighted_score(values, {}))
     for signal in SIGNALS:
         strength = {p: row[f"{signal}:{p}"] for p in STANDARDISED}

@@ -159,7 +159,7 @@ def _called_from_native_code(frame) -> bool:
 def _deliver_later(signum: int) -> None:
     token = [signum]
     _deferred[:] = [waiting for waiting in _deferred if waiting[0]] + [token]  # those not sent nor revoked
-    if _installed[0]:  # read after the append: restore either revokes the token or drops it here
+    if _installed[0]:  # read once the token is listed: restore either revokes it or it is dropped here
         resend_later(token)
     else:
         token[0] = 0  # restore has run: the signal is dropped

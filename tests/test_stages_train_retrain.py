@@ -8,6 +8,7 @@ Tiny data, as in test_artifacts_reliability.py; subprocesses only where a real s
 
 import io
 import json
+import os
 import random
 import signal
 import subprocess
@@ -516,11 +517,13 @@ entry(sys.argv[1:])
 def test_sigterm_at_random_moments_of_scoring_never_aborts(tmp_path, built):
     """SIGTERM at 50 random moments of ``score --batch-rows 50`` (imports, loading, batches, the
     write; about 2 s a try): exit 130 with one line and the old output, or 0 with a new one when
-    it finished first; never SIGABRT (issue 33 found one abort in 44 tries)."""
+    it finished first; never SIGABRT (issue 33 found one abort in 44 tries), never a hang.
+    DEEPUAD_SIGTERM_TRIES=300 tries more moments, to look for a fault rarer than that."""
     rng = random.Random(33)
     out = tmp_path / "s.h5"
     interrupted = 0
-    for attempt in range(50):
+    tries = int(os.environ.get("DEEPUAD_SIGTERM_TRIES", 50))  # more, to look for a rare fault
+    for attempt in range(tries):
         out.write_bytes(b"the old output")
         child = subprocess.Popen([sys.executable, "-c", READY, "--quiet", "score", str(built["straight"]),
                                   str(built["features"]), "-o", str(out), "--batch-rows", "50", "--threads", "1"],
@@ -539,4 +542,4 @@ def test_sigterm_at_random_moments_of_scoring_never_aborts(tmp_path, built):
         else:
             assert err == "" and h5py.is_hdf5(out), (attempt, err)
         assert temp_litter(tmp_path) == []
-    assert interrupted >= 25, interrupted  # most signals land while the command works
+    assert interrupted >= tries // 2, interrupted  # most signals land while the command works

@@ -251,14 +251,14 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
         with guarded_stdout():
             code = _invoke(argv)
             if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent "return 130"; no command returns it otherwise
-                _fail("terminated (SIGTERM)" if signals.terminated() else "interrupted", EXIT_INTERRUPTED)
+                _fail_interrupted(signals.terminated())
             sys.stdout.flush()  # now, so that a closed pipe is reported here and not at interpreter exit
             signals.finished()  # all is out: a signal from now on changes neither the status nor stderr
         sys.exit(code if isinstance(code, int) else 0)
     except DeepUADError as error:
         caused_by = _interrupt_within(error)
         if caused_by is not None:  # what the interrupt broke (h5py reports one raised in its callback as a corrupt read)
-            _fail("terminated (SIGTERM)" if isinstance(caused_by, Terminated) else "interrupted", EXIT_INTERRUPTED)
+            _fail_interrupted(isinstance(caused_by, Terminated))
         _fail(message(error), error.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
@@ -268,13 +268,13 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> None:
             if debug:
                 traceback.print_exception(cause)
             _fail(f"internal error: EOFError: {cause} (rerun with --debug for the traceback)", EXIT_INTERNAL)
-        _fail("terminated (SIGTERM)" if isinstance(cause, Terminated) else "interrupted", EXIT_INTERRUPTED)
+        _fail_interrupted(isinstance(cause, Terminated))
     except Exception as error:
         if _is_click_usage_error(error):
             _fail(_usage_message(error, argv), getattr(error, "exit_code", EXIT_USAGE))
         wrapped = _interrupt_within(error)
         if wrapped is not None:  # Python wrapped the interrupt (raised inside __set_name__, say): still an interrupt
-            _fail("terminated (SIGTERM)" if isinstance(wrapped, Terminated) else "interrupted", EXIT_INTERRUPTED)
+            _fail_interrupted(isinstance(wrapped, Terminated))
         # anything else is a bug: one line unless --debug
         if debug:
             traceback.print_exc()
@@ -376,3 +376,8 @@ def _is_click_usage_error(error: Exception) -> bool:
 def _fail(message: str, code: int) -> None:
     stderr.print(f"deepuad: error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _fail_interrupted(terminated: bool) -> None:
+    """End as a SIGTERM (``terminated``) or a Ctrl-C ends a command: one line, exit 130."""
+    _fail("terminated (SIGTERM)" if terminated else "interrupted", EXIT_INTERRUPTED)

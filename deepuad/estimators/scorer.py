@@ -51,9 +51,8 @@ class Scorer:
         values: list = [None] * len(scorer.parts_)  # each part's values on the rows it was fitted on
         for on, rows in fitted_on.items():
             mine = [i for i, part in enumerate(scorer.parts_) if part.fitted_on == on]
-            if mine:
-                for i, v in zip(mine, scorer.values(rows, model, device, parts=mine)[0]):
-                    values[i] = v
+            for i, v in zip(mine, scorer.values(rows, model, device, parts=mine)[0]):
+                values[i] = v
         centers, scales = zip(*(scoring.robust_scale(v) for v in values))
         scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
         scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
