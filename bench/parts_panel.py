@@ -172,6 +172,15 @@ def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, floa
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
 
 
+def wide_parts(cache: "Values", wide: dict | None) -> tuple[str, ...] | None:
+    """A candidate's parts on wide data (its "wide" entry) where the set is wide: at least ``columns``
+    columns, and its range part, fitted on the kept rows, at a level of at least ``level``; else None."""
+    if not wide or cache.X.shape[1] < wide["columns"]:
+        return None
+    offset = PARTS["range"]().fit(cache.cache["kept/reference"], cache.seed).offset_
+    return wide["parts"] if offset / (1 - offset) >= wide["level"] else None
+
+
 def row_for(info: dict, method: str, seed: int, y: np.ndarray, score: np.ndarray, seconds: float) -> dict:
     share = scoring.estimate_contamination(score)
     threshold = threshold_for_contamination(score.astype(np.float64), share)
@@ -194,8 +203,10 @@ def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Val
     numbers (``--check``)."""
     if spec is None and "default_threshold" in cache.cache and not views:
         return package_row(info, seed, y, cache.cache)
-    spec = spec or ("mixed", *default)
-    return row_for(info, method, seed, y, score_of(cache, *spec), float(cache.cache["kept_seconds"]))
+    prefix, parts, weights, *rest = spec or ("mixed", *default)
+    kept_parts, wide = (rest[0] if rest else ()), (rest[1] if len(rest) > 1 else None)
+    parts = wide_parts(cache, wide) or parts
+    return row_for(info, method, seed, y, score_of(cache, prefix, parts, weights, kept_parts), float(cache.cache["kept_seconds"]))
 
 
 def main() -> None:
@@ -238,7 +249,8 @@ def main() -> None:
         methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
-        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()))
+        methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()),
+                                       c.get("wide"))
                    for name, c in SCORE_CANDIDATES.items()}
         methods["deepuad"] = None  # the package's own default: the "default" candidate of choose_defaults
     csv_path = args.results / "panel.csv"

@@ -261,8 +261,9 @@ def test_kept_share_ratio_is_the_kept_rows_anomaly_share_over_all_rows():
 
 def test_cleaning_variants_refuses_a_split_whose_held_out_half_has_run(panel, tmp_path):
     variants = load("cleaning_variants")
-    assert panel.SPLIT_SEED in variants.USED_SPLITS  # the split in use is one of them
-    done = subprocess.run([sys.executable, str(BENCH / "cleaning_variants.py"), "--split-seed", str(panel.SPLIT_SEED),
+    used = max(variants.USED_SPLITS)
+    assert panel.SPLIT_SEED >= used  # the split in use is the last one used, or the fresh one a round opened
+    done = subprocess.run([sys.executable, str(BENCH / "cleaning_variants.py"), "--split-seed", str(used),
                            "--table-only"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "held-out half has run" in done.stderr
     path = tmp_path / "variants.csv"
@@ -291,7 +292,7 @@ def test_cleaning_variants_refuses_a_split_whose_held_out_half_has_run(panel, tm
 # ----------------------------------------------------------------------------- which part to trust
 def test_part_choice_signals_weights_and_table(panel, tmp_path):
     choice = load("part_choice")
-    done = subprocess.run([sys.executable, str(BENCH / "part_choice.py"), "--split-seed", str(panel.SPLIT_SEED),
+    done = subprocess.run([sys.executable, str(BENCH / "part_choice.py"), "--split-seed", str(max(load("cleaning_variants").USED_SPLITS)),
                            "--table-only"], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "held-out half has run" in done.stderr
     rng = np.random.default_rng(0)
@@ -319,3 +320,49 @@ def test_part_choice_signals_weights_and_table(panel, tmp_path):
     text = choice.table(path, 99)
     assert "always knn: 0.50" in text or "always iforest: 0.50" in text
     assert "| tail | 0.50 |" in text and "| knn alone | 0.700 | 0.7000 |" in text
+
+
+# ----------------------------------------------------------------------------- how far the parts go
+def test_score_frontier_neighbours_match_the_package_and_the_k_th_distance():
+    frontier = load("score_frontier")
+    from deepuad.estimators import scoring
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(300, 4)).astype(np.float32)
+    X = np.vstack([reference[:50], rng.normal(size=(20, 4)).astype(np.float32)])  # rows in the reference, and new rows
+    got = frontier.neighbour_values(reference, X)
+    assert np.allclose(got["mean5"], np.log(scoring.knn_distances(np.unique(reference, axis=0), X, 5) + 1e-12))
+    # the k-th distance: a row of the reference skips itself, a new row does not
+    distances = np.sqrt(((X[:, None, :].astype(np.float64) - reference[None].astype(np.float64)) ** 2).sum(-1))
+    ordered = np.sort(distances, axis=1)
+    expected = np.where(np.arange(len(X)) < 50, ordered[:, 10], ordered[:, 9])
+    assert np.allclose(got["kth10"], np.log(expected + 1e-12), atol=1e-6)
+    assert (got["kth40"] >= got["kth10"]).all() and (got["mean10"] <= got["kth10"] + 1e-9).all()
+
+
+def test_exploration_scripts_refuse_a_used_split():
+    used = max(load("cleaning_variants").USED_SPLITS)
+    for script in ("score_frontier.py", "wide_spikes.py"):
+        done = subprocess.run([sys.executable, str(BENCH / script), "--split-seed", str(used)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode != 0 and "held-out half has run" in done.stderr, script
+
+
+class _Cache:
+    """parts_panel.Values' surface that wide_parts reads."""
+
+    def __init__(self, X, kept, seed=0):
+        self.X, self.cache, self.seed = X, {"kept/reference": kept}, seed
+
+
+def test_parts_panel_wide_parts_need_both_width_and_level():
+    parts_panel = load("parts_panel")
+    wide = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
+    rng = np.random.default_rng(0)
+    # rare strokes of any strength, as on pixels: normal rows lie far beyond some column's range by chance
+    sparse = ((rng.random((400, 300)) < 0.02) * rng.random((400, 300)) ** 4).astype(np.float32)
+    dense = rng.normal(size=(400, 300)).astype(np.float32)  # nothing lies far out by chance
+    assert parts_panel.wide_parts(_Cache(sparse, sparse), wide) == ("knn", "l2")
+    assert parts_panel.wide_parts(_Cache(dense, dense), wide) is None  # wide, but its level is low
+    assert parts_panel.wide_parts(_Cache(sparse[:, :199], sparse[:, :199]), wide) is None  # too narrow
+    assert parts_panel.wide_parts(_Cache(sparse, sparse), None) is None
