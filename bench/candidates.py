@@ -28,7 +28,7 @@ CANDIDATES: dict[str, dict] = {
 # per set as `deepuad:NAME`: the parts, their weights (1 where not named) and the rows the parts are
 # fitted on ("kept": a sample of the kept rows, as the package does today; "all": a sample of all
 # rows, while the network is still trained on the kept rows; "kept_parts" are fitted on the kept rows
-# whatever "reference" says). "range_fenced" is
+# whatever "reference" says; "wide": the parts on wide data, parts_panel.wide_parts). "range_fenced" is
 # parts_panel.FencedRange, "knn_distinct" parts_panel.DistinctNearestKept (up to 38c5adc; the package's "range" and "knn" since the freeze). Issue 29's second round,
 # SPLIT_SEED 31, tuning half, seed 0; the "all" entries were added after the first eleven had run.
 SCORE_CANDIDATES: dict[str, dict] = {

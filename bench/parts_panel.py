@@ -172,12 +172,13 @@ def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, floa
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
 
 
-def wide_parts(cache: "Values", wide: dict | None) -> tuple[str, ...] | None:
+def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[str, ...] | None:
     """A candidate's parts on wide data (its "wide" entry) where the set is wide: at least ``columns``
-    columns, and its range part, fitted on the kept rows, at a level of at least ``level``; else None."""
+    columns, and a range part fitted on the reference rows of ``view`` ("kept": the kept rows; "all"
+    for a fit without cleaning) at a level of at least ``level`` (parts.resolve); else None."""
     if not wide or cache.X.shape[1] < wide["columns"]:
         return None
-    offset = PARTS["range"]().fit(cache.cache["kept/reference"], cache.seed).offset_
+    offset = PARTS["range"]().fit(cache.cache[f"{view}/reference"], cache.seed).offset_
     return wide["parts"] if offset / (1 - offset) >= wide["level"] else None
 
 
@@ -205,7 +206,7 @@ def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Val
         return package_row(info, seed, y, cache.cache)
     prefix, parts, weights, *rest = spec or ("mixed", *default)
     kept_parts, wide = (rest[0] if rest else ()), (rest[1] if len(rest) > 1 else None)
-    parts = wide_parts(cache, wide) or parts
+    parts = wide_parts(cache, wide, "all" if prefix == "all" else "kept") or parts
     return row_for(info, method, seed, y, score_of(cache, prefix, parts, weights, kept_parts), float(cache.cache["kept_seconds"]))
 
 
@@ -235,17 +236,21 @@ def main() -> None:
     default_parts = score_parts.parts_of(DEFAULTS["score"])
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
     default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
+    default_wide = None  # a score that chooses its parts by the data (parts.resolve): those on wide data
+    if DEFAULTS["score"] in score_parts.BY_DATA:
+        default_wide = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]),
+                        "columns": score_parts.WIDE_COLUMNS, "level": score_parts.WIDE_LEVEL}
     if args.check:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, "mixed", default_parts, default_weights, default_kept)
+                mine = score_of(cache, "mixed", wide_parts(cache, default_wide) or default_parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
-        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights),
-                   "ablation:kept-reference": ("kept", default_parts, default_weights)}
+        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide),
+                   "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide)}
         methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
@@ -270,7 +275,8 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept), args.views)
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept, default_wide),
+                            args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)

@@ -284,3 +284,78 @@ def test_initial_outlyingness_sees_a_group_far_from_the_rest():
     outlyingness = cleaning.initial_outlyingness(X, seed=0)
     group, normal = outlyingness[900:], outlyingness[:900]
     assert np.median(group) > np.percentile(normal, 99) and np.mean(group > np.percentile(normal, 90)) > 0.9
+
+
+# ----------------------------------------------------------------------------- "auto": the parts chosen by the data
+def strokes(n=600, d=300, seed=0):
+    """Pixel-like rows: every column blank but for rare strokes of any strength (normal rows lie far
+    beyond some column's range by chance)."""
+    rng = np.random.default_rng(seed)
+    return ((rng.random((n, d)) < 0.02) * rng.random((n, d)) ** 4).astype(np.float32)
+
+
+def test_auto_leaves_the_per_column_parts_out_only_on_wide_data_where_rows_leave_the_range_by_chance():
+    narrow = parts.parts_of("distance+forest")
+    assert parts.parts_of("auto") == narrow  # on most data
+    wide = strokes()
+    assert parts.OutsideRange().fit(wide, 0).level_ >= parts.WIDE_LEVEL
+    assert parts.resolve("auto", wide, 0) == ("knn", "l2")
+    assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS - 1], 0) == narrow  # one column short of wide
+    assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS], 0) == ("knn", "l2")
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(600, 300))  # wide, but normal rows stay in range
+    assert parts.OutsideRange().fit(dense, 0).level_ < 1 and parts.resolve("auto", dense, 0) == narrow
+    flags = (rng.random((600, 300)) < 0.005).astype(np.float32)  # wide rare 0/1 flags: a row is one range out at most
+    assert parts.OutsideRange().fit(flags, 0).level_ == 1.0 and parts.resolve("auto", flags, 0) == narrow
+    assert parts.resolve("distance+forest", wide, 0) == narrow  # only "auto" chooses
+
+
+def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
+    wide = strokes()
+    level = parts.OutsideRange().fit(wide, 0).level_
+    monkeypatch.setattr(parts, "WIDE_LEVEL", level)
+    assert parts.resolve("auto", wide, 0) == ("knn", "l2")
+    monkeypatch.setattr(parts, "WIDE_LEVEL", np.nextafter(level, np.inf))
+    assert parts.resolve("auto", wide, 0) == parts.parts_of("distance+forest")
+    # the level is that of a range fitted as the score fits it, with the same seed
+    assert parts.OutsideRange().fit(wide, 1).level_ != level
+
+
+def test_default_score_on_wide_pixel_like_data_is_knn_and_l2_and_is_stored(tmp_path):
+    X = strokes(seed=1)
+    det = DeepUAD(seed=0, **SMALL).fit(X)
+    assert det.score == "auto" and det.score_parts_ == ("knn", "l2")
+    assert [p.name for p in det.parts_] == ["knn", "l2"]
+    # the rule read the kept rows: the sample the score's range would be fitted on
+    narrow = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
+    kept = narrow.parts_[narrow.score_parts_.index("range")]
+    assert kept.level_ >= parts.WIDE_LEVEL
+    # the same network and reference: the two scores' k-NN and error parts are the same, standardised alike
+    for name in ("knn", "l2"):
+        i, j = det.score_parts_.index(name), narrow.score_parts_.index(name)
+        assert det.score_center_[i] == narrow.score_center_[j] and det.score_scale_[i] == narrow.score_scale_[j]
+    z = {n: (det.score_parts(X)[n] - c) / s for n, c, s in zip(det.score_parts_, det.score_center_, det.score_scale_)}
+    np.testing.assert_allclose(det.decision_function(X), (z["knn"] + z["l2"]) / 2, rtol=1e-5, atol=1e-5)
+    path = tmp_path / "m.h5"
+    det.save(path)
+    back = DeepUAD.load(path)
+    assert back.score == "auto" and back.score_parts_ == ("knn", "l2")
+    np.testing.assert_array_equal(back.decision_function(X), det.decision_function(X))
+    # on a narrow table the same default keeps every part
+    assert DeepUAD(seed=0, **SMALL).fit(table()).score_parts_ == parts.parts_of("distance+forest")
+
+
+def test_default_finds_a_later_spike_on_wide_pixel_like_data():
+    """A spike in a batch scored after the fit, ten ranges above a column's maximum: among pixel-like
+    rows it lies no farther beyond the range than normal rows do by chance, so a score led by the
+    range misses it; the k-NN and network parts see it (the row moves away from every other)."""
+    X = strokes(n=800, seed=2)
+    det = DeepUAD(seed=0, **SMALL).fit(X)
+    later = strokes(n=400, seed=3)
+    rng = np.random.default_rng(4)
+    spiked = rng.choice(400, size=20, replace=False)
+    columns = rng.choice(np.flatnonzero(X.max(axis=0) > X.min(axis=0)), size=20)
+    later[spiked, columns] = X.max(axis=0)[columns] + 10 * (X.max(axis=0) - X.min(axis=0))[columns]
+    scores = det.decision_function(later)
+    normal = np.setdiff1d(np.arange(400), spiked)
+    assert (scores[spiked] > np.percentile(scores[normal], 99)).all()

@@ -26,7 +26,8 @@ that mean, so that it cannot be averaged away.
 
 Registering a part is one line in ``PARTS``: every part is then a score of its own, by its name
 (``DeepUAD(score=name)``), that a model file stores and reads back; ``SCORES`` names the scores
-that combine several parts.
+that combine several parts, and ``BY_DATA`` those that choose their parts by the data (``resolve``;
+the default, ``"auto"``, leaves the per-column parts out on wide data where they are noise).
 """
 
 from __future__ import annotations
@@ -289,6 +290,11 @@ class OutsideRange(Part):
             out[start : start + len(x)] = beyond.max(axis=1) if x.shape[1] else 0.0
         return np.maximum(out - getattr(self, "offset_", 0.0), 0.0)
 
+    @property
+    def level_(self) -> float:
+        """L, the level normal rows reach by chance, in ranges (the offset is L / (1 + L) spans)."""
+        return float(self.offset_ / (1.0 - self.offset_))
+
     def state(self):
         return {"range/low": self.low_, "range/high": self.high_, "range/span": self.span_,
                 "range/offset": np.array([self.offset_])}
@@ -314,8 +320,17 @@ PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, Cosin
 SCORES: dict[str, tuple[str, ...]] = {
     "distance": ("knn", "l2", "range"),
     "distance+forest": ("knn", "l2", "iforest", "range"),
+    "knn+l2": ("knn", "l2"),
     "combined": ("l2", "iforest"),
 }
+
+# the scores that choose their parts by the data (``resolve``): (the score on most data, the score on
+# wide data where per-column parts are noise)
+BY_DATA: dict[str, tuple[str, str]] = {"auto": ("distance+forest", "knn+l2")}
+# wide data: at least this many columns, and normal rows lying at least this many ranges beyond the
+# kept rows' range by chance (the range part's level L, fitted on the kept rows)
+WIDE_COLUMNS = 200
+WIDE_LEVEL = 2.0
 
 # a part's weight in the mean of the standardised parts' z-scores, per score (1 where not named)
 WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
@@ -325,13 +340,37 @@ PAPER = ("cosine",)
 
 
 def scores() -> tuple[str, ...]:
-    """Every score's name (DeepUAD's ``score``): the combinations, then every part alone."""
-    return (*SCORES, *(name for name in PARTS if name not in SCORES))
+    """Every score's name (DeepUAD's ``score``): those that choose by the data, the combinations,
+    then every part alone."""
+    return (*BY_DATA, *SCORES, *(name for name in PARTS if name not in SCORES))
 
 
 def parts_of(score: str) -> tuple[str, ...]:
-    """The parts a score combines (a part's own name: that part alone)."""
+    """The parts a score combines (a part's own name: that part alone; a score that chooses by the
+    data: its parts on most data, ``resolve`` gives those it combines on given rows)."""
+    score = BY_DATA[score][0] if score in BY_DATA else score
     return SCORES.get(score, (score,))
+
+
+def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
+    """The parts ``score`` combines on data whose kept rows (a seeded sample of them) are ``kept``.
+
+    ``"auto"``: ``distance+forest``, but on wide data ``knn+l2``, the k-NN and network parts alone.
+    Wide: at least ``WIDE_COLUMNS`` columns, and a range part fitted on the kept rows (as the score
+    fits it, same seed) at a level of at least ``WIDE_LEVEL`` ranges: normal rows commonly lie far
+    beyond some column's range by chance (pixels, most of them blank, a few inked). There the
+    per-column parts are noise: the forest splits one column of hundreds at a time, and a spike ten
+    ranges out is no farther out than normal rows are by chance, so the range part cannot tell it and
+    drowns the parts that can (a spike in one column moves the row away from every other row and
+    from what the network reconstructs). On a table normal rows seldom leave the range (L near 0,
+    1 on 0/1 columns): the per-column parts stay, and the range sees its spikes."""
+    if score not in BY_DATA:
+        return parts_of(score)
+    narrow, wide = BY_DATA[score]
+    kept = np.asarray(kept)
+    if kept.ndim == 2 and kept.shape[1] >= WIDE_COLUMNS and OutsideRange().fit(kept, seed).level_ >= WIDE_LEVEL:
+        return parts_of(wide)
+    return parts_of(narrow)
 
 
 def make(name: str, **options) -> Part:

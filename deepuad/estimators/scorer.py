@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepuad.estimators import scoring
-from deepuad.estimators.parts import PAPER, WEIGHTS, combine, make, needs_network, parts_of, scores as score_names
+from deepuad.estimators.parts import PAPER, WEIGHTS, combine, make, needs_network, parts_of, resolve, scores as score_names
 from deepuad.estimators.rows import take_rows
 
 
@@ -39,14 +39,13 @@ class Scorer:
         DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
         rows, but measured against them only, every normal row the cleaning left out looks far from
         the data."""
-        scorer = cls(score, parts_of(score), X.shape[1], n_neighbors)
-        if scorer.score_parts_ == PAPER:
-            return scorer
-        scorer.reference_ = take_rows(X, rows)
+        if parts_of(score) == PAPER:
+            return cls(score, PAPER, X.shape[1], n_neighbors)
+        reference = take_rows(X, rows)
+        fitted_on = {"reference": reference, "kept": reference if kept_rows is None else take_rows(X, kept_rows)}
+        scorer = cls(score, resolve(score, fitted_on["kept"], seed), X.shape[1], n_neighbors)
+        scorer.reference_ = reference
         scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
-        fitted_on = {"reference": scorer.reference_}
-        if any(part.fitted_on == "kept" for part in scorer.parts_):
-            fitted_on["kept"] = scorer.reference_ if kept_rows is None else take_rows(X, kept_rows)
         scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
         values: list = [None] * len(scorer.parts_)  # each part's values on the rows it was fitted on
         for on, rows in fitted_on.items():
