@@ -4,8 +4,8 @@ fit per set and configuration at seed 0. An exploration for a *next* round of th
 (bench/choose_defaults.py), so it reads the tuning half of a split that no round has used yet and
 refuses a held-out half:
 
-    python bench/cleaning_variants.py --split-seed 43 --part 0/2    # and 1/2 in a second process
-    python bench/cleaning_variants.py --split-seed 43 --table-only  # -> bench/results/cleaning_variants_split43.md
+    python bench/cleaning_variants.py --split-seed 44 --part 0/2    # and 1/2 in a second process
+    python bench/cleaning_variants.py --split-seed 44 --table-only  # -> bench/results/cleaning_variants_split44.md
 
 Each process appends its sets to cleaning_variants_split<seed>.csv (resumable: a set already there
 is skipped); the table gives the mean AUROC per family (the synthetic family per anomaly type and
@@ -41,14 +41,20 @@ VARIANTS: dict[str, dict] = {
     "trim to start": {"init_by": "trim"},
     "trim to re-select": {"reselect_by": "trim"},
 }
-USED_SPLITS = (29, 31, 37, 42)  # seeds whose held-out half has run
+USED_SPLITS = (29, 31, 37, 42, 43)  # seeds whose held-out half has run
 
 
-def refuse_used_split(split_seed: int, script: str) -> None:
+def refuse_used_split(split_seed: int, script: str, rerun: bool = False) -> None:
     """Exit with a message where ``split_seed``'s held-out half has run: explorations for a next round read
-    the tuning half of a fresh split only."""
-    if split_seed in USED_SPLITS:
-        sys.exit(f"{script}: split {split_seed}'s held-out half has run; explore on a fresh split")
+    the tuning half of a fresh split only. ``rerun`` (--rerun-used-split) lets a committed table of a used
+    split be regenerated, as a check of what it says, not as a new exploration."""
+    if split_seed in USED_SPLITS and not rerun:
+        sys.exit(f"{script}: split {split_seed}'s held-out half has run; explore on a fresh split "
+                 "(--rerun-used-split regenerates a committed table)")
+
+
+RERUN_HELP = "regenerate a committed table of a split whose held-out half has run (a check, not an exploration)"
+
 # label-free signals recorded per set (see the module docstring)
 SIGNALS = ("copies", "paper kept", "trim kept", "overlap")
 
@@ -95,11 +101,12 @@ def table(csv_path: Path, seed: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
     parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "cleaning_variants")
+    refuse_used_split(args.split_seed, "cleaning_variants", args.rerun_used_split)
     csv_path = panel.RESULTS / f"cleaning_variants_split{args.split_seed}.csv"
     if not args.table_only:
         import torch

@@ -16,8 +16,8 @@ For each it gives how often the part it ranks first is the set's best part (besi
 sets where always the same part is best), and the default score with the standardised parts
 weighted by the signal or reduced to the part it ranks first.
 
-    python bench/part_choice.py --split-seed 43               # -> bench/results/part_choice_split43.{csv,md}
-    python bench/part_choice.py --split-seed 43 --table-only
+    python bench/part_choice.py --split-seed 44               # -> bench/results/part_choice_split44.{csv,md}
+    python bench/part_choice.py --split-seed 44 --table-only
 
 From the parts cache of bench/parts_panel.py (``--cache``; it holds the network's errors and the
 rows each part is fitted on, at seed 0), so it fits no network; about a minute for the half.
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
@@ -155,11 +155,12 @@ def table(csv_path: Path, seed: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "parts_cache_split31")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "part_choice")
+    refuse_used_split(args.split_seed, "part_choice", args.rerun_used_split)
     csv_path = panel.RESULTS / f"part_choice_split{args.split_seed}.csv"
     if not args.table_only:
         warnings.filterwarnings("ignore")

@@ -19,7 +19,7 @@ candidate. If no combination reaches the goal even chosen in-sample, no round on
   and network parts with three label-free properties of the data (its width; how much of the kept
   rows' variance the network reconstructs, R^2; their covariance's participation ratio).
 
-    python bench/score_frontier.py --split-seed 43     # -> bench/results/score_frontier_split43.{csv,md}
+    python bench/score_frontier.py --split-seed 44     # -> bench/results/score_frontier_split44.{csv,md}
 
 From the parts cache of bench/parts_panel.py (``--cache``, seed 0; no network is fitted) and the
 peers' seed-0 rows of bench/results/panel.csv; about three minutes for the half.
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
 from part_choice import auroc, part_values  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
@@ -230,10 +230,11 @@ def signal_lines(sets: dict, cache_dir: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "parts_cache_split31")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "score_frontier")
+    refuse_used_split(args.split_seed, "score_frontier", args.rerun_used_split)
     warnings.filterwarnings("ignore")
     catalog = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
     halves = panel.split(catalog, args.split_seed)

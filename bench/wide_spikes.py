@@ -21,7 +21,7 @@ scores (issue 29's goal: 1.0 everywhere), with DeepUAD at its defaults (seed 0):
 and the range part's level L (how many ranges beyond the kept rows' range normal rows lie by chance,
 parts.OutsideRange).
 
-    python bench/wide_spikes.py --split-seed 43     # -> bench/results/wide_spikes_split43.md
+    python bench/wide_spikes.py --split-seed 44     # -> bench/results/wide_spikes_split44.md
 
 It refuses a split whose held-out half has run (an exploration for a next round). About two minutes.
 """
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import synthetic  # noqa: E402
-from cleaning_variants import refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
 
 from deepuad.estimators.detector import DeepUAD  # noqa: E402
 
@@ -89,10 +89,11 @@ def recalls(X_fit: np.ndarray, X_scored: np.ndarray, y: np.ndarray) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
     parser.add_argument("--max-rows", type=int, default=2000)
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "wide_spikes")
+    refuse_used_split(args.split_seed, "wide_spikes", args.rerun_used_split)
     warnings.filterwarnings("ignore")
     import torch
 
