@@ -96,6 +96,12 @@ def _half_summary(names: list[str], methods: list[str], cell: dict, info: dict) 
     best = headline[0].max()
     lines.append(f"| **mean of family means** | {len(complete)} | " + " | ".join(
         (f"**{a:.3f}**" if a == best else f"{a:.3f}") + f" / {r:.2f}" for a, r in zip(*headline)) + " |")
+    peers = [m for m in methods if m == "deepuad" or not m.startswith("deepuad")]  # deepuad and its peers, no variant
+    if "deepuad" in peers and len(peers) < len(methods):
+        _, peer_ranks = family_means(complete, peers, cell, family)
+        lines += ["", "Mean rank among deepuad and its peers alone (issue 29's comparison: no other configuration of "
+                  "deepuad ranked), mean of family means: " + ", ".join(
+                      f"{m} {r:.2f}" for m, r in zip(peers, np.mean(list(peer_ranks.values()), axis=0))) + "."]
     auroc = np.array([[cell[(n, m)] for m in methods] for n in complete])
     lines += ["", "| | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods),
               _row("sets below 0.5 AUROC", [str(int(v)) for v in (auroc < 0.5).sum(axis=0)]),
