@@ -185,3 +185,26 @@ def test_restore_refuses_unknown_parts_naming_them(stored):
 def test_restore_refuses_a_scorer_fit_could_not_have_made(stored, name, bad, message):
     with pytest.raises(ValueError, match=message):
         restore({**stored[1], name: bad})
+
+
+def test_the_score_that_chooses_by_the_data_reads_the_kept_sample_with_the_fit_seed(data, monkeypatch):
+    X, rows, kept_rows, model = data
+    seen = []
+
+    def spy(score, kept, seed):
+        seen.append((score, np.array(kept), seed))
+        return parts.resolve(score, kept, seed)
+
+    monkeypatch.setattr("deepuad.estimators.scorer.resolve", spy)
+    scorer = Scorer.fit("auto", X, rows, seed=7, n_neighbors=3, model=model, kept=rows < 100, kept_rows=kept_rows)
+    (score, kept, seed), = seen
+    assert score == "auto" and seed == 7
+    np.testing.assert_array_equal(kept, X[kept_rows])  # the rows the range would be fitted on
+    assert scorer.score == "auto" and scorer.score_parts_ == parts.parts_of("distance+forest")  # 4 narrow columns
+
+
+def test_the_paper_score_fits_nothing_and_keeps_its_name_and_width(data):
+    X, rows, _, _ = data
+    scorer = Scorer.fit("cosine", X, rows, seed=0, n_neighbors=3)
+    assert scorer.score == "cosine" and scorer.score_parts_ == parts.PAPER and scorer.n_features_in_ == X.shape[1]
+    assert not hasattr(scorer, "reference_") and scorer.state() == {}
