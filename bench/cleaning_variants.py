@@ -4,8 +4,8 @@ fit per set and configuration at seed 0. An exploration for a *next* round of th
 (bench/choose_defaults.py), so it reads the tuning half of a split that no round has used yet and
 refuses a held-out half:
 
-    python bench/cleaning_variants.py --split-seed 44 --part 0/2    # and 1/2 in a second process
-    python bench/cleaning_variants.py --split-seed 44 --table-only  # -> bench/results/cleaning_variants_split44.md
+    python bench/cleaning_variants.py --split-seed 45 --part 0/2    # and 1/2 in a second process
+    python bench/cleaning_variants.py --split-seed 45 --table-only  # -> bench/results/cleaning_variants_split45.md
 
 Each process appends its sets to cleaning_variants_split<seed>.csv (resumable: a set already there
 is skipped); the table gives the mean AUROC per family (the synthetic family per anomaly type and

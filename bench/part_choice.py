@@ -16,8 +16,8 @@ For each it gives how often the part it ranks first is the set's best part (besi
 sets where always the same part is best), and the default score with the standardised parts
 weighted by the signal or reduced to the part it ranks first.
 
-    python bench/part_choice.py --split-seed 44               # -> bench/results/part_choice_split44.{csv,md}
-    python bench/part_choice.py --split-seed 44 --table-only
+    python bench/part_choice.py --split-seed 45               # -> bench/results/part_choice_split45.{csv,md}
+    python bench/part_choice.py --split-seed 45 --table-only
 
 From the parts cache of bench/parts_panel.py (``--cache``; it holds the network's errors and the
 rows each part is fitted on, at seed 0), so it fits no network; about a minute for the half.

@@ -19,7 +19,7 @@ candidate. If no combination reaches the goal even chosen in-sample, no round on
   and network parts with three label-free properties of the data (its width; how much of the kept
   rows' variance the network reconstructs, R^2; their covariance's participation ratio).
 
-    python bench/score_frontier.py --split-seed 44     # -> bench/results/score_frontier_split44.{csv,md}
+    python bench/score_frontier.py --split-seed 45     # -> bench/results/score_frontier_split45.{csv,md}
 
 From the parts cache of bench/parts_panel.py (``--cache``, seed 0; no network is fitted) and the
 peers' seed-0 rows of bench/results/panel.csv; about three minutes for the half.

@@ -21,7 +21,7 @@ scores (issue 29's goal: 1.0 everywhere), with DeepUAD at its defaults (seed 0):
 and the range part's level L (how many ranges beyond the kept rows' range normal rows lie by chance,
 parts.OutsideRange).
 
-    python bench/wide_spikes.py --split-seed 44     # -> bench/results/wide_spikes_split44.md
+    python bench/wide_spikes.py --split-seed 45     # -> bench/results/wide_spikes_split45.md
 
 It refuses a split whose held-out half has run (an exploration for a next round). About two minutes.
 """
