@@ -34,7 +34,8 @@ class Scorer:
         """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
         scale its median and spread over the rows it was fitted on. ``kept``: which reference rows
         the model kept. A part ``fitted_on`` "kept" (the forest, the range) is fitted on
-        ``X[kept_rows]``, a sample of the rows the model kept (the reference where none is given).
+        ``X[kept_rows]``, a sample of the rows the model kept (the reference where none is given); a
+        score that chooses its parts by the data (``"auto"``, parts.resolve) chooses them from that sample.
 
         DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
         rows, but measured against them only, every normal row the cleaning left out looks far from
