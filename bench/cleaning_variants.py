@@ -63,26 +63,42 @@ def group_of(name: str, family: str) -> str:
     return name.split("+")[1] if family == "synthetic" else family
 
 
+def best_peer(members: list[str], peers: dict[str, dict[str, float]]) -> str:
+    """The peer with the best mean AUROC over ``members`` (from panel.csv), as "0.998 (ecod)"; "" if none ran on all."""
+    means = {m: np.mean([runs[n] for n in members]) for m, runs in peers.items() if all(n in runs for n in members)}
+    return f"{max(means.values()):.3f} ({max(means, key=means.get)})" if means else ""
+
+
 def table(csv_path: Path, seed: int) -> str:
     rows = list(csv.DictReader(csv_path.open()))
     families: dict[str, dict[str, list[float]]] = {}
     groups: dict[str, dict[str, list[float]]] = {}
+    members: dict[str, list[str]] = {}
     for r in rows:
+        for key in (r["family"], group_of(r["dataset"], r["family"])):
+            members.setdefault(key, []).append(r["dataset"])
         for name in VARIANTS:
             families.setdefault(r["family"], {}).setdefault(name, []).append(float(r[name]))
             groups.setdefault(group_of(r["dataset"], r["family"]), {}).setdefault(name, []).append(float(r[name]))
-    head = "| | sets | " + " | ".join(VARIANTS) + " |\n|---|---:|" + "---:|" * len(VARIANTS) + "\n"
+    peers: dict[str, dict[str, float]] = {}  # the peers' seed-0 runs (panel.csv), for the goal beside each row
+    panel_csv = panel.RESULTS / "panel.csv"
+    for r in csv.DictReader(panel_csv.open()) if panel_csv.exists() else ():
+        if r["method"] in panel.PEERS and r["seed"] == "0":
+            peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
+    head = "| | sets | " + " | ".join(VARIANTS) + " | best peer |\n|---|---:|" + "---:|" * len(VARIANTS) + "---:|\n"
     lines = [f"# Cleaning rules side by side (SPLIT_SEED {seed}, tuning half, seed 0)", "",
              "`python bench/cleaning_variants.py` (see its docstring): the package's default score on each cleaning; "
-             "mean AUROC.", "", "By family, and the mean of family means:", "", head.rstrip()]
+             "mean AUROC; `best peer`: the best of deepuad's peers on the same sets (bench/results/panel.csv, seed 0).", "", "By family, and the mean of family means:", "", head.rstrip()]
     for family, by in families.items():
-        lines.append(f"| {family} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS) + " |")
+        lines.append(f"| {family} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS)
+                     + f" | {best_peer(members[family], peers)} |")
     lines.append("| **mean of family means** | | " + " | ".join(
-        f"**{np.mean([np.mean(by[n]) for by in families.values()]):.3f}**" for n in VARIANTS) + " |")
+        f"**{np.mean([np.mean(by[n]) for by in families.values()]):.3f}**" for n in VARIANTS) + " | |")
     lines += ["", "Synthetic anomalies by type and share:", "", head.rstrip()]
     for group in sorted(g for g in groups if g not in families):
         by = groups[group]
-        lines.append(f"| {group} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS) + " |")
+        lines.append(f"| {group} | {len(by['paper (default)'])} | " + " | ".join(f"{np.mean(by[n]):.3f}" for n in VARIANTS)
+                     + f" | {best_peer(members[group], peers)} |")
     with_signals = [r for r in rows if all(r.get(k) not in (None, "") for k in SIGNALS)]
     if len(with_signals) > 2:
         from scipy.stats import spearmanr

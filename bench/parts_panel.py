@@ -178,8 +178,8 @@ def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[
     for a fit without cleaning) at a level of at least ``level`` (parts.resolve); else None."""
     if not wide or cache.X.shape[1] < wide["columns"]:
         return None
-    offset = PARTS["range"]().fit(cache.cache[f"{view}/reference"], cache.seed).offset_
-    return wide["parts"] if offset / (1 - offset) >= wide["level"] else None
+    level = PARTS["range"]().fit(cache.cache[f"{view}/reference"], cache.seed).level_
+    return wide["parts"] if level >= wide["level"] else None
 
 
 def row_for(info: dict, method: str, seed: int, y: np.ndarray, score: np.ndarray, seconds: float) -> dict:
@@ -198,14 +198,14 @@ def package_row(info: dict, seed: int, y: np.ndarray, cache) -> dict:
 
 
 def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Values", default: tuple, views: bool = False) -> dict:
-    """One panel.csv row: ``spec`` (view, parts, weights, parts fitted on the kept rows) scored from the cache, or, for the package's
+    """One panel.csv row: ``spec`` (view, parts, weights, parts fitted on the kept rows, the parts on wide
+    data: wide_parts) scored from the cache, or, for the package's
     own run (``spec`` None), its stored scores; a cache made before the freeze stores none (and with
     ``views`` they are not read), and there the "mixed" view of the default parts gives the package's
     numbers (``--check``)."""
     if spec is None and "default_threshold" in cache.cache and not views:
         return package_row(info, seed, y, cache.cache)
-    prefix, parts, weights, *rest = spec or ("mixed", *default)
-    kept_parts, wide = (rest[0] if rest else ()), (rest[1] if len(rest) > 1 else None)
+    prefix, parts, weights, kept_parts, wide = spec or ("mixed", *default)
     parts = wide_parts(cache, wide, "all" if prefix == "all" else "kept") or parts
     return row_for(info, method, seed, y, score_of(cache, prefix, parts, weights, kept_parts), float(cache.cache["kept_seconds"]))
 
@@ -251,7 +251,7 @@ def main() -> None:
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
         methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide),
                    "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide)}
-        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept) for p in default_parts})
+        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept, None) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
         methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()),

@@ -241,9 +241,9 @@ def _interrupts_held_in_driver() -> Iterator[None]:
     try:
         yield
     finally:
+        late = revoke(pending)  # first: one sent again after the handlers below are back could reach a default handler
         for signum in held:
             signal.signal(signum, previous[signum])
-        late = revoke(pending)
     if late:
         raise KeyboardInterrupt
 
