@@ -362,3 +362,34 @@ def test_default_finds_a_later_spike_on_wide_pixel_like_data():
     # the four parts together miss most of them: the range, the forest and their noise lead there
     four = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X).decision_function(later)
     assert np.mean(four[spiked] > np.percentile(four[normal], 99)) < 0.5
+
+
+def test_tails_part_sums_each_columns_smaller_tail_and_sees_a_tight_group_far_out():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(399, 4))
+    part = parts.PARTS["tails"]().fit(reference, 0)
+    assert (np.diff(part.sorted_, axis=0) >= 0).all() and part.sorted_.shape == (399, 4)
+    middle = np.median(reference, axis=0, keepdims=True)
+    beyond = reference.max(axis=0, keepdims=True) + 1.0  # past every row, in every column
+    below = reference.min(axis=0, keepdims=True) - 1.0
+    values = part.values(np.vstack([middle, beyond, below]), {})
+    # the median: about half the rows on either side; beyond all of them: 1 / (n + 1) in each column
+    assert values[0] == pytest.approx(4 * -np.log(200 / 400), abs=0.02)
+    np.testing.assert_allclose(values[1:], 4 * np.log(400.0))  # both tails count, bounded by log(n + 1)
+    # a tight group of anomalies, one another's nearest neighbours: the k-NN part finds them close
+    # to rows (each other), the tails part finds them in every column's tail
+    group = rng.normal(loc=3.0, scale=0.05, size=(20, 4))
+    rows = np.vstack([reference, group])
+    tails = parts.PARTS["tails"]().fit(rows, 0).values(rows, {})
+    knn = parts.PARTS["knn"](5).fit(rows, 0).values(rows, {})
+    assert tails[399:].min() > np.percentile(tails[:399], 99)
+    assert knn[399:].max() < np.percentile(knn[:399], 10)
+    restored = parts.PARTS["tails"]().restore(part.state(), 4)
+    np.testing.assert_array_equal(restored.values(reference, {}), part.values(reference, {}))
+
+
+@pytest.mark.parametrize("sorted_rows", [np.array([[2.0], [1.0]]), np.array([[1.0], [np.nan]]), np.zeros((0, 1)),
+                                         np.zeros((3, 2))])
+def test_tails_part_refuses_arrays_fit_could_not_have_made(sorted_rows):
+    with pytest.raises(ValueError):
+        parts.PARTS["tails"]().restore({"tails/sorted": sorted_rows}, 1)

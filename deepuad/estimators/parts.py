@@ -313,8 +313,55 @@ class OutsideRange(Part):
         return self
 
 
+class Tails(Part):
+    """How far into the tails of its columns a row lies, all columns together: the sum over columns
+    of -log of the row's smaller empirical tail probability there, (rows at or below it + 1) / (n + 1)
+    or (rows at or above it + 1) / (n + 1) among the n rows it is fitted on (ECOD's outlier score, Li
+    et al., TKDE 2022). A row that is only somewhat unusual in each of many columns adds up; a group of
+    anomalies far from the normal modes but close to one another (clustered anomalies) is each
+    other's nearest neighbours, which hides it from the k-NN part, but it lies in the tails of every
+    column it leaves the normal modes in. Bounded by log(n + 1) per column: the range part, not this
+    one, grows with the distance beyond the range."""
+
+    name = "tails"
+    covers = "clustered anomalies: a tight group far out in many columns at once (each other's neighbours)"
+    stores = {"tails/sorted": Stored("f", 2, "tails part: each column of the rows it is fitted on, sorted (their "
+                                     "empirical distribution)", max_len=REFERENCE_ROWS)}
+
+    def fit(self, reference, seed):
+        self.sorted_ = np.sort(np.asarray(reference, dtype=np.float32), axis=0)
+        return self
+
+    def values(self, X, errors):
+        n = len(self.sorted_)
+        out = np.zeros(len(X), dtype=np.float64)
+        for start in range(0, len(X), 16384):  # bounds the (rows x columns) temporaries
+            x = np.asarray(X[start : start + 16384], dtype=np.float32)
+            total = np.zeros(len(x), dtype=np.float64)
+            for j in range(x.shape[1]):
+                column = self.sorted_[:, j]
+                below = np.searchsorted(column, x[:, j], side="right")
+                above = n - np.searchsorted(column, x[:, j], side="left")
+                total -= np.log((np.minimum(below, above) + 1.0) / (n + 1.0))
+            out[start : start + len(x)] = total
+        return out
+
+    def state(self):
+        return {"tails/sorted": self.sorted_}
+
+    def restore(self, arrays, n_features):
+        ordered = np.asarray(arrays["tails/sorted"], dtype=np.float32)
+        if (ordered.ndim != 2 or ordered.shape[1] != n_features or not len(ordered) or not np.isfinite(ordered).all()
+                or (np.diff(ordered, axis=0) < 0).any()):
+            raise ValueError(f"scorer tails rows have shape {ordered.shape} or are not sorted finite columns; "
+                             f"expected (>= 1, {n_features})")
+        self.sorted_ = ordered
+        return self
+
+
 # every part by name; adding a part is a class above and one line here
-PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, KeptForest, OutsideRange)}
+PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, CosineError, NearestRows, KeptForest, OutsideRange,
+                                                           Tails)}
 
 # the scores that combine several parts (``score=``); every part is also a score alone, by its name
 SCORES: dict[str, tuple[str, ...]] = {
