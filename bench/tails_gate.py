@@ -10,8 +10,9 @@ so the paper's rule keeps it as normal, and its rows are one another's nearest n
 k-NN part misses it; ECOD sees it because it lies in the tails of many columns at once. Two answers,
 each fitted once per set at seed 0:
 
-* the score: the package's default with ``tails`` added (parts.Tails, ECOD's sum of -log tail
-  probabilities, fitted on the reference rows), as ``+tails``;
+* the score: ``default`` is the default frozen in c484266 (``distance+forest``: knn, l2, iforest and
+  range; ``knn+l2`` on wide data, parts.resolve), and ``+tails`` the same with ``tails`` added
+  (parts.Tails, ECOD's sum of -log tail probabilities, fitted on the reference rows);
 * the cleaning, *gated*: a cluster whose median ``tails`` value (fitted on all rows) lies more than
   ``GATE`` interquartile ranges above the upper quartile of all rows' values is never kept, in the
   initial selection or in any re-selection (selection.select_low_variance, wrapped here: the gate is
@@ -44,7 +45,7 @@ from cleaning_variants import RERUN_HELP, best_peer, group_of, refuse_used_split
 from deepuad.estimators import parts, selection  # noqa: E402
 
 GATE = 1.5  # Tukey's fence, in interquartile ranges above the upper quartile
-SCORES = {"default": "auto", "+tails": "auto+tails"}  # the names of the scores, as this script registers them
+SCORES = {"default": "forest-auto", "+tails": "forest-auto+tails"}  # as this script registers them (main)
 COLUMNS = ("default", "+tails", "kept", "kept +tails", "gated", "gated +tails", "gated kept", "gated kept +tails")
 
 
@@ -131,8 +132,9 @@ def main() -> None:
 
         torch.set_num_threads(1)
         warnings.filterwarnings("ignore")
-        parts.SCORES["default+tails"] = (*parts.SCORES[parts.BY_DATA["auto"][0]], "tails")
-        parts.BY_DATA["auto+tails"] = ("default+tails", parts.BY_DATA["auto"][1])
+        parts.SCORES["distance+forest+tails"] = (*parts.SCORES["distance+forest"], "tails")
+        parts.BY_DATA["forest-auto"] = ("distance+forest", "knn+l2")
+        parts.BY_DATA["forest-auto+tails"] = ("distance+forest+tails", "knn+l2")
         gate = Gate()
         selection.select_low_variance = gate
         sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from helpers import clean_error, replace_dataset, rewrite, run_cli
+from helpers import TRAIN, clean_error, cli, replace_dataset, rewrite, run_cli
 from deepuad import artifacts as art
 from deepuad.artifacts import schema
 from deepuad.errors import InputError
@@ -53,6 +53,16 @@ def _commands(built, model: Path, folder: Path) -> list[list]:
 
 
 # =========================================================================== forest arrays
+@pytest.fixture(scope="module")
+def forested(built, tmp_path_factory):
+    """``built`` with its model trained with ``--score distance+forest``: a model that holds a forest
+    (the default score holds none)."""
+    model = tmp_path_factory.mktemp("forest") / "model.h5"
+    code, _, err = cli("train", built["features"], built["clusters"], "-o", model, *TRAIN, "--score", "distance+forest")
+    assert code == 0, err
+    return {**built, "model": model}
+
+
 def _forest_edit(name, make):
     def edit(f):
         key = f"scorer/forest/{name}"
@@ -68,9 +78,9 @@ def _forest_edit(name, make):
     ("left", lambda v: np.array([str(x).encode() for x in v])),  # byte strings
     ("max_samples", lambda v: v[0]),  # 0-d
 ], ids=["roots-2d", "roots-float", "left-float", "feature-float", "left-bytes", "max_samples-0d"])
-def test_forest_arrays_of_the_wrong_dtype_or_rank_are_exit_3(tmp_path, capsys, built, name, make):
-    bad = crafted(built, "model", tmp_path, _forest_edit(name, make))
-    for args in _commands(built, bad, tmp_path):
+def test_forest_arrays_of_the_wrong_dtype_or_rank_are_exit_3(tmp_path, capsys, forested, name, make):
+    bad = crafted(forested, "model", tmp_path, _forest_edit(name, make))
+    for args in _commands(forested, bad, tmp_path):
         refused(capsys, args, f"scorer/forest/{name}", bad)
 
 
@@ -92,21 +102,21 @@ def _chain(depth: int):
     return left, right
 
 
-def test_a_tree_deeper_than_its_samples_allow_is_refused(tmp_path, capsys, built):
-    with h5py.File(built["model"]) as f:
+def test_a_tree_deeper_than_its_samples_allow_is_refused(tmp_path, capsys, forested):
+    with h5py.File(forested["model"]) as f:
         max_samples = int(f["scorer/forest/max_samples"][0])
     limit = int(np.ceil(np.log2(max_samples)))
     # deep enough to break the bound, within the node count: only the depth check can catch it
     depth = limit + 2
     assert 2 * depth + 1 <= 2 * max_samples - 1
     left, right = _chain(depth)
-    bad = crafted(built, "model", tmp_path, lambda f: _replace_forest(f, left, right, np.array([0])))
-    for args in _commands(built, bad, tmp_path):
+    bad = crafted(forested, "model", tmp_path, lambda f: _replace_forest(f, left, right, np.array([0])))
+    for args in _commands(forested, bad, tmp_path):
         refused(capsys, args, "deeper than", bad)
     # the bound is the one fit_forest and scikit-learn grow to: a chain exactly that deep is accepted
     left, right = _chain(limit)
-    good = crafted(built, "model", tmp_path, lambda f: _replace_forest(f, left, right, np.array([0])))
-    code, _, err = run_cli(capsys, "score", good, built["features"], "-o", tmp_path / "good.scores.h5", "--force")
+    good = crafted(forested, "model", tmp_path, lambda f: _replace_forest(f, left, right, np.array([0])))
+    code, _, err = run_cli(capsys, "score", good, forested["features"], "-o", tmp_path / "good.scores.h5", "--force")
     assert code == 0, err
 
 
@@ -125,25 +135,37 @@ def test_every_forest_fit_forest_grows_meets_the_bounds(rows):
         assert depth == forest_depth_limit(forest["max_samples"][0])
 
 
-def test_a_forest_with_more_nodes_than_its_trees_can_hold_is_refused(tmp_path, capsys, built):
-    with h5py.File(built["model"]) as f:
+def test_a_forest_with_more_nodes_than_its_trees_can_hold_is_refused(tmp_path, capsys, forested):
+    with h5py.File(forested["model"]) as f:
         max_samples = int(f["scorer/forest/max_samples"][0])
     n = 2 * max_samples  # one root, the other nodes unreachable leaves: shallow, but more than one tree holds
-    bad = crafted(built, "model", tmp_path, lambda f: _replace_forest(f, np.full(n, -1), np.full(n, -1), np.array([0])))
-    refused(capsys, _commands(built, bad, tmp_path)[0], "nodes", bad)
+    bad = crafted(forested, "model", tmp_path, lambda f: _replace_forest(f, np.full(n, -1), np.full(n, -1), np.array([0])))
+    refused(capsys, _commands(forested, bad, tmp_path)[0], "nodes", bad)
 
 
-def test_the_million_node_chain_of_the_probe_is_refused_fast(tmp_path, capsys, built):
+def test_the_million_node_chain_of_the_probe_is_refused_fast(tmp_path, capsys, forested):
     """A 1M-node chain with 100 roots pointing into it (1.3 MB; score ran past 120 s)."""
     left, right = _chain(500_000)
 
     def edit(f):  # compressed, as the probe's file was
         _replace_forest(f, left, right, np.arange(100), max_samples=256, compression="gzip", shuffle=True)
 
-    bad = crafted(built, "model", tmp_path, edit)
+    bad = crafted(forested, "model", tmp_path, edit)
     assert bad.stat().st_size < 10 << 20
-    refused(capsys, _commands(built, bad, tmp_path)[0], "scorer/forest", bad)
+    refused(capsys, _commands(forested, bad, tmp_path)[0], "scorer/forest", bad)
 
+
+
+def test_tails_columns_out_of_order_are_exit_3(tmp_path, capsys, built):
+    """The tails part reads its columns as sorted (a binary search): a crafted order is refused by
+    every command that scores with the model (``score`` of the training rows reads their stored scores)."""
+    def edit(f):
+        replace_dataset(f, "scorer/tails/sorted", f["scorer/tails/sorted"][()][::-1].copy())
+
+    bad = crafted(built, "model", tmp_path, edit)
+    shard = ["score", bad, built["features"], "--shard", "0/2", "-o", tmp_path / "shard.h5"]
+    for args in [shard, *_commands(built, bad, tmp_path)[1:]]:
+        refused(capsys, args, "tails", bad)
 
 # =========================================================================== encodings
 def _encoding_edit(change):

@@ -159,7 +159,7 @@ def test_the_table_names_each_standardised_part_by_its_z_score_and_the_range_by_
     code, out, err = run_cli(capsys, "explain", folder / "out" / "model.h5", folder / "out" / "features.h5", "--top", "1")
     assert code == 0, err
     title = next(line for line in out.splitlines() if line.startswith("#1 id "))
-    for part in ("knn", "l2", "iforest"):
+    for part in ("knn", "l2", "tails"):
         assert f"{part} z " in title, title
     assert "range +" in title and "range z" not in title, title
     as_json = explained(capsys, folder, "--top", "1")["rows"][0]["parts"]

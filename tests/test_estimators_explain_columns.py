@@ -53,7 +53,7 @@ def test_the_spiked_column_comes_first_with_a_normal_expected_value(metrics, cap
         assert first["value"] == table.loc[entry["id"], spiked]
         assert normal[0] <= first["expected"] <= normal[1], entry  # what the host's normal rows hold, not the spike
         assert first["contribution"] > 0 and first["share"] == max(c["share"] for c in entry["columns"])
-        assert first["parts"]["iforest"] > 0  # the forest part, which drives the default score, is split too
+        assert first["parts"]["tails"] > 0  # the tails part, per column like the range, is split too
 
 
 def test_a_category_holding_its_expected_value_is_never_blamed(metrics, capsys):

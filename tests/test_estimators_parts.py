@@ -295,7 +295,7 @@ def strokes(n=600, d=300, seed=0):
 
 
 def test_auto_leaves_the_per_column_parts_out_only_on_wide_data_where_rows_leave_the_range_by_chance():
-    narrow = parts.parts_of("distance+forest")
+    narrow = parts.parts_of("distance+tails")
     assert parts.parts_of("auto") == narrow  # on most data
     wide = strokes()
     assert parts.OutsideRange().fit(wide, 0).level_ >= parts.WIDE_LEVEL
@@ -307,7 +307,7 @@ def test_auto_leaves_the_per_column_parts_out_only_on_wide_data_where_rows_leave
     assert parts.OutsideRange().fit(dense, 0).level_ < 1 and parts.resolve("auto", dense, 0) == narrow
     flags = (rng.random((600, 300)) < 0.005).astype(np.float32)  # wide rare 0/1 flags: a row is one range out at most
     assert parts.OutsideRange().fit(flags, 0).level_ == 1.0 and parts.resolve("auto", flags, 0) == narrow
-    assert parts.resolve("distance+forest", wide, 0) == narrow  # only "auto" chooses
+    assert parts.resolve("distance+tails", wide, 0) == narrow  # only "auto" chooses
 
 
 def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
@@ -316,7 +316,7 @@ def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
     monkeypatch.setattr(parts, "WIDE_LEVEL", level)
     assert parts.resolve("auto", wide, 0) == ("knn", "l2")
     monkeypatch.setattr(parts, "WIDE_LEVEL", np.nextafter(level, np.inf))
-    assert parts.resolve("auto", wide, 0) == parts.parts_of("distance+forest")
+    assert parts.resolve("auto", wide, 0) == parts.parts_of("distance+tails")
     # the level is that of a range fitted as the score fits it, with the same seed
     assert parts.OutsideRange().fit(wide, 1).level_ != level
 
@@ -327,7 +327,7 @@ def test_default_score_on_wide_pixel_like_data_is_knn_and_l2_and_is_stored(tmp_p
     assert det.score == "auto" and det.score_parts_ == ("knn", "l2")
     assert [p.name for p in det.parts_] == ["knn", "l2"]
     # the rule read the kept rows: the sample the score's range would be fitted on
-    narrow = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
+    narrow = DeepUAD(score="distance+tails", seed=0, **SMALL).fit(X)
     kept = narrow.parts_[narrow.score_parts_.index("range")]
     assert kept.level_ >= parts.WIDE_LEVEL
     # the same network and reference: the two scores' k-NN and error parts are the same, standardised alike
@@ -342,7 +342,7 @@ def test_default_score_on_wide_pixel_like_data_is_knn_and_l2_and_is_stored(tmp_p
     assert back.score == "auto" and back.score_parts_ == ("knn", "l2")
     np.testing.assert_array_equal(back.decision_function(X), det.decision_function(X))
     # on a narrow table the same default keeps every part
-    assert DeepUAD(seed=0, **SMALL).fit(table()).score_parts_ == parts.parts_of("distance+forest")
+    assert DeepUAD(seed=0, **SMALL).fit(table()).score_parts_ == parts.parts_of("distance+tails")
 
 
 def test_default_finds_a_later_spike_on_wide_pixel_like_data():
@@ -359,9 +359,10 @@ def test_default_finds_a_later_spike_on_wide_pixel_like_data():
     normal = np.setdiff1d(np.arange(400), spiked)
     scores = det.decision_function(later)
     assert (scores[spiked] > np.percentile(scores[normal], 99)).all()
-    # the four parts together miss most of them: the range, the forest and their noise lead there
-    four = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X).decision_function(later)
-    assert np.mean(four[spiked] > np.percentile(four[normal], 99)) < 0.5
+    # the per-column parts' noise leads there: with them (the tails or the forest, and the range) most are missed
+    for score in ("distance+tails", "distance+forest"):
+        four = DeepUAD(score=score, seed=0, **SMALL).fit(X).decision_function(later)
+        assert np.mean(four[spiked] > np.percentile(four[normal], 99)) < 0.5, score
 
 
 def test_tails_part_sums_each_columns_smaller_tail_and_sees_a_tight_group_far_out():

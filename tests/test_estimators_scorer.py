@@ -200,7 +200,7 @@ def test_the_score_that_chooses_by_the_data_reads_the_kept_sample_with_the_fit_s
     (score, kept, seed), = seen
     assert score == "auto" and seed == 7
     np.testing.assert_array_equal(kept, X[kept_rows])  # the rows the range would be fitted on
-    assert scorer.score == "auto" and scorer.score_parts_ == parts.parts_of("distance+forest")  # 4 narrow columns
+    assert scorer.score == "auto" and scorer.score_parts_ == parts.parts_of("distance+tails")  # 4 narrow columns
 
 
 def test_the_paper_score_fits_nothing_and_keeps_its_name_and_width(data):

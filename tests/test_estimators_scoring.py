@@ -127,7 +127,7 @@ def test_scorer_survives_get_state_and_restore():
     X, _ = magnitude_anomalies()
     det = DeepUAD(seed=0, **EXPLICIT).fit(X)
     arrays, meta = det.get_state()
-    assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/score_weights", "scorer/forest/left"} <= set(arrays)
+    assert {"scorer/reference", "scorer/score_center", "scorer/score_scale", "scorer/score_weights", "scorer/tails/sorted"} <= set(arrays)
     fresh = DeepUAD(seed=0, **EXPLICIT)
     fresh.set_state((arrays, meta), X.shape[1], len(X), with_optimizer=False)
     np.testing.assert_array_equal(fresh.decision_function(X), det.decision_function(X))

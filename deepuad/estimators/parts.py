@@ -1,8 +1,8 @@
 """The parts of ``DeepUAD``'s score: each part says, in its own way, how far a row is from the
 data, and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``)
 measure it against what the network learnt from the rows Algorithm 1 kept; the forest and the
-range against a seeded sample of those kept rows (``fitted_on = "kept"``); the k-NN part against
-the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
+range against a seeded sample of those kept rows (``fitted_on = "kept"``); the k-NN and tails parts
+against the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
 in scorer.py, the fitted score the parts make, says why).
 
 A part is a class with a ``name``, fitted on the reference or on the kept rows (``fitted_on``):
@@ -367,13 +367,14 @@ PARTS: dict[str, type[Part]] = {part.name: part for part in (SquaredError, Cosin
 SCORES: dict[str, tuple[str, ...]] = {
     "distance": ("knn", "l2", "range"),
     "distance+forest": ("knn", "l2", "iforest", "range"),
+    "distance+tails": ("knn", "l2", "range", "tails"),
     "knn+l2": ("knn", "l2"),
     "combined": ("l2", "iforest"),
 }
 
 # the scores that choose their parts by the data (``resolve``): (the score on most data, the score on
 # wide data where per-column parts are noise)
-BY_DATA: dict[str, tuple[str, str]] = {"auto": ("distance+forest", "knn+l2")}
+BY_DATA: dict[str, tuple[str, str]] = {"auto": ("distance+tails", "knn+l2")}
 # wide data: at least this many columns, and normal rows lying at least this many ranges beyond the
 # kept rows' range by chance (the range part's level L, fitted on the kept rows)
 WIDE_COLUMNS = 200
@@ -402,11 +403,11 @@ def parts_of(score: str) -> tuple[str, ...]:
 def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
     """The parts ``score`` combines on data whose kept rows (a seeded sample of them) are ``kept``.
 
-    ``"auto"``: ``distance+forest``, but on wide data ``knn+l2``, the k-NN and network parts alone.
+    ``"auto"``: ``distance+tails``, but on wide data ``knn+l2``, the k-NN and network parts alone.
     Wide: at least ``WIDE_COLUMNS`` columns, and a range part fitted on the kept rows (as the score
     fits it, same seed) at a level of at least ``WIDE_LEVEL`` ranges: normal rows commonly lie far
     beyond some column's range by chance (pixels, most of them blank, a few inked). There the
-    per-column parts are noise: the forest splits one column of hundreds at a time, and a spike ten
+    per-column parts are noise: the tails part sums hundreds of columns' chance tails, and a spike ten
     ranges out is no farther out than normal rows are by chance, so the range part cannot tell it and
     drowns the parts that can (a spike in one column moves the row away from every other row and
     from what the network reconstructs). On a table normal rows seldom leave the range (L near 0,
