@@ -221,15 +221,17 @@ def _seeds_per_set(rows: list[dict], method: str, names: list[str]) -> str:
         "every set" if not fewer else f"{_sets(len(seeds) - len(fewer))}, fewer on {len(fewer)}{named}")
 
 
-ABLATIONS = ("deepuad", "ablation:no-cleaning", "ablation:kept-reference", "ablation:l2-alone", "ablation:knn-alone",
-             "ablation:iforest-alone", "ablation:range-alone", "deepuad-paper", "iforest")
+# the ablation columns, in this order; between them, each part alone ("ablation:<part>-alone"), as the CSV holds them
+ABLATIONS = ("deepuad", "ablation:no-cleaning", "ablation:kept-reference")
+ABLATIONS_AFTER = ("deepuad-paper", "iforest")
 
 
 def _ablation_table(names: list[str], methods: list[str], cell: dict, info: dict) -> list[str]:
     """Per half and family, the default against itself without cleaning (network and parts on all
     rows), with its parts fitted on the kept rows, each part alone, the paper's reading and Isolation
     Forest (bench/parts_panel.py --ablations), over the sets all of them finished."""
-    shown = [m for m in ABLATIONS if m in methods]
+    alone = sorted(m for m in methods if m.startswith("ablation:") and m.endswith("-alone"))
+    shown = [m for m in (*ABLATIONS, *alone, *ABLATIONS_AFTER) if m in methods]
     if not any(m.startswith("ablation:") for m in shown):
         return []
     lines = ["## Ablations of the default", "",
