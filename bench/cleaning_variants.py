@@ -114,15 +114,31 @@ def table(csv_path: Path, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def exploration_args(doc: str, script: str) -> argparse.Namespace:
+    """The command line of an exploration of a split's tuning half (this script's, tails_gate's), refused
+    where the split's held-out half has run."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
     parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
     parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "cleaning_variants", args.rerun_used_split)
+    refuse_used_split(args.split_seed, script, args.rerun_used_split)
+    return args
+
+
+def tuning_sets(args: argparse.Namespace, csv_path: Path) -> list:
+    """The tuning half's sets of ``args.split_seed`` this process takes (``--part``), but those ``csv_path`` holds."""
+    sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
+    halves = panel.split(sets, args.split_seed)
+    done = {r["dataset"] for r in csv.DictReader(csv_path.open())} if csv_path.exists() else set()
+    k, n = (int(v) for v in args.part.split("/"))
+    return [s for s in [s for s in sets if halves[s[0]] == "tuning"][k::n] if s[0] not in done]
+
+
+def main() -> None:
+    args = exploration_args(__doc__, "cleaning_variants")
     csv_path = panel.RESULTS / f"cleaning_variants_split{args.split_seed}.csv"
     if not args.table_only:
         import torch
@@ -132,14 +148,7 @@ def main() -> None:
 
         torch.set_num_threads(1)
         warnings.filterwarnings("ignore")
-        sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
-        halves = panel.split(sets, args.split_seed)
-        done = {r["dataset"] for r in csv.DictReader(csv_path.open())} if csv_path.exists() else set()
-        k, n = (int(v) for v in args.part.split("/"))
-        tuning = [s for s in sets if halves[s[0]] == "tuning"]
-        for name, family, _, load in tuning[k::n]:
-            if name in done:
-                continue
+        for name, family, _, load in tuning_sets(args, csv_path):
             Xfit, _, Xscore, y = load()
             if y.min() == y.max():
                 continue

@@ -26,7 +26,6 @@ The table gives the mean AUROC per family and per synthetic type and share, with
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, best_peer, group_of, refuse_used_split  # noqa: E402
+from cleaning_variants import best_peer, exploration_args, group_of, tuning_sets  # noqa: E402
 
 from deepuad.estimators import parts, selection  # noqa: E402
 
@@ -118,14 +117,7 @@ def table(csv_path: Path, seed: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split-seed", type=int, required=True)
-    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
-    parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
-    parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
-    args = parser.parse_args()
-    refuse_used_split(args.split_seed, "tails_gate", args.rerun_used_split)
+    args = exploration_args(__doc__, "tails_gate")
     csv_path = panel.RESULTS / f"tails_gate_split{args.split_seed}.csv"
     if not args.table_only:
         import torch
@@ -137,13 +129,7 @@ def main() -> None:
         parts.BY_DATA["forest-auto+tails"] = ("distance+forest+tails", "knn+l2")
         gate = Gate()
         selection.select_low_variance = gate
-        sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
-        halves = panel.split(sets, args.split_seed)
-        done = {r["dataset"] for r in csv.DictReader(csv_path.open())} if csv_path.exists() else set()
-        k, n = (int(v) for v in args.part.split("/"))
-        for name, family, _, load in [s for s in sets if halves[s[0]] == "tuning"][k::n]:
-            if name in done:
-                continue
+        for name, family, _, load in tuning_sets(args, csv_path):
             Xfit, _, Xscore, y = load()
             if y.min() == y.max():
                 continue

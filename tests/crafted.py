@@ -209,30 +209,40 @@ def model_with_selections(base: Path, out: Path, size: int = UNDER_10_MB, over: 
     return pad(out, size)
 
 
-def _replace_reference(f: h5py.File, reference: np.ndarray) -> None:
+def _copies_of_reference(f: h5py.File) -> int:
+    """How many copies of the reference rows a model stores: the reference, the k-NN part's rows,
+    and the tails part's sorted columns where its score has that part."""
+    return 2 + ("scorer/tails/sorted" in f)
+
+
+def _replace_reference(f: h5py.File, reference: np.ndarray, tails: bool | None = None) -> None:
     """``scorer/reference`` replaced by ``reference``, every row of it kept, and the k-NN part's
-    own rows the same rows."""
-    for name in ("scorer/reference", "scorer/reference_kept", "scorer/knn/reference"):
+    own rows the same rows (and, where the model has the tails part or ``tails`` says so, its
+    columns those rows, sorted)."""
+    tails = "scorer/tails/sorted" in f if tails is None else tails
+    for name in ("scorer/reference", "scorer/reference_kept", "scorer/knn/reference", "scorer/tails/sorted"):
         if name in f:
             del f[name]
     f.create_dataset("scorer/reference", data=reference)
     f.create_dataset("scorer/reference_kept", data=np.ones(len(reference), dtype=np.uint8))
     f.create_dataset("scorer/knn/reference", data=reference)
+    if tails:
+        f.create_dataset("scorer/tails/sorted", data=np.sort(reference, axis=0))
 
 
 def model_with_reference(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     """A finished model whose k-NN rows fill the file (deepuad stores them uncompressed, so they
-    may hold no more than the file does: the reference and the k-NN part's copy of it share it),
-    every row its neighbour (k = rows - 1)."""
+    may hold no more than the file does: the reference and the k-NN part's copy of it share it, and
+    the tails part's sorted copy where the score has it), every row its neighbour (k = rows - 1)."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
-        width = f["scorer/reference"].shape[1]
-        for name in ("scorer/reference", "scorer/knn/reference"):
+        width, copies = f["scorer/reference"].shape[1], _copies_of_reference(f)
+        for name in ("scorer/reference", "scorer/knn/reference", "scorer/tails/sorted"):
             if name in f:
                 del f[name]
-        rows = _model_size_left(f, size) // (2 * 4 * width + 1)
+        rows = _model_size_left(f, size) // (copies * 4 * width + 1)
         rng = np.random.default_rng(0)
-        _replace_reference(f, rng.random((rows, width), dtype=np.float32))
+        _replace_reference(f, rng.random((rows, width), dtype=np.float32), tails=copies == 3)
         params = json.loads(f.attrs["params"])
         params["n_neighbors"] = rows - 1
         f.attrs["params"] = json.dumps(params)
@@ -241,8 +251,8 @@ def model_with_reference(base: Path, out: Path, size: int = UNDER_10_MB) -> Path
 
 
 def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
-    """A finished model whose isolation forest is as costly to walk as the bounds allow: the most
-    trees, each a chain of the most levels its samples allow, on a reference grown to make those
+    """A finished model whose isolation forest is as costly to walk as the bounds allow (``base`` a
+    model whose score has the forest): the most trees, each a chain of the most levels its samples allow, on a reference grown to make those
     samples as many as the file can hold."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
@@ -255,7 +265,7 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
             samples = 1 << (depth - 1)
             samples += 1  # ceil(log2(samples)) == depth
             forest_bytes = trees * (2 * depth + 1) * 40
-            reference_bytes = 2 * samples * width * 4
+            reference_bytes = _copies_of_reference(f) * samples * width * 4
             if forest_bytes + reference_bytes < _model_size_left(f, size):
                 break
         assert forest_depth_limit(samples) == depth
@@ -343,7 +353,8 @@ NARROW_WIDTHS = (2, 5, 10, 20, 40)
 def build_base(folder: Path, cli, epochs: int = 100, widths: tuple = NARROW_WIDTHS) -> dict[str, Path]:
     """The run the crafted files are made from: 2,000 rows of the KDDCUP sample through extract,
     cluster, train (``epochs``) and score, and 1,000 further rows extracted with --like (the new
-    data a model scores); and for each of ``widths``, a model of that many columns and its
+    data a model scores); the same training with ``--score distance+forest`` ("forest_model": the
+    default score has no forest); and for each of ``widths``, a model of that many columns and its
     features (5,000 rows of five blobs, 2 epochs: "model{width}", "features{width}").
     ``cli(*args)`` runs the command line and returns (code, out, err)."""
     import gzip
@@ -351,11 +362,13 @@ def build_base(folder: Path, cli, epochs: int = 100, widths: tuple = NARROW_WIDT
     lines = gzip.open(SAMPLE, "rt").read().splitlines()
     (folder / "base.csv").write_text("\n".join(lines[:2001]) + "\n")
     (folder / "new.csv").write_text("\n".join([lines[0], *lines[2001:3001]]) + "\n")
-    paths = {name: folder / f"{name}.h5" for name in ("features", "clusters", "model", "scores", "new")}
+    paths = {name: folder / f"{name}.h5" for name in ("features", "clusters", "model", "forest_model", "scores", "new")}
     label = ["--label-column", "label", "--anomaly-values", "normal."]
     steps = [("extract", folder / "base.csv", *label, "-o", paths["features"]),
              ("cluster", paths["features"], "-o", paths["clusters"]),
              ("train", paths["features"], paths["clusters"], "-o", paths["model"], "--epochs", epochs, "--threads", "1"),
+             ("train", paths["features"], paths["clusters"], "-o", paths["forest_model"], "--epochs", epochs, "--threads", "1",
+              "--score", "distance+forest"),
              ("score", paths["model"], paths["features"], "-o", paths["scores"], "--threads", "1"),
              ("extract", folder / "new.csv", "--like", paths["features"], "-o", paths["new"])]
     rng = np.random.default_rng(0)
@@ -407,7 +420,7 @@ def worst_cases(base: dict[str, Path], folder: Path) -> list[tuple[str, list, Pa
                          ("parquet", ["-o", folder / "flagged.parquet"]), ("table", ["--format", "table"])):
         cases.append((f"scores, every row flagged: top --flagged ({fmt})", ["-q", "top", flagged, "--flagged", *options], flagged))
     for name, craft in MODELS.items():
-        model = craft(base["model"], folder / f"{name}.model.h5")
+        model = craft(base["forest_model" if name == "forest" else "model"], folder / f"{name}.model.h5")
         cases += [(f"model ({name}): score", ["-q", "score", model, base["new"], "-o", out, "--threads", "1", "--force"], model),
                   (f"model ({name}): explain", ["-q", "explain", model, base["new"], "--force", "--json"], model),
                   (f"model ({name}): top --flagged --explain ({EXPLAIN_FLAGGED} rows)",

@@ -394,3 +394,17 @@ def test_tails_part_sums_each_columns_smaller_tail_and_sees_a_tight_group_far_ou
 def test_tails_part_refuses_arrays_fit_could_not_have_made(sorted_rows):
     with pytest.raises(ValueError):
         parts.PARTS["tails"]().restore({"tails/sorted": sorted_rows}, 1)
+
+
+def test_tails_part_counts_ties_on_both_sides_and_scores_any_number_of_rows_alike():
+    reference = np.array([[0.0], [0.0], [0.0], [1.0], [1.0]])  # ties: a sorted column holds equal values
+    part = parts.PARTS["tails"]().restore(parts.PARTS["tails"]().fit(reference, 0).state(), 1)
+    # at 0: 3 rows at or below it, 5 at or above it; at 1: 5 and 2; at 0.5: 3 and 2
+    np.testing.assert_allclose(part.values(np.array([[0.0], [1.0], [0.5]]), {}),
+                               -np.log(np.array([4.0, 3.0, 3.0]) / 6.0))
+    many = np.random.default_rng(1).normal(size=(16500, 1))  # more rows than one block
+    values = part.values(many, {})
+    np.testing.assert_array_equal(values[16380:16390], part.values(many[16380:16390], {}))
+    assert values.dtype == np.float64 and values.shape == (16500,)
+    with pytest.raises(ValueError, match="tails"):
+        parts.PARTS["tails"]().restore({"tails/sorted": reference[::-1]}, 1)
