@@ -134,7 +134,18 @@ def tuning_sets(args: argparse.Namespace, csv_path: Path) -> list:
     halves = panel.split(sets, args.split_seed)
     done = {r["dataset"] for r in csv.DictReader(csv_path.open())} if csv_path.exists() else set()
     k, n = (int(v) for v in args.part.split("/"))
-    return [s for s in [s for s in sets if halves[s[0]] == "tuning"][k::n] if s[0] not in done]
+    mine = [s for s in sets if halves[s[0]] == "tuning"][k::n]
+    return [s for s in mine if s[0] not in done]
+
+
+def append_row(csv_path: Path, fields: list[str], row: dict) -> None:
+    """``row`` appended to ``csv_path``, its header first where the file is new (the explorations resume)."""
+    new = not csv_path.exists()
+    with csv_path.open("a", newline="") as out:
+        writer = csv.DictWriter(out, fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def main() -> None:
@@ -163,12 +174,7 @@ def main() -> None:
             paper, trim = kept["paper (default)"], kept["trim"]
             row.update({"paper kept": round(len(paper) / len(Xfit), 5), "trim kept": round(len(trim) / len(Xfit), 5),
                         "overlap": round(len(paper & trim) / len(paper | trim), 5)})
-            new = not csv_path.exists()
-            with csv_path.open("a", newline="") as out:
-                writer = csv.DictWriter(out, ["dataset", "family", *VARIANTS, *SIGNALS])
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(csv_path, ["dataset", "family", *VARIANTS, *SIGNALS], row)
             print(name, row, flush=True)
     (panel.RESULTS / f"cleaning_variants_split{args.split_seed}.md").write_text(table(csv_path, args.split_seed))
 

@@ -127,8 +127,11 @@ def set_row(name: str, family: str, y: np.ndarray, values: dict) -> dict:
 
 
 def table(csv_path: Path, seed: int) -> str:
+    """The markdown tables of a CSV this script wrote, for the parts its rows hold (the default's when it ran)."""
     rows = [r for r in csv.DictReader(csv_path.open())]
     families = sorted({r["family"] for r in rows})
+    parts = [column[len("auroc:"):] for column in rows[0] if column.startswith("auroc:")]
+    standardised = [p for p in parts if score_parts.PARTS[p].standardised]
 
     def mean_of(column, members):
         return float(np.mean([float(r[column]) for r in members]))
@@ -137,17 +140,17 @@ def table(csv_path: Path, seed: int) -> str:
              "`python bench/part_choice.py` (see its docstring). Mean AUROC by family and the mean of family means; "
              "`best part (labels)` is a ceiling that needs the labels.", "",
              "| | " + " | ".join(families) + " | mean of family means |", "|---|" + "---:|" * (len(families) + 1)]
-    for column in (*(f"auroc:{p}" for p in DEFAULT_PARTS), *VARIANTS):
+    for column in (*(f"auroc:{p}" for p in parts), *VARIANTS):
         means = [mean_of(column, [r for r in rows if r["family"] == f]) for f in families]
         lines.append(f"| {column.replace('auroc:', '')} alone |" if column.startswith("auroc:") else f"| {column} |")
         lines[-1] += " " + " | ".join(f"{m:.3f}" for m in means) + f" | {np.mean(means):.4f} |"
-    best = [max(STANDARDISED, key=lambda p: float(r[f"auroc:{p}"])) for r in rows]
-    fixed = max(STANDARDISED, key=best.count)
-    lines += ["", f"How often the part a signal ranks first is the set's best of {', '.join(STANDARDISED)} "
+    best = [max(standardised, key=lambda p: float(r[f"auroc:{p}"])) for r in rows]
+    fixed = max(standardised, key=best.count)
+    lines += ["", f"How often the part a signal ranks first is the set's best of {', '.join(standardised)} "
               f"({len(rows)} sets; always {fixed}: {best.count(fixed) / len(rows):.2f}):", "",
               "| signal | first is best |", "|---|---:|"]
     for signal in SIGNALS:
-        firsts = [max(STANDARDISED, key=lambda p: np.nan_to_num(float(r[f"{signal}:{p}"]), nan=-np.inf)) for r in rows]
+        firsts = [max(standardised, key=lambda p: np.nan_to_num(float(r[f"{signal}:{p}"]), nan=-np.inf)) for r in rows]
         lines.append(f"| {signal} | {np.mean([f == b for f, b in zip(firsts, best)]):.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import best_peer, exploration_args, group_of, tuning_sets  # noqa: E402
+from cleaning_variants import append_row, best_peer, exploration_args, group_of, tuning_sets  # noqa: E402
 
 from deepuad.estimators import parts, selection  # noqa: E402
 
@@ -139,12 +139,7 @@ def main() -> None:
             gate.values = parts.PARTS["tails"]().fit(Xfit, 0).values(Xfit, {})
             row.update({"gated" if k == "default" else f"gated {k}": v for k, v in aurocs(Xfit, Xscore, y).items()})
             row = {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
-            new = not csv_path.exists()
-            with csv_path.open("a", newline="") as out:
-                writer = csv.DictWriter(out, ["dataset", "family", *COLUMNS])
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_row(csv_path, ["dataset", "family", *COLUMNS], row)
             print(name, row, flush=True)
     (panel.RESULTS / f"tails_gate_split{args.split_seed}.md").write_text(table(csv_path, args.split_seed))
 

@@ -209,17 +209,9 @@ def model_with_selections(base: Path, out: Path, size: int = UNDER_10_MB, over: 
     return pad(out, size)
 
 
-def _copies_of_reference(f: h5py.File) -> int:
-    """How many copies of the reference rows a model stores: the reference, the k-NN part's rows,
-    and the tails part's sorted columns where its score has that part."""
-    return 2 + ("scorer/tails/sorted" in f)
-
-
-def _replace_reference(f: h5py.File, reference: np.ndarray, tails: bool | None = None) -> None:
+def _replace_reference(f: h5py.File, reference: np.ndarray, tails: bool) -> None:
     """``scorer/reference`` replaced by ``reference``, every row of it kept, and the k-NN part's
-    own rows the same rows (and, where the model has the tails part or ``tails`` says so, its
-    columns those rows, sorted)."""
-    tails = "scorer/tails/sorted" in f if tails is None else tails
+    own rows the same rows (with ``tails``, the tails part's columns those rows, sorted)."""
     for name in ("scorer/reference", "scorer/reference_kept", "scorer/knn/reference", "scorer/tails/sorted"):
         if name in f:
             del f[name]
@@ -236,13 +228,13 @@ def model_with_reference(base: Path, out: Path, size: int = UNDER_10_MB) -> Path
     the tails part's sorted copy where the score has it), every row its neighbour (k = rows - 1)."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
-        width, copies = f["scorer/reference"].shape[1], _copies_of_reference(f)
+        width, tails = f["scorer/reference"].shape[1], "scorer/tails/sorted" in f
         for name in ("scorer/reference", "scorer/knn/reference", "scorer/tails/sorted"):
             if name in f:
                 del f[name]
-        rows = _model_size_left(f, size) // (copies * 4 * width + 1)
+        rows = _model_size_left(f, size) // ((2 + tails) * 4 * width + 1)  # the reference and its copies
         rng = np.random.default_rng(0)
-        _replace_reference(f, rng.random((rows, width), dtype=np.float32), tails=copies == 3)
+        _replace_reference(f, rng.random((rows, width), dtype=np.float32), tails)
         params = json.loads(f.attrs["params"])
         params["n_neighbors"] = rows - 1
         f.attrs["params"] = json.dumps(params)
@@ -256,7 +248,7 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
     samples as many as the file can hold."""
     _copy(base, out)
     with h5py.File(out, "a") as f:
-        width = f["scorer/reference"].shape[1]
+        width, tails = f["scorer/reference"].shape[1], "scorer/tails/sorted" in f
         trees = KeptForest.MAX_TREES
         # the forest's bytes (5 arrays of 8 bytes a node, 2 x depth + 1 nodes a tree) and the
         # reference's (its rows bound the samples, and so the depth; the k-NN part's copy of it too)
@@ -265,11 +257,11 @@ def model_with_forest(base: Path, out: Path, size: int = UNDER_10_MB) -> Path:
             samples = 1 << (depth - 1)
             samples += 1  # ceil(log2(samples)) == depth
             forest_bytes = trees * (2 * depth + 1) * 40
-            reference_bytes = _copies_of_reference(f) * samples * width * 4
+            reference_bytes = (2 + tails) * samples * width * 4
             if forest_bytes + reference_bytes < _model_size_left(f, size):
                 break
         assert forest_depth_limit(samples) == depth
-        _replace_reference(f, np.zeros((samples, width), dtype=np.float32))
+        _replace_reference(f, np.zeros((samples, width), dtype=np.float32), tails)
         nodes = 2 * depth + 1
         left = np.full(trees * nodes, -1, dtype=np.int64)
         right = np.full(trees * nodes, -1, dtype=np.int64)
