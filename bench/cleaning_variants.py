@@ -69,6 +69,16 @@ def best_peer(members: list[str], peers: dict[str, dict[str, float]]) -> str:
     return f"{max(means.values()):.3f} ({max(means, key=means.get)})" if means else ""
 
 
+def peer_runs() -> dict[str, dict[str, float]]:
+    """{peer: {set: AUROC}}: the peers' seed-0 runs (panel.csv), for the goal beside each row."""
+    peers: dict[str, dict[str, float]] = {}
+    panel_csv = panel.RESULTS / "panel.csv"
+    for r in csv.DictReader(panel_csv.open()) if panel_csv.exists() else ():
+        if r["method"] in panel.PEERS and r["seed"] == "0":
+            peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
+    return peers
+
+
 def table(csv_path: Path, seed: int) -> str:
     rows = list(csv.DictReader(csv_path.open()))
     families: dict[str, dict[str, list[float]]] = {}
@@ -80,11 +90,7 @@ def table(csv_path: Path, seed: int) -> str:
         for name in VARIANTS:
             families.setdefault(r["family"], {}).setdefault(name, []).append(float(r[name]))
             groups.setdefault(group_of(r["dataset"], r["family"]), {}).setdefault(name, []).append(float(r[name]))
-    peers: dict[str, dict[str, float]] = {}  # the peers' seed-0 runs (panel.csv), for the goal beside each row
-    panel_csv = panel.RESULTS / "panel.csv"
-    for r in csv.DictReader(panel_csv.open()) if panel_csv.exists() else ():
-        if r["method"] in panel.PEERS and r["seed"] == "0":
-            peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
+    peers = peer_runs()
     head = "| | sets | " + " | ".join(VARIANTS) + " | best peer |\n|---|---:|" + "---:|" * len(VARIANTS) + "---:|\n"
     lines = [f"# Cleaning rules side by side (SPLIT_SEED {seed}, tuning half, seed 0)", "",
              "`python bench/cleaning_variants.py` (see its docstring): the package's default score on each cleaning; "

@@ -222,7 +222,7 @@ def _seeds_per_set(rows: list[dict], method: str, names: list[str]) -> str:
 
 
 # the ablation columns, in this order; between them, each part alone ("ablation:<part>-alone"), as the CSV holds them
-ABLATIONS = ("deepuad", "ablation:no-cleaning", "ablation:kept-reference")
+ABLATIONS = ("deepuad", "ablation:no-cleaning", "ablation:kept-reference", "ablation:untrimmed-reference")
 ABLATIONS_AFTER = ("deepuad-paper", "iforest")
 
 
@@ -236,7 +236,8 @@ def _ablation_table(names: list[str], methods: list[str], cell: dict, info: dict
         return []
     lines = ["## Ablations of the default", "",
              "`no-cleaning`: the network trained on every row and the parts fitted on all rows; `kept-reference`: the "
-             "parts fitted on the kept rows instead of all rows; `<part>-alone`: one part of the default, as the "
+             "parts fitted on the kept rows instead of all rows; `untrimmed-reference`: the reference not trimmed by its tails "
+             "(cleaning.tails_trim); `<part>-alone`: one part of the default, as the "
              "default fits it; then the paper's reading and Isolation Forest. Mean AUROC per family.", ""]
     for half in ("tuning", "held-out"):
         members = [n for n in names if info[n]["half"] == half and all((n, m) in cell for m in shown)]

@@ -49,6 +49,7 @@ from candidates import SCORE_CANDIDATES  # noqa: E402
 from panel_tables import FIELDS, write_table  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
+from deepuad.estimators.cleaning import tails_trim  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
 from deepuad.estimators.autoencoder import reconstruction_errors  # noqa: E402
 from deepuad.estimators.base import threshold_for_contamination  # noqa: E402
@@ -147,7 +148,21 @@ class Values:
     """Each part's values on the scored rows and on the reference, fitted from a cache on demand."""
 
     def __init__(self, cache, Xscore: np.ndarray, seed: int):
-        self.cache, self.X, self.seed, self.memo = cache, Xscore, seed, {}
+        self.cache, self.X, self.seed, self.memo = dict(cache), Xscore, seed, {}
+
+    def trimmed(self, cutoff: float | None) -> str:
+        """The view "mixed" with its reference trimmed by its tails (cleaning.tails_trim at ``cutoff``),
+        added to the cache under "trim<cutoff>" on first use; "mixed" itself where ``cutoff`` is None."""
+        if cutoff is None:
+            return "mixed"
+        view = f"trim{cutoff}"
+        if f"{view}/reference" not in self.cache:
+            keep = tails_trim(self.cache["mixed/reference"], cutoff)
+            self.cache[f"{view}/reference"] = self.cache["mixed/reference"][keep]
+            for kind in ("cosine", "l2"):
+                self.cache[f"{view}/{kind}@ref"] = self.cache[f"mixed/{kind}@ref"][keep]
+                self.cache[f"{view}/{kind}"] = self.cache[f"mixed/{kind}"]
+        return view
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.memo:
@@ -205,7 +220,8 @@ def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Val
     numbers (``--check``)."""
     if spec is None and "default_threshold" in cache.cache and not views:
         return package_row(info, seed, y, cache.cache)
-    prefix, parts, weights, kept_parts, wide = spec or ("mixed", *default)
+    prefix, parts, weights, kept_parts, wide, trim = spec or ("mixed", *default)
+    prefix = cache.trimmed(trim) if prefix == "mixed" else prefix
     parts = wide_parts(cache, wide, "all" if prefix == "all" else "kept") or parts
     return row_for(info, method, seed, y, score_of(cache, prefix, parts, weights, kept_parts), float(cache.cache["kept_seconds"]))
 
@@ -236,6 +252,7 @@ def main() -> None:
     default_parts = score_parts.parts_of(DEFAULTS["score"])
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
     default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
+    default_trim = DEFAULTS.get("reference_trim")  # the reference trimmed by its tails (cleaning.tails_trim), or None
     default_wide = None  # a score that chooses its parts by the data (parts.resolve): those on wide data
     if DEFAULTS["score"] in score_parts.BY_DATA:
         default_wide = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]),
@@ -245,17 +262,19 @@ def main() -> None:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, "mixed", wide_parts(cache, default_wide) or default_parts, default_weights, default_kept)
+                mine = score_of(cache, cache.trimmed(default_trim), wide_parts(cache, default_wide) or default_parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
-        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide),
-                   "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide)}
-        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept, None) for p in default_parts})
+        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide, None),
+                   "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide, None)}
+        if default_trim is not None:  # the reference as drawn, every row of it
+            methods["ablation:untrimmed-reference"] = ("mixed", default_parts, default_weights, default_kept, default_wide, None)
+        methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept, None, default_trim) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
         methods = {f"deepuad:{name}": (prefix[c.get("reference", "kept")], c["parts"], c.get("weights", {}), c.get("kept_parts", ()),
-                                       c.get("wide"))
+                                       c.get("wide"), c.get("reference_trim"))
                    for name, c in SCORE_CANDIDATES.items()}
         methods["deepuad"] = None  # the package's own default: the "default" candidate of choose_defaults
     csv_path = args.results / "panel.csv"
@@ -275,7 +294,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept, default_wide),
+            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept, default_wide, default_trim),
                             args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:

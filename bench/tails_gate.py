@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import append_row, best_peer, exploration_args, group_of, tuning_sets  # noqa: E402
+from cleaning_variants import append_row, best_peer, exploration_args, group_of, peer_runs, tuning_sets  # noqa: E402
 
 from deepuad.estimators import parts, selection  # noqa: E402
 
@@ -99,10 +99,7 @@ def table(csv_path: Path, seed: int) -> str:
             members.setdefault(key, []).append(r["dataset"])
             for name in COLUMNS:
                 families.setdefault(key, {}).setdefault(name, []).append(float(r[name]))
-    peers: dict[str, dict[str, float]] = {}
-    for r in csv.DictReader((panel.RESULTS / "panel.csv").open()):
-        if r["method"] in panel.PEERS and r["seed"] == "0":
-            peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
+    peers = peer_runs()
     head = "| | sets | " + " | ".join(COLUMNS) + " | best peer |\n|---|---:|" + "---:|" * len(COLUMNS) + "---:|"
     line = lambda key: (f"| {key} | {len(members[key])} | " + " | ".join(f"{np.mean(families[key][n]):.3f}" for n in COLUMNS)
                         + f" | {best_peer(members[key], peers)} |")

@@ -16,6 +16,12 @@ robust z-scores: the log distance to its 5 nearest rows among a seeded sample of
 anomalies), and the log of its largest per-column deviation from the column's median, in IQRs (at least a tenth
 of the column's range)
 (rows far out in one column, and tight groups far from the bulk, which nearest neighbours miss).
+
+``tails_trim`` cleans the *reference* (the sample of all rows the k-NN and tails parts measure
+against) the same way: a row whose tails value (parts.Tails fitted on the reference itself) lies
+beyond the fence is left out. A group of anomalies that is many and alike (clustered anomalies at
+20 %) is each other's nearest neighbours and widens every column's distribution over itself; left
+in the reference, it hides itself from both parts.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import math
 import numpy as np
 
 from deepuad.estimators import scoring
+from deepuad.estimators.parts import Tails
 
 SAMPLE_ROWS = 2000  # reference rows for the initial outlyingness (as DeepUAD's reference_size)
 
@@ -82,3 +89,20 @@ def trim(outlyingness: np.ndarray, cutoff: float, kept: np.ndarray, labels: np.n
         threshold = float(np.partition(outlyingness, least - 1)[least - 1])
         keep = outlyingness <= threshold
     return np.flatnonzero(keep).astype(np.int64), float(threshold)
+
+
+def tails_trim(reference: np.ndarray, cutoff: float, min_share: float = 0.5) -> np.ndarray:
+    """Which rows of ``reference`` to keep (a boolean mask): those whose tails value, fitted on the
+    reference itself, is at most ``cutoff`` interquartile ranges above its upper quartile (Tukey's
+    fence; at least ``min_share`` of the rows kept, the least outlying); see the module docstring.
+
+    The plain interquartile range, not ``trim``'s: where it is 0 (most rows alike) the fence is the
+    upper quartile, and ``min_share`` bounds what that leaves out."""
+    reference = np.asarray(reference, dtype=np.float32)
+    values = Tails().fit(reference, 0).values(reference, {})
+    q1, q3 = np.percentile(values, [25, 75])
+    keep = values <= q3 + cutoff * (q3 - q1)
+    least = math.ceil(min_share * len(values))
+    if keep.sum() < least:
+        keep = values <= np.partition(values, least - 1)[least - 1]
+    return keep

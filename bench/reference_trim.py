@@ -1,0 +1,106 @@
+"""Clustered anomalies at 20 %: does trimming the reference by its tails find them? An exploration for a
+next round of the protocol (bench/choose_defaults.py): it reads the tuning half of a split that no round has
+used yet, from bench/parts_panel.py's cached fits (no network is trained), and refuses a held-out half:
+
+    python bench/reference_trim.py --split-seed 48 --cache runs/parts_cache_split31
+    # -> bench/results/reference_trim_split48.md
+
+The default's k-NN and tails parts measure a row against the reference, a sample of all rows. A group of
+anomalies that is many and alike (ADBench's clustered anomalies at 20 %) is then its own nearest
+neighbours and widens each column's distribution over itself, so both parts miss it. Trimming the
+reference by its tails (cleaning.tails_trim: a reference row whose tails value, fitted on the reference,
+lies more than ``cutoff`` spreads above the upper quartile is left out) takes such a group out where it
+lies in the tails. Columns, each scored from one cached fit per set at seed 0:
+
+* ``default``: the default frozen in 54d6b38 (``distance+tails``; ``knn+l2`` on wide data);
+* ``+forest``: the same with the forest grown on the kept rows (KDDCUP's best part);
+* ``trim C``: the default with its reference trimmed at cutoff C; ``trim C +forest`` likewise.
+
+The table gives the mean AUROC per family and per synthetic type and share, with the best peer
+(bench/results/panel.csv, seed 0) beside each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import panel  # noqa: E402
+import parts_panel  # noqa: E402
+from cleaning_variants import RERUN_HELP, best_peer, group_of, peer_runs, refuse_used_split  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+DEFAULT = (("knn", "l2", "range", "tails"), ("range",))
+FOREST = (("knn", "l2", "iforest", "range", "tails"), ("iforest", "range"))
+WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
+# column: (parts, parts fitted on the kept rows, the reference's trim cutoff or None)
+COLUMNS = {"default": (*DEFAULT, None), "+forest": (*FOREST, None),
+           **{f"trim {c}": (*DEFAULT, c) for c in (1.0, 1.5, 2.0, 3.0)},
+           **{f"trim {c} +forest": (*FOREST, c) for c in (1.0, 1.5)}}
+
+
+def aurocs(name: str, Xscore: np.ndarray, y: np.ndarray, cache_dir: Path) -> dict[str, float]:
+    cache = parts_panel.Values(np.load(cache_dir / f"{name}_s0.npz"), Xscore, 0)
+    out = {}
+    for column, (parts, kept_parts, cutoff) in COLUMNS.items():
+        parts = parts_panel.wide_parts(cache, WIDE) or parts
+        out[column] = float(roc_auc_score(y, parts_panel.score_of(cache, cache.trimmed(cutoff), parts, {}, kept_parts)))
+    return out
+
+
+def table(rows: list[dict], seed: int) -> str:
+    peers = peer_runs()
+    members: dict[str, list[str]] = {}
+    for r in rows:
+        for key in {r["family"], group_of(r["dataset"], r["family"])}:
+            members.setdefault(key, []).append(r["dataset"])
+    by_name = {r["dataset"]: r for r in rows}
+    head = ["| | sets | " + " | ".join(COLUMNS) + " | best peer |", "|---|---:|" + "---:|" * len(COLUMNS) + "---:|"]
+
+    def line(key: str, label: str) -> str:
+        return (f"| {label} | {len(members[key])} | " + " | ".join(f"{np.mean([by_name[n][c] for n in members[key]]):.3f}"
+                                                                   for c in COLUMNS) + f" | {best_peer(members[key], peers)} |")
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    lines = [f"# The reference trimmed by its tails (SPLIT_SEED {seed}, tuning half, seed 0)", "",
+             "`python bench/reference_trim.py` (see its docstring); mean AUROC.", "", "By family, and the mean of family means:",
+             "", *head, *(line(f, f) for f in families)]
+    lines.append("| **mean of family means** | | " + " | ".join(
+        f"**{np.mean([np.mean([by_name[n][c] for n in members[f]]) for f in families]):.4f}**" for c in COLUMNS) + " | |")
+    groups = sorted({group_of(r["dataset"], r["family"]) for r in rows if r["family"] == "synthetic"},
+                    key=lambda g: (g.split("_")[0], int(g.split("_")[1])))
+    lines += ["", "Synthetic anomalies by type and share:", "", *head, *(line(g, g) for g in groups)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
+    parser.add_argument("--cache", type=Path, default=parts_panel.CACHE, help="bench/parts_panel.py's cached fits")
+    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
+    args = parser.parse_args()
+    refuse_used_split(args.split_seed, "reference_trim", args.rerun_used_split)
+    warnings.filterwarnings("ignore")
+    sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
+    halves = panel.split(sets, args.split_seed)
+    rows = []
+    for name, family, _, load in sets:
+        if halves[name] != "tuning":
+            continue
+        _, _, Xscore, y = load()
+        if y.min() == y.max():
+            continue
+        rows.append({"dataset": name, "family": family, **aurocs(name, Xscore, y, args.cache)})
+        print(name, " ".join(f"{v:.3f}" for k, v in rows[-1].items() if k not in ("dataset", "family")), flush=True)
+    out = panel.RESULTS / f"reference_trim_split{args.split_seed}.md"
+    out.write_text(table(rows, args.split_seed))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
