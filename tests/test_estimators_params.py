@@ -205,7 +205,7 @@ def test_a_model_made_before_a_parameter_was_recorded_reads_as_it_was_made():
     from deepuad.stages._common import detector_params
 
     assert detector_params(_v1_params({"epochs": 3, "r": 1})) == {"epochs": 3, "r": 1, "p0": 35.0, "score": "cosine",
-                                                                  "n_neighbors": 5, "init_by": "variance"}
+                                                                  "n_neighbors": 5, "init_by": "variance", "reference_trim": None}
     assert detector_params({"epochs": 3, "r": 1}) == {"epochs": 3, "r": 1}
 
 

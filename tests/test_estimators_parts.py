@@ -6,6 +6,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from helpers import replace_dataset, rewrite, run_cli
 from deepuad.errors import InputError
@@ -135,7 +136,8 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path, 
     assert run_cli(capsys, "extract", tmp_path / "x.npz", "-o", features, "--scale", "none")[0] == 0
     det = DeepUAD(score="column0", seed=0, **SMALL).fit(X)  # a part is a score of its own, by its name
     assert det.score_parts_ == ("column0",)
-    np.testing.assert_allclose(det.decision_scores_, X[:, 0] - np.median(X[:, 0]), rtol=1e-6)
+    typical = X[cleaning.tails_trim(X, det.reference_trim)]  # fitted on the reference (all rows here) its tails leave in
+    np.testing.assert_allclose(det.decision_scores_, X[:, 0] - np.median(typical[:, 0]), rtol=1e-6)
     # explain measures its score: only column 0 moves it, by as much as it lies above its expected value
     rows = X[np.argsort(-X[:, 0])[:3]]
     contributions, _ = explain.column_contributions(det, rows, Decoder(array_encoding(6), 6), np.zeros_like(rows))
@@ -158,13 +160,15 @@ def test_a_new_part_needs_one_class_and_one_registration(monkeypatch, tmp_path, 
         DeepUAD.load(path)
 
 
-def test_network_forest_and_range_learn_the_kept_rows_and_the_other_parts_all_rows():
+def test_network_forest_and_range_learn_the_kept_rows_and_the_other_parts_all_rows_but_their_tails():
     X = table()
     det = DeepUAD(score="distance+forest", seed=0, **SMALL).fit(X)
     assert 0 < len(det.selected_) < len(X)  # the network learnt the kept rows only
     np.testing.assert_array_equal(det.reference_, X)  # fewer rows than reference_size: all of them, not the kept ones
+    typical = X[cleaning.tails_trim(X, det.reference_trim)]  # the reference less the rows far in its tails
+    assert 0 < len(X) - len(typical) < len(X) / 2
     by_name = dict(zip(det.score_parts_, det.parts_))
-    np.testing.assert_array_equal(by_name["knn"].reference_, np.unique(X, axis=0))
+    np.testing.assert_array_equal(by_name["knn"].reference_, np.unique(typical, axis=0))
     kept = X[det.selected_].astype(np.float64)  # the range: the kept rows' (all of them, fewer than reference_size)
     np.testing.assert_array_equal(by_name["range"].low_, kept.min(axis=0))
     np.testing.assert_array_equal(by_name["range"].high_, kept.max(axis=0))
@@ -175,13 +179,27 @@ def test_network_forest_and_range_learn_the_kept_rows_and_the_other_parts_all_ro
     for name, values in expected.items():
         np.testing.assert_array_equal(by_name["iforest"].forest_[name], values)
     # each standardised part's centre and scale: its median and robust IQR over the rows it was fitted on
-    on_reference, on_kept = det.score_parts(det.reference_), det.score_parts(X[det.selected_])
+    on_reference, on_kept = det.score_parts(typical), det.score_parts(X[det.selected_])
     for name, center, scale in zip(det.score_parts_, det.score_center_, det.score_scale_):
         if parts.PARTS[name].standardised:
             values = (on_kept if parts.PARTS[name].fitted_on == "kept" else on_reference)[name]
             assert center == pytest.approx(np.median(values))
             assert scale == pytest.approx(scoring.robust_scale(values)[1])
     assert [parts.PARTS[name].fitted_on for name in det.score_parts_] == ["reference", "reference", "kept", "kept"]
+
+
+def test_the_trimmed_reference_shows_the_k_nn_part_a_group_of_anomalies_many_and_alike():
+    """A tenth of the rows, tight and far out in 12 of 20 columns: against the whole reference each of
+    them has its nearest neighbours in the group and the k-NN part ranks the group below almost every
+    normal row; trimmed by its tails, the reference holds none of the group, and the group ranks first."""
+    rng = np.random.default_rng(1)
+    group = rng.normal(size=(100, 20))
+    group[:, :12] = 6.0 + 0.05 * group[:, :12]
+    X = np.vstack([rng.normal(size=(900, 20)), group]).astype(np.float32)
+    y = np.r_[np.zeros(900), np.ones(100)]
+    trimmed = DeepUAD(score="knn", seed=0, **SMALL).fit(X)
+    whole = DeepUAD(score="knn", seed=0, reference_trim=None, **SMALL).fit(X)
+    assert roc_auc_score(y, whole.decision_scores_) < 0.1 < 0.99 < roc_auc_score(y, trimmed.decision_scores_)
 
 
 def test_distance_score_ranks_a_spike_above_the_normal_rows_however_wide_the_table():

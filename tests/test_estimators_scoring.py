@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from deepuad.estimators import scoring
 from deepuad.estimators.autoencoder import cosine_error
+from deepuad.estimators.cleaning import tails_trim
 from deepuad.estimators.detector import DeepUAD, auto_batch_size, auto_layers
 from deepuad.estimators.params import DEFAULTS
 
@@ -98,9 +99,9 @@ def test_combined_score_is_the_weighted_mean_robust_z_of_its_parts():
     (l2_center, forest_center), (l2_scale, forest_scale) = det.score_center_, det.score_scale_
     expected = ((l2 - l2_center) / l2_scale + 2 * (forest - forest_center) / forest_scale) / 3
     np.testing.assert_allclose(det.decision_scores_, expected, rtol=1e-5, atol=1e-6)
-    # each part is calibrated on the rows it was fitted on (l2: the reference, the forest: the kept
-    # rows): their median z-score is 0, their IQR 1
-    reference_l2 = det.score_parts(det.reference_)["l2"]
+    # each part is calibrated on the rows it was fitted on (l2: the reference trimmed by its tails, the
+    # forest: the kept rows): their median z-score is 0, their IQR 1
+    reference_l2 = det.score_parts(det.reference_[tails_trim(det.reference_, det.reference_trim)])["l2"]
     kept_forest = det.score_parts(X[det.selected_])["iforest"]
     for part, center, scale in ((reference_l2, l2_center, l2_scale), (kept_forest, forest_center, forest_scale)):
         z = (part - center) / scale
@@ -283,7 +284,12 @@ def test_cosine_fits_no_scorer_and_knn_scores_against_the_reference():
     assert not any(hasattr(cosine, name) for name in ("reference_", "score_center_", "score_weights_"))
     assert not any(name.startswith("scorer/") for name in cosine.get_state()[0])  # a model file holds none
     knn = DeepUAD(score="knn", n_neighbors=3, seed=0, **EXPLICIT).fit(X)  # a part alone: its value (log distance)
-    np.testing.assert_allclose(knn.decision_function(X), np.log(scoring.knn_distances(knn.reference_, X, 3) + 1e-12), rtol=1e-6)
+    typical = knn.reference_[tails_trim(knn.reference_, knn.reference_trim)]  # the reference its tails leave in
+    assert len(typical) < len(knn.reference_)
+    np.testing.assert_allclose(knn.decision_function(X), np.log(scoring.knn_distances(typical, X, 3) + 1e-12), rtol=1e-6)
+    untrimmed = DeepUAD(score="knn", n_neighbors=3, seed=0, reference_trim=None, **EXPLICIT).fit(X)
+    np.testing.assert_allclose(untrimmed.decision_function(X), np.log(scoring.knn_distances(knn.reference_, X, 3) + 1e-12),
+                               rtol=1e-6)
 
 
 def test_scoring_before_the_scorer_is_fitted_is_refused_except_for_cosine():

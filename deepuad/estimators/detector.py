@@ -129,6 +129,7 @@ class DeepUAD(BaseDetector):
         score: str = DEFAULTS["score"],
         n_neighbors: int = DEFAULTS["n_neighbors"],
         reference_size: int = DEFAULTS["reference_size"],
+        reference_trim: float | None = DEFAULTS["reference_trim"],
         init_by: str = DEFAULTS["init_by"],
         trim_cutoff: float = DEFAULTS["trim_cutoff"],
         cluster_cutoff: float | None = DEFAULTS["cluster_cutoff"],
@@ -160,12 +161,12 @@ class DeepUAD(BaseDetector):
                 ).selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
         self._train(X, callback, world)
-        # the score: its parts fitted on a seeded sample of all rows, the range on one of the kept rows,
+        # the score: its parts fitted on a seeded sample of all rows (trimmed by its tails), the range on one of the kept rows,
         # drawn alike (every rank draws the same rows and grows the same forest)
         rows, kept_rows = (reference_rows(np.random.default_rng([self.seed, len(self.iterations_)]), among, self.reference_size)
                            for among in (np.arange(len(X)), self.selected_))
         self.scorer_ = Scorer.fit(self.score, X, rows, self.seed, self.n_neighbors, self.model_, self.device,
-                                  kept=np.isin(rows, self.selected_), kept_rows=kept_rows)
+                                  kept=np.isin(rows, self.selected_), kept_rows=kept_rows, reference_trim=self.reference_trim)
         scores, counting = self._all_scores(X, world)
         self.decision_scores_ = scores.astype(np.float64)
         self.contamination_ = scoring.estimate_contamination(counting)

@@ -255,13 +255,19 @@ PARAMS: tuple[Param, ...] = (
           "some column's kept range by chance: pixels), where the per-column parts are noise; distance+tails: the "
           "mean robust z-score of the log squared reconstruction error (the network learns the kept rows), the log "
           "distance to the 5 nearest distinct rows and how deep a row lies in the tails of its columns (ECOD's sum, "
-          "both against a sample of all rows), plus how far a row lies beyond the kept rows' fenced range in its "
+          "both against a sample of all rows less the rows far in its tails: --reference-trim), plus how far a row lies beyond the kept rows' fenced range in its "
           "farthest column; distance+forest: the same with an isolation forest (grown on a sample of the kept rows) "
           "in place of the tails; distance: the error, the distance and the range; knn+l2: the error and the "
           "distance alone; combined: the log squared error (weight 1) and the forest (weight 2); cosine: the "
           "paper's 1 - cos(x, x_hat); l2, knn, iforest, range, tails: one part alone."),
     Param("n_neighbors", 5, (Interval(Integral, 1),), recorded_in=("model",), if_unrecorded=5),  # score part "knn": mean distance to this many distinct rows
     Param("reference_size", 2000, (Interval(Integral, 2),), recorded_in=("model",)),  # rows the score's parts are fitted on (a sample of all rows)
+    # fitted after training: a resumed run may change it
+    Param("reference_trim", 1.0, (None, CUTOFF), commands=TRAIN, cli_type=Optional[float], cli_none=0.0,
+          recorded_in=("model",), if_unrecorded=None, resumable=True,
+          help="Fit the score's parts on the reference rows (a sample of all rows) whose tails value lies at most this "
+          "many interquartile ranges above its upper quartile (Tukey's fence), so that a group of anomalies many and "
+          "alike is not its own neighbours; 0: every reference row."),
     # ---------------------------------------------------------------- the trim rule (cleaning.py)
     Param("init_by", "variance", (Options(_initial_rules),), commands=("cluster", "run"),
           recorded_in=("model", "clusters"), if_unrecorded="variance",

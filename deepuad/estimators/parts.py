@@ -2,8 +2,9 @@
 data, and each states which kind of anomaly it sees. The network's parts (``l2``, ``cosine``)
 measure it against what the network learnt from the rows Algorithm 1 kept; the forest and the
 range against a seeded sample of those kept rows (``fitted_on = "kept"``); the k-NN and tails parts
-against the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows: ``Scorer.fit``
-in scorer.py, the fitted score the parts make, says why).
+against the *reference*, a seeded sample of the rows (``DeepUAD`` draws it from all rows and trims it
+by its tails, cleaning.tails_trim: ``Scorer.fit`` in scorer.py, the fitted score the parts make, says
+why).
 
 A part is a class with a ``name``, fitted on the reference or on the kept rows (``fitted_on``):
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepuad.estimators import scoring
+from deepuad.estimators.cleaning import tails_trim
 from deepuad.estimators.parts import PAPER, WEIGHTS, combine, make, needs_network, parts_of, resolve, scores as score_names
 from deepuad.estimators.rows import take_rows
 
@@ -30,20 +31,25 @@ class Scorer:
 
     @classmethod
     def fit(cls, score: str, X, rows: np.ndarray, seed: int, n_neighbors: int, model=None, device="cpu",
-            kept: np.ndarray | None = None, kept_rows: np.ndarray | None = None) -> "Scorer":
+            kept: np.ndarray | None = None, kept_rows: np.ndarray | None = None,
+            reference_trim: float | None = None) -> "Scorer":
         """The score's parts fitted on the reference ``X[rows]`` (sorted indices), each one's centre and
         scale its median and spread over the rows it was fitted on. ``kept``: which reference rows
-        the model kept. A part ``fitted_on`` "kept" (the forest, the range) is fitted on
-        ``X[kept_rows]``, a sample of the rows the model kept (the reference where none is given); a
-        score that chooses its parts by the data (``"auto"``, parts.resolve) chooses them from that sample.
+        the model kept. ``reference_trim``: the parts are fitted on the reference rows within the
+        fence of its tails at this cutoff (cleaning.tails_trim), every one where None. A part
+        ``fitted_on`` "kept" (the forest, the range) is fitted on ``X[kept_rows]``, a sample of the
+        rows the model kept (the reference where none is given); a score that chooses its parts by the
+        data (``"auto"``, parts.resolve) chooses them from that sample.
 
         DeepUAD draws the reference from *all* rows, not the kept ones: the network learnt the kept
         rows, but measured against them only, every normal row the cleaning left out looks far from
-        the data."""
+        the data. It trims the reference by its tails: a group of anomalies many and alike, left in
+        it, is its own neighbours and widens each column's distribution over itself."""
         if parts_of(score) == PAPER:
             return cls(score, PAPER, X.shape[1], n_neighbors)
         reference = take_rows(X, rows)
-        fitted_on = {"reference": reference, "kept": reference if kept_rows is None else take_rows(X, kept_rows)}
+        typical = reference if reference_trim is None else reference[tails_trim(reference, reference_trim)]
+        fitted_on = {"reference": typical, "kept": reference if kept_rows is None else take_rows(X, kept_rows)}
         scorer = cls(score, resolve(score, fitted_on["kept"], seed), X.shape[1], n_neighbors)
         scorer.reference_ = reference
         scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
