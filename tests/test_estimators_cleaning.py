@@ -165,13 +165,23 @@ def tails_by_definition(reference):
 
 def test_tails_trim_keeps_the_rows_within_tukey_s_fence_on_the_tails_values():
     rng = np.random.default_rng(0)
-    reference = rng.normal(size=(300, 4)).astype(np.float32)
+    reference = rng.normal(size=(1000, 4)).astype(np.float32)
     values = tails_by_definition(reference)
     q1, q3 = np.percentile(values, [25, 75])
-    for cutoff in (0.5, 1.0, 3.0):
+    for cutoff in np.linspace(0.05, 3.0, 60):
         keep = cleaning.tails_trim(reference, cutoff)
         np.testing.assert_array_equal(keep, values <= q3 + cutoff * (q3 - q1))
     assert 0 < (~cleaning.tails_trim(reference, 1.0)).sum() > (~cleaning.tails_trim(reference, 3.0)).sum()
+
+
+def test_tails_trim_keeps_a_row_exactly_at_the_fence():
+    """201 rows: the upper quartile is the 151st smallest tails value itself, and at cutoff 0 the fence
+    is that value."""
+    reference = np.random.default_rng(0).normal(size=(201, 5)).astype(np.float32)
+    values = tails_by_definition(reference)
+    assert len(np.unique(values)) == 201
+    keep = cleaning.tails_trim(reference, 0.0)
+    assert keep.sum() == 151 and keep[np.argsort(values)[150]]
 
 
 def test_tails_trim_leaves_out_a_group_of_anomalies_many_and_alike_and_few_normal_rows():

@@ -98,11 +98,10 @@ def tails_trim(reference: np.ndarray, cutoff: float, min_share: float = 0.5) -> 
 
     The plain interquartile range, not ``trim``'s: where it is 0 (most rows alike) the fence is the
     upper quartile, and ``min_share`` bounds what that leaves out."""
-    reference = np.asarray(reference, dtype=np.float32)
     values = Tails().fit(reference, 0).values(reference, {})
     q1, q3 = np.percentile(values, [25, 75])
     keep = values <= q3 + cutoff * (q3 - q1)
     least = math.ceil(min_share * len(values))
     if keep.sum() < least:
-        keep = values <= np.partition(values, least - 1)[least - 1]
+        keep = values <= np.sort(values)[least - 1]
     return keep
