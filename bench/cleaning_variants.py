@@ -144,6 +144,19 @@ def tuning_sets(args: argparse.Namespace, csv_path: Path) -> list:
     return [s for s in mine if s[0] not in done]
 
 
+def scored_tuning_sets(split_seed: int, data_dir: Path):
+    """(name, family, the rows scored, their labels) of each tuning set of ``split_seed`` whose scored rows
+    hold both classes: what the explorations from cached fits (part_choice, score_frontier,
+    reference_trim) read."""
+    sets = panel.catalog(2000, data_dir, data_dir / "odds_adbench")
+    halves = panel.split(sets, split_seed)
+    for name, family, _, load in sets:
+        if halves[name] == "tuning":
+            _, _, Xscore, y = load()
+            if y.min() < y.max():
+                yield name, family, Xscore, y
+
+
 def append_row(csv_path: Path, fields: list[str], row: dict) -> None:
     """``row`` appended to ``csv_path``, its header first where the file is new (the explorations resume)."""
     new = not csv_path.exists()

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, refuse_used_split, scored_tuning_sets  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
@@ -167,15 +167,8 @@ def main() -> None:
     csv_path = panel.RESULTS / f"part_choice_split{args.split_seed}.csv"
     if not args.table_only:
         warnings.filterwarnings("ignore")
-        sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
-        halves = panel.split(sets, args.split_seed)
         rows = []
-        for name, family, _, load in sets:
-            if halves[name] != "tuning":
-                continue
-            Xfit, _, Xscore, y = load()
-            if y.min() == y.max():
-                continue
+        for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
             values = part_values(np.load(args.cache / f"{name}_s0.npz"), Xscore)
             rows.append(set_row(name, family, y, values))
             print(name, {k: v for k, v in rows[-1].items() if k in VARIANTS}, flush=True)

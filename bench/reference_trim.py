@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, best_peer, group_of, peer_runs, refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, best_peer, group_of, peer_runs, refuse_used_split, scored_tuning_sets  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 DEFAULT = (("knn", "l2", "range", "tails"), ("range",))
@@ -86,15 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     refuse_used_split(args.split_seed, "reference_trim", args.rerun_used_split)
     warnings.filterwarnings("ignore")
-    sets = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
-    halves = panel.split(sets, args.split_seed)
     rows = []
-    for name, family, _, load in sets:
-        if halves[name] != "tuning":
-            continue
-        _, _, Xscore, y = load()
-        if y.min() == y.max():
-            continue
+    for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
         rows.append({"dataset": name, "family": family, **aurocs(name, Xscore, y, args.cache)})
         print(name, " ".join(f"{v:.3f}" for k, v in rows[-1].items() if k not in ("dataset", "family")), flush=True)
     out = panel.RESULTS / f"reference_trim_split{args.split_seed}.md"

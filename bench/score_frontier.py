@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, refuse_used_split, scored_tuning_sets  # noqa: E402
 from part_choice import auroc, part_values  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
@@ -236,15 +236,8 @@ def main() -> None:
     args = parser.parse_args()
     refuse_used_split(args.split_seed, "score_frontier", args.rerun_used_split)
     warnings.filterwarnings("ignore")
-    catalog = panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench")
-    halves = panel.split(catalog, args.split_seed)
     sets = {}
-    for name, family, _, load in catalog:
-        if halves[name] != "tuning":
-            continue
-        _, _, Xscore, y = load()
-        if y.min() == y.max():
-            continue
+    for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
         sets[name] = {"family": family, "y": y, "d": Xscore.shape[1],
                       "values": set_values(np.load(args.cache / f"{name}_s0.npz"), Xscore)}
         print(name, flush=True)
