@@ -161,8 +161,8 @@ class DeepUAD(BaseDetector):
                 ).selected
             self._start(X.shape[1], np.asarray(initial, dtype=np.int64), len(X))
         self._train(X, callback, world)
-        # the score: its parts fitted on a seeded sample of all rows (trimmed by its tails), the range on one of the kept rows,
-        # drawn alike (every rank draws the same rows and grows the same forest)
+        # the score: its parts fitted on a seeded sample of all rows (trimmed by its tails), the range on one of
+        # the kept rows, drawn alike (every rank draws the same rows and grows the same forest)
         rows, kept_rows = (reference_rows(np.random.default_rng([self.seed, len(self.iterations_)]), among, self.reference_size)
                            for among in (np.arange(len(X)), self.selected_))
         self.scorer_ = Scorer.fit(self.score, X, rows, self.seed, self.n_neighbors, self.model_, self.device,

@@ -255,8 +255,8 @@ PARAMS: tuple[Param, ...] = (
           "some column's kept range by chance: pixels), where the per-column parts are noise; distance+tails: the "
           "mean robust z-score of the log squared reconstruction error (the network learns the kept rows), the log "
           "distance to the 5 nearest distinct rows and how deep a row lies in the tails of its columns (ECOD's sum, "
-          "both against a sample of all rows less the rows far in its tails: --reference-trim), plus how far a row lies beyond the kept rows' fenced range in its "
-          "farthest column; distance+forest: the same with an isolation forest (grown on a sample of the kept rows) "
+          "both against a sample of all rows less the rows far in its tails: --reference-trim), plus how far a row "
+          "lies beyond the kept rows' fenced range in its farthest column; distance+forest: the same with an isolation forest (grown on a sample of the kept rows) "
           "in place of the tails; distance: the error, the distance and the range; knn+l2: the error and the "
           "distance alone; combined: the log squared error (weight 1) and the forest (weight 2); cosine: the "
           "paper's 1 - cos(x, x_hat); l2, knn, iforest, range, tails: one part alone."),
