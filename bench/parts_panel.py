@@ -14,7 +14,10 @@ runs/parts_cache/, for three views (a network and the reference rows its parts a
   is fitted on the kept rows: a score's ``kept_parts`` take theirs from "kept");
 * "kept": the same network, the parts fitted on a seeded sample of the kept rows (the package's
   rule before it);
-* "all": the network trained on every row, the parts on a sample of all rows (no cleaning at all).
+* "all": the network trained on every row, the parts on a sample of all rows (no cleaning at all);
+and one derived from "mixed" when a score asks for it (``Values.trimmed``):
+* "trim<C>": "mixed" with its reference trimmed by its tails at cutoff C (cleaning.tails_trim; the
+  package's default since the seventh round's freeze, C = ``reference_trim``).
 Each view keeps its reference rows and the network's errors on them and on the scored rows: all
 that a part needs to be fitted and evaluated. A score is a tuple of parts and weights, combined by
 deepuad.estimators.parts.combine: the numbers DeepUAD computes from the same fit (``--check``
@@ -23,8 +26,9 @@ asserts it for the default).
 Rows are appended to panel.csv as ``deepuad:NAME`` for each entry of candidates.SCORE_CANDIDATES
 (tuning half only: the protocol's candidates; bench/choose_defaults.py ranks them) and, with
 ``--ablations``, ``deepuad`` (the package's own scores, threshold and flag share) and, as
-``ablation:NAME``, its score with ``no-cleaning`` ("all"), with ``kept-reference`` ("kept") and
-``<part>-alone`` (each part alone, as the package fits it).
+``ablation:NAME``, its score with ``no-cleaning`` ("all"), with ``kept-reference`` ("kept"), with
+``untrimmed-reference`` ("mixed", where the default trims) and ``<part>-alone`` (each part alone, as the
+package fits it).
 """
 
 from __future__ import annotations
@@ -262,7 +266,8 @@ def main() -> None:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                mine = score_of(cache, cache.trimmed(default_trim), wide_parts(cache, default_wide) or default_parts, default_weights, default_kept)
+                parts = wide_parts(cache, default_wide) or default_parts
+                mine = score_of(cache, cache.trimmed(default_trim), parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
@@ -294,8 +299,8 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            rows = [run_row(info, method, spec, seed, y, cache, (default_parts, default_weights, default_kept, default_wide, default_trim),
-                            args.views)
+            default = (default_parts, default_weights, default_kept, default_wide, default_trim)
+            rows = [run_row(info, method, spec, seed, y, cache, default, args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:
                 csv.DictWriter(out, FIELDS).writerows(rows)
