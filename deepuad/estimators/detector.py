@@ -13,7 +13,8 @@ the low-variance clusters (``reselect_by="variance"``, the default), the (100 - 
 (``"error"``), or the rows within a fence of the kept rows' own scores (``"trim"``, cleaning.py);
 the first training set likewise (``init_by``). The score is a ``scorer.Scorer``: ``"cosine"`` is
 the paper's h(x) = 1 - cos(x, decoder(encoder(x))); the others combine the log squared error of
-the network trained on the kept rows with parts fitted on a sample of all rows (parts.py).
+the network trained on the kept rows with parts fitted on a sample of all rows, less its rows far in
+its tails (``reference_trim``, cleaning.tails_trim; parts.py).
 ``contamination_`` is the share of training rows the flag rule flags (more than 3 robust sigmas
 above the median of the counting score, ``Scorer.scores``); it sets ``threshold_`` unless
 ``contamination`` is given.

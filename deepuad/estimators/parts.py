@@ -77,8 +77,9 @@ class Part:
     standardised = True
     needs_network = False
     options: tuple[str, ...] = ()
-    # the rows it is fitted on: "reference", a seeded sample of all rows, or "kept", a seeded sample of the rows
-    # the cleaning kept (a part fitted on the kept rows may not need the network)
+    # the rows it is fitted on: "reference", a seeded sample of all rows (less its rows far in its tails where
+    # DeepUAD's reference_trim says so), or "kept", a seeded sample of the rows the cleaning kept (a part
+    # fitted on the kept rows may not need the network)
     fitted_on = "reference"
     # the arrays ``state()`` holds, by name
     stores: dict[str, Stored] = {}
