@@ -53,6 +53,7 @@ def refuse_used_split(split_seed: int, script: str, rerun: bool = False) -> None
                  "(--rerun-used-split regenerates a committed table)")
 
 
+FITS = Path(__file__).resolve().parents[1] / "runs" / "parts_cache_split31"  # the cached fits the explorations read
 RERUN_HELP = "regenerate a committed table of a split whose held-out half has run (a check, not an exploration)"
 
 # label-free signals recorded per set (see the module docstring)
@@ -77,6 +78,42 @@ def peer_runs() -> dict[str, dict[str, float]]:
         if r["method"] in panel.PEERS and r["seed"] == "0":
             peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
     return peers
+
+
+def side_by_side(rows: list[dict], columns, title: str, script: str) -> str:
+    """An exploration's table: the mean AUROC of each of ``columns`` (keys of ``rows``, one per set) per
+    family (panel order), their mean of family means, and per synthetic type and share, each with the best
+    peer on the same sets beside it (panel.csv, seed 0)."""
+    from panel_tables import FAMILY_ORDER
+
+    peers = peer_runs()
+    members: dict[str, list[dict]] = {}
+    for r in rows:
+        for key in {r["family"], group_of(r["dataset"], r["family"])}:
+            members.setdefault(key, []).append(r)
+
+    def mean(key: str, column: str) -> float:
+        return float(np.mean([float(r[column]) for r in members[key]]))
+
+    def line(key: str) -> str:
+        return (f"| {key} | {len(members[key])} | " + " | ".join(f"{mean(key, c):.3f}" for c in columns)
+                + f" | {best_peer([r['dataset'] for r in members[key]], peers)} |")
+    families = [f for f in FAMILY_ORDER if f in members]
+    groups = sorted({group_of(r["dataset"], r["family"]) for r in rows if r["family"] == "synthetic"},
+                    key=lambda g: (g.split("_")[0], int(g.split("_")[1])))
+    head = ["| | sets | " + " | ".join(columns) + " | best peer |", "|---|---:|" + "---:|" * len(columns) + "---:|"]
+    return "\n".join([f"# {title}", "", f"`python bench/{script}.py` (see its docstring); mean AUROC.", "",
+                      "By family, and the mean of family means:", "", *head, *(line(f) for f in families),
+                      "| **mean of family means** | | " + " | ".join(f"**{np.mean([mean(f, c) for f in families]):.4f}**"
+                                                                   for c in columns) + " | |",
+                      "", "Synthetic anomalies by type and share:", "", *head, *(line(g) for g in groups)]) + "\n"
+
+
+def write_side_by_side(csv_path: Path, columns, title: str, script: str) -> None:
+    """``side_by_side`` of the rows ``csv_path`` holds, written beside it as .md."""
+    out = csv_path.with_suffix(".md")
+    out.write_text(side_by_side(list(csv.DictReader(csv_path.open())), columns, title, script))
+    print(f"wrote {out}")
 
 
 def table(csv_path: Path, seed: int) -> str:
@@ -120,13 +157,17 @@ def table(csv_path: Path, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exploration_args(doc: str, script: str) -> argparse.Namespace:
-    """The command line of an exploration of a split's tuning half (this script's, tails_gate's), refused
-    where the split's held-out half has run."""
+def exploration_args(doc: str, script: str, cached: bool = False) -> argparse.Namespace:
+    """The command line of an exploration of a split's tuning half, refused where the split's held-out
+    half has run: ``cached`` for one that reads bench/parts_panel.py's cached fits (``--cache``), else
+    one that fits and may be split over processes (``--part``)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
     parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
-    parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
+    if cached:
+        parser.add_argument("--cache", type=Path, default=FITS, help="bench/parts_panel.py's cached fits")
+    else:
+        parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     args = parser.parse_args()

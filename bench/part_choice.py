@@ -25,7 +25,6 @@ rows each part is fitted on, at seed 0), so it fits no network; about a minute f
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, refuse_used_split, scored_tuning_sets  # noqa: E402
+from cleaning_variants import exploration_args, scored_tuning_sets  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
@@ -156,14 +155,7 @@ def table(csv_path: Path, seed: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split-seed", type=int, required=True)
-    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
-    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "parts_cache_split31")
-    parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
-    args = parser.parse_args()
-    refuse_used_split(args.split_seed, "part_choice", args.rerun_used_split)
+    args = exploration_args(__doc__, "part_choice", cached=True)
     csv_path = panel.RESULTS / f"part_choice_split{args.split_seed}.csv"
     if not args.table_only:
         warnings.filterwarnings("ignore")

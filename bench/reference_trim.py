@@ -2,8 +2,7 @@
 next round of the protocol (bench/choose_defaults.py): it reads the tuning half of a split that no round has
 used yet, from bench/parts_panel.py's cached fits (no network is trained), and refuses a held-out half:
 
-    python bench/reference_trim.py --split-seed 48 --cache runs/parts_cache_split31
-    # -> bench/results/reference_trim_split48.md
+    python bench/reference_trim.py --split-seed 48    # -> bench/results/reference_trim_split48.csv and .md
 
 The default's k-NN and tails parts measure a row against the reference, a sample of all rows. A group of
 anomalies that is many and alike (ADBench's clustered anomalies at 20 %) is then its own nearest
@@ -22,7 +21,6 @@ The table gives the mean AUROC per family and per synthetic type and share, with
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, best_peer, group_of, peer_runs, refuse_used_split, scored_tuning_sets  # noqa: E402
+from cleaning_variants import append_row, exploration_args, scored_tuning_sets, write_side_by_side  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 DEFAULT = (("knn", "l2", "range", "tails"), ("range",))
@@ -53,46 +51,17 @@ def aurocs(name: str, Xscore: np.ndarray, y: np.ndarray, cache_dir: Path) -> dic
     return out
 
 
-def table(rows: list[dict], seed: int) -> str:
-    peers = peer_runs()
-    members: dict[str, list[str]] = {}
-    for r in rows:
-        for key in {r["family"], group_of(r["dataset"], r["family"])}:
-            members.setdefault(key, []).append(r["dataset"])
-    by_name = {r["dataset"]: r for r in rows}
-    head = ["| | sets | " + " | ".join(COLUMNS) + " | best peer |", "|---|---:|" + "---:|" * len(COLUMNS) + "---:|"]
-
-    def line(key: str, label: str) -> str:
-        return (f"| {label} | {len(members[key])} | " + " | ".join(f"{np.mean([by_name[n][c] for n in members[key]]):.3f}"
-                                                                   for c in COLUMNS) + f" | {best_peer(members[key], peers)} |")
-    families = list(dict.fromkeys(r["family"] for r in rows))
-    lines = [f"# The reference trimmed by its tails (SPLIT_SEED {seed}, tuning half, seed 0)", "",
-             "`python bench/reference_trim.py` (see its docstring); mean AUROC.", "", "By family, and the mean of family means:",
-             "", *head, *(line(f, f) for f in families)]
-    lines.append("| **mean of family means** | | " + " | ".join(
-        f"**{np.mean([np.mean([by_name[n][c] for n in members[f]]) for f in families]):.4f}**" for c in COLUMNS) + " | |")
-    groups = sorted({group_of(r["dataset"], r["family"]) for r in rows if r["family"] == "synthetic"},
-                    key=lambda g: (g.split("_")[0], int(g.split("_")[1])))
-    lines += ["", "Synthetic anomalies by type and share:", "", *head, *(line(g, g) for g in groups)]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split-seed", type=int, required=True)
-    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
-    parser.add_argument("--cache", type=Path, default=parts_panel.CACHE, help="bench/parts_panel.py's cached fits")
-    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
-    args = parser.parse_args()
-    refuse_used_split(args.split_seed, "reference_trim", args.rerun_used_split)
-    warnings.filterwarnings("ignore")
-    rows = []
-    for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
-        rows.append({"dataset": name, "family": family, **aurocs(name, Xscore, y, args.cache)})
-        print(name, " ".join(f"{v:.3f}" for k, v in rows[-1].items() if k not in ("dataset", "family")), flush=True)
-    out = panel.RESULTS / f"reference_trim_split{args.split_seed}.md"
-    out.write_text(table(rows, args.split_seed))
-    print(f"wrote {out}")
+    args = exploration_args(__doc__, "reference_trim", cached=True)
+    csv_path = panel.RESULTS / f"reference_trim_split{args.split_seed}.csv"
+    if not args.table_only:
+        warnings.filterwarnings("ignore")
+        csv_path.unlink(missing_ok=True)
+        for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
+            row = {"dataset": name, "family": family, **aurocs(name, Xscore, y, args.cache)}
+            append_row(csv_path, list(row), row)
+            print(name, " ".join(f"{v:.3f}" for k, v in row.items() if k not in ("dataset", "family")), flush=True)
+    write_side_by_side(csv_path, COLUMNS, f"The reference trimmed by its tails (SPLIT_SEED {args.split_seed}, tuning half, seed 0)", "reference_trim")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ The table gives the mean AUROC per family and per synthetic type and share, with
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import warnings
@@ -39,7 +38,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
-from cleaning_variants import append_row, best_peer, exploration_args, group_of, peer_runs, tuning_sets  # noqa: E402
+from cleaning_variants import append_row, exploration_args, tuning_sets, write_side_by_side  # noqa: E402
 
 from deepuad.estimators import parts, selection  # noqa: E402
 
@@ -90,29 +89,6 @@ def aurocs(Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray) -> dict[str, flo
     return out
 
 
-def table(csv_path: Path, seed: int) -> str:
-    rows = list(csv.DictReader(csv_path.open()))
-    families: dict[str, dict[str, list[float]]] = {}
-    members: dict[str, list[str]] = {}
-    for r in rows:
-        for key in {r["family"], group_of(r["dataset"], r["family"])}:
-            members.setdefault(key, []).append(r["dataset"])
-            for name in COLUMNS:
-                families.setdefault(key, {}).setdefault(name, []).append(float(r[name]))
-    peers = peer_runs()
-    head = "| | sets | " + " | ".join(COLUMNS) + " | best peer |\n|---|---:|" + "---:|" * len(COLUMNS) + "---:|"
-    line = lambda key: (f"| {key} | {len(members[key])} | " + " | ".join(f"{np.mean(families[key][n]):.3f}" for n in COLUMNS)
-                        + f" | {best_peer(members[key], peers)} |")
-    top = sorted({r["family"] for r in rows})
-    lines = [f"# A tails part and a gated cleaning (SPLIT_SEED {seed}, tuning half, seed 0)", "",
-             "`python bench/tails_gate.py` (see its docstring); mean AUROC.", "", "By family, and the mean of family means:",
-             "", head, *(line(f) for f in top),
-             "| **mean of family means** | | " + " | ".join(f"**{np.mean([np.mean(families[f][n]) for f in top]):.4f}**"
-                                                          for n in COLUMNS) + " | |",
-             "", "Synthetic anomalies by type and share:", "", head, *(line(g) for g in sorted(families) if g not in top)]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     args = exploration_args(__doc__, "tails_gate")
     csv_path = panel.RESULTS / f"tails_gate_split{args.split_seed}.csv"
@@ -138,7 +114,8 @@ def main() -> None:
             row = {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()}
             append_row(csv_path, ["dataset", "family", *COLUMNS], row)
             print(name, row, flush=True)
-    (panel.RESULTS / f"tails_gate_split{args.split_seed}.md").write_text(table(csv_path, args.split_seed))
+    write_side_by_side(csv_path, COLUMNS, f"A tails part and a gated cleaning (SPLIT_SEED {args.split_seed}, tuning half, seed 0)",
+                       "tails_gate")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 make the cleaning show? An exploration for a next round of the protocol (bench/choose_defaults.py): it
 reads the tuning half of a split that no round has used yet and refuses a held-out half:
 
-    python bench/training_trim.py --split-seed 50 --cache runs/parts_cache_split31
+    python bench/training_trim.py --split-seed 50
     # -> bench/results/training_trim_split50.csv and .md
 
 The default (7065c2c) trims the reference its k-NN and tails parts measure against (cleaning.tails_trim), but
@@ -23,7 +23,6 @@ The table gives the mean AUROC per family and per synthetic type and share, with
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import sys
@@ -38,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, append_row, best_peer, group_of, peer_runs, refuse_used_split, scored_tuning_sets  # noqa: E402
+from cleaning_variants import append_row, exploration_args, scored_tuning_sets, write_side_by_side  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from deepuad.estimators import rules  # noqa: E402
-from deepuad.estimators.cleaning import tails_trim  # noqa: E402
+from deepuad.estimators.cleaning import tails_fence  # noqa: E402
 from deepuad.estimators.params import DEFAULTS  # noqa: E402
 from deepuad.estimators.parts import Tails, reference_rows  # noqa: E402
 from deepuad.estimators.selection import Selection  # noqa: E402
@@ -51,11 +50,11 @@ COLUMNS = ("default", "trained trimmed", "l2 default", "l2 trimmed")
 
 
 def fenced_rows(X: np.ndarray, seed: int) -> np.ndarray:
-    """A boolean mask over the rows of X: those beyond the tails fence of a seeded sample of all rows."""
+    """A boolean mask over the rows of X: those beyond the tails fence (cleaning.tails_fence at the default's
+    reference_trim) of a seeded sample of all rows, as DeepUAD draws its reference."""
     sample = X[reference_rows(np.random.default_rng(seed), np.arange(len(X)), DEFAULTS["reference_size"])]
     tails = Tails().fit(sample, 0)
-    fence = tails.values(sample, {})[tails_trim(sample, DEFAULTS["reference_trim"])].max()  # as the sample's kept rows reach it
-    return tails.values(X, {}) > fence
+    return tails.values(X, {}) > tails_fence(tails.values(sample, {}), DEFAULTS["reference_trim"])
 
 
 class TrimmedStart(rules.LowVarianceStart):
@@ -91,39 +90,8 @@ def measure(name: str, family: str, Xscore: np.ndarray, y: np.ndarray, cache_dir
             "l2 trimmed": roc_auc_score(y, trimmed.score_parts(Xscore)["l2"])}
 
 
-def table(rows: list[dict], seed: int) -> str:
-    peers = peer_runs()
-    members: dict[str, list[str]] = {}
-    for r in rows:
-        for key in {r["family"], group_of(r["dataset"], r["family"])}:
-            members.setdefault(key, []).append(r["dataset"])
-    by_name = {r["dataset"]: r for r in rows}
-    head = ["| | sets | " + " | ".join(COLUMNS) + " | best peer |", "|---|---:|" + "---:|" * len(COLUMNS) + "---:|"]
-
-    def mean(key, column):
-        return np.mean([float(by_name[n][column]) for n in members[key]])
-
-    def line(key):
-        return f"| {key} | {len(members[key])} | " + " | ".join(f"{mean(key, c):.3f}" for c in COLUMNS) + f" | {best_peer(members[key], peers)} |"
-    families = list(dict.fromkeys(r["family"] for r in rows))
-    groups = sorted({group_of(r["dataset"], r["family"]) for r in rows if r["family"] == "synthetic"},
-                    key=lambda g: (g.split("_")[0], int(g.split("_")[1])))
-    return "\n".join([f"# The training set trimmed by its tails (SPLIT_SEED {seed}, tuning half, seed 0)", "",
-                      "`python bench/training_trim.py` (see its docstring); mean AUROC.", "", "By family, and the mean of family means:",
-                      "", *head, *(line(f) for f in families),
-                      "| **mean of family means** | | " + " | ".join(f"**{np.mean([mean(f, c) for f in families]):.4f}**" for c in COLUMNS) + " | |",
-                      "", "Synthetic anomalies by type and share:", "", *head, *(line(g) for g in groups)]) + "\n"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split-seed", type=int, required=True)
-    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
-    parser.add_argument("--cache", type=Path, default=parts_panel.CACHE, help="bench/parts_panel.py's cached fits")
-    parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
-    args = parser.parse_args()
-    refuse_used_split(args.split_seed, "training_trim", args.rerun_used_split)
+    args = exploration_args(__doc__, "training_trim", cached=True)
     csv_path = panel.RESULTS / f"training_trim_split{args.split_seed}.csv"
     if not args.table_only:
         import torch
@@ -137,10 +105,7 @@ def main() -> None:
                 row = measure(name, family, Xscore, y, args.cache)
                 append_row(csv_path, ["dataset", "family", "fenced", *COLUMNS], row)
                 print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in ("dataset", "family")), flush=True)
-    rows = list(csv.DictReader(csv_path.open()))
-    out = panel.RESULTS / f"training_trim_split{args.split_seed}.md"
-    out.write_text(table(rows, args.split_seed))
-    print(f"wrote {out}")
+    write_side_by_side(csv_path, COLUMNS, f"The training set trimmed by its tails (SPLIT_SEED {args.split_seed}, tuning half, seed 0)", "training_trim")
 
 
 if __name__ == "__main__":

@@ -186,9 +186,8 @@ def test_tails_trim_keeps_a_row_exactly_at_the_fence():
 
 def test_tails_trim_leaves_out_a_group_of_anomalies_many_and_alike_and_few_normal_rows():
     """A tenth of the rows, tight and far out in 12 of 20 columns, like the other rows in the rest: each
-    other's nearest neighbours, but in the tails of those 12 columns at once. (At a fifth of the rows on
-    such symmetric columns the group reaches into the quartiles the fence is drawn from, and about
-    half of it stays.)"""
+    other's nearest neighbours, but in the tails of those 12 columns at once. (A tenth, not a fifth: a
+    group as large as a quarter of the rows would be the quartiles the fence is drawn from.)"""
     rng = np.random.default_rng(1)
     normal = rng.normal(size=(900, 20))
     group = rng.normal(size=(100, 20))

@@ -91,17 +91,23 @@ def trim(outlyingness: np.ndarray, cutoff: float, kept: np.ndarray, labels: np.n
     return np.flatnonzero(keep).astype(np.int64), float(threshold)
 
 
-def tails_trim(reference: np.ndarray, cutoff: float, min_share: float = 0.5) -> np.ndarray:
-    """Which rows of ``reference`` to keep (a boolean mask): those whose tails value, fitted on the
-    reference itself, is at most ``cutoff`` interquartile ranges above its upper quartile (Tukey's
-    fence; at least ``min_share`` of the rows kept, the least outlying); see the module docstring.
+def tails_fence(values: np.ndarray, cutoff: float, min_share: float = 0.5) -> float:
+    """The most a kept row's tails value may be: ``cutoff`` interquartile ranges above the upper
+    quartile of ``values`` (Tukey's fence), or the value that keeps ``min_share`` of them (the least
+    tailed) where the fence keeps fewer.
 
     The plain interquartile range, not ``trim``'s: where it is 0 (most rows alike) the fence is the
     upper quartile, and ``min_share`` bounds what that leaves out."""
-    values = Tails().fit(reference, 0).values(reference, {})
     q1, q3 = np.percentile(values, [25, 75])
-    keep = values <= q3 + cutoff * (q3 - q1)
+    fence = q3 + cutoff * (q3 - q1)
     least = math.ceil(min_share * len(values))
-    if keep.sum() < least:
-        keep = values <= np.sort(values)[least - 1]
-    return keep
+    if (values <= fence).sum() < least:
+        fence = np.sort(values)[least - 1]
+    return float(fence)
+
+
+def tails_trim(reference: np.ndarray, cutoff: float, min_share: float = 0.5) -> np.ndarray:
+    """Which rows of ``reference`` to keep (a boolean mask): those whose tails value, fitted on the
+    reference itself, lies within ``tails_fence``; see the module docstring."""
+    values = Tails().fit(reference, 0).values(reference, {})
+    return values <= tails_fence(values, cutoff, min_share)

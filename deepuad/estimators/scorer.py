@@ -48,9 +48,12 @@ class Scorer:
         if parts_of(score) == PAPER:
             return cls(score, PAPER, X.shape[1], n_neighbors)
         reference = take_rows(X, rows)
-        typical = reference if reference_trim is None else reference[tails_trim(reference, reference_trim)]
-        fitted_on = {"reference": typical, "kept": reference if kept_rows is None else take_rows(X, kept_rows)}
-        scorer = cls(score, resolve(score, fitted_on["kept"], seed), X.shape[1], n_neighbors)
+        kept_sample = reference if kept_rows is None else take_rows(X, kept_rows)
+        scorer = cls(score, resolve(score, kept_sample, seed), X.shape[1], n_neighbors)
+        typical = reference
+        if reference_trim is not None and any(part.fitted_on == "reference" for part in scorer.parts_):
+            typical = reference[tails_trim(reference, reference_trim)]  # no part fitted on it: nothing to trim
+        fitted_on = {"reference": typical, "kept": kept_sample}
         scorer.reference_ = reference
         scorer.reference_kept_ = np.ones(len(rows), dtype=bool) if kept is None else kept
         scorer.parts_ = [part.fit(fitted_on[part.fitted_on], seed) for part in scorer.parts_]
