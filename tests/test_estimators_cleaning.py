@@ -196,11 +196,13 @@ def test_tails_trim_leaves_out_a_group_of_anomalies_many_and_alike_and_few_norma
     assert keep[:900].mean() > 0.95 and not keep[900:].any()
 
 
-def test_tails_trim_keeps_the_least_tailed_share_where_the_fence_keeps_fewer():
-    """A fence at the upper quartile (a cutoff near 0) keeps about 75 % of the rows; asked for 80 %,
-    ``tails_trim`` keeps the 80 % least tailed instead."""
+def test_tails_trim_keeps_three_rows_in_four_at_least_and_all_of_them_alike():
+    """The fence lies at or above the upper quartile: at cutoff 0 exactly the rows at or below it stay
+    (ties included), and where most rows are one row, every copy of it stays."""
     reference = np.random.default_rng(2).normal(size=(200, 3)).astype(np.float32)
     values = tails_by_definition(reference)
-    assert cleaning.tails_trim(reference, 0.01, min_share=0.5).sum() < 160
-    keep = cleaning.tails_trim(reference, 0.01, min_share=0.8)
-    assert keep.sum() == 160 and values[keep].max() < values[~keep].min()
+    np.testing.assert_array_equal(cleaning.tails_trim(reference, 0.0), values <= np.percentile(values, 75))
+    assert cleaning.tails_trim(reference, 0.0).mean() >= 0.75
+    copies = np.zeros((100, 2), dtype=np.float32)
+    copies[80:] = np.random.default_rng(3).normal(size=(20, 2))
+    assert cleaning.tails_trim(copies, 1.0)[:80].all()

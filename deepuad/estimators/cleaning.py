@@ -91,23 +91,19 @@ def trim(outlyingness: np.ndarray, cutoff: float, kept: np.ndarray, labels: np.n
     return np.flatnonzero(keep).astype(np.int64), float(threshold)
 
 
-def tails_fence(values: np.ndarray, cutoff: float, min_share: float = 0.5) -> float:
-    """The most a kept row's tails value may be: ``cutoff`` interquartile ranges above the upper
-    quartile of ``values`` (Tukey's fence), or the value that keeps ``min_share`` of them (the least
-    tailed) where the fence keeps fewer.
+def tails_fence(values: np.ndarray, cutoff: float) -> float:
+    """The most a kept row's tails value may be: ``cutoff`` (>= 0) interquartile ranges above the upper
+    quartile of ``values`` (Tukey's fence). It lies at or above that quartile, so it keeps at least
+    three rows in four: no floor is needed, as ``trim``'s fence, drawn over another set of rows, needs one.
 
-    The plain interquartile range, not ``trim``'s: where it is 0 (most rows alike) the fence is the
-    upper quartile, and ``min_share`` bounds what that leaves out."""
+    The plain interquartile range, not ``trim``'s spread: where it is 0 (most rows alike) the fence is
+    the upper quartile."""
     q1, q3 = np.percentile(values, [25, 75])
-    fence = q3 + cutoff * (q3 - q1)
-    least = math.ceil(min_share * len(values))
-    if (values <= fence).sum() < least:
-        fence = np.sort(values)[least - 1]
-    return float(fence)
+    return float(q3 + cutoff * (q3 - q1))
 
 
-def tails_trim(reference: np.ndarray, cutoff: float, min_share: float = 0.5) -> np.ndarray:
+def tails_trim(reference: np.ndarray, cutoff: float) -> np.ndarray:
     """Which rows of ``reference`` to keep (a boolean mask): those whose tails value, fitted on the
     reference itself, lies within ``tails_fence``; see the module docstring."""
     values = Tails().fit(reference, 0).values(reference, {})
-    return values <= tails_fence(values, cutoff, min_share)
+    return values <= tails_fence(values, cutoff)
