@@ -104,6 +104,21 @@ def test_kdd_table(kdd):
         assert (kdd["split"] / name).exists()
 
 
+def test_kdd_parts(kdd, tmp_path):
+    """bench/kdd_parts.py refits the default beside the tiny run's model (it exits non-zero unless that refit
+    scores as the model does) and writes one row per model with every column an AUROC in %."""
+    results = tmp_path / "results"
+    results.mkdir()
+    bench("kdd_parts", "--workdir", kdd["split"].parent, "--name", "smoke", "--results", results, cwd=tmp_path)
+    rows = list(csv.DictReader((results / "kdd_parts_smoke.csv").open()))
+    assert len(rows) == 1 and (rows[0]["contamination"], rows[0]["seed"]) == ("20", "0")
+    assert set(rows[0]) - {"contamination", "seed"} == {"knn", "l2", "range", "tails", "default", "iforest", "knn kept",
+                                                        "default +forest", "l2 + forest x2"}
+    assert all(0 <= float(v) <= 100 for k, v in rows[0].items() if k not in ("contamination", "seed"))
+    body = table(results / "kdd_parts_smoke.md")
+    assert body[0][:2] == ["20 %", "0"] and body[-1][0] == "20 % (n=1)"
+
+
 def test_kddcup(tmp_path, shared_data):
     need(shared_data, KDD)
     bench("kddcup", "--limit", 2000, "--workdir", tmp_path / "work", "--", "--epochs", 1, cwd=tmp_path)
