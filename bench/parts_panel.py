@@ -118,18 +118,20 @@ def errors_of(detector, rows: np.ndarray) -> dict[str, np.ndarray]:
     return {"cosine": np.asarray(cosines), "l2": np.asarray(squares)}
 
 
-def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray, seed: int) -> Path:
+def fit_and_cache(name: str, Xfit: np.ndarray, Xscore: np.ndarray, y: np.ndarray, seed: int, epochs: int | None = None) -> Path:
     """Fit "kept" and "all" on Xfit; cache each one's reference rows and the network's errors on
-    the reference and on Xscore: all a part needs to be fitted and evaluated later."""
+    the reference and on Xscore: all a part needs to be fitted and evaluated later. ``epochs``: the
+    epoch budget (smoke runs; the package's default where None)."""
     from deepuad.estimators.detector import DeepUAD
 
     path = CACHE / f"{name}_s{seed}.npz"
     if path.exists():
         return path
+    budget = DEFAULTS["epochs"] if epochs is None else epochs
     start = time.perf_counter()
-    kept = DeepUAD(seed=seed).fit(Xfit)
+    kept = DeepUAD(seed=seed, epochs=budget).fit(Xfit)
     kept_seconds = time.perf_counter() - start
-    everything = DeepUAD(seed=seed, r=DEFAULTS["epochs"] + 1).fit(Xfit, initial=np.arange(len(Xfit)))
+    everything = DeepUAD(seed=seed, epochs=budget, r=budget + 1).fit(Xfit, initial=np.arange(len(Xfit)))
     arrays = {"y": y, "kept_seconds": kept_seconds, "default_scores": kept.decision_function(Xscore),
               "default_threshold": kept.threshold_, "default_share": kept.contamination_}
     rng = np.random.default_rng([seed, len(kept.iterations_)])

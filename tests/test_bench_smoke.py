@@ -196,6 +196,37 @@ def test_panel_on_generated_sets(tmp_path):
     assert "Seeds run per set: deepuad 0, 1 on every set;" in text
 
 
+def test_unseen_bases(tmp_path):
+    """bench/unseen_bases.py on generated tables: it takes as bases the tables that are not the panel's, with
+    1,000 normal rows or more (a smaller one is left out), plants every type and share and the spikes on each, and
+    its table reports both families, every type by share and the spikes each method misses."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "odds_adbench"
+    folder.mkdir(parents=True)
+    for name, normal_rows in (("1_big", 1000), ("2_big", 1200), ("3_small", 400)):
+        normal, anomalies = rng.normal(size=(normal_rows, 4)), rng.normal(loc=6.0, size=(30, 4))
+        np.savez(folder / f"{name}.npz", X=np.vstack([normal, anomalies]), y=np.r_[np.zeros(normal_rows), np.ones(30)])
+    bench("unseen_bases", "--work", tmp_path / "runs" / "a", "--methods", "deepuad", "iforest", "--epochs", 1,
+          "--data-dir", tmp_path / "data", cwd=tmp_path)
+    bench("unseen_bases", "--table-only", "--work", tmp_path / "runs" / "a", "--results", tmp_path,
+          "--data-dir", tmp_path / "data", cwd=tmp_path)
+    runs = list(csv.DictReader((tmp_path / "unseen_bases.csv").open()))
+    assert {r["dataset"].split("+")[0] for r in runs} == {"1_big", "2_big"} and len(runs) == 2 * 17 * 2
+    body = {row[0]: row for row in table(tmp_path / "unseen_bases.md")}
+    assert body["synthetic"][1] == "32" and body["spikes"][1] == "2" and body["clustered_20"][1] == "2"
+    assert all(0 <= number(cell) <= 40 for cell in body["spikes missed"][1:])
+    # bench/unseen_parts.py on the same bases: its cached default is the package's run, set by set
+    for part in ("0/2", "1/2"):
+        bench("unseen_parts", "--part", part, "--cache", tmp_path / "cache", "--data-dir", tmp_path / "data",
+              "--results", tmp_path, "--epochs", 1, cwd=tmp_path)
+    bench("unseen_parts", "--table-only", "--data-dir", tmp_path / "data", "--results", tmp_path, cwd=tmp_path)
+    parts = list(csv.DictReader((tmp_path / "unseen_parts.csv").open()))
+    assert sorted(r["dataset"] for r in parts) == sorted({r["dataset"] for r in runs})
+    package = {r["dataset"]: float(r["auroc"]) for r in runs if r["method"] == "deepuad"}
+    assert all(abs(float(r["default"]) - package[r["dataset"]]) < 1e-6 for r in parts)
+    assert "| spikes | 2 |" in (tmp_path / "unseen_parts.md").read_text()
+
+
 def test_cost(tmp_path, shared_data):
     need(shared_data, ODDS)
     bench("cost", "--datasets", "45_wine", "--reps", 1, "--results", tmp_path / "results", cwd=tmp_path)

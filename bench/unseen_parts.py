@@ -1,0 +1,150 @@
+"""Why the default misses what it misses on the bases no round has used (bench/unseen_bases.py): each part
+of the default alone and the default less each part, on those sets, from one cached fit per set
+(bench/parts_panel.py's ``fit_and_cache``; no row of the panel is read). An exploration for a next round:
+these sets are tuning material from now on, and the bases that are neither the panel's nor these
+(``reserved``) stay unread for that round's held-out half.
+
+    python bench/unseen_parts.py --part 0/2 & python bench/unseen_parts.py --part 1/2   # fits, caches, rows
+    python bench/unseen_parts.py --table-only        # -> bench/results/unseen_parts.csv, .md
+
+Columns (the default's reference trim and wide-data rule throughout): ``default``; ``knn``, ``l2``, ``range``,
+``tails`` alone; ``no range``, ``no tails``, ``no knn``: the default less that part. The spikes columns give the
+planted spikes at or below the normal rows' 99th percentile, and ``normal p99``, the normal rows' 99th
+percentile of the range part (ranges beyond the kept rows, less its level) on each spike set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import panel  # noqa: E402
+import parts_panel  # noqa: E402
+import synthetic  # noqa: E402
+from cleaning_variants import append_row  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from unseen_bases import new_bases  # noqa: E402
+
+CACHE = Path("runs/parts_cache_unseen")
+DEFAULT = ("knn", "l2", "range", "tails")
+KEPT = ("range",)
+WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
+TRIM = 1.0
+COLUMNS = {"default": DEFAULT, **{f"{p} alone": (p,) for p in DEFAULT},
+           **{f"no {p}": tuple(q for q in DEFAULT if q != p) for p in ("range", "tails", "knn")}}
+
+
+def reserved(adbench_dir: Path) -> list[str]:
+    """The tables eligible as bases (unseen_bases' rule) that are neither the panel's bases nor ``new_bases``:
+    a next round's held-out bases."""
+    taken = set(new_bases(adbench_dir)) | set(panel.BASES)
+    out = []
+    for path in sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
+        with np.load(path, allow_pickle=False) as data:
+            if path.stem not in taken and (data["y"] == 0).sum() >= 1000 and data["X"].shape[1] <= 100:
+                out.append(path.stem)
+    return out
+
+
+def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
+    out = {}
+    wide = parts_panel.wide_parts(cache, WIDE)
+    for column, parts in COLUMNS.items():
+        parts = tuple(p for p in (wide or parts) if p in parts) if wide else parts
+        if not parts:  # a per-column part alone on wide data, where the default leaves it out
+            out[column] = ""
+            continue
+        view = cache.trimmed(TRIM)
+        s = parts_panel.score_of(cache, view, parts, {}, tuple(p for p in parts if p in KEPT))
+        out[column] = round(float(roc_auc_score(y, s)), 5)
+        if family == "spikes":
+            out[f"{column} missed"] = int(round((1 - synthetic.spike_recall(s, y)) * y.sum()))
+    if family == "spikes":
+        out["normal p99"] = round(float(np.percentile(cache["kept/range"][y == 0], 99)), 3)
+    return out
+
+
+def table(rows: list[dict], peers: dict) -> str:
+    methods = list(COLUMNS)
+    lines = ["# The default's parts on bases no round has used (seed 0)", "",
+             "`python bench/unseen_parts.py` (see its docstring). Mean AUROC; the best peer from `unseen_bases.csv`.", "",
+             "| | sets | " + " | ".join(methods) + " | best peer |", "|---|---:|" + "---:|" * (len(methods) + 1)]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        for key in {r["family"], r["dataset"].split("+")[1] if r["family"] == "synthetic" else r["family"]}:
+            groups.setdefault(key, []).append(r)
+    order = ["synthetic", "spikes"] + sorted((g for g in groups if g not in ("synthetic", "spikes")),
+                                             key=lambda g: (g.rsplit("_", 1)[0], int(g.rsplit("_", 1)[1])))
+    for key in order:
+        members = groups[key]
+        cells = []
+        for m in methods:
+            values = [float(r[m]) for r in members if r[m] != ""]
+            cells.append(f"{np.mean(values):.3f}" if len(values) == len(members) else "")
+        best = max(((np.mean([peers[p][r["dataset"]] for r in members]), p) for p in peers), default=None)
+        lines.append(f"| {key} | {len(members)} | " + " | ".join(cells) + (f" | {best[0]:.3f} ({best[1]}) |" if best else " | |"))
+    spikes = [r for r in rows if r["family"] == "spikes"]
+    lines += ["", "Planted spikes at or below the normal rows' 99th percentile, per set (20 each), and that percentile of the "
+              "range part:", "", "| set | " + " | ".join(methods) + " | range, normal p99 |", "|---|" + "---:|" * (len(methods) + 1)]
+    for r in spikes:
+        lines.append(f"| {r['dataset']} | " + " | ".join(r.get(f"{m} missed", "") for m in methods) + f" | {r['normal p99']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--results", type=Path, default=panel.RESULTS, help="where unseen_bases.csv lies and the table goes")
+    parser.add_argument("--epochs", type=int, default=None, help="the network's epoch budget (smoke runs)")
+    args = parser.parse_args()
+    csv_path = args.results / "unseen_parts.csv"
+    fields = ["dataset", "family", *COLUMNS, *(f"{c} missed" for c in COLUMNS), "normal p99"]
+    if not args.table_only:
+        import torch
+
+        torch.set_num_threads(1)
+        warnings.filterwarnings("ignore")
+        parts_panel.CACHE = args.cache
+        k, n = (int(v) for v in args.part.split("/"))
+        sets = [s for s in panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench", new_bases(args.data_dir / "odds_adbench"))
+                if s[1] in ("synthetic", "spikes")][k::n]
+        part_csv = csv_path.with_name(f"unseen_parts.{k}.csv")
+        done = {r["dataset"] for r in csv.DictReader(part_csv.open())} if part_csv.exists() else set()
+        for name, family, _, load in sets:
+            if name in done:
+                continue
+            Xfit, _, Xscore, y = load()
+            cache = parts_panel.Values(np.load(parts_panel.fit_and_cache(name, Xfit, Xscore, y, 0, args.epochs)), Xscore, 0)
+            row = {"dataset": name, "family": family, **measures(cache, family, y)}
+            append_row(part_csv, fields, row)
+            print(name, " ".join(f"{row[c]}" for c in COLUMNS), flush=True)
+        return
+    rows = [r for p in sorted(csv_path.parent.glob("unseen_parts.*.csv")) for r in csv.DictReader(p.open())]
+    order = {s[0]: i for i, s in enumerate(panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench",
+                                                          new_bases(args.data_dir / "odds_adbench")))}
+    rows.sort(key=lambda r: order[r["dataset"]])
+    with csv_path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for p in csv_path.parent.glob("unseen_parts.*.csv"):
+        p.unlink()
+    peers: dict = {}
+    for r in csv.DictReader((args.results / "unseen_bases.csv").open()):
+        if r["method"] in panel.PEERS:
+            peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
+    csv_path.with_suffix(".md").write_text(table(rows, peers))
+    print(f"wrote {csv_path.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
