@@ -16,7 +16,8 @@ held-out set:
   kept range over the (trimmed) reference, all rows less those far in their tails: a row counts as
   (d - L_c) / (1 + L_c) in the column where that is largest.
 
-Columns: ``default``; each fix alone; both. The table gives the mean AUROC per family (the unseen bases'
+Columns: ``default``; each fix alone; both; ``tails and rotated``: the tails part on the columns and on the
+principal axes side by side (five parts). The table gives the mean AUROC per family (the unseen bases'
 synthetic sets are the family ``unseen``, their spike sets ``unseen spikes``) and, per spike set, the spikes at
 or below the normal rows' 99th percentile.
 """
@@ -44,7 +45,8 @@ from deepuad.estimators import parts as score_parts  # noqa: E402
 TRIM = 1.0
 WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
 COLUMNS = {"default": ("tails", "range"), "tails rotated": ("tails_rotated", "range"),
-           "range per column": ("tails", "range_per_column"), "both": ("tails_rotated", "range_per_column")}
+           "range per column": ("tails", "range_per_column"), "both": ("tails_rotated", "range_per_column"),
+           "tails and rotated": (("tails", "tails_rotated"), "range")}
 
 
 class RotatedTails(score_parts.Tails):
@@ -86,7 +88,7 @@ def score(cache: parts_panel.Values, column: str) -> np.ndarray:
     wide = parts_panel.wide_parts(cache, WIDE)
     if wide:  # the default's parts on wide data have neither
         return parts_panel.score_of(cache, view, wide, {}, ())
-    s = parts_panel.score_of(cache, view, ("knn", "l2", tails), {}, ())
+    s = parts_panel.score_of(cache, view, ("knn", "l2", *((tails,) if isinstance(tails, str) else tails)), {}, ())
     if ranged == "range":
         return s + cache["kept/range"]
     return s + range_per_column(cache.cache["kept/reference"], cache.cache[f"{view}/reference"], cache.X, cache.seed)
