@@ -25,7 +25,9 @@ tables ECOD's per-column tails lead. Columns, each scored from one cached fit pe
 * ``range by step``: the default, but where a column is constant on the kept rows the range part counts in
   units of the smallest step from that value to another among the reference rows (all rows), not of 1 (the
   scaled column's whole range): a spike in a column that is 0 on every kept row is then as many steps out as
-  it lies, and a rare normal value one step (``StepRange``).
+  it lies, and a rare normal value one step (``StepRange``);
+* ``range by reference``: the same, but in units of that column's range over the trimmed reference (all rows
+  less those far in their tails), 1 where that is 0 too (``StepRange`` with ``unit="range"``).
 
 Below the table, each column's difference from the default in the mean of family means, with a 95 %
 interval from a paired bootstrap over the sets (each family's sets resampled within the family, 2,000
@@ -64,21 +66,23 @@ COLUMNS = {"default": (*DEFAULT, {}, "z"), "+forest": (*FOREST, {}, "z"), "fores
            "l2 + forest x2": (("l2", "iforest"), ("iforest",), {"iforest": 2.0}, "z"),
            "l2 + forest x2 +range": (("l2", "iforest", "range"), ("iforest", "range"), {"iforest": 2.0}, "z"),
            "+forest x2": (*FOREST, {"iforest": 2.0}, "z"), "+forest x4": (*FOREST, {"iforest": 4.0}, "z"),
-           "range by step": (*DEFAULT, {}, "step")}
+           "range by step": (*DEFAULT, {}, "step"), "range by reference": (*DEFAULT, {}, "reference")}
 
 
 class StepRange(score_parts.OutsideRange):
     """The range part, but a column constant on the kept rows counts in units of the smallest step from its
-    value to another value of ``among`` (all rows), where there is one."""
+    value to another value of ``among`` (``unit="step"``), or of the column's range over ``among``
+    (``unit="range"``), where that is not 0."""
 
-    def fit_among(self, kept: np.ndarray, among: np.ndarray, seed: int) -> "StepRange":
+    def fit_among(self, kept: np.ndarray, among: np.ndarray, seed: int, unit: str = "step") -> "StepRange":
         self.fit(kept, seed)
         kept, among = np.asarray(kept, dtype=np.float64), np.asarray(among, dtype=np.float64)
         for column in np.flatnonzero(kept.max(axis=0) - kept.min(axis=0) <= 1e-12):
             steps = np.abs(among[:, column] - kept[0, column])
             steps = steps[steps > 1e-12]
             if len(steps):
-                self.span_[column] = steps.min() * (1 + self.level_)
+                size = steps.min() if unit == "step" else among[:, column].max() - among[:, column].min()
+                self.span_[column] = size * (1 + self.level_)
         return self
 
 
@@ -92,11 +96,12 @@ def upper_tail(values: np.ndarray, fitted: np.ndarray) -> np.ndarray:
 def score(cache: parts_panel.Values, parts, kept_parts, weights, scale: str) -> np.ndarray:
     if scale == "z":
         return parts_panel.score_of(cache, cache.trimmed(TRIM), parts, weights, kept_parts)
-    if scale == "step":  # the range part (added as it is, not standardised) swapped for StepRange
+    if scale in ("step", "reference"):  # the range part (added as it is, not standardised) swapped for StepRange
         default = parts_panel.score_of(cache, cache.trimmed(TRIM), parts, weights, kept_parts)
         if "range" not in parts:
             return default
-        step = StepRange().fit_among(cache.cache["kept/reference"], cache.cache["mixed/reference"], cache.seed)
+        among = cache.cache["mixed/reference"] if scale == "step" else cache.cache[f"{cache.trimmed(TRIM)}/reference"]
+        step = StepRange().fit_among(cache.cache["kept/reference"], among, cache.seed, "step" if scale == "step" else "range")
         return default - cache["kept/range"] + step.values(cache.X, {})
     prefix = cache.trimmed(TRIM)
     out, total = 0.0, 0.0
