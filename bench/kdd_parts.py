@@ -15,6 +15,8 @@ model's network and cleaning stay as trained, and scores are fitted beside it as
   knn kept                the k-NN part fitted on the kept rows instead of the reference
   default +forest         the default with the forest beside its parts
   l2 + forest x2          the package's default before issue 29 (``combined``)
+  default +rotated        the default with the tails part on the principal axes beside its parts
+                          (bench/part_fixes.py's RotatedTails, the lead for a next round)
 
 AUROC in % on the test half, one trained model per row, and the mean over seeds per contamination.
 """
@@ -34,15 +36,20 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
 from deepuad.estimators import parts as score_parts  # noqa: E402
+from part_fixes import RotatedTails  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-# the scores fitted beside the model: (score name, whether its reference is the kept sample), a name
-# that is not the package's registered here for this script only
+# the scores fitted beside the model: (score name, whether its reference is the kept sample), a part or
+# score that is not the package's registered here for this script only
 score_parts.SCORES.setdefault("distance+tails+forest", ("knn", "l2", "iforest", "range", "tails"))
+score_parts.PARTS.setdefault("tails_rotated", RotatedTails)
+score_parts.SCORES.setdefault("distance+tails+rotated", ("knn", "l2", "range", "tails", "tails_rotated"))
 SCORES = {"knn": ("knn", False), "l2": ("l2", False), "range": ("range", False), "tails": ("tails", False),
           "default": (None, False), "iforest": ("iforest", False), "knn kept": ("knn", True),
-          "default +forest": ("distance+tails+forest", False), "l2 + forest x2": ("combined", False)}
+          "default +forest": ("distance+tails+forest", False), "l2 + forest x2": ("combined", False),
+          "default +rotated": ("distance+tails+rotated", False)}
 
 
 def scores_of(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
