@@ -225,6 +225,13 @@ def test_unseen_bases(tmp_path):
     package = {r["dataset"]: float(r["auroc"]) for r in runs if r["method"] == "deepuad"}
     assert all(abs(float(r["default"]) - package[r["dataset"]]) < 1e-6 for r in parts)
     assert "| spikes | 2 |" in (tmp_path / "unseen_parts.md").read_text()
+    # bench/family_gaps.py on the same runs: deepuad less the peer per family and type, its interval around it
+    bench("family_gaps", "--csv", tmp_path / "unseen_bases.csv", "--half", "all", "--out", "gaps.md", cwd=tmp_path)
+    gaps = {row[0]: row for row in table(tmp_path / "gaps.md")}
+    assert gaps["synthetic"][1] == "32" and gaps["clustered_20"][1] == "2" and len(gaps["spikes"]) == 3
+    for cell in (gaps["synthetic"][2], gaps["spikes"][2]):
+        mean, low, high = (float(v) for v in re.findall(r"[-+]\d\.\d+", cell))
+        assert low <= mean <= high
 
 
 def test_cost(tmp_path, shared_data):

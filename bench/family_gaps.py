@@ -1,0 +1,75 @@
+"""How sure the panel's family verdicts are: deepuad's mean AUROC less each peer's, per family (and per synthetic
+type and share), with a 95 % paired bootstrap interval over the family's sets (2,000 draws, seed 0). A gap whose
+interval holds 0 is one that the sets of that half cannot tell from the luck of which sets it holds.
+
+    python bench/family_gaps.py                                  # panel.csv's held-out half -> family_gaps.md
+    python bench/family_gaps.py --csv bench/results/unseen_bases.csv --half all --out family_gaps_unseen.md
+
+Seed 0 runs only; a set counts where deepuad and the peer both ran on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import panel  # noqa: E402
+
+
+def interval(differences: np.ndarray, draws: int = 2000) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    means = differences[rng.integers(0, len(differences), size=(draws, len(differences)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def gaps(rows: list[dict], half: str) -> str:
+    chosen = [r for r in rows if r["seed"] == "0" and (half == "all" or r["half"] == half)]
+    auroc = {(r["dataset"], r["method"]): float(r["auroc"]) for r in chosen}
+    family = {r["dataset"]: r["family"] for r in chosen}
+    peers = [m for m in panel.PEERS if any(k[1] == m for k in auroc)]
+    groups: dict[str, list[str]] = {}
+    for name in sorted({d for d, m in auroc if m == "deepuad"}):
+        groups.setdefault(family[name], []).append(name)
+        if family[name] == "synthetic":
+            groups.setdefault(name.split("+")[1], []).append(name)
+    lines = [f"# deepuad less each peer, per family ({half} half, seed 0)" if half != "all" else
+             "# deepuad less each peer, per family (every set, seed 0)", "",
+             "`python bench/family_gaps.py` (see its docstring): mean AUROC difference [95 % paired bootstrap interval]; "
+             "**bold** where the interval lies below 0.", "",
+             "| | sets | " + " | ".join(peers) + " |", "|---|---:|" + "---:|" * len(peers)]
+    order = [f for f in panel.FAMILIES if f in groups] + sorted(
+        (g for g in groups if g not in panel.FAMILIES), key=lambda g: (g.rsplit("_", 1)[0], int(g.rsplit("_", 1)[1])))
+    for key in order:
+        members, cells = groups[key], []
+        for peer in peers:
+            both = [d for d in members if (d, peer) in auroc]
+            if not both:
+                cells.append("")
+                continue
+            differences = np.array([auroc[d, "deepuad"] - auroc[d, peer] for d in both])
+            low, high = interval(differences)
+            text = f"{differences.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
+            cells.append(f"**{text}**" if high < 0 else text)
+        lines.append(f"| {key} | {len(members)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", type=Path, default=panel.RESULTS / "panel.csv")
+    parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="held-out")
+    parser.add_argument("--out", default="family_gaps.md", help="file name in --csv's folder")
+    args = parser.parse_args()
+    out = args.csv.parent / args.out
+    out.write_text(gaps(list(csv.DictReader(args.csv.open())), args.half))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
