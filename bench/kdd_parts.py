@@ -17,6 +17,7 @@ model's network and cleaning stay as trained, and scores are fitted beside it as
   l2 + forest x2          the package's default before issue 29 (``combined``)
   default +rotated        the default with the tails part on the principal axes beside its parts
                           (bench/part_fixes.py's RotatedTails, the lead for a next round)
+  default +rotated/2      the same with the two tails parts at weight 1/2 each
 
 AUROC in % on the test half, one trained model per row, and the mean over seeds per contamination.
 """
@@ -46,10 +47,12 @@ RESULTS = Path(__file__).parent / "results"
 score_parts.SCORES.setdefault("distance+tails+forest", ("knn", "l2", "iforest", "range", "tails"))
 score_parts.PARTS.setdefault("tails_rotated", RotatedTails)
 score_parts.SCORES.setdefault("distance+tails+rotated", ("knn", "l2", "range", "tails", "tails_rotated"))
+score_parts.SCORES.setdefault("distance+tails+rotated/2", ("knn", "l2", "range", "tails", "tails_rotated"))
+score_parts.WEIGHTS.setdefault("distance+tails+rotated/2", {"tails": 0.5, "tails_rotated": 0.5})
 SCORES = {"knn": ("knn", False), "l2": ("l2", False), "range": ("range", False), "tails": ("tails", False),
           "default": (None, False), "iforest": ("iforest", False), "knn kept": ("knn", True),
           "default +forest": ("distance+tails+forest", False), "l2 + forest x2": ("combined", False),
-          "default +rotated": ("distance+tails+rotated", False)}
+          "default +rotated": ("distance+tails+rotated", False), "default +rotated/2": ("distance+tails+rotated/2", False)}
 
 
 def scores_of(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -17,7 +17,8 @@ held-out set:
   (d - L_c) / (1 + L_c) in the column where that is largest.
 
 Columns: ``default``; each fix alone; both; ``tails and rotated``: the tails part on the columns and on the
-principal axes side by side (five parts). The table gives the mean AUROC per family (the unseen bases'
+principal axes side by side (five parts); ``tails and rotated, half weight``: the same, each of the two at weight
+1/2, so that together they weigh what the tails part weighs in the default. The table gives the mean AUROC per family (the unseen bases'
 synthetic sets are the family ``unseen``, their spike sets ``unseen spikes``) and, per spike set, the spikes at
 or below the normal rows' 99th percentile.
 """
@@ -46,7 +47,8 @@ TRIM = 1.0
 WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
 COLUMNS = {"default": ("tails", "range"), "tails rotated": ("tails_rotated", "range"),
            "range per column": ("tails", "range_per_column"), "both": ("tails_rotated", "range_per_column"),
-           "tails and rotated": (("tails", "tails_rotated"), "range")}
+           "tails and rotated": (("tails", "tails_rotated"), "range"),
+           "tails and rotated, half weight": (("tails", "tails_rotated"), "range", {"tails": 0.5, "tails_rotated": 0.5})}
 
 
 class RotatedTails(score_parts.Tails):
@@ -83,12 +85,13 @@ def range_per_column(kept: np.ndarray, reference: np.ndarray, X: np.ndarray, see
 
 
 def score(cache: parts_panel.Values, column: str) -> np.ndarray:
-    tails, ranged = COLUMNS[column]
+    tails, ranged, *weights = COLUMNS[column]
+    weights = weights[0] if weights else {}
     view = cache.trimmed(TRIM)
     wide = parts_panel.wide_parts(cache, WIDE)
     if wide:  # the default's parts on wide data have neither
         return parts_panel.score_of(cache, view, wide, {}, ())
-    s = parts_panel.score_of(cache, view, ("knn", "l2", *((tails,) if isinstance(tails, str) else tails)), {}, ())
+    s = parts_panel.score_of(cache, view, ("knn", "l2", *((tails,) if isinstance(tails, str) else tails)), weights, ())
     if ranged == "range":
         return s + cache["kept/range"]
     return s + range_per_column(cache.cache["kept/reference"], cache.cache[f"{view}/reference"], cache.X, cache.seed)
