@@ -100,6 +100,16 @@ SCORE_CANDIDATES: dict[str, dict] = {
                                   "kept_parts": ("iforest", "range"), "wide": {"parts": ("knn", "l2"), "columns": 200, "level": 2.0},
                                   "reference_trim": c}
        for c in (1.0, 1.5)},
+    # Issue 29's eighth round, SPLIT_SEED 50, tuning half, seed 0 (added after bench/score_combination.py and
+    # bench/part_fixes.py on that half and on the sets of bench/unseen_bases.py): the default with the tails part
+    # on the reference's principal axes beside the tails part on its columns ("tails_axes",
+    # parts_panel.AxesTails), for the dependency anomalies the tails part on the columns ranks at chance; the two
+    # at weight 1/2 each, so that together they weigh what the tails part weighs in the default, and at weight 1.
+    "tails-axes-half": {"parts": ("knn", "l2", "range", "tails", "tails_axes"), "weights": {"tails": 0.5, "tails_axes": 0.5},
+                        "reference": "all", "kept_parts": ("range",), "wide": {"parts": ("knn", "l2"), "columns": 200, "level": 2.0},
+                        "reference_trim": 1.0},
+    "tails-axes": {"parts": ("knn", "l2", "range", "tails", "tails_axes"), "reference": "all", "kept_parts": ("range",),
+                   "wide": {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES})

@@ -16,7 +16,7 @@ model's network and cleaning stay as trained, and scores are fitted beside it as
   default +forest         the default with the forest beside its parts
   l2 + forest x2          the package's default before issue 29 (``combined``)
   default +rotated        the default with the tails part on the principal axes beside its parts
-                          (bench/part_fixes.py's RotatedTails, the lead for a next round)
+                          (bench/parts_panel.py's AxesTails, the lead for a next round)
   default +rotated/2      the same with the two tails parts at weight 1/2 each
 
 AUROC in % on the test half, one trained model per row, and the mean over seeds per contamination.
@@ -39,16 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 from deepuad.estimators import parts as score_parts  # noqa: E402
-from part_fixes import RotatedTails  # noqa: E402
+from parts_panel import AxesTails  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # the scores fitted beside the model: (score name, whether its reference is the kept sample), a part or
 # score that is not the package's registered here for this script only
 score_parts.SCORES.setdefault("distance+tails+forest", ("knn", "l2", "iforest", "range", "tails"))
-score_parts.PARTS.setdefault("tails_rotated", RotatedTails)
-score_parts.SCORES.setdefault("distance+tails+rotated", ("knn", "l2", "range", "tails", "tails_rotated"))
-score_parts.SCORES.setdefault("distance+tails+rotated/2", ("knn", "l2", "range", "tails", "tails_rotated"))
-score_parts.WEIGHTS.setdefault("distance+tails+rotated/2", {"tails": 0.5, "tails_rotated": 0.5})
+score_parts.PARTS.setdefault("tails_axes", AxesTails)
+score_parts.SCORES.setdefault("distance+tails+rotated", ("knn", "l2", "range", "tails", "tails_axes"))
+score_parts.SCORES.setdefault("distance+tails+rotated/2", ("knn", "l2", "range", "tails", "tails_axes"))
+score_parts.WEIGHTS.setdefault("distance+tails+rotated/2", {"tails": 0.5, "tails_axes": 0.5})
 SCORES = {"knn": ("knn", False), "l2": ("l2", False), "range": ("range", False), "tails": ("tails", False),
           "default": (None, False), "iforest": ("iforest", False), "knn kept": ("knn", True),
           "default +forest": ("distance+tails+forest", False), "l2 + forest x2": ("combined", False),

@@ -48,31 +48,11 @@ from deepuad.estimators import parts as score_parts  # noqa: E402
 
 TRIM = 1.0
 WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
-COLUMNS = {"default": ("tails", "range"), "tails rotated": ("tails_rotated", "range"),
-           "range per column": ("tails", "range_per_column"), "both": ("tails_rotated", "range_per_column"),
-           "tails and rotated": (("tails", "tails_rotated"), "range"),
-           "tails and rotated, half weight": (("tails", "tails_rotated"), "range", {"tails": 0.5, "tails_rotated": 0.5}),
+COLUMNS = {"default": ("tails", "range"), "tails rotated": ("tails_axes", "range"),
+           "range per column": ("tails", "range_per_column"), "both": ("tails_axes", "range_per_column"),
+           "tails and rotated": (("tails", "tails_axes"), "range"),
+           "tails and rotated, half weight": (("tails", "tails_axes"), "range", {"tails": 0.5, "tails_axes": 0.5}),
            "range in reference units": ("tails", "range_reference_unit")}
-
-
-class RotatedTails(score_parts.Tails):
-    """The tails part on the principal axes of the rows it is fitted on (see the module docstring)."""
-
-    def fit(self, reference, seed):
-        reference = np.asarray(reference, dtype=np.float64)
-        self.mean_ = reference.mean(axis=0)
-        _, _, self.axes_ = np.linalg.svd(reference - self.mean_, full_matrices=False)
-        return super().fit(self._turned(reference), seed)
-
-    def _turned(self, X):
-        return ((np.asarray(X, dtype=np.float64) - self.mean_) @ self.axes_.T).astype(np.float32)
-
-    def values(self, X, errors):
-        return super().values(self._turned(X), errors)
-
-
-parts_panel.PARTS["tails_rotated"] = RotatedTails
-parts_panel.REGISTERED["tails_rotated"] = "tails"
 
 
 class ReferenceUnitRange(score_parts.OutsideRange):

@@ -69,6 +69,29 @@ PARTS.update({"range_fenced": PARTS["range"], "knn_distinct": PARTS["knn"]})
 REGISTERED = {"range_fenced": "range", "knn_distinct": "knn", "range_calibrated": "range"}
 
 
+class AxesTails(score_parts.Tails):
+    """The tails part on the principal axes of the rows it is fitted on: the rows centred on their mean and
+    turned onto the right singular vectors of the centred rows, all of them. Correlated columns are one axis
+    there, and a row that breaks their correlation (a dependency anomaly) lies far out on a minor axis, where
+    the tails part on the columns ranks it at chance (bench/unseen_parts.py, bench/part_fixes.py)."""
+
+    def fit(self, reference, seed):
+        reference = np.asarray(reference, dtype=np.float64)
+        self.mean_ = reference.mean(axis=0)
+        _, _, self.axes_ = np.linalg.svd(reference - self.mean_, full_matrices=False)
+        return super().fit(self._turned(reference), seed)
+
+    def _turned(self, X):
+        return ((np.asarray(X, dtype=np.float64) - self.mean_) @ self.axes_.T).astype(np.float32)
+
+    def values(self, X, errors):
+        return super().values(self._turned(X), errors)
+
+
+PARTS["tails_axes"] = AxesTails
+REGISTERED["tails_axes"] = "tails"
+
+
 class CalibratedRange(score_parts.OutsideRange):
     """The package's range up to the fourth round's freeze (2aee2a6): fitted on the kept rows, less the
     level L its values reach by chance on a seeded half of them fitted on the other half (their
