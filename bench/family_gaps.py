@@ -3,6 +3,7 @@ type and share), with a 95 % paired bootstrap interval over the family's sets (2
 interval holds 0 is one that the sets of that half cannot tell from the luck of which sets it holds.
 
     python bench/family_gaps.py                                  # panel.csv's held-out half -> family_gaps.md
+    python bench/family_gaps.py --csv bench/results/panel_split48.csv   # the seventh round's (bench/results/family_gaps.md)
     python bench/family_gaps.py --csv bench/results/unseen_bases.csv --half all --out family_gaps_unseen.md
 
 Seed 0 runs only; a set counts where deepuad and the peer both ran on it.
