@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
+import synthetic  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "paper (default)": {},
@@ -100,7 +101,7 @@ def side_by_side(rows: list[dict], columns, title: str, script: str) -> str:
                 + f" | {best_peer([r['dataset'] for r in members[key]], peers)} |")
     families = [f for f in FAMILY_ORDER if f in members]
     groups = sorted({group_of(r["dataset"], r["family"]) for r in rows if r["family"] == "synthetic"},
-                    key=lambda g: (g.split("_")[0], int(g.split("_")[1])))
+                    key=synthetic.type_and_share)
     head = ["| | sets | " + " | ".join(columns) + " | best peer |", "|---|---:|" + "---:|" * len(columns) + "---:|"]
     return "\n".join([f"# {title}", "", f"`python bench/{script}.py` (see its docstring); mean AUROC.", "",
                       "By family, and the mean of family means:", "", *head, *(line(f) for f in families),

@@ -2,11 +2,11 @@
 type and share), with a 95 % paired bootstrap interval over the family's sets (2,000 draws, seed 0). A gap whose
 interval holds 0 is one that the sets of that half cannot tell from the luck of which sets it holds.
 
-    python bench/family_gaps.py                                  # panel.csv's held-out half -> family_gaps.md
-    python bench/family_gaps.py --csv bench/results/panel_split48.csv   # the seventh round's (bench/results/family_gaps.md)
+    python bench/family_gaps.py --csv bench/results/panel_split48.csv   # the seventh round's held-out half -> family_gaps.md
     python bench/family_gaps.py --csv bench/results/unseen_bases.csv --half all --out family_gaps_unseen.md
 
-Seed 0 runs only; a set counts where deepuad and the peer both ran on it.
+Seed 0 runs only; a set counts where deepuad and the peer both ran on it. A half with no deepuad run (panel.csv
+between a round's choice and its held-out run) is refused.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
+import synthetic  # noqa: E402
 
 
-def interval(differences: np.ndarray, draws: int = 2000) -> tuple[float, float]:
+def interval(groups: list[np.ndarray], draws: int = 2000) -> tuple[float, float]:
+    """The 95 % paired bootstrap interval of the mean over ``groups`` of each group's mean difference: each
+    group's sets resampled within the group (one group: a plain bootstrap over its sets), seed 0."""
     rng = np.random.default_rng(0)
-    means = differences[rng.integers(0, len(differences), size=(draws, len(differences)))].mean(axis=1)
+    means = np.mean([d[rng.integers(0, len(d), size=(draws, len(d)))].mean(axis=1) for d in groups], axis=0)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
@@ -44,8 +47,10 @@ def gaps(rows: list[dict], half: str) -> str:
              "`python bench/family_gaps.py` (see its docstring): mean AUROC difference [95 % paired bootstrap interval]; "
              "**bold** where the interval lies below 0.", "",
              "| | sets | " + " | ".join(peers) + " |", "|---|---:|" + "---:|" * len(peers)]
-    order = [f for f in panel.FAMILIES if f in groups] + sorted(
-        (g for g in groups if g not in panel.FAMILIES), key=lambda g: (g.rsplit("_", 1)[0], int(g.rsplit("_", 1)[1])))
+    if not groups:
+        raise SystemExit(f"no set of the {half} half has a deepuad run at seed 0: nothing to compare")
+    order = [f for f in panel.FAMILIES if f in groups] + sorted((g for g in groups if g not in panel.FAMILIES),
+                                                                 key=synthetic.type_and_share)
     for key in order:
         members, cells = groups[key], []
         for peer in peers:
@@ -54,7 +59,7 @@ def gaps(rows: list[dict], half: str) -> str:
                 cells.append("")
                 continue
             differences = np.array([auroc[d, "deepuad"] - auroc[d, peer] for d in both])
-            low, high = interval(differences)
+            low, high = interval([differences])
             text = f"{differences.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
             cells.append(f"**{text}**" if high < 0 else text)
         lines.append(f"| {key} | {len(members)} | " + " | ".join(cells) + " |")

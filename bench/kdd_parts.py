@@ -16,8 +16,11 @@ model's network and cleaning stay as trained, and scores are fitted beside it as
   default +forest         the default with the forest beside its parts
   l2 + forest x2          the package's default before issue 29 (``combined``)
   default +rotated        the default with the tails part on the principal axes beside its parts
-                          (bench/parts_panel.py's AxesTails, the lead for a next round)
-  default +rotated/2      the same with the two tails parts at weight 1/2 each
+                          (bench/parts_panel.py's AxesTails: bench/candidates.py's tails-axes)
+  default +rotated/2      the same with the two tails parts at weight 1/2 each (tails-axes-half)
+
+and, beside them, the share of anomalies among the rows the model kept (``kept anomalies %``: how well the
+cleaning did; the labels are read only here).
 
 AUROC in % on the test half, one trained model per row, and the mean over seeds per contamination.
 """
@@ -55,14 +58,16 @@ SCORES = {"knn": ("knn", False), "l2": ("l2", False), "range": ("range", False),
           "default +rotated": ("distance+tails+rotated", False), "default +rotated/2": ("distance+tails+rotated/2", False)}
 
 
-def scores_of(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(each score on the test half, its labels) for the model in ``folder``."""
+def scores_of(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """(each score on the test half, its labels, the share of anomalies among the kept rows in %) for the model
+    in ``folder``."""
     from deepuad.artifacts.features import read_features
     from deepuad.estimators.detector import DeepUAD
     from deepuad.estimators.scorer import Scorer
 
     model = DeepUAD.load(folder / "model.h5")
-    X = read_features(folder / "train.features.h5")["X"]
+    train = read_features(folder / "train.features.h5")
+    X = train["X"]
     test = read_features(folder / "test.features.h5")
     rows, kept_rows = (score_parts.reference_rows(np.random.default_rng([model.seed, len(model.iterations_)]), among,
                                                   model.reference_size)
@@ -82,14 +87,15 @@ def scores_of(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
                        kept=np.isin(rows, model.selected_), kept_rows=kept_rows, reference_trim=model.reference_trim)
     assert np.allclose(refit.scores(refit.values(test["X"], model.model_, model.device)[0])[0], out["default"], atol=1e-5), \
         "the refitted default differs from the model's score: the draw of the reference rows is not DeepUAD.fit's"
-    return out, np.asarray(test["y"]).astype(int)
+    kept_share = 100 * float(np.mean(np.asarray(train["y"])[model.selected_]))
+    return out, np.asarray(test["y"]).astype(int), kept_share
 
 
 def write_table(rows: list[dict], path: Path, name: str) -> None:
-    columns = list(SCORES)
+    columns = [*SCORES, "kept anomalies %"]
     lines = [f"# The default's parts and the forest on full-size KDDCUP (models of {name})", "",
              "Regenerate: `python bench/kdd_parts.py` (its docstring defines each column). AUROC in % on the test half, "
-             "one trained model per row.", "",
+             "one trained model per row; the last column is the kept rows' anomaly share in %.", "",
              "| contamination | seed | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for r in rows:
         lines.append(f"| {r['contamination']} % | {r['seed']} | " + " | ".join(f"{float(r[c]):.1f}" for c in columns) + " |")
@@ -113,8 +119,9 @@ def main() -> None:
         match = re.fullmatch(r"c(\d+)_s(\d+)", folder.name)
         if not match or not (folder / "model.h5").exists():
             continue
-        scores, y = scores_of(folder)
-        row = {"contamination": match[1], "seed": match[2], **{c: round(100 * roc_auc_score(y, s), 2) for c, s in scores.items()}}
+        scores, y, kept_share = scores_of(folder)
+        row = {"contamination": match[1], "seed": match[2], **{c: round(100 * roc_auc_score(y, s), 2) for c, s in scores.items()},
+               "kept anomalies %": round(kept_share, 2)}
         rows.append(row)
         print(" ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     rows.sort(key=lambda r: (int(r["contamination"]), int(r["seed"])))

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
+import synthetic
+
 FIELDS = ["dataset", "family", "half", "rows_fit", "rows_scored", "features", "anomaly_share", "method", "seed", "auroc", "auprc",
           "f1_default", "f1_true_share", "spike_recall", "estimated_share", "seconds"]
 FAMILY_ORDER = ("tables", "images", "kddcup", "synthetic", "spikes")
@@ -140,7 +142,7 @@ def _synthetic_table(names: list[str], methods: list[str], cell: dict, info: dic
         if not lines:
             lines = ["## Synthetic anomalies by type and share (mean AUROC over the base sets)", ""]
         lines += [f"{half.capitalize()} half.", "", "| type, % | sets | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-        for kind, members in sorted(kinds.items(), key=lambda k: (k[0].rsplit("_", 1)[0], int(k[0].rsplit("_", 1)[1]))):
+        for kind, members in sorted(kinds.items(), key=lambda k: synthetic.type_and_share(k[0])):
             values = [[cell[(n, m)] for n in members if (n, m) in cell] for m in methods]
             best = max((np.mean(v) for v in values if v), default=None)
             lines.append(f"| {kind} | {len(members)} | " + " | ".join(

@@ -1,5 +1,5 @@
 """Two blind spots of the default's parts, and a fix for each: an exploration for a next round. It reads the
-tuning half of a split that no round has used yet (from bench/parts_panel.py's cached fits) and the sets of
+tuning half of a split whose held-out half has not run (from bench/parts_panel.py's cached fits) and the sets of
 bench/unseen_bases.py (tuning material since bench/unseen_parts.py was read; their fits cached by it), and no
 held-out set:
 
@@ -7,9 +7,8 @@ held-out set:
 
 * **The tails part and dependency anomalies** (unseen_parts.md: the tails part alone 0.55 on them). It sums
   each column's tail probability, and normal rows of correlated columns lie in the tails of many columns at
-  once. ``tails rotated`` measures the tails on the reference's principal axes instead (the rows centred on the
-  reference's mean and turned onto the right singular vectors of the centred reference, all of them), where
-  correlated columns are one axis and a row that breaks the correlation lies far out on a minor axis.
+  once. ``tails rotated`` measures the tails on the reference's principal axes instead (parts_panel.AxesTails),
+  where correlated columns are one axis and a row that breaks the correlation lies far out on a minor axis.
 * **The range part on heavy-tailed columns** (1_ALOI+spikes: normal rows lie 35 kept ranges out by chance). Its
   level is one number, the 95th percentile over half of the kept rows, which the cleaning made a narrow core.
   ``range per column`` takes a level per column instead, the 99th percentile of the column's distance beyond the
@@ -21,9 +20,11 @@ principal axes side by side (five parts); ``tails and rotated, half weight``: th
 1/2, so that together they weigh what the tails part weighs in the default; ``range in reference units``: the
 range part with each column's unit the wider of the kept rows' fenced range and the trimmed reference's
 (``ReferenceUnitRange``): on 1_ALOI the kept core of a heavy-tailed column is narrow, and normal rows lie far
-beyond it in units of that core but not in units of the reference's spread. The table gives the mean AUROC per family (the unseen bases'
-synthetic sets are the family ``unseen``, their spike sets ``unseen spikes``) and, per spike set, the spikes at
-or below the normal rows' 99th percentile.
+beyond it in units of that core but not in units of the reference's spread.
+
+The table gives the mean AUROC per family (the unseen bases' synthetic sets are the family ``unseen``, their
+spike sets ``unseen spikes``), per spike set the spikes at or below the normal rows' 99th percentile, and the
+default's lowest-scoring spike of each (``lowest_spike``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,28 @@ def score(cache: parts_panel.Values, column: str) -> np.ndarray:
     return s + range_per_column(cache.cache["kept/reference"], cache.cache[f"{view}/reference"], cache.X, cache.seed)
 
 
+LOWEST = ("default margin", "spike column", "spike value", "kept low", "kept high", "normal max", "range of spike",
+          "range normal p99", "range normal max")
+
+
+def lowest_spike(cache: parts_panel.Values, s: np.ndarray, y: np.ndarray) -> dict:
+    """The default's lowest-scoring spike of a spike set: its score less the normal rows' 99th percentile
+    (``default margin``, negative where it is missed), the column it was planted in (where it lies farthest
+    beyond the kept rows' range), its value there, the kept rows' range of that column, the normal rows' largest
+    value in it, and the range part's value of the spike beside its 99th percentile and maximum over the normal
+    rows."""
+    fitted = score_parts.OutsideRange().fit(cache.cache["kept/reference"], cache.seed)
+    ranged = cache["kept/range"]
+    spikes = np.flatnonzero(y == 1)
+    row = spikes[np.argmin(s[spikes])]
+    x = np.asarray(cache.X[row], dtype=np.float64)
+    column = int(np.argmax(np.maximum(np.maximum(x - fitted.high_, fitted.low_ - x), 0.0) / fitted.span_))
+    normal = y == 0
+    values = (s[row] - np.percentile(s[normal], 99), column, x[column], fitted.low_[column], fitted.high_[column],
+              cache.X[normal, column].max(), ranged[row], np.percentile(ranged[normal], 99), ranged[normal].max())
+    return {k: round(float(v), 4) for k, v in zip(LOWEST, values)}
+
+
 def sets(split_seed: int, data_dir: Path):
     """(name, family, rows scored, labels, cache folder): the tuning half, then the unseen bases' sets."""
     for name, family, X, y in scored_tuning_sets(split_seed, data_dir):
@@ -114,7 +137,7 @@ def main() -> None:
     args = exploration_args(__doc__, "part_fixes", cached=True)
     parts_panel.CACHE = args.cache
     csv_path = panel.RESULTS / f"part_fixes_split{args.split_seed}.csv"
-    fields = ["dataset", "family", *COLUMNS, *(f"{c} missed" for c in COLUMNS)]
+    fields = ["dataset", "family", *COLUMNS, *(f"{c} missed" for c in COLUMNS), *LOWEST]
     if not args.table_only:
         warnings.filterwarnings("ignore")
         csv_path.unlink(missing_ok=True)
@@ -125,7 +148,9 @@ def main() -> None:
                 s = score(cache, column)
                 row[column] = round(float(roc_auc_score(y, s)), 5)
                 if family.endswith("spikes"):
-                    row[f"{column} missed"] = int(round((1 - synthetic.spike_recall(s, y)) * y.sum()))
+                    row[f"{column} missed"] = synthetic.spikes_missed(s, y)
+                    if column == "default":
+                        row.update(lowest_spike(cache, s, y))
             append_row(csv_path, fields, row)
             print(name, " ".join(str(row[c]) for c in COLUMNS), flush=True)
     rows = list(csv.DictReader(csv_path.open()))
@@ -146,6 +171,12 @@ def main() -> None:
     for r in rows:
         if r["family"].endswith("spikes") and any(r[f"{c} missed"] not in ("", "0") for c in COLUMNS):
             lines.append(f"| {r['dataset']} | " + " | ".join(r[f"{c} missed"] for c in COLUMNS) + " |")
+    lines += ["", "The default's lowest-scoring spike of each spike set (``lowest_spike``: its margin over the normal rows' "
+              "99th percentile, the column it lies in and that column's kept range, the range part on it and on the "
+              "normal rows):", "", "| set | " + " | ".join(LOWEST) + " |", "|---|" + "---:|" * len(LOWEST)]
+    for r in rows:
+        if r["family"].endswith("spikes"):
+            lines.append(f"| {r['dataset']} | " + " | ".join(r[k] for k in LOWEST) + " |")
     csv_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {csv_path.with_suffix('.md')}")
 

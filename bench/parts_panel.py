@@ -73,7 +73,11 @@ class AxesTails(score_parts.Tails):
     """The tails part on the principal axes of the rows it is fitted on: the rows centred on their mean and
     turned onto the right singular vectors of the centred rows, all of them. Correlated columns are one axis
     there, and a row that breaks their correlation (a dependency anomaly) lies far out on a minor axis, where
-    the tails part on the columns ranks it at chance (bench/unseen_parts.py, bench/part_fixes.py)."""
+    the tails part on the columns ranks it at chance (bench/unseen_parts.py, bench/part_fixes.py).
+
+    Not reproducible across thread counts where the rows have fewer independent directions than columns (a
+    rank-deficient reference, as 17_InternetAds's): the axes of its null space are an arbitrary basis that the
+    LAPACK build and its threads choose, and the tails on them move with it."""
 
     def fit(self, reference, seed):
         reference = np.asarray(reference, dtype=np.float64)

@@ -96,3 +96,15 @@ def spike_recall(scores: np.ndarray, y: np.ndarray, percentile: float = 99.0) ->
     untouched rows' scores (the issue's goal: 1.0 on every set)."""
     bar = np.percentile(scores[y == 0], percentile)
     return float(np.mean(scores[y == 1] > bar))
+
+
+def spikes_missed(scores: np.ndarray, y: np.ndarray, percentile: float = 99.0) -> int:
+    """How many spiked rows score at or below that percentile (``spike_recall``'s misses, counted)."""
+    bar = np.percentile(scores[y == 0], percentile)
+    return int(np.sum(scores[y == 1] <= bar))
+
+
+def type_and_share(group: str) -> tuple[str, int]:
+    """A synthetic group's sort key: "clustered_20" -> ("clustered", 20), so shares sort as numbers."""
+    kind, share = group.rsplit("_", 1)
+    return kind, int(share)

@@ -28,18 +28,26 @@ from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
+import synthetic  # noqa: E402
 
 RESULTS = panel.RESULTS / "unseen_bases"
 
 
-def new_bases(adbench_dir: Path) -> list[str]:
-    """The eight tables (see the module docstring), in the catalog's order."""
+def eligible_bases(adbench_dir: Path) -> list[str]:
+    """The tables that are not the panel's bases, with at least 1,000 normal rows and at most 100 columns, in
+    the catalog's order."""
     eligible = []
     for path in sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
         with np.load(path, allow_pickle=False) as data:
             X, y = data["X"], data["y"]
             if path.stem not in panel.BASES and (y == 0).sum() >= 1000 and X.shape[1] <= 100:
                 eligible.append(path.stem)
+    return eligible
+
+
+def new_bases(adbench_dir: Path) -> list[str]:
+    """Eight of ``eligible_bases`` drawn with default_rng(0), in the catalog's order."""
+    eligible = eligible_bases(adbench_dir)
     chosen = set(np.random.default_rng(0).choice(eligible, size=min(8, len(eligible)), replace=False))
     return [name for name in eligible if name in chosen]
 
@@ -64,13 +72,11 @@ def summary(rows: list[dict]) -> str:
         out.append(line(fam, [d for d in sets if family[d] == fam]))
     out.append("| mean rank | | " + " | ".join(f"{np.mean([ranks[d][m] for d in sets]):.2f}" for m in methods) + " |")
     out += ["", "Synthetic anomalies by type and share:", "", head]
-    groups = sorted({d.split("+")[1] for d in sets if family[d] == "synthetic"},
-                    key=lambda g: (g.rsplit("_", 1)[0], int(g.rsplit("_", 1)[1])))
+    groups = sorted({d.split("+")[1] for d in sets if family[d] == "synthetic"}, key=synthetic.type_and_share)
     out += [line(g, [d for d in sets if d.endswith("+" + g)]) for g in groups]
-    missed = {m: sum(round((1 - float(r["spike_recall"])) * 20) for r in rows if r["method"] == m and r["spike_recall"] != "")
-              for m in methods}
-    spike_sets = {m: sum(1 for r in rows if r["method"] == m and r["spike_recall"] not in ("", "1.0")
-                         and float(r["spike_recall"]) < 1) for m in methods}
+    recalls = {m: [float(r["spike_recall"]) for r in rows if r["method"] == m and r["spike_recall"] != ""] for m in methods}
+    missed = {m: sum(round((1 - recall) * panel.SPIKES) for recall in recalls[m]) for m in methods}
+    spike_sets = {m: sum(recall < 1 for recall in recalls[m]) for m in methods}
     out += ["", f"Planted spikes at or below the normal rows' 99th percentile ({panel.SPIKES} per set; the sets with any):", "",
             "| | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods),
             "| spikes missed | " + " | ".join(str(missed[m]) for m in methods) + " |",

@@ -29,7 +29,7 @@ import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import append_row  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-from unseen_bases import new_bases  # noqa: E402
+from unseen_bases import eligible_bases, new_bases  # noqa: E402
 
 CACHE = Path("runs/parts_cache_unseen")
 DEFAULT = ("knn", "l2", "range", "tails")
@@ -43,13 +43,8 @@ COLUMNS = {"default": DEFAULT, **{f"{p} alone": (p,) for p in DEFAULT},
 def reserved(adbench_dir: Path) -> list[str]:
     """The tables eligible as bases (unseen_bases' rule) that are neither the panel's bases nor ``new_bases``:
     a next round's held-out bases."""
-    taken = set(new_bases(adbench_dir)) | set(panel.BASES)
-    out = []
-    for path in sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0])):
-        with np.load(path, allow_pickle=False) as data:
-            if path.stem not in taken and (data["y"] == 0).sum() >= 1000 and data["X"].shape[1] <= 100:
-                out.append(path.stem)
-    return out
+    drawn = set(new_bases(adbench_dir))
+    return [name for name in eligible_bases(adbench_dir) if name not in drawn]
 
 
 def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
@@ -64,7 +59,7 @@ def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
         s = parts_panel.score_of(cache, view, parts, {}, tuple(p for p in parts if p in KEPT))
         out[column] = round(float(roc_auc_score(y, s)), 5)
         if family == "spikes":
-            out[f"{column} missed"] = int(round((1 - synthetic.spike_recall(s, y)) * y.sum()))
+            out[f"{column} missed"] = synthetic.spikes_missed(s, y)
     if family == "spikes":
         out["normal p99"] = round(float(np.percentile(cache["kept/range"][y == 0], 99)), 3)
     return out
@@ -79,8 +74,7 @@ def table(rows: list[dict], peers: dict) -> str:
     for r in rows:
         for key in {r["family"], r["dataset"].split("+")[1] if r["family"] == "synthetic" else r["family"]}:
             groups.setdefault(key, []).append(r)
-    order = ["synthetic", "spikes"] + sorted((g for g in groups if g not in ("synthetic", "spikes")),
-                                             key=lambda g: (g.rsplit("_", 1)[0], int(g.rsplit("_", 1)[1])))
+    order = ["synthetic", "spikes"] + sorted((g for g in groups if g not in ("synthetic", "spikes")), key=synthetic.type_and_share)
     for key in order:
         members = groups[key]
         cells = []

@@ -125,6 +125,15 @@ def test_spike_recall_counts_spikes_above_the_99th_percentile(synthetic):
     scores = np.r_[np.arange(100.0), [200.0, 99.5, 97.5, 300.0]]  # 99th percentile of 0..99: 98.01
     assert synthetic.spike_recall(scores, y) == 0.75
     assert synthetic.spike_recall(np.r_[np.arange(100.0), [0, 1, 2, 3]], y) == 0.0
+    # the misses counted: the spike at 97.5 lies below the percentile; one exactly at it is missed too
+    assert synthetic.spikes_missed(scores, y) == 1
+    at_bar = np.r_[np.arange(100.0), [200.0, np.percentile(np.arange(100.0), 99), 97.5, 300.0]]
+    assert synthetic.spikes_missed(at_bar, y) == 2 and synthetic.spike_recall(at_bar, y) == 0.5
+
+
+def test_synthetic_groups_sort_by_type_then_share_as_a_number(synthetic):
+    groups = ["local_20", "clustered_5", "local_5", "clustered_10", "local_1"]
+    assert sorted(groups, key=synthetic.type_and_share) == ["clustered_5", "clustered_10", "local_1", "local_5", "local_20"]
 
 
 # ----------------------------------------------------------------------------- the split

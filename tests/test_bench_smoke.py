@@ -114,7 +114,7 @@ def test_kdd_parts(kdd, tmp_path):
     assert len(rows) == 1 and (rows[0]["contamination"], rows[0]["seed"]) == ("20", "0")
     assert set(rows[0]) - {"contamination", "seed"} == {"knn", "l2", "range", "tails", "default", "iforest", "knn kept",
                                                         "default +forest", "l2 + forest x2", "default +rotated",
-                                                        "default +rotated/2"}
+                                                        "default +rotated/2", "kept anomalies %"}
     assert all(0 <= float(v) <= 100 for k, v in rows[0].items() if k not in ("contamination", "seed"))
     body = table(results / "kdd_parts_smoke.md")
     assert body[0][:2] == ["20 %", "0"] and body[-1][0] == "20 % (n=1)"
