@@ -110,6 +110,16 @@ SCORE_CANDIDATES: dict[str, dict] = {
                         "reference_trim": 1.0},
     "tails-axes": {"parts": ("knn", "l2", "range", "tails", "tails_axes"), "reference": "all", "kept_parts": ("range",),
                    "wide": {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
+    # Issue 29's ninth round, SPLIT_SEED 50 (the eighth round chose the default on its tuning half, and its
+    # held-out half is still unread), tuning half, seed 0 (added after bench/network_parts.py and
+    # bench/wide_spikes.py on that half): the default, but on wide data the k-NN part beside the paper's own
+    # cosine error h(x) instead of the squared error, and beside both. On wide rows (pixels, image embeddings:
+    # non-negative, mostly zero) a row's length is mostly how much of it is lit, which varies among normal
+    # rows; its direction is what it shows.
+    "wide-cosine": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
+                    "wide": {"parts": ("knn", "cosine"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
+    "wide-cosine-l2": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
+                       "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES})
