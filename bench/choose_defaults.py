@@ -13,7 +13,9 @@ The protocol:
    over the tuning sets that every candidate finished (a set's AUROC is the mean over seeds),
    after a gate: a candidate that misses a planted spike on a tuning set of the spikes family
    (spike_recall below 1 in any run; issue 29 asks for every spike above the 99th percentile of
-   the normal rows' scores) ranks after every candidate that misses none;
+   the normal rows' scores) ranks after every candidate that misses none, and so does a candidate
+   shown to fail one of issue 29's must-holds where the panel does not look (candidates.FAILS, each
+   with what shows it);
    ties, equal to three decimals, go to the candidate with fewer overrides, then by name;
 3. the chosen overrides become the package's defaults, frozen in one commit;
 4. the held-out half then runs once (`python bench/panel.py --half held-out`), and its result
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from candidates import CANDIDATES  # noqa: E402
+from candidates import CANDIDATES, FAILS  # noqa: E402
 
 ALIASES = {"deepuad": "default", "deepuad-paper": "paper"}
 
@@ -44,11 +46,11 @@ def candidate_of(method: str) -> str | None:
     return ALIASES.get(method)
 
 
-def rank(rows: list[dict], candidates: dict = CANDIDATES) -> list[dict]:
-    """The candidates best first: [{"name", "score", "families", "sets", "spikes_missed"}], from the
-    tuning rows of ``rows`` (panel.csv rows) only; score = mean over families of the mean AUROC of
-    the family's sets; spikes_missed = the runs whose spike_recall is below 1 (those with any
-    rank after those with none)."""
+def rank(rows: list[dict], candidates: dict = CANDIDATES, fails: dict = FAILS) -> list[dict]:
+    """The candidates best first: [{"name", "score", "families", "sets", "spikes_missed", "fails"}], from
+    the tuning rows of ``rows`` (panel.csv rows) only; score = mean over families of the mean AUROC of
+    the family's sets; spikes_missed = the runs whose spike_recall is below 1; fails = the candidate is
+    in ``fails`` (those that miss a spike or fail rank after those that do neither)."""
     tuning = [r for r in rows if r["half"] == "tuning"]  # before anything else reads a row
     runs: dict = {}
     family = {}
@@ -70,9 +72,9 @@ def rank(rows: list[dict], candidates: dict = CANDIDATES) -> list[dict]:
         means = {f: float(np.mean(v)) for f, v in by_family.items()}
         ranking.append({"name": name, "score": float(np.mean(list(means.values()))) if means else float("nan"),
                         "families": means, "sets": len(common),
-                        "spikes_missed": sum(d in common for d, _ in missed.get(name, ()))})
-    return sorted(ranking, key=lambda c: (c["spikes_missed"] > 0, -round(c["score"], 3), len(candidates[c["name"]]),
-                                          c["name"]))
+                        "spikes_missed": sum(d in common for d, _ in missed.get(name, ())), "fails": name in fails})
+    return sorted(ranking, key=lambda c: (c["spikes_missed"] > 0 or c["fails"], -round(c["score"], 3),
+                                          len(candidates[c["name"]]), c["name"]))
 
 
 def main() -> None:
@@ -87,10 +89,12 @@ def main() -> None:
     if args.json:
         print(json.dumps({"chosen": chosen, "overrides": CANDIDATES[chosen], "ranking": ranking}, indent=2, sort_keys=True))
         return
-    print(f"{'candidate':28s} {'mean of family means':>20s} {'spikes missed':>13s}  families")
+    print(f"{'candidate':28s} {'mean of family means':>20s} {'spikes missed':>13s} {'fails':>5s}  families")
     for c in ranking:
-        print(f"{c['name']:28s} {c['score']:20.4f} {c['spikes_missed']:13d}  "
+        print(f"{c['name']:28s} {c['score']:20.4f} {c['spikes_missed']:13d} {'yes' if c['fails'] else '':>5s}  "
               + ", ".join(f"{f} {v:.3f}" for f, v in c["families"].items()))
+    for name, why in FAILS.items():
+        print(f"\nfails: {name}: {why}")
     print(f"\nchosen on {ranking[0]['sets']} tuning sets: {chosen} {json.dumps(CANDIDATES[chosen], sort_keys=True)}")
 
 

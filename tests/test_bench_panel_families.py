@@ -221,6 +221,13 @@ def test_a_candidate_that_misses_a_spike_ranks_after_every_one_that_misses_none(
     assert [c["name"] for c in choose.rank(panel_rows() + missed_on_held_out, CANDIDATES)][0] == "default"
 
 
+def test_a_candidate_that_fails_a_must_hold_ranks_after_every_one_that_fails_none(choose):
+    ranking = choose.rank(panel_rows(), CANDIDATES, fails={"default": "a reason"})
+    assert [c["name"] for c in ranking] == ["wide", "paper", "default"]  # default's mean is the best, but it fails
+    assert [c["fails"] for c in ranking] == [False, False, True]
+    assert [c["name"] for c in choose.rank(panel_rows(), CANDIDATES, fails={})][0] == "default"
+
+
 def test_choice_ignores_every_held_out_row(choose, tmp_path):
     def run(rows):
         path = tmp_path / "panel.csv"
