@@ -317,9 +317,9 @@ def test_auto_leaves_the_per_column_parts_out_only_on_wide_data_where_rows_leave
     assert parts.parts_of("auto") == narrow  # on most data
     wide = strokes()
     assert parts.OutsideRange().fit(wide, 0).level_ >= parts.WIDE_LEVEL
-    assert parts.resolve("auto", wide, 0) == ("knn", "l2")
+    assert parts.resolve("auto", wide, 0) == ("knn", "l2", "cosine")
     assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS - 1], 0) == narrow  # one column short of wide
-    assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS], 0) == ("knn", "l2")
+    assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS], 0) == ("knn", "l2", "cosine")
     rng = np.random.default_rng(0)
     dense = rng.normal(size=(600, 300))  # wide, but normal rows stay in range
     assert parts.OutsideRange().fit(dense, 0).level_ < 1 and parts.resolve("auto", dense, 0) == narrow
@@ -332,32 +332,40 @@ def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
     wide = strokes()
     level = parts.OutsideRange().fit(wide, 0).level_
     monkeypatch.setattr(parts, "WIDE_LEVEL", level)
-    assert parts.resolve("auto", wide, 0) == ("knn", "l2")
+    assert parts.resolve("auto", wide, 0) == ("knn", "l2", "cosine")
     monkeypatch.setattr(parts, "WIDE_LEVEL", np.nextafter(level, np.inf))
     assert parts.resolve("auto", wide, 0) == parts.parts_of("distance+tails")
     # the level is that of a range fitted as the score fits it, with the same seed
     assert parts.OutsideRange().fit(wide, 1).level_ != level
 
 
-def test_default_score_on_wide_pixel_like_data_is_knn_and_l2_and_is_stored(tmp_path):
+def test_default_score_on_wide_pixel_like_data_is_knn_and_the_two_errors_and_is_stored(tmp_path):
     X = strokes(seed=1)
     det = DeepUAD(seed=0, **SMALL).fit(X)
-    assert det.score == "auto" and det.score_parts_ == ("knn", "l2")
-    assert [p.name for p in det.parts_] == ["knn", "l2"]
+    assert det.score == "auto" and det.score_parts_ == ("knn", "l2", "cosine")
+    assert [p.name for p in det.parts_] == ["knn", "l2", "cosine"]
     # the rule read the kept rows: the sample the score's range would be fitted on
     narrow = DeepUAD(score="distance+tails", seed=0, **SMALL).fit(X)
     kept = narrow.parts_[narrow.score_parts_.index("range")]
     assert kept.level_ >= parts.WIDE_LEVEL
-    # the same network and reference: the two scores' k-NN and error parts are the same, standardised alike
+    # the same network and reference: the k-NN and squared-error parts are the same, standardised alike
     for name in ("knn", "l2"):
         i, j = det.score_parts_.index(name), narrow.score_parts_.index(name)
         assert det.score_center_[i] == narrow.score_center_[j] and det.score_scale_[i] == narrow.score_scale_[j]
+    # the cosine error is standardised over the reference rows the k-NN part is fitted on (trimmed by its tails)
+    from deepuad.estimators.autoencoder import reconstruction_errors
+    from deepuad.estimators.cleaning import tails_trim
+    typical = det.reference_[tails_trim(det.reference_, det.reference_trim)]
+    center, scale = scoring.robust_scale(reconstruction_errors(det.model_, typical)[1])
+    c = det.score_parts_.index("cosine")
+    assert det.score_center_[c] == pytest.approx(center, rel=1e-6) and det.score_scale_[c] == pytest.approx(scale, rel=1e-6)
+    np.testing.assert_allclose(det.score_parts(X)["cosine"], reconstruction_errors(det.model_, X)[1], rtol=1e-6)
     z = {n: (det.score_parts(X)[n] - c) / s for n, c, s in zip(det.score_parts_, det.score_center_, det.score_scale_)}
-    np.testing.assert_allclose(det.decision_function(X), (z["knn"] + z["l2"]) / 2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(det.decision_function(X), (z["knn"] + z["l2"] + z["cosine"]) / 3, rtol=1e-5, atol=1e-5)
     path = tmp_path / "m.h5"
     det.save(path)
     back = DeepUAD.load(path)
-    assert back.score == "auto" and back.score_parts_ == ("knn", "l2")
+    assert back.score == "auto" and back.score_parts_ == ("knn", "l2", "cosine")
     np.testing.assert_array_equal(back.decision_function(X), det.decision_function(X))
     # on a narrow table the same default keeps every part
     assert DeepUAD(seed=0, **SMALL).fit(table()).score_parts_ == parts.parts_of("distance+tails")
@@ -376,7 +384,14 @@ def test_default_finds_a_later_spike_on_wide_pixel_like_data():
     later[spiked, columns] = X.max(axis=0)[columns] + 10 * (X.max(axis=0) - X.min(axis=0))[columns]
     normal = np.setdiff1d(np.arange(400), spiked)
     scores = det.decision_function(later)
+    assert det.score_parts_ == ("knn", "l2", "cosine")
     assert (scores[spiked] > np.percentile(scores[normal], 99)).all()
+    # the squared error is what keeps them found beside the cosine error, which is blind to magnitude:
+    # the k-NN part and the cosine error alone miss some
+    values = det.score_parts(later)
+    z = {n: (values[n] - c) / s for n, c, s in zip(det.score_parts_, det.score_center_, det.score_scale_)}
+    without_l2 = (z["knn"] + z["cosine"]) / 2
+    assert np.mean(without_l2[spiked] > np.percentile(without_l2[normal], 99)) < 1
     # the per-column parts' noise leads there: with them (the tails or the forest, and the range) most are missed
     for score in ("distance+tails", "distance+forest"):
         four = DeepUAD(score=score, seed=0, **SMALL).fit(X).decision_function(later)
