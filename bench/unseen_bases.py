@@ -5,6 +5,8 @@ bases, bench/panel.py BASES, and every candidate was chosen on some of them).
     python bench/unseen_bases.py --work runs/unseen_bases/a --methods deepuad iforest knn ecod pyod-ae
     python bench/unseen_bases.py --work runs/unseen_bases/b --methods dif          # in parallel, if cores allow
     python bench/unseen_bases.py --table-only                                      # -> bench/results/unseen_bases.csv, .md
+    python bench/unseen_bases.py --reserved --work runs/reserved_bases/a ...       # the same on the reserved bases
+    python bench/unseen_bases.py --reserved --table-only                           # -> bench/results/reserved_bases.csv, .md
 
 The bases: every ADBench table of the data folder that is not one of the panel's bases, has at least 1,000
 normal rows and at most 100 columns, eight of them drawn with numpy's default_rng(0) (``new_bases``; the rule
@@ -13,6 +15,10 @@ and the spikes, as for the panel (``--bases``), and runs each method at seed 0. 
 apply here: every set is out of sample. The table: each family's mean AUROC and mean rank per method, the
 synthetic types by share, and the planted spikes each method leaves at or below the normal rows' 99th
 percentile (issue 29's gate).
+
+``--reserved``: the same on the eligible tables that are neither the panel's bases nor the eight
+(``reserved``), which were left unread for a next round's held-out half: run once, after that round's
+freeze.
 """
 
 from __future__ import annotations
@@ -52,7 +58,13 @@ def new_bases(adbench_dir: Path) -> list[str]:
     return [name for name in eligible if name in chosen]
 
 
-def summary(rows: list[dict]) -> str:
+def reserved(adbench_dir: Path) -> list[str]:
+    """The eligible tables that are not ``new_bases``: a next round's held-out bases."""
+    drawn = set(new_bases(adbench_dir))
+    return [name for name in eligible_bases(adbench_dir) if name not in drawn]
+
+
+def summary(rows: list[dict], title: str = "bases no round has used") -> str:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     auroc = {(r["dataset"], r["method"]): float(r["auroc"]) for r in rows}
     family = {r["dataset"]: r["family"] for r in rows}
@@ -65,7 +77,7 @@ def summary(rows: list[dict]) -> str:
         return f"| {label} | {len(members)} | " + " | ".join(f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in means) + " |"
 
     head = "| | sets | " + " | ".join(methods) + " |\n|---|---:|" + "---:|" * len(methods)
-    out = ["# The synthetic and spike families on bases no round has used (seed 0)", "",
+    out = [f"# The synthetic and spike families on {title} (seed 0)", "",
            f"`python bench/unseen_bases.py` (see its docstring). Bases: {', '.join(sorted({d.split('+')[0] for d in sets}))}.",
            f"{len(sets)} sets that every method finished.", "", "Mean AUROC per family (best in bold), and the mean rank over all sets:", "", head]
     for fam in ("synthetic", "spikes"):
@@ -92,8 +104,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget of every deep method (smoke runs)")
     parser.add_argument("--table-only", action="store_true", help="merge every run folder beside --work into the results")
     parser.add_argument("--results", type=Path, default=panel.RESULTS)
+    parser.add_argument("--reserved", action="store_true", help="the reserved bases (a held-out half), not the eight")
     args = parser.parse_args()
-    bases = new_bases(args.data_dir / "odds_adbench")
+    bases = (reserved if args.reserved else new_bases)(args.data_dir / "odds_adbench")
     if not args.table_only:
         print("bases:", " ".join(bases), flush=True)
         subprocess.run([sys.executable, str(Path(__file__).parent / "panel.py"), "--results", str(args.work), "--bases", *bases,
@@ -101,12 +114,13 @@ def main() -> None:
                         "--data-dir", str(args.data_dir), *(["--epochs", str(args.epochs)] if args.epochs else [])], check=True)
         return
     rows = [r for csv_path in sorted(args.work.parent.glob("*/panel.csv")) for r in csv.DictReader(csv_path.open())]
-    out = args.results / "unseen_bases.csv"
+    out = args.results / ("reserved_bases.csv" if args.reserved else "unseen_bases.csv")
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    out.with_suffix(".md").write_text(summary(rows))
+    title = "the reserved bases, a held-out half no round has read" if args.reserved else "bases no round has used"
+    out.with_suffix(".md").write_text(summary(rows, title))
     print(f"wrote {out.with_suffix('.md')}")
 
 

@@ -2,7 +2,7 @@
 of the default alone and the default less each part, on those sets, from one cached fit per set
 (bench/parts_panel.py's ``fit_and_cache``; no row of the panel is read). An exploration for a next round:
 these sets are tuning material from now on, and the bases that are neither the panel's nor these
-(``reserved``) stay unread for that round's held-out half.
+(unseen_bases.reserved) stay unread for that round's held-out half.
 
     python bench/unseen_parts.py --part 0/2 & python bench/unseen_parts.py --part 1/2   # fits, caches, rows
     python bench/unseen_parts.py --table-only        # -> bench/results/unseen_parts.csv, .md
@@ -29,7 +29,7 @@ import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import append_row  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-from unseen_bases import eligible_bases, new_bases  # noqa: E402
+from unseen_bases import new_bases  # noqa: E402
 
 CACHE = Path("runs/parts_cache_unseen")
 DEFAULT = ("knn", "l2", "range", "tails")
@@ -38,13 +38,6 @@ WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
 TRIM = 1.0
 COLUMNS = {"default": DEFAULT, **{f"{p} alone": (p,) for p in DEFAULT},
            **{f"no {p}": tuple(q for q in DEFAULT if q != p) for p in ("range", "tails", "knn")}}
-
-
-def reserved(adbench_dir: Path) -> list[str]:
-    """The tables eligible as bases (unseen_bases' rule) that are neither the panel's bases nor ``new_bases``:
-    a next round's held-out bases."""
-    drawn = set(new_bases(adbench_dir))
-    return [name for name in eligible_bases(adbench_dir) if name not in drawn]
 
 
 def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
