@@ -17,8 +17,10 @@ and PyOD's 5-NN and ECOD as run on the panel. One fit per set and form (bench/pa
 ``fit_and_cache``; every score from it).
 
     python bench/network_parts.py --split-seed 50       # -> bench/results/network_parts_split50.md
+    python bench/network_parts.py --split-seed 50 --half held-out    # -> network_parts_split50_held-out.md
 
-It refuses a split whose held-out half has run. About two minutes.
+It refuses a tuning half whose held-out half has run (an exploration for a next round), and a held-out
+half that has not (read only after a freeze, as a check of what it changed). About two minutes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
-from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
+from cleaning_variants import RERUN_HELP, USED_SPLITS, refuse_used_split  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
@@ -69,9 +71,9 @@ def row(name: str, X: np.ndarray, y: np.ndarray) -> dict:
     return out
 
 
-def table(rows: list[tuple[str, str, dict]], split_seed: int) -> str:
+def table(rows: list[tuple[str, str, dict]], split_seed: int, half: str = "tuning") -> str:
     columns = ["default", *COLUMNS, *(f"pyod {p}" for p in PEERS)]
-    lines = [f"# The network's error beside the k-NN part, on images (SPLIT_SEED {split_seed}, tuning half, seed 0)", "",
+    lines = [f"# The network's error beside the k-NN part, on images (SPLIT_SEED {split_seed}, {half} half, seed 0)", "",
              "`python bench/network_parts.py` (see its docstring). AUROC; `wide`: the set takes the default's wide-data "
              "parts (parts.resolve).", ""]
     for form in ("as is", "rotated"):
@@ -94,8 +96,12 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     parser.add_argument("--results", type=Path, default=panel.RESULTS)
+    parser.add_argument("--half", choices=("tuning", "held-out"), default="tuning")
     args = parser.parse_args()
-    refuse_used_split(args.split_seed, "network_parts", args.rerun_used_split)
+    if args.half == "tuning":
+        refuse_used_split(args.split_seed, "network_parts", args.rerun_used_split)
+    elif args.split_seed not in USED_SPLITS:
+        sys.exit(f"network_parts: split {args.split_seed}'s held-out half has not run; it is read after a freeze only")
     import torch
 
     torch.set_num_threads(1)
@@ -105,14 +111,15 @@ def main() -> None:
     halves = panel.split(catalog, args.split_seed)
     rows = []
     for name, family, _, load in catalog:
-        if family != "images" or halves[name] != "tuning":
+        if family != "images" or halves[name] != args.half:
             continue
         X, y = load()[:2]
         for form, rows_of in (("as is", X), ("rotated", rotated(X))):
             rows.append((form, name, row(f"{name}_{form.replace(' ', '_')}_split{args.split_seed}", rows_of, y)))
             print(form, name, {k: round(v, 4) for k, v in rows[-1][2].items()}, flush=True)
-    path = args.results / f"network_parts_split{args.split_seed}.md"
-    path.write_text(table(rows, args.split_seed))
+    suffix = "" if args.half == "tuning" else "_held-out"
+    path = args.results / f"network_parts_split{args.split_seed}{suffix}.md"
+    path.write_text(table(rows, args.split_seed, args.half))
     print(f"wrote {path}")
 
 
