@@ -383,3 +383,34 @@ def test_parts_panel_wide_parts_need_both_width_and_level():
     assert parts_panel.wide_parts(_Cache(dense, dense), wide) is None  # wide, but its level is low
     assert parts_panel.wide_parts(_Cache(sparse[:, :199], sparse[:, :199]), wide) is None  # too narrow
     assert parts_panel.wide_parts(_Cache(sparse, sparse), None) is None
+
+
+def test_reserved_bases_are_the_eligible_tables_not_drawn(tmp_path):
+    unseen_bases = load("unseen_bases")
+    rng = np.random.default_rng(0)
+    for i in range(1, 13):  # eleven eligible tables, one too small; the panel's bases are left out by name
+        normal_rows = 300 if i == 12 else 1000
+        np.savez(tmp_path / f"{i}_t{i}.npz", X=rng.normal(size=(normal_rows + 5, 3)), y=np.r_[np.zeros(normal_rows), np.ones(5)])
+    np.savez(tmp_path / "13_wide.npz", X=rng.normal(size=(1005, 101)), y=np.r_[np.zeros(1000), np.ones(5)])
+    eligible = unseen_bases.eligible_bases(tmp_path)
+    assert eligible == [f"{i}_t{i}" for i in range(1, 12)]
+    drawn, reserved = unseen_bases.new_bases(tmp_path), unseen_bases.reserved(tmp_path)
+    assert len(drawn) == 8 and len(reserved) == 3
+    assert sorted(drawn + reserved, key=eligible.index) == eligible and not set(drawn) & set(reserved)
+    assert reserved == [name for name in eligible if name in reserved]  # in the catalog's order
+
+
+def test_network_parts_rotation_keeps_the_geometry_and_fills_every_column():
+    network_parts = load("network_parts")
+    rng = np.random.default_rng(1)
+    X = (rng.random((50, 20)) < 0.1) * rng.random((50, 20))  # sparse, non-negative: pixel-like
+    rotated = network_parts.rotated(X, seed=3)
+    assert rotated.shape == X.shape and rotated.min() >= 0 and rotated.max() <= 1
+    np.testing.assert_array_equal(rotated, network_parts.rotated(X, seed=3))
+    assert not np.array_equal(rotated, network_parts.rotated(X, seed=4))
+    assert (rotated > 0).mean() > 0.9 > (X > 0).mean()  # dense: every column a mixture of all of them
+    # before the min-max scaling the rotation keeps every distance between rows
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((20, 20)))
+    d = lambda A: np.linalg.norm(A[:, None] - A[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(X @ q), d(X), atol=1e-9)
+    assert np.allclose(network_parts.panel._minmax(X @ q)[0], rotated, atol=1e-6)
