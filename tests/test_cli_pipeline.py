@@ -82,6 +82,7 @@ def test_resume_after_stopping_gives_the_same_result(tmp_path, capsys, table):
     assert code == 0, err
     half = json.loads(out)
     assert half["epochs"] == 6 and half["stop_reason"] == "epoch budget" and half["reselections"] == 2
+    assert half["score_parts"] == ["knn", "l2", "range", "tails"]  # what "auto" combines on a narrow table
     code, out, err = run_cli(capsys, "train", f, c, "-o", m2, *TRAIN, *changing, "--resume", "--json")
     assert code == 0, err
     resumed = json.loads(out)

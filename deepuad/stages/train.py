@@ -151,6 +151,7 @@ def _train(detector, features, features_path, clusters_path, output, resume, for
     last = detector.iterations_[-1]
     summary = {
         "output": str(output), "rows": len(X), "epochs": detector.epoch_, "stop_reason": detector.stop_reason_,
+        "score_parts": list(detector.score_parts_),  # what the score combines here ("auto" chooses by the data)
         "reselections": len(detector.iterations_) - 1, "selected": last.n_selected, "last_changed": last.n_changed,
         "device": detector.device, "threads": threads, "processes": world.size, "resumed": resume_state is not None,
     }
