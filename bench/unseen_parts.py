@@ -6,9 +6,12 @@ these sets are tuning material from now on, and the bases that are neither the p
 
     python bench/unseen_parts.py --part 0/2 & python bench/unseen_parts.py --part 1/2   # fits, caches, rows
     python bench/unseen_parts.py --table-only        # -> bench/results/unseen_parts.csv, .md
+    python bench/unseen_parts.py --reserved ...      # the same on the reserved bases -> reserved_parts.csv, .md
 
 Columns (the default's reference trim and wide-data rule throughout): ``default``; ``knn``, ``l2``, ``range``,
-``tails`` alone; ``no range``, ``no tails``, ``no knn``: the default less that part. The spikes columns give the
+``tails`` alone; ``no range``, ``no tails``, ``no knn``: the default less that part; ``+ forest``: the default with
+an isolation forest grown on the kept rows beside its parts; ``kept reference``: every part fitted on the kept rows
+(the paper's cleaning trusted for all of them). The spikes columns give the
 planted spikes at or below the normal rows' 99th percentile, and ``normal p99``, the normal rows' 99th
 percentile of the range part (ranges beyond the kept rows, less its level) on each spike set.
 """
@@ -29,15 +32,17 @@ import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import append_row  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-from unseen_bases import new_bases  # noqa: E402
+from unseen_bases import new_bases, reserved  # noqa: E402
 
-CACHE = Path("runs/parts_cache_unseen")
+CACHE = Path("runs/parts_cache_unseen")  # --reserved: runs/parts_cache_reserved
 DEFAULT = ("knn", "l2", "range", "tails")
-KEPT = ("range",)
+KEPT = ("range", "iforest")  # the parts fitted on the kept rows
 WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
 TRIM = 1.0
 COLUMNS = {"default": DEFAULT, **{f"{p} alone": (p,) for p in DEFAULT},
-           **{f"no {p}": tuple(q for q in DEFAULT if q != p) for p in ("range", "tails", "knn")}}
+           **{f"no {p}": tuple(q for q in DEFAULT if q != p) for p in ("range", "tails", "knn")},
+           "+ forest": (*DEFAULT, "iforest"), "kept reference": DEFAULT}
+ON_KEPT_ROWS = ("kept reference",)  # columns whose parts are all fitted on the kept rows
 
 
 def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
@@ -48,7 +53,7 @@ def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
         if not parts:  # a per-column part alone on wide data, where the default leaves it out
             out[column] = ""
             continue
-        view = cache.trimmed(TRIM)
+        view = "kept" if column in ON_KEPT_ROWS else cache.trimmed(TRIM)
         s = parts_panel.score_of(cache, view, parts, {}, tuple(p for p in parts if p in KEPT))
         out[column] = round(float(roc_auc_score(y, s)), 5)
         if family == "spikes":
@@ -58,10 +63,11 @@ def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
     return out
 
 
-def table(rows: list[dict], peers: dict) -> str:
+def table(rows: list[dict], peers: dict, reserved: bool = False) -> str:
     methods = list(COLUMNS)
-    lines = ["# The default's parts on bases no round has used (seed 0)", "",
-             "`python bench/unseen_parts.py` (see its docstring). Mean AUROC; the best peer from `unseen_bases.csv`.", "",
+    lines = [f"# The default's parts on {'the reserved bases' if reserved else 'bases no round has used'} (seed 0)", "",
+             f"`python bench/unseen_parts.py{' --reserved' if reserved else ''}` (see its docstring). Mean AUROC; the best "
+             f"peer from `{'reserved' if reserved else 'unseen'}_bases.csv`.", "",
              "| | sets | " + " | ".join(methods) + " | best peer |", "|---|---:|" + "---:|" * (len(methods) + 1)]
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -92,19 +98,22 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--results", type=Path, default=panel.RESULTS, help="where unseen_bases.csv lies and the table goes")
     parser.add_argument("--epochs", type=int, default=None, help="the network's epoch budget (smoke runs)")
+    parser.add_argument("--reserved", action="store_true", help="the reserved bases (unseen_bases.reserved), not the eight")
     args = parser.parse_args()
-    csv_path = args.results / "unseen_parts.csv"
+    name = "reserved" if args.reserved else "unseen"
+    bases = (reserved if args.reserved else new_bases)(args.data_dir / "odds_adbench")
+    csv_path = args.results / f"{name}_parts.csv"
     fields = ["dataset", "family", *COLUMNS, *(f"{c} missed" for c in COLUMNS), "normal p99"]
     if not args.table_only:
         import torch
 
         torch.set_num_threads(1)
         warnings.filterwarnings("ignore")
-        parts_panel.CACHE = args.cache
+        parts_panel.CACHE = args.cache if not (args.reserved and args.cache == CACHE) else Path("runs/parts_cache_reserved")
         k, n = (int(v) for v in args.part.split("/"))
-        sets = [s for s in panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench", new_bases(args.data_dir / "odds_adbench"))
+        sets = [s for s in panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench", bases)
                 if s[1] in ("synthetic", "spikes")][k::n]
-        part_csv = csv_path.with_name(f"unseen_parts.{k}.csv")
+        part_csv = csv_path.with_name(f"{name}_parts.{k}.csv")
         done = {r["dataset"] for r in csv.DictReader(part_csv.open())} if part_csv.exists() else set()
         for name, family, _, load in sets:
             if name in done:
@@ -115,21 +124,20 @@ def main() -> None:
             append_row(part_csv, fields, row)
             print(name, " ".join(f"{row[c]}" for c in COLUMNS), flush=True)
         return
-    rows = [r for p in sorted(csv_path.parent.glob("unseen_parts.*.csv")) for r in csv.DictReader(p.open())]
-    order = {s[0]: i for i, s in enumerate(panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench",
-                                                          new_bases(args.data_dir / "odds_adbench")))}
+    rows = [r for p in sorted(csv_path.parent.glob(f"{name}_parts.*.csv")) for r in csv.DictReader(p.open())]
+    order = {s[0]: i for i, s in enumerate(panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench", bases))}
     rows.sort(key=lambda r: order[r["dataset"]])
     with csv_path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fields)
         writer.writeheader()
         writer.writerows(rows)
-    for p in csv_path.parent.glob("unseen_parts.*.csv"):
+    for p in csv_path.parent.glob(f"{name}_parts.*.csv"):
         p.unlink()
     peers: dict = {}
-    for r in csv.DictReader((args.results / "unseen_bases.csv").open()):
+    for r in csv.DictReader((args.results / f"{name}_bases.csv").open()):
         if r["method"] in panel.PEERS:
             peers.setdefault(r["method"], {})[r["dataset"]] = float(r["auroc"])
-    csv_path.with_suffix(".md").write_text(table(rows, peers))
+    csv_path.with_suffix(".md").write_text(table(rows, peers, args.reserved))
     print(f"wrote {csv_path.with_suffix('.md')}")
 
 
