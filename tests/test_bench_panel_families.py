@@ -414,3 +414,22 @@ def test_network_parts_rotation_keeps_the_geometry_and_fills_every_column():
     d = lambda A: np.linalg.norm(A[:, None] - A[None], axis=-1)  # noqa: E731
     np.testing.assert_allclose(d(X @ q), d(X), atol=1e-9)
     assert np.allclose(network_parts.panel._minmax(X @ q)[0], rotated, atol=1e-6)
+
+
+def test_text_embeddings_reads_each_category_and_builds_one_class_sets(tmp_path):
+    text_embeddings = load("text_embeddings")
+    (tmp_path / "big").write_text("one\n%\ntwo\nlines\n%\nthree\n%\n")
+    (tmp_path / "small").write_text("alone\n%\n")
+    (tmp_path / "big.dat").write_bytes(b"\x00\x01")  # the index beside each file is not a category
+    assert text_embeddings.texts(tmp_path, 2) == {"big": ["one", "two\nlines", "three"]}
+    assert sorted(text_embeddings.texts(tmp_path, 1)) == ["big", "small"]
+    rng = np.random.default_rng(0)
+    vectors = {"a": rng.normal(size=(100, 4)), "b": rng.normal(5, 1, size=(30, 4)), "c": rng.normal(-5, 1, size=(30, 4))}
+    X, y = text_embeddings.one_set(vectors, "a")
+    assert len(X) == 105 and y.sum() == 5 and X.min() == 0 and X.max() == 1  # 5 % of the set, min-max scaled
+    again, y_again = text_embeddings.one_set(vectors, "a")
+    np.testing.assert_array_equal(X, again)
+    np.testing.assert_array_equal(y, y_again)
+    # the anomalies come from the other categories, evenly: far from the normal rows on both sides
+    anomalies = X[y == 1]
+    assert (anomalies.mean(axis=1) > 0.6).sum() in (2, 3) and (anomalies.mean(axis=1) < 0.4).sum() in (2, 3)
