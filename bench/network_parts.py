@@ -43,8 +43,6 @@ from deepuad.estimators.params import DEFAULTS  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "parts_cache_network"
 DEFAULT = score_parts.parts_of(DEFAULTS["score"])
-WIDE = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
-        "level": score_parts.WIDE_LEVEL}
 COLUMNS = {"knn": ("knn",), "l2": ("l2",), "cosine": ("cosine",), "tails": ("tails",), "range": ("range",),
            "knn+l2": ("knn", "l2"), "knn+cosine": ("knn", "cosine"), "knn+l2+cosine": ("knn", "l2", "cosine"),
            "no tails": tuple(p for p in DEFAULT if p != "tails")}
@@ -60,12 +58,7 @@ def rotated(X: np.ndarray, seed: int = 0) -> np.ndarray:
 def row(name: str, X: np.ndarray, y: np.ndarray) -> dict:
     """AUROC of every column on the rows X (fitted and scored), labels y."""
     cache = parts_panel.Values(np.load(parts_panel.fit_and_cache(name, X, X, y, 0)), X, 0)
-    view = cache.trimmed(DEFAULTS["reference_trim"])
-    wide = parts_panel.wide_parts(cache, WIDE)
-    out = {"wide": bool(wide)}
-    for column, parts in {"default": wide or DEFAULT, **COLUMNS}.items():
-        kept = tuple(p for p in parts if score_parts.PARTS[p].fitted_on == "kept")
-        out[column] = float(roc_auc_score(y, parts_panel.score_of(cache, view, parts, {}, kept)))
+    out = {**parts_panel.aurocs(cache, y, COLUMNS)}
     for peer in PEERS:
         out[f"pyod {peer}"] = float(roc_auc_score(y, panel.run_method(peer, X, X, 0, None)[0]))
     return out

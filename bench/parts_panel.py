@@ -230,6 +230,30 @@ def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[
     return wide["parts"] if level >= wide["level"] else None
 
 
+def default_wide() -> dict | None:
+    """The package's default parts on wide data as ``wide_parts`` takes them (None where the default does not
+    choose its parts by the data)."""
+    if DEFAULTS["score"] not in score_parts.BY_DATA:
+        return None
+    return {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
+            "level": score_parts.WIDE_LEVEL}
+
+
+def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) -> dict:
+    """From one cached fit: whether the set is wide for the package's default, the AUROC of that default (its
+    parts as ``auto`` resolves them) and of each entry of ``columns`` (parts combined as the package combines them,
+    each fitted where it says, ``fitted_on``), the reference trimmed as the default trims it."""
+    from sklearn.metrics import roc_auc_score
+
+    view = cache.trimmed(DEFAULTS.get("reference_trim"))
+    wide = wide_parts(cache, default_wide())
+    out: dict = {"wide": bool(wide)}
+    for column, parts in {"default": wide or score_parts.parts_of(DEFAULTS["score"]), **columns}.items():
+        kept = tuple(p for p in parts if score_parts.PARTS[p].fitted_on == "kept")
+        out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept)))
+    return out
+
+
 def row_for(info: dict, method: str, seed: int, y: np.ndarray, score: np.ndarray, seconds: float) -> dict:
     share = scoring.estimate_contamination(score)
     threshold = threshold_for_contamination(score.astype(np.float64), share)
@@ -286,24 +310,21 @@ def main() -> None:
     default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
     default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
     default_trim = DEFAULTS.get("reference_trim")  # the reference trimmed by its tails (cleaning.tails_trim), or None
-    default_wide = None  # a score that chooses its parts by the data (parts.resolve): those on wide data
-    if DEFAULTS["score"] in score_parts.BY_DATA:
-        default_wide = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]),
-                        "columns": score_parts.WIDE_COLUMNS, "level": score_parts.WIDE_LEVEL}
+    default_wide_parts = default_wide()  # a score that chooses its parts by the data (parts.resolve): those on wide data
     if args.check:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
                 cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
-                parts = wide_parts(cache, default_wide) or default_parts
+                parts = wide_parts(cache, default_wide_parts) or default_parts
                 mine = score_of(cache, cache.trimmed(default_trim), parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
-        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide, None),
-                   "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide, None)}
+        methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide_parts, None),
+                   "ablation:kept-reference": ("kept", default_parts, default_weights, (), default_wide_parts, None)}
         if default_trim is not None:  # the reference as drawn, every row of it
-            methods["ablation:untrimmed-reference"] = ("mixed", default_parts, default_weights, default_kept, default_wide, None)
+            methods["ablation:untrimmed-reference"] = ("mixed", default_parts, default_weights, default_kept, default_wide_parts, None)
         methods.update({f"ablation:{p}-alone": ("mixed", (p,), {}, default_kept, None, default_trim) for p in default_parts})
     else:
         prefix = {"kept": "kept", "all": "mixed"}
@@ -328,7 +349,7 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            default = (default_parts, default_weights, default_kept, default_wide, default_trim)
+            default = (default_parts, default_weights, default_kept, default_wide_parts, default_trim)
             rows = [run_row(info, method, spec, seed, y, cache, default, args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:

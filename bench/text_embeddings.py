@@ -42,8 +42,6 @@ WORK = Path(__file__).resolve().parents[1] / "runs" / "text_embeddings"
 NORMAL_ROWS = 1900
 SHARE = 0.05
 DEFAULT = score_parts.parts_of(DEFAULTS["score"])
-WIDE = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
-        "level": score_parts.WIDE_LEVEL}
 COLUMNS = {"knn": ("knn",), "l2": ("l2",), "cosine": ("cosine",), "tails": ("tails",), "range": ("range",),
            "knn+l2": ("knn", "l2"), "knn+l2+cosine": ("knn", "l2", "cosine"),
            "no tails": tuple(p for p in DEFAULT if p != "tails")}
@@ -97,12 +95,7 @@ def one_set(vectors: dict[str, np.ndarray], normal: str, seed: int = 0) -> tuple
 
 def row(name: str, X: np.ndarray, y: np.ndarray) -> dict:
     cache = parts_panel.Values(np.load(parts_panel.fit_and_cache(name, X, X, y, 0)), X, 0)
-    view = cache.trimmed(DEFAULTS["reference_trim"])
-    wide = parts_panel.wide_parts(cache, WIDE)
-    out = {"wide": bool(wide), "package": float(roc_auc_score(y, cache.cache["default_scores"]))}
-    for column, parts in {"default": wide or DEFAULT, **COLUMNS}.items():
-        kept = tuple(p for p in parts if score_parts.PARTS[p].fitted_on == "kept")
-        out[column] = float(roc_auc_score(y, parts_panel.score_of(cache, view, parts, {}, kept)))
+    out = {**parts_panel.aurocs(cache, y, COLUMNS), "package": float(roc_auc_score(y, cache.cache["default_scores"]))}
     for peer in PEERS:
         out[f"peer {peer}"] = float(roc_auc_score(y, panel.run_method(peer, X, X, 0, None)[0]))
     return out
