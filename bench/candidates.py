@@ -127,10 +127,10 @@ CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES})
 # Candidates shown to fail one of issue 29's must-holds where the panel does not look, each with what shows
 # it: choose_defaults ranks them after every candidate that fails none, as it does a missed spike on the panel.
 FAILS: dict[str, str] = {
-    # found after the ninth round's tuning runs, before any held-out run: the cosine error is bounded (it
-    # ignores magnitude), so on wide data a spike in a later batch rests on the k-NN part alone, averaged
-    # with a part that may fall as the spike grows
+    # the cosine error is bounded (it ignores magnitude), so on wide data a spike in a later batch rests on the
+    # k-NN part alone, averaged with a part that may fall as the spike grows
     "wide-cosine": "a value far beyond a column's range must score high (no blind spot): on wide pixel-like rows "
-                   "its parts there (knn, cosine) find 0.50 of the spikes in a later batch, where knn+l2+cosine "
-                   "finds all (tests/test_estimators_parts.py::test_default_finds_a_later_spike_on_wide_pixel_like_data)",
+                   "its parts there (knn, cosine) miss spikes in a later batch that knn+l2+cosine finds "
+                   "(bench/wide_spike_strokes.py; tests/test_estimators_parts.py::"
+                   "test_default_finds_a_later_spike_on_wide_pixel_like_data)",
 }

@@ -4,6 +4,7 @@ should combine, and what cleaning and each part buy.
     python bench/parts_panel.py --half tuning                  # fit and cache every tuning set, write the candidates
     python bench/parts_panel.py --half held-out --ablations    # after the freeze: the ablations of the default
     python bench/parts_panel.py --check 4_breastw               # the cache reproduces DeepUAD's own scores
+    python bench/parts_panel.py --check 4_breastw --cache FRESH --same-as runs/parts_cache_split31   # an older cache's fits
 
 For every panel set (bench/panel.py's catalog and split) and seed, two detectors are fitted: DeepUAD
 at the package's defaults (the paper's cleaning: low-variance clusters, then re-selection on
@@ -230,27 +231,36 @@ def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[
     return wide["parts"] if level >= wide["level"] else None
 
 
-def default_wide() -> dict | None:
-    """The package's default parts on wide data as ``wide_parts`` takes them (None where the default does not
-    choose its parts by the data)."""
-    if DEFAULTS["score"] not in score_parts.BY_DATA:
-        return None
-    return {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
-            "level": score_parts.WIDE_LEVEL}
+def package_default() -> tuple:
+    """The package's default score as ``run_row`` takes a spec: its parts, their weights, those fitted on the kept
+    rows, its parts on wide data (``wide_parts``; None where it does not choose them by the data) and its reference
+    trim (cleaning.tails_trim's cutoff, None for none)."""
+    parts = score_parts.parts_of(DEFAULTS["score"])
+    wide = None
+    if DEFAULTS["score"] in score_parts.BY_DATA:
+        wide = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
+                "level": score_parts.WIDE_LEVEL}
+    return (parts, score_parts.WEIGHTS.get(DEFAULTS["score"], {}), kept_parts(parts), wide, DEFAULTS.get("reference_trim"))
+
+
+def kept_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``parts`` the package fits on the kept rows (``fitted_on``)."""
+    return tuple(p for p in parts if score_parts.PARTS[REGISTERED.get(p, p)].fitted_on == "kept")
 
 
 def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) -> dict:
     """From one cached fit: whether the set is wide for the package's default, the AUROC of that default (its
     parts as ``auto`` resolves them) and of each entry of ``columns`` (parts combined as the package combines them,
-    each fitted where it says, ``fitted_on``), the reference trimmed as the default trims it."""
+    each fitted where the package fits it), the reference trimmed as the default trims it."""
     from sklearn.metrics import roc_auc_score
 
-    view = cache.trimmed(DEFAULTS.get("reference_trim"))
-    wide = wide_parts(cache, default_wide())
-    out: dict = {"wide": bool(wide)}
-    for column, parts in {"default": wide or score_parts.parts_of(DEFAULTS["score"]), **columns}.items():
-        kept = tuple(p for p in parts if score_parts.PARTS[p].fitted_on == "kept")
-        out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept)))
+    parts, weights, kept, wide_spec, trim = package_default()
+    view = cache.trimmed(trim)
+    wide = wide_parts(cache, wide_spec)
+    out: dict = {"wide": bool(wide), "default": float(roc_auc_score(y, score_of(cache, view, wide or parts, weights,
+                                                                                kept_parts(wide or parts))))}
+    for column, parts in columns.items():
+        out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept_parts(parts))))
     return out
 
 
@@ -294,6 +304,8 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="write the default score's ablations, not the candidates")
     parser.add_argument("--cache", type=Path, default=None, help="the folder of cached fits [default: runs/parts_cache]")
     parser.add_argument("--check", nargs="+", default=None, help="only check that the cache reproduces DeepUAD on these sets")
+    parser.add_argument("--same-as", type=Path, default=None,
+                        help="with --check on a fresh --cache: whether this older cache holds the same fits of those sets")
     parser.add_argument("--views", action="store_true",
                         help="score the package's own row (deepuad) from the cached views, as --check proves it equal, "
                              "not from the scores a cache stores: an older package may have written them")
@@ -306,19 +318,23 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     sets = panel.catalog(args.max_rows, args.data_dir, args.data_dir / "odds_adbench")
     halves = panel.split(sets)
-    default_parts = score_parts.parts_of(DEFAULTS["score"])
-    default_weights = score_parts.WEIGHTS.get(DEFAULTS["score"], {})
-    default_kept = tuple(p for p in default_parts if score_parts.PARTS[p].fitted_on == "kept")  # fitted on the kept rows
-    default_trim = DEFAULTS.get("reference_trim")  # the reference trimmed by its tails (cleaning.tails_trim), or None
-    default_wide_parts = default_wide()  # a score that chooses its parts by the data (parts.resolve): those on wide data
+    default = package_default()
+    default_parts, default_weights, default_kept, default_wide_parts, default_trim = default
     if args.check:
         for name, family, _, load in sets:
             if name in args.check:
                 Xfit, _, Xscore, y = load()
-                cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])), Xscore, args.seeds[0])
+                path = fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])
+                cache = Values(np.load(path), Xscore, args.seeds[0])
                 parts = wide_parts(cache, default_wide_parts) or default_parts
                 mine = score_of(cache, cache.trimmed(default_trim), parts, default_weights, default_kept)
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
+                if args.same_as:  # an older cache still holds the fits this package makes: its views may be scored
+                    fresh, older = np.load(path), np.load(args.same_as / path.name)
+                    fits = [k for k in fresh.files if "/" in k]  # each view's reference rows and errors
+                    differ = [k for k in fits if k not in older.files or not np.array_equal(fresh[k], older[k])]
+                    print(f"{name}: {len(fits) - len(differ)} of {len(fits)} fitted arrays equal to {args.same_as}'s"
+                          + (f" (not: {', '.join(differ)})" if differ else ""))
         return
     if args.ablations:  # the package's default: the network of "kept", the parts fitted on all rows ("mixed")
         methods = {"deepuad": None, "ablation:no-cleaning": ("all", default_parts, default_weights, (), default_wide_parts, None),
@@ -349,7 +365,6 @@ def main() -> None:
                 "features": Xfit.shape[1], "anomaly_share": round(float(np.mean(y)), 4)}
         for seed in args.seeds:
             cache = Values(np.load(fit_and_cache(name, Xfit, Xscore, y, seed)), Xscore, seed)
-            default = (default_parts, default_weights, default_kept, default_wide_parts, default_trim)
             rows = [run_row(info, method, spec, seed, y, cache, default, args.views)
                     for method, spec in methods.items() if (name, method, seed) not in done]
             with csv_path.open("a", newline="") as out:

@@ -58,6 +58,7 @@ from deepuad.estimators import parts as score_parts  # noqa: E402
 DEFAULT = (("knn", "l2", "range", "tails"), ("range",))
 FOREST = (("knn", "l2", "iforest", "range", "tails"), ("iforest", "range"))
 NO_TAILS = (("knn", "l2", "iforest", "range"), ("iforest", "range"))
+# the default the variants are measured against: the one frozen in 7065c2c (its parts on wide data, its reference trim)
 WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
 TRIM = 1.0
 # column: (parts, parts fitted on the kept rows, weights, how the standardised parts are put on one scale)

@@ -86,8 +86,8 @@ def one_set(vectors: dict[str, np.ndarray], normal: str, seed: int = 0) -> tuple
     inliers = vectors[normal][np.sort(rng.permutation(len(vectors[normal]))[:NORMAL_ROWS])]
     others = [name for name in sorted(vectors) if name != normal]
     n = max(1, int(round(SHARE / (1 - SHARE) * len(inliers))))
-    picks = [vectors[others[i % len(others)]][rng.integers(len(vectors[others[i % len(others)]]))] for i in range(n)]
-    X = np.vstack([inliers, np.array(picks)])
+    sources = [vectors[others[i % len(others)]] for i in range(n)]  # the other categories in turn
+    X = np.vstack([inliers, np.array([rows[rng.integers(len(rows))] for rows in sources])])
     y = np.r_[np.zeros(len(inliers), dtype=int), np.ones(n, dtype=int)]
     order = rng.permutation(len(y))
     return panel._minmax(X[order].astype(np.float64))[0], y[order]

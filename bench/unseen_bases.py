@@ -86,6 +86,8 @@ def summary(rows: list[dict], title: str = "bases no round has used") -> str:
     out += ["", "Synthetic anomalies by type and share:", "", head]
     groups = sorted({d.split("+")[1] for d in sets if family[d] == "synthetic"}, key=synthetic.type_and_share)
     out += [line(g, [d for d in sets if d.endswith("+" + g)]) for g in groups]
+    out += [line(f"{kind}, every share", members) for kind in synthetic.KINDS
+            if (members := [d for d in sets if f"+{kind}_" in d])]
     recalls = {m: [float(r["spike_recall"]) for r in rows if r["method"] == m and r["spike_recall"] != ""] for m in methods}
     missed = {m: sum(round((1 - recall) * panel.SPIKES) for recall in recalls[m]) for m in methods}
     spike_sets = {m: sum(recall < 1 for recall in recalls[m]) for m in methods}

@@ -34,11 +34,12 @@ from cleaning_variants import append_row  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from unseen_bases import new_bases, reserved  # noqa: E402
 
-CACHE = Path("runs/parts_cache_unseen")  # --reserved: runs/parts_cache_reserved
-DEFAULT = ("knn", "l2", "range", "tails")
-KEPT = ("range", "iforest")  # the parts fitted on the kept rows
-WIDE = {"parts": ("knn", "l2"), "columns": 200, "level": 2.0}
-TRIM = 1.0
+from deepuad.estimators import parts as score_parts  # noqa: E402
+from deepuad.estimators.params import DEFAULTS  # noqa: E402
+
+CACHES = {"unseen": Path("runs/parts_cache_unseen"), "reserved": Path("runs/parts_cache_reserved")}
+DEFAULT = score_parts.parts_of(DEFAULTS["score"])
+TRIM = DEFAULTS["reference_trim"]
 COLUMNS = {"default": DEFAULT, **{f"{p} alone": (p,) for p in DEFAULT},
            **{f"no {p}": tuple(q for q in DEFAULT if q != p) for p in ("range", "tails", "knn")},
            "+ forest": (*DEFAULT, "iforest"), "kept reference": DEFAULT}
@@ -47,14 +48,14 @@ ON_KEPT_ROWS = ("kept reference",)  # columns whose parts are all fitted on the 
 
 def measures(cache: parts_panel.Values, family: str, y: np.ndarray) -> dict:
     out = {}
-    wide = parts_panel.wide_parts(cache, WIDE)
+    wide = parts_panel.wide_parts(cache, parts_panel.package_default()[3])
     for column, parts in COLUMNS.items():
         parts = tuple(p for p in (wide or parts) if p in parts) if wide else parts
         if not parts:  # a per-column part alone on wide data, where the default leaves it out
             out[column] = ""
             continue
         view = "kept" if column in ON_KEPT_ROWS else cache.trimmed(TRIM)
-        s = parts_panel.score_of(cache, view, parts, {}, tuple(p for p in parts if p in KEPT))
+        s = parts_panel.score_of(cache, view, parts, {}, parts_panel.kept_parts(parts))
         out[column] = round(float(roc_auc_score(y, s)), 5)
         if family == "spikes":
             out[f"{column} missed"] = synthetic.spikes_missed(s, y)
@@ -73,7 +74,9 @@ def table(rows: list[dict], peers: dict, reserved: bool = False) -> str:
     for r in rows:
         for key in {r["family"], r["dataset"].split("+")[1] if r["family"] == "synthetic" else r["family"]}:
             groups.setdefault(key, []).append(r)
-    order = ["synthetic", "spikes"] + sorted((g for g in groups if g not in ("synthetic", "spikes")), key=synthetic.type_and_share)
+    groups.update({kind: [r for r in rows if f"+{kind}_" in r["dataset"]] for kind in synthetic.KINDS})  # every share
+    order = ["synthetic", "spikes", *synthetic.KINDS]
+    order += sorted((g for g in groups if g not in order), key=synthetic.type_and_share)
     for key in order:
         members = groups[key]
         cells = []
@@ -87,13 +90,17 @@ def table(rows: list[dict], peers: dict, reserved: bool = False) -> str:
               "range part:", "", "| set | " + " | ".join(methods) + " | range, normal p99 |", "|---|" + "---:|" * (len(methods) + 1)]
     for r in spikes:
         lines.append(f"| {r['dataset']} | " + " | ".join(r.get(f"{m} missed", "") for m in methods) + f" | {r['normal p99']} |")
+    lines.append(f"| **all {len(spikes)} sets** | " + " | ".join(
+        f"**{sum(int(r[f'{m} missed']) for r in spikes)}**" if all(r.get(f"{m} missed", "") != "" for r in spikes) else ""
+        for m in methods) + " | |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", default="0/1", help="K/N: this process takes every N-th set from the K-th")
-    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--cache", type=Path, default=None, help="the cached fits [default: runs/parts_cache_unseen, "
+                        "or runs/parts_cache_reserved with --reserved]")
     parser.add_argument("--data-dir", type=Path, default=panel.DATA)
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--results", type=Path, default=panel.RESULTS, help="where unseen_bases.csv lies and the table goes")
@@ -109,7 +116,7 @@ def main() -> None:
 
         torch.set_num_threads(1)
         warnings.filterwarnings("ignore")
-        parts_panel.CACHE = args.cache if not (args.reserved and args.cache == CACHE) else Path("runs/parts_cache_reserved")
+        parts_panel.CACHE = args.cache or CACHES[name]
         k, n = (int(v) for v in args.part.split("/"))
         sets = [s for s in panel.catalog(2000, args.data_dir, args.data_dir / "odds_adbench", bases)
                 if s[1] in ("synthetic", "spikes")][k::n]

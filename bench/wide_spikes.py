@@ -14,9 +14,8 @@ and gives, per score, the share of spiked rows above the 99th percentile of the 
 scores (issue 29's goal: 1.0 everywhere), with DeepUAD at its defaults but ``score="distance+tails"``
 (seed 0), so that every part this measures is fitted on every set:
 
-* ``default``: the package's default score (``auto``: those four parts, or on wide data the parts
-  parts.resolve takes there; ``wide_spikes_split50.md`` was made when those were the k-NN part and
-  the squared error);
+* ``default``: the package's default score, from a second fit at the package's defaults (``auto``:
+  those four parts, or on wide data those parts.resolve takes there);
 * each standardised part alone (its robust z-score), the range part alone, and the network's cosine
   error (the paper's h(x)) as a part fitted on the reference as the scorer fits the others (its
   robust z-score over the reference rows the k-NN and tails parts are fitted on);
@@ -28,7 +27,7 @@ parts.OutsideRange).
 
     python bench/wide_spikes.py --split-seed 45     # -> bench/results/wide_spikes_split45.md
 
-It refuses a split whose held-out half has run (an exploration for a next round). About a minute.
+It refuses a split whose held-out half has run (an exploration for a next round). About two minutes.
 ``wide_spikes_split43.md`` was written by this script as it stood before the ninth round (the score
 "distance+forest", no cosine or tails column); ``git log bench/wide_spikes.py`` finds that version.
 """
@@ -53,11 +52,10 @@ import panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import RERUN_HELP, refuse_used_split  # noqa: E402
 
-from deepuad.estimators import parts as score_parts, scoring  # noqa: E402
+from deepuad.estimators import scoring  # noqa: E402
 from deepuad.estimators.autoencoder import reconstruction_errors  # noqa: E402
 from deepuad.estimators.cleaning import tails_trim  # noqa: E402
 from deepuad.estimators.detector import DeepUAD  # noqa: E402
-from deepuad.estimators.params import DEFAULTS  # noqa: E402
 
 MIN_COLUMNS = 60  # a set this wide or wider is planted in
 SCORES = ("default", "knn", "l2", "cosine", "tails", "range", "knn+l2", "knn+cosine", "knn+l2+range")
@@ -90,13 +88,11 @@ def recalls(X_fit: np.ndarray, X_scored: np.ndarray, y: np.ndarray) -> dict[str,
     cosine_center, cosine_scale = scoring.robust_scale(reconstruction_errors(detector.model_, typical)[1])
     z["cosine"] = (np.asarray(reconstruction_errors(detector.model_, X_scored)[1], np.float64) - cosine_center) / cosine_scale
     range_part = scorer.parts_[scorer.score_parts_.index("range")]
-    wide = X_fit.shape[1] >= score_parts.WIDE_COLUMNS and range_part.level_ >= score_parts.WIDE_LEVEL
     scores = {p: z[p] for p in ("knn", "l2", "cosine", "tails")}
     scores["knn+l2"] = (z["knn"] + z["l2"]) / 2
     scores["knn+cosine"] = (z["knn"] + z["cosine"]) / 2
     scores["range"], scores["knn+l2+range"] = values["range"], scores["knn+l2"] + values["range"]
-    wide_parts = score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1])  # the default's parts on wide data
-    scores["default"] = np.mean([z[p] for p in wide_parts], axis=0) if wide else detector.decision_function(X_scored)
+    scores["default"] = DeepUAD(seed=0).fit(X_fit).decision_function(X_scored)  # the package's own, parts as it resolves them
     out = {"L": range_part.level_}
     out.update({name: synthetic.spike_recall(np.asarray(s, dtype=np.float64), y) for name, s in scores.items()})
     return out

@@ -303,3 +303,12 @@ def test_crafted_cost(tmp_path, shared_data):
     assert [r[:3] for r in rows[:2]] == [["3", "1", "8,000"], ["3", "2", "8,000"]] and all(number(r[3]) > 0 for r in rows[:2])
     assert [r[0] for r in rows[2:4]] == ["KDDCUP sample (5,000 rows)", Path(ODDS).name] and number(rows[2][4]) > 1
     assert rows[4][:2] == ["features: score", "0"] and number(rows[4][2]) < 10 and number(rows[4][5]) > 0
+
+
+def test_wide_spike_strokes(tmp_path):
+    """bench/wide_spike_strokes.py on its generated pixel-like rows: one row per data seed, the default taking its
+    wide-data parts, every recall a share of the 20 spikes."""
+    bench("wide_spike_strokes", "--results", tmp_path, cwd=tmp_path)
+    rows = table(tmp_path / "wide_spike_strokes.md")
+    assert [row[0] for row in rows] == ["2", "5", "8"] and all(row[1] == "knn+l2+cosine" for row in rows)
+    assert all(0 <= number(cell) <= 1 and number(cell) * 20 == round(number(cell) * 20) for row in rows for cell in row[2:])

@@ -423,10 +423,10 @@ def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
     on 0/1 columns): the per-column parts stay, and the range sees its spikes.
 
     On wide data the paper's cosine error joins the squared error: on pixels and image embeddings a
-    row's direction is what it shows (CosineError; bench/network_parts.py: 0.904 against 0.888 on the
-    tuning half's wide sets). Beside it, not in its place: the cosine error is bounded, blind to
-    magnitude, and a spike in a later batch that the k-NN part and the squared error see can fall
-    below normal rows with it alone beside the k-NN part."""
+    row's direction is what it shows (CosineError; bench/network_parts.py). Beside it, not in its place:
+    the cosine error is bounded, blind to magnitude, and a spike in a later batch that the k-NN part and
+    the squared error see can fall below normal rows with it alone beside the k-NN part
+    (bench/wide_spike_strokes.py)."""
     if score not in BY_DATA:
         return parts_of(score)
     narrow, wide = BY_DATA[score]
