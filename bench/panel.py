@@ -13,6 +13,10 @@ rows except KDDCUP):
 * images: CIFAR-10 ResNet-18 embeddings with class 0, 4 or 6 normal (ADBench); raw MNIST t10k
   (../shared/data/mnist) and scikit-learn's bundled 8x8 digits (load_digits, no download), each
   of the ten digits normal in turn, the other nine sampled evenly to 5 % of the set;
+* text: dense text embeddings (bench/fortunes.py: Debian's fortunes, embedded by all-MiniLM-L6-v2, 384
+  columns), each category with at least TEXT_MIN_TEXTS texts normal in turn, the others sampled evenly to
+  5 % of the set; present where the fortunes folder is (apt-get install fortunes) and the embeddings are
+  cached in runs/text_embeddings or the model's package is installed (bench/requirements.txt);
 * kddcup: KDDCUP99 under the paper's protocol at 5, 10 and 20 % (bench/kddcup.py's split: fit on
   the train half, score the test half; the three score the same test rows, so they are one group);
 * synthetic: local, global, dependency and clustered anomalies (bench/synthetic.py, after ADBench
@@ -35,6 +39,8 @@ ADBench sets in ../shared/data the tuning half is (`python bench/panel.py --show
   35_SpamBase, 38_thyroid, 39_vertebral, 42_WBC, 46_WPBC, 47_yeast;
 * images: cifar10_6, mnist_4, mnist_7, mnist_9, digits_0, digits_1, digits_2, digits_3, digits_4,
   digits_5, digits_7, digits_8;
+* text: the 16 categories with 400+ texts, whatever the seed (TEXT_EXPLORED: bench/text_embeddings.py read
+  them before the family joined the panel); the 16 with 100 to 399 texts are held out;
 * kddcup: all three (none is held out);
 * synthetic and spikes: those built on 4_breastw, 6_cardio, 30_satellite and 47_yeast;
 and the held-out half every other set. Seed 50 is the eighth split: the first (SPLIT_SEED = 29)
@@ -85,6 +91,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
+import fortunes  # noqa: E402
 import synthetic  # noqa: E402
 from panel_tables import FIELDS, below_chance, chance_band, write_table  # noqa: E402,F401
 
@@ -94,7 +101,12 @@ SPLIT_SEED = 50
 BASES = ("2_annthyroid", "4_breastw", "6_cardio", "12_fault", "28_pendigits", "29_Pima", "30_satellite", "47_yeast")
 SHARES = (1, 5, 10, 20)  # synthetic anomalies, % of the set
 SPIKES = 20  # spiked rows per set
-FAMILIES = ("tables", "images", "kddcup", "synthetic", "spikes")
+FAMILIES = ("tables", "images", "text", "kddcup", "synthetic", "spikes")
+TEXT_MIN_TEXTS = 100  # a fortune category with fewer texts would hold fewer than 5 anomalies
+# the text sets bench/text_embeddings.py read after the ninth round's freeze (every category with 400+ texts):
+# tuning material whatever the split; the text family's held-out half is every other category
+TEXT_EXPLORED = ("art", "computers", "cookie", "definitions", "fortunes", "knghtbrd", "men-women", "miscellaneous",
+                 "people", "platitudes", "politics", "science", "songs-poems", "wisdom", "work", "zippy")
 PEERS = ("iforest", "knn", "ecod", "pyod-ae", "dagmm", "dif")
 DETERMINISTIC = ("knn", "ecod")
 METHODS = ("deepuad", "deepuad-paper", *PEERS)
@@ -202,7 +214,15 @@ def kddcup(folder: Path, contamination: float, max_rows: int):
     return Xtr, ytr, Xte, yte
 
 
-def catalog(max_rows: int, data_dir: Path, adbench_dir: Path, bases=BASES):
+def text(category: str, max_rows: int, folder: Path | None = None):
+    """One fortune category normal, 5 % from the others with at least TEXT_MIN_TEXTS texts (bench/fortunes.py)."""
+    vectors = fortunes.embeddings(fortunes.texts(folder or fortunes.FOLDER, TEXT_MIN_TEXTS))
+    X, y = fortunes.one_set(vectors, category)
+    X, y = _cap(X, y, max_rows)
+    return _same(X, y)
+
+
+def catalog(max_rows: int, data_dir: Path, adbench_dir: Path, bases=BASES, fortunes_dir: Path | None = None):
     """(name, family, group, loader) for every set; loaders are called only for the sets that run.
     ``group``: the sets that must share a half (a base set's variants; the three KDDCUP levels)."""
     tables = sorted(adbench_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
@@ -211,6 +231,9 @@ def catalog(max_rows: int, data_dir: Path, adbench_dir: Path, bases=BASES):
              lambda k=k: adbench(data_dir / "image_embeddings" / "CV_by_ResNet18" / f"CIFAR10_{k}.npz", max_rows)) for k in (0, 4, 6)]
     out += [(f"mnist_{d}", "images", f"mnist_{d}", lambda d=d: mnist(data_dir / "mnist", d, max_rows)) for d in range(10)]
     out += [(f"digits_{d}", "images", f"digits_{d}", lambda d=d: digits(d, max_rows)) for d in range(10)]
+    folder = fortunes.FOLDER if fortunes_dir is None else fortunes_dir
+    categories = fortunes.texts(folder, TEXT_MIN_TEXTS) if folder.is_dir() else {}
+    out += [(f"text_{c}", "text", f"text_{c}", lambda c=c: text(c, max_rows, folder)) for c in categories]
     out += [(f"kddcup_{c}", "kddcup", "kddcup", lambda c=c: kddcup(data_dir / "kddcup99", c / 100, max_rows)) for c in (5, 10, 20)]
     present = [p for p in tables if p.stem in bases]
     out += [(f"{p.stem}+{kind}_{share}", "synthetic", p.stem, lambda p=p, k=kind, s=share: planted(p, k, s, max_rows))
@@ -223,9 +246,12 @@ def split(sets, seed: int = SPLIT_SEED) -> dict[str, str]:
     """{set name: "tuning" or "held-out"}. Groups go whole to one half. Families are taken in
     turn, the ones whose groups reach into others first (synthetic, spikes, kddcup, images,
     tables); within a family the groups not yet placed are shuffled (seeded) and each goes to the
-    half holding fewer of the family's sets so far (a coin on ties)."""
+    half holding fewer of the family's sets so far (a coin on ties). The text family is not drawn: its sets
+    in TEXT_EXPLORED were read before any split held them, so they are tuning material, and the rest are
+    held out."""
     rng = np.random.default_rng(seed)
-    half_of: dict[str, str] = {}
+    half_of: dict[str, str] = {group: "tuning" if group.removeprefix("text_") in TEXT_EXPLORED else "held-out"
+                               for _, family, group, *_ in sets if family == "text"}
     for family in ("synthetic", "spikes", "kddcup", "images", "tables"):
         members = [(name, group) for name, fam, group, *_ in sets if fam == family]
         groups = list(dict.fromkeys(g for _, g in members if g not in half_of))

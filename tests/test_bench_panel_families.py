@@ -142,7 +142,8 @@ def fake_catalog(panel, tmp_path, count=12):
     folder.mkdir(exist_ok=True)
     for i in range(1, count + 1):
         (folder / f"{i}_set{i}.npz").touch()  # the catalog only lists names; no loader runs
-    return panel.catalog(2000, tmp_path / "data", folder, bases=("2_set2", "5_set5", "7_set7", "11_set11"))
+    return panel.catalog(2000, tmp_path / "data", folder, bases=("2_set2", "5_set5", "7_set7", "11_set11"),
+                         fortunes_dir=tmp_path / "no-fortunes")
 
 
 def test_split_is_fixed_by_its_seed_and_keeps_groups_whole(panel, tmp_path):
@@ -417,12 +418,12 @@ def test_network_parts_rotation_keeps_the_geometry_and_fills_every_column():
 
 
 def test_text_embeddings_reads_each_category_and_builds_one_class_sets(tmp_path):
-    text_embeddings = load("text_embeddings")
+    text_embeddings, fortunes = load("text_embeddings"), load("fortunes")
     (tmp_path / "big").write_text("one\n%\ntwo\nlines\n%\nthree\n%\n")
     (tmp_path / "small").write_text("alone\n%\n")
     (tmp_path / "big.dat").write_bytes(b"\x00\x01")  # the index beside each file is not a category
-    assert text_embeddings.texts(tmp_path, 2) == {"big": ["one", "two\nlines", "three"]}
-    assert sorted(text_embeddings.texts(tmp_path, 1)) == ["big", "small"]
+    assert fortunes.texts(tmp_path, 2) == {"big": ["one", "two\nlines", "three"]}
+    assert sorted(fortunes.texts(tmp_path, 1)) == ["big", "small"]
     rng = np.random.default_rng(0)
     vectors = {"a": rng.normal(size=(100, 4)), "b": rng.normal(5, 1, size=(30, 4)), "c": rng.normal(-5, 1, size=(30, 4))}
     X, y = text_embeddings.one_set(vectors, "a")
@@ -433,3 +434,24 @@ def test_text_embeddings_reads_each_category_and_builds_one_class_sets(tmp_path)
     # the anomalies come from the other categories, evenly: far from the normal rows on both sides
     anomalies = X[y == 1]
     assert (anomalies.mean(axis=1) > 0.6).sum() in (2, 3) and (anomalies.mean(axis=1) < 0.4).sum() in (2, 3)
+
+
+def test_text_family_halves_follow_what_was_read_not_the_seed(panel, tmp_path):
+    """The text sets read before the family joined the panel are tuning material at every seed, the rest held
+    out; adding the family leaves every other family's halves as they were."""
+    sets = fake_catalog(panel, tmp_path)
+    texts = [(f"text_{c}", "text", f"text_{c}", None) for c in ("art", "zippy", "drugs", "law")]
+    for seed in (1, 2, 3):
+        with_text = panel.split(sets + texts, seed)
+        assert {n: h for n, h in with_text.items() if not n.startswith("text_")} == panel.split(sets, seed)
+        assert [with_text[n] for n, *_ in texts] == ["tuning", "tuning", "held-out", "held-out"]
+
+
+def test_catalog_holds_a_text_set_per_category_with_enough_texts(panel, tmp_path):
+    folder = tmp_path / "fortunes"
+    folder.mkdir()
+    (folder / "many").write_text("\n%\n".join(f"text {i}" for i in range(panel.TEXT_MIN_TEXTS)) + "\n%\n")
+    (folder / "few").write_text("\n%\n".join(f"text {i}" for i in range(panel.TEXT_MIN_TEXTS - 1)) + "\n%\n")
+    names = [(n, f) for n, f, *_ in panel.catalog(100, tmp_path, tmp_path / "none", fortunes_dir=folder)]
+    assert ("text_many", "text") in names and not any(n == "text_few" for n, _ in names)
+    assert not any(f == "text" for _, f, *_ in panel.catalog(100, tmp_path, tmp_path / "none", fortunes_dir=tmp_path / "absent"))
