@@ -143,20 +143,20 @@ def test_images_table(tmp_path, shared_data):
 
 def test_panel(tmp_path, shared_data):
     need(shared_data, ODDS)
-    bench("panel", "--datasets", "4_breastw", "29_Pima", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
+    bench("panel", "--datasets", "6_cardio", "29_Pima", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
           "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", cwd=tmp_path)
     runs = list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))
     # two data sets x three random methods x two seeds, every AUROC a probability
-    assert len(runs) == 12 and {r["dataset"] for r in runs} == {"4_breastw", "29_Pima"}
+    assert len(runs) == 12 and {r["dataset"] for r in runs} == {"6_cardio", "29_Pima"}
     assert all(0 <= float(r["auroc"]) <= 1 and float(r["seconds"]) >= 0 for r in runs)
     assert {int(r["rows_fit"]) for r in runs} == {300}
-    assert {(r["dataset"], r["family"], r["half"]) for r in runs} == {("4_breastw", "tables", "tuning"), ("29_Pima", "tables", "held-out")}
+    assert {(r["dataset"], r["family"], r["half"]) for r in runs} == {("6_cardio", "tables", "tuning"), ("29_Pima", "tables", "held-out")}
     text = (tmp_path / "results" / "panel.md").read_text()
     # each half reports its one set, and the share table its two
     assert text.count("1 data sets finished for every method.") == 2
     assert "| deepuad | tuning | 1 |" in text and "| deepuad | held-out | 1 |" in text
     # --resume skips every finished run: nothing is appended
-    bench("panel", "--datasets", "4_breastw", "29_Pima", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
+    bench("panel", "--datasets", "6_cardio", "29_Pima", "--methods", "deepuad", "deepuad-paper", "iforest", "--seeds", 0, 1,
           "--max-rows", 300, "--epochs", 1, "--results", tmp_path / "results", "--resume", cwd=tmp_path)
     assert len(list(csv.DictReader((tmp_path / "results" / "panel.csv").open()))) == 12
 
