@@ -28,7 +28,7 @@ CANDIDATES: dict[str, dict] = {
 # per set as `deepuad:NAME`: the parts, their weights (1 where not named) and the rows the parts are
 # fitted on ("kept": a sample of the kept rows, as the package does today; "all": a sample of all
 # rows, while the network is still trained on the kept rows; "kept_parts" are fitted on the kept rows
-# whatever "reference" says; "wide": the parts on wide data, parts_panel.wide_parts). "range_fenced" is
+# whatever "reference" says; "wide": the parts on wide data, parts_panel.by_data). "range_fenced" is
 # parts_panel.FencedRange, "knn_distinct" parts_panel.DistinctNearestKept (up to 38c5adc; the package's "range" and "knn" since the freeze). Issue 29's second round,
 # SPLIT_SEED 31, tuning half, seed 0; the "all" entries were added after the first eleven had run.
 SCORE_CANDIDATES: dict[str, dict] = {
@@ -120,6 +120,25 @@ SCORE_CANDIDATES: dict[str, dict] = {
                     "wide": {"parts": ("knn", "cosine"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
     "wide-cosine-l2": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
                        "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
+    # Issue 29's tenth round, SPLIT_SEED 51, tuning half, seed 0 (added after bench/part_weights.py on that half, the
+    # text family's first tuning run): on data with many columns (200+) where normal rows stay within the kept
+    # range (L < 2: dense embeddings, binary columns), the tails part sits out (it sums over columns one at a
+    # time, and a single column of an embedding carries little) and the k-NN part weighs twice the network's
+    # squared error, the range part kept beside them for spikes ("many": the parts there; with "modal_share", only
+    # where the median column's most common value is held by at most that share of the kept rows: dense columns);
+    # and the default with the k-NN part at weight 2 everywhere (dependency anomalies, text).
+    "many-knn2": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
+                  "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0,
+                           "many": {"parts": ("knn", "l2", "range"), "weights": {"knn": 2.0}}}, "reference_trim": 1.0},
+    "many-equal": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
+                   "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0,
+                            "many": {"parts": ("knn", "l2", "range")}}, "reference_trim": 1.0},
+    "dense-knn2": {"parts": ("knn", "l2", "range", "tails"), "reference": "all", "kept_parts": ("range",),
+                   "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0,
+                            "many": {"parts": ("knn", "l2", "range"), "weights": {"knn": 2.0}, "modal_share": 0.05}},
+                   "reference_trim": 1.0},
+    "knn2": {"parts": ("knn", "l2", "range", "tails"), "weights": {"knn": 2.0}, "reference": "all", "kept_parts": ("range",),
+             "wide": {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0}, "reference_trim": 1.0},
 }
 # choose_defaults ranks them with the others; one override (the score) each
 CANDIDATES.update({name: {"score": name} for name in SCORE_CANDIDATES})

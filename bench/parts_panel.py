@@ -225,10 +225,32 @@ def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[
     """A candidate's parts on wide data (its "wide" entry) where the set is wide: at least ``columns``
     columns, and a range part fitted on the reference rows of ``view`` ("kept": the kept rows; "all"
     for a fit without cleaning) at a level of at least ``level`` (parts.resolve); else None."""
+    chosen = by_data(cache, wide and {k: v for k, v in wide.items() if k != "many"}, view)
+    return chosen[0] if chosen else None
+
+
+def by_data(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[tuple[str, ...], dict] | None:
+    """(parts, weights) a candidate's "wide" entry gives this set, None where its usual parts apply. With at
+    least ``columns`` columns: the entry's ``parts`` where the range part, fitted on the reference rows of
+    ``view``, has a level of at least ``level`` (``wide_parts``); below that level, its "many" entry's
+    ``parts`` and ``weights`` where it has one, and where its columns are dense if it asks so (``modal_share``:
+    the median column's most common value held by at most that share of the rows, ``modal_share``)."""
     if not wide or cache.X.shape[1] < wide["columns"]:
         return None
-    level = PARTS["range"]().fit(cache.cache[f"{view}/reference"], cache.seed).level_
-    return wide["parts"] if level >= wide["level"] else None
+    reference = cache.cache[f"{view}/reference"]
+    if PARTS["range"]().fit(reference, cache.seed).level_ >= wide["level"]:
+        return tuple(wide["parts"]), {}
+    many = wide.get("many")
+    if many and ("modal_share" not in many or modal_share(reference) <= many["modal_share"]):
+        return tuple(many["parts"]), dict(many.get("weights", {}))
+    return None
+
+
+def modal_share(rows: np.ndarray) -> float:
+    """The median over columns of the share of ``rows`` holding the column's most common value (0.5 and more:
+    most rows share one value, as in sparse or binary columns; near 1 / len(rows): every value distinct)."""
+    shares = [np.unique(column, return_counts=True)[1].max() / len(column) for column in np.asarray(rows).T]
+    return float(np.median(shares))
 
 
 def package_default() -> tuple:
@@ -256,9 +278,11 @@ def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) 
 
     parts, weights, kept, wide_spec, trim = package_default()
     view = cache.trimmed(trim)
+    chosen = by_data(cache, wide_spec)
     wide = wide_parts(cache, wide_spec)
-    out: dict = {"wide": bool(wide), "default": float(roc_auc_score(y, score_of(cache, view, wide or parts, weights,
-                                                                                kept_parts(wide or parts))))}
+    parts, weights = chosen or (parts, weights)
+    out: dict = {"wide": bool(wide), "default": float(roc_auc_score(y, score_of(cache, view, parts, weights,
+                                                                                kept_parts(parts))))}
     for column, parts in columns.items():
         out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept_parts(parts))))
     return out
@@ -289,7 +313,7 @@ def run_row(info: dict, method: str, spec, seed: int, y: np.ndarray, cache: "Val
         return package_row(info, seed, y, cache.cache)
     prefix, parts, weights, kept_parts, wide, trim = spec or ("mixed", *default)
     prefix = cache.trimmed(trim) if prefix == "mixed" else prefix
-    parts = wide_parts(cache, wide, "all" if prefix == "all" else "kept") or parts
+    parts, weights = by_data(cache, wide, "all" if prefix == "all" else "kept") or (parts, weights)
     return row_for(info, method, seed, y, score_of(cache, prefix, parts, weights, kept_parts), float(cache.cache["kept_seconds"]))
 
 
@@ -326,8 +350,8 @@ def main() -> None:
                 Xfit, _, Xscore, y = load()
                 path = fit_and_cache(name, Xfit, Xscore, y, args.seeds[0])
                 cache = Values(np.load(path), Xscore, args.seeds[0])
-                parts = wide_parts(cache, default_wide_parts) or default_parts
-                mine = score_of(cache, cache.trimmed(default_trim), parts, default_weights, default_kept)
+                parts, weights = by_data(cache, default_wide_parts) or (default_parts, default_weights)
+                mine = score_of(cache, cache.trimmed(default_trim), parts, weights, kept_parts(parts))
                 print(f"{name}: max |cache - DeepUAD| = {np.abs(mine - cache.cache['default_scores']).max():.3g}")
                 if args.same_as:  # an older cache still holds the fits this package makes: its views may be scored
                     fresh, older = np.load(path), np.load(args.same_as / path.name)

@@ -386,6 +386,25 @@ def test_parts_panel_wide_parts_need_both_width_and_level():
     assert parts_panel.wide_parts(_Cache(sparse, sparse), None) is None
 
 
+def test_parts_panel_by_data_takes_the_many_columns_entry_below_the_level():
+    parts_panel = load("parts_panel")
+    many = {"parts": ("knn", "l2", "range"), "weights": {"knn": 2.0}}
+    wide = {"parts": ("knn", "l2", "cosine"), "columns": 200, "level": 2.0, "many": many}
+    rng = np.random.default_rng(0)
+    sparse = ((rng.random((400, 300)) < 0.02) * rng.random((400, 300)) ** 4).astype(np.float32)
+    dense = rng.normal(size=(400, 300)).astype(np.float32)
+    binary = (rng.random((400, 300)) < 0.1).astype(np.float32)
+    assert parts_panel.by_data(_Cache(sparse, sparse), wide) == (("knn", "l2", "cosine"), {})  # wide: the level rules
+    assert parts_panel.by_data(_Cache(dense, dense), wide) == (("knn", "l2", "range"), {"knn": 2.0})
+    assert parts_panel.by_data(_Cache(dense[:, :199], dense[:, :199]), wide) is None  # too few columns
+    assert parts_panel.wide_parts(_Cache(dense, dense), wide) is None  # wide_parts knows the wide entry alone
+    # "modal_share": only where the columns are dense, not where most rows share one value
+    dense_only = dict(wide, many=dict(many, modal_share=0.05))
+    assert parts_panel.by_data(_Cache(dense, dense), dense_only) == (("knn", "l2", "range"), {"knn": 2.0})
+    assert parts_panel.by_data(_Cache(binary, binary), dense_only) is None
+    assert parts_panel.modal_share(binary) == pytest.approx(0.9, abs=0.03) and parts_panel.modal_share(dense) == 1 / 400
+
+
 def test_reserved_bases_are_the_eligible_tables_not_drawn(tmp_path):
     unseen_bases = load("unseen_bases")
     rng = np.random.default_rng(0)

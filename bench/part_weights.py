@@ -1,0 +1,158 @@
+"""How much each of the default's parts should weigh, and where the per-column parts belong: an exploration
+for issue 29's tenth round. It reads the tuning half of a split that no round has used yet, from
+bench/parts_panel.py's cached fits (no network is trained), and refuses a held-out half:
+
+    python bench/part_weights.py --split-seed 51 --cache runs/parts_cache   # -> bench/results/part_weights_split51.csv and .md
+
+The default averages the robust z-scores of the k-NN part, the network's squared error and the tails part,
+and adds the range part (``distance+tails``); on wide data (200+ columns where normal rows commonly leave the
+kept range: L >= 2) the k-NN part and the network's two errors (``knn+l2+cosine``). On dense text embeddings
+(bench/text_embeddings.py, after the ninth round's freeze) the k-NN part alone scored 0.824 and the default
+0.805: there no set is wide by that rule, and the per-column parts, which read a column at a time, add what a
+384-column embedding's single columns do not carry. Columns, each from one cached fit per set at seed 0 (the
+default's reference trim throughout):
+
+* ``default``: the package's default as ``auto`` resolves it;
+* ``knn x2``: the same parts, the k-NN part at weight 2;
+* ``no tails``: the default without the tails part (its range part kept: the spikes);
+* ``wide by columns``: the wide-data parts wherever the set has 200+ columns, whatever L;
+* ``wide at 64``: the wide-data parts where the set has 64+ columns and L >= 2;
+* ``dense``: the wide-data parts also where the set has 64+ columns and its columns are dense: on the kept rows,
+  a column's most common value is held by at most half the rows in the median column (``modal share``);
+* ``many: knn x2, l2, range``: on data with 200+ columns that is not wide (L < 2), the k-NN part at weight 2, the
+  squared error and the range part, the tails part left out; ``many: knn, l2, range`` the same at equal weights
+  (added after a first look at the text family's sets);
+* ``knn alone``, ``network alone`` (``l2``, or ``l2`` and ``cosine`` on wide data): for reading the others;
+* ``max``: the default's parts, the largest of the standardised parts' robust z-scores in place of their mean (the
+  range part added as before): a row far out on one part alone is not averaged down by the parts that do not see
+  it (a dependency anomaly is at the median of every column's tails);
+* ``mean+max``: the mean of the two.
+
+Besides each set's AUROC: its columns, L (the range part's level on the kept rows) and modal share, so that a
+rule can be read against them; and for the spikes family the planted spikes each column misses (at or below
+the normal rows' 99th percentile: issue 29's gate). Below the table, each column's difference from the default
+in the mean of family means, with a 95 % interval from a paired bootstrap over the sets (family_gaps.interval).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import panel  # noqa: E402
+import parts_panel  # noqa: E402
+import synthetic  # noqa: E402
+from cleaning_variants import append_row, exploration_args, scored_tuning_sets, write_side_by_side  # noqa: E402
+from family_gaps import interval  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from deepuad.estimators import parts as score_parts  # noqa: E402
+from deepuad.estimators import scoring  # noqa: E402
+
+NARROW = ("knn", "l2", "range", "tails")
+WIDE = ("knn", "l2", "cosine")
+DENSE_COLUMNS = 64
+DENSE_MODAL_SHARE = 0.5
+# column: a function of the set's signals giving (parts, weights, how the standardised parts' z-scores are put
+# together: "mean" as the package does, "max" their largest, "mean+max" the mean of those two)
+COLUMNS = {
+    "default": lambda s: (WIDE if s["wide"] else NARROW, {}),
+    "knn x2": lambda s: (WIDE if s["wide"] else NARROW, {"knn": 2.0}),
+    "no tails": lambda s: (WIDE if s["wide"] else ("knn", "l2", "range"), {}),
+    "wide by columns": lambda s: (WIDE if s["columns"] >= 200 else NARROW, {}),
+    "wide at 64": lambda s: (WIDE if s["columns"] >= DENSE_COLUMNS and s["level"] >= 2 else NARROW, {}),
+    "dense": lambda s: (WIDE if s["wide"] or (s["columns"] >= DENSE_COLUMNS and s["modal share"] <= DENSE_MODAL_SHARE)
+                        else NARROW, {}),
+    "knn alone": lambda s: (("knn",), {}),
+    "network alone": lambda s: (("l2", "cosine") if s["wide"] else ("l2",), {}),
+    "many: knn x2, l2, range": lambda s: (WIDE if s["wide"] else ("knn", "l2", "range") if s["columns"] >= 200 else NARROW,
+                                          {"knn": 2.0} if not s["wide"] and s["columns"] >= 200 else {}),
+    "many: knn, l2, range": lambda s: (WIDE if s["wide"] else ("knn", "l2", "range") if s["columns"] >= 200 else NARROW, {}),
+    "max": lambda s: (WIDE if s["wide"] else NARROW, {}, "max"),
+    "mean+max": lambda s: (WIDE if s["wide"] else NARROW, {}, "mean+max"),
+}
+SIGNALS = ("columns", "level", "modal share")
+
+
+def signals(cache: parts_panel.Values) -> dict:
+    kept = cache.cache["kept/reference"]
+    level = score_parts.OutsideRange().fit(kept, cache.seed).level_
+    columns = kept.shape[1]
+    return {"columns": columns, "level": float(level), "modal share": parts_panel.modal_share(kept),
+            "wide": columns >= score_parts.WIDE_COLUMNS and level >= score_parts.WIDE_LEVEL}
+
+
+def put_together(cache: parts_panel.Values, view: str, parts: tuple[str, ...], how: str) -> np.ndarray:
+    """The standardised parts' robust z-scores (each over the rows it is fitted on, as parts.combine takes
+    them) put together by ``how`` ("max" or "mean+max"), plus the parts that are not standardised."""
+    kept = parts_panel.kept_parts(parts)
+    z, added = [], 0.0
+    for part in parts:
+        where = "kept" if part in kept else view
+        values = cache[f"{where}/{part}"]
+        if score_parts.PARTS[part].standardised:
+            center, scale = scoring.robust_scale(cache[f"{where}/{part}@ref"])
+            z.append((values - center) / scale)
+        else:
+            added = added + values
+    z = np.array(z)
+    together = z.max(axis=0) if how == "max" else (z.max(axis=0) + z.mean(axis=0)) / 2
+    return together + added
+
+
+def measures(name: str, family: str, Xscore: np.ndarray, y: np.ndarray, cache_dir: Path) -> dict:
+    cache = parts_panel.Values(np.load(cache_dir / f"{name}_s0.npz"), Xscore, 0)
+    found = signals(cache)
+    out = {k: round(found[k], 4) for k in SIGNALS}
+    view = cache.trimmed(parts_panel.package_default()[4])
+    for column, rule in COLUMNS.items():
+        parts, weights, how = (*rule(found), "mean")[:3]
+        s = parts_panel.score_of(cache, view, parts, weights, parts_panel.kept_parts(parts)) if how == "mean" else \
+            put_together(cache, view, parts, how)
+        out[column] = float(roc_auc_score(y, s))
+        if family == "spikes":
+            out[f"{column} missed"] = synthetic.spikes_missed(s, y)
+    return out
+
+
+def bootstrap(rows: list[dict], column: str) -> tuple[float, float, float]:
+    """(difference from the default in the mean of family means, its 95 % interval: family_gaps.interval)."""
+    families: dict[str, list[float]] = {}
+    for r in rows:
+        families.setdefault(r["family"], []).append(float(r[column]) - float(r["default"]))
+    differences = [np.asarray(d) for d in families.values()]
+    return (float(np.mean([d.mean() for d in differences])), *interval(differences))
+
+
+def main() -> None:
+    args = exploration_args(__doc__, "part_weights", cached=True)
+    csv_path = panel.RESULTS / f"part_weights_split{args.split_seed}.csv"
+    fields = ["dataset", "family", *SIGNALS, *COLUMNS, *(f"{c} missed" for c in COLUMNS)]
+    if not args.table_only:
+        warnings.filterwarnings("ignore")
+        csv_path.unlink(missing_ok=True)
+        for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
+            row = {"dataset": name, "family": family, **measures(name, family, Xscore, y, args.cache)}
+            append_row(csv_path, fields, row)
+            print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in ("dataset", "family")), flush=True)
+    write_side_by_side(csv_path, COLUMNS, f"Part weights and where the per-column parts belong (SPLIT_SEED {args.split_seed}, "
+                       "tuning half, seed 0)", "part_weights")
+    rows = list(csv.DictReader(csv_path.open()))
+    lines = ["", "Each column against the default, mean of family means (paired bootstrap over the sets, 95 %), and the planted",
+             "spikes it misses:", "", "| | difference | 95 % interval | spikes missed |", "|---|---:|---:|---:|"]
+    for column in list(COLUMNS)[1:]:
+        point, low, high = bootstrap(rows, column)
+        missed = sum(int(r[f"{column} missed"]) for r in rows if r[f"{column} missed"] != "")
+        lines.append(f"| {column} | {point:+.4f} | {low:+.4f} to {high:+.4f} | {missed} |")
+    lines += ["", "Each set's signals (columns, L, modal share) and AUROCs are in the CSV."]
+    with csv_path.with_suffix(".md").open("a") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
