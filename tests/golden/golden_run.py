@@ -186,8 +186,23 @@ def golden(folder: Path) -> dict:
 
 def cpu_kind() -> str:
     """What decides how this machine rounds a matrix product: torch's CPU kernels and NumPy's BLAS
-    core (bench/common.py's ``cpu_kernels``), e.g. "AVX512-openblas.SkylakeX"."""
-    return "-".join(cpu_kernels())
+    core (bench/common.py's ``cpu_kernels``) and the CPU's maker, e.g.
+    "AVX512-openblas.SkylakeX-GenuineIntel". The maker counts: an AMD EPYC whose torch and OpenBLAS
+    pick the same kernels as an Intel Xeon still rounds some products differently in the last bits."""
+    return "-".join((*cpu_kernels(), cpu_vendor()))
+
+
+def cpu_vendor() -> str:
+    """The CPU's maker as /proc/cpuinfo names it ("GenuineIntel", "AuthenticAMD"), else "unknown"."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip() or "unknown"
+    except OSError:
+        pass
+    return "unknown"
 
 
 def reference_for(kind: str) -> Path:
