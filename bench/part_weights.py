@@ -83,7 +83,7 @@ def signals(cache: parts_panel.Values) -> dict:
     kept = cache.cache["kept/reference"]
     level = score_parts.OutsideRange().fit(kept, cache.seed).level_
     columns = kept.shape[1]
-    return {"columns": columns, "level": float(level), "modal share": parts_panel.modal_share(kept),
+    return {"columns": columns, "level": float(level), "modal share": score_parts.modal_share(kept),
             "wide": columns >= score_parts.WIDE_COLUMNS and level >= score_parts.WIDE_LEVEL}
 
 

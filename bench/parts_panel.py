@@ -234,23 +234,16 @@ def by_data(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[tup
     least ``columns`` columns: the entry's ``parts`` where the range part, fitted on the reference rows of
     ``view``, has a level of at least ``level`` (``wide_parts``); below that level, its "many" entry's
     ``parts`` and ``weights`` where it has one, and where its columns are dense if it asks so (``modal_share``:
-    the median column's most common value held by at most that share of the rows, ``modal_share``)."""
+    the median column's most common value held by at most that share of the rows, parts.modal_share)."""
     if not wide or cache.X.shape[1] < wide["columns"]:
         return None
     reference = cache.cache[f"{view}/reference"]
     if PARTS["range"]().fit(reference, cache.seed).level_ >= wide["level"]:
         return tuple(wide["parts"]), {}
     many = wide.get("many")
-    if many and ("modal_share" not in many or modal_share(reference) <= many["modal_share"]):
+    if many and ("modal_share" not in many or score_parts.modal_share(reference) <= many["modal_share"]):
         return tuple(many["parts"]), dict(many.get("weights", {}))
     return None
-
-
-def modal_share(rows: np.ndarray) -> float:
-    """The median over columns of the share of ``rows`` holding the column's most common value (0.5 and more:
-    most rows share one value, as in sparse or binary columns; near 1 / len(rows): every value distinct)."""
-    shares = [np.unique(column, return_counts=True)[1].max() / len(column) for column in np.asarray(rows).T]
-    return float(np.median(shares))
 
 
 def package_default() -> tuple:
@@ -260,8 +253,10 @@ def package_default() -> tuple:
     parts = score_parts.parts_of(DEFAULTS["score"])
     wide = None
     if DEFAULTS["score"] in score_parts.BY_DATA:
-        wide = {"parts": score_parts.parts_of(score_parts.BY_DATA[DEFAULTS["score"]][1]), "columns": score_parts.WIDE_COLUMNS,
-                "level": score_parts.WIDE_LEVEL}
+        by_kind = score_parts.BY_DATA[DEFAULTS["score"]]
+        wide = {"parts": score_parts.parts_of(by_kind["wide"]), "columns": score_parts.WIDE_COLUMNS, "level": score_parts.WIDE_LEVEL,
+                "many": {"parts": score_parts.parts_of(by_kind["dense"]), "weights": score_parts.WEIGHTS.get(by_kind["dense"], {}),
+                         "modal_share": score_parts.DENSE_MODAL_SHARE}}
     return (parts, score_parts.WEIGHTS.get(DEFAULTS["score"], {}), kept_parts(parts), wide, DEFAULTS.get("reference_trim"))
 
 

@@ -321,11 +321,33 @@ def test_auto_leaves_the_per_column_parts_out_only_on_wide_data_where_rows_leave
     assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS - 1], 0) == narrow  # one column short of wide
     assert parts.resolve("auto", wide[:, : parts.WIDE_COLUMNS], 0) == ("knn", "l2", "cosine")
     rng = np.random.default_rng(0)
-    dense = rng.normal(size=(600, 300))  # wide, but normal rows stay in range
-    assert parts.OutsideRange().fit(dense, 0).level_ < 1 and parts.resolve("auto", dense, 0) == narrow
+    dense = rng.normal(size=(600, 300))  # as many columns, but normal rows stay in range, and every value distinct
+    assert parts.OutsideRange().fit(dense, 0).level_ < 1 and parts.resolve("auto", dense, 0) == ("knn", "l2", "range")
     flags = (rng.random((600, 300)) < 0.005).astype(np.float32)  # wide rare 0/1 flags: a row is one range out at most
     assert parts.OutsideRange().fit(flags, 0).level_ == 1.0 and parts.resolve("auto", flags, 0) == narrow
     assert parts.resolve("distance+tails", wide, 0) == narrow  # only "auto" chooses
+    assert parts.resolve("distance+tails", dense, 0) == narrow
+    assert parts.resolve("auto", dense[:, : parts.WIDE_COLUMNS - 1], 0) == narrow  # one column short of dense
+
+
+def test_dense_data_is_many_columns_of_mostly_distinct_values(monkeypatch):
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(400, 250))
+    assert parts.modal_share(dense) == 1 / 400 and parts.data_kind(dense, 0) == "dense"
+    assert parts.resolved_score("auto", dense, 0) == "knn2+l2+range" and parts.resolved_score("l2", dense, 0) == "l2"
+    # the share is the median column's: half the columns holding one value in every row is not dense, 1 fewer is
+    half = dense.copy()
+    half[:, :125] = 0.0
+    assert parts.modal_share(half) == pytest.approx((1.0 + 1 / 400) / 2)
+    assert parts.data_kind(half, 0) == "narrow"
+    assert parts.data_kind(np.c_[half[:, :124], dense[:, 124:]], 0) == "dense"
+    # the threshold: a column whose most common value 20 of 400 rows hold (5 %) is dense, 21 is not
+    rounded = np.repeat(np.arange(20, dtype=np.float64), 20)[:, None] + np.zeros((1, 250))
+    rounded = rng.permuted(rounded, axis=0)
+    assert parts.modal_share(rounded) == parts.DENSE_MODAL_SHARE and parts.data_kind(rounded, 0) == "dense"
+    monkeypatch.setattr(parts, "DENSE_MODAL_SHARE", np.nextafter(parts.DENSE_MODAL_SHARE, 0))
+    assert parts.data_kind(rounded, 0) == "narrow"
+    assert parts.data_kind(dense[:1], 0) == "narrow" and parts.data_kind(dense[:, 0], 0) == "narrow"
 
 
 def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
@@ -337,6 +359,48 @@ def test_auto_level_threshold_is_at_least_wide_level(monkeypatch):
     assert parts.resolve("auto", wide, 0) == parts.parts_of("distance+tails")
     # the level is that of a range fitted as the score fits it, with the same seed
     assert parts.OutsideRange().fit(wide, 1).level_ != level
+
+
+def test_default_score_on_dense_data_weighs_the_k_nn_part_twice_and_is_stored(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 220)).astype(np.float32)
+    det = DeepUAD(seed=0, **SMALL).fit(X)
+    assert det.score == "auto" and det.score_parts_ == ("knn", "l2", "range")
+    assert det.score_weights_.tolist() == [2.0, 1.0, 1.0]
+    # the score: the z-scores' weighted mean, the k-NN part counted twice, the range part added as it is
+    values = det.score_parts(X)
+    z = {n: (values[n] - c) / s for n, c, s in zip(det.score_parts_, det.score_center_, det.score_scale_)}
+    np.testing.assert_allclose(det.decision_function(X), (2 * z["knn"] + z["l2"]) / 3 + values["range"], rtol=1e-5, atol=1e-5)
+    # the same network, reference and kept rows as the narrow default: its k-NN, squared-error and range parts
+    narrow = DeepUAD(score="distance+tails", seed=0, **SMALL).fit(X)
+    for name in ("knn", "l2", "range"):
+        i, j = det.score_parts_.index(name), narrow.score_parts_.index(name)
+        assert det.score_center_[i] == narrow.score_center_[j] and det.score_scale_[i] == narrow.score_scale_[j]
+        np.testing.assert_array_equal(values[name], narrow.score_parts(X)[name])
+    path = tmp_path / "m.h5"
+    det.save(path)
+    back = DeepUAD.load(path)
+    assert back.score_parts_ == ("knn", "l2", "range") and back.score_weights_.tolist() == [2.0, 1.0, 1.0]
+    np.testing.assert_array_equal(back.decision_function(X), det.decision_function(X))
+
+
+def test_default_finds_a_later_spike_on_dense_data():
+    """A spike in a batch scored after the fit, ten ranges above a column's maximum, among dense rows: every
+    one scores above the normal rows' 99th percentile, and the range part, which stays on dense data, alone
+    lifts it above them all."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 220)).astype(np.float32)
+    det = DeepUAD(seed=0, **SMALL).fit(X)
+    assert det.score_parts_ == ("knn", "l2", "range")
+    later = rng.normal(size=(400, 220)).astype(np.float32)
+    spiked, columns = rng.choice(400, size=20, replace=False), rng.choice(220, size=20)
+    span = X.max(axis=0) - X.min(axis=0)
+    later[spiked, columns] = X.max(axis=0)[columns] + 10 * span[columns]
+    scores = det.decision_function(later)
+    normal = np.setdiff1d(np.arange(400), spiked)
+    assert (scores[spiked] > np.percentile(scores[normal], 99)).all()
+    # the range part alone, added as it is, lifts each spike above every normal row's score
+    assert (det.score_parts(later)["range"][spiked] > scores[normal].max()).all()
 
 
 def test_default_score_on_wide_pixel_like_data_is_knn_and_the_two_errors_and_is_stored(tmp_path):

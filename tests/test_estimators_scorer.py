@@ -193,9 +193,9 @@ def test_the_score_that_chooses_by_the_data_reads_the_kept_sample_with_the_fit_s
 
     def spy(score, kept, seed):
         seen.append((score, np.array(kept), seed))
-        return parts.resolve(score, kept, seed)
+        return parts.resolved_score(score, kept, seed)
 
-    monkeypatch.setattr("deepuad.estimators.scorer.resolve", spy)
+    monkeypatch.setattr("deepuad.estimators.scorer.resolved_score", spy)
     scorer = Scorer.fit("auto", X, rows, seed=7, n_neighbors=3, model=model, kept=rows < 100, kept_rows=kept_rows)
     (score, kept, seed), = seen
     assert score == "auto" and seed == 7

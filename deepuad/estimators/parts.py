@@ -29,7 +29,8 @@ Registering a part is one line in ``PARTS``: every part is then a score of its o
 (``DeepUAD(score=name)``), that a model file stores and reads back; ``SCORES`` names the scores
 that combine several parts, and ``BY_DATA`` those that choose their parts by the data (``resolve``;
 the default, ``"auto"``, leaves the per-column parts out on wide data where they are noise, and there
-takes the network's cosine error beside its squared error).
+takes the network's cosine error beside its squared error; on dense embeddings it leaves the tails part out
+and weighs the k-NN part twice).
 """
 
 from __future__ import annotations
@@ -376,19 +377,22 @@ SCORES: dict[str, tuple[str, ...]] = {
     "distance+tails": ("knn", "l2", "range", "tails"),
     "knn+l2": ("knn", "l2"),
     "knn+l2+cosine": ("knn", "l2", "cosine"),
+    "knn2+l2+range": ("knn", "l2", "range"),
     "combined": ("l2", "iforest"),
 }
 
-# the scores that choose their parts by the data (``resolve``): (the score on most data, the score on
-# wide data where per-column parts are noise)
-BY_DATA: dict[str, tuple[str, str]] = {"auto": ("distance+tails", "knn+l2+cosine")}
+# the scores that choose their parts by the data (``resolve``): the score on each kind of data (``data_kind``)
+BY_DATA: dict[str, dict[str, str]] = {"auto": {"narrow": "distance+tails", "wide": "knn+l2+cosine", "dense": "knn2+l2+range"}}
 # wide data: at least this many columns, and normal rows lying at least this many ranges beyond the
 # kept rows' range by chance (the range part's level L, fitted on the kept rows)
 WIDE_COLUMNS = 200
 WIDE_LEVEL = 2.0
+# dense data: as many columns, normal rows within the range (L below WIDE_LEVEL), and in the median column
+# no value held by more than this share of the kept rows (modal_share)
+DENSE_MODAL_SHARE = 0.05
 
 # a part's weight in the mean of the standardised parts' z-scores, per score (1 where not named)
-WEIGHTS: dict[str, dict[str, float]] = {"combined": {"l2": 1.0, "iforest": 2.0}}
+WEIGHTS: dict[str, dict[str, float]] = {"knn2+l2+range": {"knn": 2.0}, "combined": {"l2": 1.0, "iforest": 2.0}}
 
 # the paper's score, h(x) = 1 - cos(x, decoder(encoder(x))): the network alone, nothing fitted beside it
 PAPER = ("cosine",)
@@ -403,37 +407,66 @@ def scores() -> tuple[str, ...]:
 def parts_of(score: str) -> tuple[str, ...]:
     """The parts a score combines (a part's own name: that part alone; a score that chooses by the
     data: its parts on most data, ``resolve`` gives those it combines on given rows)."""
-    score = BY_DATA[score][0] if score in BY_DATA else score
+    score = BY_DATA[score]["narrow"] if score in BY_DATA else score
     return SCORES.get(score, (score,))
 
 
-def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
-    """The parts ``score`` combines on data whose kept rows (a seeded sample of them) are ``kept``.
+def modal_share(rows: np.ndarray) -> float:
+    """The median over columns of the share of ``rows`` that hold the column's most common value: 0.5 and
+    more where most rows share one value (sparse, binary, categorical columns), 1 / len(rows) where every
+    value is distinct (embeddings, measurements)."""
+    rows = np.asarray(rows)
+    return float(np.median([np.unique(column, return_counts=True)[1].max() for column in rows.T]) / len(rows))
 
-    ``"auto"``: ``distance+tails``, but on wide data ``knn+l2+cosine``, the k-NN part and the network's
-    two errors alone.
-    Wide: at least ``WIDE_COLUMNS`` columns, and a range part fitted on the kept rows (as the score
-    fits it, same seed) at a level of at least ``WIDE_LEVEL`` ranges: normal rows commonly lie far
-    beyond some column's range by chance (pixels, most of them blank, a few inked). There the
-    per-column parts are noise: a spike ten ranges out is no farther out than normal rows are by
-    chance, so the range part cannot tell it and drowns the parts that can (a spike in one column
-    moves the row away from every other row and from what the network reconstructs); the tails part,
-    which reads the columns one at a time too, sits out with it (bench/wide_spikes.py measured the
-    rule with the forest in its place). On a table normal rows seldom leave the range (L near 0, 1
-    on 0/1 columns): the per-column parts stay, and the range sees its spikes.
 
-    On wide data the paper's cosine error joins the squared error: on pixels and image embeddings a
-    row's direction is what it shows (CosineError; bench/network_parts.py). Beside it, not in its place:
-    the cosine error is bounded, blind to magnitude, and a spike in a later batch that the k-NN part and
-    the squared error see can fall below normal rows with it alone beside the k-NN part
-    (bench/wide_spike_strokes.py)."""
-    if score not in BY_DATA:
-        return parts_of(score)
-    narrow, wide = BY_DATA[score]
+def data_kind(kept: np.ndarray, seed: int) -> str:
+    """What ``resolve`` tells data by, from its kept rows (a seeded sample of them): "wide", "dense" or "narrow".
+
+    Wide: at least ``WIDE_COLUMNS`` columns, and a range part fitted on the kept rows (as the score fits it,
+    same seed) at a level of at least ``WIDE_LEVEL`` ranges: normal rows commonly lie far beyond some
+    column's range by chance (pixels, most of them blank, a few inked). Dense: as many columns, a lower
+    level, and distinct values in most columns (``modal_share`` at most ``DENSE_MODAL_SHARE``): sentence
+    and image embeddings, hundreds of continuous columns none of which means much alone. Narrow: the
+    rest, tables above all (L near 0, 1 on 0/1 columns), and many binary or categorical columns."""
     kept = np.asarray(kept)
-    if kept.ndim == 2 and kept.shape[1] >= WIDE_COLUMNS and OutsideRange().fit(kept, seed).level_ >= WIDE_LEVEL:
-        return parts_of(wide)
-    return parts_of(narrow)
+    if kept.ndim != 2 or kept.shape[1] < WIDE_COLUMNS or len(kept) < 2:
+        return "narrow"
+    if OutsideRange().fit(kept, seed).level_ >= WIDE_LEVEL:
+        return "wide"
+    return "dense" if modal_share(kept) <= DENSE_MODAL_SHARE else "narrow"
+
+
+def resolved_score(score: str, kept: np.ndarray, seed: int) -> str:
+    """The score ``score`` stands for on data whose kept rows (a seeded sample of them) are ``kept``:
+    itself, or for one that chooses by the data its entry in ``BY_DATA`` for the ``data_kind``."""
+    return BY_DATA[score][data_kind(kept, seed)] if score in BY_DATA else score
+
+
+def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
+    """The parts ``score`` combines on data whose kept rows (a seeded sample of them) are ``kept``
+    (``resolved_score``; its weights are ``WEIGHTS``' for that score).
+
+    ``"auto"``: ``distance+tails`` on narrow data; on wide data ``knn+l2+cosine``, the k-NN part and the
+    network's two errors alone; on dense data ``knn2+l2+range``, the k-NN part at weight 2, the squared
+    error and the range part.
+
+    On wide data the per-column parts are noise: a spike ten ranges out is no farther out than normal rows
+    are by chance, so the range part cannot tell it and drowns the parts that can (a spike in one column
+    moves the row away from every other row and from what the network reconstructs); the tails part,
+    which reads the columns one at a time too, sits out with it (bench/wide_spikes.py measured the rule
+    with the forest in its place). The paper's cosine error joins the squared error: on pixels and image
+    embeddings a row's direction is what it shows (CosineError; bench/network_parts.py). Beside it, not
+    in its place: the cosine error is bounded, blind to magnitude, and a spike in a later batch that the
+    k-NN part and the squared error see can fall below normal rows with it alone beside the k-NN part
+    (bench/wide_spike_strokes.py).
+
+    On dense data the tails part sits out too: it sums each column's tail depth, and a single column of
+    an embedding carries little of what a row shows; what sets a sentence apart is where it lies among
+    the others, which the k-NN distance reads, so it weighs twice the network's error. Normal rows stay
+    within the kept range there, so the range part stays and sees a spike (bench/part_weights.py: on
+    sentence embeddings 0.837 against 0.825 for ``distance+tails``, nothing else changed). On a table the
+    per-column parts stay, and the range sees its spikes."""
+    return parts_of(resolved_score(score, kept, seed))
 
 
 def make(name: str, **options) -> Part:

@@ -9,7 +9,7 @@ import numpy as np
 
 from deepuad.estimators import scoring
 from deepuad.estimators.cleaning import tails_trim
-from deepuad.estimators.parts import PAPER, WEIGHTS, combine, make, needs_network, parts_of, resolve, scores as score_names
+from deepuad.estimators.parts import PAPER, WEIGHTS, combine, make, needs_network, parts_of, resolved_score, scores as score_names
 from deepuad.estimators.rows import take_rows
 
 
@@ -49,7 +49,8 @@ class Scorer:
             return cls(score, PAPER, X.shape[1], n_neighbors)
         reference = take_rows(X, rows)
         kept_sample = reference if kept_rows is None else take_rows(X, kept_rows)
-        scorer = cls(score, resolve(score, kept_sample, seed), X.shape[1], n_neighbors)
+        resolved = resolved_score(score, kept_sample, seed)
+        scorer = cls(score, parts_of(resolved), X.shape[1], n_neighbors)
         typical = reference
         if reference_trim is not None and any(part.fitted_on == "reference" for part in scorer.parts_):
             typical = reference[tails_trim(reference, reference_trim)]  # no part fitted on it: nothing to trim
@@ -64,7 +65,7 @@ class Scorer:
                 values[i] = v
         centers, scales = zip(*(scoring.robust_scale(v) for v in values))
         scorer.score_center_, scorer.score_scale_ = np.array(centers), np.array(scales)
-        scorer.score_weights_ = np.array([WEIGHTS.get(score, {}).get(part, 1.0) for part in scorer.score_parts_],
+        scorer.score_weights_ = np.array([WEIGHTS.get(resolved, {}).get(part, 1.0) for part in scorer.score_parts_],
                                          dtype=np.float64)
         return scorer
 
