@@ -42,7 +42,7 @@ VARIANTS: dict[str, dict] = {
     "trim to start": {"init_by": "trim"},
     "trim to re-select": {"reselect_by": "trim"},
 }
-USED_SPLITS = (29, 31, 37, 42, 43, 45, 48, 50)  # seeds whose held-out half has run
+USED_SPLITS = (29, 31, 37, 42, 43, 45, 48, 50, 51)  # seeds whose held-out half has run
 
 
 def refuse_used_split(split_seed: int, script: str, rerun: bool = False) -> None:
@@ -54,7 +54,7 @@ def refuse_used_split(split_seed: int, script: str, rerun: bool = False) -> None
                  "(--rerun-used-split regenerates a committed table)")
 
 
-FITS = Path(__file__).resolve().parents[1] / "runs" / "parts_cache_split31"  # the cached fits the explorations read
+FITS = Path(__file__).resolve().parents[1] / "runs" / "parts_cache"  # the cached fits the explorations read (bench/parts_panel.py's)
 RERUN_HELP = "regenerate a committed table of a split whose held-out half has run (a check, not an exploration)"
 
 # label-free signals recorded per set (see the module docstring)
@@ -186,14 +186,14 @@ def tuning_sets(args: argparse.Namespace, csv_path: Path) -> list:
     return [s for s in mine if s[0] not in done]
 
 
-def scored_tuning_sets(split_seed: int, data_dir: Path):
+def scored_tuning_sets(split_seed: int, data_dir: Path, half: str = "tuning"):
     """(name, family, the rows scored, their labels) of each tuning set of ``split_seed`` whose scored rows
     hold both classes: what the explorations from cached fits (part_choice, score_frontier,
-    reference_trim) read."""
+    reference_trim) read; ``half="held-out"``: those of the held-out half (read after a freeze only)."""
     sets = panel.catalog(2000, data_dir, data_dir / "odds_adbench")
     halves = panel.split(sets, split_seed)
     for name, family, _, load in sets:
-        if halves[name] == "tuning":
+        if halves[name] == half:
             _, _, Xscore, y = load()
             if y.min() < y.max():
                 yield name, family, Xscore, y

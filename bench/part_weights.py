@@ -3,6 +3,10 @@ for issue 29's tenth round. It reads the tuning half of a split that no round ha
 bench/parts_panel.py's cached fits (no network is trained), and refuses a held-out half:
 
     python bench/part_weights.py --split-seed 51 --cache runs/parts_cache   # -> bench/results/part_weights_split51.csv and .md
+    python bench/part_weights.py --split-seed 51 --half held-out --cache runs/parts_cache   # after the freeze: _held-out.csv/.md
+
+It refuses a tuning half whose held-out half has run (an exploration for a next round), and a held-out half
+that has not (read only after a freeze, as a check of what it changed).
 
 The default averages the robust z-scores of the k-NN part, the network's squared error and the tails part,
 and adds the range part (``distance+tails``); on wide data (200+ columns where normal rows commonly leave the
@@ -12,7 +16,10 @@ kept range: L >= 2) the k-NN part and the network's two errors (``knn+l2+cosine`
 384-column embedding's single columns do not carry. Columns, each from one cached fit per set at seed 0 (the
 default's reference trim throughout):
 
-* ``default``: the package's default as ``auto`` resolves it;
+* ``default``: the default frozen in f129878, ``distance+tails`` and on wide data ``knn+l2+cosine`` (the tenth
+  round's starting point);
+* ``frozen``: the package's default as ``auto`` resolves it (after the tenth round's freeze, 3e98311: on dense
+  data ``knn2+l2+range``); added after the freeze, so the tuning table shows it beside what it was chosen from;
 * ``knn x2``: the same parts, the k-NN part at weight 2;
 * ``no tails``: the default without the tails part (its range part kept: the spikes);
 * ``wide by columns``: the wide-data parts wherever the set has 200+ columns, whatever L;
@@ -36,6 +43,7 @@ in the mean of family means, with a 95 % interval from a paired bootstrap over t
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 import warnings
@@ -47,12 +55,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import panel  # noqa: E402
 import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
-from cleaning_variants import append_row, exploration_args, scored_tuning_sets, write_side_by_side  # noqa: E402
+from cleaning_variants import (FITS, RERUN_HELP, USED_SPLITS, append_row, refuse_used_split, scored_tuning_sets,  # noqa: E402
+                               write_side_by_side)
 from family_gaps import interval  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
 from deepuad.estimators import scoring  # noqa: E402
+from deepuad.estimators.params import DEFAULTS  # noqa: E402
 
 NARROW = ("knn", "l2", "range", "tails")
 WIDE = ("knn", "l2", "cosine")
@@ -62,6 +72,7 @@ DENSE_MODAL_SHARE = 0.5
 # together: "mean" as the package does, "max" their largest, "mean+max" the mean of those two)
 COLUMNS = {
     "default": lambda s: (WIDE if s["wide"] else NARROW, {}),
+    "frozen": lambda s: (s["package"][0], s["package"][1]),
     "knn x2": lambda s: (WIDE if s["wide"] else NARROW, {"knn": 2.0}),
     "no tails": lambda s: (WIDE if s["wide"] else ("knn", "l2", "range"), {}),
     "wide by columns": lambda s: (WIDE if s["columns"] >= 200 else NARROW, {}),
@@ -83,8 +94,10 @@ def signals(cache: parts_panel.Values) -> dict:
     kept = cache.cache["kept/reference"]
     level = score_parts.OutsideRange().fit(kept, cache.seed).level_
     columns = kept.shape[1]
+    resolved = score_parts.resolved_score(DEFAULTS["score"], kept, cache.seed)
     return {"columns": columns, "level": float(level), "modal share": score_parts.modal_share(kept),
-            "wide": columns >= score_parts.WIDE_COLUMNS and level >= score_parts.WIDE_LEVEL}
+            "wide": columns >= score_parts.WIDE_COLUMNS and level >= score_parts.WIDE_LEVEL,
+            "package": (score_parts.parts_of(resolved), score_parts.WEIGHTS.get(resolved, {}))}
 
 
 def put_together(cache: parts_panel.Values, view: str, parts: tuple[str, ...], how: str) -> np.ndarray:
@@ -129,19 +142,36 @@ def bootstrap(rows: list[dict], column: str) -> tuple[float, float, float]:
     return (float(np.mean([d.mean() for d in differences])), *interval(differences))
 
 
+def arguments():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split-seed", type=int, required=True)
+    parser.add_argument("--half", choices=("tuning", "held-out"), default="tuning")
+    parser.add_argument("--rerun-used-split", action="store_true", help=RERUN_HELP)
+    parser.add_argument("--cache", type=Path, default=FITS, help="bench/parts_panel.py's cached fits")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=panel.DATA)
+    args = parser.parse_args()
+    if args.half == "tuning":
+        refuse_used_split(args.split_seed, "part_weights", args.rerun_used_split)
+    elif args.split_seed not in USED_SPLITS:
+        sys.exit(f"part_weights: split {args.split_seed}'s held-out half has not run; it is read after a freeze only")
+    return args
+
+
 def main() -> None:
-    args = exploration_args(__doc__, "part_weights", cached=True)
-    csv_path = panel.RESULTS / f"part_weights_split{args.split_seed}.csv"
+    args = arguments()
+    suffix = "" if args.half == "tuning" else "_held-out"
+    csv_path = panel.RESULTS / f"part_weights_split{args.split_seed}{suffix}.csv"
     fields = ["dataset", "family", *SIGNALS, *COLUMNS, *(f"{c} missed" for c in COLUMNS)]
     if not args.table_only:
         warnings.filterwarnings("ignore")
         csv_path.unlink(missing_ok=True)
-        for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir):
+        for name, family, Xscore, y in scored_tuning_sets(args.split_seed, args.data_dir, args.half):
             row = {"dataset": name, "family": family, **measures(name, family, Xscore, y, args.cache)}
             append_row(csv_path, fields, row)
             print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in ("dataset", "family")), flush=True)
     write_side_by_side(csv_path, COLUMNS, f"Part weights and where the per-column parts belong (SPLIT_SEED {args.split_seed}, "
-                       "tuning half, seed 0)", "part_weights")
+                       f"{args.half} half, seed 0)", "part_weights")
     rows = list(csv.DictReader(csv_path.open()))
     lines = ["", "Each column against the default, mean of family means (paired bootstrap over the sets, 95 %), and the planted",
              "spikes it misses:", "", "| | difference | 95 % interval | spikes missed |", "|---|---:|---:|---:|"]
