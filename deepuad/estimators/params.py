@@ -252,13 +252,14 @@ PARAMS: tuple[Param, ...] = (
           "more than 3 robust sigmas above the median score]."),
     Param("score", "auto", (Options(_scores),), commands=TRAIN, recorded_in=("model",), if_unrecorded="cosine",
           help="auto: distance+tails, but knn+l2+cosine on wide data (200+ columns, and normal rows lying 2+ ranges beyond "
-          "some column's kept range by chance: pixels), where the per-column parts are noise; distance+tails: the "
+          "some column's kept range by chance: pixels), where the per-column parts are noise, and knn2+l2+range on dense "
+          "data (200+ columns, rows within the range, most values distinct: embeddings); distance+tails: the "
           "mean robust z-score of the log squared reconstruction error (the network learns the kept rows), the log "
           "distance to the 5 nearest distinct rows and how deep a row lies in the tails of its columns (ECOD's sum, "
           "both against a sample of all rows less the rows far in its tails: --reference-trim), plus how far a row "
           "lies beyond the kept rows' fenced range in its farthest column; distance+forest: the same with an isolation forest (grown on a sample of the kept rows) "
           "in place of the tails; distance: the error, the distance and the range; knn+l2: the error and the "
-          "distance alone; knn+l2+cosine: the same and the paper's cosine error; combined: the log squared error (weight 1) and the forest (weight 2); cosine: the "
+          "distance alone; knn+l2+cosine: the same and the paper's cosine error; knn2+l2+range: the distance (weight 2), the error and the range; combined: the log squared error (weight 1) and the forest (weight 2); cosine: the "
           "paper's 1 - cos(x, x_hat); l2, knn, iforest, range, tails: one part alone."),
     Param("n_neighbors", 5, (Interval(Integral, 1),), recorded_in=("model",), if_unrecorded=5),  # score part "knn": mean distance to this many distinct rows
     Param("reference_size", 2000, (Interval(Integral, 2),), recorded_in=("model",)),  # rows the score's parts are fitted on (a sample of all rows)
