@@ -109,7 +109,7 @@ def main() -> None:
         X, y = load()[:2]
         for form, rows_of in (("as is", X), ("rotated", rotated(X))):
             rows.append((form, name, row(f"{name}_{form.replace(' ', '_')}", rows_of, y)))  # a set's fit, whatever the split
-            print(form, name, {k: round(v, 4) for k, v in rows[-1][2].items()}, flush=True)
+            print(form, name, {k: v if isinstance(v, str) else round(v, 4) for k, v in rows[-1][2].items()}, flush=True)
     suffix = "" if args.half == "tuning" else "_held-out"
     path = args.results / f"network_parts_split{args.split_seed}{suffix}.md"
     path.write_text(table(rows, args.split_seed, args.half))

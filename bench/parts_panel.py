@@ -266,9 +266,9 @@ def kept_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) -> dict:
-    """From one cached fit: whether the set is wide for the package's default, the AUROC of that default (its
-    parts as ``auto`` resolves them) and of each entry of ``columns`` (parts combined as the package combines them,
-    each fitted where the package fits it), the reference trimmed as the default trims it."""
+    """From one cached fit: whether the set is wide for the package's default and its kind (parts.data_kind), the
+    AUROC of that default (its parts as ``auto`` resolves them) and of each entry of ``columns`` (parts combined as
+    the package combines them, each fitted where the package fits it), the reference trimmed as the default trims it."""
     from sklearn.metrics import roc_auc_score
 
     parts, weights, kept, wide_spec, trim = package_default()
@@ -276,8 +276,9 @@ def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) 
     chosen = by_data(cache, wide_spec)
     wide = wide_parts(cache, wide_spec)
     parts, weights = chosen or (parts, weights)
-    out: dict = {"wide": bool(wide), "default": float(roc_auc_score(y, score_of(cache, view, parts, weights,
-                                                                                kept_parts(parts))))}
+    kind = score_parts.data_kind(cache.cache["kept/reference"], cache.seed)
+    out: dict = {"wide": bool(wide), "kind": kind,
+                 "default": float(roc_auc_score(y, score_of(cache, view, parts, weights, kept_parts(parts))))}
     for column, parts in columns.items():
         out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept_parts(parts))))
     return out

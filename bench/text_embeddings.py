@@ -63,10 +63,10 @@ def table(rows: list[tuple[str, dict]]) -> str:
     columns = ["default", *COLUMNS, *(f"peer {p}" for p in PEERS)]
     lines = ["# Dense text embeddings: one fortune category normal, 5 % from the others (seed 0)", "",
              "`python bench/text_embeddings.py` (see its docstring). AUROC; 384 dense columns (all-MiniLM-L6-v2); "
-             "`wide`: the set takes the default's wide-data parts.", "",
-             "| normal category | rows | wide | " + " | ".join(columns) + " |", "|---|---:|---|" + "---:|" * len(columns)]
+             "`kind`: the data's kind as the package's default tells it (parts.data_kind: narrow, wide or dense).", "",
+             "| normal category | rows | kind | " + " | ".join(columns) + " |", "|---|---:|---|" + "---:|" * len(columns)]
     for name, r in rows:
-        lines.append(f"| {name} | {r['rows']} | {'yes' if r['wide'] else ''} | " + " | ".join(f"{r[c]:.4f}" for c in columns) + " |")
+        lines.append(f"| {name} | {r['rows']} | {r['kind']} | " + " | ".join(f"{r[c]:.4f}" for c in columns) + " |")
     lines.append(f"| **mean** ({len(rows)}) | | | " + " | ".join(f"**{np.mean([r[c] for _, r in rows]):.4f}**" for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
@@ -91,7 +91,7 @@ def main() -> None:
         X, y = one_set(vectors, normal)
         found = row(f"fortunes_{normal}", X, y)
         rows.append((normal, {**found, "rows": len(X)}))
-        print(normal, {k: round(v, 4) for k, v in found.items()}, flush=True)
+        print(normal, {k: v if isinstance(v, str) else round(v, 4) for k, v in found.items()}, flush=True)
         assert abs(found["package"] - found["default"]) < 1e-9, "the cached views must give the package's scores"
     path = args.results / "text_embeddings.md"
     path.write_text(table(rows))
