@@ -1,7 +1,15 @@
 """DeepUAD and the baselines as scikit-learn estimators: pickling, save/load, NotFittedError,
 n_features_in_ and the width check, and scikit-learn's own estimator checks (each one that
 cannot pass listed with its reason). Tiny data and few epochs: the API is under test, not
-the detection."""
+the detection.
+
+Two of scikit-learn's checks, that a method gives the same rows for a subset or a permutation of
+X (``check_methods_subset_invariance``, ``check_methods_sample_order_invariance``), allow about
+1e-7. The float32 networks of AutoencoderDetector and DAGMMDetector round
+a row's score in its last bits by the batch it is computed in, and how much depends on the CPU's
+kernels: on one kind a check passed and on another it failed. Those checks are skipped for those
+two detectors, and ``test_the_float32_detectors_score_a_row_alike_in_any_batch_or_order`` checks
+the same property at a tolerance that rounding cannot break (measured: a quarter of it at most)."""
 
 import pickle
 
@@ -153,19 +161,59 @@ PYOD_CONVENTION = ("PyOD's convention, which every deepuad detector keeps: predi
                    "give -1/+1 and a decision_function negative for outliers")
 SCORE_PARAMETER = ("DeepUAD's parameter `score` (which anomaly score; recorded in model files, the command line's "
                    "--score) hides the optional score(X, y) method this check calls")
-FLOAT32_BATCHES = ("a float32 network: a row's score moves in the 7th digit with the batch it is computed in "
-                   "(torch's CPU matrix products block by batch size); the check allows 1e-7")
 EXPECTED_FAILURES = {
     DeepUAD: {"check_outliers_train": PYOD_CONVENTION, "check_fit_score_takes_y": SCORE_PARAMETER,
               "check_pipeline_consistency": SCORE_PARAMETER, "check_n_features_in_after_fitting": SCORE_PARAMETER},
     IsolationForestDetector: {"check_outliers_train": PYOD_CONVENTION},
     OCSVMDetector: {"check_outliers_train": PYOD_CONVENTION},
-    AutoencoderDetector: {"check_outliers_train": PYOD_CONVENTION, "check_methods_subset_invariance": FLOAT32_BATCHES},
-    DAGMMDetector: {"check_outliers_train": PYOD_CONVENTION, "check_methods_subset_invariance": FLOAT32_BATCHES},
+    AutoencoderDetector: {"check_outliers_train": PYOD_CONVENTION},
+    DAGMMDetector: {"check_outliers_train": PYOD_CONVENTION},
 }
+# checks whose outcome depends on the machine for these detectors: skipped, and replaced below
+FLOAT32_DETECTORS = (AutoencoderDetector, DAGMMDetector)
+FLOAT32_BATCHES = ("check_methods_subset_invariance", "check_methods_sample_order_invariance")
 
 
 @parametrize_with_checks([cls(**params) for cls, params in FAST.items()],
                          expected_failed_checks=lambda estimator: EXPECTED_FAILURES[type(estimator)], xfail_strict=True)
 def test_scikit_learn_estimator_checks(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if isinstance(estimator, FLOAT32_DETECTORS) and name in FLOAT32_BATCHES:
+        pytest.skip(f"{name} allows 1e-7, and a float32 network rounds a row's score in its last bits by the batch it "
+                    "is computed in (torch's CPU matrix products block by batch size), by how much depending on the "
+                    "CPU's kernels: passes on one kind of CPU, fails on another. Checked within rounding by "
+                    "test_the_float32_detectors_score_a_row_alike_in_any_batch_or_order")
     check(estimator)
+
+
+# Rounding moved a row's value by at most a quarter of this on an AMD EPYC (AutoencoderDetector and
+# DAGMMDetector; this file's X and the checks' 20x3 uniform data; five permutations, one row at a
+# time). A score that depends on the other rows scored with it fails: 1e-4 times the batch's mean
+# added to the autoencoder's moved rows by 6e-4, DAGMM's mixture means moved 1 % towards the
+# batch's moved them by up to 0.85.
+BATCH_TOLERANCE = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("data", ["X", "checks"])
+@pytest.mark.parametrize("cls", FLOAT32_DETECTORS)
+def test_the_float32_detectors_score_a_row_alike_in_any_batch_or_order(cls, data, request):
+    """What check_methods_subset_invariance and check_methods_sample_order_invariance check, within
+    float32 rounding: each method gives a row the same value whether X is scored whole, one row at
+    a time, in batches of 7 or permuted; predict's label may differ only where the score lies within
+    that rounding of the threshold. On this file's X and on the checks' own data."""
+    X = request.getfixturevalue("X") if data == "X" else 3 * np.random.RandomState(0).uniform(size=(20, 3))
+    detector = cls(**FAST[cls]).fit(X)
+    order = np.random.default_rng(0).permutation(len(X))
+    scores = detector.decision_function(X)
+    for method in ("decision_function", "score_samples", "predict_proba", "predict"):
+        apply = getattr(detector, method)
+        whole = np.asarray(apply(X))
+        ways = {"one row at a time": np.concatenate([apply(X[i : i + 1]) for i in range(len(X))]),
+                "in batches of 7": np.concatenate([apply(X[i : i + 7]) for i in range(0, len(X), 7)]),
+                "permuted": np.asarray(apply(X[order]))[np.argsort(order)]}
+        for way, values in ways.items():
+            if method == "predict":
+                near = np.isclose(scores, detector.threshold_, **BATCH_TOLERANCE)
+                assert np.array_equal(values[~near], whole[~near]), (method, way)
+            else:
+                np.testing.assert_allclose(values, whole, **BATCH_TOLERANCE, err_msg=f"{method}, {way}")
