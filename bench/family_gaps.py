@@ -32,6 +32,28 @@ def interval(groups: list[np.ndarray], draws: int = 2000) -> tuple[float, float]
     return float(low), float(high)
 
 
+def from_default(rows: list[dict], column: str, base: str = "default") -> tuple[float, float, float]:
+    """(``column`` less ``base`` in the mean of family means over ``rows``, one per set, and its 95 % interval)."""
+    families: dict[str, list[float]] = {}
+    for r in rows:
+        families.setdefault(r["family"], []).append(float(r[column]) - float(r[base]))
+    differences = [np.asarray(d) for d in families.values()]
+    return (float(np.mean([d.mean() for d in differences])), *interval(differences))
+
+
+def against_default(rows: list[dict], columns, of: str = "") -> list[str]:
+    """An exploration's closing table: each of ``columns`` but the first (the default) against it
+    (``from_default``), and the planted spikes it misses (its "<column> missed" entries; ``of``: how many
+    there are, said after "misses")."""
+    lines = ["", "Each column against the default, mean of family means (paired bootstrap over the sets, 95 %), and the planted",
+             f"spikes it misses{of}:", "", "| | difference | 95 % interval | spikes missed |", "|---|---:|---:|---:|"]
+    for column in list(columns)[1:]:
+        point, low, high = from_default(rows, column)
+        missed = sum(int(r[f"{column} missed"]) for r in rows if r[f"{column} missed"] != "")
+        lines.append(f"| {column} | {point:+.4f} | {low:+.4f} to {high:+.4f} | {missed} |")
+    return lines
+
+
 def gaps(rows: list[dict], half: str) -> str:
     chosen = [r for r in rows if r["seed"] == "0" and (half == "all" or r["half"] == half)]
     auroc = {(r["dataset"], r["method"]): float(r["auroc"]) for r in chosen}

@@ -57,7 +57,7 @@ import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import (FITS, RERUN_HELP, USED_SPLITS, append_row, refuse_used_split, scored_tuning_sets,  # noqa: E402
                                write_side_by_side)
-from family_gaps import interval  # noqa: E402
+from family_gaps import against_default  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
@@ -133,15 +133,6 @@ def measures(name: str, family: str, Xscore: np.ndarray, y: np.ndarray, cache_di
     return out
 
 
-def bootstrap(rows: list[dict], column: str) -> tuple[float, float, float]:
-    """(difference from the default in the mean of family means, its 95 % interval: family_gaps.interval)."""
-    families: dict[str, list[float]] = {}
-    for r in rows:
-        families.setdefault(r["family"], []).append(float(r[column]) - float(r["default"]))
-    differences = [np.asarray(d) for d in families.values()]
-    return (float(np.mean([d.mean() for d in differences])), *interval(differences))
-
-
 def arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split-seed", type=int, required=True)
@@ -173,12 +164,7 @@ def main() -> None:
     write_side_by_side(csv_path, COLUMNS, f"Part weights and where the per-column parts belong (SPLIT_SEED {args.split_seed}, "
                        f"{args.half} half, seed 0)", "part_weights")
     rows = list(csv.DictReader(csv_path.open()))
-    lines = ["", "Each column against the default, mean of family means (paired bootstrap over the sets, 95 %), and the planted",
-             "spikes it misses:", "", "| | difference | 95 % interval | spikes missed |", "|---|---:|---:|---:|"]
-    for column in list(COLUMNS)[1:]:
-        point, low, high = bootstrap(rows, column)
-        missed = sum(int(r[f"{column} missed"]) for r in rows if r[f"{column} missed"] != "")
-        lines.append(f"| {column} | {point:+.4f} | {low:+.4f} to {high:+.4f} | {missed} |")
+    lines = against_default(rows, COLUMNS)
     lines += ["", "Each set's signals (columns, L, modal share) and AUROCs are in the CSV."]
     with csv_path.with_suffix(".md").open("a") as out:
         out.write("\n".join(lines) + "\n")

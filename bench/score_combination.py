@@ -50,7 +50,7 @@ import panel  # noqa: E402
 import parts_panel  # noqa: E402
 import synthetic  # noqa: E402
 from cleaning_variants import append_row, exploration_args, scored_tuning_sets, write_side_by_side  # noqa: E402
-from family_gaps import interval  # noqa: E402
+from family_gaps import against_default  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from deepuad.estimators import parts as score_parts  # noqa: E402
@@ -133,15 +133,6 @@ def measures(name: str, family: str, Xscore: np.ndarray, y: np.ndarray, cache_di
     return out
 
 
-def bootstrap(rows: list[dict], column: str) -> tuple[float, float, float]:
-    """(difference from the default in the mean of family means, its 95 % interval: family_gaps.interval)."""
-    families: dict[str, list[float]] = {}
-    for r in rows:
-        families.setdefault(r["family"], []).append(float(r[column]) - float(r["default"]))
-    differences = [np.asarray(d) for d in families.values()]
-    return (float(np.mean([d.mean() for d in differences])), *interval(differences))
-
-
 def main() -> None:
     args = exploration_args(__doc__, "score_combination", cached=True)
     csv_path = panel.RESULTS / f"score_combination_split{args.split_seed}.csv"
@@ -156,12 +147,7 @@ def main() -> None:
     write_side_by_side(csv_path, COLUMNS, f"How the default's parts are put together (SPLIT_SEED {args.split_seed}, tuning half, seed 0)",
                        "score_combination")
     rows = list(csv.DictReader(csv_path.open()))
-    lines = ["", "Each column against the default, mean of family means (paired bootstrap over the sets, 95 %), and the planted",
-             "spikes it misses (of 4 sets x 20):", "", "| | difference | 95 % interval | spikes missed |", "|---|---:|---:|---:|"]
-    for column in list(COLUMNS)[1:]:
-        point, low, high = bootstrap(rows, column)
-        missed = sum(int(r[f"{column} missed"]) for r in rows if r[f"{column} missed"] != "")
-        lines.append(f"| {column} | {point:+.4f} | {low:+.4f} to {high:+.4f} | {missed} |")
+    lines = against_default(rows, COLUMNS, " (of 4 sets x 20)")
     with csv_path.with_suffix(".md").open("a") as out:
         out.write("\n".join(lines) + "\n")
 
