@@ -1,4 +1,4 @@
-"""The panel: deepuad's candidate configurations against the detectors users compare it with, on five
+"""The panel: deepuad's candidate configurations against the detectors users compare it with, on six
 families of data sets weighted equally.
 
     python bench/panel.py --half tuning        # the tuning half; appends to bench/results/panel.csv, resumable

@@ -268,7 +268,7 @@ def write_table(csv_path: Path, md_path: Path) -> None:
     names = list(dict.fromkeys(r["dataset"] for r in rows))
     info = {r["dataset"]: r for r in rows}
     cell = cells(rows, "auroc")
-    lines = ["# The panel: deepuad against its peers, five families weighted equally", "",
+    lines = ["# The panel: deepuad against its peers, its families weighted equally", "",
              "Regenerate: `python bench/panel.py` (see its docstring for the families, the split and the protocol; "
              "`--resume` continues an interrupted run). Fully unsupervised: no method sees a label. "
              "Every set subsampled to the rows stated, the same rows for every method; halves from panel.py's SPLIT_SEED.", ""]
