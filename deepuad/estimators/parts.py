@@ -463,8 +463,8 @@ def resolve(score: str, kept: np.ndarray, seed: int) -> tuple[str, ...]:
     On dense data the tails part sits out too: it sums each column's tail depth, and a single column of
     an embedding carries little of what a row shows; what sets a sentence apart is where it lies among
     the others, which the k-NN distance reads, so it weighs twice the network's error. Normal rows stay
-    within the kept range there, so the range part stays and sees a spike (bench/part_weights.py: on
-    sentence embeddings 0.837 against 0.825 for ``distance+tails``, nothing else changed). On a table the
+    within the kept range there, so the range part stays and sees a spike (bench/part_weights.py; how the
+    rule was chosen and what it gave out of sample: docs/results.md, tenth round). On a table the
     per-column parts stay, and the range sees its spikes."""
     return parts_of(resolved_score(score, kept, seed))
 
