@@ -215,10 +215,15 @@ def kddcup(folder: Path, contamination: float, max_rows: int):
     return Xtr, ytr, Xte, yte
 
 
+@functools.lru_cache(maxsize=1)
+def _text_vectors(folder: Path) -> dict[str, np.ndarray]:
+    """Every category's embeddings (bench/fortunes.py), read once for all the text sets of a run."""
+    return fortunes.embeddings(fortunes.texts(folder, TEXT_MIN_TEXTS))
+
+
 def text(category: str, max_rows: int, folder: Path | None = None):
     """One fortune category normal, 5 % from the others with at least TEXT_MIN_TEXTS texts (bench/fortunes.py)."""
-    vectors = fortunes.embeddings(fortunes.texts(folder or fortunes.FOLDER, TEXT_MIN_TEXTS))
-    X, y = fortunes.one_set(vectors, category)
+    X, y = fortunes.one_set(_text_vectors(folder or fortunes.FOLDER), category)
     X, y = _cap(X, y, max_rows)
     return _same(X, y)
 

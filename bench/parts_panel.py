@@ -221,20 +221,43 @@ def score_of(cache, prefix: str, parts: tuple[str, ...], weights: dict[str, floa
     return score_parts.combine(values, registered, np.array(centers), np.array(scales), w).astype(np.float32)
 
 
-def wide_parts(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[str, ...] | None:
+# a candidate's "wide" entry that defers to the package's own rule (parts.data_kind, parts.resolved_score)
+PACKAGE = "package"
+
+
+def package_choice(cache: "Values", view: str = "kept") -> tuple[str, tuple[str, ...], dict]:
+    """(the data's kind, the parts, their weights) of the package's default score on this set, as the package
+    chooses them from the reference rows of ``view`` ("kept": the kept rows, as the package reads them)."""
+    score = DEFAULTS["score"]
+    kind = "narrow"
+    if score in score_parts.BY_DATA:
+        kind = score_parts.data_kind(cache.cache[f"{view}/reference"], cache.seed)
+        score = score_parts.BY_DATA[score][kind]
+    return kind, score_parts.parts_of(score), dict(score_parts.WEIGHTS.get(score, {}))
+
+
+def wide_parts(cache: "Values", wide: dict | str | None, view: str = "kept") -> tuple[str, ...] | None:
     """A candidate's parts on wide data (its "wide" entry) where the set is wide: at least ``columns``
     columns, and a range part fitted on the reference rows of ``view`` ("kept": the kept rows; "all"
-    for a fit without cleaning) at a level of at least ``level`` (parts.resolve); else None."""
+    for a fit without cleaning) at a level of at least ``level`` (parts.data_kind); else None. ``PACKAGE``:
+    the package's parts where it takes the set as wide."""
+    if wide == PACKAGE:
+        kind, parts, _ = package_choice(cache, view)
+        return parts if kind == "wide" else None
     chosen = by_data(cache, wide and {k: v for k, v in wide.items() if k != "many"}, view)
     return chosen[0] if chosen else None
 
 
-def by_data(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[tuple[str, ...], dict] | None:
+def by_data(cache: "Values", wide: dict | str | None, view: str = "kept") -> tuple[tuple[str, ...], dict] | None:
     """(parts, weights) a candidate's "wide" entry gives this set, None where its usual parts apply. With at
     least ``columns`` columns: the entry's ``parts`` where the range part, fitted on the reference rows of
     ``view``, has a level of at least ``level`` (``wide_parts``); below that level, its "many" entry's
     ``parts`` and ``weights`` where it has one, and where its columns are dense if it asks so (``modal_share``:
-    the median column's most common value held by at most that share of the rows, parts.modal_share)."""
+    the median column's most common value held by at most that share of the rows, parts.modal_share).
+    ``PACKAGE``: the package's own choice (``package_choice``) wherever the data is not narrow."""
+    if wide == PACKAGE:
+        kind, parts, weights = package_choice(cache, view)
+        return None if kind == "narrow" else (parts, weights)
     if not wide or cache.X.shape[1] < wide["columns"]:
         return None
     reference = cache.cache[f"{view}/reference"]
@@ -248,16 +271,11 @@ def by_data(cache: "Values", wide: dict | None, view: str = "kept") -> tuple[tup
 
 def package_default() -> tuple:
     """The package's default score as ``run_row`` takes a spec: its parts, their weights, those fitted on the kept
-    rows, its parts on wide data (``wide_parts``; None where it does not choose them by the data) and its reference
+    rows, its parts by the data (``PACKAGE`` where it chooses them by the data, else None) and its reference
     trim (cleaning.tails_trim's cutoff, None for none)."""
     parts = score_parts.parts_of(DEFAULTS["score"])
-    wide = None
-    if DEFAULTS["score"] in score_parts.BY_DATA:
-        by_kind = score_parts.BY_DATA[DEFAULTS["score"]]
-        wide = {"parts": score_parts.parts_of(by_kind["wide"]), "columns": score_parts.WIDE_COLUMNS, "level": score_parts.WIDE_LEVEL,
-                "many": {"parts": score_parts.parts_of(by_kind["dense"]), "weights": score_parts.WEIGHTS.get(by_kind["dense"], {}),
-                         "modal_share": score_parts.DENSE_MODAL_SHARE}}
-    return (parts, score_parts.WEIGHTS.get(DEFAULTS["score"], {}), kept_parts(parts), wide, DEFAULTS.get("reference_trim"))
+    by_kind = PACKAGE if DEFAULTS["score"] in score_parts.BY_DATA else None
+    return (parts, score_parts.WEIGHTS.get(DEFAULTS["score"], {}), kept_parts(parts), by_kind, DEFAULTS.get("reference_trim"))
 
 
 def kept_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
@@ -271,13 +289,9 @@ def aurocs(cache: "Values", y: np.ndarray, columns: dict[str, tuple[str, ...]]) 
     the package combines them, each fitted where the package fits it), the reference trimmed as the default trims it."""
     from sklearn.metrics import roc_auc_score
 
-    parts, weights, kept, wide_spec, trim = package_default()
-    view = cache.trimmed(trim)
-    chosen = by_data(cache, wide_spec)
-    wide = wide_parts(cache, wide_spec)
-    parts, weights = chosen or (parts, weights)
-    kind = score_parts.data_kind(cache.cache["kept/reference"], cache.seed)
-    out: dict = {"wide": bool(wide), "kind": kind,
+    view = cache.trimmed(package_default()[4])
+    kind, parts, weights = package_choice(cache)
+    out: dict = {"wide": kind == "wide", "kind": kind,
                  "default": float(roc_auc_score(y, score_of(cache, view, parts, weights, kept_parts(parts))))}
     for column, parts in columns.items():
         out[column] = float(roc_auc_score(y, score_of(cache, view, parts, {}, kept_parts(parts))))

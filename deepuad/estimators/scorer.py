@@ -93,9 +93,11 @@ class Scorer:
 
     def scores(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(score, counting score) from the parts' values, float32. ``DeepUAD.fit`` estimates the
-        anomaly share from the counting score: the plain mean of the parts where they are weighted
-        (for ``score="combined"`` the forest's bounded score compresses the weighted score's upper
-        tail, where the 3-robust-sigma count then finds almost nothing), else the score itself."""
+        anomaly share from the counting score: the plain mean of the parts wherever they are weighted
+        (``combined``, and ``knn2+l2+range`` on dense data), else the score itself. Weights say how to
+        rank rows, not how far out a row is: with ``combined`` the forest's bounded score, counted
+        twice, compresses the weighted score's upper tail, where the 3-robust-sigma count then finds
+        almost nothing."""
         score = self.combined(values).astype(np.float32)
         if len(values) == 1 or (self.score_weights_ == 1).all():
             return score, score
